@@ -1,0 +1,128 @@
+# coev — one Makefile for the library, tests, examples and benchmarks.
+#
+#   make              libcoev.a and libcoev.so.0 in build/
+#   make demo         build and run examples/tour.c
+#   make check        the cmocka suites (installs missing deps first)
+#   make check-asan   the suites under ASan+UBSan (build-asan/)
+#   make check-tsan   the suites under TSan (build-tsan/)
+#   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# SAN=asan|tsan selects a sanitizer build in its own directory. The context
+# switch is chosen by architecture: sched/ctx_$(ARCH).S.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SAN ?=
+ARCH := $(shell uname -m)
+VERSION := 0.1.0
+SOVERSION := 0
+
+ifeq ($(SAN),asan)
+B := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -fno-omit-frame-pointer -DCOEV_ASAN=1
+else ifeq ($(SAN),tsan)
+B := build-tsan
+CC := clang
+SANFLAGS := -fsanitize=thread -DCOEV_TSAN=1 -DCK_USE_CC_BUILTINS=1
+else
+B := build
+SANFLAGS :=
+endif
+
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
+	-fvisibility=hidden -fPIC -pthread -Iinclude -I.
+CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+LIBS := -lev -lck -lpthread -lm
+TEST_LIBS := -lcmocka $(LIBS)
+
+LIB_SRC := $(wildcard sched/*.c sync/*.c bridge/*.c)
+LIB_ASM := sched/ctx_$(ARCH).S
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
+HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h bridge/*.h)
+
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
+
+.PHONY: all lib deps check check-asan check-tsan demo bench examples \
+	install uninstall clean format format-check
+
+all: lib
+
+lib: $(B)/libcoev.a $(B)/libcoev.so.$(SOVERSION)
+
+# Installs the Debian packages when a header or tool is missing.
+deps:
+	@ci/install-deps.sh --if-missing
+
+$(B)/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libcoev.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
+	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libcoev.so.$(SOVERSION) \
+		-o $@ $^ $(LIBS)
+	ln -sf libcoev.so.$(SOVERSION) $(B)/libcoev.so
+
+$(B)/tests/%: tests/%.c $(B)/libcoev.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
+
+$(B)/examples/%: examples/%.c $(B)/libcoev.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(LIBS)
+
+examples: $(EXAMPLE_BIN)
+
+check: deps lib $(TEST_BIN)
+	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
+	@ci/run-tests.sh $(B) $(TEST_BIN)
+
+check-asan:
+	$(MAKE) SAN=asan check
+
+check-tsan:
+	$(MAKE) SAN=tsan check
+
+demo: deps $(B)/examples/tour
+	$(B)/examples/tour
+
+bench: deps lib
+	@bench/run.sh
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/coev.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/coev/*.h $(DESTDIR)$(PREFIX)/include/coev/
+	install -m 644 $(B)/libcoev.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcoev.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+		ci/coev.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coev.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/include/coev.h
+	rm -f $(DESTDIR)$(PREFIX)/lib/libcoev.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/coev.pc
+
+format:
+	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
+		sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+
+format-check:
+	clang-format --dry-run -Werror $(wildcard include/*.h include/coev/*.h \
+		sched/*.[ch] sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,3 @@
+module coev/bench/go
+
+go 1.19

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""bench/report.py — turn the raw lines of one bench/run.sh session into
+RESULT lines, a table, target verdicts and a gnuplot chart.
+
+    report.py RAW OUT_TXT CHART_DIR PNG [HEADER_FILE]
+
+RAW holds, in run order, the lines the benchmark programs printed
+("BENCH <workload> <runtime> workers=<n> key=value ...") and the lines
+run.sh wrote for runs that failed ("FAIL <workload> <runtime> workers=<n>
+rc=<code> why=<text>"). The report goes to stdout and to OUT_TXT (preceded
+by HEADER_FILE's text when given, followed by the raw lines); the chart is
+drawn by gnuplot into PNG from a script and data files written to CHART_DIR.
+"""
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+RUNTIMES = ["coev", "go", "tokio"]
+PEERS = ["go", "tokio"]
+WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch"]
+WORKERS = 2
+
+# (workload, metric, source key, unit shown on the chart, lower is better)
+METRICS = [
+    ("spawn", "ns_per_task", "ns_per_task", "ns per task", True),
+    ("yield", "ns_per_yield", "ns_per_yield", "ns per yield", True),
+    ("fib", "ns_per_task", "ns_per_task", "ns per task", True),
+    ("fib", "speedup", None, "speedup 2 workers / 1", False),
+    ("fib", "ns_per_task_1w", "ns_per_task", "ns per task, 1 worker", True),
+    ("sleepers", "kib_per_task", "kib_per_task", "KiB RSS per task", True),
+    ("sleepers", "wall_s", "wall_s", "wall s", True),
+    ("switch", "ns_per_switch", "ns_per_switch", "ns per switch", True),
+]
+CHART_SKIP = {("fib", "ns_per_task_1w")}
+
+COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3}
+
+
+def parse(raw_path):
+    """{(workload, runtime, workers): [dict per successful run, in order]},
+    {(workload, runtime, workers): [failure text, ...]}"""
+    ok, failed = {}, {}
+    with open(raw_path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 or parts[0] not in ("BENCH", "FAIL"):
+                continue
+            kv = {}
+            for p in parts[3:]:
+                if "=" in p:
+                    k, v = p.split("=", 1)
+                    kv[k] = v
+            try:
+                workers = int(kv.get("workers", "0"))
+            except ValueError:
+                workers = 0
+            key = (parts[1], parts[2], workers)
+            if parts[0] == "BENCH":
+                ok.setdefault(key, []).append(kv)
+            else:
+                why = line.split("why=", 1)[1].strip() if "why=" in line else ""
+                failed.setdefault(key, []).append(
+                    "rc=%s %s" % (kv.get("rc", "?"), why))
+    return ok, failed
+
+
+def num(kv, key):
+    try:
+        v = float(kv[key])
+    except (KeyError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+class Stat:
+    def __init__(self, values, reasons):
+        self.values = values
+        self.reasons = reasons
+        self.failed = len(reasons)
+        if values:
+            self.median = statistics.median(values)
+            self.min = min(values)
+            self.max = max(values)
+
+    @property
+    def ok(self):
+        return bool(self.values)
+
+
+def collect(ok, failed):
+    """{(workload, metric, runtime): Stat} for every series with any run."""
+    stats = {}
+    for w, metric, src, _, _ in METRICS:
+        for rt in RUNTIMES:
+            workers = 1 if metric == "ns_per_task_1w" else WORKERS
+            if w == "switch":
+                workers = 1
+            if metric == "speedup":
+                runs2 = ok.get((w, rt, WORKERS), [])
+                runs1 = ok.get((w, rt, 1), [])
+                # Pair the k-th 1-worker run with the k-th 2-worker run
+                # (run.sh runs them back to back).
+                vals = []
+                for a, b in zip(runs1, runs2):
+                    t1, t2 = num(a, "ns_per_task"), num(b, "ns_per_task")
+                    if t1 and t2:
+                        vals.append(t1 / t2)
+                f2 = failed.get((w, rt, WORKERS), [])
+                f1 = failed.get((w, rt, 1), [])
+                reasons = f2 if len(f2) >= len(f1) else f1
+                if vals or reasons:
+                    stats[(w, metric, rt)] = Stat(vals, reasons)
+                continue
+            runs = ok.get((w, rt, workers), [])
+            vals = [v for v in (num(r, src) for r in runs) if v is not None]
+            reasons = failed.get((w, rt, workers), []) + \
+                ["no %s in output" % src] * (len(runs) - len(vals))
+            if vals or reasons:
+                stats[(w, metric, rt)] = Stat(vals, reasons)
+    return stats
+
+
+def fmt(v):
+    if v is None:
+        return "NA"
+    a = abs(v)
+    if a >= 100:
+        return "%.1f" % v
+    if a >= 10:
+        return "%.2f" % v
+    return "%.3f" % v
+
+
+def result_lines(stats):
+    out = []
+    for w, metric, _, _, _ in METRICS:
+        for rt in RUNTIMES:
+            s = stats.get((w, metric, rt))
+            if s is None:
+                continue
+            if s.ok:
+                line = "RESULT %s %s %s=%s min=%s max=%s runs=%d" % (
+                    w, rt, metric, fmt(s.median), fmt(s.min), fmt(s.max),
+                    len(s.values))
+            else:
+                line = "RESULT %s %s %s=NA runs=0" % (w, rt, metric)
+            if s.failed:
+                line += " failed=%d" % s.failed
+            out.append(line)
+    return out
+
+
+def table(stats):
+    rows = [("workload", "metric") + tuple(RUNTIMES)]
+    for w, metric, _, _, _ in METRICS:
+        cells = []
+        for rt in RUNTIMES:
+            s = stats.get((w, metric, rt))
+            if s is None:
+                cells.append("-")
+            elif not s.ok:
+                if all("not built" in r for r in s.reasons):
+                    cells.append("NOT BUILT")
+                else:
+                    cells.append("FAILED x%d" % s.failed)
+            else:
+                c = "%s [%s..%s]" % (fmt(s.median), fmt(s.min), fmt(s.max))
+                if s.failed:
+                    c += " +%d failed" % s.failed
+                cells.append(c)
+        if all(c == "-" for c in cells):
+            continue
+        rows.append((w, metric) + tuple(cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[j])
+                     for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * wd for wd in widths))
+    lines.append("cells: median [min..max] over the runs; "
+                 "workers=2 unless the metric says otherwise")
+    return lines
+
+
+# Targets from the issue. ratio: coev / faster peer <= limit;
+# absolute: coev's own median compared with limit.
+TARGETS = [
+    ("spawn", "ns_per_task", "ratio", 1 / 3, "<="),
+    ("yield", "ns_per_yield", "ratio", 1 / 2, "<="),
+    ("fib", "ns_per_task", "ratio", 1 / 2, "<="),
+    ("fib", "speedup", "abs", 1.7, ">="),
+    ("sleepers", "kib_per_task", "abs", 8.0, "<="),
+    ("switch", "ns_per_switch", "abs", 10.0, "<"),
+]
+
+
+def holds(v, op, limit):
+    return {"<=": v <= limit, "<": v < limit, ">=": v >= limit}[op]
+
+
+def faster_peer(stats, w, metric):
+    best = None
+    for p in PEERS:
+        s = stats.get((w, metric, p))
+        if s is not None and s.ok and (best is None or s.median <
+                                       stats[(w, metric, best)].median):
+            best = p
+    return best
+
+
+def target_lines(stats, workloads):
+    """Lines of the verdict section, and {(w, metric): target value on the
+    chart's scale} for the dashed target lines."""
+    lines, marks = [], {}
+    for w, metric, kind, limit, op in TARGETS:
+        if w not in workloads:
+            continue
+        c = stats.get((w, metric, "coev"))
+        peer = faster_peer(stats, w, metric)
+        if c is None:
+            lines.append("TARGET %-8s %-13s coev was not run  -> N/A"
+                         % (w, metric))
+            continue
+        ps = stats.get((w, metric, peer)) if peer else None
+        if kind == "ratio":
+            goal = "coev/%s %s %s" % (peer or "peer", op, fmt(limit))
+            if c is None or not c.ok:
+                lines.append("TARGET %-8s %-13s %-26s coev has no result"
+                             "  -> MISSED" % (w, metric, goal))
+                continue
+            if ps is None:
+                lines.append("TARGET %-8s %-13s %-26s no peer result"
+                             "  -> UNKNOWN" % (w, metric, goal))
+                continue
+            r = c.median / ps.median
+            worst = c.max / ps.min
+            best = c.min / ps.max
+            verdict = "MET" if holds(r, op, limit) else "MISSED"
+            if verdict == "MET" and not holds(worst, op, limit):
+                verdict += " (not in every run)"
+            lines.append(
+                "TARGET %-8s %-13s %-26s ratio=%s (coev %s vs %s %s; "
+                "range %s..%s)  -> %s" % (
+                    w, metric, goal, fmt(r), fmt(c.median), peer,
+                    fmt(ps.median), fmt(best), fmt(worst), verdict))
+            marks[(w, metric)] = ps.median * limit
+        else:
+            goal = "coev %s %s" % (op, fmt(limit))
+            marks[(w, metric)] = limit
+            if c is None or not c.ok:
+                lines.append("TARGET %-8s %-13s %-26s coev has no result"
+                             "  -> MISSED" % (w, metric, goal))
+                continue
+            verdict = "MET" if holds(c.median, op, limit) else "MISSED"
+            lo_better = op in ("<=", "<")
+            worst = c.max if lo_better else c.min
+            if verdict == "MET" and not holds(worst, op, limit):
+                verdict += " (not in every run)"
+            extra = ""
+            if ps is not None:
+                extra = "; %s %s, coev/%s=%s" % (
+                    peer, fmt(ps.median), peer, fmt(c.median / ps.median))
+            lines.append(
+                "TARGET %-8s %-13s %-26s value=%s (range %s..%s%s)  -> %s"
+                % (w, metric, goal, fmt(c.median), fmt(c.min), fmt(c.max),
+                   extra, verdict))
+    return lines, marks
+
+
+def chart(stats, marks, workloads, chart_dir, png):
+    panels = [(w, m, unit, lower) for w, m, _, unit, lower in METRICS
+              if w in workloads and (w, m) not in CHART_SKIP
+              and any((w, m, rt) in stats for rt in RUNTIMES)]
+    if not panels:
+        return "no data to chart"
+    os.makedirs(chart_dir, exist_ok=True)
+    ncols = min(4, len(panels))
+    nrows = (len(panels) + ncols - 1) // ncols
+    gp = [
+        "set terminal pngcairo size %d,%d font 'Sans,10'" % (
+            420 * ncols, 380 * nrows),
+        "set output '%s'" % png,
+        "set multiplot layout %d,%d title 'coev vs Go vs tokio "
+        "(2 workers; bar = median, whisker = min..max; dashed = target)' "
+        "font 'Sans,13'" % (nrows, ncols),
+        "set style fill solid 0.85 border lc rgb '#333333'",
+        "set boxwidth 0.6",
+        "set grid ytics lc rgb '#dddddd'",
+        "set border 3",
+        "set tics nomirror",
+        "set xrange [-0.6:%g]" % (len(RUNTIMES) - 0.4),
+        "set xtics (%s)" % ", ".join(
+            "'%s' %d" % (rt, i) for i, rt in enumerate(RUNTIMES)),
+        "unset key",
+    ]
+    for k, (w, m, unit, lower) in enumerate(panels):
+        dat = os.path.join(chart_dir, "panel%d.dat" % k)
+        top = 0.0
+        with open(dat, "w") as f:
+            for i, rt in enumerate(RUNTIMES):
+                s = stats.get((w, m, rt))
+                if s is not None and s.ok:
+                    f.write("%d %s %.6g %.6g %.6g %d\n" % (
+                        i, rt, s.median, s.min, s.max, COLORS[rt]))
+                    top = max(top, s.max)
+        mark = marks.get((w, m))
+        if mark is not None:
+            top = max(top, mark)
+        top = top * 1.22 if top > 0 else 1
+        gp.append("unset label")
+        gp.append("unset arrow")
+        for i, rt in enumerate(RUNTIMES):
+            s = stats.get((w, m, rt))
+            if s is not None and not s.ok:
+                gp.append("set label 'FAILED' at %d,%g center tc rgb "
+                          "'red'" % (i, top * 0.06))
+            elif s is None and w != "switch":
+                gp.append("set label 'n/a' at %d,%g center tc rgb "
+                          "'#888888'" % (i, top * 0.06))
+        if w == "switch":
+            gp.append("set label 'no equivalent in Go or tokio' at 1.5,%g "
+                      "center tc rgb '#888888'" % (top * 0.5))
+        if mark is not None:
+            gp.append("set arrow from -0.6,%g to %g,%g nohead dt 2 lw 1.5 "
+                      "lc rgb 'red' front" % (mark, len(RUNTIMES) - 0.4,
+                                               mark))
+            gp.append("set label 'target %.3g' at %g,%g right tc rgb 'red' "
+                      "font 'Sans,8' front" % (
+                          mark, len(RUNTIMES) - 0.45, mark + top * 0.025))
+        gp.append("set yrange [0:%g]" % top)
+        gp.append("set title '%s: %s (%s is better)'" % (
+            w, unit, "lower" if lower else "higher"))
+        if os.path.getsize(dat) == 0:
+            # Nothing to draw but the labels: plot an invisible point.
+            gp.append("plot 1/0 notitle")
+            continue
+        gp.append(
+            "plot '%s' using 1:3:6 with boxes lc rgb variable, "
+            "'' using 1:3:4:5 with yerrorbars lc rgb '#222222' pt 7 ps 0.3 "
+            "lw 1.3, "
+            "'' using 1:5:(sprintf('%%.3g', $3)) with labels offset 0,0.8 "
+            "font 'Sans,9'" % dat)
+    gp.append("unset multiplot")
+    script = os.path.join(chart_dir, "chart.gp")
+    with open(script, "w") as f:
+        f.write("\n".join(gp) + "\n")
+    try:
+        r = subprocess.run(["gnuplot", script], capture_output=True,
+                           text=True)
+    except OSError as e:
+        return "gnuplot: %s" % e
+    if r.returncode != 0:
+        return "gnuplot failed (%d): %s" % (r.returncode, r.stderr.strip())
+    return "chart: %s" % png
+
+
+def main():
+    if len(sys.argv) < 5:
+        sys.exit(__doc__)
+    raw, out_txt, chart_dir, png = sys.argv[1:5]
+    header = ""
+    if len(sys.argv) > 5:
+        with open(sys.argv[5]) as f:
+            header = f.read()
+    ok, failed = parse(raw)
+    seen = {k[0] for k in ok} | {k[0] for k in failed}
+    workloads = [w for w in WORKLOADS if w in seen]
+    stats = collect(ok, failed)
+    tlines, marks = target_lines(stats, workloads)
+
+    report = result_lines(stats)
+    report += ["", "== table =="] + table(stats)
+    report += ["", "== targets (coev vs the faster peer, medians) =="] + tlines
+    fails = []
+    for (w, rt, wk), whys in sorted(failed.items()):
+        for why in whys:
+            fails.append("FAILED %s %s workers=%d %s" % (w, rt, wk, why))
+    if fails:
+        report += ["", "== failed runs =="] + fails
+    report.append("")
+    report.append(chart(stats, marks, workloads, chart_dir, png))
+
+    text = "\n".join(report) + "\n"
+    sys.stdout.write(text)
+    with open(raw) as f:
+        raw_text = f.read()
+    with open(out_txt, "w") as f:
+        f.write(header)
+        f.write(text)
+        f.write("\n== raw lines, in run order ==\n")
+        f.write(raw_text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# bench/run.sh — coev against Go and tokio on the same workloads, in one run.
+#
+#   bench/run.sh                          every workload (what `make bench` runs)
+#   WORKLOADS="spawn fib" bench/run.sh    a subset
+#
+# Environment:
+#   WORKLOADS      any of: spawn yield fib sleepers switch (default: all)
+#   RUNTIMES       any of: coev go tokio (default: all three)
+#   RUNS           runs per short workload and runtime (default 5)
+#   SLEEPER_RUNS   runs of the 2-second sleepers workload (default 3)
+#   BENCH_TIMEOUT  seconds before one run is killed and counted failed (120)
+#
+# Builds into bench/build/ and bench/tokio/target/, runs the runtimes
+# alternately (coev, go, tokio, coev, go, tokio, ...), and hands the raw
+# lines to bench/report.py, which prints the RESULT lines, the table and the
+# target verdicts and draws bench/results/latest.png. The report is saved
+# as bench/results/latest.txt and bench/results/<UTC timestamp>.txt.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+BUILD=$HERE/build
+RESULTS=$HERE/results
+LOGS=$BUILD/logs
+TOKIO_DIR=$HERE/tokio
+TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
+
+ALL_WORKLOADS="spawn yield fib sleepers switch"
+WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
+RUNTIMES=${RUNTIMES:-coev go tokio}
+RUNS=${RUNS:-5}
+SLEEPER_RUNS=${SLEEPER_RUNS:-3}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+WORKERS=2
+
+say() { echo "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+for w in $WORKLOADS; do
+	case " $ALL_WORKLOADS " in
+	*" $w "*) ;;
+	*) die "unknown workload '$w' (known: $ALL_WORKLOADS)" ;;
+	esac
+done
+for r in $RUNTIMES; do
+	case $r in coev | go | tokio) ;; *) die "unknown runtime '$r'" ;; esac
+done
+has_rt() { case " $RUNTIMES " in *" $1 "*) return 0 ;; esac; return 1; }
+# switch measures coev's own context switch; Go and tokio have no equivalent.
+peer_workloads=$(for w in $WORKLOADS; do [ "$w" = switch ] || echo "$w"; done)
+
+start=$SECONDS
+mkdir -p "$BUILD" "$LOGS" "$RESULTS"
+
+# ---- tools -------------------------------------------------------------
+
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell may lack.
+if ! command -v cargo >/dev/null && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+	PATH=$PATH:${HOME:-/root}/.cargo/bin
+fi
+missing=""
+if [ -n "$peer_workloads" ]; then
+	has_rt go && ! command -v go >/dev/null && missing="$missing go"
+	if has_rt tokio; then
+		command -v cargo >/dev/null || missing="$missing cargo"
+		ls -d /usr/share/cargo/registry/tokio-1.* >/dev/null 2>&1 ||
+			missing="$missing tokio-sources"
+	fi
+fi
+command -v gnuplot >/dev/null || missing="$missing gnuplot"
+if [ -n "$missing" ]; then
+	say "missing:$missing; installing the Debian packages"
+	"$ROOT/ci/install-deps.sh" --bench || die "ci/install-deps.sh --bench failed"
+fi
+if ! command -v python3 >/dev/null; then
+	say "python3 missing; installing it"
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+		--no-install-recommends python3 >&2 || die "cannot install python3"
+fi
+
+# ---- builds ------------------------------------------------------------
+# A runtime that fails to build is left out of the runs and reported.
+
+declare -A avail
+build_fail() {
+	say "$1 did not build; its runs are skipped (log: $2)"
+	tail -n 15 "$2" | sed 's/^/    /' >&2
+}
+
+if has_rt coev; then
+	avail[coev]=1
+	if ! make -s -C "$ROOT" lib >"$LOGS/build-coev.log" 2>&1; then
+		avail[coev]=0
+		build_fail "libcoev.a" "$LOGS/build-coev.log"
+	else
+		cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I$ROOT/include -I$ROOT"
+		libs="$ROOT/build/libcoev.a -lev -lck -lpthread -lm"
+		# shellcheck disable=SC2086
+		if ! cc $cflags "$HERE/coev/bench.c" -o "$BUILD/coev-bench" $libs \
+			>>"$LOGS/build-coev.log" 2>&1; then
+			avail[coev]=0
+			build_fail "bench/coev/bench.c" "$LOGS/build-coev.log"
+		fi
+		avail[coev_switch]=1
+		# shellcheck disable=SC2086
+		if ! cc $cflags "$HERE/coev/switch.c" -o "$BUILD/coev-switch" $libs \
+			>>"$LOGS/build-coev.log" 2>&1; then
+			avail[coev_switch]=0
+			build_fail "bench/coev/switch.c" "$LOGS/build-coev.log"
+		fi
+	fi
+fi
+
+if has_rt go && [ -n "$peer_workloads" ]; then
+	avail[go]=1
+	say "building the Go benchmark"
+	if ! (cd "$HERE/go" && GO111MODULE=on GOFLAGS=-mod=mod GOPROXY=off \
+		GOCACHE="$BUILD/go-cache" GOPATH="$BUILD/gopath" \
+		go build -o "$BUILD/go-bench" .) >"$LOGS/build-go.log" 2>&1; then
+		avail[go]=0
+		build_fail "bench/go" "$LOGS/build-go.log"
+	fi
+fi
+
+if has_rt tokio && [ -n "$peer_workloads" ]; then
+	avail[tokio]=1
+	say "building the tokio benchmark (cargo, offline)"
+	# cargo reads .cargo/config.toml from the working directory upwards.
+	if ! (cd "$TOKIO_DIR" && cargo build --release --offline \
+		--target-dir "$TOKIO_DIR/target") >"$LOGS/build-tokio.log" 2>&1; then
+		avail[tokio]=0
+		build_fail "bench/tokio" "$LOGS/build-tokio.log"
+	fi
+fi
+
+# ---- runs --------------------------------------------------------------
+
+RAW=$BUILD/raw.txt
+: >"$RAW"
+
+# not_built WORKLOAD RUNTIME WORKERS: count a run of an unbuilt program failed.
+not_built() {
+	echo "FAIL $1 $2 workers=$3 rc=none why=not built, see bench/build/logs/build-$2.log" >>"$RAW"
+}
+
+# run_one WORKLOAD RUNTIME WORKERS: one process, one BENCH line into $RAW
+# (or a FAIL line when it crashes, times out or prints no BENCH line).
+run_one() {
+	local w=$1 rt=$2 n=$3 log out rc line
+	log=$LOGS/$w-$rt-w$n.log
+	case $rt in
+	coev)
+		if [ "$w" = switch ]; then
+			[ "${avail[coev_switch]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
+			set -- "$BUILD/coev-switch"
+		else
+			[ "${avail[coev]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
+			set -- "$BUILD/coev-bench" "$w" "$n"
+		fi
+		;;
+	go)
+		[ "${avail[go]:-0}" = 1 ] || { not_built "$w" go "$n"; return 0; }
+		set -- env GOMAXPROCS="$n" "$BUILD/go-bench" "$w"
+		;;
+	tokio)
+		[ "${avail[tokio]:-0}" = 1 ] || { not_built "$w" tokio "$n"; return 0; }
+		set -- "$TOKIO_BIN" "$w" "$n"
+		;;
+	esac
+	echo "== $(date -u +%H:%M:%S) $*" >>"$log"
+	out=$(timeout -k 5 "$BENCH_TIMEOUT" "$@" 2>>"$log")
+	rc=$?
+	line=$(printf '%s\n' "$out" | grep '^BENCH ' | tail -n 1)
+	if [ $rc = 0 ] && [ -n "$line" ]; then
+		echo "$line" >>"$RAW"
+		say "  $(echo "$line" | cut -d' ' -f2-)"
+		return 0
+	fi
+	local why
+	case $rc in
+	0) why="no BENCH line printed" ;;
+	124 | 137) why="timed out after ${BENCH_TIMEOUT}s" ;;
+	*)
+		if [ "$rc" -gt 128 ]; then
+			why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
+		else
+			why="exit status $rc"
+		fi
+		;;
+	esac
+	local err
+	err=$(grep -v '^== ' "$log" | tail -n 1 | tr -s ' \t' ' ' | cut -c1-200)
+	[ -n "$err" ] && why="$why; last stderr: $err"
+	echo "FAIL $w $rt workers=$n rc=$rc why=$why" >>"$RAW"
+	say "  FAILED $w $rt workers=$n: $why"
+}
+
+for w in $WORKLOADS; do
+	runs=$RUNS
+	[ "$w" = sleepers ] && runs=$SLEEPER_RUNS
+	for i in $(seq 1 "$runs"); do
+		say "$w: run $i/$runs"
+		for rt in $RUNTIMES; do
+			if [ "$w" = switch ]; then
+				[ "$rt" = coev ] && run_one switch coev 1
+				continue
+			fi
+			run_one "$w" "$rt" "$WORKERS"
+			# fib's speedup: the same tree on one worker, right after.
+			[ "$w" = fib ] && run_one fib "$rt" 1
+		done
+	done
+done
+
+# ---- report ------------------------------------------------------------
+
+elapsed=$((SECONDS - start))
+stamp=$(date -u +%Y%m%d-%H%M%S)
+HDR=$BUILD/header.txt
+{
+	echo "coev benchmarks — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
+	echo "coev: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no commit') ($(cc --version | head -n1))"
+	has_rt go && command -v go >/dev/null && echo "go: $(go version)"
+	has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
+	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	echo "total time: ${elapsed}s (builds included)"
+	echo
+} >"$HDR"
+
+cat "$HDR"
+python3 "$HERE/report.py" "$RAW" "$RESULTS/latest.txt" "$BUILD/chart" \
+	"$RESULTS/latest.png" "$HDR" || die "report.py failed"
+cp "$RESULTS/latest.txt" "$RESULTS/$stamp.txt"
+say "saved $RESULTS/latest.txt, $RESULTS/$stamp.txt and $RESULTS/latest.png"

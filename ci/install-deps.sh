@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages coev needs to build and test.
+#   ci/install-deps.sh              install the build and test packages
+#   ci/install-deps.sh --if-missing only when a header or tool is missing
+#   ci/install-deps.sh --bench      also the benchmark peers (Go, tokio, gnuplot)
+set -eu
+pkgs="build-essential clang libev-dev libck-dev libcmocka-dev pkg-config"
+need=0
+case "${1:-}" in
+--if-missing)
+	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h; do
+		[ -f "$f" ] || need=1
+	done
+	command -v clang >/dev/null || need=1
+	[ $need = 1 ] || exit 0
+	;;
+--bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox" ;;
+esac
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+echo "coev: installing Debian packages: $pkgs" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >&2
+$sudo apt-get install -y -q --no-install-recommends $pkgs >&2

@@ -1,0 +1,15 @@
+/*
+ * coev.h — the umbrella header: include this one.
+ *
+ * coev is a multi-threaded, work-stealing runtime for stackful coroutines:
+ * per-core event loops run tasks, idle workers steal from busy ones.
+ */
+#ifndef COEV_H
+#define COEV_H
+
+#include "coev/error.h"
+#include "coev/time.h"
+#include "coev/runtime.h"
+#include "coev/task.h"
+
+#endif

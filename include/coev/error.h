@@ -1,0 +1,46 @@
+/*
+ * coev/error.h — error codes.
+ *
+ * Every coev call reports failure as a negative errno-style return value,
+ * never through errno: a coroutine may resume on another thread, and a
+ * compiler may keep a thread-local address (errno's included) across a call.
+ * Codes that errno has no name for are coev's own, in the range below
+ * COEV_ERR_BASE; coev_strerror() names both kinds.
+ */
+#ifndef COEV_ERROR_H
+#define COEV_ERROR_H
+
+#include <errno.h>
+
+#if defined(__GNUC__)
+#define COEV_API __attribute__((visibility("default")))
+#else
+#define COEV_API
+#endif
+
+#define COEV_ERR_BASE (-10000)
+
+/* X(name, value, message): coev's own codes. */
+#define COEV_OWN_ERRORS(X)                                                     \
+	X(COEV_ENOTCORO, COEV_ERR_BASE - 1,                                    \
+	  "operation must be called from inside a coev task")                  \
+	X(COEV_ENOTRT, COEV_ERR_BASE - 2,                                      \
+	  "operation must be called from outside the runtime's worker threads") \
+	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                                   \
+	  "no memory mapping left for a coroutine stack")
+
+enum coev_error {
+#define COEV_ERR_ENUM(name, value, msg) name = (value),
+	COEV_OWN_ERRORS(COEV_ERR_ENUM)
+#undef COEV_ERR_ENUM
+};
+
+/*
+ * coev_strerror — a constant English description of err.
+ * err: a negative code returned by any coev call (positive values are
+ * treated as their negation). Returns a static string, never NULL; unknown
+ * codes give "unknown error". Any thread; never suspends; never allocates.
+ */
+COEV_API const char *coev_strerror(int err);
+
+#endif

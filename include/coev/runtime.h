@@ -1,0 +1,142 @@
+/*
+ * coev/runtime.h — creating, running and stopping a runtime.
+ *
+ * A runtime is a set of worker threads, each with its own event loop, that
+ * run coev tasks and steal work from each other. Programs usually call
+ * coev_run() (Python's asyncio.run); services that link coev in create a
+ * runtime with coev_rt_new(), spawn into it from their own threads with
+ * coev_rt_spawn(), wait with coev_join() from those threads, and stop it
+ * with coev_rt_shutdown() and coev_rt_free().
+ *
+ * Lifetime rules:
+ *  1. coev_rt_new() starts every worker before it returns.
+ *  2. coev_rt_shutdown() refuses new spawns (-ESHUTDOWN), waits for live
+ *     tasks up to a deadline, stops the workers, and reports how many tasks
+ *     were left unfinished. It must be called from outside the runtime.
+ *  3. coev_rt_free() shuts down (deadline now) if that was not done, then
+ *     releases every task, stack, loop and thread the runtime holds. Task
+ *     handles into the runtime are invalid afterwards.
+ */
+#ifndef COEV_RUNTIME_H
+#define COEV_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "time.h"
+
+typedef struct coev_rt coev_rt_t;
+typedef struct coev_task coev_task_t;
+
+/*
+ * A task's body. It returns its result: a non-negative value for success
+ * or a negative error code for failure (by convention a coev or errno
+ * code). Results larger than an int travel through arg, which the spawner
+ * owns.
+ */
+typedef int (*coev_fn)(void *arg);
+
+#define COEV_WORKERS_MAX 1024
+#define COEV_STACK_MIN ((size_t)16 * 1024)
+#define COEV_STACK_MAX ((size_t)1024 * 1024 * 1024)
+#define COEV_STACK_DEFAULT ((size_t)256 * 1024)
+
+typedef struct coev_config {
+	/* Worker threads: 1..COEV_WORKERS_MAX. */
+	unsigned workers;
+	/* Usable bytes per coroutine stack: COEV_STACK_MIN..COEV_STACK_MAX;
+	 * rounded up to whole pages. A guard page is added below. */
+	size_t stack_size;
+	/* How long coev_run() waits for tasks still alive when main returns. */
+	coev_time_t shutdown_timeout;
+} coev_config_t;
+
+/*
+ * coev_config_init — fill cfg with the defaults: workers from the
+ * COEV_WORKERS environment variable or else the number of online CPUs;
+ * stack_size from COEV_STACK_SIZE (bytes, with an optional k/m suffix) or
+ * else COEV_STACK_DEFAULT; shutdown_timeout 5 s.
+ * Returns 0, or -EINVAL when an environment variable is malformed or out of
+ * range (that field then keeps its built-in default; the others are set).
+ * Any thread; never suspends; never allocates. cfg is the caller's.
+ */
+COEV_API int coev_config_init(coev_config_t *cfg);
+
+/*
+ * coev_rt_new — create a runtime and start its workers.
+ * cfg: NULL for coev_config_init()'s defaults; copied, not kept.
+ * On success stores the runtime in *out and returns 0. Errors: -EINVAL for a
+ * NULL out or a field out of range; -ENOMEM; -EAGAIN when a thread could not
+ * be started; -EMFILE/-ENFILE when an event loop could not be created. On
+ * error nothing is left allocated. Any thread; never suspends.
+ */
+COEV_API int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out);
+
+/*
+ * coev_rt_spawn — start fn(arg) as a task of rt, from any thread.
+ * name: NULL or a label for messages (copied; at most 31 bytes are kept).
+ * out: NULL to detach the task at once, or where to store its handle; the
+ * handle must later be given to coev_join() or coev_detach() exactly once.
+ * Returns 0, or -EINVAL (NULL rt or fn), -ENOMEM, -ESHUTDOWN (the runtime is
+ * shutting down). Never suspends. From a task of rt it behaves as
+ * coev_spawn_named().
+ */
+COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
+			   void *arg, coev_task_t **out);
+
+/*
+ * coev_rt_shutdown — stop accepting spawns, wait until every task has
+ * finished or the deadline passes, then stop the workers.
+ * Returns the number of tasks still unfinished (0 when all finished), or
+ * COEV_ENOTRT when called from one of rt's workers, or -EINVAL for NULL.
+ * Unfinished tasks are not resumed again; coev_rt_free() releases them.
+ * Calling it again returns the same count without waiting. Blocks the
+ * calling thread (never a worker); never allocates.
+ */
+COEV_API int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline);
+
+/*
+ * coev_rt_free — shut down if needed (deadline: now) and release rt and
+ * everything it owns. rt may be NULL. Outside the runtime only; aborts with
+ * a message if called from one of rt's workers.
+ */
+COEV_API void coev_rt_free(coev_rt_t *rt);
+
+/*
+ * coev_run — asyncio.run: create a runtime from cfg (NULL for defaults),
+ * run main(arg) as its first task, and when main returns wait for the
+ * remaining tasks up to cfg->shutdown_timeout, report on stderr how many
+ * were left, and free the runtime.
+ * Returns main's result, or a negative error from coev_rt_new() (then main
+ * did not run), or COEV_ENOTRT when called from inside a runtime.
+ */
+COEV_API int coev_run(coev_fn main, void *arg, const coev_config_t *cfg);
+
+/* Counters of one worker, read without stopping it (each one exact, the set
+ * not a snapshot). */
+typedef struct coev_worker_stats {
+	uint64_t polls;       /* task resumptions on this worker */
+	uint64_t spawned;     /* tasks spawned by tasks on this worker */
+	uint64_t finished;    /* tasks that ended on this worker */
+	uint64_t stolen;      /* tasks this worker took from others */
+	uint64_t steal_ops;   /* successful steal operations */
+	uint64_t parks;       /* times the worker slept in its event loop */
+	uint64_t inject_pops; /* tasks taken from the inject queue */
+	uint64_t stacks_mapped; /* stacks this worker created (not reused) */
+	uint64_t stacks_pooled; /* stacks now idle in this worker's pool */
+} coev_worker_stats_t;
+
+/*
+ * coev_rt_workers — the number of workers of rt (0 for NULL).
+ * coev_rt_worker_stats — copy worker i's counters to *st; returns 0 or
+ * -EINVAL for a bad rt, index or st. Any thread; never suspends.
+ */
+COEV_API unsigned coev_rt_workers(const coev_rt_t *rt);
+COEV_API int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
+				  coev_worker_stats_t *st);
+
+/* coev_rt_current — the runtime of the calling task, or NULL outside one. */
+COEV_API coev_rt_t *coev_rt_current(void);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * coev/task.h — tasks: spawn, join, gather, yield, sleep.
+ *
+ * A task is a stackful coroutine. It gets a stack from its worker's pool when
+ * it first runs and gives it back when it ends, so spawning many short tasks
+ * costs few stacks. A task may move to another worker whenever it is queued
+ * (after a yield or a wake); it never moves while it runs.
+ *
+ * Handle rules:
+ *  1. coev_spawn*() with a non-NULL out gives a handle that must be passed
+ *     exactly once to coev_join(), coev_gather() or coev_detach(). Joining
+ *     consumes the handle, as pthread_join does; using it again is a bug and
+ *     aborts with a message where it can be detected.
+ *  2. With out == NULL the task is detached from the start: it frees itself
+ *     when it ends and its result is dropped.
+ *  3. A task's result is delivered exactly once: to its joiner, or nowhere
+ *     if it is detached.
+ */
+#ifndef COEV_TASK_H
+#define COEV_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "runtime.h"
+#include "time.h"
+
+/*
+ * coev_spawn — start fn(arg) as a new task of the calling task's runtime.
+ * coev_spawn_named — the same with a name used in messages (copied; at most
+ * 31 bytes kept).
+ * The new task is queued on the calling worker (others may steal it); the
+ * caller keeps running. Returns 0, or -EINVAL (NULL fn), -ENOMEM,
+ * -ESHUTDOWN, COEV_ENOTCORO (not called from a task: use coev_rt_spawn()).
+ * From a task only; never suspends; allocates the task's control block
+ * (its stack is taken when it first runs).
+ */
+COEV_API int coev_spawn(coev_fn fn, void *arg, coev_task_t **out);
+COEV_API int coev_spawn_named(const char *name, coev_fn fn, void *arg,
+			      coev_task_t **out);
+
+/*
+ * coev_join — wait for task t to finish, store its result in *ret (if ret
+ * is not NULL) and release t.
+ * coev_join_dl — the same with an absolute deadline.
+ * From a task it suspends the task; from a thread outside the runtime it
+ * blocks that thread. Returns 0 when t finished (its own success or failure
+ * is in *ret), -ETIMEDOUT when the deadline passed first (t stays valid and
+ * must still be joined or detached), -EDEADLK when t is the calling task,
+ * -EINVAL for NULL t, COEV_ENOTCORO on a worker thread outside a task (a
+ * loop callback must not block its worker). A handle already joined or
+ * detached aborts with a message.
+ */
+COEV_API int coev_join(coev_task_t *t, int *ret);
+COEV_API int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret);
+
+/*
+ * coev_detach — give up the handle: t frees itself when it ends and its
+ * result is dropped. Returns 0 or -EINVAL for NULL. Any thread; never
+ * suspends.
+ */
+COEV_API int coev_detach(coev_task_t *t);
+
+/*
+ * coev_gather — asyncio.gather(..., return_exceptions=True): wait for all n
+ * tasks and store each one's own result (a value or a negative error) in
+ * rets[i]. Every handle is consumed. Returns the number of tasks whose
+ * result was negative, or -EINVAL (NULL tasks or rets with n > 0, a NULL
+ * entry), -EDEADLK (one of them is the caller; nothing is consumed).
+ * coev_gather_dl — the same with a deadline: on -ETIMEDOUT the tasks that
+ * finished are consumed and their entries in tasks[] set to NULL; the rest
+ * stay valid and owned by the caller.
+ * Same threads as coev_join(); never allocates.
+ */
+COEV_API int coev_gather(coev_task_t *const *tasks, size_t n, int *rets);
+COEV_API int coev_gather_dl(coev_task_t **tasks, size_t n, int *rets,
+			    coev_time_t deadline);
+
+/*
+ * coev_yield — let other ready tasks run; the caller goes to the back of its
+ * worker's queue and may resume on another worker. Returns 0 or
+ * COEV_ENOTCORO. From a task only.
+ */
+COEV_API int coev_yield(void);
+
+/*
+ * coev_sleep — suspend the calling task for at least ns nanoseconds.
+ * coev_sleep_until — until coev_now() >= deadline.
+ * Returns 0 or COEV_ENOTCORO. The worker runs other tasks meanwhile. From a
+ * task only; never allocates.
+ */
+COEV_API int coev_sleep(coev_time_t ns);
+COEV_API int coev_sleep_until(coev_time_t deadline);
+
+/* coev_self — the calling task, or NULL outside a task. Any thread. */
+COEV_API coev_task_t *coev_self(void);
+
+/* coev_worker_id — index of the worker running the caller, or -1 when the
+ * caller is not on a worker thread. The value may change after any call
+ * that suspends. */
+COEV_API int coev_worker_id(void);
+
+/* coev_task_name — t's name, or "" when it has none (NULL t: the caller's).
+ * coev_task_id — t's unique id within the process (0 for NULL). */
+COEV_API const char *coev_task_name(const coev_task_t *t);
+COEV_API uint64_t coev_task_id(const coev_task_t *t);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * sched/ctx_x86_64.S — context switch for x86_64 (System V ABI).
+ *
+ * Frame left on a suspended stack, from the saved sp upwards:
+ *   +0  MXCSR (4 bytes)   +4 x87 control word (2 bytes, 2 padding)
+ *   +8  r15  +16 r14  +24 r13  +32 r12  +40 rbx  +48 rbp  +56 return address
+ * coev__ctx_init() (sched/ctx.c) builds the same frame on a fresh stack with
+ * the boot trampoline as return address, entry in r12 and arg in r13.
+ */
+	.text
+	.globl	coev__ctx_switch
+	.hidden	coev__ctx_switch
+	.type	coev__ctx_switch, @function
+	.p2align 4
+coev__ctx_switch:	/* rdi = from, rsi = to */
+	.cfi_startproc
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	subq	$8, %rsp
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	(%rsi), %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	coev__ctx_switch, .-coev__ctx_switch
+
+/*
+ * First code run on a new stack: entered by the switch's ret with rsp
+ * 16-byte aligned, so the call below gives entry the ABI's alignment.
+ * rbp is 0 so that frame-pointer unwinders stop here.
+ */
+	.globl	coev__ctx_boot
+	.hidden	coev__ctx_boot
+	.type	coev__ctx_boot, @function
+	.p2align 4
+coev__ctx_boot:
+	.cfi_startproc
+	.cfi_undefined rip
+	movq	%r13, %rdi
+	callq	*%r12
+	ud2
+	.cfi_endproc
+	.size	coev__ctx_boot, .-coev__ctx_boot
+
+	.section .note.GNU-stack,"",@progbits

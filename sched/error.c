@@ -1,0 +1,70 @@
+/*
+ * sched/error.c — coev_strerror and coev__panic.
+ *
+ * One table names every code a coev call returns: coev's own codes (from
+ * the X-macro in coev/error.h) and the errno codes coev uses. strerror() is
+ * not used: its buffer is shared between threads and its wording varies.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sched.h"
+
+static const struct {
+	int code;
+	const char *msg;
+} errors[] = {
+#define COEV_ERR_ROW(name, value, msg) {value, msg},
+	COEV_OWN_ERRORS(COEV_ERR_ROW)
+#undef COEV_ERR_ROW
+	{-EPERM, "operation not permitted"},
+	{-ENOENT, "no such file or directory"},
+	{-EINTR, "interrupted"},
+	{-EIO, "input/output error"},
+	{-EBADF, "bad file descriptor"},
+	{-EAGAIN, "resource temporarily unavailable"},
+	{-ENOMEM, "out of memory"},
+	{-EACCES, "permission denied"},
+	{-EBUSY, "resource busy"},
+	{-EEXIST, "already exists"},
+	{-EINVAL, "invalid argument"},
+	{-ENFILE, "too many open files in the system"},
+	{-EMFILE, "too many open files"},
+	{-ENOSPC, "no space left"},
+	{-EPIPE, "broken pipe"},
+	{-ERANGE, "result out of range"},
+	{-EDEADLK, "operation would deadlock"},
+	{-ENOSYS, "not implemented"},
+	{-ENOTSUP, "not supported"},
+	{-ECONNREFUSED, "connection refused"},
+	{-ECONNRESET, "connection reset by peer"},
+	{-ETIMEDOUT, "timed out"},
+	{-ESHUTDOWN, "runtime is shutting down"},
+	{-ECANCELED, "cancelled"},
+	{-EALREADY, "already in progress"},
+	{-EINPROGRESS, "in progress"},
+};
+
+const char *coev_strerror(int err)
+{
+	if (err > 0)
+		err = -err;
+	for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+		if (errors[i].code == err)
+			return errors[i].msg;
+	return err == 0 ? "success" : "unknown error";
+}
+
+void coev__panic(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "coev: fatal: %s\n", buf);
+	fflush(stderr);
+	abort();
+}

@@ -1,0 +1,60 @@
+/*
+ * sched/platform.h — the platform seam.
+ *
+ * Everything the scheduler needs from the outside world goes through these
+ * few functions: threads, the clock, each worker's event loop (park, poll,
+ * doorbell, timers) and every choice the scheduler makes that is not forced
+ * (which victim to steal from). The real platform (plat_ev.c: pthreads,
+ * CLOCK_MONOTONIC, libev) is the one compiled by default; the deterministic
+ * simulation in fuzz/ provides the same functions with fibers, a virtual
+ * clock and decisions read from the fuzzer's input, so the scheduler code
+ * above this seam runs unchanged under both. The backend is chosen by which
+ * file the Makefile compiles, never by run-time indirection, so the seam
+ * costs nothing on the hot paths.
+ */
+#ifndef COEV_SCHED_PLATFORM_H
+#define COEV_SCHED_PLATFORM_H
+
+#include <stdint.h>
+
+#include "coev/time.h"
+
+struct coev_worker;
+
+/* A timer on one worker's loop. Owned by the caller (it lives in the frame
+ * of a waiting task); only the owning worker's thread arms or disarms it. */
+typedef struct coev__timer {
+	void (*fire)(struct coev__timer *tm); /* runs on the owning worker */
+	void *data;
+	unsigned char impl[64]; /* the backend's watcher */
+} coev__timer_t;
+
+/* Clock: monotonic nanoseconds. */
+coev_time_t coev__plat_now(void);
+
+/* Threads. start returns 0 or a negative errno; join waits for the end. */
+typedef struct coev__thread {
+	uintptr_t handle;
+} coev__thread_t;
+int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *),
+			    void *arg);
+void coev__plat_thread_join(coev__thread_t th);
+
+/* Loops. init/destroy run on any thread while no one else uses w's loop;
+ * park, poll, timer_arm and timer_disarm only on w's own thread; unpark on
+ * any thread. park blocks until the doorbell rings, a timer fires or I/O is
+ * ready, runs those callbacks and returns; a ring that came before the park
+ * makes it return at once (doorbell rings are kept, and coalesce). */
+int coev__plat_loop_init(struct coev_worker *w);
+void coev__plat_loop_destroy(struct coev_worker *w);
+void coev__plat_park(struct coev_worker *w);
+void coev__plat_poll(struct coev_worker *w);
+void coev__plat_unpark(struct coev_worker *w);
+void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
+			  coev_time_t deadline);
+void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm);
+
+/* Choices: a number in [0, n) for worker w (n > 0). */
+unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * sched/runtime.c — configuration, starting and stopping a runtime, and
+ * coev_run.
+ *
+ * Start: every worker is allocated and its loop created before any thread
+ * starts, so a failure part-way frees what was made and returns an error
+ * with nothing left behind. Stop (coev_rt_shutdown): spawns are refused
+ * (closed), the caller waits on live_cv until no task is live or the
+ * deadline passes, then stop is set and every doorbell rung; each worker
+ * leaves its loop at the top of its next iteration. Tasks still queued or
+ * parked are not resumed again; coev_rt_free() releases their stacks and
+ * blocks through the per-worker registries.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+/* Parse an unsigned size with an optional k/m/g suffix. */
+static int parse_size(const char *s, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (tolower((unsigned char)*end)) {
+	case 'k': v <<= 10; end++; break;
+	case 'm': v <<= 20; end++; break;
+	case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end != '\0')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int coev_config_init(coev_config_t *cfg)
+{
+	const char *e;
+	unsigned long long v;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int r = 0;
+
+	if (!cfg)
+		return -EINVAL;
+	memset(cfg, 0, sizeof *cfg);
+	cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
+	if (cfg->workers > COEV_WORKERS_MAX)
+		cfg->workers = COEV_WORKERS_MAX;
+	cfg->stack_size = COEV_STACK_DEFAULT;
+	cfg->shutdown_timeout = COEV_SEC(5);
+	if ((e = getenv("COEV_WORKERS")) != NULL) {
+		if (parse_size(e, &v) == 0 && v >= 1 && v <= COEV_WORKERS_MAX)
+			cfg->workers = (unsigned)v;
+		else
+			r = -EINVAL;
+	}
+	if ((e = getenv("COEV_STACK_SIZE")) != NULL) {
+		if (parse_size(e, &v) == 0 && v >= COEV_STACK_MIN &&
+		    v <= COEV_STACK_MAX)
+			cfg->stack_size = (size_t)v;
+		else
+			r = -EINVAL;
+	}
+	return r;
+}
+
+static void worker_free(struct coev_worker *w)
+{
+	if (!w)
+		return;
+	coev__stack_pool_free(w);
+	coev__plat_loop_destroy(w);
+	pthread_mutex_destroy(&w->inbox.mu);
+	pthread_mutex_destroy(&w->reg_mu);
+	free(w);
+}
+
+static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
+{
+	struct coev_worker *w = aligned_alloc(COEV_CACHELINE,
+		(sizeof *w + COEV_CACHELINE - 1) & ~(size_t)(COEV_CACHELINE - 1));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	memset(w, 0, sizeof *w);
+	ck_ring_init(&w->ring, COEV_RUNQ_SIZE);
+	w->rt = rt;
+	w->index = i;
+	w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)coev__plat_now();
+	if (!w->rng)
+		w->rng = 1;
+	pthread_mutex_init(&w->inbox.mu, NULL);
+	pthread_mutex_init(&w->reg_mu, NULL);
+	r = coev__plat_loop_init(w);
+	if (r < 0) {
+		worker_free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+static void rt_release(struct coev_rt *rt)
+{
+	coev__task_free_all(rt);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		worker_free(rt->workers[i]);
+	coev__stack_slabs_free(rt);
+	pthread_mutex_destroy(&rt->inject.mu);
+	pthread_mutex_destroy(&rt->idle_mu);
+	pthread_mutex_destroy(&rt->live_mu);
+	pthread_mutex_destroy(&rt->slab_mu);
+	pthread_cond_destroy(&rt->live_cv);
+	free(rt->workers);
+	free(rt->sleepers);
+	free(rt);
+}
+
+static void stop_workers(struct coev_rt *rt, unsigned started)
+{
+	atomic_store_explicit(&rt->stop, true, memory_order_release);
+	for (unsigned i = 0; i < started; i++)
+		coev__plat_unpark(rt->workers[i]);
+	for (unsigned i = 0; i < started; i++)
+		coev__plat_thread_join(rt->workers[i]->thread);
+}
+
+static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
+{
+	size_t page = coev__page_size();
+	struct coev_rt *rt = calloc(1, sizeof *rt);
+	pthread_condattr_t ca;
+
+	if (!rt)
+		return -ENOMEM;
+	rt->nworkers = cfg->workers;
+	rt->stack_size = (cfg->stack_size + page - 1) & ~(page - 1);
+	rt->shutdown_timeout = cfg->shutdown_timeout;
+	rt->shutdown_left = -1;
+	pthread_mutex_init(&rt->inject.mu, NULL);
+	pthread_mutex_init(&rt->idle_mu, NULL);
+	pthread_mutex_init(&rt->live_mu, NULL);
+	pthread_mutex_init(&rt->slab_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->live_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&rt->idle_state, (uint_fast64_t)cfg->workers << 32);
+	rt->workers = calloc(cfg->workers, sizeof *rt->workers);
+	rt->sleepers = calloc(cfg->workers, sizeof *rt->sleepers);
+	if (!rt->workers || !rt->sleepers) {
+		rt_release(rt);
+		return -ENOMEM;
+	}
+	*out = rt;
+	return 0;
+}
+
+int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
+{
+	coev_config_t def;
+	struct coev_rt *rt;
+	unsigned i;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!cfg) {
+		coev_config_init(&def);
+		cfg = &def;
+	}
+	if (cfg->workers < 1 || cfg->workers > COEV_WORKERS_MAX ||
+	    cfg->stack_size < COEV_STACK_MIN ||
+	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0)
+		return -EINVAL;
+	if ((r = rt_alloc(cfg, &rt)) < 0)
+		return r;
+	for (i = 0; i < rt->nworkers; i++) {
+		if ((r = worker_new(rt, i, &rt->workers[i])) < 0) {
+			rt_release(rt);
+			return r;
+		}
+	}
+	for (i = 0; i < rt->nworkers; i++) {
+		r = coev__plat_thread_start(&rt->workers[i]->thread,
+					    coev__worker_main, rt->workers[i]);
+		if (r < 0) {
+			stop_workers(rt, i);
+			rt_release(rt);
+			return r;
+		}
+	}
+	*out = rt;
+	return 0;
+}
+
+static bool on_worker_of(const struct coev_rt *rt)
+{
+	struct coev_worker *w = coev__worker_self();
+	return w && w->rt == rt;
+}
+
+int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
+{
+	struct timespec ts;
+
+	if (!rt)
+		return -EINVAL;
+	if (on_worker_of(rt) || coev__worker_self())
+		return COEV_ENOTRT;
+	if (rt->shutdown_left >= 0)
+		return rt->shutdown_left;
+	/* closed before live, against spawn's live before closed. */
+	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+	ts.tv_sec = deadline / 1000000000;
+	ts.tv_nsec = deadline % 1000000000;
+	pthread_mutex_lock(&rt->live_mu);
+	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&rt->live, memory_order_seq_cst) > 0 &&
+	       coev__plat_now() < deadline) {
+		if (deadline == COEV_FOREVER)
+			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
+		else
+			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu,
+					       &ts);
+	}
+	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	pthread_mutex_unlock(&rt->live_mu);
+	rt->shutdown_left = (int)atomic_load(&rt->live);
+	stop_workers(rt, rt->nworkers);
+	return rt->shutdown_left;
+}
+
+void coev_rt_free(coev_rt_t *rt)
+{
+	if (!rt)
+		return;
+	if (coev__worker_self())
+		coev__panic("coev_rt_free called from a worker thread; free a "
+			    "runtime from outside every runtime");
+	if (rt->shutdown_left < 0)
+		coev_rt_shutdown(rt, coev__plat_now());
+	rt_release(rt);
+}
+
+int coev_run(coev_fn main, void *arg, const coev_config_t *cfg)
+{
+	coev_rt_t *rt;
+	coev_task_t *t;
+	int r, ret = 0, left;
+
+	if (!main)
+		return -EINVAL;
+	if (coev__worker_self())
+		return COEV_ENOTRT;
+	if ((r = coev_rt_new(cfg, &rt)) < 0)
+		return r;
+	r = coev_rt_spawn(rt, "main", main, arg, &t);
+	if (r == 0)
+		r = coev_join(t, &ret);
+	left = coev_rt_shutdown(rt, coev_deadline(rt->shutdown_timeout));
+	if (left > 0)
+		fprintf(stderr,
+			"coev_run: %d task%s still unfinished %.1f s after "
+			"main returned; they were abandoned\n",
+			left, left == 1 ? "" : "s",
+			(double)rt->shutdown_timeout / 1e9);
+	coev_rt_free(rt);
+	return r < 0 ? r : ret;
+}
+
+unsigned coev_rt_workers(const coev_rt_t *rt)
+{
+	return rt ? rt->nworkers : 0;
+}
+
+int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
+			 coev_worker_stats_t *st)
+{
+	const struct coev_worker *w;
+
+	if (!rt || !st || i >= rt->nworkers)
+		return -EINVAL;
+	w = rt->workers[i];
+#define LOAD(f) atomic_load_explicit(&w->st.f, memory_order_relaxed)
+	st->polls = LOAD(polls);
+	st->spawned = LOAD(spawned);
+	st->finished = LOAD(finished);
+	st->stolen = LOAD(stolen);
+	st->steal_ops = LOAD(steal_ops);
+	st->parks = LOAD(parks);
+	st->inject_pops = LOAD(inject_pops);
+	st->stacks_mapped = LOAD(stacks_mapped);
+#undef LOAD
+	st->stacks_pooled = w->stack_pool_len;
+	return 0;
+}

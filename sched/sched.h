@@ -1,0 +1,247 @@
+/*
+ * sched/sched.h — the scheduler's data structures, private to sched/.
+ *
+ * Ownership tags used below:
+ *   [owner]  read and written only by the worker's own thread;
+ *   [any]    read or written by any thread, through atomics or a lock named
+ *            beside the field;
+ *   [init]   written once before the worker starts, read-only afterwards.
+ */
+#ifndef COEV_SCHED_SCHED_H
+#define COEV_SCHED_SCHED_H
+
+#include <ck_ring.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coev.h"
+#include "ctx.h"
+#include "internal.h"
+#include "platform.h"
+
+#define COEV_CACHELINE 64
+
+/* Local run queue size (power of two). Test builds may shrink it to reach
+ * the wrap-around and overflow paths with few tasks. */
+#ifndef COEV_RUNQ_SIZE
+#define COEV_RUNQ_SIZE 256
+#endif
+/* Consecutive runs from the LIFO slot before the ring gets a turn. */
+#define COEV_LIFO_MAX 3
+/* Every this many ticks a worker looks at the inject queue first and polls
+ * its loop, so neither starves behind a busy local queue. */
+#define COEV_TICK_GLOBAL 61
+/* Task control blocks kept per worker for reuse. */
+#define COEV_TASK_CACHE 512
+/* Idle stacks kept per worker for reuse. */
+#ifndef COEV_STACK_CACHE
+#define COEV_STACK_CACHE 64
+#endif
+
+/* --- tasks ------------------------------------------------------------ */
+
+/*
+ * Task state word. NOTIFIED without RUNNING means "queued or about to be";
+ * with RUNNING it is a wake that came while the task ran (the permit).
+ *   IDLE      parked: in no queue; the next wake queues it
+ *   NOTIFIED  queued (spawned, woken, yielded)
+ *   RUNNING   on a worker
+ *   RUNNING|NOTIFIED  running, and woken since it started running
+ *   DONE      finished (other bits ignored)
+ */
+enum {
+	TS_IDLE = 0,
+	TS_NOTIFIED = 1u << 0,
+	TS_RUNNING = 1u << 1,
+	TS_DONE = 1u << 2,
+};
+
+/* Why a task switched back to its worker. */
+enum { TY_NONE, TY_YIELD, TY_PARK, TY_EXIT };
+
+/* Sentinels of the joiner slot. */
+#define JOIN_DONE ((coev__waiter_t *)1)     /* finished, result published */
+#define JOIN_DETACHED ((coev__waiter_t *)2) /* handle given up */
+#define JOIN_FREED ((coev__waiter_t *)3)    /* block released */
+
+struct coev_stack;
+struct coev_worker;
+
+/* Someone waiting for one event: a task (which holds a reference on itself
+ * while registered) or a plain thread (mutex and condition). */
+typedef struct coev__waiter {
+	coev_task_t *task;
+	atomic_int done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} coev__waiter_t;
+
+struct coev_task {
+	atomic_uint state;                 /* [any] see TS_* */
+	atomic_uint refs;                  /* [any] handle + run + wakers */
+	_Atomic(coev__waiter_t *) joiner;  /* [any] see JOIN_* */
+	coev__ctx_t ctx;         /* saved context while suspended [runner] */
+	struct coev_worker *worker; /* worker running it, or that last did */
+	struct coev_worker *pin; /* resumes only on this worker, or NULL */
+	struct coev_rt *rt;      /* [init] */
+	coev_fn fn;              /* [init] */
+	void *arg;               /* [init] */
+	int result;              /* written before DONE is published */
+	uint8_t yield;           /* TY_*: set by the task before switching */
+	struct coev_stack *stack;   /* NULL until first run [runner] */
+	struct coev_task *next;     /* queue / free-list link */
+	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
+	struct coev_worker *home;   /* registry list holding it [init] */
+	uint64_t id;                /* [init] */
+	void *san_fiber;            /* TSan fiber [runner] */
+	void *san_fake;             /* ASan fake stack [runner] */
+	char name[32];              /* [init] */
+};
+
+/* --- stacks ----------------------------------------------------------- */
+
+struct coev_stack {
+	void *lo;                /* lowest usable byte */
+	size_t size;             /* usable bytes */
+	void *map;               /* mapping to unmap, or NULL inside a slab */
+	size_t map_len;
+	bool guarded;            /* a PROT_NONE page lies just below lo */
+	struct coev_stack *next; /* pool link */
+};
+
+/* --- the inject queue ------------------------------------------------- */
+
+/*
+ * MPMC FIFO of tasks for work from outside the runtime and for overflow of
+ * local rings: an intrusive list under a mutex, plus an atomic length so
+ * that the common "is it empty?" question takes no lock. Batches move in
+ * and out under one lock acquisition.
+ */
+typedef struct coev__inject {
+	pthread_mutex_t mu;
+	coev_task_t *head, *tail; /* [mu] */
+	atomic_size_t len;        /* [any] written under mu */
+} coev__inject_t;
+
+/* --- workers ---------------------------------------------------------- */
+
+struct coev_worker {
+	/* Shared with thieves. */
+	ck_ring_t ring;                        /* SPMC: owner pushes */
+	_Atomic(coev_task_t *) lifo;           /* [any] owner sets, thieves take */
+	char pad0[COEV_CACHELINE];
+	/* Owner's hot state. */
+	struct coev_rt *rt;                    /* [init] */
+	unsigned index;                        /* [init] */
+	coev_task_t *current;                  /* [owner] task being run */
+	coev__ctx_t sched_ctx;                 /* [owner] scheduler context */
+	uint32_t tick;                         /* [owner] */
+	uint32_t lifo_runs;                    /* [owner] consecutive LIFO runs */
+	bool searching;                        /* [owner] counted as searcher */
+	uint64_t rng;                          /* [owner] plat_ev's choices */
+	uint64_t id_next, id_end;              /* [owner] block of task ids */
+	coev_task_t *task_cache;               /* [owner] free blocks */
+	unsigned task_cache_len;               /* [owner] */
+	struct coev_stack *stack_pool;         /* [owner] idle stacks */
+	unsigned stack_pool_len;               /* [owner] */
+	void *san_sched_fiber;                 /* [owner] TSan */
+	const void *san_sched_lo;              /* [owner] ASan: thread stack */
+	size_t san_sched_size;                 /* [owner] */
+	void *altstack;                        /* [owner] SIGSEGV stack */
+	/* Pinned tasks: resumable only here; any thread pushes. */
+	coev__inject_t inbox;
+	/* Live tasks whose home is this worker. */
+	pthread_mutex_t reg_mu;
+	coev_task_t *reg_head;                 /* [reg_mu] */
+	/* Idle bookkeeping [rt->idle_mu]. */
+	bool sleeping;
+	/* Loop (the backend's), doorbell and thread. */
+	void *loop;                            /* [owner after start] */
+	unsigned char doorbell[64];            /* backend watcher */
+	coev__thread_t thread;                 /* [init] */
+	/* Counters: written by the owner, read by anyone (relaxed). */
+	struct {
+		atomic_uint_fast64_t polls, spawned, finished, stolen,
+			steal_ops, parks, inject_pops, stacks_mapped;
+	} st;
+	ck_ring_buffer_t buf[COEV_RUNQ_SIZE];  /* ring storage */
+};
+
+/* --- the runtime ------------------------------------------------------ */
+
+struct coev_rt {
+	unsigned nworkers;         /* [init] */
+	size_t stack_size;         /* [init] page-rounded */
+	coev_time_t shutdown_timeout; /* [init] */
+	struct coev_worker **workers; /* [init] */
+	coev__inject_t inject;
+	/* Idle: packed counters, and the stack of sleeping workers. */
+	atomic_uint_fast64_t idle_state; /* [any] searching | unparked << 32 */
+	pthread_mutex_t idle_mu;
+	unsigned *sleepers;        /* [idle_mu] */
+	unsigned nsleepers;        /* [idle_mu] */
+	/* Lifecycle. */
+	atomic_long live;          /* [any] tasks spawned and not finished */
+	atomic_bool closed;        /* [any] spawns refused */
+	atomic_bool stop;          /* [any] workers exit their loops */
+	int shutdown_left;         /* [host] -1 until shut down */
+	pthread_mutex_t live_mu;   /* with live_cv: shutdown waits */
+	pthread_cond_t live_cv;
+	atomic_int live_waiters;   /* [any] threads waiting on live_cv */
+	/* Unguarded stack slabs (the fallback when guard pages run out). */
+	pthread_mutex_t slab_mu;
+	struct coev_slab *slabs;   /* [slab_mu] every slab, for unmapping */
+	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
+};
+
+/* --- cross-file functions of sched/ ----------------------------------- */
+
+/* Current worker of the calling thread, or NULL. Never cached across a
+ * switch by the compiler (see task.c). */
+struct coev_worker *coev__worker_self(void);
+coev_task_t *coev__task_self(void);
+
+extern __thread struct coev_worker *coev__tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+/* worker.c */
+void *coev__worker_main(void *arg);
+void coev__schedule(coev_task_t *t, bool yielded);
+void coev__schedule_pinned(coev_task_t *t);
+void coev__inject_push(coev__inject_t *q, coev_task_t *first,
+		       coev_task_t *last, size_t n);
+coev_task_t *coev__inject_pop(coev__inject_t *q);
+void coev__notify_parked(struct coev_rt *rt);
+
+/* task.c */
+void coev__task_run(struct coev_worker *w, coev_task_t *t);
+void coev__task_release(coev_task_t *t);
+void coev__task_free_all(struct coev_rt *rt);
+int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
+		     const char *name, coev_fn fn, void *arg,
+		     coev_task_t **out);
+
+/* wait.c */
+void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
+void coev__waiter_signal(coev__waiter_t *wt);
+int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
+void coev__waiter_fini(coev__waiter_t *wt);
+bool coev__park_until(coev_time_t deadline);
+
+/* stack.c */
+struct coev_stack *coev__stack_get(struct coev_worker *w);
+void coev__stack_put(struct coev_worker *w, struct coev_stack *s);
+void coev__stack_pool_free(struct coev_worker *w);
+int coev__stack_thread_init(struct coev_worker *w);
+void coev__stack_thread_fini(struct coev_worker *w);
+void coev__stack_check(coev_task_t *t);
+void coev__stack_slabs_free(struct coev_rt *rt);
+size_t coev__page_size(void);
+
+/* Report misuse that can only be a bug, and abort. */
+_Noreturn void coev__panic(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+#endif

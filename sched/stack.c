@@ -1,0 +1,404 @@
+/*
+ * sched/stack.c — coroutine stacks: mapping, guard pages, per-worker pools,
+ * the fallback when guard pages run out, and naming a stack overflow.
+ *
+ * Layout of one guarded stack (one mmap, two kernel mappings once the guard
+ * is protected):
+ *
+ *   map                 lo                                     lo+size  end
+ *   | guard (PROT_NONE) | usable stack, grows down  <--------  | header |
+ *
+ * The header (struct coev_stack) sits in the top bytes of the mapping, so a
+ * stack needs no separate allocation, and only the pages a task touches
+ * become resident: a task that sleeps after a few calls costs one page.
+ *
+ * A task takes a stack when it first runs (coev__stack_get from the running
+ * worker's pool) and gives it back to the pool of the worker it ends on;
+ * pools keep up to COEV_STACK_CACHE stacks and unmap the rest. So a million
+ * short tasks run on a handful of stacks.
+ *
+ * Guard pages and vm.max_map_count: each guarded stack costs two mappings
+ * and the kernel's default limit is 65530 per process. Guarded stacks are
+ * counted process-wide; past half the limit minus a reserve for everything
+ * else (or when mmap/mprotect fails with ENOMEM), new stacks come from
+ * unguarded slabs of SLAB_STACKS stacks (one mapping each), and coev says
+ * so once on stderr. An unguarded stack is checked when its task ends: its
+ * lowest CANARY_BYTES must still be zero (fresh anonymous memory reads as
+ * zero without becoming resident, so the check costs no memory); if not,
+ * the task reached the end of its stack and coev aborts naming it. Idle
+ * slab stacks beyond the pool limit are returned to the kernel with
+ * MADV_DONTNEED and kept for reuse.
+ *
+ * Stack overflow: each worker thread has an alternate signal stack, and a
+ * SIGSEGV handler checks whether the fault address lies in the guard page
+ * of the task running on this thread. If so it writes a message naming the
+ * task (its name, id and function) and lets the fault kill the process; any
+ * other fault goes to the handler that was installed before coev's.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#define HEADER_BYTES 64
+#define CANARY_BYTES 64
+#define SLAB_STACKS 16
+#define ALTSTACK_BYTES (64 * 1024)
+#define MAP_RESERVE 4096
+
+_Static_assert(sizeof(struct coev_stack) <= HEADER_BYTES,
+	       "stack header too large");
+
+struct coev_slab {
+	void *map;
+	size_t len;
+	struct coev_slab *next;
+};
+
+
+static size_t page_size;
+static long guard_limit;
+static atomic_long guarded_live;
+static atomic_bool fallback_said;
+static struct sigaction old_segv;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc);
+
+static void stack_once(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	long max = 65530;
+	struct sigaction sa;
+
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 65530;
+		fclose(f);
+	}
+	guard_limit = max > 2 * MAP_RESERVE ? (max - MAP_RESERVE) / 2 : 0;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = segv_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+size_t coev__page_size(void)
+{
+	pthread_once(&once, stack_once);
+	return page_size;
+}
+
+static void say_fallback(const char *why)
+{
+	if (atomic_exchange(&fallback_said, true))
+		return;
+	fprintf(stderr,
+		"coev: %s: further coroutine stacks have no guard page "
+		"(vm.max_map_count allows about %ld guarded stacks; raise it "
+		"with sysctl vm.max_map_count=N to keep guards). Unguarded "
+		"stacks are checked for overflow when their task ends.\n",
+		why, guard_limit);
+}
+
+static struct coev_stack *header_at(void *lo, size_t size, void *map,
+				    size_t map_len, bool guarded)
+{
+	struct coev_stack *s =
+		(struct coev_stack *)((char *)lo + size - HEADER_BYTES);
+
+	s->lo = lo;
+	s->size = size - HEADER_BYTES;
+	s->map = map;
+	s->map_len = map_len;
+	s->guarded = guarded;
+	s->next = NULL;
+	return s;
+}
+
+static struct coev_stack *map_guarded(struct coev_rt *rt)
+{
+	size_t len = rt->stack_size + page_size;
+	void *m;
+
+	if (atomic_fetch_add(&guarded_live, 1) >= guard_limit) {
+		atomic_fetch_sub(&guarded_live, 1);
+		say_fallback("guarded stacks reached the map-count budget");
+		return NULL;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (m == MAP_FAILED) {
+		atomic_fetch_sub(&guarded_live, 1);
+		return NULL;
+	}
+	if (mprotect(m, page_size, PROT_NONE) != 0) {
+		munmap(m, len);
+		atomic_fetch_sub(&guarded_live, 1);
+		say_fallback("mprotect of a guard page failed");
+		return NULL;
+	}
+	return header_at((char *)m + page_size, rt->stack_size, m, len, true);
+}
+
+/* Carve a new slab into rt->slab_free; returns one stack or NULL. */
+static struct coev_stack *map_slab(struct coev_rt *rt)
+{
+	size_t len = rt->stack_size * SLAB_STACKS;
+	struct coev_slab *sl = malloc(sizeof *sl);
+	struct coev_stack *first = NULL, *s;
+	void *m;
+
+	if (!sl)
+		return NULL;
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (m == MAP_FAILED) {
+		free(sl);
+		return NULL;
+	}
+	sl->map = m;
+	sl->len = len;
+	pthread_mutex_lock(&rt->slab_mu);
+	sl->next = rt->slabs;
+	rt->slabs = sl;
+	for (unsigned i = 0; i < SLAB_STACKS; i++) {
+		s = header_at((char *)m + i * rt->stack_size, rt->stack_size,
+			      NULL, 0, false);
+		if (!first) {
+			first = s;
+			continue;
+		}
+		s->next = rt->slab_free;
+		rt->slab_free = s;
+	}
+	pthread_mutex_unlock(&rt->slab_mu);
+	return first;
+}
+
+static struct coev_stack *slab_take(struct coev_rt *rt)
+{
+	struct coev_stack *s;
+
+	pthread_mutex_lock(&rt->slab_mu);
+	s = rt->slab_free;
+	if (s)
+		rt->slab_free = s->next;
+	pthread_mutex_unlock(&rt->slab_mu);
+	return s ? s : map_slab(rt);
+}
+
+struct coev_stack *coev__stack_get(struct coev_worker *w)
+{
+	struct coev_stack *s = w->stack_pool;
+
+	if (s) {
+		w->stack_pool = s->next;
+		w->stack_pool_len--;
+		return s;
+	}
+	coev__page_size();
+	s = map_guarded(w->rt);
+	if (!s)
+		s = slab_take(w->rt);
+	if (s)
+		atomic_fetch_add_explicit(&w->st.stacks_mapped, 1,
+					  memory_order_relaxed);
+	return s;
+}
+
+void coev__stack_put(struct coev_worker *w, struct coev_stack *s)
+{
+	struct coev_rt *rt = w->rt;
+
+	if (w->stack_pool_len < COEV_STACK_CACHE) {
+		s->next = w->stack_pool;
+		w->stack_pool = s;
+		w->stack_pool_len++;
+		return;
+	}
+	if (s->guarded) {
+		munmap(s->map, s->map_len);
+		atomic_fetch_sub(&guarded_live, 1);
+		return;
+	}
+	/* Keep the slab slot, give its pages back, all but the top page,
+	 * which holds the header (madvise rounds lengths up). */
+	madvise(s->lo, (size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
+		MADV_DONTNEED);
+	pthread_mutex_lock(&rt->slab_mu);
+	s->next = rt->slab_free;
+	rt->slab_free = s;
+	pthread_mutex_unlock(&rt->slab_mu);
+}
+
+void coev__stack_pool_free(struct coev_worker *w)
+{
+	struct coev_stack *s;
+
+	while ((s = w->stack_pool) != NULL) {
+		w->stack_pool = s->next;
+		if (s->guarded) {
+			munmap(s->map, s->map_len);
+			atomic_fetch_sub(&guarded_live, 1);
+		}
+	}
+	w->stack_pool_len = 0;
+}
+
+/* Unmap every slab of rt (after all workers' pools were emptied). */
+void coev__stack_slabs_free(struct coev_rt *rt)
+{
+	struct coev_slab *sl;
+
+	while ((sl = rt->slabs) != NULL) {
+		rt->slabs = sl->next;
+		munmap(sl->map, sl->len);
+		free(sl);
+	}
+	rt->slab_free = NULL;
+}
+
+/* --- naming an overflow ---------------------------------------------------- */
+
+static void put(char *buf, size_t *n, size_t cap, const char *s)
+{
+	while (*s && *n + 1 < cap)
+		buf[(*n)++] = *s++;
+	buf[*n] = '\0';
+}
+
+static void put_u64(char *buf, size_t *n, size_t cap, uint64_t v, int base)
+{
+	char tmp[24];
+	int i = 0;
+
+	do {
+		tmp[i++] = "0123456789abcdef"[v % (unsigned)base];
+		v /= (unsigned)base;
+	} while (v && i < 23);
+	while (i > 0 && *n + 1 < cap)
+		buf[(*n)++] = tmp[--i];
+	buf[*n] = '\0';
+}
+
+/* Writes "task 7 'name' (function f)" into buf. */
+static void describe_task(char *buf, size_t *n, size_t cap, coev_task_t *t)
+{
+	Dl_info di;
+
+	put(buf, n, cap, "task ");
+	put_u64(buf, n, cap, t->id, 10);
+	if (t->name[0]) {
+		put(buf, n, cap, " '");
+		put(buf, n, cap, t->name);
+		put(buf, n, cap, "'");
+	}
+	put(buf, n, cap, " (function ");
+	if (dladdr((void *)(uintptr_t)t->fn, &di) && di.dli_sname) {
+		put(buf, n, cap, di.dli_sname);
+	} else {
+		put(buf, n, cap, "0x");
+		put_u64(buf, n, cap, (uintptr_t)t->fn, 16);
+	}
+	put(buf, n, cap, ")");
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+	struct coev_worker *w = coev__tls_worker;
+	coev_task_t *t = w ? w->current : NULL;
+	uintptr_t a = (uintptr_t)si->si_addr, lo;
+	char msg[512];
+	size_t n = 0;
+
+	if (t && t->stack && t->stack->guarded) {
+		lo = (uintptr_t)t->stack->lo;
+		if (a >= lo - page_size && a < lo) {
+			put(msg, &n, sizeof msg, "coev: stack overflow in ");
+			describe_task(msg, &n, sizeof msg, t);
+			put(msg, &n, sizeof msg, " on worker ");
+			put_u64(msg, &n, sizeof msg, w->index, 10);
+			put(msg, &n, sizeof msg, ": its stack holds ");
+			put_u64(msg, &n, sizeof msg, t->stack->size, 10);
+			put(msg, &n, sizeof msg,
+			    " bytes; raise coev_config_t.stack_size or "
+			    "COEV_STACK_SIZE\n");
+			if (write(2, msg, n) < 0)
+				n = 0;
+			signal(SIGSEGV, SIG_DFL);
+			return; /* the fault repeats and kills the process */
+		}
+	}
+	if (old_segv.sa_flags & SA_SIGINFO) {
+		old_segv.sa_sigaction(sig, si, uc);
+	} else if (old_segv.sa_handler == SIG_DFL ||
+		   old_segv.sa_handler == SIG_IGN) {
+		signal(SIGSEGV, SIG_DFL);
+	} else {
+		old_segv.sa_handler(sig);
+	}
+}
+
+void coev__stack_check(coev_task_t *t)
+{
+	const unsigned char *p = t->stack->lo;
+	char msg[512];
+	size_t n = 0;
+
+	if (t->stack->guarded)
+		return;
+	for (int i = 0; i < CANARY_BYTES; i++) {
+		if (p[i] == 0)
+			continue;
+		put(msg, &n, sizeof msg, "coev: stack overflow in ");
+		describe_task(msg, &n, sizeof msg, t);
+		put(msg, &n, sizeof msg,
+		    ": it reached the end of an unguarded stack; raise "
+		    "coev_config_t.stack_size or COEV_STACK_SIZE, or "
+		    "vm.max_map_count");
+		coev__panic("%s", msg);
+	}
+}
+
+int coev__stack_thread_init(struct coev_worker *w)
+{
+	stack_t ss;
+
+	coev__page_size();
+	coev__tls_worker = w;
+	w->altstack = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->altstack == MAP_FAILED) {
+		w->altstack = NULL;
+		return -ENOMEM;
+	}
+	ss.ss_sp = w->altstack;
+	ss.ss_size = ALTSTACK_BYTES;
+	ss.ss_flags = 0;
+	sigaltstack(&ss, NULL);
+	return 0;
+}
+
+void coev__stack_thread_fini(struct coev_worker *w)
+{
+	stack_t ss;
+
+	coev__tls_worker = NULL;
+	if (!w->altstack)
+		return;
+	memset(&ss, 0, sizeof ss);
+	ss.ss_flags = SS_DISABLE;
+	sigaltstack(&ss, NULL);
+	munmap(w->altstack, ALTSTACK_BYTES);
+	w->altstack = NULL;
+}

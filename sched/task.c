@@ -1,0 +1,525 @@
+/*
+ * sched/task.c — task control blocks, the task state machine, spawn, run,
+ * finish, park and wake.
+ *
+ * The state word (sched.h, TS_*) is changed only by atomic read-modify-
+ * writes, so every wake's release sequence reaches whoever next runs the
+ * task:
+ *
+ *   spawn:  -> NOTIFIED (queued)
+ *   run:    NOTIFIED -> RUNNING              (exchange by the worker)
+ *   wake:   fetch_or NOTIFIED; only if the old value was IDLE does the
+ *           waker queue the task (exactly one waker wins that)
+ *   park:   the task switches to its scheduler FIRST; the scheduler THEN
+ *           publishes: CAS RUNNING -> IDLE. If the CAS fails a wake came
+ *           while the task ran (RUNNING|NOTIFIED): the permit is consumed
+ *           and the task is queued again instead of sleeping.
+ *   yield:  exchange -> NOTIFIED, queued at the back of the ring
+ *   exit:   exchange -> DONE; the result is then published through the
+ *           joiner slot (exchange -> JOIN_DONE) and the joiner signalled.
+ *
+ * Switch first, publish after: a task's context is completely saved before
+ * it becomes visible as IDLE, so a waker on another thread that queues it
+ * at once cannot resume a half-saved context. A wake is never lost: it
+ * either finds IDLE and queues the task, or finds it running and leaves the
+ * permit that makes the next park return. Any resumption consumes the
+ * permit, so parks can return spuriously; every wait re-checks its
+ * condition in a loop.
+ *
+ * Lifetime: refs counts the handle (until join or detach), the run (until
+ * the task ends) and transient references held by waiters. The block is
+ * released when the count reaches zero; every block stays on its home
+ * worker's registry until then, so a runtime being freed can find tasks
+ * that never finished.
+ *
+ * The current worker is read from thread-local storage only through a
+ * non-inlined function with a compiler barrier: a coroutine may resume on
+ * another thread, and a compiler may keep a TLS address across a call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+#include "switch.h"
+
+__thread struct coev_worker *coev__tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+static atomic_uint_fast64_t next_id = 1;
+
+__attribute__((noinline)) struct coev_worker *coev__worker_self(void)
+{
+	struct coev_worker *w = coev__tls_worker;
+	__asm__ volatile("" ::: "memory");
+	return w;
+}
+
+coev_task_t *coev__task_self(void)
+{
+	struct coev_worker *w = coev__worker_self();
+	return w ? w->current : NULL;
+}
+
+/* --- allocation ---------------------------------------------------------- */
+
+static coev_task_t *task_alloc(struct coev_worker *w)
+{
+	coev_task_t *t;
+
+	if (w && w->task_cache) {
+		t = w->task_cache;
+		w->task_cache = t->next;
+		w->task_cache_len--;
+		return t;
+	}
+	return malloc(sizeof *t);
+}
+
+static void registry_add(coev_task_t *t)
+{
+	struct coev_worker *h = t->home;
+
+	pthread_mutex_lock(&h->reg_mu);
+	t->rprev = NULL;
+	t->rnext = h->reg_head;
+	if (h->reg_head)
+		h->reg_head->rprev = t;
+	h->reg_head = t;
+	pthread_mutex_unlock(&h->reg_mu);
+}
+
+static void registry_remove(coev_task_t *t)
+{
+	struct coev_worker *h = t->home;
+
+	pthread_mutex_lock(&h->reg_mu);
+	if (t->rprev)
+		t->rprev->rnext = t->rnext;
+	else
+		h->reg_head = t->rnext;
+	if (t->rnext)
+		t->rnext->rprev = t->rprev;
+	pthread_mutex_unlock(&h->reg_mu);
+}
+
+static void task_ref(coev_task_t *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void coev__task_release(coev_task_t *t)
+{
+	struct coev_worker *w;
+
+	/* acq_rel: the last release sees every other holder's writes. */
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	registry_remove(t);
+	atomic_store_explicit(&t->joiner, JOIN_FREED, memory_order_relaxed);
+	w = coev__worker_self();
+	if (w && w->rt == t->rt && w->task_cache_len < COEV_TASK_CACHE) {
+		t->next = w->task_cache;
+		w->task_cache = t;
+		w->task_cache_len++;
+		return;
+	}
+	free(t);
+}
+
+/* Release what a task block holds, whatever its state (runtime teardown). */
+void coev__task_free_all(struct coev_rt *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct coev_worker *w = rt->workers[i];
+		coev_task_t *t, *next;
+
+		for (t = w->reg_head; t; t = next) {
+			next = t->rnext;
+			if (t->stack)
+				coev__stack_put(w, t->stack);
+#if defined(COEV_TSAN)
+			if (t->san_fiber)
+				__tsan_destroy_fiber(t->san_fiber);
+#endif
+			free(t);
+		}
+		w->reg_head = NULL;
+		while ((t = w->task_cache) != NULL) {
+			w->task_cache = t->next;
+			free(t);
+		}
+		w->task_cache_len = 0;
+	}
+}
+
+/* --- spawn ----------------------------------------------------------------- */
+
+/* Ids come from one process-wide counter, in blocks of 1024 per worker so
+ * that spawning does not make the workers share a cache line. */
+static uint64_t take_id(struct coev_worker *w)
+{
+	if (!w)
+		return atomic_fetch_add_explicit(&next_id, 1,
+						 memory_order_relaxed);
+	if (w->id_next == w->id_end) {
+		w->id_next = atomic_fetch_add_explicit(&next_id, 1024,
+						       memory_order_relaxed);
+		w->id_end = w->id_next + 1024;
+	}
+	return w->id_next++;
+}
+
+int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
+		     const char *name, coev_fn fn, void *arg,
+		     coev_task_t **out)
+{
+	coev_task_t *t;
+
+	if (!rt || !fn)
+		return -EINVAL;
+	if (w && w->rt != rt)
+		w = NULL;
+	/* live before closed, against shutdown's closed before live: either
+	 * the spawn sees closed or the shutdown waits for this task. */
+	atomic_fetch_add_explicit(&rt->live, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
+		atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst);
+		return -ESHUTDOWN;
+	}
+	t = task_alloc(w);
+	if (!t) {
+		atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst);
+		return -ENOMEM;
+	}
+	memset(t, 0, offsetof(coev_task_t, name));
+	atomic_init(&t->state, TS_NOTIFIED);
+	atomic_init(&t->refs, out ? 2 : 1);
+	atomic_init(&t->joiner, out ? NULL : JOIN_DETACHED);
+	t->rt = rt;
+	t->fn = fn;
+	t->arg = arg;
+	t->id = take_id(w);
+	t->home = w ? w : rt->workers[t->id % rt->nworkers];
+	t->name[0] = '\0';
+	if (name) {
+		strncpy(t->name, name, sizeof t->name - 1);
+		t->name[sizeof t->name - 1] = '\0';
+	}
+	registry_add(t);
+	if (out)
+		*out = t;
+	if (w)
+		atomic_fetch_add_explicit(&w->st.spawned, 1,
+					  memory_order_relaxed);
+	coev__schedule(t, false);
+	return 0;
+}
+
+int coev_spawn_named(const char *name, coev_fn fn, void *arg,
+		     coev_task_t **out)
+{
+	struct coev_worker *w = coev__worker_self();
+
+	if (!w || !w->current)
+		return COEV_ENOTCORO;
+	return coev__task_spawn(w->rt, w, name, fn, arg, out);
+}
+
+int coev_spawn(coev_fn fn, void *arg, coev_task_t **out)
+{
+	return coev_spawn_named(NULL, fn, arg, out);
+}
+
+int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn, void *arg,
+		  coev_task_t **out)
+{
+	return coev__task_spawn(rt, coev__worker_self(), name, fn, arg, out);
+}
+
+/* --- running ----------------------------------------------------------------- */
+
+static void task_entry(void *arg)
+{
+	coev_task_t *t = arg;
+
+	coev__switch_task_started(t);
+	t->result = t->fn(t->arg);
+	t->yield = TY_EXIT;
+	coev__switch_to_sched(t);
+	coev__panic("task %llu resumed after it ended",
+		    (unsigned long long)t->id);
+}
+
+static void task_finish(struct coev_worker *w, coev_task_t *t)
+{
+	struct coev_rt *rt = t->rt;
+	coev__waiter_t *j;
+
+	if (t->stack) {
+		coev__stack_check(t);
+		coev__stack_put(w, t->stack);
+		t->stack = NULL;
+	}
+	atomic_fetch_add_explicit(&w->st.finished, 1, memory_order_relaxed);
+	atomic_exchange_explicit(&t->state, TS_DONE, memory_order_acq_rel);
+	j = atomic_exchange_explicit(&t->joiner, JOIN_DONE,
+				     memory_order_acq_rel);
+	if (j != NULL && j != JOIN_DETACHED)
+		coev__waiter_signal(j);
+	if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst) ==
+		    1 &&
+	    atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst)) {
+		pthread_mutex_lock(&rt->live_mu);
+		pthread_cond_broadcast(&rt->live_cv);
+		pthread_mutex_unlock(&rt->live_mu);
+	}
+	coev__task_release(t);
+}
+
+/* Run t on w until it switches back, then act on why it did. */
+void coev__task_run(struct coev_worker *w, coev_task_t *t)
+{
+	unsigned expect;
+
+	atomic_exchange_explicit(&t->state, TS_RUNNING, memory_order_acq_rel);
+	t->worker = w;
+	if (!t->stack) {
+		t->stack = coev__stack_get(w);
+		if (!t->stack) {
+			t->result = COEV_ESTACKMAP;
+			task_finish(w, t);
+			return;
+		}
+		coev__ctx_init(&t->ctx, t->stack->lo, t->stack->size,
+			       task_entry, t);
+	}
+	atomic_fetch_add_explicit(&w->st.polls, 1, memory_order_relaxed);
+	w->current = t;
+	t->yield = TY_NONE;
+	coev__switch_to_task(w, t);
+	w->current = NULL;
+
+	switch (t->yield) {
+	case TY_YIELD:
+		atomic_exchange_explicit(&t->state, TS_NOTIFIED,
+					 memory_order_acq_rel);
+		coev__schedule(t, true);
+		break;
+	case TY_PARK:
+		expect = TS_RUNNING;
+		if (atomic_compare_exchange_strong_explicit(
+			    &t->state, &expect, TS_IDLE, memory_order_acq_rel,
+			    memory_order_acquire))
+			break;
+		/* Woken while running: the permit turns the park into a
+		 * yield. */
+		atomic_exchange_explicit(&t->state, TS_NOTIFIED,
+					 memory_order_acq_rel);
+		coev__schedule(t, true);
+		break;
+	case TY_EXIT:
+		task_finish(w, t);
+		break;
+	default:
+		coev__panic("task %llu switched to its scheduler without a "
+			    "reason", (unsigned long long)t->id);
+	}
+}
+
+/* --- park and wake ------------------------------------------------------------ */
+
+static void suspend(coev_task_t *t, uint8_t why)
+{
+	t->yield = why;
+	coev__switch_to_sched(t);
+}
+
+void coev__park(void)
+{
+	coev_task_t *t = coev__task_self();
+
+	if (!t)
+		coev__panic("coev__park called outside a task");
+	suspend(t, TY_PARK);
+}
+
+void coev__wake(coev_task_t *t)
+{
+	unsigned old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
+						memory_order_acq_rel);
+	if (old == TS_IDLE)
+		coev__schedule(t, false);
+}
+
+int coev_yield(void)
+{
+	coev_task_t *t = coev__task_self();
+
+	if (!t)
+		return COEV_ENOTCORO;
+	suspend(t, TY_YIELD);
+	return 0;
+}
+
+/* --- join ------------------------------------------------------------------------ */
+
+static void take_result(coev_task_t *t, int *ret)
+{
+	if (ret)
+		*ret = t->result;
+	/* The handle is consumed: a second join or detach finds this. */
+	atomic_store_explicit(&t->joiner, JOIN_FREED, memory_order_relaxed);
+	coev__task_release(t);
+}
+
+_Noreturn static void handle_misuse(const char *call, coev_task_t *t)
+{
+	coev__panic("%s: task handle %p was already joined or detached "
+		    "(each handle is joined or detached exactly once)",
+		    call, (void *)t);
+}
+
+int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
+{
+	struct coev_worker *w = coev__worker_self();
+	coev_task_t *self = w ? w->current : NULL;
+	coev__waiter_t wt, *j, *expect;
+	int r;
+
+	if (!t)
+		return -EINVAL;
+	if (w && !self)
+		return COEV_ENOTCORO;
+	if (t == self)
+		return -EDEADLK;
+	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
+	if (j == JOIN_DONE) {
+		take_result(t, ret);
+		return 0;
+	}
+	if (j != NULL)
+		handle_misuse("coev_join", t);
+	coev__waiter_init(&wt, self);
+	if (self)
+		task_ref(self); /* held for the completer's wake */
+	expect = NULL;
+	if (!atomic_compare_exchange_strong_explicit(
+		    &t->joiner, &expect, &wt, memory_order_acq_rel,
+		    memory_order_acquire)) {
+		if (self)
+			coev__task_release(self);
+		coev__waiter_fini(&wt);
+		if (expect != JOIN_DONE)
+			handle_misuse("coev_join", t);
+		take_result(t, ret);
+		return 0;
+	}
+	r = coev__waiter_wait(&wt, deadline);
+	if (r == -ETIMEDOUT) {
+		expect = &wt;
+		if (atomic_compare_exchange_strong_explicit(
+			    &t->joiner, &expect, NULL, memory_order_acq_rel,
+			    memory_order_acquire)) {
+			if (self)
+				coev__task_release(self);
+			coev__waiter_fini(&wt);
+			return -ETIMEDOUT;
+		}
+		/* The task finished as we gave up: its signal is coming. */
+		coev__waiter_wait(&wt, COEV_FOREVER);
+	}
+	coev__waiter_fini(&wt);
+	take_result(t, ret);
+	return 0;
+}
+
+int coev_join(coev_task_t *t, int *ret)
+{
+	return coev_join_dl(t, COEV_FOREVER, ret);
+}
+
+int coev_detach(coev_task_t *t)
+{
+	coev__waiter_t *j;
+
+	if (!t)
+		return -EINVAL;
+	j = atomic_exchange_explicit(&t->joiner, JOIN_DETACHED,
+				     memory_order_acq_rel);
+	if (j != NULL && j != JOIN_DONE)
+		handle_misuse("coev_detach", t);
+	coev__task_release(t);
+	return 0;
+}
+
+/* Join tasks[0..n) in order; joined entries of clear (when not NULL, the
+ * same array as tasks) are set to NULL. Joining in order costs no more
+ * than the slowest task: those already done are taken at once. */
+static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
+		  int *rets, coev_time_t deadline)
+{
+	coev_task_t *self = coev__task_self();
+	int failed = 0, r;
+
+	if (n && (!tasks || !rets))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!tasks[i])
+			return -EINVAL;
+		if (tasks[i] == self)
+			return -EDEADLK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = coev_join_dl(tasks[i], deadline, &rets[i]);
+		if (r < 0)
+			return r;
+		if (clear)
+			clear[i] = NULL;
+		if (rets[i] < 0)
+			failed++;
+	}
+	return failed;
+}
+
+int coev_gather_dl(coev_task_t **tasks, size_t n, int *rets,
+		   coev_time_t deadline)
+{
+	return gather(tasks, tasks, n, rets, deadline);
+}
+
+int coev_gather(coev_task_t *const *tasks, size_t n, int *rets)
+{
+	return gather(tasks, NULL, n, rets, COEV_FOREVER);
+}
+
+/* --- introspection --------------------------------------------------------------- */
+
+coev_task_t *coev_self(void)
+{
+	return coev__task_self();
+}
+
+int coev_worker_id(void)
+{
+	struct coev_worker *w = coev__worker_self();
+	return w ? (int)w->index : -1;
+}
+
+const char *coev_task_name(const coev_task_t *t)
+{
+	if (!t)
+		t = coev__task_self();
+	return t ? t->name : "";
+}
+
+uint64_t coev_task_id(const coev_task_t *t)
+{
+	return t ? t->id : 0;
+}
+
+coev_rt_t *coev_rt_current(void)
+{
+	struct coev_worker *w = coev__worker_self();
+	return w ? w->rt : NULL;
+}

@@ -1,0 +1,265 @@
+/*
+ * tests/testutil.h — small helpers shared by the cmocka suites.
+ *
+ *  - TU_SCALE(plain, asan, tsan): an iteration count sized for the build.
+ *  - TU_CHECK(cond): an assertion usable inside coev tasks and foreign
+ *    threads. cmocka's assert_*() longjmp into the test runner's stack, which
+ *    is wrong from a coroutine stack or another thread, so tasks record
+ *    failures here and the test thread calls tu_assert_no_failures().
+ *  - tu_config(n): the default configuration with n workers.
+ *  - tu_run_in_child(fn, arg, &res): fork, run fn(arg) in the child with its
+ *    stderr captured through a pipe, and return the child's wait status and
+ *    output. The child resets the fatal signals to their default actions
+ *    (cmocka catches SIGSEGV in the parent) and disables core dumps.
+ *  - tu_spin_ns(ns): busy work for about ns nanoseconds (never asserted on).
+ *  - tu_nap_ms(ms): nanosleep for a foreign (non-task) thread.
+ */
+#ifndef COEV_TESTS_TESTUTIL_H
+#define COEV_TESTS_TESTUTIL_H
+
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "coev.h"
+
+#if defined(COEV_TSAN)
+#define TU_SCALE(plain, asan, tsan) (tsan)
+#elif defined(COEV_ASAN)
+#define TU_SCALE(plain, asan, tsan) (asan)
+#else
+#define TU_SCALE(plain, asan, tsan) (plain)
+#endif
+
+#if defined(__GNUC__)
+#define TU_UNUSED __attribute__((unused))
+#define TU_NOINLINE __attribute__((noinline))
+#else
+#define TU_UNUSED
+#define TU_NOINLINE
+#endif
+
+/* ---- assertions usable off the test thread ---------------------------- */
+
+static atomic_int tu_failures TU_UNUSED;
+
+TU_UNUSED static void tu_fail_at(const char *file, int line, const char *what,
+				 const char *fmt, ...)
+{
+	char msg[256] = "";
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+	}
+	/* One write so that lines from several threads do not interleave. */
+	char line_buf[512];
+	int n = snprintf(line_buf, sizeof line_buf, "%s:%d: check failed: %s%s%s\n",
+			 file, line, what, *msg ? " -- " : "", msg);
+	if (n > 0) {
+		ssize_t w = write(2, line_buf, (size_t)n < sizeof line_buf
+						      ? (size_t)n
+						      : sizeof line_buf - 1);
+		(void)w;
+	}
+	atomic_fetch_add(&tu_failures, 1);
+}
+
+#define TU_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			tu_fail_at(__FILE__, __LINE__, #cond, NULL);           \
+	} while (0)
+
+#define TU_CHECK_MSG(cond, ...)                                                \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			tu_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
+	} while (0)
+
+/* Equality of two integers, printing both on failure. */
+#define TU_CHECK_EQ(a, b)                                                      \
+	do {                                                                   \
+		long long tu_a_ = (long long)(a), tu_b_ = (long long)(b);      \
+		if (tu_a_ != tu_b_)                                            \
+			tu_fail_at(__FILE__, __LINE__, #a " == " #b,           \
+				   "%lld != %lld", tu_a_, tu_b_);              \
+	} while (0)
+
+/* On the test thread: fail the cmocka test if any TU_CHECK failed, and reset
+ * the counter for the next test. */
+#define tu_assert_no_failures()                                                \
+	do {                                                                   \
+		int tu_n_ = atomic_exchange(&tu_failures, 0);                  \
+		if (tu_n_ != 0)                                                \
+			fail_msg("%d check(s) failed in tasks or threads "     \
+				 "(see stderr)",                               \
+				 tu_n_);                                       \
+	} while (0)
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* The defaults with n workers. Environment variables are those of the test
+ * process; tests that set them unset them again. */
+TU_UNUSED static coev_config_t tu_config(unsigned workers)
+{
+	coev_config_t cfg;
+
+	memset(&cfg, 0, sizeof cfg);
+	int rc = coev_config_init(&cfg);
+	assert_int_equal(rc, 0);
+	cfg.workers = workers;
+	return cfg;
+}
+
+/* ---- time helpers (never used for upper-bound assertions) ------------- */
+
+TU_UNUSED static void tu_spin_ns(coev_time_t ns)
+{
+	coev_time_t end = coev_now() + ns;
+	volatile unsigned sink = 0;
+
+	while (coev_now() < end) {
+		for (int i = 0; i < 64; i++)
+			sink += (unsigned)i;
+	}
+	(void)sink;
+}
+
+TU_UNUSED static void tu_nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+/* ---- death tests ------------------------------------------------------ */
+
+#define TU_CHILD_OUT_MAX (64 * 1024)
+
+typedef struct tu_child {
+	int status;                  /* from waitpid() */
+	int timed_out;               /* 1 when the child had to be killed */
+	size_t len;                  /* bytes in out, without the NUL */
+	char out[TU_CHILD_OUT_MAX];  /* the child's stderr, NUL-terminated */
+} tu_child_t;
+
+/* Seconds before a child that never ends is killed. */
+#define TU_CHILD_LIMIT_S TU_SCALE(60, 120, 170)
+
+/*
+ * Runs fn(arg) in a forked child whose stderr goes into res->out. When fn
+ * returns the child exits with status 0. The parent waits for the child,
+ * killing it after TU_CHILD_LIMIT_S seconds. Returns 0, or -1 when fork or
+ * pipe failed. Call it from the test thread while no runtime is alive, so
+ * that the child is the child of a single-threaded process.
+ */
+TU_UNUSED static int tu_run_in_child(void (*fn)(void *), void *arg,
+				     tu_child_t *res)
+{
+	int fds[2];
+
+	memset(res, 0, sizeof *res);
+	if (pipe(fds) != 0)
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		static const int sigs[] = {SIGSEGV, SIGBUS,  SIGILL,
+					   SIGFPE,  SIGABRT, SIGSYS};
+		struct rlimit no_core = {0, 0};
+		sigset_t none;
+
+		close(fds[0]);
+		dup2(fds[1], 2);
+		close(fds[1]);
+		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+			signal(sigs[i], SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setrlimit(RLIMIT_CORE, &no_core);
+		fn(arg);
+		fflush(stdout);
+		fflush(stderr);
+		_exit(0);
+	}
+	close(fds[1]);
+
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long waited_ms = (now.tv_sec - start.tv_sec) * 1000L +
+				 (now.tv_nsec - start.tv_nsec) / 1000000L;
+		long left_ms = (long)TU_CHILD_LIMIT_S * 1000L - waited_ms;
+		if (left_ms <= 0) {
+			res->timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		struct pollfd p = {.fd = fds[0], .events = POLLIN};
+		int pr = poll(&p, 1, (int)(left_ms > 1000 ? 1000 : left_ms));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			continue;
+		char buf[4096];
+		ssize_t n = read(fds[0], buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EOF: every copy of the write end is closed */
+		size_t room = sizeof res->out - 1 - res->len;
+		size_t take = (size_t)n < room ? (size_t)n : room;
+		memcpy(res->out + res->len, buf, take);
+		res->len += take;
+	}
+	close(fds[0]);
+	res->out[res->len] = '\0';
+	while (waitpid(pid, &res->status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Prints the child's captured stderr, indented, to the test's stderr. */
+TU_UNUSED static void tu_child_dump(const tu_child_t *res)
+{
+	fprintf(stderr, "---- child stderr (%zu bytes)%s ----\n%s\n---- end ----\n",
+		res->len, res->timed_out ? ", killed after the time limit" : "",
+		res->out);
+}
+
+/* True when the child was killed by signal sig. */
+TU_UNUSED static int tu_child_signaled(const tu_child_t *res, int sig)
+{
+	return WIFSIGNALED(res->status) && WTERMSIG(res->status) == sig;
+}
+
+#endif
