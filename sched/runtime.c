@@ -228,7 +228,7 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&rt->live_mu);
 	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	while (atomic_load_explicit(&rt->live, memory_order_seq_cst) > 0 &&
+	while (coev__live_count(rt) > 0 &&
 	       coev__plat_now() < deadline) {
 		if (deadline == COEV_FOREVER)
 			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
@@ -238,7 +238,7 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	}
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
-	rt->shutdown_left = (int)atomic_load(&rt->live);
+	rt->shutdown_left = (int)coev__live_count(rt);
 	stop_workers(rt, rt->nworkers);
 	return rt->shutdown_left;
 }

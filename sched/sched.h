@@ -29,7 +29,9 @@
 #define COEV_RUNQ_SIZE 256
 #endif
 /* Consecutive runs from the LIFO slot before the ring gets a turn. */
+#ifndef COEV_LIFO_MAX
 #define COEV_LIFO_MAX 3
+#endif
 /* Every this many ticks a worker looks at the inject queue first and polls
  * its loop, so neither starves behind a busy local queue. */
 #define COEV_TICK_GLOBAL 61
@@ -50,16 +52,43 @@
  *   RUNNING   on a worker
  *   RUNNING|NOTIFIED  running, and woken since it started running
  *   DONE      finished (other bits ignored)
+ * STARTED is set from the first run on; a task that is exactly NOTIFIED has
+ * never run (no stack, never pinned), which is what a join may boost.
  */
 enum {
 	TS_IDLE = 0,
 	TS_NOTIFIED = 1u << 0,
 	TS_RUNNING = 1u << 1,
 	TS_DONE = 1u << 2,
+	TS_STARTED = 1u << 3,
 };
 
 /* Why a task switched back to its worker. */
 enum { TY_NONE, TY_YIELD, TY_PARK, TY_EXIT };
+
+/*
+ * Queue entries. A queue (ring, LIFO slot, inject queue, inbox) holds
+ * entries, not tasks: a tagged task pointer saying which of the task's
+ * three links the entry uses. A task has at most one entry of each kind
+ * queued at once, so intrusive lists stay sound even when a task is queued
+ * twice (see the work-first join in task.c):
+ *   ENTRY_RUN    every entry made after the task started; never stale
+ *   ENTRY_SPAWN  the entry made by spawn; stale once the task started
+ *   ENTRY_BOOST  the entry made by a work-first join; stale once started
+ *   ENTRY_RESUME a run entry made for a joiner by the task it joined as
+ *                that task ended; uses the RUN link (the two never
+ *                coexist) but does not count against the LIFO cap
+ */
+typedef struct coev__entry coev__entry_t; /* never dereferenced */
+enum { ENTRY_RUN = 0, ENTRY_SPAWN = 1, ENTRY_BOOST = 2, ENTRY_RESUME = 3 };
+
+#define coev__entry(t, kind) ((coev__entry_t *)((uintptr_t)(t) | (kind)))
+#define coev__entry_task(e) ((coev_task_t *)((uintptr_t)(e) & ~(uintptr_t)3))
+#define coev__entry_kind(e) ((unsigned)((uintptr_t)(e)&3))
+#define coev__entry_link(e)                                                   \
+	(&coev__entry_task(e)->link[coev__entry_kind(e) % 3])
+#define coev__entry_runs(e)                                                   \
+	(coev__entry_kind(e) == ENTRY_RUN || coev__entry_kind(e) == ENTRY_RESUME)
 
 /* Sentinels of the joiner slot. */
 #define JOIN_DONE ((coev__waiter_t *)1)     /* finished, result published */
@@ -91,7 +120,9 @@ struct coev_task {
 	int result;              /* written before DONE is published */
 	uint8_t yield;           /* TY_*: set by the task before switching */
 	struct coev_stack *stack;   /* NULL until first run [runner] */
-	struct coev_task *next;     /* queue / free-list link */
+	coev__entry_t *link[3];     /* queue links, one per entry kind */
+	struct coev_task *next;     /* free-list link */
+	bool boosted;               /* a work-first join queued it [joiner] */
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
 	struct coev_worker *home;   /* registry list holding it [init] */
 	uint64_t id;                /* [init] */
@@ -121,7 +152,7 @@ struct coev_stack {
  */
 typedef struct coev__inject {
 	pthread_mutex_t mu;
-	coev_task_t *head, *tail; /* [mu] */
+	coev__entry_t *head, *tail; /* [mu] */
 	atomic_size_t len;        /* [any] written under mu */
 } coev__inject_t;
 
@@ -130,7 +161,7 @@ typedef struct coev__inject {
 struct coev_worker {
 	/* Shared with thieves. */
 	ck_ring_t ring;                        /* SPMC: owner pushes */
-	_Atomic(coev_task_t *) lifo;           /* [any] owner sets, thieves take */
+	_Atomic(coev__entry_t *) lifo;         /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
 	struct coev_rt *rt;                    /* [init] */
@@ -155,6 +186,13 @@ struct coev_worker {
 	/* Live tasks whose home is this worker. */
 	pthread_mutex_t reg_mu;
 	coev_task_t *reg_head;                 /* [reg_mu] */
+	/* This worker's share of the live-task count: +1 per spawn made here,
+	 * -1 per task ended here; the runtime's count is the sum over the
+	 * workers and live_ext (exact when read under quiescence, and see
+	 * coev__live_count). Its own cache line: no sharing on spawn. */
+	char pad1[COEV_CACHELINE];
+	atomic_long live;                      /* [owner writes, any reads] */
+	char pad2[COEV_CACHELINE - sizeof(atomic_long)];
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
@@ -183,7 +221,7 @@ struct coev_rt {
 	unsigned *sleepers;        /* [idle_mu] */
 	unsigned nsleepers;        /* [idle_mu] */
 	/* Lifecycle. */
-	atomic_long live;          /* [any] tasks spawned and not finished */
+	atomic_long live_ext;      /* [any] live-count share of non-workers */
 	atomic_bool closed;        /* [any] spawns refused */
 	atomic_bool stop;          /* [any] workers exit their loops */
 	int shutdown_left;         /* [host] -1 until shut down */
@@ -209,23 +247,28 @@ extern __thread struct coev_worker *coev__tls_worker
 /* worker.c */
 void *coev__worker_main(void *arg);
 void coev__schedule(coev_task_t *t, bool yielded);
-void coev__schedule_pinned(coev_task_t *t);
-void coev__inject_push(coev__inject_t *q, coev_task_t *first,
-		       coev_task_t *last, size_t n);
-coev_task_t *coev__inject_pop(coev__inject_t *q);
+void coev__schedule_entry(coev__entry_t *e, bool yielded);
+void coev__wake_resume(coev_task_t *t);
+void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *e);
+void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
+void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
+		       coev__entry_t *last, size_t n);
+coev__entry_t *coev__inject_pop(coev__inject_t *q);
 void coev__notify_parked(struct coev_rt *rt);
 
 /* task.c */
-void coev__task_run(struct coev_worker *w, coev_task_t *t);
+bool coev__task_run(struct coev_worker *w, coev__entry_t *e);
+bool coev__entry_stale(coev__entry_t *e);
 void coev__task_release(coev_task_t *t);
 void coev__task_free_all(struct coev_rt *rt);
+long coev__live_count(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     const char *name, coev_fn fn, void *arg,
 		     coev_task_t **out);
 
 /* wait.c */
 void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
-void coev__waiter_signal(coev__waiter_t *wt);
+void coev__waiter_signal(coev__waiter_t *wt, bool resume);
 int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
 void coev__waiter_fini(coev__waiter_t *wt);
 bool coev__park_until(coev_time_t deadline);

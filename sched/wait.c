@@ -65,14 +65,17 @@ void coev__waiter_fini(coev__waiter_t *wt)
 	pthread_mutex_destroy(&wt->mu);
 }
 
-void coev__waiter_signal(coev__waiter_t *wt)
+void coev__waiter_signal(coev__waiter_t *wt, bool resume)
 {
 	coev_task_t *t = wt->task;
 
 	if (t) {
 		/* Pairs with the acquire load in coev__waiter_wait(). */
 		atomic_store_explicit(&wt->done, 1, memory_order_release);
-		coev__wake(t);
+		if (resume)
+			coev__wake_resume(t);
+		else
+			coev__wake(t);
 		coev__task_release(t);
 		return;
 	}

@@ -11,8 +11,9 @@
  *   2. its inbox: tasks pinned to this worker (resuming after a timed wait
  *      armed on this loop); thieves never look there;
  *   3. the LIFO slot: the task most recently spawned or woken here, for
- *      cache locality in message passing; at most COEV_LIFO_MAX runs in a
- *      row, so the LIFO slot cannot starve the ring;
+ *      cache locality in message passing; at most COEV_LIFO_MAX wakes in
+ *      a row, so two tasks waking each other cannot starve the ring (new
+ *      and boosted children are exempt: see next_local());
  *   4. the local ring (ck_ring SPMC, COEV_RUNQ_SIZE slots, FIFO);
  *   5. the inject queue, taking a batch into the ring;
  *   6. stealing: become a searcher (at most half the workers search at
@@ -63,13 +64,13 @@
 
 /* --- the inject queue ------------------------------------------------- */
 
-void coev__inject_push(coev__inject_t *q, coev_task_t *first,
-		       coev_task_t *last, size_t n)
+void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
+		       coev__entry_t *last, size_t n)
 {
-	last->next = NULL;
+	*coev__entry_link(last) = NULL;
 	pthread_mutex_lock(&q->mu);
 	if (q->tail)
-		q->tail->next = first;
+		*coev__entry_link(q->tail) = first;
 	else
 		q->head = first;
 	q->tail = last;
@@ -80,10 +81,10 @@ void coev__inject_push(coev__inject_t *q, coev_task_t *first,
 
 /* Pop up to max tasks as a list; returns the count, *out the first. */
 static size_t inject_pop_batch(coev__inject_t *q, size_t max,
-			       coev_task_t **out)
+			       coev__entry_t **out)
 {
 	size_t n = 0;
-	coev_task_t *t, *prev = NULL;
+	coev__entry_t *t, *prev = NULL;
 
 	if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
 		return 0;
@@ -92,11 +93,11 @@ static size_t inject_pop_batch(coev__inject_t *q, size_t max,
 	*out = t;
 	while (t && n < max) {
 		prev = t;
-		t = t->next;
+		t = *coev__entry_link(t);
 		n++;
 	}
 	if (prev)
-		prev->next = NULL;
+		*coev__entry_link(prev) = NULL;
 	q->head = t;
 	if (!t)
 		q->tail = NULL;
@@ -106,30 +107,43 @@ static size_t inject_pop_batch(coev__inject_t *q, size_t max,
 	return n;
 }
 
-coev_task_t *coev__inject_pop(coev__inject_t *q)
+coev__entry_t *coev__inject_pop(coev__inject_t *q)
 {
-	coev_task_t *t = NULL;
+	coev__entry_t *t = NULL;
 	return inject_pop_batch(q, 1, &t) ? t : NULL;
 }
 
 /* --- the local ring ---------------------------------------------------- */
 
-/* ck's ring publishes with a store fence and reads slots with memcpy, which
- * ThreadSanitizer cannot see: the release/acquire pair below names the
- * edge (the enqueue's fence + p_tail store pairs with the dequeue's load of
- * p_tail). A thief's read of a slot that the CAS then rejects is the ring's
- * designed, validated race; reads inside the dequeue are not reported. */
+/* ck's ring publishes with a store fence and plain (volatile) stores, and
+ * reads its indexes and slots with plain loads, none of which
+ * ThreadSanitizer understands even with CK_USE_CC_BUILTINS (only ck's CAS
+ * becomes a compiler atomic). So in TSan builds the reads inside every ring
+ * call are not tracked, and the ring's one synchronisation edge is named
+ * instead: the enqueue's fence + p_tail store (release) pairs with the
+ * dequeue's load of p_tail (acquire). A thief's read of a slot that its CAS
+ * then rejects is the ring's designed, validated race. */
 #if defined(COEV_TSAN)
-void __tsan_ignore_reads_begin(void);
-void __tsan_ignore_reads_end(void);
-#define RING_READS_BEGIN() __tsan_ignore_reads_begin()
-#define RING_READS_END() __tsan_ignore_reads_end()
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define RING_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define RING_READS_END() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
 #else
 #define RING_READS_BEGIN() ((void)0)
 #define RING_READS_END() ((void)0)
 #endif
 
-static coev_task_t *ring_pop(struct coev_worker *v)
+static unsigned ring_size(struct coev_worker *v)
+{
+	unsigned n;
+
+	RING_READS_BEGIN();
+	n = ck_ring_size(&v->ring);
+	RING_READS_END();
+	return n;
+}
+
+static coev__entry_t *ring_pop(struct coev_worker *v)
 {
 	void *p;
 	bool ok;
@@ -143,29 +157,40 @@ static coev_task_t *ring_pop(struct coev_worker *v)
 	return p;
 }
 
-/* Owner only. When the ring is full, half of it and t go to the inject
- * queue in one batch (Go's runqputslow). */
-static void ring_push(struct coev_worker *w, coev_task_t *t)
+/* Owner only. When the ring is full, its older half is taken out: stale
+ * entries are dropped (this is where fork-join code sheds the spawn
+ * entries of children that a join already ran); if that freed at least a
+ * quarter of the ring the live ones go back in, else they and t go to the
+ * inject queue in one batch (Go's runqputslow). */
+static void ring_push(struct coev_worker *w, coev__entry_t *t)
 {
-	coev_task_t *first = NULL, *last = NULL, *x;
-	size_t n = 0, half;
+	coev__entry_t *live[COEV_RUNQ_SIZE / 2], *first = t, *x;
+	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
+	bool ok;
 
 	COEV_TSAN_RELEASE(&w->ring);
-	if (ck_ring_enqueue_spmc(&w->ring, w->buf, t))
+	RING_READS_BEGIN();
+	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
+	RING_READS_END();
+	if (ok)
 		return;
-	half = ck_ring_capacity(&w->ring) / 2;
-	while (n < half && (x = ring_pop(w)) != NULL) {
-		if (last)
-			last->next = x;
+	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
+		if (coev__entry_stale(x))
+			coev__task_release(coev__entry_task(x));
 		else
-			first = x;
-		last = x;
-		n++;
+			live[n++] = x;
 	}
-	if (last)
-		last->next = t;
-	else
-		first = t;
+	if (half - n >= half / 2) {
+		for (i = 0; i < n; i++)
+			ring_push(w, live[i]);
+		ring_push(w, t);
+		return;
+	}
+	*coev__entry_link(t) = NULL;
+	for (i = n; i-- > 0;) {
+		*coev__entry_link(live[i]) = first;
+		first = live[i];
+	}
 	coev__inject_push(&w->rt->inject, first, t, n + 1);
 }
 
@@ -234,7 +259,7 @@ static bool any_work(struct coev_rt *rt)
 	if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
 		return true;
 	for (unsigned i = 0; i < rt->nworkers; i++)
-		if (ck_ring_size(&rt->workers[i]->ring) ||
+		if (ring_size(rt->workers[i]) ||
 		    atomic_load_explicit(&rt->workers[i]->lifo,
 					 memory_order_relaxed))
 			return true;
@@ -286,45 +311,57 @@ static void park_worker(struct coev_worker *w)
 
 /* --- scheduling ---------------------------------------------------------- */
 
-void coev__schedule_pinned(coev_task_t *t)
+void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
-	struct coev_worker *p = t->pin;
-
-	coev__inject_push(&p->inbox, t, t, 1);
-	coev__plat_unpark(p);
+	coev__entry_t *prev = atomic_exchange_explicit(&w->lifo, t,
+						     memory_order_acq_rel);
+	if (prev)
+		ring_push(w, prev);
+	coev__notify_parked(w->rt);
 }
 
+void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e)
+{
+	coev__inject_push(&rt->inject, e, e, 1);
+	coev__notify_parked(rt);
+}
+
+/* Queue a started task (a run or resume entry): on its pinned worker's inbox,
+ * on the calling worker (LIFO slot for a wake, ring tail for a yield), or
+ * on the inject queue from outside the runtime. */
 void coev__schedule(coev_task_t *t, bool yielded)
 {
+	coev__schedule_entry(coev__entry(t, ENTRY_RUN), yielded);
+}
+
+void coev__schedule_entry(coev__entry_t *e, bool yielded)
+{
+	coev_task_t *t = coev__entry_task(e);
 	struct coev_worker *w;
-	coev_task_t *prev;
 
 	if (t->pin) {
-		coev__schedule_pinned(t);
+		coev__inject_push(&t->pin->inbox, e, e, 1);
+		coev__plat_unpark(t->pin);
 		return;
 	}
 	w = coev__worker_self();
 	if (!w || w->rt != t->rt) {
-		coev__inject_push(&t->rt->inject, t, t, 1);
-		coev__notify_parked(t->rt);
+		coev__schedule_inject(t->rt, e);
 		return;
 	}
-	if (yielded) {
-		ring_push(w, t);
-	} else {
-		prev = atomic_exchange_explicit(&w->lifo, t,
-						memory_order_acq_rel);
-		if (prev)
-			ring_push(w, prev);
+	if (!yielded) {
+		coev__schedule_lifo(w, e);
+		return;
 	}
+	ring_push(w, e);
 	coev__notify_parked(w->rt);
 }
 
 /* Take half of v's ring into w's; returns one task to run now. */
-static coev_task_t *steal_from(struct coev_worker *w, struct coev_worker *v)
+static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 {
-	unsigned n = ck_ring_size(&v->ring), take, got = 0;
-	coev_task_t *first = NULL, *t;
+	unsigned n = ring_size(v), take, got = 0;
+	coev__entry_t *first = NULL, *t;
 
 	if (n == 0)
 		return NULL;
@@ -345,10 +382,10 @@ static coev_task_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	return first;
 }
 
-static coev_task_t *take_inject(struct coev_worker *w)
+static coev__entry_t *take_inject(struct coev_worker *w)
 {
 	struct coev_rt *rt = w->rt;
-	coev_task_t *first = NULL, *t, *next;
+	coev__entry_t *first = NULL, *t, *next;
 	size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
 	size_t max, n;
 
@@ -361,18 +398,21 @@ static coev_task_t *take_inject(struct coev_worker *w)
 	if (!n)
 		return NULL;
 	atomic_fetch_add_explicit(&w->st.inject_pops, n, memory_order_relaxed);
-	for (t = first->next; t; t = next) {
-		next = t->next;
+	for (t = *coev__entry_link(first); t; t = next) {
+		next = *coev__entry_link(t);
 		ring_push(w, t);
 	}
 	return first;
 }
 
-static coev_task_t *next_local(struct coev_worker *w)
+static coev__entry_t *next_local(struct coev_worker *w)
 {
-	coev_task_t *t;
+	coev__entry_t *t;
 
 	if (++w->tick % COEV_TICK_GLOBAL == 0) {
+		/* Fairness: the loop and the inject queue get a turn at least
+		 * every COEV_TICK_GLOBAL polls, however busy the local queue
+		 * is. */
 		coev__plat_poll(w);
 		if ((t = take_inject(w)) != NULL)
 			return t;
@@ -380,11 +420,20 @@ static coev_task_t *next_local(struct coev_worker *w)
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t;
-	if (w->lifo_runs < COEV_LIFO_MAX &&
-	    atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
-	    (t = atomic_exchange_explicit(&w->lifo, NULL,
-					  memory_order_acq_rel)) != NULL) {
-		w->lifo_runs++;
+	t = atomic_load_explicit(&w->lifo, memory_order_relaxed);
+	if (t && (w->lifo_runs < COEV_LIFO_MAX ||
+		  coev__entry_kind(t) != ENTRY_RUN)) {
+		/* Only wakes count against the LIFO cap: two tasks waking
+		 * each other must not starve the ring. A new or boosted
+		 * child continues its parent's work, as a call would, and a
+		 * joiner resumed by its ended child is that call returning;
+		 * running them first keeps fork-join code depth-first. */
+		t = atomic_exchange_explicit(&w->lifo, NULL,
+					     memory_order_acq_rel);
+		if (coev__entry_kind(t) == ENTRY_RUN)
+			w->lifo_runs++;
+		else
+			w->lifo_runs = 0;
 		return t;
 	}
 	w->lifo_runs = 0;
@@ -396,11 +445,11 @@ static coev_task_t *next_local(struct coev_worker *w)
 	return take_inject(w);
 }
 
-static coev_task_t *search(struct coev_worker *w)
+static coev__entry_t *search(struct coev_worker *w)
 {
 	struct coev_rt *rt = w->rt;
 	unsigned n = rt->nworkers, start, i;
-	coev_task_t *t;
+	coev__entry_t *t;
 
 	coev__plat_poll(w);
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
@@ -421,7 +470,7 @@ void *coev__worker_main(void *arg)
 {
 	struct coev_worker *w = arg;
 	struct coev_rt *rt = w->rt;
-	coev_task_t *t;
+	coev__entry_t *t;
 
 	coev__stack_thread_init(w);
 	coev__switch_thread_init(w);
