@@ -125,4 +125,4 @@ format-check:
 		sched/*.[ch] sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang
