@@ -327,9 +327,9 @@ def chart(stats, marks, workloads, chart_dir, png):
             gp.append("set arrow from -0.6,%g to %g,%g nohead dt 2 lw 1.5 "
                       "lc rgb 'red' front" % (mark, len(RUNTIMES) - 0.4,
                                                mark))
-            gp.append("set label 'target %.3g' at %g,%g right tc rgb 'red' "
-                      "font 'Sans,8' front" % (
-                          mark, len(RUNTIMES) - 0.45, mark + top * 0.025))
+            gp.append("set label 'dashed: target %.4g' at graph 0.98, "
+                      "graph 0.97 right tc rgb 'red' font 'Sans,9' front"
+                      % mark)
         gp.append("set yrange [0:%g]" % top)
         gp.append("set title '%s: %s (%s is better)'" % (
             w, unit, "lower" if lower else "higher"))
@@ -341,7 +341,7 @@ def chart(stats, marks, workloads, chart_dir, png):
             "plot '%s' using 1:3:6 with boxes lc rgb variable, "
             "'' using 1:3:4:5 with yerrorbars lc rgb '#222222' pt 7 ps 0.3 "
             "lw 1.3, "
-            "'' using 1:5:(sprintf('%%.3g', $3)) with labels offset 0,0.8 "
+            "'' using 1:5:(sprintf('%%.4g', $3)) with labels offset 0,0.8 "
             "font 'Sans,9'" % dat)
     gp.append("unset multiplot")
     script = os.path.join(chart_dir, "chart.gp")

@@ -51,6 +51,19 @@ has_rt() { case " $RUNTIMES " in *" $1 "*) return 0 ;; esac; return 1; }
 peer_workloads=$(for w in $WORKLOADS; do [ "$w" = switch ] || echo "$w"; done)
 
 start=$SECONDS
+# cpu_busy: percent of all CPUs busy over one second, while we are idle;
+# that is load from other processes competing with the benchmarks.
+cpu_busy() {
+	local a b
+	a=$(head -n1 /proc/stat)
+	sleep 1
+	b=$(head -n1 /proc/stat)
+	echo "$a $b" | awk '{ n = (NF - 2) / 2; t = 0; i = 0
+		for (k = 2; k <= 1 + n; k++) { d = $(k + n + 1) - $k; t += d
+			if (k == 5 || k == 6) i += d }
+		printf "%d", (t > 0 ? 100 * (t - i) / t + 0.5 : 0) }'
+}
+busy_start=$(cpu_busy)
 mkdir -p "$BUILD" "$LOGS" "$RESULTS"
 
 # ---- tools -------------------------------------------------------------
@@ -218,6 +231,7 @@ done
 # ---- report ------------------------------------------------------------
 
 elapsed=$((SECONDS - start))
+busy_end=$(cpu_busy)
 stamp=$(date -u +%Y%m%d-%H%M%S)
 HDR=$BUILD/header.txt
 {
@@ -228,6 +242,10 @@ HDR=$BUILD/header.txt
 	has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
 	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
 	echo "total time: ${elapsed}s (builds included)"
+	echo "CPU busy with other processes (1 s sample): ${busy_start}% before the runs, ${busy_end}% after"
+	if [ "$busy_start" -ge 15 ] || [ "$busy_end" -ge 15 ]; then
+		echo "WARNING: other processes were using the CPUs; they compete with the workers and these numbers are unreliable"
+	fi
 	echo
 } >"$HDR"
 
