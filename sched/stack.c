@@ -211,8 +211,7 @@ struct coev_stack *coev__stack_get(struct coev_worker *w)
 	if (!s)
 		s = slab_take(w->rt);
 	if (s)
-		atomic_fetch_add_explicit(&w->st.stacks_mapped, 1,
-					  memory_order_relaxed);
+		COEV_STAT_ADD(w, stacks_mapped, 1);
 	return s;
 }
 

@@ -17,7 +17,8 @@
  *           publishes: CAS RUNNING -> IDLE. If the CAS fails a wake came
  *           while the task ran (RUNNING|NOTIFIED): the permit is consumed
  *           and the task is queued again instead of sleeping.
- *   yield:  exchange -> NOTIFIED, queued at the back of the ring
+ *   yield:  no change: queued at the back of the ring with a yield
+ *           entry, still RUNNING (a wake meanwhile leaves the permit)
  *   exit:   exchange -> DONE; the result is then published through the
  *           joiner slot (exchange -> JOIN_DONE) and the joiner signalled.
  *
@@ -238,8 +239,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	if (out)
 		*out = t;
 	if (w) {
-		atomic_fetch_add_explicit(&w->st.spawned, 1,
-					  memory_order_relaxed);
+		COEV_STAT_ADD(w, spawned, 1);
 		coev__schedule_lifo(w, coev__entry(t, ENTRY_SPAWN));
 	} else {
 		coev__schedule_inject(rt, coev__entry(t, ENTRY_SPAWN));
@@ -292,7 +292,7 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 		coev__stack_put(w, t->stack);
 		t->stack = NULL;
 	}
-	atomic_fetch_add_explicit(&w->st.finished, 1, memory_order_relaxed);
+	COEV_STAT_ADD(w, finished, 1);
 	atomic_exchange_explicit(&t->state, TS_DONE | TS_STARTED,
 				 memory_order_acq_rel);
 	j = atomic_exchange_explicit(&t->joiner, JOIN_DONE,
@@ -332,6 +332,8 @@ static bool claim(coev__entry_t *e)
 		return atomic_compare_exchange_strong_explicit(
 			&t->state, &s, TS_RUNNING | TS_STARTED,
 			memory_order_acq_rel, memory_order_relaxed);
+	if (coev__entry_kind(e) == ENTRY_YIELD)
+		return true; /* still RUNNING: nothing to claim */
 	s = atomic_exchange_explicit(&t->state, TS_RUNNING | TS_STARTED,
 				     memory_order_acq_rel);
 	if (s != (TS_NOTIFIED | TS_STARTED))
@@ -362,7 +364,7 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 		coev__ctx_init(&t->ctx, t->stack->lo, t->stack->size,
 			       task_entry, t);
 	}
-	atomic_fetch_add_explicit(&w->st.polls, 1, memory_order_relaxed);
+	COEV_STAT_ADD(w, polls, 1);
 	w->current = t;
 	t->yield = TY_NONE;
 	coev__switch_to_task(w, t);
@@ -370,9 +372,7 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 
 	switch (t->yield) {
 	case TY_YIELD:
-		atomic_exchange_explicit(&t->state, TS_NOTIFIED | TS_STARTED,
-					 memory_order_acq_rel);
-		coev__schedule(t, true);
+		coev__schedule_entry(coev__entry(t, ENTRY_YIELD), true);
 		break;
 	case TY_PARK:
 		expect = TS_RUNNING | TS_STARTED;

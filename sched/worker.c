@@ -196,14 +196,28 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 
 /* --- idle workers ------------------------------------------------------ */
 
-void coev__notify_parked(struct coev_rt *rt)
+/*
+ * Wake a sleeping worker to search if nobody searches. strict: the caller
+ * is not a running worker of rt (or is a parker's re-check), so the work it
+ * made visible might otherwise sit unseen: the seq_cst fence pairs with the
+ * seq_cst RMW of idle_state in park_worker(), so either the parker's
+ * re-check sees the push or we see the parker asleep. Not strict: the
+ * caller is a worker that will run the work itself if nobody else does, so
+ * a first relaxed look that finds someone searching or nobody asleep ends
+ * it without a fence; the rare miss (a worker parking at that instant) is
+ * repaired by the next push, and loses parallelism, never work.
+ */
+void coev__notify_parked(struct coev_rt *rt, bool strict)
 {
 	uint_fast64_t s;
 	unsigned i;
 	struct coev_worker *v;
 
-	/* Pairs with the seq_cst RMW of idle_state in park_worker(): either
-	 * the parker's re-check sees our push, or we see it asleep. */
+	if (!strict) {
+		s = atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
+		if (N_SEARCHING(s) != 0 || N_UNPARKED(s) >= rt->nworkers)
+			return;
+	}
 	atomic_thread_fence(memory_order_seq_cst);
 	s = atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
 	if (N_SEARCHING(s) != 0 || N_UNPARKED(s) >= rt->nworkers)
@@ -251,7 +265,7 @@ static void stop_searching(struct coev_worker *w)
 	prev = atomic_fetch_sub_explicit(&w->rt->idle_state, SEARCH_ONE,
 					 memory_order_seq_cst);
 	if (N_SEARCHING(prev) == 1)
-		coev__notify_parked(w->rt);
+		coev__notify_parked(w->rt, true);
 }
 
 static bool any_work(struct coev_rt *rt)
@@ -284,9 +298,9 @@ static void park_worker(struct coev_worker *w)
 	pthread_mutex_unlock(&rt->idle_mu);
 
 	if (last_searcher && any_work(rt))
-		coev__notify_parked(rt);
+		coev__notify_parked(rt, true);
 	if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
-		atomic_fetch_add_explicit(&w->st.parks, 1, memory_order_relaxed);
+		COEV_STAT_ADD(w, parks, 1);
 		coev__plat_park(w);
 	}
 
@@ -315,15 +329,19 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
 	coev__entry_t *prev = atomic_exchange_explicit(&w->lifo, t,
 						     memory_order_acq_rel);
-	if (prev)
+
+	/* Only work that thieves can see (the ring) is worth a wake-up: the
+	 * LIFO slot is this worker's next task. */
+	if (prev) {
 		ring_push(w, prev);
-	coev__notify_parked(w->rt);
+		coev__notify_parked(w->rt, false);
+	}
 }
 
 void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e)
 {
 	coev__inject_push(&rt->inject, e, e, 1);
-	coev__notify_parked(rt);
+	coev__notify_parked(rt, true);
 }
 
 /* Queue a started task (a run or resume entry): on its pinned worker's inbox,
@@ -354,7 +372,7 @@ void coev__schedule_entry(coev__entry_t *e, bool yielded)
 		return;
 	}
 	ring_push(w, e);
-	coev__notify_parked(w->rt);
+	coev__notify_parked(w->rt, false);
 }
 
 /* Take half of v's ring into w's; returns one task to run now. */
@@ -374,10 +392,8 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 		got++;
 	}
 	if (got) {
-		atomic_fetch_add_explicit(&w->st.stolen, got,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->st.steal_ops, 1,
-					  memory_order_relaxed);
+		COEV_STAT_ADD(w, stolen, got);
+		COEV_STAT_ADD(w, steal_ops, 1);
 	}
 	return first;
 }
@@ -397,7 +413,7 @@ static coev__entry_t *take_inject(struct coev_worker *w)
 	n = inject_pop_batch(&rt->inject, max, &first);
 	if (!n)
 		return NULL;
-	atomic_fetch_add_explicit(&w->st.inject_pops, n, memory_order_relaxed);
+	COEV_STAT_ADD(w, inject_pops, n);
 	for (t = *coev__entry_link(first); t; t = next) {
 		next = *coev__entry_link(t);
 		ring_push(w, t);
@@ -451,7 +467,9 @@ static coev__entry_t *search(struct coev_worker *w)
 	unsigned n = rt->nworkers, start, i;
 	coev__entry_t *t;
 
-	coev__plat_poll(w);
+	/* No loop poll here: a worker that finds nothing parks in its loop,
+	 * and a busy one polls every COEV_TICK_GLOBAL ticks; polling on every
+	 * empty moment cost an epoll_wait per stolen batch. */
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t;
