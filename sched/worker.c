@@ -164,7 +164,7 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
  * inject queue in one batch (Go's runqputslow). */
 static void ring_push(struct coev_worker *w, coev__entry_t *t)
 {
-	coev__entry_t *live[COEV_RUNQ_SIZE / 2], *first = t, *x;
+	coev__entry_t *first = NULL, *last = NULL, *x, *next;
 	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
 	bool ok;
 
@@ -174,23 +174,32 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 	RING_READS_END();
 	if (ok)
 		return;
+	/* The live entries are out of every queue now: chain them through
+	 * their own links (no array on what may be a task's stack). */
 	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
-		if (coev__entry_stale(x))
+		if (coev__entry_stale(x)) {
 			coev__task_release(coev__entry_task(x));
+			continue;
+		}
+		if (last)
+			*coev__entry_link(last) = x;
 		else
-			live[n++] = x;
+			first = x;
+		last = x;
+		n++;
 	}
 	if (half - n >= half / 2) {
-		for (i = 0; i < n; i++)
-			ring_push(w, live[i]);
+		for (x = first; n-- > 0; x = next) {
+			next = *coev__entry_link(x);
+			ring_push(w, x);
+		}
 		ring_push(w, t);
 		return;
 	}
-	*coev__entry_link(t) = NULL;
-	for (i = n; i-- > 0;) {
-		*coev__entry_link(live[i]) = first;
-		first = live[i];
-	}
+	if (last)
+		*coev__entry_link(last) = t;
+	else
+		first = t;
 	coev__inject_push(&w->rt->inject, first, t, n + 1);
 }
 

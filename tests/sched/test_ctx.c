@@ -73,8 +73,10 @@ static void fib_free(fib_t *f)
 	munmap(f->lo, f->size);
 }
 
-/* Before a switch from `from` to `to`; dying: `from` never runs again. */
-static void *pre_switch(fib_t *from, fib_t *to, bool dying)
+/* Before a switch from `from` to `to`; dying: `from` never runs again.
+ * Inlined: TSan must see the fiber switch in the same frame as the context
+ * switch, or its per-fiber shadow call stacks get out of balance. */
+static inline __attribute__((always_inline)) void *pre_switch(fib_t *from, fib_t *to, bool dying)
 {
 	void *fake = NULL;
 
@@ -92,7 +94,7 @@ static void *pre_switch(fib_t *from, fib_t *to, bool dying)
 }
 
 /* First thing after a switch lands (also at the start of a new fiber). */
-static void post_switch(void *fake)
+static inline __attribute__((always_inline)) void post_switch(void *fake)
 {
 #if defined(COEV_ASAN)
 	const void *old_lo = NULL;
