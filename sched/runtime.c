@@ -12,6 +12,7 @@
  * blocks through the per-worker registries.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ static int parse_size(const char *s, unsigned long long *out)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
@@ -32,11 +34,14 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (errno)
 		return -EINVAL;
 	switch (tolower((unsigned char)*end)) {
-	case 'k': v <<= 10; end++; break;
-	case 'm': v <<= 20; end++; break;
-	case 'g': v <<= 30; end++; break;
+	case 'k': shift = 10; end++; break;
+	case 'm': shift = 20; end++; break;
+	case 'g': shift = 30; end++; break;
 	default: break;
 	}
+	if (v > (ULLONG_MAX >> shift))
+		return -ERANGE;
+	v <<= shift;
 	if (*end != '\0')
 		return -EINVAL;
 	*out = v;

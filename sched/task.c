@@ -493,6 +493,8 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 	}
 	if (j != NULL)
 		handle_misuse("coev_join", t);
+	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
+		return -ETIMEDOUT; /* only tried: t is not done */
 	if (self)
 		boost(self->worker, t);
 	coev__waiter_init(&wt, self);
@@ -550,7 +552,9 @@ int coev_detach(coev_task_t *t)
 
 /* Join tasks[0..n) in order; joined entries of clear (when not NULL, the
  * same array as tasks) are set to NULL. Joining in order costs no more
- * than the slowest task: those already done are taken at once. */
+ * than the slowest task: those already done are taken at once. When the
+ * deadline passes, every task that has finished by then is still taken
+ * (the deadline has passed, so each later join only tries). */
 static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 		  int *rets, coev_time_t deadline)
 {
@@ -560,18 +564,24 @@ static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 	if (n && (!tasks || !rets))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		if (!tasks[i])
+		if (!tasks[i] && !clear)
 			return -EINVAL;
-		if (tasks[i] == self)
+		if (tasks[i] && tasks[i] == self)
 			return -EDEADLK;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (clear && !clear[i])
+			continue;
 		r = coev_join_dl(tasks[i], deadline, &rets[i]);
+		if (r == -ETIMEDOUT) {
+			failed = r;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		if (clear)
 			clear[i] = NULL;
-		if (rets[i] < 0)
+		if (rets[i] < 0 && failed >= 0)
 			failed++;
 	}
 	return failed;

@@ -70,7 +70,8 @@ COEV_API int coev_detach(coev_task_t *t);
  * entry), -EDEADLK (one of them is the caller; nothing is consumed).
  * coev_gather_dl — the same with a deadline: on -ETIMEDOUT the tasks that
  * finished are consumed and their entries in tasks[] set to NULL; the rest
- * stay valid and owned by the caller.
+ * stay valid and owned by the caller, who may call coev_gather_dl again on
+ * the same array (NULL entries are skipped, their rets[] left as they are).
  * Same threads as coev_join(); never allocates.
  */
 COEV_API int coev_gather(coev_task_t *const *tasks, size_t n, int *rets);
