@@ -29,18 +29,18 @@ void coev__ctx_init(coev__ctx_t *c, void *lo, size_t size,
 	memcpy((char *)&sp[0] + 4, &fpucw, sizeof fpucw);
 	sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
 	sp[3] = (uint64_t)(uintptr_t)arg;   /* r13 */
-	sp[6] = 0;                          /* rbp */
+	sp[6] = 0;			    /* rbp */
 	sp[7] = (uint64_t)(uintptr_t)coev__ctx_boot;
 	c->sp = sp;
 #elif defined(__aarch64__)
 	uint64_t *sp = (uint64_t *)(top - 176);
 
 	memset(sp, 0, 176);
-	sp[0] = (uint64_t)(uintptr_t)entry; /* x19 */
-	sp[1] = (uint64_t)(uintptr_t)arg;   /* x20 */
-	sp[10] = 0;                         /* x29 */
+	sp[0] = (uint64_t)(uintptr_t)entry;	      /* x19 */
+	sp[1] = (uint64_t)(uintptr_t)arg;	      /* x20 */
+	sp[10] = 0;				      /* x29 */
 	sp[11] = (uint64_t)(uintptr_t)coev__ctx_boot; /* x30 */
-	sp[20] = 0;                         /* FPCR: ABI default */
+	sp[20] = 0;				      /* FPCR: ABI default */
 	c->sp = sp;
 #else
 #error "coev: no context switch for this architecture"

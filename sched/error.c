@@ -18,7 +18,7 @@ static const struct {
 #define COEV_ERR_ROW(name, value, msg) {value, msg},
 	COEV_OWN_ERRORS(COEV_ERR_ROW)
 #undef COEV_ERR_ROW
-	{-EPERM, "operation not permitted"},
+		{-EPERM, "operation not permitted"},
 	{-ENOENT, "no such file or directory"},
 	{-EINTR, "interrupted"},
 	{-EIO, "input/output error"},

@@ -30,8 +30,7 @@ coev_time_t coev__plat_now(void)
 	return (coev_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *),
-			    void *arg)
+int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *), void *arg)
 {
 	pthread_t p;
 	int r = pthread_create(&p, NULL, fn, arg);

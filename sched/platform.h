@@ -36,8 +36,7 @@ coev_time_t coev__plat_now(void);
 typedef struct coev__thread {
 	uintptr_t handle;
 } coev__thread_t;
-int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *),
-			    void *arg);
+int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *), void *arg);
 void coev__plat_thread_join(coev__thread_t th);
 
 /* Loops. init/destroy run on any thread while no one else uses w's loop;

@@ -34,9 +34,18 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (errno)
 		return -EINVAL;
 	switch (tolower((unsigned char)*end)) {
-	case 'k': shift = 10; end++; break;
-	case 'm': shift = 20; end++; break;
-	case 'g': shift = 30; end++; break;
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+		shift = 30;
+		end++;
+		break;
 	default: break;
 	}
 	if (v > (ULLONG_MAX >> shift))
@@ -92,8 +101,9 @@ static void worker_free(struct coev_worker *w)
 
 static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 {
-	struct coev_worker *w = aligned_alloc(COEV_CACHELINE,
-		(sizeof *w + COEV_CACHELINE - 1) & ~(size_t)(COEV_CACHELINE - 1));
+	struct coev_worker *w = aligned_alloc(
+		COEV_CACHELINE, (sizeof *w + COEV_CACHELINE - 1) &
+					~(size_t)(COEV_CACHELINE - 1));
 	int r;
 
 	if (!w)
@@ -233,13 +243,11 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&rt->live_mu);
 	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	while (coev__live_count(rt) > 0 &&
-	       coev__plat_now() < deadline) {
+	while (coev__live_count(rt) > 0 && coev__plat_now() < deadline) {
 		if (deadline == COEV_FOREVER)
 			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
 		else
-			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu,
-					       &ts);
+			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
 	}
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
@@ -309,6 +317,7 @@ int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
 	st->inject_pops = LOAD(inject_pops);
 	st->stacks_mapped = LOAD(stacks_mapped);
 #undef LOAD
-	st->stacks_pooled = w->stack_pool_len;
+	st->stacks_pooled =
+		atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
 	return 0;
 }

@@ -100,15 +100,16 @@ enum {
 #define coev__entry(t, kind) ((coev__entry_t *)((uintptr_t)(t) | (kind)))
 #define coev__entry_task(e) ((coev_task_t *)((uintptr_t)(e) & ~(uintptr_t)7))
 #define coev__entry_kind(e) ((unsigned)((uintptr_t)(e)&7))
-#define coev__entry_link(e)                                                   \
-	(&coev__entry_task(e)->link[coev__entry_kind(e) == ENTRY_SPAWN   ? 1 \
+#define coev__entry_link(e)                                                  \
+	(&coev__entry_task(e)->link[coev__entry_kind(e) == ENTRY_SPAWN	 ? 1 \
 				    : coev__entry_kind(e) == ENTRY_BOOST ? 2 \
 									 : 0])
-#define coev__entry_runs(e)                                                   \
-	(coev__entry_kind(e) != ENTRY_SPAWN && coev__entry_kind(e) != ENTRY_BOOST)
+#define coev__entry_runs(e)                    \
+	(coev__entry_kind(e) != ENTRY_SPAWN && \
+	 coev__entry_kind(e) != ENTRY_BOOST)
 
 /* Sentinels of the joiner slot. */
-#define JOIN_DONE ((coev__waiter_t *)1)     /* finished, result published */
+#define JOIN_DONE ((coev__waiter_t *)1)	    /* finished, result published */
 #define JOIN_DETACHED ((coev__waiter_t *)2) /* handle given up */
 #define JOIN_FREED ((coev__waiter_t *)3)    /* block released */
 
@@ -125,38 +126,37 @@ typedef struct coev__waiter {
 } coev__waiter_t;
 
 struct coev_task {
-	_Alignas(16)
-	atomic_uint state;                 /* [any] see TS_* */
-	atomic_uint refs;                  /* [any] handle + run + wakers */
-	_Atomic(coev__waiter_t *) joiner;  /* [any] see JOIN_* */
-	coev__ctx_t ctx;         /* saved context while suspended [runner] */
+	_Alignas(16) atomic_uint state;	  /* [any] see TS_* */
+	atomic_uint refs;		  /* [any] handle + run + wakers */
+	_Atomic(coev__waiter_t *) joiner; /* [any] see JOIN_* */
+	coev__ctx_t ctx;	    /* saved context while suspended [runner] */
 	struct coev_worker *worker; /* worker running it, or that last did */
-	struct coev_worker *pin; /* resumes only on this worker, or NULL */
-	struct coev_rt *rt;      /* [init] */
-	coev_fn fn;              /* [init] */
-	void *arg;               /* [init] */
-	int result;              /* written before DONE is published */
-	uint8_t yield;           /* TY_*: set by the task before switching */
+	struct coev_worker *pin;    /* resumes only on this worker, or NULL */
+	struct coev_rt *rt;	    /* [init] */
+	coev_fn fn;		    /* [init] */
+	void *arg;		    /* [init] */
+	int result;		    /* written before DONE is published */
+	uint8_t yield;		    /* TY_*: set by the task before switching */
 	struct coev_stack *stack;   /* NULL until first run [runner] */
-	coev__entry_t *link[3];     /* queue links, one per entry kind */
-	struct coev_task *next;     /* free-list link */
-	bool boosted;               /* a work-first join queued it [joiner] */
+	coev__entry_t *link[3];	    /* queue links, one per entry kind */
+	struct coev_task *next;	    /* free-list link */
+	bool boosted;		    /* a work-first join queued it [joiner] */
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
-	struct coev_worker *home;   /* registry list holding it [init] */
-	uint64_t id;                /* [init] */
-	void *san_fiber;            /* TSan fiber [runner] */
-	void *san_fake;             /* ASan fake stack [runner] */
-	char name[32];              /* [init] */
+	struct coev_worker *home;	 /* registry list holding it [init] */
+	uint64_t id;			 /* [init] */
+	void *san_fiber;		 /* TSan fiber [runner] */
+	void *san_fake;			 /* ASan fake stack [runner] */
+	char name[32];			 /* [init] */
 };
 
 /* --- stacks ----------------------------------------------------------- */
 
 struct coev_stack {
-	void *lo;                /* lowest usable byte */
-	size_t size;             /* usable bytes */
-	void *map;               /* mapping to unmap, or NULL inside a slab */
+	void *lo;    /* lowest usable byte */
+	size_t size; /* usable bytes */
+	void *map;   /* mapping to unmap, or NULL inside a slab */
 	size_t map_len;
-	bool guarded;            /* a PROT_NONE page lies just below lo */
+	bool guarded;		 /* a PROT_NONE page lies just below lo */
 	struct coev_stack *next; /* pool link */
 };
 
@@ -171,93 +171,93 @@ struct coev_stack {
 typedef struct coev__inject {
 	pthread_mutex_t mu;
 	coev__entry_t *head, *tail; /* [mu] */
-	atomic_size_t len;        /* [any] written under mu */
+	atomic_size_t len;	    /* [any] written under mu */
 } coev__inject_t;
 
 /* --- workers ---------------------------------------------------------- */
 
 struct coev_worker {
 	/* Shared with thieves. */
-	ck_ring_t ring;                        /* SPMC: owner pushes */
-	_Atomic(coev__entry_t *) lifo;         /* [any] owner sets, thieves take */
+	ck_ring_t ring;		       /* SPMC: owner pushes */
+	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
-	struct coev_rt *rt;                    /* [init] */
-	unsigned index;                        /* [init] */
-	coev_task_t *current;                  /* [owner] task being run */
-	coev__ctx_t sched_ctx;                 /* [owner] scheduler context */
-	uint32_t tick;                         /* [owner] */
-	uint32_t lifo_runs;                    /* [owner] consecutive LIFO runs */
-	bool searching;                        /* [owner] counted as searcher */
-	uint64_t rng;                          /* [owner] plat_ev's choices */
-	uint64_t id_next, id_end;              /* [owner] block of task ids */
-	coev_task_t *task_cache;               /* [owner] free blocks */
-	unsigned task_cache_len;               /* [owner] */
-	struct coev_stack *stack_pool;         /* [owner] idle stacks */
-	unsigned stack_pool_len;               /* [owner] */
-	void *san_sched_fiber;                 /* [owner] TSan */
-	const void *san_sched_lo;              /* [owner] ASan: thread stack */
-	size_t san_sched_size;                 /* [owner] */
-	void *altstack;                        /* [owner] SIGSEGV stack */
+	struct coev_rt *rt;	       /* [init] */
+	unsigned index;		       /* [init] */
+	coev_task_t *current;	       /* [owner] task being run */
+	coev__ctx_t sched_ctx;	       /* [owner] scheduler context */
+	uint32_t tick;		       /* [owner] */
+	uint32_t lifo_runs;	       /* [owner] consecutive LIFO runs */
+	bool searching;		       /* [owner] counted as searcher */
+	uint64_t rng;		       /* [owner] plat_ev's choices */
+	uint64_t id_next, id_end;      /* [owner] block of task ids */
+	coev_task_t *task_cache;       /* [owner] free blocks */
+	unsigned task_cache_len;       /* [owner] */
+	struct coev_stack *stack_pool; /* [owner] idle stacks */
+	atomic_uint stack_pool_len;    /* [owner writes, any reads] */
+	void *san_sched_fiber;	       /* [owner] TSan */
+	const void *san_sched_lo;      /* [owner] ASan: thread stack */
+	size_t san_sched_size;	       /* [owner] */
+	void *altstack;		       /* [owner] SIGSEGV stack */
 	/* Pinned tasks: resumable only here; any thread pushes. */
 	coev__inject_t inbox;
 	/* Live tasks whose home is this worker. */
 	pthread_mutex_t reg_mu;
-	coev_task_t *reg_head;                 /* [reg_mu] */
+	coev_task_t *reg_head; /* [reg_mu] */
 	/* This worker's share of the live-task count: +1 per spawn made here,
 	 * -1 per task ended here; the runtime's count is the sum over the
 	 * workers and live_ext (exact when read under quiescence, and see
 	 * coev__live_count). Its own cache line: no sharing on spawn. */
 	char pad1[COEV_CACHELINE];
-	atomic_long live;                      /* [owner writes, any reads] */
+	atomic_long live; /* [owner writes, any reads] */
 	char pad2[COEV_CACHELINE - sizeof(atomic_long)];
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
-	void *loop;                            /* [owner after start] */
-	unsigned char doorbell[64];            /* backend watcher */
-	coev__thread_t thread;                 /* [init] */
+	void *loop;		    /* [owner after start] */
+	unsigned char doorbell[64]; /* backend watcher */
+	coev__thread_t thread;	    /* [init] */
 	/* Counters: written by the owner, read by anyone (relaxed). */
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
 			steal_ops, parks, inject_pops, stacks_mapped;
 	} st;
-	ck_ring_buffer_t buf[COEV_RUNQ_SIZE];  /* ring storage */
+	ck_ring_buffer_t buf[COEV_RUNQ_SIZE]; /* ring storage */
 };
 
 /* Counters have one writer, the owner: a relaxed load and store, not a
  * locked read-modify-write, keeps them off the hot paths' cost. */
-#define COEV_STAT_ADD(w, field, n)                                             \
-	atomic_store_explicit(&(w)->st.field,                                  \
-			      atomic_load_explicit(&(w)->st.field,             \
-						   memory_order_relaxed) +     \
-				      (n),                                     \
-			      memory_order_relaxed)
+#define COEV_STAT_ADD(w, field, n)                                           \
+	atomic_store_explicit(                                               \
+		&(w)->st.field,                                              \
+		atomic_load_explicit(&(w)->st.field, memory_order_relaxed) + \
+			(n),                                                 \
+		memory_order_relaxed)
 
 /* --- the runtime ------------------------------------------------------ */
 
 struct coev_rt {
-	unsigned nworkers;         /* [init] */
-	size_t stack_size;         /* [init] page-rounded */
+	unsigned nworkers;	      /* [init] */
+	size_t stack_size;	      /* [init] page-rounded */
 	coev_time_t shutdown_timeout; /* [init] */
 	struct coev_worker **workers; /* [init] */
 	coev__inject_t inject;
 	/* Idle: packed counters, and the stack of sleeping workers. */
 	atomic_uint_fast64_t idle_state; /* [any] searching | unparked << 32 */
 	pthread_mutex_t idle_mu;
-	unsigned *sleepers;        /* [idle_mu] */
-	unsigned nsleepers;        /* [idle_mu] */
+	unsigned *sleepers; /* [idle_mu] */
+	unsigned nsleepers; /* [idle_mu] */
 	/* Lifecycle. */
-	atomic_long live_ext;      /* [any] live-count share of non-workers */
-	atomic_bool closed;        /* [any] spawns refused */
-	atomic_bool stop;          /* [any] workers exit their loops */
-	int shutdown_left;         /* [host] -1 until shut down */
-	pthread_mutex_t live_mu;   /* with live_cv: shutdown waits */
+	atomic_long live_ext;	 /* [any] live-count share of non-workers */
+	atomic_bool closed;	 /* [any] spawns refused */
+	atomic_bool stop;	 /* [any] workers exit their loops */
+	int shutdown_left;	 /* [host] -1 until shut down */
+	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
-	atomic_int live_waiters;   /* [any] threads waiting on live_cv */
+	atomic_int live_waiters; /* [any] threads waiting on live_cv */
 	/* Unguarded stack slabs (the fallback when guard pages run out). */
 	pthread_mutex_t slab_mu;
-	struct coev_slab *slabs;   /* [slab_mu] every slab, for unmapping */
+	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
 	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
 };
 

@@ -61,7 +61,6 @@ struct coev_slab {
 	struct coev_slab *next;
 };
 
-
 static size_t page_size;
 static long guard_limit;
 static atomic_long guarded_live;
@@ -136,7 +135,8 @@ static struct coev_stack *map_guarded(struct coev_rt *rt)
 		return NULL;
 	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
+		 0);
 	if (m == MAP_FAILED) {
 		atomic_fetch_sub(&guarded_live, 1);
 		return NULL;
@@ -161,7 +161,8 @@ static struct coev_stack *map_slab(struct coev_rt *rt)
 	if (!sl)
 		return NULL;
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
+		 0);
 	if (m == MAP_FAILED) {
 		free(sl);
 		return NULL;
@@ -197,13 +198,22 @@ static struct coev_stack *slab_take(struct coev_rt *rt)
 	return s ? s : map_slab(rt);
 }
 
+/* The pool length has one writer, the owner; statistics read it. */
+static void pool_len_add(struct coev_worker *w, int d)
+{
+	unsigned n = atomic_load_explicit(&w->stack_pool_len,
+					  memory_order_relaxed);
+	atomic_store_explicit(&w->stack_pool_len, n + (unsigned)d,
+			      memory_order_relaxed);
+}
+
 struct coev_stack *coev__stack_get(struct coev_worker *w)
 {
 	struct coev_stack *s = w->stack_pool;
 
 	if (s) {
 		w->stack_pool = s->next;
-		w->stack_pool_len--;
+		pool_len_add(w, -1);
 		return s;
 	}
 	coev__page_size();
@@ -219,10 +229,11 @@ void coev__stack_put(struct coev_worker *w, struct coev_stack *s)
 {
 	struct coev_rt *rt = w->rt;
 
-	if (w->stack_pool_len < COEV_STACK_CACHE) {
+	if (atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed) <
+	    COEV_STACK_CACHE) {
 		s->next = w->stack_pool;
 		w->stack_pool = s;
-		w->stack_pool_len++;
+		pool_len_add(w, 1);
 		return;
 	}
 	if (s->guarded) {
@@ -251,7 +262,7 @@ void coev__stack_pool_free(struct coev_worker *w)
 			atomic_fetch_sub(&guarded_live, 1);
 		}
 	}
-	w->stack_pool_len = 0;
+	atomic_store_explicit(&w->stack_pool_len, 0, memory_order_relaxed);
 }
 
 /* Unmap every slab of rt (after all workers' pools were emptied). */

@@ -87,7 +87,8 @@ static inline void coev__switch_to_sched(coev_task_t *t)
 {
 	struct coev_worker *w = t->worker;
 #if defined(COEV_ASAN)
-	__sanitizer_start_switch_fiber(t->yield == TY_EXIT ? NULL : &t->san_fake,
+	__sanitizer_start_switch_fiber(t->yield == TY_EXIT ? NULL
+							   : &t->san_fake,
 				       w->san_sched_lo, w->san_sched_size);
 #endif
 #if defined(COEV_TSAN)

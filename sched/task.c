@@ -198,8 +198,7 @@ static uint64_t take_id(struct coev_worker *w)
 }
 
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
-		     const char *name, coev_fn fn, void *arg,
-		     coev_task_t **out)
+		     const char *name, coev_fn fn, void *arg, coev_task_t **out)
 {
 	coev_task_t *t;
 	atomic_long *live;
@@ -247,8 +246,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	return 0;
 }
 
-int coev_spawn_named(const char *name, coev_fn fn, void *arg,
-		     coev_task_t **out)
+int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
 {
 	struct coev_worker *w = coev__worker_self();
 
@@ -386,12 +384,11 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 					 memory_order_acq_rel);
 		coev__schedule(t, true);
 		break;
-	case TY_EXIT:
-		task_finish(w, t);
-		break;
+	case TY_EXIT: task_finish(w, t); break;
 	default:
 		coev__panic("task %llu switched to its scheduler without a "
-			    "reason", (unsigned long long)t->id);
+			    "reason",
+			    (unsigned long long)t->id);
 	}
 	return true;
 }
@@ -501,9 +498,9 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 	if (self)
 		task_ref(self); /* held for the completer's wake */
 	expect = NULL;
-	if (!atomic_compare_exchange_strong_explicit(
-		    &t->joiner, &expect, &wt, memory_order_acq_rel,
-		    memory_order_acquire)) {
+	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &expect, &wt,
+						     memory_order_acq_rel,
+						     memory_order_acquire)) {
 		if (self)
 			coev__task_release(self);
 		coev__waiter_fini(&wt);

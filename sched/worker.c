@@ -17,13 +17,14 @@
  *   4. the local ring (ck_ring SPMC, COEV_RUNQ_SIZE slots, FIFO);
  *   5. the inject queue, taking a batch into the ring;
  *   6. stealing: become a searcher (at most half the workers search at
- *      once), then take half of a random victim's ring, visiting every
- *      other worker once from a random start;
+ *      once), then take half of a random victim's ring (or, if it is empty,
+ *      its LIFO entry when the owner leaves it there for 3 us), visiting
+ *      every other worker once from a random start;
  *   7. parking inside its loop (coev__plat_park), woken by the doorbell.
  *
  * Who may touch what: only the owner pushes to its ring and sets its LIFO
- * slot; any worker may pop from the ring (CAS on the consumer head) and
- * take the LIFO slot. Work pushed by a thread that is not a worker of the
+ * slot; any worker may pop from the ring (CAS on the consumer head), and a
+ * searcher may take a LIFO entry that its owner left alone for 3 us. Work pushed by a thread that is not a worker of the
  * runtime goes to the inject queue. Pinned tasks go to their worker's inbox.
  *
  * Parking without losing work (the protocol of tokio's idle.rs):
@@ -74,8 +75,10 @@ void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 	else
 		q->head = first;
 	q->tail = last;
-	atomic_store_explicit(&q->len, atomic_load_explicit(&q->len,
-		memory_order_relaxed) + n, memory_order_relaxed);
+	atomic_store_explicit(
+		&q->len,
+		atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+		memory_order_relaxed);
 	pthread_mutex_unlock(&q->mu);
 }
 
@@ -101,8 +104,10 @@ static size_t inject_pop_batch(coev__inject_t *q, size_t max,
 	q->head = t;
 	if (!t)
 		q->tail = NULL;
-	atomic_store_explicit(&q->len, atomic_load_explicit(&q->len,
-		memory_order_relaxed) - n, memory_order_relaxed);
+	atomic_store_explicit(
+		&q->len,
+		atomic_load_explicit(&q->len, memory_order_relaxed) - n,
+		memory_order_relaxed);
 	pthread_mutex_unlock(&q->mu);
 	return n;
 }
@@ -281,10 +286,12 @@ static bool any_work(struct coev_rt *rt)
 {
 	if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
 		return true;
+	/* LIFO slots are not counted: a busy worker's slot changes all the
+	 * time, and waking a worker for it would make an idle worker spin
+	 * between parking and searching. Searchers still take a slot that
+	 * stays put (steal_lifo). */
 	for (unsigned i = 0; i < rt->nworkers; i++)
-		if (ring_size(rt->workers[i]) ||
-		    atomic_load_explicit(&rt->workers[i]->lifo,
-					 memory_order_relaxed))
+		if (ring_size(rt->workers[i]))
 			return true;
 	return false;
 }
@@ -336,8 +343,8 @@ static void park_worker(struct coev_worker *w)
 
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
-	coev__entry_t *prev = atomic_exchange_explicit(&w->lifo, t,
-						     memory_order_acq_rel);
+	coev__entry_t *prev =
+		atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
 	/* Only work that thieves can see (the ring) is worth a wake-up: the
 	 * LIFO slot is this worker's next task. */
@@ -384,14 +391,41 @@ void coev__schedule_entry(coev__entry_t *e, bool yielded)
 	coev__notify_parked(w->rt, false);
 }
 
-/* Take half of v's ring into w's; returns one task to run now. */
+/* Take v's LIFO entry if v leaves it there for LIFO_GRACE_NS: v is then
+ * busy in a long task, and its next task would wait for it (Go's runqgrab
+ * gives the owner the same grace before taking its runnext). The owner's
+ * exchange and our CAS decide who has the entry. */
+#define LIFO_GRACE_NS 3000
+
+static coev__entry_t *steal_lifo(struct coev_worker *w, struct coev_worker *v)
+{
+	coev__entry_t *e = atomic_load_explicit(&v->lifo, memory_order_relaxed);
+	coev_time_t until;
+
+	if (!e)
+		return NULL;
+	until = coev__plat_now() + LIFO_GRACE_NS;
+	while (coev__plat_now() < until)
+		if (atomic_load_explicit(&v->lifo, memory_order_relaxed) != e)
+			return NULL;
+	if (!atomic_compare_exchange_strong_explicit(&v->lifo, &e, NULL,
+						     memory_order_acq_rel,
+						     memory_order_relaxed))
+		return NULL;
+	COEV_STAT_ADD(w, stolen, 1);
+	COEV_STAT_ADD(w, steal_ops, 1);
+	return e;
+}
+
+/* Take half of v's ring into w's, or else v's idle LIFO entry; returns one
+ * task to run now. */
 static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 {
 	unsigned n = ring_size(v), take, got = 0;
 	coev__entry_t *first = NULL, *t;
 
 	if (n == 0)
-		return NULL;
+		return steal_lifo(w, v);
 	take = n - n / 2;
 	while (got < take && (t = ring_pop(v)) != NULL) {
 		if (!first)
@@ -411,7 +445,8 @@ static coev__entry_t *take_inject(struct coev_worker *w)
 {
 	struct coev_rt *rt = w->rt;
 	coev__entry_t *first = NULL, *t, *next;
-	size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
+	size_t len =
+		atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
 	size_t max, n;
 
 	if (!len)

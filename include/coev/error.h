@@ -21,12 +21,13 @@
 #define COEV_ERR_BASE (-10000)
 
 /* X(name, value, message): coev's own codes. */
-#define COEV_OWN_ERRORS(X)                                                     \
-	X(COEV_ENOTCORO, COEV_ERR_BASE - 1,                                    \
-	  "operation must be called from inside a coev task")                  \
-	X(COEV_ENOTRT, COEV_ERR_BASE - 2,                                      \
-	  "operation must be called from outside the runtime's worker threads") \
-	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                                   \
+#define COEV_OWN_ERRORS(X)                                              \
+	X(COEV_ENOTCORO, COEV_ERR_BASE - 1,                             \
+	  "operation must be called from inside a coev task")           \
+	X(COEV_ENOTRT, COEV_ERR_BASE - 2,                               \
+	  "operation must be called from outside the runtime's worker " \
+	  "threads")                                                    \
+	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                            \
 	  "no memory mapping left for a coroutine stack")
 
 enum coev_error {

@@ -116,13 +116,13 @@ COEV_API int coev_run(coev_fn main, void *arg, const coev_config_t *cfg);
 /* Counters of one worker, read without stopping it (each one exact, the set
  * not a snapshot). */
 typedef struct coev_worker_stats {
-	uint64_t polls;       /* task resumptions on this worker */
-	uint64_t spawned;     /* tasks spawned by tasks on this worker */
-	uint64_t finished;    /* tasks that ended on this worker */
-	uint64_t stolen;      /* tasks this worker took from others */
-	uint64_t steal_ops;   /* successful steal operations */
-	uint64_t parks;       /* times the worker slept in its event loop */
-	uint64_t inject_pops; /* tasks taken from the inject queue */
+	uint64_t polls;		/* task resumptions on this worker */
+	uint64_t spawned;	/* tasks spawned by tasks on this worker */
+	uint64_t finished;	/* tasks that ended on this worker */
+	uint64_t stolen;	/* tasks this worker took from others */
+	uint64_t steal_ops;	/* successful steal operations */
+	uint64_t parks;		/* times the worker slept in its event loop */
+	uint64_t inject_pops;	/* tasks taken from the inject queue */
 	uint64_t stacks_mapped; /* stacks this worker created (not reused) */
 	uint64_t stacks_pooled; /* stacks now idle in this worker's pool */
 } coev_worker_stats_t;

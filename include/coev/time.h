@@ -17,9 +17,9 @@ typedef int64_t coev_time_t;
 
 #define COEV_FOREVER INT64_MAX
 #define COEV_NSEC(n) ((coev_time_t)(n))
-#define COEV_USEC(n) ((coev_time_t)(n) * 1000)
-#define COEV_MSEC(n) ((coev_time_t)(n) * 1000000)
-#define COEV_SEC(n) ((coev_time_t)(n) * 1000000000)
+#define COEV_USEC(n) ((coev_time_t)(n)*1000)
+#define COEV_MSEC(n) ((coev_time_t)(n)*1000000)
+#define COEV_SEC(n) ((coev_time_t)(n)*1000000000)
 
 /*
  * coev_now — the current time of the runtime's monotonic clock, in ns.
