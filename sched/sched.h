@@ -255,6 +255,11 @@ struct coev_rt {
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
+	/* Shared pool of idle stacks, fed by workers with too many. */
+	pthread_mutex_t stack_mu;
+	struct coev_stack *stack_pool; /* [stack_mu] */
+	unsigned stack_pool_len;       /* [stack_mu] */
+	atomic_bool stack_pool_any;    /* [any] hint: stack_pool != NULL */
 	/* Unguarded stack slabs (the fallback when guard pages run out). */
 	pthread_mutex_t slab_mu;
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
@@ -304,6 +309,7 @@ bool coev__park_until(coev_time_t deadline);
 struct coev_stack *coev__stack_get(struct coev_worker *w);
 void coev__stack_put(struct coev_worker *w, struct coev_stack *s);
 void coev__stack_pool_free(struct coev_worker *w);
+void coev__stack_trim(struct coev_worker *w);
 int coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);

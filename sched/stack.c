@@ -13,9 +13,14 @@
  * become resident: a task that sleeps after a few calls costs one page.
  *
  * A task takes a stack when it first runs (coev__stack_get from the running
- * worker's pool) and gives it back to the pool of the worker it ends on;
- * pools keep up to COEV_STACK_CACHE stacks and unmap the rest. So a million
- * short tasks run on a handful of stacks.
+ * worker's pool) and gives it back to the pool of the worker it ends on, so
+ * a million short tasks run on a handful of stacks. A pool that grows past
+ * 2 * COEV_STACK_CACHE spills COEV_STACK_CACHE stacks to the runtime's
+ * shared pool (one lock per batch), and an empty pool refills from it
+ * before mapping new ones, so tasks that end on another worker than they
+ * started on do not make one worker map while another hoards. Stacks go
+ * back to the kernel only when a worker parks (coev__stack_trim): busy
+ * workers never pay for munmap and its TLB shootdowns.
  *
  * Guard pages and vm.max_map_count: each guarded stack costs two mappings
  * and the kernel's default limit is 65530 per process. Guarded stacks are
@@ -199,21 +204,88 @@ static struct coev_stack *slab_take(struct coev_rt *rt)
 }
 
 /* The pool length has one writer, the owner; statistics read it. */
-static void pool_len_add(struct coev_worker *w, int d)
+static void pool_len_set(struct coev_worker *w, unsigned n)
 {
-	unsigned n = atomic_load_explicit(&w->stack_pool_len,
-					  memory_order_relaxed);
-	atomic_store_explicit(&w->stack_pool_len, n + (unsigned)d,
+	atomic_store_explicit(&w->stack_pool_len, n, memory_order_relaxed);
+}
+
+static unsigned pool_len(struct coev_worker *w)
+{
+	return atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
+}
+
+/* Give a stack back to the kernel: unmap a guarded one; keep a slab slot
+ * but return its pages, all but the top page, which holds the header
+ * (madvise rounds lengths up). */
+static void stack_release(struct coev_rt *rt, struct coev_stack *s)
+{
+	if (s->guarded) {
+		munmap(s->map, s->map_len);
+		atomic_fetch_sub(&guarded_live, 1);
+		return;
+	}
+	madvise(s->lo, (size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
+		MADV_DONTNEED);
+	pthread_mutex_lock(&rt->slab_mu);
+	s->next = rt->slab_free;
+	rt->slab_free = s;
+	pthread_mutex_unlock(&rt->slab_mu);
+}
+
+/* Move up to n stacks from w's pool to the runtime's shared pool. */
+static void spill(struct coev_worker *w, unsigned n)
+{
+	struct coev_rt *rt = w->rt;
+	struct coev_stack *first = w->stack_pool, *last = NULL, *s;
+	unsigned moved = 0;
+
+	for (s = first; s && moved < n; s = s->next) {
+		last = s;
+		moved++;
+	}
+	if (!moved)
+		return;
+	w->stack_pool = last->next;
+	pool_len_set(w, pool_len(w) - moved);
+	pthread_mutex_lock(&rt->stack_mu);
+	last->next = rt->stack_pool;
+	rt->stack_pool = first;
+	rt->stack_pool_len += moved;
+	pthread_mutex_unlock(&rt->stack_mu);
+}
+
+/* Take up to n stacks from the shared pool into w's; returns how many. */
+static unsigned refill(struct coev_worker *w, unsigned n)
+{
+	struct coev_rt *rt = w->rt;
+	struct coev_stack *s;
+	unsigned got = 0;
+
+	if (!atomic_load_explicit(&rt->stack_pool_any, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&rt->stack_mu);
+	while (got < n && (s = rt->stack_pool) != NULL) {
+		rt->stack_pool = s->next;
+		rt->stack_pool_len--;
+		s->next = w->stack_pool;
+		w->stack_pool = s;
+		got++;
+	}
+	atomic_store_explicit(&rt->stack_pool_any, rt->stack_pool != NULL,
 			      memory_order_relaxed);
+	pthread_mutex_unlock(&rt->stack_mu);
+	pool_len_set(w, pool_len(w) + got);
+	return got;
 }
 
 struct coev_stack *coev__stack_get(struct coev_worker *w)
 {
 	struct coev_stack *s = w->stack_pool;
 
-	if (s) {
+	if (s || refill(w, COEV_STACK_CACHE / 2)) {
+		s = w->stack_pool;
 		w->stack_pool = s->next;
-		pool_len_add(w, -1);
+		pool_len_set(w, pool_len(w) - 1);
 		return s;
 	}
 	coev__page_size();
@@ -227,48 +299,81 @@ struct coev_stack *coev__stack_get(struct coev_worker *w)
 
 void coev__stack_put(struct coev_worker *w, struct coev_stack *s)
 {
-	struct coev_rt *rt = w->rt;
-
-	if (atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed) <
-	    COEV_STACK_CACHE) {
-		s->next = w->stack_pool;
-		w->stack_pool = s;
-		pool_len_add(w, 1);
-		return;
+	s->next = w->stack_pool;
+	w->stack_pool = s;
+	pool_len_set(w, pool_len(w) + 1);
+	if (pool_len(w) > 2 * COEV_STACK_CACHE) {
+		spill(w, COEV_STACK_CACHE);
+		atomic_store_explicit(&w->rt->stack_pool_any, true,
+				      memory_order_relaxed);
 	}
-	if (s->guarded) {
-		munmap(s->map, s->map_len);
-		atomic_fetch_sub(&guarded_live, 1);
-		return;
-	}
-	/* Keep the slab slot, give its pages back, all but the top page,
-	 * which holds the header (madvise rounds lengths up). */
-	madvise(s->lo, (size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
-		MADV_DONTNEED);
-	pthread_mutex_lock(&rt->slab_mu);
-	s->next = rt->slab_free;
-	rt->slab_free = s;
-	pthread_mutex_unlock(&rt->slab_mu);
 }
 
-void coev__stack_pool_free(struct coev_worker *w)
+/*
+ * Called by a worker about to park: keep COEV_STACK_CACHE stacks in its
+ * pool and COEV_STACK_CACHE per worker in the shared pool, and give the
+ * rest back to the kernel. Trimming only when idle keeps munmap and its
+ * TLB shootdowns off busy workers: trimming on every put made a fork-join
+ * stress test spend 40% of its time in munmap.
+ */
+void coev__stack_trim(struct coev_worker *w)
 {
-	struct coev_stack *s;
+	struct coev_rt *rt = w->rt;
+	unsigned keep = COEV_STACK_CACHE * rt->nworkers, n = 0;
+	struct coev_stack *drop = NULL, *s;
 
-	while ((s = w->stack_pool) != NULL) {
-		w->stack_pool = s->next;
+	if (pool_len(w) > COEV_STACK_CACHE) {
+		spill(w, pool_len(w) - COEV_STACK_CACHE);
+		atomic_store_explicit(&rt->stack_pool_any, true,
+				      memory_order_relaxed);
+	}
+	if (!atomic_load_explicit(&rt->stack_pool_any, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&rt->stack_mu);
+	while (rt->stack_pool_len > keep && (s = rt->stack_pool) != NULL) {
+		rt->stack_pool = s->next;
+		rt->stack_pool_len--;
+		s->next = drop;
+		drop = s;
+		n++;
+	}
+	pthread_mutex_unlock(&rt->stack_mu);
+	while ((s = drop) != NULL) {
+		drop = s->next;
+		stack_release(rt, s);
+	}
+	(void)n;
+}
+
+static void pool_list_free(struct coev_stack *s)
+{
+	struct coev_stack *next;
+
+	for (; s; s = next) {
+		next = s->next;
 		if (s->guarded) {
 			munmap(s->map, s->map_len);
 			atomic_fetch_sub(&guarded_live, 1);
 		}
 	}
-	atomic_store_explicit(&w->stack_pool_len, 0, memory_order_relaxed);
 }
 
-/* Unmap every slab of rt (after all workers' pools were emptied). */
+void coev__stack_pool_free(struct coev_worker *w)
+{
+	pool_list_free(w->stack_pool);
+	w->stack_pool = NULL;
+	pool_len_set(w, 0);
+}
+
+/* Unmap the shared pool and every slab of rt (after all workers' pools
+ * were emptied). */
 void coev__stack_slabs_free(struct coev_rt *rt)
 {
 	struct coev_slab *sl;
+
+	pool_list_free(rt->stack_pool);
+	rt->stack_pool = NULL;
+	rt->stack_pool_len = 0;
 
 	while ((sl = rt->slabs) != NULL) {
 		rt->slabs = sl->next;

@@ -315,6 +315,7 @@ static void park_worker(struct coev_worker *w)
 
 	if (last_searcher && any_work(rt))
 		coev__notify_parked(rt, true);
+	coev__stack_trim(w);
 	if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		COEV_STAT_ADD(w, parks, 1);
 		coev__plat_park(w);
