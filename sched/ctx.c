@@ -2,7 +2,7 @@
  * sched/ctx.c — building the first frame of a new context.
  *
  * The frame matches what coev__ctx_switch pops (see ctx_<arch>.S), so the
- * first switch to a new context "returns" into coev__ctx_boot, which calls
+ * first switch to a new context "returns" (jumps) into coev__ctx_boot, which calls
  * entry(arg). Floating-point control state starts at the ABI defaults
  * (round to nearest, all exceptions masked), not at the creator's.
  */
@@ -19,7 +19,8 @@ void coev__ctx_init(coev__ctx_t *c, void *lo, size_t size,
 	uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
 
 #if defined(__x86_64__)
-	/* After the switch pops 8 + 6 * 8 bytes and rets, rsp = top - 16. */
+	/* After the switch pops 8 + 7 * 8 bytes (the last one the address it
+	 * jumps to), rsp = top - 16. */
 	uint64_t *sp = (uint64_t *)(top - 16 - 8 - 7 * 8);
 	uint32_t mxcsr = 0x1F80;
 	uint16_t fpucw = 0x037F;
