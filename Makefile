@@ -5,6 +5,7 @@
 #   make check        the cmocka suites (installs missing deps first)
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
+#   make check-aarch64  the aarch64 context switch under qemu-user
 #   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -48,7 +49,8 @@ TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps check check-asan check-tsan demo bench examples \
+.PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench \
+	examples \
 	install uninstall clean format format-check
 
 all: lib
@@ -93,6 +95,16 @@ check: deps lib $(TEST_BIN)
 check-asan:
 	$(MAKE) SAN=asan check
 
+# The aarch64 switch, cross-built and run under qemu-user (ci/install-deps.sh
+# --cross installs gcc-aarch64-linux-gnu and qemu-user).
+check-aarch64:
+	@ci/install-deps.sh --cross --if-missing
+	@mkdir -p build-aarch64
+	aarch64-linux-gnu-gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
+		-I. -static tests/cross/ctx_aarch64.c sched/ctx.c \
+		sched/ctx_aarch64.S -o build-aarch64/ctx_aarch64
+	qemu-aarch64 build-aarch64/ctx_aarch64
+
 check-tsan:
 	$(MAKE) SAN=tsan check
 
@@ -125,4 +137,4 @@ format-check:
 		sched/*.[ch] sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
 
 clean:
-	rm -rf build build-asan build-tsan build-clang
+	rm -rf build build-asan build-tsan build-clang build-aarch64

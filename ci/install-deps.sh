@@ -3,6 +3,8 @@
 #   ci/install-deps.sh              install the build and test packages
 #   ci/install-deps.sh --if-missing only when a header or tool is missing
 #   ci/install-deps.sh --bench      also the benchmark peers (Go, tokio, gnuplot)
+#   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
+#                                   qemu-user, for make check-aarch64
 set -eu
 pkgs="build-essential clang libev-dev libck-dev libcmocka-dev pkg-config"
 need=0
@@ -15,6 +17,13 @@ case "${1:-}" in
 	[ $need = 1 ] || exit 0
 	;;
 --bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox" ;;
+--cross)
+	pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+	if [ "${2:-}" = --if-missing ] && command -v aarch64-linux-gnu-gcc \
+		>/dev/null && command -v qemu-aarch64 >/dev/null; then
+		exit 0
+	fi
+	;;
 esac
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
