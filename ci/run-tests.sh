@@ -10,10 +10,12 @@ for t in "$@"; do
 	name=$(basename "$t")
 	log="$build/test-logs/$name.log"
 	start=$(date +%s)
-	if timeout -k 10 "$limit" "$t" >"$log" 2>&1; then
+	timeout -k 10 "$limit" "$t" >"$log" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
 		pass=$((pass + 1)); status=ok
 	else
-		fail=$((fail + 1)); status="FAIL (exit $?)"; failed="$failed $name"
+		fail=$((fail + 1)); status="FAIL (exit $rc)"; failed="$failed $name"
 	fi
 	printf '%-40s %s  %ss\n' "$name" "$status" "$(( $(date +%s) - start ))"
 	if [ "$status" != ok ]; then tail -n 40 "$log" | sed 's/^/    /'; fi

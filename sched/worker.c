@@ -518,7 +518,11 @@ static coev__entry_t *search(struct coev_worker *w)
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t;
-	if (n > 1 && try_become_searching(w)) {
+	/* Search even alone: parking re-checks the queues only for the last
+	 * searcher, and a single worker that never searched could park just
+	 * after a spawner saw it still awake (it then slept until libev's
+	 * 60 s cap). */
+	if (try_become_searching(w)) {
 		start = coev__plat_choose(w, n);
 		for (i = 0; i < n; i++) {
 			struct coev_worker *v = rt->workers[(start + i) % n];

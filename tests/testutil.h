@@ -71,47 +71,49 @@ TU_UNUSED static void tu_fail_at(const char *file, int line, const char *what,
 	}
 	/* One write so that lines from several threads do not interleave. */
 	char line_buf[512];
-	int n = snprintf(line_buf, sizeof line_buf, "%s:%d: check failed: %s%s%s\n",
-			 file, line, what, *msg ? " -- " : "", msg);
+	int n = snprintf(line_buf, sizeof line_buf,
+			 "%s:%d: check failed: %s%s%s\n", file, line, what,
+			 *msg ? " -- " : "", msg);
 	if (n > 0) {
-		ssize_t w = write(2, line_buf, (size_t)n < sizeof line_buf
-						      ? (size_t)n
-						      : sizeof line_buf - 1);
+		ssize_t w = write(2, line_buf,
+				  (size_t)n < sizeof line_buf
+					  ? (size_t)n
+					  : sizeof line_buf - 1);
 		(void)w;
 	}
 	atomic_fetch_add(&tu_failures, 1);
 }
 
-#define TU_CHECK(cond)                                                         \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			tu_fail_at(__FILE__, __LINE__, #cond, NULL);           \
+#define TU_CHECK(cond)                                               \
+	do {                                                         \
+		if (!(cond))                                         \
+			tu_fail_at(__FILE__, __LINE__, #cond, NULL); \
 	} while (0)
 
-#define TU_CHECK_MSG(cond, ...)                                                \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			tu_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);    \
+#define TU_CHECK_MSG(cond, ...)                                             \
+	do {                                                                \
+		if (!(cond))                                                \
+			tu_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__); \
 	} while (0)
 
 /* Equality of two integers, printing both on failure. */
-#define TU_CHECK_EQ(a, b)                                                      \
-	do {                                                                   \
-		long long tu_a_ = (long long)(a), tu_b_ = (long long)(b);      \
-		if (tu_a_ != tu_b_)                                            \
-			tu_fail_at(__FILE__, __LINE__, #a " == " #b,           \
-				   "%lld != %lld", tu_a_, tu_b_);              \
+#define TU_CHECK_EQ(a, b)                                                 \
+	do {                                                              \
+		long long tu_a_ = (long long)(a), tu_b_ = (long long)(b); \
+		if (tu_a_ != tu_b_)                                       \
+			tu_fail_at(__FILE__, __LINE__, #a " == " #b,      \
+				   "%lld != %lld", tu_a_, tu_b_);         \
 	} while (0)
 
 /* On the test thread: fail the cmocka test if any TU_CHECK failed, and reset
  * the counter for the next test. */
-#define tu_assert_no_failures()                                                \
-	do {                                                                   \
-		int tu_n_ = atomic_exchange(&tu_failures, 0);                  \
-		if (tu_n_ != 0)                                                \
-			fail_msg("%d check(s) failed in tasks or threads "     \
-				 "(see stderr)",                               \
-				 tu_n_);                                       \
+#define tu_assert_no_failures()                                            \
+	do {                                                               \
+		int tu_n_ = atomic_exchange(&tu_failures, 0);              \
+		if (tu_n_ != 0)                                            \
+			fail_msg("%d check(s) failed in tasks or threads " \
+				 "(see stderr)",                           \
+				 tu_n_);                                   \
 	} while (0)
 
 /* ---- configuration ---------------------------------------------------- */
@@ -156,10 +158,10 @@ TU_UNUSED static void tu_nap_ms(long ms)
 #define TU_CHILD_OUT_MAX (64 * 1024)
 
 typedef struct tu_child {
-	int status;                  /* from waitpid() */
-	int timed_out;               /* 1 when the child had to be killed */
-	size_t len;                  /* bytes in out, without the NUL */
-	char out[TU_CHILD_OUT_MAX];  /* the child's stderr, NUL-terminated */
+	int status;		    /* from waitpid() */
+	int timed_out;		    /* 1 when the child had to be killed */
+	size_t len;		    /* bytes in out, without the NUL */
+	char out[TU_CHILD_OUT_MAX]; /* the child's stderr, NUL-terminated */
 } tu_child_t;
 
 /* Seconds before a child that never ends is killed. */
@@ -251,7 +253,8 @@ TU_UNUSED static int tu_run_in_child(void (*fn)(void *), void *arg,
 /* Prints the child's captured stderr, indented, to the test's stderr. */
 TU_UNUSED static void tu_child_dump(const tu_child_t *res)
 {
-	fprintf(stderr, "---- child stderr (%zu bytes)%s ----\n%s\n---- end ----\n",
+	fprintf(stderr,
+		"---- child stderr (%zu bytes)%s ----\n%s\n---- end ----\n",
 		res->len, res->timed_out ? ", killed after the time limit" : "",
 		res->out);
 }

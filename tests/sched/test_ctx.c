@@ -33,9 +33,9 @@
 
 typedef struct fib {
 	coev__ctx_t ctx;
-	void *lo;    /* stack bounds; for the thread's own stack learned lazily */
+	void *lo; /* stack bounds; for the thread's own stack learned lazily */
 	size_t size;
-	void *tsan;  /* TSan's fiber, or NULL */
+	void *tsan; /* TSan's fiber, or NULL */
 } fib_t;
 
 static fib_t *g_from; /* the fiber that made the last switch */
@@ -76,7 +76,8 @@ static void fib_free(fib_t *f)
 /* Before a switch from `from` to `to`; dying: `from` never runs again.
  * Inlined: TSan must see the fiber switch in the same frame as the context
  * switch, or its per-fiber shadow call stacks get out of balance. */
-static inline __attribute__((always_inline)) void *pre_switch(fib_t *from, fib_t *to, bool dying)
+static inline __attribute__((always_inline)) void *
+pre_switch(fib_t *from, fib_t *to, bool dying)
 {
 	void *fake = NULL;
 
@@ -345,12 +346,12 @@ static void write_x87cw(unsigned v)
 	__asm__ volatile("fldcw %0" : : "m"(s));
 }
 
-#define MXCSR_RC_MASK 0x6000u  /* bits 13-14 */
+#define MXCSR_RC_MASK 0x6000u /* bits 13-14 */
 #define MXCSR_FTZ 0x8000u
 #define MXCSR_DAZ 0x0040u
 #define MXCSR_CTRL_MASK 0xffc0u /* everything but the sticky flags */
-#define X87_RC_MASK 0x0c00u    /* bits 10-11 */
-#define X87_PC_MASK 0x0300u    /* bits 8-9 */
+#define X87_RC_MASK 0x0c00u	/* bits 10-11 */
+#define X87_PC_MASK 0x0300u	/* bits 8-9 */
 #endif
 
 static volatile double v_one = 1.0, v_three = 3.0;
@@ -363,9 +364,9 @@ static double third(void)
 static fib_t fp_main, fp_co;
 
 static struct {
-	int initial_round;  /* fegetround() when the coroutine started */
-	int second_round;   /* fegetround() after main switched back in */
-	double q_co;        /* 1/3 rounded downwards, in the coroutine */
+	int initial_round; /* fegetround() when the coroutine started */
+	int second_round;  /* fegetround() after main switched back in */
+	double q_co;	   /* 1/3 rounded downwards, in the coroutine */
 	unsigned initial_mxcsr, initial_x87;
 	unsigned later_mxcsr, later_x87;
 } fp;
@@ -451,7 +452,8 @@ static void test_ctx_fp_rounding_mode_per_context(void **state)
 	assert_int_equal(fp.initial_mxcsr & MXCSR_CTRL_MASK, 0x1f80);
 	assert_int_equal(fp.initial_x87 & 0x1f3f, 0x037f & 0x1f3f);
 	/* Both halves of the FP state are the creator's own again. */
-	assert_int_equal(mxcsr1 & MXCSR_CTRL_MASK, main_mxcsr & MXCSR_CTRL_MASK);
+	assert_int_equal(mxcsr1 & MXCSR_CTRL_MASK,
+			 main_mxcsr & MXCSR_CTRL_MASK);
 	assert_int_equal(x871 & 0x1f3f, main_x87 & 0x1f3f);
 	assert_int_equal(mxcsr2 & MXCSR_RC_MASK, 0x6000); /* toward zero */
 	assert_int_equal(x872 & X87_RC_MASK, 0x0c00);
@@ -573,7 +575,7 @@ static void test_ctx_unaligned_stack_bounds(void **state)
 
 /* ---- many switches ---------------------------------------------------- */
 
-#define PINGPONG_ROUNDS TU_SCALE(1000000, 300000, 200000)
+#define PINGPONG_ROUNDS TU_SCALE(1000000, 1000000, 1000000)
 
 static fib_t pp_main, pp_co;
 static struct {
@@ -626,11 +628,11 @@ static void test_ctx_many_switches_keep_counter(void **state)
 /* A ring main -> c0 -> c1 -> c2 -> main: switches between two contexts
  * that are both not the thread's own, in a fixed order. */
 #define RING 3
-#define RING_ROUNDS TU_SCALE(200000, 50000, 30000)
+#define RING_ROUNDS TU_SCALE(200000, 200000, 200000)
 
 static fib_t ring_main, ring_co[RING];
 static struct {
-	int next;          /* which context must run next: 0..RING-1, RING=main */
+	int next; /* which context must run next: 0..RING-1, RING=main */
 	uint64_t laps[RING];
 	uint64_t bad;
 } ring;

@@ -9,12 +9,12 @@
 static void test_error_own_codes_have_their_messages(void **state)
 {
 	(void)state;
-#define CHECK_OWN(name, value, msg)                                            \
-	do {                                                                   \
-		assert_int_equal((name), (value));                             \
-		assert_true((name) < COEV_ERR_BASE);                           \
-		assert_string_equal(coev_strerror(name), msg);                 \
-		assert_string_equal(coev_strerror(-(name)), msg);              \
+#define CHECK_OWN(name, value, msg)                               \
+	do {                                                      \
+		assert_int_equal((name), (value));                \
+		assert_true((name) < COEV_ERR_BASE);              \
+		assert_string_equal(coev_strerror(name), msg);    \
+		assert_string_equal(coev_strerror(-(name)), msg); \
 	} while (0);
 	COEV_OWN_ERRORS(CHECK_OWN)
 #undef CHECK_OWN
@@ -22,8 +22,8 @@ static void test_error_own_codes_have_their_messages(void **state)
 
 /* Every errno value coev's calls document returning. */
 static const int documented_errno[] = {
-	EINVAL, ENOMEM, EAGAIN, EMFILE, ENFILE, ESHUTDOWN,
-	ETIMEDOUT, EDEADLK, EIO, EPERM, ENOENT, ECANCELED,
+	EINVAL,	   ENOMEM,  EAGAIN, EMFILE, ENFILE, ESHUTDOWN,
+	ETIMEDOUT, EDEADLK, EIO,    EPERM,  ENOENT, ECANCELED,
 };
 
 static void test_error_errno_codes_are_named(void **state)
@@ -66,8 +66,12 @@ static void test_error_every_code_gives_a_string(void **state)
 static void test_error_unknown_code(void **state)
 {
 	(void)state;
-	static const int unknown[] = {COEV_ERR_BASE - 1000, COEV_ERR_BASE - 4,
-				      -123456789, 123456789, INT_MIN, INT_MAX,
+	static const int unknown[] = {COEV_ERR_BASE - 1000,
+				      COEV_ERR_BASE - 4,
+				      -123456789,
+				      123456789,
+				      INT_MIN,
+				      INT_MAX,
 				      COEV_ERR_BASE};
 	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
 		const char *m = coev_strerror(unknown[i]);
@@ -98,7 +102,8 @@ static void test_error_strerror_from_threads(void **state)
 	(void)state;
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(
-			pthread_create(&th[i], NULL, strerror_thread, got[i]), 0);
+			pthread_create(&th[i], NULL, strerror_thread, got[i]),
+			0);
 	for (int i = 0; i < 4; i++) {
 		pthread_join(th[i], NULL);
 		assert_string_equal(got[i][0], coev_strerror(-ETIMEDOUT));

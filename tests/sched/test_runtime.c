@@ -32,7 +32,7 @@ static int sleep_then_return(void *arg)
 /* ---- foreign threads ---------------------------------------------------- */
 
 #define FOREIGN_THREADS 4
-#define FOREIGN_TASKS TU_SCALE(2000, 1000, 300)
+#define FOREIGN_TASKS TU_SCALE(2000, 2000, 1000)
 
 typedef struct foreign {
 	coev_rt_t *rt;
@@ -107,11 +107,10 @@ static void test_runtime_foreign_threads_spawn_and_join(void **state)
 
 	(void)state;
 	for (int i = 0; i < FOREIGN_THREADS; i++) {
-		f[i] = (foreign_t){.rt = rt, .index = i,
-				   .detached_ran = &detached_ran};
-		assert_int_equal(pthread_create(&th[i], NULL, foreign_thread,
-						&f[i]),
-				 0);
+		f[i] = (foreign_t){
+			.rt = rt, .index = i, .detached_ran = &detached_ran};
+		assert_int_equal(
+			pthread_create(&th[i], NULL, foreign_thread, &f[i]), 0);
 	}
 	for (int i = 0; i < FOREIGN_THREADS; i++)
 		pthread_join(th[i], NULL);
@@ -291,9 +290,8 @@ static void test_runtime_run_returns_main_result(void **state)
 			 42);
 	assert_int_equal(coev_run(main_returns_arg, (void *)(intptr_t)0, NULL),
 			 0);
-	assert_int_equal(coev_run(main_returns_arg, (void *)(intptr_t)-EIO,
-				  NULL),
-			 -EIO);
+	assert_int_equal(
+		coev_run(main_returns_arg, (void *)(intptr_t)-EIO, NULL), -EIO);
 	coev_config_t cfg = tu_config(1);
 	assert_int_equal(coev_run(main_returns_arg, (void *)(intptr_t)7, &cfg),
 			 7);
@@ -312,8 +310,8 @@ static int main_leaves_sleepers(void *arg)
 	pending_t *p = arg;
 
 	for (int i = 0; i < 3; i++)
-		TU_CHECK_EQ(coev_spawn_named("left-behind", sleep_ten_seconds, p,
-					     NULL),
+		TU_CHECK_EQ(coev_spawn_named("left-behind", sleep_ten_seconds,
+					     p, NULL),
 			    0);
 	while (atomic_load(&p->started) < 3)
 		coev_sleep(COEV_MSEC(1));
@@ -390,8 +388,7 @@ static void test_runtime_new_rejects_bad_config(void **state)
 	}
 	static const size_t bad_stacks[] = {0, 1, COEV_STACK_MIN - 1,
 					    COEV_STACK_MAX + 1, SIZE_MAX};
-	for (size_t i = 0; i < sizeof bad_stacks / sizeof bad_stacks[0];
-	     i++) {
+	for (size_t i = 0; i < sizeof bad_stacks / sizeof bad_stacks[0]; i++) {
 		cfg = tu_config(2);
 		cfg.stack_size = bad_stacks[i];
 		assert_int_equal(coev_rt_new(&cfg, &rt), -EINVAL);
@@ -443,14 +440,15 @@ static void test_runtime_config_from_environment(void **state)
 	assert_int_equal(coev_config_init(&cfg), 0);
 	assert_int_equal(cfg.workers, 3);
 
-	static const char *const bad[] = {"0", "abc", "100000", "-2", "3x",
-					  "99999999999999999999999"};
+	static const char *const bad[] = {
+		"0", "abc", "100000", "-2", "3x", "99999999999999999999999"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		setenv("COEV_WORKERS", bad[i], 1);
 		memset(&cfg, 0xab, sizeof cfg);
 		int rc = coev_config_init(&cfg);
 		if (rc != -EINVAL)
-			fprintf(stderr, "COEV_WORKERS=%s gave %d\n", bad[i], rc);
+			fprintf(stderr, "COEV_WORKERS=%s gave %d\n", bad[i],
+				rc);
 		assert_int_equal(rc, -EINVAL);
 		/* That field keeps its default; the others are set. */
 		assert_int_equal(cfg.workers, (unsigned)cpus);
@@ -482,7 +480,8 @@ static int spawn_null_fn(void *arg)
 	int r = 0;
 	TU_CHECK_EQ(coev_join(coev_self(), &r), -EDEADLK);
 	/* Shutting down from inside the runtime. */
-	TU_CHECK_EQ(coev_rt_shutdown(coev_rt_current(), coev_now()), COEV_ENOTRT);
+	TU_CHECK_EQ(coev_rt_shutdown(coev_rt_current(), coev_now()),
+		    COEV_ENOTRT);
 	TU_CHECK_EQ(coev_rt_shutdown(coev_rt_current(), COEV_FOREVER),
 		    COEV_ENOTRT);
 	return 0;
@@ -549,7 +548,7 @@ static void run_join_twice(void *arg)
 
 	(void)arg;
 	coev_config_init(&cfg);
-	cfg.workers = 1;
+	cfg.workers = 2;
 	int rc = coev_run(join_twice_main, NULL, &cfg);
 	fprintf(stderr, "coev_run returned %d after a double join\n", rc);
 }
@@ -605,7 +604,7 @@ static void run_join_after_detach(void *arg)
 
 	(void)arg;
 	coev_config_init(&cfg);
-	cfg.workers = 1;
+	cfg.workers = 2;
 	int rc = coev_run(join_after_detach_main, NULL, &cfg);
 	fprintf(stderr, "coev_run returned %d after join of a detached task\n",
 		rc);
@@ -651,13 +650,15 @@ int main(void)
 		cmocka_unit_test(test_runtime_shutdown_when_idle_returns_zero),
 		cmocka_unit_test(
 			test_runtime_free_without_shutdown_releases_tasks),
-		cmocka_unit_test(test_runtime_shutdown_waits_for_finishing_tasks),
+		cmocka_unit_test(
+			test_runtime_shutdown_waits_for_finishing_tasks),
 		cmocka_unit_test(test_runtime_run_returns_main_result),
 		cmocka_unit_test(test_runtime_new_rejects_bad_config),
 		cmocka_unit_test(test_runtime_new_with_defaults),
 		cmocka_unit_test(test_runtime_config_from_environment),
 		cmocka_unit_test(test_runtime_bad_input_inside_tasks),
-		cmocka_unit_test(test_runtime_coroutine_calls_outside_coroutine),
+		cmocka_unit_test(
+			test_runtime_coroutine_calls_outside_coroutine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
 
 /* ---- reuse -------------------------------------------------------------- */
 
-#define REUSE_TASKS TU_SCALE(1000000, 250000, 100000)
+#define REUSE_TASKS TU_SCALE(1000000, 1000000, 300000)
 #define REUSE_BATCH 1000
 
 static int tiny(void *arg)
@@ -135,7 +135,8 @@ static void test_stack_overflow_reports_task_name(void **state)
 #if defined(COEV_ASAN)
 	/* ASan's own fault handler, if the library hands the fault on to
 	 * it, ends the process with exit status 1 instead of the signal. */
-	died = died || (WIFEXITED(res->status) && WEXITSTATUS(res->status) != 0);
+	died = died ||
+	       (WIFEXITED(res->status) && WEXITSTATUS(res->status) != 0);
 #endif
 	int named = strstr(res->out, "stack overflow") != NULL &&
 		    strstr(res->out, "deep-recurser") != NULL;
@@ -158,8 +159,9 @@ static void expect_env_size(const char *value, size_t want)
 	memset(&cfg, 0, sizeof cfg);
 	int rc = coev_config_init(&cfg);
 	if (rc != 0 || cfg.stack_size != want)
-		fprintf(stderr, "COEV_STACK_SIZE=%s: rc %d size %zu, want %zu\n",
-			value, rc, cfg.stack_size, want);
+		fprintf(stderr,
+			"COEV_STACK_SIZE=%s: rc %d size %zu, want %zu\n", value,
+			rc, cfg.stack_size, want);
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg.stack_size, want);
 }
@@ -196,10 +198,10 @@ static void test_stack_size_from_environment(void **state)
 	expect_env_rejected("abc");
 	expect_env_rejected("12q");
 	expect_env_rejected("-65536");
-	expect_env_rejected("1k");            /* below COEV_STACK_MIN */
-	expect_env_rejected("16383");         /* one byte below */
-	expect_env_rejected("1025m");         /* above COEV_STACK_MAX */
-	expect_env_rejected("1073741825");    /* one byte above */
+	expect_env_rejected("1k");	   /* below COEV_STACK_MIN */
+	expect_env_rejected("16383");	   /* one byte below */
+	expect_env_rejected("1025m");	   /* above COEV_STACK_MAX */
+	expect_env_rejected("1073741825"); /* one byte above */
 	expect_env_rejected("99999999999999999999999999");
 	expect_env_rejected("18446744073709551615");
 	/* (2^64 + 64 KiB) bytes: wraps to a valid size if scaled unchecked */
@@ -253,7 +255,8 @@ static void run_sized(size_t stack_size, size_t use)
 	cfg.stack_size = stack_size;
 	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(coev_rt_spawn(rt, "big-user", use_most_of_stack,
+		assert_int_equal(coev_rt_spawn(rt, "big-user",
+					       use_most_of_stack,
 					       (void *)(uintptr_t)use, &t[i]),
 				 0);
 	for (int i = 0; i < 4; i++) {

@@ -30,7 +30,7 @@ static void wait_flag(atomic_int *flag)
 
 /* ---- a million tasks ---------------------------------------------------- */
 
-#define MILLION TU_SCALE(1000000, 200000, 100000)
+#define MILLION TU_SCALE(1000000, 1000000, 300000)
 
 static uint64_t million_arg(size_t i)
 {
@@ -124,7 +124,7 @@ static void test_task_nested_spawn_tree(void **state)
 #define PUBLISH_N 4096
 
 typedef struct publish {
-	uint64_t big;              /* a result too large for an int */
+	uint64_t big;		   /* a result too large for an int */
 	uint32_t words[PUBLISH_N]; /* plain, non-atomic writes */
 } publish_t;
 
@@ -207,8 +207,9 @@ static int gather_main(void *arg)
 
 	(void)arg;
 	for (int i = 0; i < GATHER_N; i++) {
-		TU_CHECK_EQ(coev_spawn(gather_child, (void *)(intptr_t)i, &t[i]),
-			    0);
+		TU_CHECK_EQ(
+			coev_spawn(gather_child, (void *)(intptr_t)i, &t[i]),
+			0);
 		rets[i] = 0x7eadbeef;
 		if (gather_expect(i) < 0)
 			failed++;
@@ -380,7 +381,7 @@ static int join_dl_main(void *arg)
 	coev_time_t dl = coev_deadline(COEV_MSEC(30));
 	TU_CHECK_EQ(coev_join_dl(t, dl, &r), -ETIMEDOUT);
 	TU_CHECK(coev_now() >= dl); /* waited at least until the deadline */
-	TU_CHECK_EQ(r, -1);         /* no result stored on timeout */
+	TU_CHECK_EQ(r, -1);	    /* no result stored on timeout */
 	/* A deadline in the past only tries. */
 	TU_CHECK_EQ(coev_join_dl(t, coev_now() - COEV_MSEC(5), &r), -ETIMEDOUT);
 	TU_CHECK_EQ(coev_join_dl(t, 0, &r), -ETIMEDOUT);
@@ -468,7 +469,7 @@ static int count_up(void *arg)
 	return 0;
 }
 
-#define DETACHED_N TU_SCALE(10000, 5000, 2000)
+#define DETACHED_N TU_SCALE(10000, 10000, 10000)
 
 static int detach_main(void *arg)
 {
@@ -516,9 +517,9 @@ static void test_task_detach_and_spawn_without_handle(void **state)
 /* ---- names and ids ------------------------------------------------------ */
 
 typedef struct name_probe {
-	char seen_null[64];  /* coev_task_name(NULL) inside */
-	char seen_self[64];  /* coev_task_name(coev_self()) inside */
-	uint64_t id_self;    /* coev_task_id(coev_self()) inside */
+	char seen_null[64]; /* coev_task_name(NULL) inside */
+	char seen_self[64]; /* coev_task_name(coev_self()) inside */
+	uint64_t id_self;   /* coev_task_id(coev_self()) inside */
 } name_probe_t;
 
 static int probe_name(void *arg)
@@ -568,7 +569,8 @@ static int names_main(void *arg)
 	TU_CHECK(strcmp(p[0].seen_self, "worker-7") == 0);
 	TU_CHECK(strcmp(p[1].seen_null, "") == 0);
 	TU_CHECK(strcmp(p[2].seen_self, "temporary-name") == 0);
-	TU_CHECK(strcmp(p[3].seen_self, "abcdefghijklmnopqrstuvwxyz01234") == 0);
+	TU_CHECK(strcmp(p[3].seen_self, "abcdefghijklmnopqrstuvwxyz01234") ==
+		 0);
 	for (int i = 0; i < 4; i++) {
 		TU_CHECK(ids[i] != 0);
 		TU_CHECK(p[i].id_self == ids[i]);
@@ -661,9 +663,9 @@ static void test_task_self_and_worker_id(void **state)
 	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
 	memset(p, 0, sizeof p);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(coev_rt_spawn(rt, "probe", probe_self, &p[i],
-					       &t[i]),
-				 0);
+		assert_int_equal(
+			coev_rt_spawn(rt, "probe", probe_self, &p[i], &t[i]),
+			0);
 	/* The test thread is still outside: no task, no worker. */
 	assert_null(coev_self());
 	assert_int_equal(coev_worker_id(), -1);
@@ -892,8 +894,8 @@ static int rt_spawn_inside_main(void *arg)
 	int r = 0;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_rt_spawn(coev_rt_current(), "inner", return_seven, NULL,
-				  &t),
+	TU_CHECK_EQ(coev_rt_spawn(coev_rt_current(), "inner", return_seven,
+				  NULL, &t),
 		    0);
 	TU_CHECK(strcmp(coev_task_name(t), "inner") == 0);
 	TU_CHECK_EQ(coev_join(t, &r), 0);
