@@ -6,7 +6,7 @@
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 set -eu
-pkgs="build-essential clang libev-dev libck-dev libcmocka-dev pkg-config"
+pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev pkg-config"
 need=0
 case "${1:-}" in
 --if-missing)

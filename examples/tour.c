@@ -79,7 +79,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 /* Record a failed check on stderr; the tour goes on so that one problem
  * does not hide the next, and the exit status reports them all. */
 __attribute__((format(printf, 2, 3))) static bool check(bool ok,
-							  const char *fmt, ...)
+							const char *fmt, ...)
 {
 	va_list ap;
 
@@ -190,13 +190,13 @@ static void coffee_shop(void)
 	       "together\n(asyncio.gather): the kettle heats while the "
 	       "grinder grinds.\n\n");
 	start = coev_now();
-	if ((r = coev_spawn_named("grinder", grind_coffee, &grind,
-				  &tasks[0])) < 0) {
+	if ((r = coev_spawn_named("grinder", grind_coffee, &grind, &tasks[0])) <
+	    0) {
 		failed("coev_spawn", r);
 		return;
 	}
-	if ((r = coev_spawn_named("kettle", heat_water, &water,
-				  &tasks[1])) < 0) {
+	if ((r = coev_spawn_named("kettle", heat_water, &water, &tasks[1])) <
+	    0) {
 		failed("coev_spawn", r);
 		(void)coev_join(tasks[0], NULL); /* already failing */
 		return;
@@ -219,8 +219,10 @@ static void coffee_shop(void)
 	       "  One after the other: %.3f s. Concurrently: %.3f s, the "
 	       "longer step alone.\n",
 	       grind_s, water_s, grind_s + water_s, seq_s, conc_s);
-	check(seq_s >= 0.5, "the sequential coffee took %.3f s, under the "
-	      "0.5 s its steps sleep", seq_s);
+	check(seq_s >= 0.5,
+	      "the sequential coffee took %.3f s, under the "
+	      "0.5 s its steps sleep",
+	      seq_s);
 	check(conc_s >= 0.3 && conc_s < 0.45,
 	      "the concurrent coffee took %.3f s, expected about 0.3 s",
 	      conc_s);
@@ -258,9 +260,9 @@ static int fetch_data(void *arg)
  * and show with timestamps that the task ran during the other work. */
 static void create_then_await(void)
 {
-	static const char *const chores[] = {
-		"wiping the counter", "stacking the cups",
-		"greeting a customer"};
+	static const char *const chores[] = {"wiping the counter",
+					     "stacking the cups",
+					     "greeting a customer"};
 	struct download d = {"http://example.com/", 0, 0, ""};
 	coev_task_t *t;
 	coev_time_t start, work_done, end;
@@ -302,8 +304,8 @@ static void create_then_await(void)
 	       "await itself waited only %.3f s:\n  %.3f s in all, not "
 	       "%.3f s one after the other.\n",
 	       secs(start, d.began), secs(start, d.ended),
-	       secs(start, work_done), secs(work_done, end),
-	       secs(start, end), 0.2 + secs(start, work_done));
+	       secs(start, work_done), secs(work_done, end), secs(start, end),
+	       0.2 + secs(start, work_done));
 	check(ret == (int)strlen(d.body), "fetch_data returned %d", ret);
 	check(d.began < work_done,
 	      "the task did not start until main's chores were done");
@@ -428,8 +430,8 @@ static void fetch_all(void)
 			printf("    http://%-13s %.3f s  error %d: %s\n",
 			       s->host, took, rets[n], coev_strerror(rets[n]));
 		check(rets[n] == s->expect,
-		      "the fetch of %s returned %d (%s), expected %d",
-		      s->host, rets[n], coev_strerror(rets[n]), s->expect);
+		      "the fetch of %s returned %d (%s), expected %d", s->host,
+		      rets[n], coev_strerror(rets[n]), s->expect);
 	}
 	printf("\n  Six fetches that waited %.3f s in all finished in %.3f "
 	       "s, the slowest one.\n",
@@ -595,8 +597,7 @@ static void fork_join(void)
 	start = coev_now();
 	expect = fib_plain(FIB_N, &calls, &leaves, &expect_sum);
 	plain_s = secs(start, coev_now());
-	say("Plain recursion: fib(%d) = %d in %.3f s", FIB_N, expect,
-	    plain_s);
+	say("Plain recursion: fib(%d) = %d in %.3f s", FIB_N, expect, plain_s);
 
 	before = calloc(nw, sizeof *before);
 	after = calloc(nw, sizeof *after);
@@ -621,8 +622,8 @@ static void fork_join(void)
 	tree_s = secs(start, coev_now());
 	if (!snapshot(rt, nw, after))
 		goto out;
-	if (!check(ret >= 0, "the fib tree failed: %s (%d)",
-		   coev_strerror(ret), ret))
+	if (!check(ret >= 0, "the fib tree failed: %s (%d)", coev_strerror(ret),
+		   ret))
 		goto out;
 	say("Task tree:       fib(%d) = %d in %.3f s", FIB_N, ret, tree_s);
 	if (nw > 1)
@@ -645,10 +646,10 @@ static void fork_join(void)
 		if (atomic_load(&leaves_on[i]) == 0)
 			idle++;
 
-	check(ret == expect, "fib(%d) came out as %d, expected %d", FIB_N,
-	      ret, expect);
-	check(sum[0] == leaves, "%lu leaves were counted, expected %lu",
-	      sum[0], leaves);
+	check(ret == expect, "fib(%d) came out as %d, expected %d", FIB_N, ret,
+	      expect);
+	check(sum[0] == leaves, "%lu leaves were counted, expected %lu", sum[0],
+	      leaves);
 	check(atomic_load(&leaf_checksum) == expect_sum,
 	      "the leaves' checksum is %#llx, expected %#llx",
 	      (unsigned long long)atomic_load(&leaf_checksum), expect_sum);
@@ -703,7 +704,8 @@ int main(void)
 	 * in order even when piped. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if ((r = coev_config_init(&cfg)) < 0)
-		fprintf(stderr, "tour: COEV_WORKERS or COEV_STACK_SIZE is "
+		fprintf(stderr,
+			"tour: COEV_WORKERS or COEV_STACK_SIZE is "
 			"malformed (%s); using the defaults\n",
 			coev_strerror(r));
 	r = coev_run(tour_main, NULL, &cfg);
