@@ -319,7 +319,7 @@ void coev__stack_put(struct coev_worker *w, struct coev_stack *s)
 void coev__stack_trim(struct coev_worker *w)
 {
 	struct coev_rt *rt = w->rt;
-	unsigned keep = COEV_STACK_CACHE * rt->nworkers, n = 0;
+	unsigned keep = COEV_STACK_CACHE * rt->nworkers;
 	struct coev_stack *drop = NULL, *s;
 
 	if (pool_len(w) > COEV_STACK_CACHE) {
@@ -335,14 +335,12 @@ void coev__stack_trim(struct coev_worker *w)
 		rt->stack_pool_len--;
 		s->next = drop;
 		drop = s;
-		n++;
 	}
 	pthread_mutex_unlock(&rt->stack_mu);
 	while ((s = drop) != NULL) {
 		drop = s->next;
 		stack_release(rt, s);
 	}
-	(void)n;
 }
 
 static void pool_list_free(struct coev_stack *s)
