@@ -82,9 +82,12 @@ $(B)/tests/%: tests/%.c $(B)/libcoev.a tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
 
+# Examples may use Debian's http-parser (a callback library they wrap).
+EXAMPLE_LIBS := -lhttp_parser $(LIBS)
+
 $(B)/examples/%: examples/%.c $(B)/libcoev.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(LIBS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(EXAMPLE_LIBS)
 
 examples: $(EXAMPLE_BIN)
 

@@ -6,11 +6,12 @@
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 set -eu
-pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev pkg-config"
+pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config"
 need=0
 case "${1:-}" in
 --if-missing)
-	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h; do
+	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h \
+		/usr/include/http_parser.h; do
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1

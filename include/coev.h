@@ -11,5 +11,8 @@
 #include "coev/time.h"
 #include "coev/runtime.h"
 #include "coev/task.h"
+#include "coev/scope.h"
+#include "coev/io.h"
+#include "coev/blocking.h"
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sched.h"
 
@@ -48,12 +49,20 @@ static const struct {
 
 const char *coev_strerror(int err)
 {
+	const char *msg;
+
 	if (err > 0)
 		err = -err;
 	for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
 		if (errors[i].code == err)
 			return errors[i].msg;
-	return err == 0 ? "success" : "unknown error";
+	if (err == 0)
+		return "success";
+	/* Other errno codes (an I/O call can return any of them): glibc's
+	 * own description, a static string safe from any thread. */
+	if (err > COEV_ERR_BASE && (msg = strerrordesc_np(-err)) != NULL)
+		return msg;
+	return "unknown error";
 }
 
 void coev__panic(const char *fmt, ...)

@@ -10,9 +10,10 @@
  *
  * Lifetime rules:
  *  1. coev_rt_new() starts every worker before it returns.
- *  2. coev_rt_shutdown() refuses new spawns (-ESHUTDOWN), waits for live
- *     tasks up to a deadline, stops the workers, and reports how many tasks
- *     were left unfinished. It must be called from outside the runtime.
+ *  2. coev_rt_shutdown() refuses new spawns (-ESHUTDOWN), cancels every
+ *     live task, waits for them up to a deadline, stops the workers, and
+ *     reports how many tasks were left unfinished. It must be called from
+ *     outside the runtime.
  *  3. coev_rt_free() shuts down (deadline now) if that was not done, then
  *     releases every task, stack, loop and thread the runtime holds. Task
  *     handles into the runtime are invalid afterwards.
@@ -50,13 +51,22 @@ typedef struct coev_config {
 	size_t stack_size;
 	/* How long coev_run() waits for tasks still alive when main returns. */
 	coev_time_t shutdown_timeout;
+	/* Blocking pool (coev/blocking.h): at most this many threads
+	 * (1..COEV_BLOCKING_MAX), each ending after blocking_idle without
+	 * work. */
+	unsigned blocking_max;
+	coev_time_t blocking_idle;
 } coev_config_t;
+
+#define COEV_BLOCKING_MAX 4096
+#define COEV_BLOCKING_DEFAULT 64
 
 /*
  * coev_config_init — fill cfg with the defaults: workers from the
  * COEV_WORKERS environment variable or else the number of online CPUs;
  * stack_size from COEV_STACK_SIZE (bytes, with an optional k/m suffix) or
- * else COEV_STACK_DEFAULT; shutdown_timeout 5 s.
+ * else COEV_STACK_DEFAULT; shutdown_timeout 5 s; blocking_max from
+ * COEV_BLOCKING_THREADS or else COEV_BLOCKING_DEFAULT; blocking_idle 10 s.
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.
@@ -86,8 +96,9 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
 			   void *arg, coev_task_t **out);
 
 /*
- * coev_rt_shutdown — stop accepting spawns, wait until every task has
- * finished or the deadline passes, then stop the workers.
+ * coev_rt_shutdown — stop accepting spawns, cancel every live task (see
+ * coev_cancel), wait until every task has finished or the deadline passes,
+ * then stop the workers.
  * Returns the number of tasks still unfinished (0 when all finished), or
  * COEV_ENOTRT when called from one of rt's workers, or -EINVAL for NULL.
  * Unfinished tasks are not resumed again; coev_rt_free() releases them.
@@ -105,9 +116,9 @@ COEV_API void coev_rt_free(coev_rt_t *rt);
 
 /*
  * coev_run — asyncio.run: create a runtime from cfg (NULL for defaults),
- * run main(arg) as its first task, and when main returns wait for the
- * remaining tasks up to cfg->shutdown_timeout, report on stderr how many
- * were left, and free the runtime.
+ * run main(arg) as its first task, and when main returns cancel the
+ * remaining tasks, wait for them up to cfg->shutdown_timeout, report on
+ * stderr how many were left, and free the runtime.
  * Returns main's result, or a negative error from coev_rt_new() (then main
  * did not run), or COEV_ENOTRT when called from inside a runtime.
  */

@@ -46,7 +46,8 @@ COEV_API int coev_spawn_named(const char *name, coev_fn fn, void *arg,
  * coev_join_dl — the same with an absolute deadline.
  * From a task it suspends the task; from a thread outside the runtime it
  * blocks that thread. Returns 0 when t finished (its own success or failure
- * is in *ret), -ETIMEDOUT when the deadline passed first (t stays valid and
+ * is in *ret), -ETIMEDOUT when the deadline passed first or -ECANCELED when
+ * the caller was cancelled (in both cases t stays valid, keeps running, and
  * must still be joined or detached), -EDEADLK when t is the calling task,
  * -EINVAL for NULL t, COEV_ENOTCORO on a worker thread outside a task (a
  * loop callback must not block its worker). A handle already joined or
@@ -89,11 +90,81 @@ COEV_API int coev_yield(void);
 /*
  * coev_sleep — suspend the calling task for at least ns nanoseconds.
  * coev_sleep_until — until coev_now() >= deadline.
- * Returns 0 or COEV_ENOTCORO. The worker runs other tasks meanwhile. From a
- * task only; never allocates.
+ * Returns 0, -ECANCELED (the task was cancelled; it may have slept less) or
+ * COEV_ENOTCORO. The worker runs other tasks meanwhile. From a task only;
+ * never allocates.
  */
 COEV_API int coev_sleep(coev_time_t ns);
 COEV_API int coev_sleep_until(coev_time_t deadline);
+
+/*
+ * Cancellation (asyncio's task.cancel(), Trio's cancel scopes).
+ *
+ * Cancelling a task is a request, seen at its waits: from then on every
+ * call of the task that can wait (join, sleep, I/O, blocking-pool calls,
+ * scope close, and the sync and bridge waits) returns -ECANCELED, the one
+ * waiting now at once, until the task returns. The task decides what to
+ * do with it; the convention is to clean up and return -ECANCELED. A task
+ * cancelled before it first runs never runs: its result is -ECANCELED.
+ * coev_yield() is not a wait and ignores cancellation.
+ *
+ * Cancellation racing normal completion has one outcome: the task's result
+ * is whatever its function returned. If it returned before it reached a
+ * wait, the cancel had no effect and coev_cancel still returned 0.
+ *
+ * A shield (coev_shield_begin/end) hides the cancellation from the waits
+ * inside it, for clean-up that must finish (closing a connection politely,
+ * committing a log); deadlines still apply there.
+ */
+
+/*
+ * coev_cancel — ask task t to stop (see above). t is a handle the caller
+ * holds (not yet joined or detached), or the calling task itself. A wait
+ * in progress on another worker's loop is ended by that worker: the task
+ * resumes there and takes down its own watchers. Cancelling a task that
+ * already finished, or cancelling twice, is harmless. Returns 0, or -EINVAL
+ * for NULL. Any thread, including plain threads and loop callbacks; never
+ * suspends; never allocates.
+ */
+COEV_API int coev_cancel(coev_task_t *t);
+
+/*
+ * coev_cancelled — 1 if the calling task has been cancelled (shielded or
+ * not), 0 if not, COEV_ENOTCORO outside a task.
+ */
+COEV_API int coev_cancelled(void);
+
+/*
+ * coev_shield_begin — hide the calling task's cancellation from its waits
+ * until the matching coev_shield_end(); shields nest. Returns 0 or
+ * COEV_ENOTCORO. coev_shield_end without a matching begin aborts.
+ */
+COEV_API int coev_shield_begin(void);
+COEV_API int coev_shield_end(void);
+
+/*
+ * coev_deadline_push — asyncio.timeout(): until the matching
+ * coev_deadline_pop(), every wait of the calling task ends by deadline at
+ * the latest, returning -ETIMEDOUT; pushes nest and the earliest deadline
+ * applies. Returns a token (>= 0) for coev_deadline_pop, or COEV_ENOTCORO
+ * outside a task. Pops must match pushes in reverse order.
+ */
+COEV_API coev_time_t coev_deadline_push(coev_time_t deadline);
+COEV_API void coev_deadline_pop(coev_time_t token);
+
+/*
+ * coev_wait_for — asyncio.wait_for(): run fn(arg) as a new task and wait
+ * for it until deadline. If it finishes in time, stores its result in *ret
+ * (when ret is not NULL) and returns 0. When the deadline passes first, the
+ * task is cancelled and waited for (its waits return -ECANCELED), its
+ * result is stored in *ret, and the call returns -ETIMEDOUT. If the caller
+ * is cancelled while waiting, the task is cancelled and waited for in the
+ * same way and the call returns -ECANCELED. Other errors: those of
+ * coev_spawn (then fn did not run). From a task only; suspends; allocates
+ * the task.
+ */
+COEV_API int coev_wait_for(coev_fn fn, void *arg, coev_time_t deadline,
+			   int *ret);
 
 /* coev_self — the calling task, or NULL outside a task. Any thread. */
 COEV_API coev_task_t *coev_self(void);

@@ -1,0 +1,180 @@
+/*
+ * coev/io.h — non-blocking I/O for tasks: fd readiness, sockets (TCP, UDP,
+ * Unix), reads and writes with deadlines.
+ *
+ * Every call here that can wait takes an absolute deadline (coev_now() +
+ * timeout, or coev_deadline(timeout); COEV_FOREVER waits forever; a
+ * deadline already past only tries). A wait registers the fd on the
+ * calling worker's event loop and suspends the task; the worker runs other
+ * tasks meanwhile and never blocks. Cancellation ends any wait with
+ * -ECANCELED (see coev/task.h).
+ *
+ * Rules:
+ *  1. The fds these calls create are non-blocking and close-on-exec. Fds
+ *     from elsewhere must be made non-blocking by their owner (for
+ *     example with coev_fd_nonblock()); a blocking fd would block the
+ *     worker.
+ *  2. Return values: a count (>= 0) or a new fd for success, a negative
+ *     errno-style code for failure: -ETIMEDOUT (deadline; nothing was
+ *     lost: the fd stays usable and no byte was consumed by the call that
+ *     timed out), -ECANCELED, and the system's codes (-ECONNRESET,
+ *     -EPIPE, ...). A read returning 0 means end of stream.
+ *  3. At most one task reads and one task writes an fd at a time. Do not
+ *     close an fd another task is waiting on: cancel that task first.
+ *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
+ *     otherwise); calls that never wait (listen, socket, close) work from
+ *     any thread.
+ *  5. The runtime sets SIGPIPE to be ignored when it was at its default,
+ *     as Rust's and Go's runtimes do: a write to a closed peer returns
+ *     -EPIPE instead of killing the process.
+ */
+#ifndef COEV_IO_H
+#define COEV_IO_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "error.h"
+#include "time.h"
+
+/* Readiness events. */
+#define COEV_READ 1u
+#define COEV_WRITE 2u
+
+/*
+ * coev_wait_fd — wait until fd is ready for any of events (COEV_READ,
+ * COEV_WRITE) or the deadline. Returns the ready events (> 0), or
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd or no events), COEV_ENOTCORO.
+ * Suspends; never allocates.
+ */
+COEV_API int coev_wait_fd(int fd, unsigned events, coev_time_t deadline);
+
+/* coev_fd_nonblock — make fd non-blocking. Returns 0 or a negative errno. */
+COEV_API int coev_fd_nonblock(int fd);
+
+/*
+ * coev_read, coev_write, coev_readv, coev_writev, coev_recv, coev_send —
+ * the system calls of the same names, waiting while fd is not ready: each
+ * transfers at least one byte (or reports end of stream, or fails) and may
+ * transfer fewer than asked. coev_send always adds MSG_NOSIGNAL. Suspend
+ * when the fd is not ready; never allocate.
+ */
+COEV_API ssize_t coev_read(int fd, void *buf, size_t n, coev_time_t deadline);
+COEV_API ssize_t coev_write(int fd, const void *buf, size_t n,
+			    coev_time_t deadline);
+COEV_API ssize_t coev_readv(int fd, const struct iovec *iov, int iovcnt,
+			    coev_time_t deadline);
+COEV_API ssize_t coev_writev(int fd, const struct iovec *iov, int iovcnt,
+			     coev_time_t deadline);
+COEV_API ssize_t coev_recv(int fd, void *buf, size_t n, int flags,
+			   coev_time_t deadline);
+COEV_API ssize_t coev_send(int fd, const void *buf, size_t n, int flags,
+			   coev_time_t deadline);
+
+/*
+ * coev_read_full — read exactly n bytes. coev_write_all — write all n
+ * bytes. Return n, or a negative code: COEV_EEOF when the stream ended
+ * before n bytes (read_full), or any error of coev_read/coev_write. done
+ * (may be NULL) receives the bytes transferred, also on error, so nothing
+ * is lost: they are in buf, or were sent.
+ */
+COEV_API ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
+				coev_time_t deadline);
+COEV_API ssize_t coev_write_all(int fd, const void *buf, size_t n,
+				size_t *done, coev_time_t deadline);
+
+/*
+ * coev_sendto, coev_recvfrom — datagrams (UDP, Unix datagram). addr and
+ * alen as in the system calls (recvfrom's may be NULL). Return the datagram
+ * size or a negative code.
+ */
+COEV_API ssize_t coev_sendto(int fd, const void *buf, size_t n, int flags,
+			     const struct sockaddr *addr, socklen_t alen,
+			     coev_time_t deadline);
+COEV_API ssize_t coev_recvfrom(int fd, void *buf, size_t n, int flags,
+			       struct sockaddr *addr, socklen_t *alen,
+			       coev_time_t deadline);
+
+/*
+ * coev_socket — socket(2), non-blocking and close-on-exec. Returns the fd
+ * or a negative errno. Any thread.
+ */
+COEV_API int coev_socket(int domain, int type, int protocol);
+
+/*
+ * coev_accept — accept a connection on listening socket lfd. addr/alen may
+ * be NULL. Returns the new fd (non-blocking, close-on-exec) or a negative
+ * code. Connections that fail between the kernel's queue and accept
+ * (ECONNABORTED) are skipped; -EMFILE and -ENFILE are returned.
+ */
+COEV_API int coev_accept(int lfd, struct sockaddr *addr, socklen_t *alen,
+			 coev_time_t deadline);
+
+/*
+ * coev_connect — connect socket fd to addr, waiting until the connection is
+ * made or fails or the deadline passes. Returns 0 or a negative code
+ * (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...). On failure fd's state is
+ * unspecified: close it.
+ */
+COEV_API int coev_connect(int fd, const struct sockaddr *addr, socklen_t alen,
+			  coev_time_t deadline);
+
+/* Flags of coev_tcp_listen. */
+#define COEV_LISTEN_REUSEPORT 1u /* SO_REUSEPORT: processes share the port */
+#define COEV_LISTEN_V6ONLY 2u	 /* IPv6 socket does not take IPv4 */
+
+/*
+ * coev_tcp_listen — a TCP socket bound to host:port and listening.
+ * host: a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"), or NULL for
+ * every IPv4 address; port 0 picks a free port (see coev_sock_port).
+ * SO_REUSEADDR is always set. backlog <= 0 means SOMAXCONN. Returns the fd
+ * or a negative code (-EINVAL for a host that is not a numeric address,
+ * -EADDRINUSE, ...). Any thread; never suspends.
+ */
+COEV_API int coev_tcp_listen(const char *host, unsigned port, int backlog,
+			     unsigned flags);
+
+/*
+ * coev_tcp_connect — connect to host:port. host is a numeric address or a
+ * name; names are resolved with getaddrinfo() on the blocking pool, and
+ * each address is tried in turn until one connects or the deadline
+ * passes. TCP_NODELAY is set. Returns the fd or a negative code (-ENOENT
+ * for a name that does not resolve, or the last address's error).
+ * Suspends; allocates while resolving. From a task only.
+ */
+COEV_API int coev_tcp_connect(const char *host, unsigned port,
+			      coev_time_t deadline);
+
+/*
+ * coev_udp_bind — a UDP socket bound to host:port (numeric host, NULL for
+ * every IPv4 address, port 0 for any). Returns the fd or a negative code.
+ * Any thread.
+ */
+COEV_API int coev_udp_bind(const char *host, unsigned port);
+
+/*
+ * coev_unix_listen — a Unix stream socket bound to path and listening (an
+ * existing socket file at path is replaced). coev_unix_connect — connect
+ * to one. Return the fd or a negative code (-ENAMETOOLONG for a path that
+ * does not fit). listen: any thread; connect: from a task, suspends.
+ */
+COEV_API int coev_unix_listen(const char *path, int backlog);
+COEV_API int coev_unix_connect(const char *path, coev_time_t deadline);
+
+/*
+ * coev_sock_port — the local port fd is bound to (host order), or a
+ * negative errno. Any thread.
+ */
+COEV_API int coev_sock_port(int fd);
+
+/*
+ * coev_shutdown — shutdown(2) (SHUT_RD, SHUT_WR, SHUT_RDWR). coev_close —
+ * close(2); an interrupted close is not retried (the fd is gone either
+ * way on Linux). Return 0 or a negative errno. Any thread.
+ */
+COEV_API int coev_shutdown(int fd, int how);
+COEV_API int coev_close(int fd);
+
+#endif
