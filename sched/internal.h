@@ -23,4 +23,21 @@ void coev__park(void);
  */
 void coev__wake(coev_task_t *t);
 
+/*
+ * coev__park_until — park the calling task until woken, the deadline
+ * passes, or the task is cancelled (unless shielded). Returns 0 when woken
+ * (possibly spuriously: re-check the condition), -ETIMEDOUT, or
+ * -ECANCELED; a cancelled task returns -ECANCELED without parking, and a
+ * deadline already past gives -ETIMEDOUT without parking. The deadline is
+ * also bounded by coev_deadline_push(). From a task only.
+ */
+int coev__park_until(coev_time_t deadline);
+
+/*
+ * coev__wait_fd — coev__park_until, also ended by fd becoming ready for
+ * events; then returns the ready events (> 0). The fd is watched on the
+ * current worker's loop for this one wait only.
+ */
+int coev__wait_fd(int fd, unsigned events, coev_time_t deadline);
+
 #endif

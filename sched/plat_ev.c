@@ -19,6 +19,10 @@
 
 _Static_assert(sizeof(ev_timer) <= sizeof(((coev__timer_t *)0)->impl),
 	       "coev__timer_t.impl too small for ev_timer");
+_Static_assert(sizeof(ev_io) <= sizeof(((coev__io_t *)0)->impl),
+	       "coev__io_t.impl too small for ev_io");
+_Static_assert(EV_READ == COEV_READ && EV_WRITE == COEV_WRITE,
+	       "coev's event bits are libev's");
 _Static_assert(sizeof(ev_async) <= sizeof(((struct coev_worker *)0)->doorbell),
 	       "coev_worker.doorbell too small for ev_async");
 
@@ -98,8 +102,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *et, int revents)
 {
 	coev__timer_t *tm = et->data;
 
-	(void)loop;
 	(void)revents;
+	ev_timer_stop(loop, et); /* one shot (a no-op: it has no repeat) */
 	tm->fire(tm);
 }
 
@@ -120,6 +124,33 @@ void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
 void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm)
 {
 	ev_timer_stop(w->loop, (ev_timer *)tm->impl);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *eio, int revents)
+{
+	coev__io_t *io = eio->data;
+
+	/* One shot: the wait that armed it decides whether to wait again. */
+	ev_io_stop(loop, eio);
+	io->fire(io, (unsigned)revents & (EV_READ | EV_WRITE));
+}
+
+void coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
+		       unsigned events)
+{
+	ev_io *eio = (ev_io *)io->impl;
+
+	/* ev_io_init marks the fd as set anew, so libev re-registers it
+	 * with the kernel even if it thinks it is registered already: the
+	 * fd number may belong to a new file since the last wait. */
+	ev_io_init(eio, io_cb, fd, (int)events);
+	eio->data = io;
+	ev_io_start(w->loop, eio);
+}
+
+void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
+{
+	ev_io_stop(w->loop, (ev_io *)io->impl);
 }
 
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n)

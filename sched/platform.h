@@ -29,6 +29,14 @@ typedef struct coev__timer {
 	unsigned char impl[64]; /* the backend's watcher */
 } coev__timer_t;
 
+/* Readiness of one fd on one worker's loop; the same rules as a timer.
+ * fire gets the ready events (COEV_READ, COEV_WRITE). */
+typedef struct coev__io {
+	void (*fire)(struct coev__io *io, unsigned events);
+	void *data;
+	unsigned char impl[64]; /* the backend's watcher */
+} coev__io_t;
+
 /* Clock: monotonic nanoseconds. */
 coev_time_t coev__plat_now(void);
 
@@ -43,7 +51,10 @@ void coev__plat_thread_join(coev__thread_t th);
  * park, poll, timer_arm and timer_disarm only on w's own thread; unpark on
  * any thread. park blocks until the doorbell rings, a timer fires or I/O is
  * ready, runs those callbacks and returns; a ring that came before the park
- * makes it return at once (doorbell rings are kept, and coalesce). */
+ * makes it return at once (doorbell rings are kept, and coalesce).
+ * Disarming a timer or io that is not armed (or has fired) is a no-op. A
+ * watcher fires at most once per arm: the backend disarms it before
+ * calling fire. */
 int coev__plat_loop_init(struct coev_worker *w);
 void coev__plat_loop_destroy(struct coev_worker *w);
 void coev__plat_park(struct coev_worker *w);
@@ -52,6 +63,9 @@ void coev__plat_unpark(struct coev_worker *w);
 void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
 			  coev_time_t deadline);
 void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm);
+void coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
+		       unsigned events);
+void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
 
 /* Choices: a number in [0, n) for worker w (n > 0). */
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n);

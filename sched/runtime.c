@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,14 @@ int coev_config_init(coev_config_t *cfg)
 		cfg->workers = COEV_WORKERS_MAX;
 	cfg->stack_size = COEV_STACK_DEFAULT;
 	cfg->shutdown_timeout = COEV_SEC(5);
+	cfg->blocking_max = COEV_BLOCKING_DEFAULT;
+	cfg->blocking_idle = COEV_SEC(10);
+	if ((e = getenv("COEV_BLOCKING_THREADS")) != NULL) {
+		if (parse_size(e, &v) == 0 && v >= 1 && v <= COEV_BLOCKING_MAX)
+			cfg->blocking_max = (unsigned)v;
+		else
+			r = -EINVAL;
+	}
 	if ((e = getenv("COEV_WORKERS")) != NULL) {
 		if (parse_size(e, &v) == 0 && v >= 1 && v <= COEV_WORKERS_MAX)
 			cfg->workers = (unsigned)v;
@@ -128,6 +137,9 @@ static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 
 static void rt_release(struct coev_rt *rt)
 {
+	/* Pool threads first: a job ending now still wakes its task through
+	 * a worker's loop. */
+	coev__pool_fini(rt);
 	coev__task_free_all(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		worker_free(rt->workers[i]);
@@ -174,6 +186,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	pthread_cond_init(&rt->live_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&rt->idle_state, (uint_fast64_t)cfg->workers << 32);
+	coev__pool_init(rt, cfg->blocking_max, cfg->blocking_idle);
 	rt->workers = calloc(cfg->workers, sizeof *rt->workers);
 	rt->sleepers = calloc(cfg->workers, sizeof *rt->sleepers);
 	if (!rt->workers || !rt->sleepers) {
@@ -182,6 +195,20 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	}
 	*out = rt;
 	return 0;
+}
+
+/* A write to a closed socket or pipe should fail with EPIPE, not kill the
+ * process: ignore SIGPIPE unless the program chose a disposition itself
+ * (Rust's and Go's runtimes do the same). */
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+	    !(sa.sa_flags & SA_SIGINFO)) {
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
 }
 
 int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
@@ -200,8 +227,11 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 	}
 	if (cfg->workers < 1 || cfg->workers > COEV_WORKERS_MAX ||
 	    cfg->stack_size < COEV_STACK_MIN ||
-	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0)
+	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0 ||
+	    cfg->blocking_max < 1 || cfg->blocking_max > COEV_BLOCKING_MAX ||
+	    cfg->blocking_idle < 0)
 		return -EINVAL;
+	ignore_sigpipe();
 	if ((r = rt_alloc(cfg, &rt)) < 0)
 		return r;
 	for (i = 0; i < rt->nworkers; i++) {
@@ -241,6 +271,10 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		return rt->shutdown_left;
 	/* closed before live, against spawn's live before closed. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+	/* Every task in a registry now is cancelled; one whose spawn raced
+	 * with the store above and was registered after this walk has not
+	 * run yet, and its first run sees closed and cancels it (task.c). */
+	coev__cancel_all(rt);
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&rt->live_mu);
@@ -289,7 +323,7 @@ int coev_run(coev_fn main, void *arg, const coev_config_t *cfg)
 	if (left > 0)
 		fprintf(stderr,
 			"coev_run: %d task%s still unfinished %.1f s after "
-			"main returned; they were abandoned\n",
+			"main returned and they were cancelled; abandoned\n",
 			left, left == 1 ? "" : "s",
 			(double)rt->shutdown_timeout / 1e9);
 	coev_rt_free(rt);

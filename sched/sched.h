@@ -143,6 +143,13 @@ struct coev_task {
 	bool boosted;		    /* a work-first join queued it [joiner] */
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
 	struct coev_worker *home;	 /* registry list holding it [init] */
+	/* Cancellation (task.c) and structured concurrency (scope.c). */
+	atomic_uint cancel;	     /* [any] 1 once cancelled; never cleared */
+	unsigned shield;	     /* [runner] shield depth */
+	coev_time_t dl_limit;	     /* [runner] earliest pushed deadline */
+	struct coev_scope *scope;    /* [init] scope it is a child of */
+	struct coev_scope *scope_top; /* [runner] innermost scope it owns */
+	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
 	void *san_fiber;		 /* TSan fiber [runner] */
 	void *san_fake;			 /* ASan fake stack [runner] */
@@ -173,6 +180,23 @@ typedef struct coev__inject {
 	coev__entry_t *head, *tail; /* [mu] */
 	atomic_size_t len;	    /* [any] written under mu */
 } coev__inject_t;
+
+/* --- the blocking pool (pool.c) -------------------------------------- */
+
+struct coev__job;
+struct coev__pool_thread;
+
+typedef struct coev__pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work; /* idle threads wait here (CLOCK_MONOTONIC) */
+	pthread_cond_t gone; /* fini waits here for the last thread */
+	struct coev__job *head, *tail;	/* [mu] queued jobs, FIFO */
+	unsigned threads, idle, max;	/* [mu] max: [init] */
+	coev_time_t idle_ns;		/* [init] */
+	bool stop;			/* [mu] */
+	struct coev__pool_thread *ended; /* [mu] threads to join */
+	atomic_uint_fast64_t jobs_run;	/* [any] */
+} coev__pool_t;
 
 /* --- workers ---------------------------------------------------------- */
 
@@ -260,6 +284,7 @@ struct coev_rt {
 	struct coev_stack *stack_pool; /* [stack_mu] */
 	unsigned stack_pool_len;       /* [stack_mu] */
 	atomic_bool stack_pool_any;    /* [any] hint: stack_pool != NULL */
+	coev__pool_t pool; /* the blocking pool */
 	/* Unguarded stack slabs (the fallback when guard pages run out). */
 	pthread_mutex_t slab_mu;
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
@@ -295,15 +320,46 @@ void coev__task_release(coev_task_t *t);
 void coev__task_free_all(struct coev_rt *rt);
 long coev__live_count(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
-		     const char *name, coev_fn fn, void *arg,
-		     coev_task_t **out);
+		     struct coev_scope *scope, const char *name, coev_fn fn,
+		     void *arg, coev_task_t **out);
+void coev__join_strict(coev_task_t *t, int *ret);
 
 /* wait.c */
 void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
 void coev__waiter_signal(coev__waiter_t *wt, bool resume);
 int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
+int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline);
+void coev__waiter_settle(coev__waiter_t *wt, int n);
 void coev__waiter_fini(coev__waiter_t *wt);
-bool coev__park_until(coev_time_t deadline);
+void coev__wake_unpin(coev_task_t *t);
+
+/* task.c: cancellation seen by the calling task's waits. */
+static inline int coev__cancel_check(coev_task_t *t)
+{
+	/* Relaxed: a cancel's wake (acq_rel on the state word) publishes
+	 * the flag to the run that follows it; a load that misses it here
+	 * is followed by a park that returns at once. */
+	if (t->shield == 0 &&
+	    atomic_load_explicit(&t->cancel, memory_order_relaxed))
+		return -ECANCELED;
+	return 0;
+}
+
+/* The deadline a wait of t really has: its own or the pushed one. */
+static inline coev_time_t coev__deadline_eff(coev_task_t *t,
+					       coev_time_t deadline)
+{
+	return t->dl_limit < deadline ? t->dl_limit : deadline;
+}
+
+/* scope.c */
+int coev__scope_adopt(struct coev_scope *s, coev_task_t *t);
+void coev__scope_child_done(coev_task_t *t);
+void coev__cancel_all(struct coev_rt *rt);
+
+/* pool.c */
+void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle);
+void coev__pool_fini(struct coev_rt *rt);
 
 /* stack.c */
 struct coev_stack *coev__stack_get(struct coev_worker *w);

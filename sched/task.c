@@ -198,10 +198,12 @@ static uint64_t take_id(struct coev_worker *w)
 }
 
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
-		     const char *name, coev_fn fn, void *arg, coev_task_t **out)
+		     struct coev_scope *scope, const char *name, coev_fn fn,
+		     void *arg, coev_task_t **out)
 {
 	coev_task_t *t;
 	atomic_long *live;
+	int r;
 
 	if (!rt || !fn)
 		return -EINVAL;
@@ -227,12 +229,19 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	t->rt = rt;
 	t->fn = fn;
 	t->arg = arg;
+	t->dl_limit = COEV_FOREVER;
 	t->id = take_id(w);
 	t->home = w ? w : rt->workers[t->id % rt->nworkers];
 	t->name[0] = '\0';
 	if (name) {
 		strncpy(t->name, name, sizeof t->name - 1);
 		t->name[sizeof t->name - 1] = '\0';
+	}
+	/* Joined to its scope before it can run, and so before it can end. */
+	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
+		free(t);
+		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
+		return r;
 	}
 	registry_add(t);
 	if (out)
@@ -252,7 +261,7 @@ int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
 
 	if (!w || !w->current)
 		return COEV_ENOTCORO;
-	return coev__task_spawn(w->rt, w, name, fn, arg, out);
+	return coev__task_spawn(w->rt, w, NULL, name, fn, arg, out);
 }
 
 int coev_spawn(coev_fn fn, void *arg, coev_task_t **out)
@@ -263,7 +272,8 @@ int coev_spawn(coev_fn fn, void *arg, coev_task_t **out)
 int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn, void *arg,
 		  coev_task_t **out)
 {
-	return coev__task_spawn(rt, coev__worker_self(), name, fn, arg, out);
+	return coev__task_spawn(rt, coev__worker_self(), NULL, name, fn, arg,
+				out);
 }
 
 /* --- running ----------------------------------------------------------------- */
@@ -274,6 +284,14 @@ static void task_entry(void *arg)
 
 	coev__switch_task_started(t);
 	t->result = t->fn(t->arg);
+	if (t->scope_top)
+		coev__panic("task %llu '%s' returned with a scope still open "
+			    "(close every scope it opens before it returns)",
+			    (unsigned long long)t->id, t->name);
+	if (t->shield)
+		coev__panic("task %llu '%s' returned inside a shield "
+			    "(coev_shield_begin without coev_shield_end)",
+			    (unsigned long long)t->id, t->name);
 	t->yield = TY_EXIT;
 	coev__switch_to_sched(t);
 	coev__panic("task %llu resumed after it ended",
@@ -293,6 +311,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	COEV_STAT_ADD(w, finished, 1);
 	atomic_exchange_explicit(&t->state, TS_DONE | TS_STARTED,
 				 memory_order_acq_rel);
+	if (t->scope)
+		coev__scope_child_done(t);
 	j = atomic_exchange_explicit(&t->joiner, JOIN_DONE,
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
@@ -353,6 +373,15 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 	}
 	t->worker = w;
 	if (!t->stack) {
+		/* Cancelled before it first ran, by coev_cancel or by the
+		 * runtime's shutdown: it never runs. */
+		if (atomic_load_explicit(&t->cancel, memory_order_relaxed) ||
+		    atomic_load_explicit(&t->rt->closed,
+					 memory_order_relaxed)) {
+			t->result = -ECANCELED;
+			task_finish(w, t);
+			return true;
+		}
 		t->stack = coev__stack_get(w);
 		if (!t->stack) {
 			t->result = COEV_ESTACKMAP;
@@ -423,6 +452,21 @@ void coev__wake(coev_task_t *t)
 	wake(t, ENTRY_RUN);
 }
 
+/* Wake t from a watcher of the wait it is pinned for, on the worker it is
+ * pinned to (wait.c). Whoever sets NOTIFIED on a parked task queues it: if
+ * that is us, the watchers are already down, so the task is unpinned and
+ * queued here like any woken task; if someone else did, it went to the
+ * inbox and resumes here, pinned. */
+void coev__wake_unpin(coev_task_t *t)
+{
+	unsigned old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
+						memory_order_acq_rel);
+	if ((old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) != 0)
+		return;
+	t->pin = NULL;
+	coev__schedule_entry(coev__entry(t, ENTRY_RUN), false);
+}
+
 /* Wake a joiner on behalf of the task it joined, which just ended. */
 void coev__wake_resume(coev_task_t *t)
 {
@@ -490,6 +534,10 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 	}
 	if (j != NULL)
 		handle_misuse("coev_join", t);
+	if (self && (r = coev__cancel_check(self)) != 0)
+		return r;
+	if (self)
+		deadline = coev__deadline_eff(self, deadline);
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT; /* only tried: t is not done */
 	if (self)
@@ -510,7 +558,7 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 		return 0;
 	}
 	r = coev__waiter_wait(&wt, deadline);
-	if (r == -ETIMEDOUT) {
+	if (r < 0) { /* timed out or cancelled */
 		expect = &wt;
 		if (atomic_compare_exchange_strong_explicit(
 			    &t->joiner, &expect, NULL, memory_order_acq_rel,
@@ -518,10 +566,10 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 			if (self)
 				coev__task_release(self);
 			coev__waiter_fini(&wt);
-			return -ETIMEDOUT;
+			return r;
 		}
 		/* The task finished as we gave up: its signal is coming. */
-		coev__waiter_wait(&wt, COEV_FOREVER);
+		coev__waiter_settle(&wt, 1);
 	}
 	coev__waiter_fini(&wt);
 	take_result(t, ret);
@@ -547,11 +595,33 @@ int coev_detach(coev_task_t *t)
 	return 0;
 }
 
+/* Join t whatever the caller's cancellation or pushed deadline: for
+ * handles that must be consumed (gather, wait_for). */
+void coev__join_strict(coev_task_t *t, int *ret)
+{
+	coev_task_t *self = coev__task_self();
+	coev_time_t limit = 0;
+
+	if (self) {
+		limit = self->dl_limit;
+		self->dl_limit = COEV_FOREVER;
+		self->shield++;
+	}
+	coev_join(t, ret);
+	if (self) {
+		self->shield--;
+		self->dl_limit = limit;
+	}
+}
+
 /* Join tasks[0..n) in order; joined entries of clear (when not NULL, the
  * same array as tasks) are set to NULL. Joining in order costs no more
  * than the slowest task: those already done are taken at once. When the
  * deadline passes, every task that has finished by then is still taken
- * (the deadline has passed, so each later join only tries). */
+ * (the deadline has passed, so each later join only tries). When the
+ * caller is cancelled (or a pushed deadline passes, for coev_gather, which
+ * has no deadline of its own), the tasks not yet joined are cancelled and
+ * joined, as asyncio.gather does, and every handle is consumed. */
 static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 		  int *rets, coev_time_t deadline)
 {
@@ -570,9 +640,23 @@ static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 		if (clear && !clear[i])
 			continue;
 		r = coev_join_dl(tasks[i], deadline, &rets[i]);
-		if (r == -ETIMEDOUT) {
+		if (r == -ETIMEDOUT && clear &&
+		    (!self || self->dl_limit >= deadline)) {
 			failed = r;
 			continue;
+		}
+		if (r == -ETIMEDOUT || r == -ECANCELED) {
+			for (size_t k = i; k < n; k++)
+				if (!clear || clear[k])
+					coev_cancel(tasks[k]);
+			for (size_t k = i; k < n; k++) {
+				if (clear && !clear[k])
+					continue;
+				coev__join_strict(tasks[k], &rets[k]);
+				if (clear)
+					clear[k] = NULL;
+			}
+			return r;
 		}
 		if (r < 0)
 			return r;

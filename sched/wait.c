@@ -12,15 +12,21 @@
  *     CLOCK_MONOTONIC, the runtime's clock. The signaller's last touch is
  *     the unlock, after which the waiter may return and its frame vanish.
  *
- * A timed park (coev__park_until) arms a timer on the current worker's loop
- * and pins the task to that worker until the park ends: the timer's
- * watcher lives in the task's frame and may be disarmed only by that
- * worker's thread, and while pinned the task can only resume there, so the
- * timer callback (run by that worker) and the task never run at once.
- * Pinned tasks resume through the worker's inbox, which thieves never
- * touch. Rejected: handing timer cancellations to the owning worker as
- * messages (costs an allocation and a round trip per early wake; pinning
- * costs nothing while the task waits, since a waiting task is in no queue).
+ * A timed or fd wait (wait_common) arms a timer and/or an io watcher on the
+ * current worker's loop and pins the task to that worker while it waits:
+ * the watchers live in the task's frame and may be touched only by that
+ * worker's thread. A watcher that fires (on that worker) takes both down
+ * and wakes the task unpinned, so it is queued normally and may be stolen.
+ * Any other wake (a cancel from another thread, a signal) finds the task
+ * pinned and queues it on that worker's inbox, which thieves never touch,
+ * so it resumes there and takes its watchers down itself: cancelling a
+ * wait registered on another worker's loop is handed to that worker.
+ * Rejected: handing watcher cancellations to the owning worker as messages
+ * (an allocation and a round trip per early wake; pinning costs nothing
+ * while the task waits, since a waiting task is in no queue).
+ *
+ * Every wait checks the task's cancellation first and after it wakes, and
+ * is bounded by the task's pushed deadline (coev_deadline_push).
  */
 #include <time.h>
 
@@ -70,8 +76,10 @@ void coev__waiter_signal(coev__waiter_t *wt, bool resume)
 	coev_task_t *t = wt->task;
 
 	if (t) {
-		/* Pairs with the acquire load in coev__waiter_wait(). */
-		atomic_store_explicit(&wt->done, 1, memory_order_release);
+		/* Pairs with the acquire loads in coev__waiter_wait_n(). The
+		 * add is the last touch of wt: the waiter may return and its
+		 * frame vanish right after it. */
+		atomic_fetch_add_explicit(&wt->done, 1, memory_order_release);
 		if (resume)
 			coev__wake_resume(t);
 		else
@@ -80,12 +88,12 @@ void coev__waiter_signal(coev__waiter_t *wt, bool resume)
 		return;
 	}
 	pthread_mutex_lock(&wt->mu);
-	atomic_store_explicit(&wt->done, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&wt->done, 1, memory_order_relaxed);
 	pthread_cond_signal(&wt->cv);
 	pthread_mutex_unlock(&wt->mu);
 }
 
-static int thread_wait(coev__waiter_t *wt, coev_time_t deadline)
+static int thread_wait(coev__waiter_t *wt, int n, coev_time_t deadline)
 {
 	struct timespec ts;
 	int r = 0;
@@ -93,13 +101,13 @@ static int thread_wait(coev__waiter_t *wt, coev_time_t deadline)
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&wt->mu);
-	while (!atomic_load_explicit(&wt->done, memory_order_relaxed)) {
+	while (atomic_load_explicit(&wt->done, memory_order_relaxed) < n) {
 		if (deadline == COEV_FOREVER) {
 			pthread_cond_wait(&wt->cv, &wt->mu);
 		} else if (pthread_cond_timedwait(&wt->cv, &wt->mu, &ts) ==
 			   ETIMEDOUT) {
-			if (!atomic_load_explicit(&wt->done,
-						  memory_order_relaxed))
+			if (atomic_load_explicit(&wt->done,
+						 memory_order_relaxed) < n)
 				r = -ETIMEDOUT;
 			break;
 		}
@@ -108,67 +116,161 @@ static int thread_wait(coev__waiter_t *wt, coev_time_t deadline)
 	return r;
 }
 
-int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline)
+int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 {
+	int r;
+
 	if (!wt->task)
-		return thread_wait(wt, deadline);
-	while (!atomic_load_explicit(&wt->done, memory_order_acquire)) {
-		if (coev__park_until(deadline) &&
-		    !atomic_load_explicit(&wt->done, memory_order_acquire))
-			return -ETIMEDOUT;
+		return thread_wait(wt, n, deadline);
+	while (atomic_load_explicit(&wt->done, memory_order_acquire) < n) {
+		r = coev__park_until(deadline);
+		if (r < 0 && atomic_load_explicit(&wt->done,
+						  memory_order_acquire) < n)
+			return r;
 	}
 	return 0;
 }
 
-struct timed_park {
-	coev__timer_t tm;
-	coev_task_t *task;
-	bool fired;
-};
-
-static void timed_park_fire(coev__timer_t *tm)
+int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline)
 {
-	struct timed_park *tp = tm->data;
-
-	tp->fired = true;
-	coev__wake(tp->task);
+	return coev__waiter_wait_n(wt, 1, deadline);
 }
 
-bool coev__park_until(coev_time_t deadline)
+void coev__waiter_settle(coev__waiter_t *wt, int n)
+{
+	coev_task_t *t = wt->task;
+	coev_time_t limit;
+
+	if (!t) {
+		thread_wait(wt, n, COEV_FOREVER);
+		return;
+	}
+	/* Neither cancellation nor a pushed deadline may cut this wait: the
+	 * signals are coming, and wt must outlive them. */
+	limit = t->dl_limit;
+	t->dl_limit = COEV_FOREVER;
+	t->shield++;
+	coev__waiter_wait_n(wt, n, COEV_FOREVER);
+	t->shield--;
+	t->dl_limit = limit;
+}
+
+/*
+ * One wait of a task on its worker's loop. The watchers live here, in the
+ * waiting task's frame, and only the worker that armed them (w) touches
+ * them: the task stays pinned to w until a watcher fires, and a watcher
+ * fires on w. The watcher that fires first takes both down, notes why,
+ * and wakes the task unpinned (coev__wake_unpin), so a task made ready by
+ * I/O or a timer is queued like any other and may be stolen. A task woken
+ * otherwise (a cancel, a signal) is still pinned: it resumes on w and
+ * takes the watchers down itself.
+ */
+struct wait {
+	coev__timer_t tm;
+	coev__io_t io;
+	coev_task_t *task;
+	struct coev_worker *w;
+	bool timer_armed, io_armed; /* [w] */
+	int fired;		    /* [w] ready events, or -ETIMEDOUT */
+};
+
+static void wait_fired(struct wait *wt, int why)
+{
+	coev_task_t *t = wt->task;
+
+	if (wt->timer_armed)
+		coev__plat_timer_disarm(wt->w, &wt->tm);
+	if (wt->io_armed)
+		coev__plat_io_disarm(wt->w, &wt->io);
+	wt->timer_armed = wt->io_armed = false;
+	wt->fired = why;
+	/* wt may vanish from here on: the task can run at once. */
+	coev__wake_unpin(t);
+}
+
+static void wait_timer_fire(coev__timer_t *tm)
+{
+	wait_fired(tm->data, -ETIMEDOUT);
+}
+
+static void wait_io_fire(coev__io_t *io, unsigned events)
+{
+	wait_fired(io->data, (int)events);
+}
+
+static int wait_common(int fd, unsigned events, coev_time_t deadline)
 {
 	coev_task_t *t = coev__task_self();
 	struct coev_worker *w;
-	struct timed_park tp;
+	struct wait wt;
+	int r;
 
 	if (!t)
-		coev__panic("coev__park_until called outside a task");
-	if (deadline == COEV_FOREVER) {
+		coev__panic("a coev wait was called outside a task");
+	if ((r = coev__cancel_check(t)) != 0)
+		return r;
+	deadline = coev__deadline_eff(t, deadline);
+	if (fd < 0 && deadline == COEV_FOREVER) {
 		coev__park();
-		return false;
+		return coev__cancel_check(t);
 	}
-	if (deadline <= coev__plat_now())
-		return true;
+	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
+		return -ETIMEDOUT;
 	w = t->worker;
-	tp.task = t;
-	tp.fired = false;
-	tp.tm.fire = timed_park_fire;
-	tp.tm.data = &tp;
+	wt.task = t;
+	wt.w = w;
+	wt.fired = 0;
+	wt.timer_armed = deadline != COEV_FOREVER;
+	wt.io_armed = fd >= 0;
 	t->pin = w;
-	coev__plat_timer_arm(w, &tp.tm, deadline);
+	if (wt.timer_armed) {
+		wt.tm.fire = wait_timer_fire;
+		wt.tm.data = &wt;
+		coev__plat_timer_arm(w, &wt.tm, deadline);
+	}
+	if (wt.io_armed) {
+		wt.io.fire = wait_io_fire;
+		wt.io.data = &wt;
+		coev__plat_io_arm(w, &wt.io, fd, events);
+	}
 	coev__park();
-	if (!tp.fired)
-		coev__plat_timer_disarm(w, &tp.tm);
+	/* Either a watcher took both down (and may have unpinned us), or we
+	 * are still pinned and so running on w, where we take them down. */
+	if (wt.timer_armed)
+		coev__plat_timer_disarm(w, &wt.tm);
+	if (wt.io_armed)
+		coev__plat_io_disarm(w, &wt.io);
 	t->pin = NULL;
-	return tp.fired || deadline <= coev__plat_now();
+	if (wt.fired)
+		return wt.fired;
+	return coev__cancel_check(t);
+}
+
+int coev__park_until(coev_time_t deadline)
+{
+	return wait_common(-1, 0, deadline);
+}
+
+int coev__wait_fd(int fd, unsigned events, coev_time_t deadline)
+{
+	return wait_common(fd, events, deadline);
 }
 
 int coev_sleep_until(coev_time_t deadline)
 {
-	if (!coev__task_self())
+	coev_task_t *t = coev__task_self();
+	int r;
+
+	if (!t)
 		return COEV_ENOTCORO;
-	while (coev__plat_now() < deadline)
-		coev__park_until(deadline);
-	return 0;
+	for (;;) {
+		r = coev__park_until(deadline);
+		if (r == -ETIMEDOUT)
+			/* Our own deadline, or an earlier pushed one. */
+			return t->dl_limit < deadline ? -ETIMEDOUT : 0;
+		if (r < 0)
+			return r;
+	}
 }
 
 int coev_sleep(coev_time_t ns)

@@ -67,7 +67,7 @@ static void test_error_unknown_code(void **state)
 {
 	(void)state;
 	static const int unknown[] = {COEV_ERR_BASE - 1000,
-				      COEV_ERR_BASE - 4,
+				      COEV_ERR_BASE - 100,
 				      -123456789,
 				      123456789,
 				      INT_MIN,

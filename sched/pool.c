@@ -1,0 +1,468 @@
+/*
+ * sched/pool.c — the blocking pool and the file calls built on it.
+ *
+ * Model: libuv's threadpool and tokio's blocking pool, sized on demand. A
+ * job lives in the frame of the task that waits for it; the pool keeps a
+ * FIFO of queued jobs and a set of threads under one mutex:
+ *
+ *   submit: queue the job; wake an idle thread if there is one, else start
+ *           a thread if fewer than max run (a job never waits behind a
+ *           running job while the pool may grow);
+ *   thread: take the oldest job (QUEUED -> RUNNING under the mutex), run
+ *           it unlocked, signal its waiter; with nothing to do, wait
+ *           idle_ns for work and end if none came;
+ *   cancel: the waiting task, cut short by its deadline or a cancel,
+ *           takes the mutex: a job still QUEUED is unlinked and never runs;
+ *           a RUNNING one is waited for (coev__waiter_settle), since its
+ *           frame holds the job and whatever the job reads and writes.
+ *
+ * Threads that end cannot join themselves: each leaves its record on the
+ * `ended` list, and the next submit (or fini) joins it, so no thread is
+ * ever leaked, and fini waits for every thread, running jobs included.
+ * Rejected: detached threads (fini could not know when the last one
+ * stopped touching the pool); a fixed-size pool (four sleeping jobs would
+ * then block a fifth that only needs a thread).
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+enum { JOB_QUEUED, JOB_RUNNING };
+
+struct coev__job {
+	coev_fn fn;
+	void *arg;
+	int result;		 /* written by the pool thread before signal */
+	int state;		 /* [pool mu] */
+	coev__waiter_t wt;	 /* the waiting task */
+	struct coev__job *next; /* [pool mu] */
+};
+
+struct coev__pool_thread {
+	coev__thread_t th;
+	coev__pool_t *pool;
+	struct coev__pool_thread *next; /* [pool mu] on `ended` */
+};
+
+void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle)
+{
+	coev__pool_t *p = &rt->pool;
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->work, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&p->gone, NULL);
+	p->max = max;
+	p->idle_ns = idle;
+}
+
+/* Join the threads that ended. Called with p->mu held; drops it while
+ * joining. */
+static void reap(coev__pool_t *p)
+{
+	struct coev__pool_thread *e = p->ended, *next;
+
+	if (!e)
+		return;
+	p->ended = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (; e; e = next) {
+		next = e->next;
+		coev__plat_thread_join(e->th);
+		free(e);
+	}
+	pthread_mutex_lock(&p->mu);
+}
+
+void coev__pool_fini(struct coev_rt *rt)
+{
+	coev__pool_t *p = &rt->pool;
+
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	while (p->threads > 0)
+		pthread_cond_wait(&p->gone, &p->mu);
+	reap(p);
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->gone);
+	pthread_mutex_destroy(&p->mu);
+}
+
+static struct coev__job *job_pop(coev__pool_t *p)
+{
+	struct coev__job *j = p->head;
+
+	if (j) {
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		j->state = JOB_RUNNING;
+	}
+	return j;
+}
+
+static void *pool_thread(void *arg)
+{
+	struct coev__pool_thread *self = arg;
+	coev__pool_t *p = self->pool;
+	struct coev__job *j;
+	struct timespec ts;
+	coev_time_t until;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		if ((j = job_pop(p)) != NULL) {
+			pthread_mutex_unlock(&p->mu);
+			j->result = j->fn(j->arg);
+			atomic_fetch_add_explicit(&p->jobs_run, 1,
+						  memory_order_relaxed);
+			coev__waiter_signal(&j->wt, false);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		if (p->stop)
+			break;
+		until = coev__plat_now() + p->idle_ns;
+		ts.tv_sec = until / 1000000000;
+		ts.tv_nsec = until % 1000000000;
+		p->idle++;
+		pthread_cond_timedwait(&p->work, &p->mu, &ts);
+		p->idle--;
+		if (!p->head && !p->stop && coev__plat_now() >= until)
+			break; /* idle for idle_ns: end */
+	}
+	p->threads--;
+	self->next = p->ended;
+	p->ended = self;
+	if (p->threads == 0)
+		pthread_cond_broadcast(&p->gone);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Take queued job j out of the queue. Called with p->mu held. */
+static void job_unlink(coev__pool_t *p, struct coev__job *j)
+{
+	struct coev__job **pp = &p->head, *prev = NULL;
+
+	while (*pp != j) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	*pp = j->next;
+	if (p->tail == j)
+		p->tail = prev;
+}
+
+/* Queue j and make sure a thread will take it. Called with p->mu held. */
+static int submit(coev__pool_t *p, struct coev__job *j)
+{
+	struct coev__pool_thread *th;
+	unsigned queued = 0;
+	int r;
+
+	if (p->stop)
+		return -ESHUTDOWN;
+	j->state = JOB_QUEUED;
+	j->next = NULL;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	for (struct coev__job *q = p->head; q && queued <= p->idle; q = q->next)
+		queued++;
+	if (queued <= p->idle) {
+		pthread_cond_signal(&p->work);
+		return 0;
+	}
+	if (p->threads >= p->max)
+		return 0; /* it waits its turn */
+	th = malloc(sizeof *th);
+	r = th ? coev__plat_thread_start(&th->th, pool_thread, th) : -ENOMEM;
+	if (th)
+		th->pool = p;
+	if (r == 0) {
+		p->threads++;
+		return 0;
+	}
+	free(th);
+	if (p->threads > 0)
+		return 0; /* a running thread will take it later */
+	/* Nobody will ever take it: take it back. */
+	job_unlink(p, j);
+	return r == -ENOMEM ? -ENOMEM : -EAGAIN;
+}
+
+int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
+{
+	struct coev_worker *w = coev__worker_self();
+	coev_task_t *self = w ? w->current : NULL;
+	coev__pool_t *p;
+	struct coev__job j;
+	int r;
+
+	if (!fn)
+		return -EINVAL;
+	if (!w) { /* a plain thread may block: run it here */
+		r = fn(arg);
+		if (ret)
+			*ret = r;
+		return 0;
+	}
+	if (!self)
+		return COEV_ENOTCORO;
+	if ((r = coev__cancel_check(self)) != 0)
+		return r;
+	p = &self->rt->pool;
+	j.fn = fn;
+	j.arg = arg;
+	coev__waiter_init(&j.wt, self);
+	atomic_fetch_add_explicit(&self->refs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&p->mu);
+	reap(p);
+	r = submit(p, &j);
+	pthread_mutex_unlock(&p->mu);
+	if (r < 0) {
+		coev__task_release(self);
+		return r;
+	}
+	r = coev__waiter_wait(&j.wt, deadline);
+	if (r < 0) {
+		pthread_mutex_lock(&p->mu);
+		if (j.state == JOB_QUEUED) {
+			job_unlink(p, &j);
+			pthread_mutex_unlock(&p->mu);
+			coev__task_release(self);
+			return r; /* it never ran */
+		}
+		pthread_mutex_unlock(&p->mu);
+		coev__waiter_settle(&j.wt, 1); /* running: wait for it */
+	}
+	if (ret)
+		*ret = j.result;
+	return 0;
+}
+
+/* --- files --------------------------------------------------------------- */
+
+struct file_op {
+	int fd;
+	const char *path;
+	int flags;
+	mode_t mode;
+	void *buf;
+	const void *cbuf;
+	size_t n;
+	off_t off;
+	ssize_t r;    /* the call's result or -errno */
+	char **data; /* read_all */
+	size_t *len;
+};
+
+/* Run op's fn on the pool and give back its result: the call's, or the
+ * pool's error when it never ran. */
+static ssize_t file_call(coev_fn fn, struct file_op *op, coev_time_t dl)
+{
+	int r = coev_blocking(fn, op, dl, NULL);
+
+	return r < 0 ? r : op->r;
+}
+
+static int do_open(void *arg)
+{
+	struct file_op *op = arg;
+	int fd = open(op->path, op->flags | O_CLOEXEC, op->mode);
+
+	op->r = fd < 0 ? -errno : fd;
+	return 0;
+}
+
+static int do_pread(void *arg)
+{
+	struct file_op *op = arg;
+	ssize_t n;
+
+	do
+		n = op->off < 0 ? read(op->fd, op->buf, op->n)
+				: pread(op->fd, op->buf, op->n, op->off);
+	while (n < 0 && errno == EINTR);
+	op->r = n < 0 ? -errno : n;
+	return 0;
+}
+
+static int do_pwrite(void *arg)
+{
+	struct file_op *op = arg;
+	ssize_t n;
+
+	do
+		n = op->off < 0 ? write(op->fd, op->cbuf, op->n)
+				: pwrite(op->fd, op->cbuf, op->n, op->off);
+	while (n < 0 && errno == EINTR);
+	op->r = n < 0 ? -errno : n;
+	return 0;
+}
+
+static int do_fsync(void *arg)
+{
+	struct file_op *op = arg;
+
+	op->r = fsync(op->fd) < 0 ? -errno : 0;
+	return 0;
+}
+
+static int do_close(void *arg)
+{
+	struct file_op *op = arg;
+
+	op->r = close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+	return 0;
+}
+
+int coev_file_open(const char *path, int flags, mode_t mode,
+		   coev_time_t deadline)
+{
+	struct file_op op = {.path = path, .flags = flags, .mode = mode};
+
+	if (!path)
+		return -EINVAL;
+	return (int)file_call(do_open, &op, deadline);
+}
+
+ssize_t coev_file_pread(int fd, void *buf, size_t n, off_t off,
+			coev_time_t deadline)
+{
+	struct file_op op = {.fd = fd, .buf = buf, .n = n, .off = off};
+
+	return file_call(do_pread, &op, deadline);
+}
+
+ssize_t coev_file_pwrite(int fd, const void *buf, size_t n, off_t off,
+			 coev_time_t deadline)
+{
+	struct file_op op = {.fd = fd, .cbuf = buf, .n = n, .off = off};
+
+	return file_call(do_pwrite, &op, deadline);
+}
+
+int coev_file_fsync(int fd, coev_time_t deadline)
+{
+	struct file_op op = {.fd = fd};
+
+	return (int)file_call(do_fsync, &op, deadline);
+}
+
+int coev_file_close(int fd, coev_time_t deadline)
+{
+	struct file_op op = {.fd = fd};
+
+	return (int)file_call(do_close, &op, deadline);
+}
+
+static int do_read_all(void *arg)
+{
+	struct file_op *op = arg;
+	size_t cap = 4096, len = 0;
+	struct stat st;
+	char *buf, *nb;
+	ssize_t n;
+	int fd = open(op->path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		op->r = -errno;
+		return 0;
+	}
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		cap = (size_t)st.st_size + 1;
+	if (!(buf = malloc(cap))) {
+		op->r = -ENOMEM;
+		close(fd);
+		return 0;
+	}
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (!(nb = realloc(buf, cap * 2))) {
+				op->r = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			op->r = n < 0 ? -errno : 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (op->r < 0) {
+		free(buf);
+		return 0;
+	}
+	buf[len] = '\0';
+	*op->data = buf;
+	*op->len = len;
+	return 0;
+}
+
+static int do_write_all(void *arg)
+{
+	struct file_op *op = arg;
+	const char *p = op->cbuf;
+	size_t left = op->n;
+	ssize_t n;
+	int fd = open(op->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		op->r = -errno;
+		return 0;
+	}
+	op->r = 0;
+	while (left > 0) {
+		n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			op->r = -errno;
+			break;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	if (close(fd) < 0 && errno != EINTR && op->r == 0)
+		op->r = -errno;
+	return 0;
+}
+
+int coev_file_read_all(const char *path, char **data, size_t *len,
+		       coev_time_t deadline)
+{
+	struct file_op op = {.path = path, .data = data, .len = len};
+
+	if (!path || !data || !len)
+		return -EINVAL;
+	return (int)file_call(do_read_all, &op, deadline);
+}
+
+int coev_file_write_all(const char *path, const void *data, size_t n,
+			coev_time_t deadline)
+{
+	struct file_op op = {.path = path, .cbuf = data, .n = n};
+
+	if (!path || (!data && n))
+		return -EINVAL;
+	return (int)file_call(do_write_all, &op, deadline);
+}
