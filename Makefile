@@ -1,7 +1,7 @@
 # coev — one Makefile for the library, tests, examples and benchmarks.
 #
 #   make              libcoev.a and libcoev.so.0 in build/
-#   make demo         build and run examples/tour.c
+#   make demo         build and run examples/tour.c and examples/demo_http.sh
 #   make check        the cmocka suites (installs missing deps first)
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
@@ -111,8 +111,10 @@ check-aarch64:
 check-tsan:
 	$(MAKE) SAN=tsan check
 
-demo: deps $(B)/examples/tour
+# The tour, then the hello web server with fetch_many as its client.
+demo: deps $(B)/examples/tour $(B)/examples/http_hello $(B)/examples/fetch_many
 	$(B)/examples/tour
+	examples/demo_http.sh $(B)
 
 bench: deps lib
 	@bench/run.sh

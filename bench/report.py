@@ -19,8 +19,23 @@ import sys
 
 RUNTIMES = ["coev", "go", "tokio"]
 PEERS = ["go", "tokio"]
-WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch"]
+# The servers of the http and c10k workloads (bench/http/), in the order of
+# the tables and charts.
+HTTP_RUNTIMES = ["coev", "coev-hello", "epoll", "libuv", "go", "tokio",
+                 "uvloop", "aiohttp"]
+WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "http", "c10k"]
 WORKERS = 2
+# Workloads run with one worker thread (the rest use WORKERS).
+ONE_WORKER = {"switch", "http", "c10k"}
+
+
+def runtimes_of(w):
+    return HTTP_RUNTIMES if w in ("http", "c10k") else RUNTIMES
+
+
+def workers_of(w, metric):
+    return 1 if w in ONE_WORKER or metric == "ns_per_task_1w" else WORKERS
+
 
 # (workload, metric, source key, unit shown on the chart, lower is better)
 METRICS = [
@@ -32,10 +47,22 @@ METRICS = [
     ("sleepers", "kib_per_task", "kib_per_task", "KiB RSS per task", True),
     ("sleepers", "wall_s", "wall_s", "wall s", True),
     ("switch", "ns_per_switch", "ns_per_switch", "ns per switch", True),
+    ("http", "req_per_s", "req_per_s", "requests/s", False),
+    ("http", "p99_ms", "p99_ms", "p99 latency ms", True),
+    ("http", "cpu_us_per_req", "cpu_us_per_req", "server CPU us per request",
+     True),
+    ("http", "user_us_per_req", "user_us_per_req",
+     "server user CPU us per request", True),
+    ("c10k", "kib_per_conn", "kib_per_conn", "KiB RSS per idle connection",
+     True),
+    ("c10k", "req_per_s", "req_per_s", "requests/s, 10k idle held", False),
 ]
 CHART_SKIP = {("fib", "ns_per_task_1w")}
+LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 
-COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3}
+COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
+          "coev-hello": 0xF4A261, "epoll": 0x666666, "libuv": 0x999999,
+          "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3}
 
 
 def parse(raw_path):
@@ -93,10 +120,8 @@ def collect(ok, failed):
     """{(workload, metric, runtime): Stat} for every series with any run."""
     stats = {}
     for w, metric, src, _, _ in METRICS:
-        for rt in RUNTIMES:
-            workers = 1 if metric == "ns_per_task_1w" else WORKERS
-            if w == "switch":
-                workers = 1
+        for rt in runtimes_of(w):
+            workers = workers_of(w, metric)
             if metric == "speedup":
                 runs2 = ok.get((w, rt, WORKERS), [])
                 runs1 = ok.get((w, rt, 1), [])
@@ -136,7 +161,7 @@ def fmt(v):
 def result_lines(stats):
     out = []
     for w, metric, _, _, _ in METRICS:
-        for rt in RUNTIMES:
+        for rt in runtimes_of(w):
             s = stats.get((w, metric, rt))
             if s is None:
                 continue
@@ -152,11 +177,14 @@ def result_lines(stats):
     return out
 
 
-def table(stats):
-    rows = [("workload", "metric") + tuple(RUNTIMES)]
+def table(stats, runtimes, workloads):
+    """One table: a row per metric of workloads, a column per runtime."""
+    rows = [("workload", "metric") + tuple(runtimes)]
     for w, metric, _, _, _ in METRICS:
+        if w not in workloads:
+            continue
         cells = []
-        for rt in RUNTIMES:
+        for rt in runtimes:
             s = stats.get((w, metric, rt))
             if s is None:
                 cells.append("-")
@@ -180,33 +208,66 @@ def table(stats):
                      for j, c in enumerate(r)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * wd for wd in widths))
-    lines.append("cells: median [min..max] over the runs; "
-                 "workers=2 unless the metric says otherwise")
     return lines
 
 
-# Targets from the issue. ratio: coev / faster peer <= limit;
-# absolute: coev's own median compared with limit.
+def tables(stats, workloads):
+    """The benchmark's tables: one for the task workloads (coev, Go,
+    tokio) and one for the HTTP servers."""
+    lines = []
+    groups = [([w for w in workloads if w not in ("http", "c10k")],
+               RUNTIMES),
+              ([w for w in workloads if w in ("http", "c10k")],
+               HTTP_RUNTIMES)]
+    for ws, rts in groups:
+        if not ws:
+            continue
+        # Leave out the columns of servers that were not run at all.
+        rts = [rt for rt in rts
+               if any(k[0] in ws and k[2] == rt for k in stats)]
+        if lines:
+            lines.append("")
+        lines += table(stats, rts, ws)
+    lines.append("cells: median [min..max] over the runs; workers=2 "
+                 "unless the metric says otherwise; http and c10k: one "
+                 "server thread")
+    return lines
+
+
+# Targets from the issues: (workload, metric, kind, limit, op, peers).
+# ratio: coev / the best of peers (by median) op limit; abs: coev's own
+# median op limit (the best peer is shown for reference).
 TARGETS = [
-    ("spawn", "ns_per_task", "ratio", 1 / 3, "<="),
-    ("yield", "ns_per_yield", "ratio", 1 / 2, "<="),
-    ("fib", "ns_per_task", "ratio", 1 / 2, "<="),
-    ("fib", "speedup", "abs", 1.7, ">="),
-    ("sleepers", "kib_per_task", "abs", 8.0, "<="),
-    ("switch", "ns_per_switch", "abs", 10.0, "<"),
+    ("spawn", "ns_per_task", "ratio", 1 / 3, "<=", PEERS),
+    ("yield", "ns_per_yield", "ratio", 1 / 2, "<=", PEERS),
+    ("fib", "ns_per_task", "ratio", 1 / 2, "<=", PEERS),
+    ("fib", "speedup", "abs", 1.7, ">=", PEERS),
+    ("sleepers", "kib_per_task", "abs", 8.0, "<=", PEERS),
+    ("switch", "ns_per_switch", "abs", 10.0, "<", PEERS),
+    ("http", "req_per_s", "ratio", 0.95, ">=", ["epoll"]),
+    ("http", "user_us_per_req", "ratio", 1.5, "<=", ["epoll"]),
+    ("http", "user_us_per_req", "ratio", 1.0, "<", ["go"]),
+    ("http", "user_us_per_req", "ratio", 1.0, "<", ["tokio"]),
+    ("c10k", "kib_per_conn", "abs", 8.0, "<=", ["epoll", "go", "tokio"]),
 ]
 
 
 def holds(v, op, limit):
-    return {"<=": v <= limit, "<": v < limit, ">=": v >= limit}[op]
+    return {"<=": v <= limit, "<": v < limit, ">=": v >= limit,
+            ">": v > limit}[op]
 
 
-def faster_peer(stats, w, metric):
+def faster_peer(stats, w, metric, peers=PEERS):
+    """The peer with the best median (lowest, or highest for metrics where
+    higher is better), or None."""
+    lower = LOWER_IS_BETTER.get((w, metric), True)
     best = None
-    for p in PEERS:
+    for p in peers:
         s = stats.get((w, metric, p))
-        if s is not None and s.ok and (best is None or s.median <
-                                       stats[(w, metric, best)].median):
+        if s is None or not s.ok:
+            continue
+        b = stats[(w, metric, best)].median if best else None
+        if b is None or (s.median < b if lower else s.median > b):
             best = p
     return best
 
@@ -215,43 +276,46 @@ def target_lines(stats, workloads):
     """Lines of the verdict section, and {(w, metric): target value on the
     chart's scale} for the dashed target lines."""
     lines, marks = [], {}
-    for w, metric, kind, limit, op in TARGETS:
+    for w, metric, kind, limit, op, peers in TARGETS:
         if w not in workloads:
             continue
         c = stats.get((w, metric, "coev"))
-        peer = faster_peer(stats, w, metric)
+        peer = faster_peer(stats, w, metric, peers)
         if c is None:
-            lines.append("TARGET %-8s %-13s coev was not run  -> N/A"
+            lines.append("TARGET %-8s %-15s coev was not run  -> N/A"
                          % (w, metric))
             continue
         ps = stats.get((w, metric, peer)) if peer else None
         if kind == "ratio":
-            goal = "coev/%s %s %s" % (peer or "peer", op, fmt(limit))
+            goal = "coev/%s %s %s" % (peer or "/".join(peers), op,
+                                      fmt(limit))
             if c is None or not c.ok:
-                lines.append("TARGET %-8s %-13s %-26s coev has no result"
+                lines.append("TARGET %-8s %-15s %-26s coev has no result"
                              "  -> MISSED" % (w, metric, goal))
                 continue
             if ps is None:
-                lines.append("TARGET %-8s %-13s %-26s no peer result"
+                lines.append("TARGET %-8s %-15s %-26s no peer result"
                              "  -> UNKNOWN" % (w, metric, goal))
                 continue
             r = c.median / ps.median
-            worst = c.max / ps.min
-            best = c.min / ps.max
+            # The pairing of runs most and least favourable to coev.
+            lo, hi = c.min / ps.max, c.max / ps.min
+            best, worst = (hi, lo) if op in (">=", ">") else (lo, hi)
             verdict = "MET" if holds(r, op, limit) else "MISSED"
             if verdict == "MET" and not holds(worst, op, limit):
                 verdict += " (not in every run)"
             lines.append(
-                "TARGET %-8s %-13s %-26s ratio=%s (coev %s vs %s %s; "
+                "TARGET %-8s %-15s %-26s ratio=%s (coev %s vs %s %s; "
                 "range %s..%s)  -> %s" % (
                     w, metric, goal, fmt(r), fmt(c.median), peer,
                     fmt(ps.median), fmt(best), fmt(worst), verdict))
-            marks[(w, metric)] = ps.median * limit
+            # The chart has one dashed line per panel: the first target.
+            marks.setdefault((w, metric), ps.median * limit)
         else:
             goal = "coev %s %s" % (op, fmt(limit))
-            marks[(w, metric)] = limit
+            marks.setdefault((w, metric), limit)
             if c is None or not c.ok:
-                lines.append("TARGET %-8s %-13s %-26s coev has no result"
+                lines.append("TARGET %-8s %-15s %-26s coev has no result"
                              "  -> MISSED" % (w, metric, goal))
                 continue
             verdict = "MET" if holds(c.median, op, limit) else "MISSED"
@@ -264,7 +328,7 @@ def target_lines(stats, workloads):
                 extra = "; %s %s, coev/%s=%s" % (
                     peer, fmt(ps.median), peer, fmt(c.median / ps.median))
             lines.append(
-                "TARGET %-8s %-13s %-26s value=%s (range %s..%s%s)  -> %s"
+                "TARGET %-8s %-15s %-26s value=%s (range %s..%s%s)  -> %s"
                 % (w, metric, goal, fmt(c.median), fmt(c.min), fmt(c.max),
                    extra, verdict))
     return lines, marks
@@ -273,34 +337,42 @@ def target_lines(stats, workloads):
 def chart(stats, marks, workloads, chart_dir, png):
     panels = [(w, m, unit, lower) for w, m, _, unit, lower in METRICS
               if w in workloads and (w, m) not in CHART_SKIP
-              and any((w, m, rt) in stats for rt in RUNTIMES)]
+              and any((w, m, rt) in stats for rt in runtimes_of(w))]
     if not panels:
         return "no data to chart"
     os.makedirs(chart_dir, exist_ok=True)
+    # The bars of a panel: the runtimes that ran its workload.
+    bars = {}
+    for w, m, _, _ in panels:
+        bars[(w, m)] = [rt for rt in runtimes_of(w)
+                        if any(k[0] == w and k[2] == rt for k in stats)]
+    widest = max(len(b) for b in bars.values())
+    pw = max(420, 70 * widest + 120)
     ncols = min(4, len(panels))
     nrows = (len(panels) + ncols - 1) // ncols
     gp = [
         "set terminal pngcairo size %d,%d font 'Sans,10'" % (
-            420 * ncols, 380 * nrows),
+            pw * ncols, 380 * nrows),
         "set output '%s'" % png,
-        "set multiplot layout %d,%d title 'coev vs Go vs tokio "
-        "(2 workers; bar = median, whisker = min..max; dashed = target)' "
+        "set multiplot layout %d,%d title 'coev and its peers "
+        "(task workloads: 2 workers; http, c10k: one server thread; "
+        "bar = median, whisker = min..max; dashed = target)' "
         "font 'Sans,13'" % (nrows, ncols),
         "set style fill solid 0.85 border lc rgb '#333333'",
         "set boxwidth 0.6",
         "set grid ytics lc rgb '#dddddd'",
         "set border 3",
         "set tics nomirror",
-        "set xrange [-0.6:%g]" % (len(RUNTIMES) - 0.4),
-        "set xtics (%s)" % ", ".join(
-            "'%s' %d" % (rt, i) for i, rt in enumerate(RUNTIMES)),
         "unset key",
     ]
     for k, (w, m, unit, lower) in enumerate(panels):
+        rts = bars[(w, m)]
+        # At least three slots, so that a lone bar keeps its width.
+        n = max(len(rts), 3)
         dat = os.path.join(chart_dir, "panel%d.dat" % k)
         top = 0.0
         with open(dat, "w") as f:
-            for i, rt in enumerate(RUNTIMES):
+            for i, rt in enumerate(rts):
                 s = stats.get((w, m, rt))
                 if s is not None and s.ok:
                     f.write("%d %s %.6g %.6g %.6g %d\n" % (
@@ -310,23 +382,25 @@ def chart(stats, marks, workloads, chart_dir, png):
         if mark is not None:
             top = max(top, mark)
         top = top * 1.22 if top > 0 else 1
+        gp.append("set xrange [-0.6:%g]" % (n - 0.4))
+        gp.append("set xtics (%s)%s" % (
+            ", ".join("'%s' %d" % (rt, i) for i, rt in enumerate(rts)),
+            " rotate by -30" if n > 4 else ""))
         gp.append("unset label")
         gp.append("unset arrow")
-        for i, rt in enumerate(RUNTIMES):
+        for i, rt in enumerate(rts):
             s = stats.get((w, m, rt))
             if s is not None and not s.ok:
-                gp.append("set label 'FAILED' at %d,%g center tc rgb "
-                          "'red'" % (i, top * 0.06))
-            elif s is None and w != "switch":
-                gp.append("set label 'n/a' at %d,%g center tc rgb "
-                          "'#888888'" % (i, top * 0.06))
+                built = not all("not built" in r for r in s.reasons)
+                gp.append("set label '%s' at %d,%g center tc rgb "
+                          "'red'" % ("FAILED" if built else "not built", i,
+                                     top * 0.06))
         if w == "switch":
-            gp.append("set label 'no equivalent in Go or tokio' at 1.5,%g "
-                      "center tc rgb '#888888'" % (top * 0.5))
+            gp.append("set label 'no equivalent in Go or tokio' at "
+                      "graph 0.5, graph 0.6 center tc rgb '#888888'")
         if mark is not None:
             gp.append("set arrow from -0.6,%g to %g,%g nohead dt 2 lw 1.5 "
-                      "lc rgb 'red' front" % (mark, len(RUNTIMES) - 0.4,
-                                               mark))
+                      "lc rgb 'red' front" % (mark, n - 0.4, mark))
             gp.append("set label 'dashed: target %.4g' at graph 0.98, "
                       "graph 0.97 right tc rgb 'red' font 'Sans,9' front"
                       % mark)
@@ -341,7 +415,8 @@ def chart(stats, marks, workloads, chart_dir, png):
             "plot '%s' using 1:3:6 with boxes lc rgb variable, "
             "'' using 1:3:4:5 with yerrorbars lc rgb '#222222' pt 7 ps 0.3 "
             "lw 1.3, "
-            "'' using 1:5:(sprintf('%%.4g', $3)) with labels offset 0,0.8 "
+            "'' using 1:5:($3 >= 10000 ? sprintf('%%.0f', $3) : "
+            "sprintf('%%.4g', $3)) with labels offset 0,0.8 "
             "font 'Sans,9'" % dat)
     gp.append("unset multiplot")
     script = os.path.join(chart_dir, "chart.gp")
@@ -355,6 +430,25 @@ def chart(stats, marks, workloads, chart_dir, png):
     if r.returncode != 0:
         return "gnuplot failed (%d): %s" % (r.returncode, r.stderr.strip())
     return "chart: %s" % png
+
+
+def http_notes(ok):
+    """Runs of http or c10k whose numbers need a caveat: socket errors or
+    non-2xx responses in wrk's report, idle connections the server closed."""
+    notes = []
+    for (w, rt, _), runs in sorted(ok.items()):
+        if w not in ("http", "c10k"):
+            continue
+        for i, kv in enumerate(runs, 1):
+            bad = []
+            for key in ("socket_errors", "non2xx", "idle_closed"):
+                v = num(kv, key)
+                if v:
+                    bad.append("%s=%d" % (key, v))
+            if bad:
+                notes.append("NOTE %s %s run %d: %s (of %s requests)" % (
+                    w, rt, i, " ".join(bad), kv.get("requests", "?")))
+    return notes
 
 
 def main():
@@ -372,8 +466,12 @@ def main():
     tlines, marks = target_lines(stats, workloads)
 
     report = result_lines(stats)
-    report += ["", "== table =="] + table(stats)
-    report += ["", "== targets (coev vs the faster peer, medians) =="] + tlines
+    report += ["", "== table =="] + tables(stats, workloads)
+    report += ["", "== targets (coev vs the named peer, or the better of "
+               "the peers; medians) =="] + tlines
+    notes = http_notes(ok)
+    if notes:
+        report += ["", "== http/c10k runs with errors =="] + notes
     fails = []
     for (w, rt, wk), whys in sorted(failed.items()):
         for why in whys:

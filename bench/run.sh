@@ -3,19 +3,29 @@
 #
 #   bench/run.sh                          every workload (what `make bench` runs)
 #   WORKLOADS="spawn fib" bench/run.sh    a subset
+#   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
 #
 # Environment:
-#   WORKLOADS      any of: spawn yield fib sleepers switch (default: all)
-#   RUNTIMES       any of: coev go tokio (default: all three)
-#   RUNS           runs per short workload and runtime (default 5)
+#   WORKLOADS      any of: spawn yield fib sleepers switch http c10k
+#                  (default: all)
+#   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
+#                  of spawn, yield, fib and sleepers
+#   RUNS           runs per short workload and runtime (default 5; for http
+#                  and c10k, default 3)
 #   SLEEPER_RUNS   runs of the 2-second sleepers workload (default 3)
 #   BENCH_TIMEOUT  seconds before one run is killed and counted failed (120)
+#   HTTP_SERVERS   servers of the http workload (default: coev coev-hello
+#                  epoll libuv go tokio uvloop aiohttp)
+#   C10K_SERVERS   servers of the c10k workload (default: coev epoll go tokio)
+#   HTTP_RUNS      rounds of http and c10k (default: RUNS if set, else 3)
+#   HTTP_DURATION  seconds of each wrk run (default 10)
 #
 # Builds into bench/build/ and bench/tokio/target/, runs the runtimes
 # alternately (coev, go, tokio, coev, go, tokio, ...), and hands the raw
 # lines to bench/report.py, which prints the RESULT lines, the table and the
 # target verdicts and draws bench/results/latest.png. The report is saved
-# as bench/results/latest.txt and bench/results/<UTC timestamp>.txt.
+# as bench/results/latest.txt and bench/results/<UTC timestamp>.txt. The
+# http and c10k workloads are driven by bench/http/run-http.sh.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,9 +36,12 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn yield fib sleepers switch"
+ALL_WORKLOADS="spawn yield fib sleepers switch http c10k"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 RUNTIMES=${RUNTIMES:-coev go tokio}
+# Each http or c10k run takes over 10 s, so those two default to 3 rounds
+# unless RUNS is given.
+HTTP_RUNS=${HTTP_RUNS:-${RUNS:-3}}
 RUNS=${RUNS:-5}
 SLEEPER_RUNS=${SLEEPER_RUNS:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
@@ -47,8 +60,31 @@ for r in $RUNTIMES; do
 	case $r in coev | go | tokio) ;; *) die "unknown runtime '$r'" ;; esac
 done
 has_rt() { case " $RUNTIMES " in *" $1 "*) return 0 ;; esac; return 1; }
-# switch measures coev's own context switch; Go and tokio have no equivalent.
-peer_workloads=$(for w in $WORKLOADS; do [ "$w" = switch ] || echo "$w"; done)
+has_w() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+# switch measures coev's own context switch; Go and tokio have no
+# equivalent. http and c10k have their own servers (HTTP_SERVERS).
+peer_workloads=$(for w in $WORKLOADS; do
+	case $w in switch | http | c10k) ;; *) echo "$w" ;; esac
+done)
+http_workloads=""
+has_w http && http_workloads="$http_workloads http"
+has_w c10k && http_workloads="$http_workloads c10k"
+if [ -n "$http_workloads" ]; then
+	# shellcheck source=bench/http/run-http.sh
+	. "$HERE/http/run-http.sh"
+	http_validate
+	[ "${HTTP_DURATION:-}" -ge 1 ] 2>/dev/null ||
+		die "HTTP_DURATION must be a whole number of seconds"
+	# No server, idle client or wrk outlives an interrupted session.
+	trap http_cleanup EXIT
+	trap 'http_cleanup; exit 130' INT
+	trap 'http_cleanup; exit 143' TERM
+fi
+coev_needed=0
+has_rt coev && [ -n "$peer_workloads$(has_w switch && echo x)" ] && coev_needed=1
+case " ${HTTP_SERVERS:-} ${C10K_SERVERS:-} " in
+*" coev "* | *" coev-hello "*) [ -n "$http_workloads" ] && coev_needed=1 ;;
+esac
 
 start=$SECONDS
 # cpu_busy: percent of all CPUs busy over one second, while we are idle;
@@ -82,6 +118,18 @@ if [ -n "$peer_workloads" ]; then
 	fi
 fi
 command -v gnuplot >/dev/null || missing="$missing gnuplot"
+if [ -n "$http_workloads" ]; then
+	for m in $(http_missing); do missing="$missing $m"; done
+	if ! command -v go >/dev/null; then
+		case " $HTTP_SERVERS $C10K_SERVERS " in *" go "*) missing="$missing go" ;; esac
+	fi
+	case " $HTTP_SERVERS $C10K_SERVERS " in *" tokio "*)
+		command -v cargo >/dev/null || missing="$missing cargo"
+		ls -d /usr/share/cargo/registry/tokio-1.* >/dev/null 2>&1 ||
+			missing="$missing tokio-sources"
+		;;
+	esac
+fi
 if [ -n "$missing" ]; then
 	say "missing:$missing; installing the Debian packages"
 	"$ROOT/ci/install-deps.sh" --bench || die "ci/install-deps.sh --bench failed"
@@ -103,11 +151,15 @@ build_fail() {
 	tail -n 15 "$2" | sed 's/^/    /' >&2
 }
 
-if has_rt coev; then
+if [ $coev_needed = 1 ]; then
 	avail[coev]=1
+	avail[coev_lib]=1
 	if ! make -s -C "$ROOT" lib >"$LOGS/build-coev.log" 2>&1; then
 		avail[coev]=0
+		avail[coev_lib]=0
 		build_fail "libcoev.a" "$LOGS/build-coev.log"
+	elif ! has_rt coev || [ -z "$peer_workloads$(has_w switch && echo x)" ]; then
+		: # only the http servers need the library
 	else
 		cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I$ROOT/include -I$ROOT"
 		libs="$ROOT/build/libcoev.a -lev -lck -lpthread -lm"
@@ -147,6 +199,11 @@ if has_rt tokio && [ -n "$peer_workloads" ]; then
 		avail[tokio]=0
 		build_fail "bench/tokio" "$LOGS/build-tokio.log"
 	fi
+fi
+
+if [ -n "$http_workloads" ]; then
+	http_setup
+	http_build
 fi
 
 # ---- runs --------------------------------------------------------------
@@ -214,8 +271,18 @@ run_one() {
 for w in $WORKLOADS; do
 	runs=$RUNS
 	[ "$w" = sleepers ] && runs=$SLEEPER_RUNS
+	case $w in http | c10k) runs=$HTTP_RUNS ;; esac
 	for i in $(seq 1 "$runs"); do
 		say "$w: run $i/$runs"
+		# One round: every server once, in turn, each a fresh process.
+		if [ "$w" = http ]; then
+			for srv in $HTTP_SERVERS; do http_run_one "$srv"; done
+			continue
+		fi
+		if [ "$w" = c10k ]; then
+			for srv in $C10K_SERVERS; do c10k_run_one "$srv"; done
+			continue
+		fi
 		for rt in $RUNTIMES; do
 			if [ "$w" = switch ]; then
 				[ "$rt" = coev ] && run_one switch coev 1
@@ -241,6 +308,10 @@ HDR=$BUILD/header.txt
 	has_rt go && command -v go >/dev/null && echo "go: $(go version)"
 	has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
 	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	if [ -n "$http_workloads" ]; then
+		echo "http/c10k: servers: $HTTP_SERVERS (c10k: $C10K_SERVERS); rounds: $HTTP_RUNS; one server thread; wrk -t1 -c$HTTP_CONNS -d${HTTP_DURATION}s; c10k idle connections: $C10K_IDLE; descriptor limit: $HTTP_NOFILE"
+		echo "http peers: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-3); libuv $(dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null); $($HTTP_PY -c 'import sys, uvloop, aiohttp; print("python %s, uvloop %s, aiohttp %s" % (sys.version.split()[0], uvloop.__version__, aiohttp.__version__))' 2>/dev/null)"
+	fi
 	echo "total time: ${elapsed}s (builds included)"
 	echo "CPU busy with other processes (1 s sample): ${busy_start}% before the runs, ${busy_end}% after"
 	if [ "$busy_start" -ge 15 ] || [ "$busy_end" -ge 15 ]; then

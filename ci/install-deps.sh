@@ -2,7 +2,8 @@
 # Installs the Debian packages coev needs to build and test.
 #   ci/install-deps.sh              install the build and test packages
 #   ci/install-deps.sh --if-missing only when a header or tool is missing
-#   ci/install-deps.sh --bench      also the benchmark peers (Go, tokio, gnuplot)
+#   ci/install-deps.sh --bench      also the benchmark peers (Go, tokio, gnuplot,
+#                                   wrk, libuv, uvloop, aiohttp)
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 set -eu
@@ -17,7 +18,7 @@ case "${1:-}" in
 	command -v clang >/dev/null || need=1
 	[ $need = 1 ] || exit 0
 	;;
---bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox" ;;
+--bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox wrk libuv1-dev python3-uvloop python3-aiohttp" ;;
 --cross)
 	pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 	if [ "${2:-}" = --if-missing ] && command -v aarch64-linux-gnu-gcc \

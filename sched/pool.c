@@ -187,10 +187,12 @@ static int submit(coev__pool_t *p, struct coev__job *j)
 	}
 	if (p->threads >= p->max)
 		return 0; /* it waits its turn */
-	th = malloc(sizeof *th);
-	r = th ? coev__plat_thread_start(&th->th, pool_thread, th) : -ENOMEM;
-	if (th)
+	if ((th = malloc(sizeof *th)) != NULL) {
 		th->pool = p;
+		r = coev__plat_thread_start(&th->th, pool_thread, th);
+	} else {
+		r = -ENOMEM;
+	}
 	if (r == 0) {
 		p->threads++;
 		return 0;

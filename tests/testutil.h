@@ -13,6 +13,14 @@
  *    (cmocka catches SIGSEGV in the parent) and disables core dumps.
  *  - tu_spin_ns(ns): busy work for about ns nanoseconds (never asserted on).
  *  - tu_nap_ms(ms): nanosleep for a foreign (non-task) thread.
+ *  - tu_fd_count(), tu_fd_dump(): open fds of the process (/proc/self/fd);
+ *    TU_FD_TEST(test_x): register a cmocka test that fails when it leaves
+ *    more or fewer fds open than it found.
+ *  - tu_thread_count(): threads of the process (/proc/self/task).
+ *  - tu_raise_nofile(n): make RLIMIT_NOFILE's soft limit at least n,
+ *    raising the hard limit too when allowed (root).
+ *  - tu_mkdtemp(buf), tu_rmtree(dir): a private temporary directory and
+ *    its removal (one level of files).
  */
 #ifndef COEV_TESTS_TESTUTIL_H
 #define COEV_TESTS_TESTUTIL_H
@@ -28,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -151,6 +161,149 @@ TU_UNUSED static void tu_nap_ms(long ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
 	}
+}
+
+/* ---- fds, threads, temporary directories ------------------------------ */
+
+/* Entries of a /proc/self directory (not counting the fd reading it), or
+ * -1 when it cannot be read. */
+TU_UNUSED static int tu_proc_entries(const char *dir, int skip_own_fd)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	int own = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (skip_own_fd && atoi(e->d_name) == own)
+			continue;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Open fds of the process. */
+TU_UNUSED static int tu_fd_count(void)
+{
+	return tu_proc_entries("/proc/self/fd", 1);
+}
+
+/* Threads of the process. */
+TU_UNUSED static int tu_thread_count(void)
+{
+	return tu_proc_entries("/proc/self/task", 0);
+}
+
+/* Prints every open fd and what it refers to (for leak reports). */
+TU_UNUSED static void tu_fd_dump(const char *why)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	fprintf(stderr, "---- open fds (%s) ----\n", why);
+	if (!d)
+		return;
+	int own = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[300], target[256];
+		if (e->d_name[0] == '.' || atoi(e->d_name) == own)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		target[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "  %s -> %s\n", e->d_name, target);
+	}
+	closedir(d);
+}
+
+/*
+ * Fd leak checking: register a test with TU_FD_TEST(test_x) instead of
+ * cmocka_unit_test(test_x). The wrapper counts the open fds before and
+ * after test_x and fails the test (as a cmocka failure, with the list of
+ * open fds on stderr) when the counts differ. test_x's *state is NULL.
+ */
+typedef struct tu_fd_test {
+	void (*fn)(void **state);
+} tu_fd_test_t;
+
+TU_UNUSED static void tu_fd_checked(void **state)
+{
+	const tu_fd_test_t *t = *state;
+	void *inner = NULL;
+	int before = tu_fd_count();
+
+	assert_true(before >= 0);
+	t->fn(&inner);
+	int after = tu_fd_count();
+	if (after != before) {
+		tu_fd_dump("after the test");
+		fail_msg("fd leak check: %d fds open before the test, %d after",
+			 before, after);
+	}
+}
+
+#define TU_FD_TEST(f) \
+	{#f, tu_fd_checked, NULL, NULL, (void *)&(tu_fd_test_t){f}}
+
+/* Makes the soft RLIMIT_NOFILE at least want, raising the hard limit when
+ * it is lower (needs CAP_SYS_RESOURCE). Returns 0 or a negative errno;
+ * *old (may be NULL) receives the limits found, for restoring. */
+TU_UNUSED static int tu_raise_nofile(rlim_t want, struct rlimit *old)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -errno;
+	if (old)
+		*old = rl;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		rl.rlim_max = want;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -errno;
+	return 0;
+}
+
+/* Creates a private directory under $TMPDIR (or /tmp) and stores its path
+ * in buf (at least 64 bytes). Returns 0 or -1. */
+TU_UNUSED static int tu_mkdtemp(char *buf, size_t size)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (!tmp || !*tmp || strlen(tmp) > 40)
+		tmp = "/tmp";
+	int n = snprintf(buf, size, "%s/coev-test-XXXXXX", tmp);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	return mkdtemp(buf) ? 0 : -1;
+}
+
+/* Removes dir and the files directly in it. Returns 0 or -1. */
+TU_UNUSED static int tu_rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return rmdir(dir);
 }
 
 /* ---- death tests ------------------------------------------------------ */
