@@ -74,6 +74,10 @@ COEV_API int coev_detach(coev_task_t *t);
  * finished are consumed and their entries in tasks[] set to NULL; the rest
  * stay valid and owned by the caller, who may call coev_gather_dl again on
  * the same array (NULL entries are skipped, their rets[] left as they are).
+ * Cancellation (or, for coev_gather, a pushed deadline) while waiting:
+ * as asyncio.gather, the tasks not yet joined are cancelled and joined,
+ * every handle is consumed (rets[] filled), and -ECANCELED (or
+ * -ETIMEDOUT) is returned.
  * Same threads as coev_join(); never allocates.
  */
 COEV_API int coev_gather(coev_task_t *const *tasks, size_t n, int *rets);
@@ -90,7 +94,8 @@ COEV_API int coev_yield(void);
 /*
  * coev_sleep — suspend the calling task for at least ns nanoseconds.
  * coev_sleep_until — until coev_now() >= deadline.
- * Returns 0, -ECANCELED (the task was cancelled; it may have slept less) or
+ * Returns 0, -ECANCELED (the task was cancelled; it may have slept less),
+ * -ETIMEDOUT (a deadline pushed with coev_deadline_push came first) or
  * COEV_ENOTCORO. The worker runs other tasks meanwhile. From a task only;
  * never allocates.
  */
