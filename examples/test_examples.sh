@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# examples/test_examples.sh — integration tests of the example servers.
+#
+# Starts build/examples/http_hello and build/examples/echo on free ports of
+# 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
+# with a small python3 socket client and with build/examples/fetch_many,
+# stops them with SIGTERM and checks that they stop promptly and cleanly.
+# Exits non-zero on any failure; never leaves a server running.
+#
+#   examples/test_examples.sh [BUILD_DIR]     BUILD_DIR: build (default),
+#                                             build-asan, build-tsan, ...
+# Needs python3 and the examples built (make examples, or
+# make SAN=asan examples for build-asan).
+set -u
+
+B=${1:-build}
+for bin in http_hello echo fetch_many; do
+	if [ ! -x "$B/examples/$bin" ]; then
+		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
+		exit 2
+	fi
+done
+if ! command -v python3 >/dev/null; then
+	echo "test_examples: python3 is needed for the test client" >&2
+	exit 2
+fi
+
+tmp=$(mktemp -d)
+pids=()
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failures=0
+pass() { echo "ok   - $*"; }
+fail() {
+	echo "FAIL - $*"
+	failures=$((failures + 1))
+}
+
+# start NAME ARGS...: run $B/examples/NAME ARGS in the background with its
+# output in $tmp/NAME.log; set $pid and $port (read from its "listening on"
+# line). Returns 1 if it does not say it listens within 10 s.
+start() {
+	local name=$1
+	shift
+	"$B/examples/$name" "$@" >"$tmp/$name.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 100); do
+		port=$(sed -n 's/.*listening on [a-z:/]*127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+			"$tmp/$name.log")
+		[ -n "$port" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "test_examples: $name did not start:" >&2
+	cat "$tmp/$name.log" >&2
+	return 1
+}
+
+# stop_check NAME PID: wait (at most 5 s) for a server that was sent SIGTERM
+# and check that it exited with status 0 and printed no sanitizer report.
+stop_check() {
+	local name=$1 p=$2 status
+	for _ in $(seq 50); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$p" 2>/dev/null; then
+		fail "$name still running 5 s after SIGTERM"
+		kill -KILL "$p" 2>/dev/null
+	fi
+	wait "$p"
+	status=$?
+	local q rest=()
+	for q in "${pids[@]}"; do
+		[ "$q" = "$p" ] || rest+=("$q")
+	done
+	pids=("${rest[@]}") # reaped: its pid may be reused, never kill it
+	if [ "$status" = 0 ]; then
+		pass "$name exited with status 0 after SIGTERM"
+	else
+		fail "$name exited with status $status after SIGTERM"
+	fi
+	if grep -q -E 'Sanitizer|runtime error:' "$tmp/$name.log"; then
+		fail "$name: sanitizer report in its log"
+	fi
+}
+
+# The test client: client.py tests|stop HELLO_PORT ECHO_PORT HELLO_PID ECHO_PID
+cat >"$tmp/client.py" <<'EOF'
+import os, signal, socket, sys, time
+
+MODE = sys.argv[1]
+HELLO, ECHO = int(sys.argv[2]), int(sys.argv[3])
+HELLO_PID, ECHO_PID = int(sys.argv[4]), int(sys.argv[5])
+failures = 0
+
+
+def check(ok, what, detail=""):
+    global failures
+    if ok:
+        print("ok   - " + what)
+    else:
+        failures += 1
+        print("FAIL - %s%s" % (what, ": " + detail if detail else ""))
+    sys.stdout.flush()
+
+
+class Conn:
+    """A client connection with a read buffer, for HTTP and echo."""
+
+    def __init__(self, port, timeout=5.0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout)
+        self.s.settimeout(timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def fill(self):
+        """Read more; False at end of stream (or reset)."""
+        try:
+            d = self.s.recv(65536)
+        except ConnectionResetError:
+            d = b""
+        self.buf += d
+        return d != b""
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            if not self.fill():
+                raise EOFError("stream ended after %d of %d bytes" %
+                               (len(self.buf), n))
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, head=False):
+        """One HTTP response: (status, headers dict, body)."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self.fill():
+                raise EOFError("stream ended inside a response head: %r" %
+                               self.buf)
+        top, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = top.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = 0 if head else int(headers.get("content-length", "0"))
+        return status, headers, self.read_exact(n)
+
+    def at_eof(self, within):
+        """True if the server closes (nothing more to read) within
+        `within` seconds; ignores nothing: extra bytes count as not EOF."""
+        self.s.settimeout(within)
+        try:
+            return not self.fill() and self.buf == b""
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
+
+
+def get(path, port=HELLO, extra=b""):
+    c = Conn(port)
+    c.send(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n")
+    r = c.response()
+    c.close()
+    return r
+
+
+def safe(name, fn):
+    try:
+        fn()
+    except Exception as e:  # a crash of one test is that test's failure
+        check(False, name, "%s: %s" % (type(e).__name__, e))
+
+
+# --- http_hello: the routes ------------------------------------------------
+
+def t_routes():
+    for path, body in [(b"/", b"Hello, Anonymous!"), (b"/Ada", b"Hello, Ada!"),
+                       (b"/Ada%20Lovelace", b"Hello, Ada Lovelace!"),
+                       (b"/Ada?x=1", b"Hello, Ada!")]:
+        st, _, got = get(path)
+        check(st == 200 and got == body, "GET %s -> %s" % (path.decode(),
+              body.decode()), "got %d %r" % (st, got))
+
+
+def t_errors():
+    for path, want in [(b"/a/b", 404), (b"/%01x", 400), (b"/%zz", 400),
+                       (b"/" + b"x" * 201, 400), (b"/" + b"x" * 600, 414)]:
+        st, _, _ = get(path)
+        check(st == want, "GET %s... -> %d" % (path[:12].decode(), want),
+              "got %d" % st)
+    c = Conn(HELLO)
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+    st, h, _ = c.response()
+    check(st == 405 and h.get("allow") == "GET, HEAD", "POST / -> 405 "
+          "with Allow", "got %d %r" % (st, h))
+    c.send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, _, body = c.response()
+    check(st == 200 and body == b"Hello, again!",
+          "the connection goes on after a 405", "got %d %r" % (st, body))
+    c.close()
+    c = Conn(HELLO)
+    c.send(b"HEAD /Ada HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    st, h, _ = c.response(head=True)
+    check(st == 200 and h.get("content-length") == "11" and c.at_eof(2),
+          "HEAD /Ada -> 200, Content-Length 11, no body",
+          "got %d %r %r" % (st, h, c.buf))
+    c.close()
+
+
+# --- http_hello: connections -----------------------------------------------
+
+def t_pipelined():
+    c = Conn(HELLO)
+    c.send(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n"
+           b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n"
+           b"GET /three HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = [c.response()[2] for _ in range(3)]
+    check(got == [b"Hello, one!", b"Hello, two!", b"Hello, three!"],
+          "three pipelined requests answered in order", repr(got))
+    c.close()
+
+
+def t_keepalive():
+    c = Conn(HELLO)
+    bodies = []
+    for name in (b"first", b"second", b"third"):
+        c.send(b"GET /" + name + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        st, h, body = c.response()
+        bodies.append(body)
+        time.sleep(0.05)
+    check(bodies == [b"Hello, first!", b"Hello, second!", b"Hello, third!"],
+          "keep-alive: three requests one after the other on one "
+          "connection", repr(bodies))
+    c.close()
+
+    c = Conn(HELLO)
+    c.send(b"GET /Ada HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    st, h, _ = c.response()
+    check(st == 200 and h.get("connection") == "close" and c.at_eof(2),
+          "HTTP/1.1 Connection: close is honoured", repr(h))
+    c.close()
+
+    c = Conn(HELLO)
+    c.send(b"GET /Ada HTTP/1.0\r\n\r\n")
+    st, h, body = c.response()
+    check(st == 200 and body == b"Hello, Ada!" and c.at_eof(2),
+          "HTTP/1.0 is answered and closed", repr(h))
+    c.close()
+
+    c = Conn(HELLO)
+    c.send(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    st, h, _ = c.response()
+    c.send(b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    st2, _, body = c.response()
+    check(h.get("connection", "").lower() == "keep-alive" and
+          body == b"Hello, b!", "HTTP/1.0 keep-alive keeps the connection",
+          repr(h))
+    c.close()
+
+
+def still_serves(what):
+    st, _, body = get(b"/Ada")
+    check(st == 200 and body == b"Hello, Ada!",
+          "the server still answers after " + what)
+
+
+def closed_or_status(c, statuses):
+    """Read what the server sends back: a response with one of `statuses`
+    followed by the end of the stream, or the end of the stream at once."""
+    try:
+        st, _, _ = c.response()
+    except EOFError:
+        return True, "closed"
+    return st in statuses and c.at_eof(3), "got %d" % st
+
+
+def t_garbage():
+    c = Conn(HELLO)
+    c.send(b"\x01\x02 this is not HTTP\r\n\r\n")
+    ok, got = closed_or_status(c, (400,))
+    check(ok, "garbage -> 400 and close", got)
+    c.close()
+    still_serves("garbage")
+
+
+def t_oversized():
+    c = Conn(HELLO)
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
+    try:
+        for i in range(40):
+            c.send(b"X-Padding-%d: %s\r\n" % (i, b"p" * 500))
+        c.send(b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may have closed already
+    ok, got = closed_or_status(c, (400, 431))
+    check(ok, "20 KiB of headers -> 400/431 and close", got)
+    c.close()
+    still_serves("oversized headers")
+
+
+def t_tiny_writes():
+    c = Conn(HELLO)
+    c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for ch in b"GET /Tiny HTTP/1.1\r\nHost: t\r\n\r\n":
+        c.send(bytes([ch]))
+        time.sleep(0.01)
+    st, _, body = c.response()
+    check(st == 200 and body == b"Hello, Tiny!",
+          "a request sent one byte at a time is answered", repr(body))
+    c.close()
+
+
+def t_slow_client():
+    c = Conn(HELLO)
+    t0 = time.monotonic()
+    c.send(b"GET /Slow HTTP/1.1\r\nHo")
+    ok, got = closed_or_status(c, (408,))
+    took = time.monotonic() - t0
+    check(ok and 0.8 < took < 4, "half a request -> 408 and close after "
+          "the 1 s request timeout", "%s after %.2f s" % (got, took))
+    c.close()
+
+
+def t_idle():
+    c = Conn(HELLO)
+    t0 = time.monotonic()
+    eof = c.at_eof(6)
+    took = time.monotonic() - t0
+    check(eof and 1.8 < took < 5, "an idle connection is closed after the "
+          "2 s idle timeout", "eof=%s after %.2f s" % (eof, took))
+    c.close()
+
+
+# --- echo ------------------------------------------------------------------
+
+def t_echo():
+    c = Conn(ECHO)
+    c.send(b"hello\nworld\n")
+    got = c.read_exact(12)
+    check(got == b"hello\nworld\n", "echo returns two lines", repr(got))
+    c.send(b"spl")
+    time.sleep(0.05)
+    c.send(b"it line\n")
+    got = c.read_exact(11)
+    check(got == b"split line\n", "echo joins a line sent in two parts",
+          repr(got))
+    c.send(b"x" * 3000 + b"\n")
+    got = c.read_exact(3001)
+    check(got == b"x" * 3000 + b"\n", "echo returns a 3000-byte line")
+    c.send(b"no newline")
+    c.s.shutdown(socket.SHUT_WR)
+    got = c.read_exact(10)
+    check(got == b"no newline" and c.at_eof(2),
+          "echo returns a last line without newline, then closes", repr(got))
+    c.close()
+
+    conns = [Conn(ECHO) for _ in range(20)]
+    for i, c in enumerate(conns):
+        c.send(b"client %d\n" % i)
+    got = [c.read_exact(len(b"client %d\n" % i)) for i, c in enumerate(conns)]
+    check(got == [b"client %d\n" % i for i in range(20)],
+          "echo serves 20 clients at once")
+    for c in conns:
+        c.close()
+
+
+def t_echo_idle():
+    c = Conn(ECHO)
+    t0 = time.monotonic()
+    eof = c.at_eof(5)
+    took = time.monotonic() - t0
+    check(eof and 0.8 < took < 4, "echo closes a client silent for the 1 s "
+          "idle timeout", "eof=%s after %.2f s" % (eof, took))
+    c.close()
+
+
+# --- stopping --------------------------------------------------------------
+
+def t_stop():
+    idle = [Conn(HELLO) for _ in range(20)] + [Conn(ECHO) for _ in range(5)]
+    busy = Conn(HELLO)
+    busy.send(b"GET /x HTTP/1.1\r\nHost")  # a request half sent
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    os.kill(HELLO_PID, signal.SIGTERM)
+    os.kill(ECHO_PID, signal.SIGTERM)
+    closed = sum(1 for c in idle + [busy] if c.at_eof(3))
+    took = time.monotonic() - t0
+    check(closed == len(idle) + 1 and took < 2.5,
+          "SIGTERM closes every connection promptly",
+          "%d of %d closed in %.2f s" % (closed, len(idle) + 1, took))
+    for c in idle + [busy]:
+        c.close()
+
+
+if MODE == "tests":
+    for name, fn in [("routes", t_routes), ("errors", t_errors),
+                     ("pipelined", t_pipelined), ("keep-alive", t_keepalive),
+                     ("garbage", t_garbage), ("oversized", t_oversized),
+                     ("tiny writes", t_tiny_writes),
+                     ("slow client", t_slow_client), ("idle", t_idle),
+                     ("echo", t_echo), ("echo idle", t_echo_idle)]:
+        safe(name, fn)
+else:
+    safe("stop", t_stop)
+sys.exit(min(failures, 100))
+EOF
+client() {
+	python3 "$tmp/client.py" "$1" "$hello_port" "$echo_port" "$hello_pid" \
+		"$echo_pid"
+	failures=$((failures + $?))
+}
+
+start http_hello -r 1 -i 2 0 2 || exit 1
+hello_pid=$pid hello_port=$port
+start echo -i 1 0 2 || exit 1
+echo_pid=$pid echo_port=$port
+echo "# http_hello (pid $hello_pid) on port $hello_port," \
+	"echo (pid $echo_pid) on port $echo_port"
+
+client tests
+
+# Many concurrent clients, with the example client: 300 requests, 50 at a
+# time.
+if "$B/examples/fetch_many" -n 300 -k 50 "$hello_port" >"$tmp/fetch.log" 2>&1; then
+	pass "fetch_many: 300 requests, 50 at a time, all answered"
+else
+	fail "fetch_many against http_hello:"
+	sed 's/^/    /' "$tmp/fetch.log"
+fi
+
+# Stop both with connections open: the client sends SIGTERM and checks that
+# every connection is closed promptly; then the servers' exit statuses.
+client stop
+stop_check http_hello "$hello_pid"
+stop_check echo "$echo_pid"
+
+if [ "$failures" = 0 ]; then
+	echo "test_examples: all passed"
+	exit 0
+fi
+echo "test_examples: $failures failure(s); server logs:"
+for f in "$tmp"/http_hello.log "$tmp"/echo.log; do
+	echo "--- $f"
+	cat "$f"
+done
+exit 1
