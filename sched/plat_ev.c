@@ -12,6 +12,9 @@
  */
 #include <ev.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -19,10 +22,10 @@
 
 _Static_assert(sizeof(ev_timer) <= sizeof(((coev__timer_t *)0)->impl),
 	       "coev__timer_t.impl too small for ev_timer");
-_Static_assert(sizeof(ev_io) <= sizeof(((coev__io_t *)0)->impl),
-	       "coev__io_t.impl too small for ev_io");
 _Static_assert(EV_READ == COEV_READ && EV_WRITE == COEV_WRITE,
 	       "coev's event bits are libev's");
+_Static_assert(sizeof(ev_io) <= sizeof(((struct coev_worker *)0)->io_watch),
+	       "coev_worker.io_watch too small for ev_io");
 _Static_assert(sizeof(ev_async) <= sizeof(((struct coev_worker *)0)->doorbell),
 	       "coev_worker.doorbell too small for ev_async");
 
@@ -50,6 +53,8 @@ void coev__plat_thread_join(coev__thread_t th)
 	pthread_join((pthread_t)th.handle, NULL);
 }
 
+static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents);
+
 static void doorbell_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	/* The ring's only job is to end the loop's wait. */
@@ -65,8 +70,19 @@ int coev__plat_loop_init(struct coev_worker *w)
 
 	if (!loop)
 		return -EMFILE;
+	ev_io *iow = (ev_io *)w->io_watch;
+
+	w->io_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->io_fd < 0) {
+		int e = errno;
+
+		ev_loop_destroy(loop);
+		return -e;
+	}
 	ev_async_init(db, doorbell_cb);
 	ev_async_start(loop, db);
+	ev_io_init(iow, io_dispatch, w->io_fd, EV_READ);
+	ev_io_start(loop, iow);
 	ev_set_userdata(loop, w);
 	w->loop = loop;
 	return 0;
@@ -79,8 +95,13 @@ void coev__plat_loop_destroy(struct coev_worker *w)
 	if (!loop)
 		return;
 	ev_async_stop(loop, (ev_async *)w->doorbell);
+	ev_io_stop(loop, (ev_io *)w->io_watch);
 	ev_loop_destroy(loop);
 	w->loop = NULL;
+	close(w->io_fd);
+	free(w->io_slots);
+	w->io_slots = NULL;
+	w->io_nslots = 0;
 }
 
 void coev__plat_park(struct coev_worker *w)
@@ -96,6 +117,180 @@ void coev__plat_poll(struct coev_worker *w)
 void coev__plat_unpark(struct coev_worker *w)
 {
 	ev_async_send(w->loop, (ev_async *)w->doorbell);
+}
+
+/*
+ * fd readiness. Each worker has its own epoll set, watched by one ev_io of
+ * its loop, and registers each waited-for fd there with EPOLLONESHOT:
+ *   arm:    the first wait on an fd ADDs it, later waits MOD it (a MOD
+ *           that finds no entry, because the fd was closed and its number
+ *           reused, ADDs): one epoll_ctl per wait;
+ *   fire:   the event disables the entry by itself (one shot); the
+ *           dispatcher wakes the waiters and re-arms only for a waiter of
+ *           the other direction still waiting;
+ *   disarm: a wait ended otherwise (deadline, cancel) DELs the entry.
+ * So once a wait has ended the loop never touches its fd again, and the
+ * task may move to another worker and close the fd there.
+ * Rejected: libev's own ev_io per wait. libev stops an fd lazily: the fd
+ * stays in the kernel's set until an event comes for it, and then libev
+ * calls epoll_ctl on it from this worker while the task, moved elsewhere,
+ * may be closing it (TSan caught the race; an EBADF also makes libev
+ * rebuild its whole epoll set). libev does not expose its epoll fd to
+ * remove the fd eagerly. Rejected too: a permanent edge-triggered
+ * registration per fd (Go's pollDesc): without owning every close, a
+ * reused fd number cannot be told from the old one.
+ */
+struct io_slot {
+	coev__io_t *rd, *wr; /* waiting for read / write, or NULL */
+	bool reg;	     /* in the epoll set (maybe disabled) */
+	bool armed;	     /* enabled: an event may still come */
+};
+
+struct io_impl {
+	int fd;
+	unsigned events;
+};
+
+_Static_assert(sizeof(struct io_impl) <= sizeof(((coev__io_t *)0)->impl),
+	       "coev__io_t.impl too small");
+
+static struct io_slot *io_slot(struct coev_worker *w, int fd, bool grow)
+{
+	struct io_slot *p;
+	size_t n = w->io_nslots;
+
+	if ((size_t)fd < n)
+		return (struct io_slot *)w->io_slots + fd;
+	if (!grow)
+		return NULL;
+	while (n <= (size_t)fd)
+		n = n ? n * 2 : 1024;
+	if (!(p = realloc(w->io_slots, n * sizeof *p)))
+		return NULL;
+	memset(p + w->io_nslots, 0, (n - w->io_nslots) * sizeof *p);
+	w->io_slots = p;
+	w->io_nslots = n;
+	return p + fd;
+}
+
+/* Make the kernel's entry for fd match the slot's waiters. */
+static int io_sync(struct coev_worker *w, int fd, struct io_slot *sl)
+{
+	struct epoll_event ev;
+	int op;
+
+	ev.events = (sl->rd ? EPOLLIN | EPOLLRDHUP : 0) |
+		    (sl->wr ? EPOLLOUT : 0);
+	ev.data.u64 = (uint64_t)(unsigned)fd;
+	if (!ev.events) {
+		if (sl->armed && epoll_ctl(w->io_fd, EPOLL_CTL_DEL, fd, NULL) == 0)
+			sl->reg = false;
+		sl->armed = false;
+		return 0;
+	}
+	ev.events |= EPOLLONESHOT;
+	op = sl->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(w->io_fd, op, fd, &ev) < 0) {
+		if (errno == ENOENT && op == EPOLL_CTL_MOD)
+			op = EPOLL_CTL_ADD; /* closed and reused */
+		else if (errno == EEXIST && op == EPOLL_CTL_ADD)
+			op = EPOLL_CTL_MOD;
+		else
+			return -errno;
+		if (epoll_ctl(w->io_fd, op, fd, &ev) < 0)
+			return -errno;
+	}
+	sl->reg = sl->armed = true;
+	return 0;
+}
+
+int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
+		      unsigned events)
+{
+	struct io_impl *p = (struct io_impl *)io->impl;
+	struct io_slot *sl = io_slot(w, fd, true);
+	int r;
+
+	if (!sl)
+		return -ENOMEM;
+	if (((events & COEV_READ) && sl->rd) ||
+	    ((events & COEV_WRITE) && sl->wr))
+		return -EBUSY;
+	p->fd = fd;
+	p->events = events;
+	if (events & COEV_READ)
+		sl->rd = io;
+	if (events & COEV_WRITE)
+		sl->wr = io;
+	if ((r = io_sync(w, fd, sl)) < 0) {
+		if (sl->rd == io)
+			sl->rd = NULL;
+		if (sl->wr == io)
+			sl->wr = NULL;
+	}
+	return r;
+}
+
+void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
+{
+	struct io_impl *p = (struct io_impl *)io->impl;
+	struct io_slot *sl = io_slot(w, p->fd, false);
+	bool mine = false;
+
+	if (!sl)
+		return;
+	if (sl->rd == io) {
+		sl->rd = NULL;
+		mine = true;
+	}
+	if (sl->wr == io) {
+		sl->wr = NULL;
+		mine = true;
+	}
+	if (mine)
+		io_sync(w, p->fd, sl);
+}
+
+static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
+{
+	struct coev_worker *w = ev_userdata(loop);
+	struct epoll_event evs[128];
+	int n;
+
+	(void)watch;
+	(void)revents;
+	n = epoll_wait(w->io_fd, evs, 128, 0);
+	for (int i = 0; i < n; i++) {
+		int fd = (int)evs[i].data.u64;
+		uint32_t e = evs[i].events;
+		struct io_slot *sl = io_slot(w, fd, false);
+		coev__io_t *rd = NULL, *wr = NULL;
+		unsigned got = 0;
+
+		if (!sl)
+			continue;
+		sl->armed = false; /* one shot: the entry is disabled now */
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			got |= COEV_READ;
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			got |= COEV_WRITE;
+		if (sl->rd && (got & COEV_READ)) {
+			rd = sl->rd;
+			sl->rd = NULL;
+		}
+		if (sl->wr && (got & COEV_WRITE)) {
+			wr = sl->wr;
+			sl->wr = NULL;
+		}
+		if (rd == wr) /* one wait for both directions */
+			wr = NULL;
+		if (sl->rd || sl->wr)
+			io_sync(w, fd, sl); /* the other direction waits on */
+		if (rd)
+			rd->fire(rd, got);
+		if (wr)
+			wr->fire(wr, got);
+	}
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *et, int revents)
@@ -124,33 +319,6 @@ void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
 void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm)
 {
 	ev_timer_stop(w->loop, (ev_timer *)tm->impl);
-}
-
-static void io_cb(struct ev_loop *loop, ev_io *eio, int revents)
-{
-	coev__io_t *io = eio->data;
-
-	/* One shot: the wait that armed it decides whether to wait again. */
-	ev_io_stop(loop, eio);
-	io->fire(io, (unsigned)revents & (EV_READ | EV_WRITE));
-}
-
-void coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
-		       unsigned events)
-{
-	ev_io *eio = (ev_io *)io->impl;
-
-	/* ev_io_init marks the fd as set anew, so libev re-registers it
-	 * with the kernel even if it thinks it is registered already: the
-	 * fd number may belong to a new file since the last wait. */
-	ev_io_init(eio, io_cb, fd, (int)events);
-	eio->data = io;
-	ev_io_start(w->loop, eio);
-}
-
-void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
-{
-	ev_io_stop(w->loop, (ev_io *)io->impl);
 }
 
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n)

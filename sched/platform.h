@@ -54,7 +54,11 @@ void coev__plat_thread_join(coev__thread_t th);
  * makes it return at once (doorbell rings are kept, and coalesce).
  * Disarming a timer or io that is not armed (or has fired) is a no-op. A
  * watcher fires at most once per arm: the backend disarms it before
- * calling fire. */
+ * calling fire. io_arm returns 0, -EBUSY when another io of this worker
+ * waits for the same event on fd, -EPERM for an fd that cannot be polled
+ * (a regular file: always ready), or another negative errno (bad fd). Once
+ * an io has fired or been disarmed, the backend never touches its fd
+ * again, so the fd may be closed on any thread. */
 int coev__plat_loop_init(struct coev_worker *w);
 void coev__plat_loop_destroy(struct coev_worker *w);
 void coev__plat_park(struct coev_worker *w);
@@ -63,8 +67,8 @@ void coev__plat_unpark(struct coev_worker *w);
 void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
 			  coev_time_t deadline);
 void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm);
-void coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
-		       unsigned events);
+int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
+		      unsigned events);
 void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
 
 /* Choices: a number in [0, n) for worker w (n > 0). */

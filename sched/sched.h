@@ -240,6 +240,12 @@ struct coev_worker {
 	/* Loop (the backend's), doorbell and thread. */
 	void *loop;		    /* [owner after start] */
 	unsigned char doorbell[64]; /* backend watcher */
+	/* fd readiness (the backend's): its own epoll set, watched by the
+	 * loop, and the waits registered per fd. [owner] */
+	int io_fd;
+	unsigned char io_watch[64];
+	void *io_slots;
+	size_t io_nslots;
 	coev__thread_t thread;	    /* [init] */
 	/* Counters: written by the owner, read by anyone (relaxed). */
 	struct {

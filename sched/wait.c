@@ -231,7 +231,13 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	if (wt.io_armed) {
 		wt.io.fire = wait_io_fire;
 		wt.io.data = &wt;
-		coev__plat_io_arm(w, &wt.io, fd, events);
+		if ((r = coev__plat_io_arm(w, &wt.io, fd, events)) < 0) {
+			if (wt.timer_armed)
+				coev__plat_timer_disarm(w, &wt.tm);
+			t->pin = NULL;
+			/* A regular file cannot be polled: always ready. */
+			return r == -EPERM ? (int)events : r;
+		}
 	}
 	coev__park();
 	/* Either a watcher took both down (and may have unpinned us), or we
