@@ -91,9 +91,10 @@ $(B)/examples/%: examples/%.c $(B)/libcoev.a
 
 examples: $(EXAMPLE_BIN)
 
-check: deps lib $(TEST_BIN)
+check: deps lib $(TEST_BIN) examples
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
+	@examples/test_examples.sh $(B)
 
 check-asan:
 	$(MAKE) SAN=asan check

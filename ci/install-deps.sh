@@ -7,7 +7,7 @@
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 set -eu
-pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config"
+pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config python3"
 need=0
 case "${1:-}" in
 --if-missing)
@@ -16,6 +16,7 @@ case "${1:-}" in
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1
+	command -v python3 >/dev/null || need=1
 	[ $need = 1 ] || exit 0
 	;;
 --bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox wrk libuv1-dev python3-uvloop python3-aiohttp" ;;
