@@ -242,8 +242,15 @@ int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline)
 		pthread_mutex_unlock(&s->mu);
 		r = wait_empty(s, self, deadline, cut != 0);
 		if (r < 0 && !cut) {
+			/* The cut is the scope's failure unless a child failed
+			 * before it: what the cancelled children return
+			 * afterwards must not hide it. */
 			cut = r;
-			coev_scope_cancel(s);
+			pthread_mutex_lock(&s->mu);
+			if (s->first_err == 0)
+				s->first_err = cut;
+			cancel_locked(s);
+			pthread_mutex_unlock(&s->mu);
 		}
 	}
 	self->scope_top = s->prev_top;
@@ -257,7 +264,7 @@ int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline)
 			s->knext->kprev = s->kprev;
 		pthread_mutex_unlock(&p->mu);
 	}
-	r = s->first_err ? s->first_err : cut;
+	r = s->first_err;
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return r;

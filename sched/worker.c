@@ -372,11 +372,13 @@ void coev__schedule(coev_task_t *t, bool yielded)
 void coev__schedule_entry(coev__entry_t *e, bool yielded)
 {
 	coev_task_t *t = coev__entry_task(e);
-	struct coev_worker *w;
+	struct coev_worker *w, *pin = t->pin;
 
-	if (t->pin) {
-		coev__inject_push(&t->pin->inbox, e, e, 1);
-		coev__plat_unpark(t->pin);
+	/* pin is read once: once the entry is in the inbox the task may run
+	 * there, end its wait and clear t->pin before we ring. */
+	if (pin) {
+		coev__inject_push(&pin->inbox, e, e, 1);
+		coev__plat_unpark(pin);
 		return;
 	}
 	w = coev__worker_self();
