@@ -54,19 +54,19 @@ static int io_again(int fd, unsigned events, coev_time_t deadline)
 	return r < 0 ? r : 0;
 }
 
-#define IO_RETRY(call, fd, events, deadline)                             \
-	do {                                                             \
-		ssize_t r_;                                              \
-		int e_;                                                  \
-		if ((e_ = io_enter()) != 0)                              \
-			return e_;                                       \
-		for (;;) {                                               \
-			r_ = (call);                                     \
-			if (r_ >= 0)                                     \
-				return r_;                               \
+#define IO_RETRY(call, fd, events, deadline)                            \
+	do {                                                            \
+		ssize_t r_;                                             \
+		int e_;                                                 \
+		if ((e_ = io_enter()) != 0)                             \
+			return e_;                                      \
+		for (;;) {                                              \
+			r_ = (call);                                    \
+			if (r_ >= 0)                                    \
+				return r_;                              \
 			if ((e_ = io_again(fd, events, deadline)) != 0) \
-				return e_;                               \
-		}                                                        \
+				return e_;                              \
+		}                                                       \
 	} while (0)
 
 int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
@@ -87,9 +87,9 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 		if (poll(&pfd, 1, 0) <= 0)
 			return -ETIMEDOUT;
 		return (pfd.revents & (POLLIN | POLLHUP | POLLERR) ? COEV_READ
-								  : 0) |
+								   : 0) |
 		       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE
-								   : 0);
+								    : 0);
 	}
 	while ((r = coev__wait_fd(fd, events, deadline)) == 0)
 		; /* woken for another reason: wait on */
@@ -127,8 +127,7 @@ ssize_t coev_writev(int fd, const struct iovec *iov, int iovcnt,
 	IO_RETRY(writev(fd, iov, iovcnt), fd, COEV_WRITE, deadline);
 }
 
-ssize_t coev_recv(int fd, void *buf, size_t n, int flags,
-		  coev_time_t deadline)
+ssize_t coev_recv(int fd, void *buf, size_t n, int flags, coev_time_t deadline)
 {
 	IO_RETRY(recv(fd, buf, n, flags), fd, COEV_READ, deadline);
 }

@@ -179,11 +179,12 @@ static int io_sync(struct coev_worker *w, int fd, struct io_slot *sl)
 	struct epoll_event ev;
 	int op;
 
-	ev.events = (sl->rd ? EPOLLIN | EPOLLRDHUP : 0) |
-		    (sl->wr ? EPOLLOUT : 0);
+	ev.events =
+		(sl->rd ? EPOLLIN | EPOLLRDHUP : 0) | (sl->wr ? EPOLLOUT : 0);
 	ev.data.u64 = (uint64_t)(unsigned)fd;
 	if (!ev.events) {
-		if (sl->armed && epoll_ctl(w->io_fd, EPOLL_CTL_DEL, fd, NULL) == 0)
+		if (sl->armed &&
+		    epoll_ctl(w->io_fd, EPOLL_CTL_DEL, fd, NULL) == 0)
 			sl->reg = false;
 		sl->armed = false;
 		return 0;

@@ -26,7 +26,7 @@ struct coev_worker;
 typedef struct coev__timer {
 	void (*fire)(struct coev__timer *tm); /* runs on the owning worker */
 	void *data;
-	unsigned char impl[64]; /* the backend's watcher */
+	_Alignas(16) unsigned char impl[64]; /* the backend's watcher */
 } coev__timer_t;
 
 /* Readiness of one fd on one worker's loop; the same rules as a timer.
@@ -34,7 +34,7 @@ typedef struct coev__timer {
 typedef struct coev__io {
 	void (*fire)(struct coev__io *io, unsigned events);
 	void *data;
-	unsigned char impl[64]; /* the backend's watcher */
+	_Alignas(16) unsigned char impl[64]; /* the backend's watcher */
 } coev__io_t;
 
 /* Clock: monotonic nanoseconds. */

@@ -36,9 +36,9 @@ enum { JOB_QUEUED, JOB_RUNNING };
 struct coev__job {
 	coev_fn fn;
 	void *arg;
-	int result;		 /* written by the pool thread before signal */
-	int state;		 /* [pool mu] */
-	coev__waiter_t wt;	 /* the waiting task */
+	int result;		/* written by the pool thread before signal */
+	int state;		/* [pool mu] */
+	coev__waiter_t wt;	/* the waiting task */
 	struct coev__job *next; /* [pool mu] */
 };
 
@@ -266,7 +266,7 @@ struct file_op {
 	const void *cbuf;
 	size_t n;
 	off_t off;
-	ssize_t r;    /* the call's result or -errno */
+	ssize_t r;   /* the call's result or -errno */
 	char **data; /* read_all */
 	size_t *len;
 };

@@ -144,11 +144,11 @@ struct coev_task {
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
 	struct coev_worker *home;	 /* registry list holding it [init] */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
-	atomic_uint cancel;	     /* [any] 1 once cancelled; never cleared */
-	unsigned shield;	     /* [runner] shield depth */
-	coev_time_t dl_limit;	     /* [runner] earliest pushed deadline */
-	struct coev_scope *scope;    /* [init] scope it is a child of */
-	struct coev_scope *scope_top; /* [runner] innermost scope it owns */
+	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
+	unsigned shield;	  /* [runner] shield depth */
+	coev_time_t dl_limit;	  /* [runner] earliest pushed deadline */
+	struct coev_scope *scope; /* [init] scope it is a child of */
+	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
 	void *san_fiber;		 /* TSan fiber [runner] */
@@ -190,12 +190,12 @@ typedef struct coev__pool {
 	pthread_mutex_t mu;
 	pthread_cond_t work; /* idle threads wait here (CLOCK_MONOTONIC) */
 	pthread_cond_t gone; /* fini waits here for the last thread */
-	struct coev__job *head, *tail;	/* [mu] queued jobs, FIFO */
-	unsigned threads, idle, max;	/* [mu] max: [init] */
-	coev_time_t idle_ns;		/* [init] */
-	bool stop;			/* [mu] */
+	struct coev__job *head, *tail;	 /* [mu] queued jobs, FIFO */
+	unsigned threads, idle, max;	 /* [mu] max: [init] */
+	coev_time_t idle_ns;		 /* [init] */
+	bool stop;			 /* [mu] */
 	struct coev__pool_thread *ended; /* [mu] threads to join */
-	atomic_uint_fast64_t jobs_run;	/* [any] */
+	atomic_uint_fast64_t jobs_run;	 /* [any] */
 } coev__pool_t;
 
 /* --- workers ---------------------------------------------------------- */
@@ -238,15 +238,15 @@ struct coev_worker {
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
-	void *loop;		    /* [owner after start] */
-	unsigned char doorbell[64]; /* backend watcher */
+	void *loop;				 /* [owner after start] */
+	_Alignas(16) unsigned char doorbell[64]; /* backend watcher */
 	/* fd readiness (the backend's): its own epoll set, watched by the
 	 * loop, and the waits registered per fd. [owner] */
 	int io_fd;
-	unsigned char io_watch[64];
+	_Alignas(16) unsigned char io_watch[64];
 	void *io_slots;
 	size_t io_nslots;
-	coev__thread_t thread;	    /* [init] */
+	coev__thread_t thread; /* [init] */
 	/* Counters: written by the owner, read by anyone (relaxed). */
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
@@ -290,7 +290,7 @@ struct coev_rt {
 	struct coev_stack *stack_pool; /* [stack_mu] */
 	unsigned stack_pool_len;       /* [stack_mu] */
 	atomic_bool stack_pool_any;    /* [any] hint: stack_pool != NULL */
-	coev__pool_t pool; /* the blocking pool */
+	coev__pool_t pool;	       /* the blocking pool */
 	/* Unguarded stack slabs (the fallback when guard pages run out). */
 	pthread_mutex_t slab_mu;
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
@@ -353,7 +353,7 @@ static inline int coev__cancel_check(coev_task_t *t)
 
 /* The deadline a wait of t really has: its own or the pushed one. */
 static inline coev_time_t coev__deadline_eff(coev_task_t *t,
-					       coev_time_t deadline)
+					     coev_time_t deadline)
 {
 	return t->dl_limit < deadline ? t->dl_limit : deadline;
 }

@@ -38,19 +38,19 @@
 
 struct coev_scope {
 	pthread_mutex_t mu;
-	struct coev_rt *rt;		/* [init] */
-	coev_task_t *owner;		/* [init] */
-	struct coev_scope *parent;	/* [init] or NULL */
-	struct coev_scope *prev_top;	/* [owner] owner's scope_top before */
-	struct coev_scope *kids;	/* [mu] child scopes */
+	struct coev_rt *rt;		  /* [init] */
+	coev_task_t *owner;		  /* [init] */
+	struct coev_scope *parent;	  /* [init] or NULL */
+	struct coev_scope *prev_top;	  /* [owner] owner's scope_top before */
+	struct coev_scope *kids;	  /* [mu] child scopes */
 	struct coev_scope *kprev, *knext; /* [parent->mu] sibling links */
-	coev_task_t *head;		/* [mu] live child tasks */
-	size_t live;			/* [mu] */
-	int first_err;			/* [mu] */
-	unsigned flags;			/* [init] */
-	bool cancelled;			/* [mu] */
-	bool closed;			/* [mu] */
-	coev__waiter_t *waiter;		/* [mu] owner in close */
+	coev_task_t *head;		  /* [mu] live child tasks */
+	size_t live;			  /* [mu] */
+	int first_err;			  /* [mu] */
+	unsigned flags;			  /* [init] */
+	bool cancelled;			  /* [mu] */
+	bool closed;			  /* [mu] */
+	coev__waiter_t *waiter;		  /* [mu] owner in close */
 };
 
 int coev_scope_open(unsigned flags, coev_scope_t **out)

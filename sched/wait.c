@@ -124,8 +124,8 @@ int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 		return thread_wait(wt, n, deadline);
 	while (atomic_load_explicit(&wt->done, memory_order_acquire) < n) {
 		r = coev__park_until(deadline);
-		if (r < 0 && atomic_load_explicit(&wt->done,
-						  memory_order_acquire) < n)
+		if (r < 0 &&
+		    atomic_load_explicit(&wt->done, memory_order_acquire) < n)
 			return r;
 	}
 	return 0;

@@ -57,8 +57,8 @@ COEV_API int coev_file_open(const char *path, int flags, mode_t mode,
 			    coev_time_t deadline);
 COEV_API ssize_t coev_file_pread(int fd, void *buf, size_t n, off_t off,
 				 coev_time_t deadline);
-COEV_API ssize_t coev_file_pwrite(int fd, const void *buf, size_t n,
-				  off_t off, coev_time_t deadline);
+COEV_API ssize_t coev_file_pwrite(int fd, const void *buf, size_t n, off_t off,
+				  coev_time_t deadline);
 COEV_API int coev_file_fsync(int fd, coev_time_t deadline);
 COEV_API int coev_file_close(int fd, coev_time_t deadline);
 
@@ -72,7 +72,7 @@ COEV_API int coev_file_close(int fd, coev_time_t deadline);
  */
 COEV_API int coev_file_read_all(const char *path, char **data, size_t *len,
 				coev_time_t deadline);
-COEV_API int coev_file_write_all(const char *path, const void *data,
-				 size_t n, coev_time_t deadline);
+COEV_API int coev_file_write_all(const char *path, const void *data, size_t n,
+				 coev_time_t deadline);
 
 #endif

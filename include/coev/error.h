@@ -28,7 +28,7 @@
 	  "operation must be called from outside the runtime's worker " \
 	  "threads")                                                    \
 	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                            \
-	  "no memory mapping left for a coroutine stack")                \
+	  "no memory mapping left for a coroutine stack")               \
 	X(COEV_EEOF, COEV_ERR_BASE - 4,                                 \
 	  "end of stream before the requested number of bytes")
 

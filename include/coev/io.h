@@ -82,8 +82,8 @@ COEV_API ssize_t coev_send(int fd, const void *buf, size_t n, int flags,
  */
 COEV_API ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
 				coev_time_t deadline);
-COEV_API ssize_t coev_write_all(int fd, const void *buf, size_t n,
-				size_t *done, coev_time_t deadline);
+COEV_API ssize_t coev_write_all(int fd, const void *buf, size_t n, size_t *done,
+				coev_time_t deadline);
 
 /*
  * coev_sendto, coev_recvfrom — datagrams (UDP, Unix datagram). addr and

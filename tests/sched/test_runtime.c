@@ -116,8 +116,8 @@ static void test_runtime_foreign_threads_spawn_and_join(void **state)
 		pthread_join(th[i], NULL);
 	/* shutdown would cancel detached tasks that have not started yet
 	 * (they would never run): let them run first. */
-	for (int i = 0; i < 60000 && atomic_load(&detached_ran) <
-					     10 * FOREIGN_THREADS;
+	for (int i = 0;
+	     i < 60000 && atomic_load(&detached_ran) < 10 * FOREIGN_THREADS;
 	     i++)
 		tu_nap_ms(1);
 	assert_int_equal(coev_rt_shutdown(rt, coev_deadline(COEV_SEC(60))), 0);
