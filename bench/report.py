@@ -401,9 +401,9 @@ def chart(stats, marks, workloads, chart_dir, png):
         if mark is not None:
             gp.append("set arrow from -0.6,%g to %g,%g nohead dt 2 lw 1.5 "
                       "lc rgb 'red' front" % (mark, n - 0.4, mark))
-            gp.append("set label 'dashed: target %.4g' at graph 0.98, "
+            gp.append("set label 'dashed: target %s' at graph 0.98, "
                       "graph 0.97 right tc rgb 'red' font 'Sans,9' front"
-                      % mark)
+                      % ("%.0f" % mark if mark >= 10000 else "%.4g" % mark))
         gp.append("set yrange [0:%g]" % top)
         gp.append("set title '%s: %s (%s is better)'" % (
             w, unit, "lower" if lower else "higher"))
@@ -432,9 +432,15 @@ def chart(stats, marks, workloads, chart_dir, png):
     return "chart: %s" % png
 
 
+# A run during which other processes used this share of the machine's CPU
+# time or more is flagged: they competed with the server and wrk.
+OTHER_CPU_FLAG = 10
+
+
 def http_notes(ok):
     """Runs of http or c10k whose numbers need a caveat: socket errors or
-    non-2xx responses in wrk's report, idle connections the server closed."""
+    non-2xx responses in wrk's report, idle connections the server closed,
+    other processes busy during the run."""
     notes = []
     for (w, rt, _), runs in sorted(ok.items()):
         if w not in ("http", "c10k"):
@@ -445,9 +451,12 @@ def http_notes(ok):
                 v = num(kv, key)
                 if v:
                     bad.append("%s=%d" % (key, v))
+            v = num(kv, "other_cpu_pct")
+            if v is not None and v >= OTHER_CPU_FLAG:
+                bad.append("other processes used %d%% of the CPUs" % v)
             if bad:
-                notes.append("NOTE %s %s run %d: %s (of %s requests)" % (
-                    w, rt, i, " ".join(bad), kv.get("requests", "?")))
+                notes.append("NOTE %s %s run %d (%s requests): %s" % (
+                    w, rt, i, kv.get("requests", "?"), "; ".join(bad)))
     return notes
 
 
@@ -471,7 +480,7 @@ def main():
                "the peers; medians) =="] + tlines
     notes = http_notes(ok)
     if notes:
-        report += ["", "== http/c10k runs with errors =="] + notes
+        report += ["", "== http/c10k runs to read with care =="] + notes
     fails = []
     for (w, rt, wk), whys in sorted(failed.items()):
         for why in whys:

@@ -70,7 +70,7 @@ http_workloads=""
 has_w http && http_workloads="$http_workloads http"
 has_w c10k && http_workloads="$http_workloads c10k"
 if [ -n "$http_workloads" ]; then
-	# shellcheck source=bench/http/run-http.sh
+	# shellcheck source=http/run-http.sh
 	. "$HERE/http/run-http.sh"
 	http_validate
 	[ "${HTTP_DURATION:-}" -ge 1 ] 2>/dev/null ||

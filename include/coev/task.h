@@ -108,7 +108,10 @@ COEV_API int coev_sleep_until(coev_time_t deadline);
  * Cancelling a task is a request, seen at its waits: from then on every
  * call of the task that can wait (join, sleep, I/O, blocking-pool calls,
  * scope close, and the sync and bridge waits) returns -ECANCELED, the one
- * waiting now at once, until the task returns. The task decides what to
+ * waiting now at once, until the task returns. I/O, sleep and blocking-pool
+ * calls check on entry, even when they could complete at once; a join (or
+ * gather, wait_any, wait_for) of a task that has already finished needs no
+ * wait and returns its result. The task decides what to
  * do with it; the convention is to clean up and return -ECANCELED. A task
  * cancelled before it first runs never runs: its result is -ECANCELED.
  * coev_yield() is not a wait and ignores cancellation.
