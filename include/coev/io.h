@@ -19,8 +19,11 @@
  *     lost: the fd stays usable and no byte was consumed by the call that
  *     timed out), -ECANCELED, and the system's codes (-ECONNRESET,
  *     -EPIPE, ...). A read returning 0 means end of stream.
- *  3. At most one task reads and one task writes an fd at a time. Do not
- *     close an fd another task is waiting on: cancel that task first.
+ *  3. At most one task reads and one task writes an fd at a time (a second
+ *     task waiting for the same direction of an fd on the same worker gets
+ *     -EBUSY). Do not close an fd another task is waiting on: cancel that
+ *     task first. Once a call has returned, the fd may be closed from any
+ *     task or thread.
  *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
  *     otherwise); calls that never wait (listen, socket, close) work from
  *     any thread.
