@@ -19,6 +19,9 @@
 #   C10K_SERVERS   servers of the c10k workload (default: coev epoll go tokio)
 #   HTTP_RUNS      rounds of http and c10k (default: RUNS if set, else 3)
 #   HTTP_DURATION  seconds of each wrk run (default 10)
+#   HTTP_BUSY_MAX  an http or c10k run during which other processes used
+#                  this percentage of the CPUs or more is repeated (20),
+#   HTTP_RETRIES   at most this many times (2)
 #
 # Builds into bench/build/ and bench/tokio/target/, runs the runtimes
 # alternately (coev, go, tokio, coev, go, tokio, ...), and hands the raw
@@ -70,7 +73,7 @@ http_workloads=""
 has_w http && http_workloads="$http_workloads http"
 has_w c10k && http_workloads="$http_workloads c10k"
 if [ -n "$http_workloads" ]; then
-	# shellcheck source=http/run-http.sh
+	# shellcheck source=bench/http/run-http.sh
 	. "$HERE/http/run-http.sh"
 	http_validate
 	[ "${HTTP_DURATION:-}" -ge 1 ] 2>/dev/null ||
@@ -276,11 +279,11 @@ for w in $WORKLOADS; do
 		say "$w: run $i/$runs"
 		# One round: every server once, in turn, each a fresh process.
 		if [ "$w" = http ]; then
-			for srv in $HTTP_SERVERS; do http_run_one "$srv"; done
+			for srv in $HTTP_SERVERS; do http_round http "$srv"; done
 			continue
 		fi
 		if [ "$w" = c10k ]; then
-			for srv in $C10K_SERVERS; do c10k_run_one "$srv"; done
+			for srv in $C10K_SERVERS; do http_round c10k "$srv"; done
 			continue
 		fi
 		for rt in $RUNTIMES; do

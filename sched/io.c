@@ -11,10 +11,13 @@
  * errno is read right after the system call, before any switch: a task may
  * resume on another thread, whose errno is another variable.
  *
- * Rejected: registering each fd once, edge-triggered, with a per-fd state
- * block (Go's pollDesc): it saves an epoll_ctl per wait but needs an fd
- * table and a rule for fds closed behind our back; the simple form reaches
- * the kernel's ceiling on the http benchmark (bench/README.md).
+ * Not done yet: registering each fd once, edge-triggered, with a per-fd
+ * state block (Go's pollDesc, tokio's ScheduledIo) that also remembers
+ * "drained" after a short read. It would save the epoll_ctl of every wait
+ * and the read that returns EAGAIN, but it needs an fd table and a rule
+ * for fds closed behind the runtime's back. The http benchmark measures
+ * the cost of the simple form: the same requests per second as a raw epoll
+ * server (wrk's ceiling), at 3x its user CPU per request (bench/README.md).
  */
 #include <fcntl.h>
 #include <netdb.h>

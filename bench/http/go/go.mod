@@ -1,0 +1,3 @@
+module coev/bench/http/go
+
+go 1.19
