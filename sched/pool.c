@@ -229,7 +229,7 @@ int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
 	j.fn = fn;
 	j.arg = arg;
 	coev__waiter_init(&j.wt, self);
-	atomic_fetch_add_explicit(&self->refs, 1, memory_order_relaxed);
+	coev__task_ref(self); /* held for the pool thread's signal */
 	pthread_mutex_lock(&p->mu);
 	reap(p);
 	r = submit(p, &j);

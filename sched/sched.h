@@ -339,6 +339,33 @@ void coev__waiter_settle(coev__waiter_t *wt, int n);
 void coev__waiter_fini(coev__waiter_t *wt);
 void coev__wake_unpin(coev_task_t *t);
 
+/* task.c: a reference held for a later coev__task_release(). */
+static inline void coev__task_ref(coev_task_t *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+/*
+ * A strict wait ignores the task's cancellation and pushed deadline: for a
+ * wait that must last until signals already on their way arrive (the
+ * waiter's frame must outlive them), or for handles that must be consumed.
+ * Returns the state to give back to coev__strict_end.
+ */
+static inline coev_time_t coev__strict_begin(coev_task_t *t)
+{
+	coev_time_t limit = t->dl_limit;
+
+	t->dl_limit = COEV_FOREVER;
+	t->shield++;
+	return limit;
+}
+
+static inline void coev__strict_end(coev_task_t *t, coev_time_t limit)
+{
+	t->shield--;
+	t->dl_limit = limit;
+}
+
 /* task.c: cancellation seen by the calling task's waits. */
 static inline int coev__cancel_check(coev_task_t *t)
 {

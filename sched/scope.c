@@ -196,7 +196,7 @@ static int wait_empty(struct coev_scope *s, coev_task_t *self,
 		return 0;
 	}
 	coev__waiter_init(&wt, self);
-	atomic_fetch_add_explicit(&self->refs, 1, memory_order_relaxed);
+	coev__task_ref(self); /* held for the last child's signal */
 	s->waiter = &wt;
 	pthread_mutex_unlock(&s->mu);
 	if (strict) {
@@ -326,8 +326,7 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 		if (!tasks[stop])
 			continue;
 		if (self) /* held for that task's signal */
-			atomic_fetch_add_explicit(&self->refs, 1,
-						  memory_order_relaxed);
+			coev__task_ref(self);
 		expect = NULL;
 		if (atomic_compare_exchange_strong_explicit(
 			    &tasks[stop]->joiner, &expect, &wt,

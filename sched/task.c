@@ -118,11 +118,6 @@ static void registry_remove(coev_task_t *t)
 	pthread_mutex_unlock(&h->reg_mu);
 }
 
-static void task_ref(coev_task_t *t)
-{
-	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-}
-
 void coev__task_release(coev_task_t *t)
 {
 	struct coev_worker *w;
@@ -439,11 +434,18 @@ void coev__park(void)
 	suspend(t, TY_PARK);
 }
 
-static void wake(coev_task_t *t, unsigned kind)
+/* Set NOTIFIED; true when t was parked, and the caller must queue it
+ * (exactly one waker gets true). */
+static bool notify(coev_task_t *t)
 {
 	unsigned old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
 						memory_order_acq_rel);
-	if ((old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0)
+	return (old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0;
+}
+
+static void wake(coev_task_t *t, unsigned kind)
+{
+	if (notify(t))
 		coev__schedule_entry(coev__entry(t, kind), false);
 }
 
@@ -459,9 +461,7 @@ void coev__wake(coev_task_t *t)
  * inbox and resumes here, pinned. */
 void coev__wake_unpin(coev_task_t *t)
 {
-	unsigned old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
-						memory_order_acq_rel);
-	if ((old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) != 0)
+	if (!notify(t))
 		return;
 	t->pin = NULL;
 	coev__schedule_entry(coev__entry(t, ENTRY_RUN), false);
@@ -503,7 +503,7 @@ static void boost(struct coev_worker *w, coev_task_t *t)
 		    TS_NOTIFIED)
 		return;
 	t->boosted = true;
-	task_ref(t);
+	coev__task_ref(t);
 	coev__schedule_lifo(w, coev__entry(t, ENTRY_BOOST));
 }
 
@@ -544,7 +544,7 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 		boost(self->worker, t);
 	coev__waiter_init(&wt, self);
 	if (self)
-		task_ref(self); /* held for the completer's wake */
+		coev__task_ref(self); /* held for the completer's wake */
 	expect = NULL;
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &expect, &wt,
 						     memory_order_acq_rel,
@@ -600,18 +600,15 @@ int coev_detach(coev_task_t *t)
 void coev__join_strict(coev_task_t *t, int *ret)
 {
 	coev_task_t *self = coev__task_self();
-	coev_time_t limit = 0;
+	coev_time_t limit;
 
-	if (self) {
-		limit = self->dl_limit;
-		self->dl_limit = COEV_FOREVER;
-		self->shield++;
+	if (!self) {
+		coev_join(t, ret);
+		return;
 	}
+	limit = coev__strict_begin(self);
 	coev_join(t, ret);
-	if (self) {
-		self->shield--;
-		self->dl_limit = limit;
-	}
+	coev__strict_end(self, limit);
 }
 
 /* Join tasks[0..n) in order; joined entries of clear (when not NULL, the

@@ -145,14 +145,10 @@ void coev__waiter_settle(coev__waiter_t *wt, int n)
 		thread_wait(wt, n, COEV_FOREVER);
 		return;
 	}
-	/* Neither cancellation nor a pushed deadline may cut this wait: the
-	 * signals are coming, and wt must outlive them. */
-	limit = t->dl_limit;
-	t->dl_limit = COEV_FOREVER;
-	t->shield++;
+	/* The signals are coming, and wt must outlive them. */
+	limit = coev__strict_begin(t);
 	coev__waiter_wait_n(wt, n, COEV_FOREVER);
-	t->shield--;
-	t->dl_limit = limit;
+	coev__strict_end(t, limit);
 }
 
 /*

@@ -141,6 +141,52 @@ TU_UNUSED static coev_config_t tu_config(unsigned workers)
 	return cfg;
 }
 
+/* ---- runtimes ---------------------------------------------------------- */
+
+/* A generous deadline for waits that must not time out: a broken runtime
+ * then fails a check instead of hanging the binary. */
+#define TU_GUARD_S TU_SCALE(30, 40, 50)
+
+TU_UNUSED static coev_time_t tu_guard(void)
+{
+	return coev_deadline(COEV_SEC(TU_GUARD_S));
+}
+
+/* Runs fn(arg) as the main task of a runtime with `workers` workers (0: the
+ * defaults, cfg NULL) and returns main's result. */
+TU_UNUSED static int tu_run_main(coev_fn fn, void *arg, unsigned workers)
+{
+	if (workers == 0)
+		return coev_run(fn, arg, NULL);
+	coev_config_t cfg = tu_config(workers);
+	return coev_run(fn, arg, &cfg);
+}
+
+/* A started runtime with `workers` workers (asserted). */
+TU_UNUSED static coev_rt_t *tu_new_rt(unsigned workers)
+{
+	coev_config_t cfg = tu_config(workers);
+	coev_rt_t *rt = NULL;
+
+	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
+	assert_non_null(rt);
+	assert_int_equal(coev_rt_workers(rt), workers);
+	return rt;
+}
+
+/* As a task: sleep until *v >= n (0), or -ETIMEDOUT after the guard. */
+TU_UNUSED static int tu_wait_at_least(atomic_int *v, int n)
+{
+	coev_time_t dl = tu_guard();
+
+	while (atomic_load(v) < n) {
+		if (coev_now() > dl)
+			return -ETIMEDOUT;
+		coev_sleep(COEV_MSEC(1));
+	}
+	return 0;
+}
+
 /* ---- time helpers (never used for upper-bound assertions) ------------- */
 
 TU_UNUSED static void tu_spin_ns(coev_time_t ns)

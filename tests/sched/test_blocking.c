@@ -16,13 +16,7 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-#define GUARD_S TU_SCALE(30, 40, 50)
 #define PROMPT COEV_SEC(5)
-
-static coev_time_t guard(void)
-{
-	return coev_deadline(COEV_SEC(GUARD_S));
-}
 
 static int run_cfg(coev_fn fn, void *arg, unsigned workers, unsigned bmax,
 		   coev_time_t idle)
@@ -34,18 +28,6 @@ static int run_cfg(coev_fn fn, void *arg, unsigned workers, unsigned bmax,
 	if (idle)
 		cfg.blocking_idle = idle;
 	return coev_run(fn, arg, &cfg);
-}
-
-static int wait_at_least(atomic_int *v, int n)
-{
-	coev_time_t dl = guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_sleep(COEV_MSEC(1));
-	}
-	return 0;
 }
 
 /*
@@ -136,7 +118,7 @@ static int result_main(void *arg)
 
 	(void)arg;
 	pthread_t me = pthread_self();
-	TU_CHECK_EQ(coev_blocking(job_fn, &j, guard(), &ret), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &j, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 42);
 	/* It ran on a pool thread: not this worker, not in a task. */
 	TU_CHECK(!pthread_equal(j.thread, me));
@@ -144,11 +126,11 @@ static int result_main(void *arg)
 	TU_CHECK_EQ(j.in_task, 0);
 	/* A negative result is the job's, not the call's. */
 	job_t f = {.value = -EIO};
-	TU_CHECK_EQ(coev_blocking(job_fn, &f, guard(), &ret), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &f, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, -EIO);
 	/* ret may be NULL. */
 	job_t n = {.value = 5};
-	TU_CHECK_EQ(coev_blocking(job_fn, &n, guard(), NULL), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &n, tu_guard(), NULL), 0);
 	TU_CHECK_EQ(atomic_load(&n.finished), 1);
 	return 0;
 }
@@ -222,7 +204,7 @@ static int slow_caller(void *arg)
 {
 	slow_caller_t *s = arg;
 
-	s->rc = coev_blocking(job_fn, &s->job, guard(), &s->ret);
+	s->rc = coev_blocking(job_fn, &s->job, tu_guard(), &s->ret);
 	atomic_fetch_add(s->done, 1);
 	return 0;
 }
@@ -396,14 +378,14 @@ static int queued_main(void *arg)
 	(void)arg;
 	/* blocking_max = 1: the occupant holds the only thread. */
 	TU_CHECK_EQ(coev_spawn_named("occupant", caller, &co, &to), 0);
-	TU_CHECK_EQ(wait_at_least(&occupy.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&occupy.started, 1), 0);
 
 	/* Queued behind it with a 30 ms deadline: -ETIMEDOUT. */
 	ct.deadline = coev_now() + COEV_MSEC(30);
 	TU_CHECK_EQ(coev_spawn_named("timed", caller, &ct, &tt), 0);
 	/* Queued, then cancelled: -ECANCELED. */
 	TU_CHECK_EQ(coev_spawn_named("cancelled", caller, &cc, &tc), 0);
-	TU_CHECK_EQ(wait_at_least(&cc.calling, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&cc.calling, 1), 0);
 	coev_sleep(COEV_MSEC(10));
 	TU_CHECK_EQ(coev_cancel(tc), 0);
 	TU_CHECK_EQ(coev_join(tc, NULL), 0);
@@ -428,7 +410,7 @@ static int queued_main(void *arg)
 	/* FIFO: once a later job ran, the dropped ones would have run. */
 	job_t later = {.value = 4};
 	int ret = 0;
-	TU_CHECK_EQ(coev_blocking(job_fn, &later, guard(), &ret), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &later, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 4);
 	coev_sleep(COEV_MSEC(50));
 	TU_CHECK_EQ(atomic_load(&timed.started), 0);
@@ -452,7 +434,7 @@ static int running_main(void *arg)
 
 	(void)arg;
 	/* An idle pool thread, so the next job starts at once. */
-	TU_CHECK_EQ(coev_blocking(job_fn, &warm, guard(), &ret), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &warm, tu_guard(), &ret), 0);
 
 	/* The deadline passes while the job runs: the call waits for it and
 	 * returns its result. (On a machine too loaded to start the job
@@ -477,7 +459,7 @@ static int running_main(void *arg)
 	caller_t cc = {.job = &k};
 	coev_task_t *t;
 	TU_CHECK_EQ(coev_spawn_named("running", caller, &cc, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&k.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&k.started, 1), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 	TU_CHECK_EQ(cc.rc, 0);
@@ -546,7 +528,7 @@ static int files_main(void *arg)
 {
 	files_t *f = arg;
 	char path[128], path2[128], missing[160];
-	coev_time_t dl = guard();
+	coev_time_t dl = tu_guard();
 	size_t n = FILE_BIG;
 	unsigned char *src = malloc(n);
 

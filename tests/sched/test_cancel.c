@@ -19,52 +19,16 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-#define GUARD_S TU_SCALE(30, 40, 50)
-
 /* A long wait that only cancellation is expected to end. */
 #define LONG_WAIT COEV_SEC(60)
 
 /* "Promptly": far below LONG_WAIT, far above any scheduling delay. */
 #define PROMPT COEV_SEC(5)
 
-static coev_time_t guard(void)
-{
-	return coev_deadline(COEV_SEC(GUARD_S));
-}
-
-static int run_main(coev_fn fn, void *arg, unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-
-	return coev_run(fn, arg, &cfg);
-}
-
-static coev_rt_t *new_rt(unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-	coev_rt_t *rt = NULL;
-
-	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
-	return rt;
-}
-
-/* As a task: sleep until *v >= n (0), or -ETIMEDOUT after the guard. */
-static int wait_at_least(atomic_int *v, int n)
-{
-	coev_time_t dl = guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_sleep(COEV_MSEC(1));
-	}
-	return 0;
-}
-
 /* As a plain thread: the same with naps. */
 static int thread_wait_at_least(atomic_int *v, int n)
 {
-	coev_time_t dl = coev_deadline(COEV_SEC(GUARD_S));
+	coev_time_t dl = coev_deadline(COEV_SEC(TU_GUARD_S));
 
 	while (atomic_load(v) < n) {
 		if (coev_now() > dl)
@@ -83,9 +47,9 @@ static int tcp_pair(int *c, int *s)
 	if (lfd < 0)
 		return lfd;
 	*c = coev_tcp_connect("127.0.0.1", (unsigned)coev_sock_port(lfd),
-			      guard());
+			      tu_guard());
 	if (*c >= 0)
-		*s = coev_accept(lfd, NULL, NULL, guard());
+		*s = coev_accept(lfd, NULL, NULL, tu_guard());
 	coev_close(lfd);
 	if (*c < 0 || *s < 0) {
 		int rc = *c < 0 ? *c : *s;
@@ -172,7 +136,7 @@ static void cancel_waiter_and_check(coev_task_t *t, waiter_t *w,
 {
 	int r = 0;
 
-	TU_CHECK_EQ(wait_at_least(&w->started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&w->started, 1), 0);
 	coev_sleep(COEV_MSEC(30));
 	TU_CHECK_MSG(!atomic_load(&w->finished), "%s ended before the cancel",
 		     what);
@@ -237,7 +201,7 @@ static int connect_main(void *arg)
 static void test_cancel_mid_connect(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(connect_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(connect_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -255,8 +219,8 @@ static int read_main(void *arg)
 	cancel_waiter_and_check(t, &w, "read");
 	/* The cancelled read consumed nothing: the fd still works. */
 	char buf[4];
-	TU_CHECK_EQ(coev_write(peer, "abc", 3, guard()), 3);
-	TU_CHECK_EQ(coev_read_full(w.fd, buf, 3, NULL, guard()), 3);
+	TU_CHECK_EQ(coev_write(peer, "abc", 3, tu_guard()), 3);
+	TU_CHECK_EQ(coev_read_full(w.fd, buf, 3, NULL, tu_guard()), 3);
 	TU_CHECK(memcmp(buf, "abc", 3) == 0);
 	TU_CHECK_EQ(coev_close(w.fd), 0);
 	TU_CHECK_EQ(coev_close(peer), 0);
@@ -276,7 +240,7 @@ static int read_main(void *arg)
 static void test_cancel_mid_read(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(read_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(read_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -295,8 +259,8 @@ static int sleep_main(void *arg)
 static void test_cancel_mid_sleep(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(sleep_main, NULL, 1), 0);
-	assert_int_equal(run_main(sleep_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(sleep_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(sleep_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -344,7 +308,7 @@ static int join_main(void *arg)
 static void test_cancel_mid_join(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(join_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(join_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -402,9 +366,9 @@ static int blocking_main(void *arg)
 	/* The pool has one thread (blocking_max = 1): the occupant's job
 	 * holds it, so the next job waits in the queue. */
 	TU_CHECK_EQ(coev_spawn_named("occupant", blk_caller, &bo, &occ), 0);
-	TU_CHECK_EQ(wait_at_least(&occupy.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&occupy.started, 1), 0);
 	TU_CHECK_EQ(coev_spawn_named("queued", blk_caller, &bq, &q), 0);
-	TU_CHECK_EQ(wait_at_least(&bq.calling, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&bq.calling, 1), 0);
 	coev_sleep(COEV_MSEC(20));
 	TU_CHECK_EQ(coev_cancel(q), 0);
 	TU_CHECK_EQ(coev_join(q, NULL), 0);
@@ -417,7 +381,7 @@ static int blocking_main(void *arg)
 	/* A running job cannot be interrupted: the cancelled caller waits
 	 * for it and gets its result; the cancel stays pending. */
 	TU_CHECK_EQ(coev_spawn_named("running", blk_caller, &br, &r), 0);
-	TU_CHECK_EQ(wait_at_least(&running.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&running.started, 1), 0);
 	TU_CHECK_EQ(coev_cancel(r), 0);
 	TU_CHECK_EQ(coev_join(r, NULL), 0);
 	TU_CHECK_EQ(br.rc, 0);
@@ -429,7 +393,7 @@ static int blocking_main(void *arg)
 	 * would have run before it. It never does. */
 	job_t later = {.value = 3};
 	int ret = 0;
-	TU_CHECK_EQ(coev_blocking(job_fn, &later, guard(), &ret), 0);
+	TU_CHECK_EQ(coev_blocking(job_fn, &later, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 3);
 	coev_sleep(COEV_MSEC(50));
 	TU_CHECK_EQ(atomic_load(&queued.started), 0);
@@ -464,7 +428,7 @@ static void *foreign_canceller(void *arg)
 
 static void test_cancel_from_foreign_thread(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	waiter_t ws = {0}, wr = {0};
 	foreign_t f;
 	pthread_t th;
@@ -553,8 +517,8 @@ static int xworker_main(void *arg)
 	 * fd on the victim's loop). */
 	TU_CHECK_EQ(coev_spawn_named("sleeper", sleeper, &ws, &ts), 0);
 	TU_CHECK_EQ(coev_spawn_named("reader", reader, &wr, &tr), 0);
-	TU_CHECK_EQ(wait_at_least(&ws.started, 1), 0);
-	TU_CHECK_EQ(wait_at_least(&wr.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&ws.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&wr.started, 1), 0);
 	coev_sleep(COEV_MSEC(20));
 
 	TU_CHECK_MSG(cancel_from_other_worker(&ws, ts),
@@ -579,7 +543,7 @@ static int xworker_main(void *arg)
 static void test_cancel_wait_on_another_workers_loop(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(xworker_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(xworker_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -633,11 +597,11 @@ static int busy_worker(void *arg)
 static void test_cancel_before_first_run(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(before_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(before_main, NULL, 1), 0);
 
 	/* From outside: the only worker is busy, so the task spawned and
 	 * cancelled from this thread cannot have started. */
-	coev_rt_t *rt = new_rt(1);
+	coev_rt_t *rt = tu_new_rt(1);
 	busy_t b = {0};
 	atomic_int ran = 0;
 	coev_task_t *busy, *t;
@@ -665,7 +629,7 @@ static int finished_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_spawn(count_run, &ran, &t), 0);
 	/* wait_any consumes nothing: t is finished and still ours. */
-	TU_CHECK_EQ(coev_wait_any(&t, 1, guard()), 0);
+	TU_CHECK_EQ(coev_wait_any(&t, 1, tu_guard()), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join(t, &r), 0);
@@ -681,7 +645,7 @@ static int finished_main(void *arg)
 static void test_cancel_finished_task_is_harmless(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(finished_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(finished_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -707,16 +671,18 @@ static int sticky_main(void *arg)
 		TU_CHECK_EQ(coev_sleep(COEV_MSEC(1)), -ECANCELED);
 		TU_CHECK_EQ(coev_sleep_until(coev_now() + COEV_SEC(10)),
 			    -ECANCELED);
-		TU_CHECK_EQ(coev_join_dl(c, guard(), &r), -ECANCELED);
-		TU_CHECK_EQ(coev_read(p[0], &ch, 1, guard()), -ECANCELED);
-		TU_CHECK_EQ(coev_wait_fd(p[0], COEV_READ, guard()), -ECANCELED);
+		TU_CHECK_EQ(coev_join_dl(c, tu_guard(), &r), -ECANCELED);
+		TU_CHECK_EQ(coev_read(p[0], &ch, 1, tu_guard()), -ECANCELED);
+		TU_CHECK_EQ(coev_wait_fd(p[0], COEV_READ, tu_guard()),
+			    -ECANCELED);
 		job_t j = {.value = 1};
-		TU_CHECK_EQ(coev_blocking(job_fn, &j, guard(), &r), -ECANCELED);
+		TU_CHECK_EQ(coev_blocking(job_fn, &j, tu_guard(), &r),
+			    -ECANCELED);
 		TU_CHECK_EQ(atomic_load(&j.started), 0);
 		/* A fn that has to be waited for (one that finished before
 		 * the wait would give its result, as a join of a finished
 		 * task does). */
-		TU_CHECK_EQ(coev_wait_for(slow_return, NULL, guard(), &r),
+		TU_CHECK_EQ(coev_wait_for(slow_return, NULL, tu_guard(), &r),
 			    -ECANCELED);
 		/* yield is not a wait. */
 		TU_CHECK_EQ(coev_yield(), 0);
@@ -737,7 +703,7 @@ static int sticky_main(void *arg)
 static void test_cancel_is_sticky_until_return(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(sticky_main, NULL, 2), -ECANCELED);
+	assert_int_equal(tu_run_main(sticky_main, NULL, 2), -ECANCELED);
 	tu_assert_no_failures();
 }
 
@@ -800,14 +766,14 @@ static int shield_main(void *arg)
 	TU_CHECK_EQ(r, 11);
 	TU_CHECK_EQ(coev_shield_end(), 0);
 	TU_CHECK_EQ(coev_sleep(COEV_MSEC(1)), -ECANCELED);
-	TU_CHECK_EQ(coev_read(p[0], &c, 1, guard()), -ECANCELED);
+	TU_CHECK_EQ(coev_read(p[0], &c, 1, tu_guard()), -ECANCELED);
 
 	/* Cancelled from outside while in a shielded sleep: the sleep lasts
 	 * its full time; after shield_end the next wait is cancelled. */
 	s.fd = p[0];
 	TU_CHECK_EQ(coev_shield_begin(), 0); /* to wait for t ourselves */
 	TU_CHECK_EQ(coev_spawn_named("shielded", shielded_sleeper, &s, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&s.in_shield, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&s.in_shield, 1), 0);
 	coev_sleep(COEV_MSEC(20));
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	t0 = coev_now();
@@ -828,7 +794,7 @@ static int shield_main(void *arg)
 static void test_cancel_shield_hides_until_end(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(shield_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(shield_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -953,7 +919,7 @@ static int push_main(void *arg)
 static void test_cancel_deadline_push_pop(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(push_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(push_main, NULL, 2), 0);
 	tu_assert_no_failures();
 	/* Outside a task. */
 	assert_int_equal(coev_deadline_push(coev_deadline(COEV_SEC(1))),
@@ -1048,7 +1014,7 @@ static int wait_for_main(void *arg)
 	wf_caller_t w = {.fn = {.value = -ECANCELED}};
 	coev_task_t *t;
 	TU_CHECK_EQ(coev_spawn_named("wf-caller", wf_caller, &w, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&w.fn.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&w.fn.started, 1), 0);
 	coev_sleep(COEV_MSEC(10));
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -1064,7 +1030,7 @@ static void test_cancel_wait_for(void **state)
 	int r = 0;
 
 	(void)state;
-	assert_int_equal(run_main(wait_for_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(wait_for_main, NULL, 2), 0);
 	tu_assert_no_failures();
 	assert_int_equal(coev_wait_for(return_arg, NULL, COEV_FOREVER, &r),
 			 COEV_ENOTCORO);
@@ -1196,7 +1162,7 @@ static void test_cancel_racing_completion(void **state)
 	race_tally_t tl = {0};
 
 	(void)state;
-	assert_int_equal(run_main(race_main, &tl, 2), 0);
+	assert_int_equal(tu_run_main(race_main, &tl, 2), 0);
 	print_message("in tasks: %d normal, %d cancelled\n", tl.normal,
 		      tl.cancelled);
 	tu_assert_no_failures();
@@ -1205,7 +1171,7 @@ static void test_cancel_racing_completion(void **state)
 	assert_true(tl.cancelled > 0);
 
 	/* The same from a plain thread: spawn, cancel, join. */
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	race_tally_t ft = {0};
 	int n = RACES / 4;
 	race_slot_t *slots = calloc((size_t)n, sizeof *slots);
@@ -1282,7 +1248,7 @@ static int sd_stubborn(void *arg)
 
 static void test_cancel_shutdown_cancels_sleeping_tasks(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	atomic_int started = 0, finished = 0;
 	sd_task_t t[SD_SLEEPERS + SD_READERS];
 	int p[SD_READERS][2];
@@ -1321,7 +1287,7 @@ static void test_cancel_shutdown_cancels_sleeping_tasks(void **state)
 
 static void test_cancel_shutdown_reports_tasks_ignoring_cancel(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	atomic_int started = 0, finished = 0;
 	sd_task_t t[4];
 

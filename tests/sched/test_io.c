@@ -26,33 +26,6 @@
 
 /* A generous deadline for waits that must not time out: a broken runtime
  * then fails a check instead of hanging the binary. */
-#define GUARD_S TU_SCALE(30, 40, 50)
-
-static coev_time_t guard(void)
-{
-	return coev_deadline(COEV_SEC(GUARD_S));
-}
-
-static int run_main(coev_fn fn, void *arg, unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-
-	return coev_run(fn, arg, &cfg);
-}
-
-/* Sleeps (as a task) until *v >= n; returns 0, or -ETIMEDOUT after the
- * guard. */
-static int wait_at_least(atomic_int *v, int n)
-{
-	coev_time_t dl = guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_sleep(COEV_MSEC(1));
-	}
-	return 0;
-}
 
 /* A pattern byte for offset i of a stream (not periodic at small powers
  * of two, so shifted or repeated chunks are caught). */
@@ -121,13 +94,13 @@ static int tcp_pair_buf(int *c, int *s, int rcvbuf)
 		coev_close(lfd);
 		return port < 0 ? port : -EINVAL;
 	}
-	*c = coev_tcp_connect("127.0.0.1", (unsigned)port, guard());
+	*c = coev_tcp_connect("127.0.0.1", (unsigned)port, tu_guard());
 	if (*c < 0) {
 		int rc = *c;
 		coev_close(lfd);
 		return rc;
 	}
-	*s = coev_accept(lfd, NULL, NULL, guard());
+	*s = coev_accept(lfd, NULL, NULL, tu_guard());
 	coev_close(lfd);
 	if (*s < 0) {
 		int rc = *s;
@@ -168,7 +141,7 @@ static int echo_conn(void *arg)
 	char buf[512];
 
 	for (;;) {
-		ssize_t n = coev_read(c->fd, buf, sizeof buf, guard());
+		ssize_t n = coev_read(c->fd, buf, sizeof buf, tu_guard());
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -177,7 +150,7 @@ static int echo_conn(void *arg)
 			break;
 		}
 		ssize_t w =
-			coev_write_all(c->fd, buf, (size_t)n, NULL, guard());
+			coev_write_all(c->fd, buf, (size_t)n, NULL, tu_guard());
 		if (w > 0)
 			atomic_fetch_add(&c->srv->bytes, (long)w);
 		if (w != n) {
@@ -197,7 +170,7 @@ static int echo_acceptor(void *arg)
 	echo_srv_t *srv = arg;
 
 	for (int k = 0; k < srv->max; k++) {
-		int fd = coev_accept(srv->lfd, NULL, NULL, guard());
+		int fd = coev_accept(srv->lfd, NULL, NULL, tu_guard());
 		if (fd < 0) {
 			TU_CHECK_MSG(fd >= 0, "accept %d: %s", k,
 				     coev_strerror(fd));
@@ -273,7 +246,7 @@ static int many_client(void *arg)
 	many_t *m = c->m;
 	char msg[MSG], got[MSG];
 
-	int fd = coev_tcp_connect("127.0.0.1", m->port, guard());
+	int fd = coev_tcp_connect("127.0.0.1", m->port, tu_guard());
 	if (fd < 0) {
 		TU_CHECK_MSG(fd >= 0, "client %d: connect: %s", c->i,
 			     coev_strerror(fd));
@@ -284,13 +257,13 @@ static int many_client(void *arg)
 
 	/* First exchange: the client's own message comes back. */
 	many_msg(msg, 'q', c->i);
-	ssize_t r = coev_write_all(fd, msg, MSG, NULL, guard());
+	ssize_t r = coev_write_all(fd, msg, MSG, NULL, tu_guard());
 	if (r != MSG) {
 		TU_CHECK_MSG(r == MSG, "client %d: write: %zd", c->i, r);
 		atomic_store(&m->cfd[c->i], -1);
 		return many_client_fail(m, fd, (int)r);
 	}
-	r = coev_read_full(fd, got, MSG, NULL, guard());
+	r = coev_read_full(fd, got, MSG, NULL, tu_guard());
 	if (r != MSG || memcmp(got, msg, MSG) != 0) {
 		TU_CHECK_MSG(0, "client %d: reply: %zd", c->i, r);
 		atomic_store(&m->cfd[c->i], -1);
@@ -301,7 +274,7 @@ static int many_client(void *arg)
 	/* Second: the releasing task writes 'r' on this fd once every client
 	 * has been answered; the server echoes it back to us. */
 	many_msg(msg, 'r', c->i);
-	r = coev_read_full(fd, got, MSG, NULL, guard());
+	r = coev_read_full(fd, got, MSG, NULL, tu_guard());
 	if (r != MSG || memcmp(got, msg, MSG) != 0) {
 		TU_CHECK_MSG(0, "client %d: release: %zd", c->i, r);
 		return many_client_fail(m, fd, (int)r);
@@ -347,7 +320,7 @@ static int many_clients(many_t *m, echo_srv_t *srv_here)
 	}
 
 	/* Every client answered while all of them hold their connection. */
-	coev_time_t dl = coev_deadline(COEV_SEC(2 * GUARD_S));
+	coev_time_t dl = coev_deadline(COEV_SEC(2 * TU_GUARD_S));
 	while (atomic_load(&m->answered) + atomic_load(&m->failed) < spawned &&
 	       coev_now() < dl)
 		coev_sleep(COEV_MSEC(5));
@@ -372,7 +345,8 @@ static int many_clients(many_t *m, echo_srv_t *srv_here)
 		if (answered == n) {
 			char msg[MSG];
 			many_msg(msg, 'r', i);
-			ssize_t w = coev_write_all(fd, msg, MSG, NULL, guard());
+			ssize_t w =
+				coev_write_all(fd, msg, MSG, NULL, tu_guard());
 			TU_CHECK_EQ(w, MSG);
 		} else {
 			coev_shutdown(fd, SHUT_RDWR);
@@ -417,7 +391,7 @@ static int many_server_main(void *arg)
 	if (ms->split) {
 		/* Releases come only after every client was answered, so
 		 * n first messages echoed means all were open at once. */
-		coev_time_t dl = coev_deadline(COEV_SEC(2 * GUARD_S));
+		coev_time_t dl = coev_deadline(COEV_SEC(2 * TU_GUARD_S));
 		while (atomic_load(&srv->bytes) < (long)n * MSG &&
 		       coev_now() < dl)
 			coev_sleep(COEV_MSEC(5));
@@ -433,14 +407,14 @@ static int many_server_main(void *arg)
 		for (int k = atomic_load(&srv->accepted); k < n; k++) {
 			int fd = coev_tcp_connect(
 				"127.0.0.1", (unsigned)coev_sock_port(srv->lfd),
-				guard());
+				tu_guard());
 			if (fd >= 0)
 				coev_close(fd);
 		}
 	}
 	TU_CHECK_EQ(coev_join(acc, NULL), 0);
 	/* The server closes each connection once its client has. */
-	TU_CHECK_EQ(wait_at_least(&srv->closed, atomic_load(&srv->accepted)),
+	TU_CHECK_EQ(tu_wait_at_least(&srv->closed, atomic_load(&srv->accepted)),
 		    0);
 	TU_CHECK_EQ(atomic_load(&srv->accepted), n);
 	TU_CHECK_EQ(atomic_load(&srv->bytes), (long)n * MSG * 2);
@@ -460,7 +434,7 @@ static void many_child(many_t *m)
 	/* Crashes must kill this process, not land in cmocka's handler. */
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		signal(sigs[i], SIG_DFL);
-	int rc = run_main(many_clients_main, m, 2);
+	int rc = tu_run_main(many_clients_main, m, 2);
 	int failures = atomic_load(&tu_failures);
 	fflush(stderr);
 	_exit(rc == 0 && failures == 0 ? 0 : 1);
@@ -538,7 +512,7 @@ static void test_io_ten_thousand_connections_at_once(void **state)
 			many_child(m);
 		}
 	}
-	rc = run_main(many_server_main, ms, 2);
+	rc = tu_run_main(many_server_main, ms, 2);
 	int child_ok = 1;
 	if (split) {
 		int status = 0;
@@ -588,13 +562,13 @@ static int bulk_writer(void *arg)
 
 	/* One plain write bigger than both socket buffers takes what fits:
 	 * a partial write. */
-	b->first_write = coev_write(b->wfd, b->src, 1024 * 1024, guard());
+	b->first_write = coev_write(b->wfd, b->src, 1024 * 1024, tu_guard());
 	atomic_store(&b->first_done, 1);
 	if (b->first_write <= 0)
 		return -EIO;
 	size_t off = (size_t)b->first_write;
 	b->all = coev_write_all(b->wfd, b->src + off, b->n - off, &b->done,
-				guard());
+				tu_guard());
 	b->done += off;
 	if (b->all >= 0)
 		b->all += (ssize_t)off;
@@ -612,7 +586,7 @@ static int bulk_main(void *arg)
 	TU_CHECK_EQ(tcp_pair_buf(&b->wfd, &b->rfd, SMALLBUF), 0);
 	TU_CHECK_EQ(set_int_opt(b->wfd, SOL_SOCKET, SO_SNDBUF, SMALLBUF), 0);
 	TU_CHECK_EQ(coev_spawn(bulk_writer, b, &w), 0);
-	TU_CHECK_EQ(wait_at_least(&b->first_done, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&b->first_done, 1), 0);
 	TU_CHECK_MSG(b->first_write > 0 && b->first_write < 1024 * 1024,
 		     "a 1 MB write to a full socket returned %zd",
 		     b->first_write);
@@ -620,7 +594,7 @@ static int bulk_main(void *arg)
 	/* A slow reader: small reads of varying size, a nap every 8. */
 	for (;;) {
 		size_t want = 1 + (reads * 977) % 4096;
-		ssize_t n = coev_read(b->rfd, chunk, want, guard());
+		ssize_t n = coev_read(b->rfd, chunk, want, tu_guard());
 		if (n <= 0) {
 			TU_CHECK_MSG(n == 0, "read: %s", coev_strerror((int)n));
 			break;
@@ -652,7 +626,7 @@ static void test_io_write_all_large_against_slow_reader(void **state)
 	b->src = malloc(BIG);
 	assert_non_null(b->src);
 	fill_pat(b->src, 0, BIG);
-	assert_int_equal(run_main(bulk_main, b, 2), 0);
+	assert_int_equal(tu_run_main(bulk_main, b, 2), 0);
 	tu_assert_no_failures();
 	free(b->src);
 	free(b);
@@ -680,7 +654,7 @@ static int pieces_writer(void *arg)
 		if (n > PIECES_TOTAL - off)
 			n = PIECES_TOTAL - off;
 		fill_pat(buf, off, n);
-		ssize_t w = coev_write(p->wfd, buf, n, guard());
+		ssize_t w = coev_write(p->wfd, buf, n, tu_guard());
 		TU_CHECK_EQ(w, (ssize_t)n);
 		if (w != (ssize_t)n)
 			return -EIO;
@@ -706,14 +680,14 @@ static int pieces_main(void *arg)
 	TU_CHECK_EQ(tcp_pair(&p.wfd, &rfd), 0);
 	TU_CHECK_EQ(get_int_opt(p.wfd, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
 	TU_CHECK_EQ(coev_spawn(pieces_writer, &p, &w), 0);
-	ssize_t n = coev_read_full(rfd, buf, PIECES_TOTAL, &done, guard());
+	ssize_t n = coev_read_full(rfd, buf, PIECES_TOTAL, &done, tu_guard());
 	TU_CHECK_EQ(n, PIECES_TOTAL);
 	TU_CHECK_EQ(done, PIECES_TOTAL);
 	TU_CHECK_EQ(check_pat(buf, 0, PIECES_TOTAL), PIECES_TOTAL);
 	TU_CHECK_EQ(coev_join(w, NULL), 0);
 	TU_CHECK(p.pieces >= PIECES_TOTAL / 7);
 	/* done may be NULL; a zero-byte read_full returns 0 at once. */
-	TU_CHECK_EQ(coev_read_full(rfd, buf, 0, NULL, guard()), 0);
+	TU_CHECK_EQ(coev_read_full(rfd, buf, 0, NULL, tu_guard()), 0);
 	TU_CHECK_EQ(coev_close(p.wfd), 0);
 	TU_CHECK_EQ(coev_close(rfd), 0);
 	return 0;
@@ -722,7 +696,7 @@ static int pieces_main(void *arg)
 static void test_io_read_full_assembles_small_pieces(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(pieces_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(pieces_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -766,7 +740,7 @@ static int vec_writer(void *arg)
 	size_t sent = 0;
 	int calls = 0;
 	while (cnt > 0) {
-		ssize_t n = coev_writev(v->wfd, iov, cnt, guard());
+		ssize_t n = coev_writev(v->wfd, iov, cnt, tu_guard());
 		if (n <= 0) {
 			TU_CHECK_MSG(n > 0, "writev: %s",
 				     coev_strerror((int)n));
@@ -797,13 +771,13 @@ static int vec_main(void *arg)
 	 * read back with readv into differently cut pieces. */
 	char a[] = "hello, ", b[] = "vectored ", c[] = "world";
 	struct iovec wv[3] = {{a, 7}, {b, 9}, {c, 5}};
-	TU_CHECK_EQ(coev_writev(v->wfd, wv, 3, guard()), 21);
+	TU_CHECK_EQ(coev_writev(v->wfd, wv, 3, tu_guard()), 21);
 	char r1[4], r2[10], r3[7];
 	struct iovec rstore[3] = {{r1, 4}, {r2, 10}, {r3, 7}}, *rv = rstore;
 	int rcnt = 3;
 	size_t got = 0;
 	while (rcnt > 0) {
-		ssize_t n = coev_readv(v->rfd, rv, rcnt, guard());
+		ssize_t n = coev_readv(v->rfd, rv, rcnt, tu_guard());
 		if (n <= 0) {
 			TU_CHECK_MSG(n > 0, "readv: %zd", n);
 			break;
@@ -819,7 +793,7 @@ static int vec_main(void *arg)
 	/* Big: writev of 2 MB through small buffers is partial; readv with
 	 * three pieces per call assembles it. */
 	TU_CHECK_EQ(coev_spawn(vec_writer, v, &w), 0);
-	TU_CHECK_EQ(wait_at_least(&v->first_done, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&v->first_done, 1), 0);
 	TU_CHECK_MSG(v->first_writev > 0 && (size_t)v->first_writev < VEC_BIG,
 		     "first writev of %zu bytes returned %zd", VEC_BIG,
 		     v->first_writev);
@@ -835,7 +809,7 @@ static int vec_main(void *arg)
 			pos += take;
 			left -= take;
 		}
-		ssize_t n = coev_readv(v->rfd, rs, cnt, guard());
+		ssize_t n = coev_readv(v->rfd, rs, cnt, tu_guard());
 		if (n <= 0) {
 			TU_CHECK_MSG(n > 0, "readv at %zu: %zd", off, n);
 			break;
@@ -843,7 +817,7 @@ static int vec_main(void *arg)
 		off += (size_t)n;
 	}
 	char extra;
-	TU_CHECK_EQ(coev_read(v->rfd, &extra, 1, guard()), 0);
+	TU_CHECK_EQ(coev_read(v->rfd, &extra, 1, tu_guard()), 0);
 	TU_CHECK_EQ(off, VEC_BIG);
 	TU_CHECK(memcmp(v->src, v->dst, VEC_BIG) == 0);
 	TU_CHECK_EQ(coev_join(w, NULL), 0);
@@ -862,7 +836,7 @@ static void test_io_readv_writev_partial(void **state)
 	assert_non_null(v->src);
 	assert_non_null(v->dst);
 	fill_pat(v->src, 7, VEC_BIG);
-	assert_int_equal(run_main(vec_main, v, 2), 0);
+	assert_int_equal(tu_run_main(vec_main, v, 2), 0);
 	tu_assert_no_failures();
 	free(v->src);
 	free(v->dst);
@@ -885,7 +859,7 @@ static int reset_reader(void *arg)
 	char c;
 
 	atomic_store(&r->waiting, 1);
-	r->rc = coev_read(r->fd, &c, 1, guard());
+	r->rc = coev_read(r->fd, &c, 1, tu_guard());
 	return 0;
 }
 
@@ -894,7 +868,7 @@ static int reset_writer(void *arg)
 	reset_t *r = arg;
 
 	atomic_store(&r->waiting, 1);
-	r->rc = coev_write_all(r->fd, r->buf, BIG, &r->done, guard());
+	r->rc = coev_write_all(r->fd, r->buf, BIG, &r->done, tu_guard());
 	return 0;
 }
 
@@ -916,7 +890,7 @@ static int reset_main(void *arg)
 	/* A reader waiting when the peer resets gets -ECONNRESET... */
 	TU_CHECK_EQ(tcp_pair(&r.fd, &peer), 0);
 	TU_CHECK_EQ(coev_spawn(reset_reader, &r, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&r.waiting, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&r.waiting, 1), 0);
 	coev_sleep(COEV_MSEC(20));
 	hard_close(peer);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -926,7 +900,7 @@ static int reset_main(void *arg)
 	static char junk[65536];
 	ssize_t w = 0;
 	for (int i = 0; i < 64 && w >= 0; i++)
-		w = coev_write(r.fd, junk, sizeof junk, guard());
+		w = coev_write(r.fd, junk, sizeof junk, tu_guard());
 	TU_CHECK_MSG(w == -EPIPE || w == -ECONNRESET,
 		     "write after reset: %zd (%s)", w, coev_strerror((int)w));
 	TU_CHECK_EQ(coev_close(r.fd), 0);
@@ -938,7 +912,7 @@ static int reset_main(void *arg)
 	TU_CHECK_EQ(tcp_pair_buf(&r2.fd, &peer, SMALLBUF), 0);
 	TU_CHECK_EQ(set_int_opt(r2.fd, SOL_SOCKET, SO_SNDBUF, SMALLBUF), 0);
 	TU_CHECK_EQ(coev_spawn(reset_writer, &r2, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&r2.waiting, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&r2.waiting, 1), 0);
 	coev_sleep(COEV_MSEC(50));
 	hard_close(peer);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -954,7 +928,7 @@ static int reset_main(void *arg)
 static void test_io_peer_reset_is_an_error_not_a_crash(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(reset_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(reset_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -979,19 +953,19 @@ static int storm_client(void *arg)
 	storm_client_t *c = arg;
 	char ack[2];
 
-	int fd = coev_tcp_connect("127.0.0.1", c->s->port, guard());
+	int fd = coev_tcp_connect("127.0.0.1", c->s->port, tu_guard());
 	if (fd < 0) {
 		TU_CHECK_MSG(fd >= 0, "storm connect %u: %s", c->i,
 			     coev_strerror(fd));
 		return fd;
 	}
 	atomic_fetch_add(&c->s->connected, 1);
-	TU_CHECK_EQ(coev_write_all(fd, &c->i, sizeof c->i, NULL, guard()),
+	TU_CHECK_EQ(coev_write_all(fd, &c->i, sizeof c->i, NULL, tu_guard()),
 		    (ssize_t)sizeof c->i);
 	/* One byte of acknowledgement, then the server's end of stream. */
-	ssize_t n = coev_read_full(fd, ack, 1, NULL, guard());
+	ssize_t n = coev_read_full(fd, ack, 1, NULL, tu_guard());
 	TU_CHECK_EQ(n, 1);
-	TU_CHECK_EQ(coev_read(fd, ack + 1, 1, guard()), 0);
+	TU_CHECK_EQ(coev_read(fd, ack + 1, 1, tu_guard()), 0);
 	if (n == 1 && ack[0] == 'k')
 		atomic_fetch_add(&c->s->ok, 1);
 	TU_CHECK_EQ(coev_close(fd), 0);
@@ -1017,7 +991,7 @@ static int storm_main(void *arg)
 		struct sockaddr_in from;
 		socklen_t flen = sizeof from;
 		int fd = coev_accept(lfd, (struct sockaddr *)&from, &flen,
-				     guard());
+				     tu_guard());
 		if (fd < 0) {
 			TU_CHECK_MSG(fd >= 0, "accept %d: %s", k,
 				     coev_strerror(fd));
@@ -1027,15 +1001,16 @@ static int storm_main(void *arg)
 		TU_CHECK_EQ(from.sin_family, AF_INET);
 		TU_CHECK_EQ(from.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 		uint32_t idx = UINT32_MAX;
-		TU_CHECK_EQ(coev_read_full(fd, &idx, sizeof idx, NULL, guard()),
-			    (ssize_t)sizeof idx);
+		TU_CHECK_EQ(
+			coev_read_full(fd, &idx, sizeof idx, NULL, tu_guard()),
+			(ssize_t)sizeof idx);
 		if (idx < STORM) {
 			TU_CHECK_EQ(s->seen[idx], 0);
 			s->seen[idx] = 1;
 		} else {
 			TU_CHECK_MSG(idx < STORM, "bad index %u", idx);
 		}
-		TU_CHECK_EQ(coev_write(fd, "k", 1, guard()), 1);
+		TU_CHECK_EQ(coev_write(fd, "k", 1, tu_guard()), 1);
 		TU_CHECK_EQ(coev_close(fd), 0);
 	}
 	for (int i = 0; i < STORM; i++)
@@ -1057,7 +1032,7 @@ static void test_io_accept_storm_accepts_every_connection(void **state)
 	storm_t *s = calloc(1, sizeof *s);
 
 	(void)state;
-	assert_int_equal(run_main(storm_main, s, 2), 0);
+	assert_int_equal(tu_run_main(storm_main, s, 2), 0);
 	tu_assert_no_failures();
 	assert_int_equal(atomic_load(&s->connected), STORM);
 	free(s);
@@ -1083,21 +1058,22 @@ static int deadline_main(void *arg)
 		     "a 50 ms read deadline returned after %lld ns",
 		     (long long)took);
 	/* ...and leaves the fd usable: data sent afterwards is read. */
-	TU_CHECK_EQ(coev_write(b, "hello", 5, guard()), 5);
-	n = coev_read(a, buf, sizeof buf, guard());
+	TU_CHECK_EQ(coev_write(b, "hello", 5, tu_guard()), 5);
+	n = coev_read(a, buf, sizeof buf, tu_guard());
 	TU_CHECK_EQ(n, 5);
 	TU_CHECK(memcmp(buf, "hello", 5) == 0);
 
 	/* A deadline already past only tries: -ETIMEDOUT without data,
 	 * the data when there is some. */
 	TU_CHECK_EQ(coev_read(a, buf, sizeof buf, coev_now() - 1), -ETIMEDOUT);
-	TU_CHECK_EQ(coev_write(b, "x", 1, guard()), 1);
-	TU_CHECK_EQ(coev_wait_fd(a, COEV_READ, guard()) & COEV_READ, COEV_READ);
+	TU_CHECK_EQ(coev_write(b, "x", 1, tu_guard()), 1);
+	TU_CHECK_EQ(coev_wait_fd(a, COEV_READ, tu_guard()) & COEV_READ,
+		    COEV_READ);
 	TU_CHECK_EQ(coev_read(a, buf, sizeof buf, coev_now() - 1), 1);
 
 	/* read_full interrupted by its deadline keeps what it got (done),
 	 * and the rest follows. */
-	TU_CHECK_EQ(coev_write(b, "abc", 3, guard()), 3);
+	TU_CHECK_EQ(coev_write(b, "abc", 3, tu_guard()), 3);
 	memset(buf, 0, sizeof buf);
 	t0 = coev_now();
 	n = coev_read_full(a, buf, 8, &done, t0 + COEV_MSEC(50));
@@ -1106,8 +1082,8 @@ static int deadline_main(void *arg)
 	TU_CHECK_EQ(done, 3);
 	TU_CHECK(took >= COEV_MSEC(50) && took < COEV_SEC(5));
 	TU_CHECK(memcmp(buf, "abc", 3) == 0);
-	TU_CHECK_EQ(coev_write(b, "defgh", 5, guard()), 5);
-	TU_CHECK_EQ(coev_read_full(a, buf + 3, 5, &done, guard()), 5);
+	TU_CHECK_EQ(coev_write(b, "defgh", 5, tu_guard()), 5);
+	TU_CHECK_EQ(coev_read_full(a, buf + 3, 5, &done, tu_guard()), 5);
 	TU_CHECK_EQ(done, 5);
 	TU_CHECK(memcmp(buf, "abcdefgh", 8) == 0);
 
@@ -1124,16 +1100,18 @@ static int deadline_main(void *arg)
 	TU_CHECK(done > 0 && done < big);
 	size_t first = done;
 	/* Drain exactly `first` bytes; nothing more may be there. */
-	TU_CHECK_EQ(coev_read_full(a, dst, first, NULL, guard()),
+	TU_CHECK_EQ(coev_read_full(a, dst, first, NULL, tu_guard()),
 		    (ssize_t)first);
 	TU_CHECK_EQ(coev_read(a, dst + first, 1, coev_now() - 1), -ETIMEDOUT);
 	TU_CHECK_EQ(check_pat(dst, 0, first), first);
 	/* Still usable: the rest goes through, then end of stream. */
-	TU_CHECK_EQ(coev_write_all(b, src + first, 4096, NULL, guard()), 4096);
-	TU_CHECK_EQ(coev_read_full(a, dst + first, 4096, NULL, guard()), 4096);
+	TU_CHECK_EQ(coev_write_all(b, src + first, 4096, NULL, tu_guard()),
+		    4096);
+	TU_CHECK_EQ(coev_read_full(a, dst + first, 4096, NULL, tu_guard()),
+		    4096);
 	TU_CHECK_EQ(check_pat(dst + first, first, 4096), 4096);
 	TU_CHECK_EQ(coev_close(b), 0);
-	TU_CHECK_EQ(coev_read(a, dst, 1, guard()), 0);
+	TU_CHECK_EQ(coev_read(a, dst, 1, tu_guard()), 0);
 	free(src);
 	free(dst);
 	TU_CHECK_EQ(coev_close(a), 0);
@@ -1143,7 +1121,7 @@ static int deadline_main(void *arg)
 static void test_io_deadline_mid_read_leaves_fd_usable(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(deadline_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(deadline_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 
@@ -1157,22 +1135,22 @@ static int eof_main(void *arg)
 
 	(void)arg;
 	TU_CHECK_EQ(tcp_pair(&a, &b), 0);
-	TU_CHECK_EQ(coev_write(b, "12345", 5, guard()), 5);
+	TU_CHECK_EQ(coev_write(b, "12345", 5, tu_guard()), 5);
 	TU_CHECK_EQ(coev_shutdown(b, SHUT_WR), 0);
 	memset(buf, 0, sizeof buf);
-	ssize_t n = coev_read_full(a, buf, 10, &done, guard());
+	ssize_t n = coev_read_full(a, buf, 10, &done, tu_guard());
 	TU_CHECK_MSG(n == COEV_EEOF, "read_full at end of stream: %zd (%s)", n,
 		     coev_strerror((int)n));
 	TU_CHECK_EQ(done, 5);
 	TU_CHECK(memcmp(buf, "12345", 5) == 0);
 	/* The stream stays ended. */
-	TU_CHECK_EQ(coev_read(a, buf, sizeof buf, guard()), 0);
-	TU_CHECK_EQ(coev_read_full(a, buf, 4, &done, guard()), COEV_EEOF);
+	TU_CHECK_EQ(coev_read(a, buf, sizeof buf, tu_guard()), 0);
+	TU_CHECK_EQ(coev_read_full(a, buf, 4, &done, tu_guard()), COEV_EEOF);
 	TU_CHECK_EQ(done, 0);
-	TU_CHECK_EQ(coev_read_full(a, buf, 4, NULL, guard()), COEV_EEOF);
+	TU_CHECK_EQ(coev_read_full(a, buf, 4, NULL, tu_guard()), COEV_EEOF);
 	/* The other direction still works (half-close). */
-	TU_CHECK_EQ(coev_write_all(a, "back", 4, NULL, guard()), 4);
-	TU_CHECK_EQ(coev_read_full(b, buf, 4, NULL, guard()), 4);
+	TU_CHECK_EQ(coev_write_all(a, "back", 4, NULL, tu_guard()), 4);
+	TU_CHECK_EQ(coev_read_full(b, buf, 4, NULL, tu_guard()), 4);
 	TU_CHECK(memcmp(buf, "back", 4) == 0);
 	TU_CHECK_EQ(coev_close(a), 0);
 	TU_CHECK_EQ(coev_close(b), 0);
@@ -1182,7 +1160,7 @@ static int eof_main(void *arg)
 static void test_io_read_full_eof_reports_done(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(eof_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(eof_main, NULL, 2), 0);
 	tu_assert_no_failures();
 	assert_string_equal(coev_strerror(COEV_EEOF),
 			    "end of stream before the requested number of "
@@ -1211,7 +1189,7 @@ static int udp_sender(void *arg)
 		memset(buf, i, len);
 		ssize_t n =
 			coev_sendto(u->a, buf, len, 0, (struct sockaddr *)&to,
-				    sizeof to, guard());
+				    sizeof to, tu_guard());
 		TU_CHECK_EQ(n, (ssize_t)len);
 	}
 	return 0;
@@ -1244,9 +1222,9 @@ static int udp_main(void *arg)
 	for (int i = 0; i < DGRAMS; i++) {
 		socklen_t flen = sizeof from;
 		memset(&from, 0, sizeof from);
-		ssize_t n =
-			coev_recvfrom(u.b, buf, sizeof buf, 0,
-				      (struct sockaddr *)&from, &flen, guard());
+		ssize_t n = coev_recvfrom(u.b, buf, sizeof buf, 0,
+					  (struct sockaddr *)&from, &flen,
+					  tu_guard());
 		TU_CHECK_EQ(n, 1 + i * 50);
 		TU_CHECK(n > 0 && buf[0] == i && buf[n - 1] == i);
 		TU_CHECK_EQ(flen, sizeof from);
@@ -1258,10 +1236,11 @@ static int udp_main(void *arg)
 	/* A reply to the address recvfrom gave; recvfrom without an
 	 * address. */
 	TU_CHECK_EQ(coev_sendto(u.b, "pong", 4, 0, (struct sockaddr *)&from,
-				sizeof from, guard()),
+				sizeof from, tu_guard()),
 		    4);
-	TU_CHECK_EQ(coev_recvfrom(u.a, buf, sizeof buf, 0, NULL, NULL, guard()),
-		    4);
+	TU_CHECK_EQ(
+		coev_recvfrom(u.a, buf, sizeof buf, 0, NULL, NULL, tu_guard()),
+		4);
 	TU_CHECK(memcmp(buf, "pong", 4) == 0);
 	TU_CHECK_EQ(coev_close(u.a), 0);
 	TU_CHECK_EQ(coev_close(u.b), 0);
@@ -1271,7 +1250,7 @@ static int udp_main(void *arg)
 static void test_io_udp_sendto_recvfrom(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(udp_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(udp_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -1290,17 +1269,17 @@ static int unix_server(void *arg)
 	char buf[64];
 
 	for (int k = 0; k < u->conns; k++) {
-		int fd = coev_accept(u->lfd, NULL, NULL, guard());
+		int fd = coev_accept(u->lfd, NULL, NULL, tu_guard());
 		if (fd < 0) {
 			TU_CHECK_MSG(fd >= 0, "unix accept: %s",
 				     coev_strerror(fd));
 			return fd;
 		}
-		ssize_t n = coev_read(fd, buf, sizeof buf, guard());
+		ssize_t n = coev_read(fd, buf, sizeof buf, tu_guard());
 		TU_CHECK(n > 0);
 		if (n > 0)
 			TU_CHECK_EQ(coev_write_all(fd, buf, (size_t)n, NULL,
-						   guard()),
+						   tu_guard()),
 				    n);
 		TU_CHECK_EQ(coev_close(fd), 0);
 	}
@@ -1312,17 +1291,19 @@ static int unix_client(void *arg)
 	unx_t *u = arg;
 	char msg[32], got[32];
 
-	int fd = coev_unix_connect(u->path, guard());
+	int fd = coev_unix_connect(u->path, tu_guard());
 	if (fd < 0) {
 		TU_CHECK_MSG(fd >= 0, "unix connect: %s", coev_strerror(fd));
 		return fd;
 	}
 	TU_CHECK(is_nonblock_cloexec(fd));
 	int len = snprintf(msg, sizeof msg, "unix %p", (void *)&msg);
-	TU_CHECK_EQ(coev_write_all(fd, msg, (size_t)len, NULL, guard()), len);
-	TU_CHECK_EQ(coev_read_full(fd, got, (size_t)len, NULL, guard()), len);
+	TU_CHECK_EQ(coev_write_all(fd, msg, (size_t)len, NULL, tu_guard()),
+		    len);
+	TU_CHECK_EQ(coev_read_full(fd, got, (size_t)len, NULL, tu_guard()),
+		    len);
 	TU_CHECK(memcmp(msg, got, (size_t)len) == 0);
-	TU_CHECK_EQ(coev_read(fd, got, 1, guard()), 0);
+	TU_CHECK_EQ(coev_read(fd, got, 1, tu_guard()), 0);
 	TU_CHECK_EQ(coev_close(fd), 0);
 	return 0;
 }
@@ -1369,10 +1350,10 @@ static int unix_main(void *arg)
 	longpath[0] = '/';
 	longpath[sizeof longpath - 1] = '\0';
 	TU_CHECK_EQ(coev_unix_listen(longpath, 4), -ENAMETOOLONG);
-	TU_CHECK_EQ(coev_unix_connect(longpath, guard()), -ENAMETOOLONG);
+	TU_CHECK_EQ(coev_unix_connect(longpath, tu_guard()), -ENAMETOOLONG);
 	char missing[160];
 	snprintf(missing, sizeof missing, "%s/nobody-here", u->dir);
-	TU_CHECK_EQ(coev_unix_connect(missing, guard()), -ENOENT);
+	TU_CHECK_EQ(coev_unix_connect(missing, tu_guard()), -ENOENT);
 	return 0;
 }
 
@@ -1383,7 +1364,7 @@ static void test_io_unix_stream_sockets(void **state)
 	(void)state;
 	assert_int_equal(tu_mkdtemp(u->dir, sizeof u->dir), 0);
 	snprintf(u->path, sizeof u->path, "%s/sock", u->dir);
-	int rc = run_main(unix_main, u, 2);
+	int rc = tu_run_main(unix_main, u, 2);
 	tu_rmtree(u->dir);
 	tu_assert_no_failures();
 	assert_int_equal(rc, 0);
@@ -1402,13 +1383,13 @@ static int accept_one_hi(void *arg)
 	named_t *n = arg;
 	char c;
 
-	int fd = coev_accept(n->lfd, NULL, NULL, guard());
+	int fd = coev_accept(n->lfd, NULL, NULL, tu_guard());
 	if (fd < 0) {
 		TU_CHECK_MSG(fd >= 0, "accept: %s", coev_strerror(fd));
 		return fd;
 	}
-	TU_CHECK_EQ(coev_read_full(fd, &c, 1, NULL, guard()), 1);
-	TU_CHECK_EQ(coev_write_all(fd, "hi", 2, NULL, guard()), 2);
+	TU_CHECK_EQ(coev_read_full(fd, &c, 1, NULL, tu_guard()), 1);
+	TU_CHECK_EQ(coev_write_all(fd, "hi", 2, NULL, tu_guard()), 2);
 	TU_CHECK_EQ(coev_close(fd), 0);
 	return 0;
 }
@@ -1426,21 +1407,22 @@ static void connect_and_greet(const char *listen_host, const char *host)
 		return;
 	int port = coev_sock_port(n.lfd);
 	TU_CHECK_EQ(coev_spawn(accept_one_hi, &n, &t), 0);
-	int fd = coev_tcp_connect(host, (unsigned)port, guard());
+	int fd = coev_tcp_connect(host, (unsigned)port, tu_guard());
 	TU_CHECK_MSG(fd >= 0, "connect to %s:%d: %s", host, port,
 		     coev_strerror(fd));
 	if (fd >= 0) {
 		TU_CHECK(is_nonblock_cloexec(fd));
 		TU_CHECK(get_int_opt(fd, IPPROTO_TCP, TCP_NODELAY) > 0);
-		TU_CHECK_EQ(coev_write(fd, "?", 1, guard()), 1);
-		TU_CHECK_EQ(coev_read_full(fd, buf, 2, NULL, guard()), 2);
+		TU_CHECK_EQ(coev_write(fd, "?", 1, tu_guard()), 1);
+		TU_CHECK_EQ(coev_read_full(fd, buf, 2, NULL, tu_guard()), 2);
 		TU_CHECK(memcmp(buf, "hi", 2) == 0);
 		TU_CHECK_EQ(coev_close(fd), 0);
 	} else {
 		/* Let the acceptor finish. */
-		int w = coev_tcp_connect(listen_host, (unsigned)port, guard());
+		int w = coev_tcp_connect(listen_host, (unsigned)port,
+					 tu_guard());
 		if (w >= 0) {
-			coev_write(w, "?", 1, guard());
+			coev_write(w, "?", 1, tu_guard());
 			coev_close(w);
 		}
 	}
@@ -1481,7 +1463,7 @@ static int named_main(void *arg)
 static void test_io_tcp_connect_by_name(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(named_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(named_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -1500,15 +1482,15 @@ static int refused_main(void *arg)
 	TU_CHECK(port > 0);
 	a.sin_port = htons((uint16_t)port);
 
-	int rc = coev_tcp_connect("127.0.0.1", (unsigned)port, guard());
+	int rc = coev_tcp_connect("127.0.0.1", (unsigned)port, tu_guard());
 	TU_CHECK_MSG(rc == -ECONNREFUSED, "tcp_connect: %d (%s)", rc,
 		     coev_strerror(rc));
-	rc = coev_tcp_connect("localhost", (unsigned)port, guard());
+	rc = coev_tcp_connect("localhost", (unsigned)port, tu_guard());
 	TU_CHECK_MSG(rc == -ECONNREFUSED, "tcp_connect by name: %d (%s)", rc,
 		     coev_strerror(rc));
 	int fd = coev_socket(AF_INET, SOCK_STREAM, 0);
 	TU_CHECK(fd >= 0);
-	rc = coev_connect(fd, (struct sockaddr *)&a, sizeof a, guard());
+	rc = coev_connect(fd, (struct sockaddr *)&a, sizeof a, tu_guard());
 	TU_CHECK_MSG(rc == -ECONNREFUSED, "connect: %d (%s)", rc,
 		     coev_strerror(rc));
 	TU_CHECK_EQ(coev_close(fd), 0);
@@ -1519,7 +1501,7 @@ static int refused_main(void *arg)
 static void test_io_tcp_connect_refused(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(refused_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(refused_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 
@@ -1547,7 +1529,7 @@ static int pipe_late_drainer(void *arg)
 
 	coev_sleep(COEV_MSEC(20));
 	atomic_store(&pp->acted, 1);
-	TU_CHECK(coev_read(pp->p[0], sink, sizeof sink, guard()) > 0);
+	TU_CHECK(coev_read(pp->p[0], sink, sizeof sink, tu_guard()) > 0);
 	return 0;
 }
 
@@ -1569,16 +1551,16 @@ static int pipe_main(void *arg)
 
 	/* A writer 20 ms later makes it readable. */
 	TU_CHECK_EQ(coev_spawn(pipe_late_writer, &pp, &t), 0);
-	r = coev_wait_fd(pp.p[0], COEV_READ, guard());
+	r = coev_wait_fd(pp.p[0], COEV_READ, tu_guard());
 	TU_CHECK_EQ(r, COEV_READ);
 	TU_CHECK_EQ(atomic_load(&pp.acted), 1);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
-	TU_CHECK_EQ(coev_read(pp.p[0], &c, 1, guard()), 1);
+	TU_CHECK_EQ(coev_read(pp.p[0], &c, 1, tu_guard()), 1);
 	TU_CHECK_EQ(c, 'z');
 
 	/* An empty pipe is writable at once, also when asked for both. */
 	TU_CHECK_EQ(coev_wait_fd(pp.p[1], COEV_WRITE, coev_now()), COEV_WRITE);
-	r = coev_wait_fd(pp.p[1], COEV_READ | COEV_WRITE, guard());
+	r = coev_wait_fd(pp.p[1], COEV_READ | COEV_WRITE, tu_guard());
 	TU_CHECK(r > 0 && (r & COEV_WRITE));
 	/* A full one is not, until someone drains it. */
 	static char junk[4096];
@@ -1589,23 +1571,23 @@ static int pipe_main(void *arg)
 		-ETIMEDOUT);
 	atomic_store(&pp.acted, 0);
 	TU_CHECK_EQ(coev_spawn(pipe_late_drainer, &pp, &t), 0);
-	TU_CHECK_EQ(coev_wait_fd(pp.p[1], COEV_WRITE, guard()), COEV_WRITE);
+	TU_CHECK_EQ(coev_wait_fd(pp.p[1], COEV_WRITE, tu_guard()), COEV_WRITE);
 	TU_CHECK_EQ(atomic_load(&pp.acted), 1);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 
 	/* The read end reports end of stream once the write end closes. */
 	TU_CHECK_EQ(coev_close(pp.p[1]), 0);
 	ssize_t n;
-	while ((n = coev_read(pp.p[0], junk, sizeof junk, guard())) > 0) {
+	while ((n = coev_read(pp.p[0], junk, sizeof junk, tu_guard())) > 0) {
 	}
 	TU_CHECK_EQ(n, 0);
 	TU_CHECK_EQ(coev_close(pp.p[0]), 0);
 
 	/* Bad input. */
-	TU_CHECK_EQ(coev_wait_fd(-1, COEV_READ, guard()), -EINVAL);
+	TU_CHECK_EQ(coev_wait_fd(-1, COEV_READ, tu_guard()), -EINVAL);
 	int q[2];
 	TU_CHECK_EQ(pipe2(q, O_NONBLOCK | O_CLOEXEC), 0);
-	TU_CHECK_EQ(coev_wait_fd(q[0], 0, guard()), -EINVAL);
+	TU_CHECK_EQ(coev_wait_fd(q[0], 0, tu_guard()), -EINVAL);
 	close(q[0]);
 	close(q[1]);
 	return 0;
@@ -1614,7 +1596,7 @@ static int pipe_main(void *arg)
 static void test_io_wait_fd_on_a_pipe(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(pipe_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(pipe_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -1632,8 +1614,8 @@ static int nonblock_main(void *arg)
 	TU_CHECK_EQ(coev_fd_nonblock(p[1]), 0);
 	TU_CHECK_EQ(coev_read(p[0], &c, 1, coev_now() + COEV_MSEC(10)),
 		    -ETIMEDOUT);
-	TU_CHECK_EQ(coev_write(p[1], "q", 1, guard()), 1);
-	TU_CHECK_EQ(coev_read(p[0], &c, 1, guard()), 1);
+	TU_CHECK_EQ(coev_write(p[1], "q", 1, tu_guard()), 1);
+	TU_CHECK_EQ(coev_read(p[0], &c, 1, tu_guard()), 1);
 	TU_CHECK_EQ(c, 'q');
 	close(p[0]);
 	close(p[1]);
@@ -1644,7 +1626,7 @@ static int nonblock_main(void *arg)
 static void test_io_fd_nonblock_on_a_foreign_pipe(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(nonblock_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(nonblock_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 

@@ -8,16 +8,6 @@
 #include <limits.h>
 #include <pthread.h>
 
-static coev_rt_t *new_rt(unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-	coev_rt_t *rt = NULL;
-
-	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
-	assert_non_null(rt);
-	return rt;
-}
-
 static int return_arg(void *arg)
 {
 	return (int)(intptr_t)arg;
@@ -100,7 +90,7 @@ static void *foreign_thread(void *arg)
 
 static void test_runtime_foreign_threads_spawn_and_join(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	pthread_t th[FOREIGN_THREADS];
 	foreign_t f[FOREIGN_THREADS];
 	atomic_int detached_ran = 0;
@@ -180,7 +170,7 @@ static void wait_until_at_least(atomic_int *v, int n)
 
 static void test_runtime_shutdown_reports_pending_tasks(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	pending_t *p = calloc(1, sizeof *p);
 	coev_task_t *held[2];
 
@@ -227,7 +217,7 @@ static void test_runtime_shutdown_reports_pending_tasks(void **state)
 
 static void test_runtime_shutdown_when_idle_returns_zero(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	pending_t p;
 	coev_task_t *t;
 
@@ -239,14 +229,14 @@ static void test_runtime_shutdown_when_idle_returns_zero(void **state)
 	assert_int_equal(coev_rt_shutdown(rt, coev_deadline(COEV_SEC(60))), 0);
 	coev_rt_free(rt);
 	/* A runtime that never ran anything, freed without a shutdown. */
-	rt = new_rt(3);
+	rt = tu_new_rt(3);
 	coev_rt_free(rt);
 	coev_rt_free(NULL);
 }
 
 static void test_runtime_free_without_shutdown_releases_tasks(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	pending_t *p = calloc(1, sizeof *p);
 	coev_task_t *t;
 
@@ -274,7 +264,7 @@ static int sleep_short(void *arg)
 
 static void test_runtime_shutdown_waits_for_finishing_tasks(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	pending_t p;
 
 	(void)state;
@@ -541,7 +531,7 @@ static void test_runtime_coroutine_calls_outside_coroutine(void **state)
 	/* No runtime at all. */
 	check_not_in_coroutine();
 	/* A runtime running, the test thread outside it. */
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	check_not_in_coroutine();
 	coev_task_t *t = NULL;
 	assert_int_equal(coev_rt_spawn(NULL, NULL, return_arg, NULL, &t),

@@ -15,37 +15,12 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-#define GUARD_S TU_SCALE(30, 40, 50)
 #define LONG_WAIT COEV_SEC(60)
 #define PROMPT COEV_SEC(5)
 
-static coev_time_t guard(void)
-{
-	return coev_deadline(COEV_SEC(GUARD_S));
-}
-
-static int run_main(coev_fn fn, void *arg, unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-
-	return coev_run(fn, arg, &cfg);
-}
-
-static int wait_at_least(atomic_int *v, int n)
-{
-	coev_time_t dl = guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_sleep(COEV_MSEC(1));
-	}
-	return 0;
-}
-
 static int thread_wait_at_least(atomic_int *v, int n)
 {
-	coev_time_t dl = guard();
+	coev_time_t dl = tu_guard();
 
 	while (atomic_load(v) < n) {
 		if (coev_now() > dl)
@@ -162,8 +137,8 @@ static int close_waits_main(void *arg)
 static void test_scope_close_waits_for_every_child(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(close_waits_main, NULL, 2), 0);
-	assert_int_equal(run_main(close_waits_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(close_waits_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(close_waits_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 
@@ -191,7 +166,7 @@ static int first_error_main(void *arg)
 static void test_scope_close_returns_first_error(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(first_error_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(first_error_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -228,7 +203,7 @@ static int fail_fast_main(void *arg)
 static void test_scope_fail_fast_cancels_siblings(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(fail_fast_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(fail_fast_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -256,7 +231,7 @@ static int no_fail_fast_main(void *arg)
 static void test_scope_without_fail_fast_siblings_complete(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(no_fail_fast_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(no_fail_fast_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -274,7 +249,7 @@ static int scope_canceller(void *arg)
 {
 	canceller_t *c = arg;
 
-	TU_CHECK_EQ(wait_at_least(c->started, c->want_started), 0);
+	TU_CHECK_EQ(tu_wait_at_least(c->started, c->want_started), 0);
 	coev_sleep(COEV_MSEC(20));
 	c->cancel_rc = coev_scope_cancel(c->s);
 	/* s is still open (its owner is in close) but cancelled. */
@@ -316,7 +291,7 @@ static int cancel_task_main(void *arg)
 static void test_scope_cancel_from_another_task(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(cancel_task_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(cancel_task_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -419,7 +394,7 @@ static int nest_canceller(void *arg)
 {
 	nest_t *n = arg;
 
-	TU_CHECK_EQ(wait_at_least(&n->started, 2 * GRANDKIDS), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&n->started, 2 * GRANDKIDS), 0);
 	coev_sleep(COEV_MSEC(20));
 	TU_CHECK_EQ(coev_scope_cancel(n->outer), 0);
 	return 0;
@@ -464,7 +439,7 @@ static int nested_main(void *arg)
 static void test_scope_nested_cancel_reaches_grandchildren(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(nested_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(nested_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -502,7 +477,7 @@ static int spawn_cancelled_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_scope_open(0, &s), 0);
 	TU_CHECK_EQ(coev_scope_spawn(s, "late-opener", late_opener, &l), 0);
-	TU_CHECK_EQ(wait_at_least(&l.started, 1), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&l.started, 1), 0);
 	TU_CHECK_EQ(coev_scope_cancel(s), 0);
 	TU_CHECK_EQ(coev_scope_cancel(s), 0); /* twice is harmless */
 	TU_CHECK_EQ(coev_scope_spawn(s, "never", kid, &never), -ECANCELED);
@@ -536,7 +511,7 @@ static void test_scope_spawn_into_cancelled_scope(void **state)
 	coev_scope_t *s = NULL;
 
 	(void)state;
-	assert_int_equal(run_main(spawn_cancelled_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(spawn_cancelled_main, NULL, 2), 0);
 	tu_assert_no_failures();
 	assert_int_equal(coev_scope_open(0, &s), COEV_ENOTCORO);
 }
@@ -603,7 +578,7 @@ static int close_dl_main(void *arg)
 static void test_scope_close_dl_cancels_and_waits(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(close_dl_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(close_dl_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -622,9 +597,9 @@ static int owner_cancel_main(void *arg)
 	int r = 1;
 
 	TU_CHECK_EQ(coev_spawn_named("owner", scope_owner, &o, &t), 0);
-	TU_CHECK_EQ(wait_at_least(&o.started, SIBLINGS), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&o.started, SIBLINGS), 0);
 	if (!pre)
-		TU_CHECK_EQ(wait_at_least(&o.in_close, 1), 0);
+		TU_CHECK_EQ(tu_wait_at_least(&o.in_close, 1), 0);
 	coev_sleep(COEV_MSEC(20));
 	TU_CHECK_EQ(atomic_load(&o.ended), 0);
 	coev_time_t t0 = coev_now();
@@ -646,11 +621,11 @@ static void test_scope_owner_cancelled_in_close(void **state)
 {
 	(void)state;
 	/* Cancelled while in close... */
-	assert_int_equal(run_main(owner_cancel_main, (void *)0, 2), 0);
+	assert_int_equal(tu_run_main(owner_cancel_main, (void *)0, 2), 0);
 	/* ...and before it (rule 4: the close then cancels the children). */
-	assert_int_equal(run_main(owner_cancel_main, (void *)1, 2), 0);
+	assert_int_equal(tu_run_main(owner_cancel_main, (void *)1, 2), 0);
 	/* Children returning their own error once cancelled. */
-	assert_int_equal(run_main(owner_cancel_main, (void *)2, 2), 0);
+	assert_int_equal(tu_run_main(owner_cancel_main, (void *)2, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -713,7 +688,7 @@ static int crowd_main(void *arg)
 		TU_CHECK_EQ(coev_scope_spawn(c->s, "crowd", crowd_kid, &k[i]),
 			    0);
 	}
-	TU_CHECK_EQ(wait_at_least(&c->started, THOUSANDS), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&c->started, THOUSANDS), 0);
 	/* All started, none can finish before the gate opens. */
 	TU_CHECK_EQ(coev_scope_live(c->s), THOUSANDS);
 	atomic_store(&c->gate, 1);
@@ -729,7 +704,7 @@ static void test_scope_thousands_of_children_two_workers(void **state)
 	crowd_t *c = calloc(1, sizeof *c);
 
 	(void)state;
-	assert_int_equal(run_main(crowd_main, c, 2), 0);
+	assert_int_equal(tu_run_main(crowd_main, c, 2), 0);
 	print_message("children ran on worker 0: %d, worker 1: %d\n",
 		      atomic_load(&c->on_worker[0]),
 		      atomic_load(&c->on_worker[1]));
@@ -766,7 +741,7 @@ static int wait_any_main(void *arg)
 		TU_CHECK_EQ(coev_spawn(sleep_ms_return,
 				       (void *)(intptr_t)order_ms[i], &t[i]),
 			    0);
-	int first = coev_wait_any(t, 3, guard());
+	int first = coev_wait_any(t, 3, tu_guard());
 	TU_CHECK_EQ(first, 1);
 	/* It consumed nothing: every handle is still ours. */
 	TU_CHECK_EQ(coev_gather(t, 3, (int[3]){0}), 0);
@@ -777,7 +752,7 @@ static int wait_any_main(void *arg)
 				       (void *)(intptr_t)order_ms[i], &t[i]),
 			    0);
 	int order[3] = {-1, -1, -1}, n = 0, i;
-	while ((i = coev_wait_any(t, 3, guard())) >= 0) {
+	while ((i = coev_wait_any(t, 3, tu_guard())) >= 0) {
 		TU_CHECK(n < 3);
 		if (n >= 3)
 			break;
@@ -806,7 +781,7 @@ static int wait_any_main(void *arg)
 static void test_scope_wait_any_first_and_as_completed(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(wait_any_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(wait_any_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -816,10 +791,10 @@ static int wait_any_errors_main(void *arg)
 	int r = 0;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_wait_any(t, 3, guard()), -ENOENT);
-	TU_CHECK_EQ(coev_wait_any(t, 0, guard()), -ENOENT);
-	TU_CHECK_EQ(coev_wait_any(NULL, 0, guard()), -ENOENT);
-	TU_CHECK_EQ(coev_wait_any(NULL, 2, guard()), -EINVAL);
+	TU_CHECK_EQ(coev_wait_any(t, 3, tu_guard()), -ENOENT);
+	TU_CHECK_EQ(coev_wait_any(t, 0, tu_guard()), -ENOENT);
+	TU_CHECK_EQ(coev_wait_any(NULL, 0, tu_guard()), -ENOENT);
+	TU_CHECK_EQ(coev_wait_any(NULL, 2, tu_guard()), -EINVAL);
 	/* A slow one: -ETIMEDOUT after the deadline, handle still ours. */
 	TU_CHECK_EQ(coev_spawn(sleep_ms_return, (void *)(intptr_t)300, &t[1]),
 		    0);
@@ -830,12 +805,12 @@ static int wait_any_errors_main(void *arg)
 	TU_CHECK_EQ(coev_wait_any(t, 3, coev_now()), -ETIMEDOUT);
 	/* The caller among the tasks. */
 	coev_task_t *self[2] = {t[1], coev_self()};
-	TU_CHECK_EQ(coev_wait_any(self, 2, guard()), -EDEADLK);
+	TU_CHECK_EQ(coev_wait_any(self, 2, tu_guard()), -EDEADLK);
 	/* Cancelled caller. */
 	TU_CHECK_EQ(coev_cancel(coev_self()), 0);
-	TU_CHECK_EQ(coev_wait_any(t, 3, guard()), -ECANCELED);
+	TU_CHECK_EQ(coev_wait_any(t, 3, tu_guard()), -ECANCELED);
 	TU_CHECK_EQ(coev_shield_begin(), 0);
-	TU_CHECK_EQ(coev_wait_any(t, 3, guard()), 1);
+	TU_CHECK_EQ(coev_wait_any(t, 3, tu_guard()), 1);
 	TU_CHECK_EQ(coev_join(t[1], &r), 0);
 	TU_CHECK_EQ(coev_shield_end(), 0);
 	TU_CHECK_EQ(r, 300);
@@ -845,7 +820,7 @@ static int wait_any_errors_main(void *arg)
 static void test_scope_wait_any_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(wait_any_errors_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(wait_any_errors_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -866,7 +841,7 @@ static void test_scope_wait_any_from_a_thread(void **state)
 				 0);
 	assert_int_equal(coev_wait_any(t, 3, coev_now() + COEV_MSEC(10)),
 			 -ETIMEDOUT);
-	while ((i = coev_wait_any(t, 3, guard())) >= 0 && n < 3) {
+	while ((i = coev_wait_any(t, 3, tu_guard())) >= 0 && n < 3) {
 		order[n++] = i;
 		assert_int_equal(coev_join(t[i], &r), 0);
 		assert_int_equal(r, order_ms[i]);

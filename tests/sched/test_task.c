@@ -11,16 +11,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Runs fn(arg) as the main task of a runtime with `workers` workers (0: the
- * defaults, cfg NULL) and returns main's result. */
-static int run_main(coev_fn fn, void *arg, unsigned workers)
-{
-	if (workers == 0)
-		return coev_run(fn, arg, NULL);
-	coev_config_t cfg = tu_config(workers);
-	return coev_run(fn, arg, &cfg);
-}
-
 /* Waits (as a task) until *flag is non-zero, sleeping 1 ms at a time. */
 static void wait_flag(atomic_int *flag)
 {
@@ -84,7 +74,7 @@ static void test_task_million_spawned_and_joined(void **state)
 {
 	(void)state;
 	/* Default configuration: every online CPU a worker. */
-	int ok = run_main(million_main, NULL, 0);
+	int ok = tu_run_main(million_main, NULL, 0);
 	tu_assert_no_failures();
 	assert_int_equal(ok, MILLION);
 }
@@ -115,8 +105,8 @@ static void test_task_nested_spawn_tree(void **state)
 {
 	(void)state;
 	/* fib(20) = 6765 over about 10,000 tasks that each spawn and join. */
-	assert_int_equal(run_main(fib_task, (void *)(intptr_t)20, 2), 6765);
-	assert_int_equal(run_main(fib_task, (void *)(intptr_t)16, 1), 987);
+	assert_int_equal(tu_run_main(fib_task, (void *)(intptr_t)20, 2), 6765);
+	assert_int_equal(tu_run_main(fib_task, (void *)(intptr_t)16, 1), 987);
 }
 
 /* ---- join publishes the task's writes ----------------------------------- */
@@ -173,7 +163,7 @@ static void test_task_join_publishes_task_writes(void **state)
 {
 	(void)state;
 	/* Under TSan a join that does not synchronise is a reported race. */
-	assert_int_equal(run_main(publish_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(publish_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -224,7 +214,7 @@ static int gather_main(void *arg)
 static void test_task_gather_counts_failures(void **state)
 {
 	(void)state;
-	int rc = run_main(gather_main, NULL, 2);
+	int rc = tu_run_main(gather_main, NULL, 2);
 	tu_assert_no_failures();
 	assert_int_equal(rc, (GATHER_N + 2) / 3); /* i = 0, 3, ..., 63 */
 }
@@ -263,7 +253,7 @@ static int gather_edge_main(void *arg)
 static void test_task_gather_bad_input(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(gather_edge_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(gather_edge_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -348,7 +338,7 @@ static int gather_dl_main(void *arg)
 static void test_task_gather_dl_times_out_and_keeps_unfinished(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(gather_dl_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(gather_dl_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -421,7 +411,7 @@ static int join_dl_main(void *arg)
 static void test_task_join_deadline_times_out_then_joins(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(join_dl_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(join_dl_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -442,7 +432,7 @@ static int join_null_main(void *arg)
 static void test_task_join_bad_handles(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(join_null_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(join_null_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 
@@ -510,7 +500,7 @@ static void test_task_detach_and_spawn_without_handle(void **state)
 {
 	(void)state;
 	/* Leaks of detached tasks are ASan's to find at exit. */
-	assert_int_equal(run_main(detach_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(detach_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -602,7 +592,7 @@ static int names_main(void *arg)
 static void test_task_names_and_ids(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(names_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(names_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -745,7 +735,7 @@ static int sleep_main(void *arg)
 static void test_task_sleep_lasts_at_least_duration(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(sleep_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(sleep_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 
@@ -769,7 +759,7 @@ static int sleep_past_main(void *arg)
 static void test_task_sleep_until_past_returns_at_once(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(sleep_past_main, NULL, 1), 0);
+	assert_int_equal(tu_run_main(sleep_past_main, NULL, 1), 0);
 	tu_assert_no_failures();
 }
 
@@ -867,7 +857,7 @@ static void yield_case(unsigned workers)
 	ystate_t s;
 
 	memset(&s, 0, sizeof s);
-	assert_int_equal(run_main(yield_main, &s, workers), 0);
+	assert_int_equal(tu_run_main(yield_main, &s, workers), 0);
 	tu_assert_no_failures();
 	assert_int_equal(atomic_load(&s.late_ran), 1);
 	assert_int_equal(atomic_load(&s.all_advanced), 1);
@@ -906,7 +896,7 @@ static int rt_spawn_inside_main(void *arg)
 static void test_task_rt_spawn_from_task(void **state)
 {
 	(void)state;
-	assert_int_equal(run_main(rt_spawn_inside_main, NULL, 2), 0);
+	assert_int_equal(tu_run_main(rt_spawn_inside_main, NULL, 2), 0);
 	tu_assert_no_failures();
 }
 

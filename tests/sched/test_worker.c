@@ -20,17 +20,6 @@
  * (59.7 s). */
 #define LOST_AFTER_S TU_SCALE(10, 20, 20)
 
-static coev_rt_t *new_rt(unsigned workers)
-{
-	coev_config_t cfg = tu_config(workers);
-	coev_rt_t *rt = NULL;
-
-	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
-	assert_non_null(rt);
-	assert_int_equal(coev_rt_workers(rt), workers);
-	return rt;
-}
-
 static void sum_stats(coev_rt_t *rt, coev_worker_stats_t *sum)
 {
 	memset(sum, 0, sizeof *sum);
@@ -124,7 +113,7 @@ static int steal_parent(void *arg)
 
 static void test_worker_stealing_moves_tasks(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	steal_t *s = calloc(1, sizeof *s);
 	coev_task_t *t;
 	int moved = -1;
@@ -225,7 +214,7 @@ static int pp_b(void *arg)
  * number of turns that were handed across workers. */
 static long run_pairs(unsigned workers, int pairs, long rounds, int spin)
 {
-	coev_rt_t *rt = new_rt(workers);
+	coev_rt_t *rt = tu_new_rt(workers);
 	pingpong_t *p = calloc((size_t)pairs, sizeof *p);
 	coev_task_t **ta = calloc((size_t)pairs, sizeof *ta);
 	coev_task_t **tb = calloc((size_t)pairs, sizeof *tb);
@@ -374,7 +363,7 @@ static int fan_producer(void *arg)
 
 static void test_worker_no_lost_wakes_fan_out_fan_in(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	fan_t *f = calloc(1, sizeof *f);
 	fan_arg_t a[FAN];
 	coev_task_t *tp, *tc[FAN];
@@ -430,7 +419,7 @@ static int foreign_pp_task(void *arg)
 
 static void test_worker_wake_from_foreign_thread(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	foreign_pp_t f;
 	coev_task_t *t;
 	long rounds = TU_SCALE(200000, 200000, 50000);
@@ -477,7 +466,7 @@ static int trivial(void *arg)
 
 static void foreign_spawns_wake(unsigned workers)
 {
-	coev_rt_t *rt = new_rt(workers);
+	coev_rt_t *rt = tu_new_rt(workers);
 	long rounds = TU_SCALE(20000, 20000, 10000);
 	long lost_at = -1;
 
@@ -569,7 +558,7 @@ static int bump(void *arg)
 
 static void spawn_as_worker_idles(unsigned workers)
 {
-	coev_rt_t *rt = new_rt(workers);
+	coev_rt_t *rt = tu_new_rt(workers);
 	atomic_long done = 0;
 	long rounds = TU_SCALE(100000, 100000, 50000);
 	long lost_at = -1;
@@ -644,7 +633,7 @@ static int wake_self_then_park(void *arg)
 static void test_worker_wake_before_park_is_kept(void **state)
 {
 	/* One worker and no other task: nothing else could wake it. */
-	coev_rt_t *rt = new_rt(1);
+	coev_rt_t *rt = tu_new_rt(1);
 	coev_task_t *t;
 	int r = -1;
 
@@ -707,7 +696,7 @@ static void test_worker_wake_while_running_is_kept(void **state)
 {
 	/* Two workers, each running one of the tasks, both spinning: the
 	 * only way for the sleeper to get past park is the kept permit. */
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	late_park_t l;
 	coev_task_t *ts, *tw;
 
@@ -774,7 +763,7 @@ static int stats_main(void *arg)
 
 static void test_worker_stats_count_work(void **state)
 {
-	coev_rt_t *rt = new_rt(2);
+	coev_rt_t *rt = tu_new_rt(2);
 	coev_task_t *t;
 	coev_worker_stats_t st, sum;
 
