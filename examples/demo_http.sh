@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/demo_http.sh — the second half of `make demo`: the hello web
+# examples/demo_http.sh — the last part of `make demo`: the hello web
 # server and a client fetching from it, many requests at once.
 #
 # Starts build/examples/http_hello on a free port of 127.0.0.1, answering

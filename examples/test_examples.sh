@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# examples/test_examples.sh — integration tests of the example servers.
+# examples/test_examples.sh — integration tests of the examples.
 #
-# Starts build/examples/http_hello and build/examples/echo on free ports of
+# First runs build/examples/pipeline and build/examples/limit with various
+# sizes and checks their exit status and what they report (every message
+# accounted for; the peak concurrency equal to the limit), including edge
+# cases (no messages, more tasks than messages, rendezvous channels) and
+# their deliberately broken modes (-x), which must fail.
+#
+# Then starts build/examples/http_hello and build/examples/echo on free ports of
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
 # with a small python3 socket client and with build/examples/fetch_many,
 # stops them with SIGTERM and checks that they stop promptly and cleanly.
@@ -14,7 +20,7 @@
 set -u
 
 B=${1:-build}
-for bin in http_hello echo fetch_many; do
+for bin in pipeline limit http_hello echo fetch_many; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -93,6 +99,99 @@ stop_check() {
 		fail "$name: sanitizer report in its log"
 	fi
 }
+
+# expect WHAT STATUS PATTERN NAME ARGS...: run $B/examples/NAME ARGS (at most
+# 120 s) and check that it exits with STATUS, that its output has a line
+# matching the extended regex PATTERN, and that it has no sanitizer report.
+# WHAT describes the case for the ok/FAIL line. On failure, shows the output.
+# The output stays in $tmp/run.log for also().
+expect() {
+	local what=$1 want=$2 pattern=$3 name=$4 status why=
+	shift 4
+	local log="$tmp/run.log"
+	run_name="$name${*:+ $*}"
+	timeout 120 "$B/examples/$name" "$@" >"$log" 2>&1
+	status=$?
+	if [ "$status" != "$want" ]; then
+		why="exit status $status, expected $want"
+	elif ! grep -q -E -- "$pattern" "$log"; then
+		why="no line matches /$pattern/"
+	elif grep -q -E 'Sanitizer|runtime error:' "$log"; then
+		why="sanitizer report"
+	fi
+	if [ -z "$why" ]; then
+		pass "$run_name: $what"
+	else
+		fail "$run_name: $what: $why"
+		sed 's/^/    /' "$log"
+	fi
+}
+
+# also WHAT PATTERN: check that the output of expect's last run has a line
+# matching PATTERN too.
+also() {
+	if grep -q -E -- "$2" "$tmp/run.log"; then
+		pass "$run_name: $1"
+	else
+		fail "$run_name: $1: no line matches /$2/"
+		sed 's/^/    /' "$tmp/run.log"
+	fi
+}
+
+# The pipeline: every message must reach the store stage exactly once,
+# whatever the stage sizes, channel capacity and number of workers.
+expect "all 100,000 accounted for" 0 \
+	'^pipeline: OK: all 100,000 messages accounted for' pipeline -n 100000
+also "2 fetchers sent 50,000 each" \
+	'^  fetch +2 tasks +100,000 messages \(50,000\.\.50,000 per task\)'
+also "4 processors passed every message on" '^  process +4 tasks +100,000 messages'
+also "2 storers stored every message" '^  store +2 tasks +100,000 messages'
+also "no id missing or twice" \
+	'check: 100,000 of 100,000 ids stored, 0 missing, 0 duplicates, 0 unknown'
+also "the payload sum is right" 'payload sum .*: equal'
+also "a rate is printed" 'messages stored in [0-9.]+ s: [0-9,]+ messages/s'
+expect "one task per stage" 0 'OK: all 20,000 messages accounted for' \
+	pipeline -n 20000 -f 1 -p 1 -s 1
+expect "more tasks in every stage than messages" 0 \
+	'OK: all 5 messages accounted for' pipeline -n 5 -f 8 -p 16 -s 8
+expect "a single message" 0 'OK: all 1 messages accounted for' \
+	pipeline -n 1 -f 3 -p 2 -s 3
+expect "no messages at all: every stage still ends" 0 \
+	'OK: all 0 messages accounted for' pipeline -n 0
+expect "rendezvous channels (capacity 0)" 0 \
+	'OK: all 20,000 messages accounted for' pipeline -n 20000 -c 0
+expect "capacity 1 on one worker" 0 'OK: all 20,000 messages accounted for' \
+	pipeline -n 20000 -c 1 -w 1
+expect "4 workers, 3/7/5 tasks" 0 'OK: all 50,000 messages accounted for' \
+	pipeline -n 50000 -f 3 -p 7 -s 5 -w 4
+expect "-x loses a message and the check sees it" 1 \
+	'check: 2,999 of 3,000 ids stored, 1 missing' pipeline -n 3000 -x
+expect "a stage without tasks is refused" 2 'out of range' pipeline -p 0
+
+# limit: the semaphore must hold the jobs in flight at exactly the limit.
+expect "the seeds' 100 jobs, 10 at a time: peak 10" 0 \
+	'^  peak concurrency: 10 \(limit 10, expected 10\)' limit
+also "the OK line" '^limit: OK: 100 jobs, never more than 10 in flight'
+expect "30 jobs, 3 at a time" 0 '^  peak concurrency: 3 \(limit 3' \
+	limit -n 30 -k 3
+expect "fewer jobs than permits: peak 4" 0 \
+	'^  peak concurrency: 4 \(limit 10, expected 4\)' limit -n 4
+expect "a limit of 1 runs the jobs one by one" 0 \
+	'^  peak concurrency: 1 \(limit 1' limit -n 8 -k 1 -w 4
+expect "no jobs" 0 '^limit: OK: 0 jobs' limit -n 0
+expect "-x gives the semaphore one permit too many: peak 11 fails" 1 \
+	'^limit: FAILED: peak 11, expected 10' limit -x
+expect "a limit of 0 is refused" 2 'out of range' limit -k 0
+# 100 jobs of 30 ms on average, 10 at a time: the run takes about a tenth
+# of the summed job time (the ratio printed as "(9.4x)"; at least 5x).
+expect "wall time against job time" 0 'added up' limit
+ratio=$(sed -n 's/.*added up (\([0-9.]*\)x).*/\1/p' "$tmp/run.log")
+if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 5) }'; then
+	pass "limit: the wall time is about a tenth of the job time (${ratio}x)"
+else
+	fail "limit: wall time against job time is '${ratio}x', expected >= 5x"
+	sed 's/^/    /' "$tmp/run.log"
+fi
 
 # The test client: client.py tests|stop HELLO_PORT ECHO_PORT HELLO_PID ECHO_PID
 cat >"$tmp/client.py" <<'EOF'

@@ -14,5 +14,7 @@
 #include "coev/scope.h"
 #include "coev/io.h"
 #include "coev/blocking.h"
+#include "coev/sync.h"
+#include "coev/chan.h"
 
 #endif

@@ -21,6 +21,11 @@
  *    raising the hard limit too when allowed (root).
  *  - tu_mkdtemp(buf), tu_rmtree(dir): a private temporary directory and
  *    its removal (one level of files).
+ *  - tu_thread_wait_at_least(v, n): tu_wait_at_least for a plain thread.
+ *  - tu_on_loop(fn, arg), only with TU_LOOP_CALLS defined before this
+ *    header (white-box: it includes sched/sched.h): from a task, run
+ *    fn(arg) on the task's worker thread in a loop callback, outside any
+ *    task, and wait until it has run.
  */
 #ifndef COEV_TESTS_TESTUTIL_H
 #define COEV_TESTS_TESTUTIL_H
@@ -183,6 +188,21 @@ TU_UNUSED static int tu_wait_at_least(atomic_int *v, int n)
 		if (coev_now() > dl)
 			return -ETIMEDOUT;
 		coev_sleep(COEV_MSEC(1));
+	}
+	return 0;
+}
+
+/* As a plain thread: nap until *v >= n (0), or -ETIMEDOUT after the
+ * guard. */
+TU_UNUSED static int tu_thread_wait_at_least(atomic_int *v, int n)
+{
+	coev_time_t dl = tu_guard();
+
+	while (atomic_load(v) < n) {
+		if (coev_now() > dl)
+			return -ETIMEDOUT;
+		struct timespec ts = {0, 1000000L};
+		nanosleep(&ts, NULL);
 	}
 	return 0;
 }
@@ -466,5 +486,52 @@ TU_UNUSED static int tu_child_signaled(const tu_child_t *res, int sig)
 {
 	return WIFSIGNALED(res->status) && WTERMSIG(res->status) == sig;
 }
+
+/* ---- loop callbacks (white-box) ----------------------------------------- */
+
+#ifdef TU_LOOP_CALLS
+#include "sched/sched.h"
+
+typedef struct tu_loop_call {
+	coev__timer_t tm;
+	void (*fn)(void *arg);
+	void *arg;
+	atomic_int done;
+} tu_loop_call_t;
+
+TU_UNUSED static void tu_loop_fire(coev__timer_t *tm)
+{
+	tu_loop_call_t *c = tm->data;
+
+	/* A loop callback: on a worker thread, outside any task. */
+	TU_CHECK(coev_worker_id() >= 0);
+	TU_CHECK(coev_self() == NULL);
+	c->fn(c->arg);
+	atomic_store(&c->done, 1);
+}
+
+/* As a task: runs fn(arg) from a timer callback of the calling worker's
+ * loop (due at once) and sleeps until it has run. Returns 0, or
+ * -ETIMEDOUT after the guard (the record is then leaked: the timer may
+ * still fire). */
+TU_UNUSED static int tu_on_loop(void (*fn)(void *arg), void *arg)
+{
+	tu_loop_call_t *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return -ENOMEM;
+	c->fn = fn;
+	c->arg = arg;
+	c->tm.fire = tu_loop_fire;
+	c->tm.data = c;
+	/* No switch between reading the worker and arming its timer: the
+	 * task is on that worker's thread. */
+	coev__plat_timer_arm(coev__worker_self(), &c->tm, coev_now());
+	int rc = tu_wait_at_least(&c->done, 1);
+	if (rc == 0)
+		free(c);
+	return rc;
+}
+#endif
 
 #endif

@@ -30,7 +30,8 @@
 	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                            \
 	  "no memory mapping left for a coroutine stack")               \
 	X(COEV_EEOF, COEV_ERR_BASE - 4,                                 \
-	  "end of stream before the requested number of bytes")
+	  "end of stream before the requested number of bytes")         \
+	X(COEV_ECLOSED, COEV_ERR_BASE - 5, "channel closed")
 
 enum coev_error {
 #define COEV_ERR_ENUM(name, value, msg) name = (value),

@@ -1,0 +1,167 @@
+/*
+ * sync/internal.h — the wait queue every primitive of sync/ is built on,
+ * and the private layouts behind the opaque types of coev/sync.h and
+ * coev/chan.h. Not installed.
+ *
+ * sync/ builds on sched/'s waiters (sched/sched.h): a wait node holds a
+ * waiter, which is a task (parked and woken through the scheduler) or a
+ * plain thread (a mutex and a condition variable).
+ */
+#ifndef COEV_SYNC_INTERNAL_H
+#define COEV_SYNC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coev.h"
+#include "sched/sched.h"
+
+/* --- the lock of a wait queue ---------------------------------------- */
+
+/*
+ * Each object's state and its wait queue sit under one small spin lock.
+ * Critical sections are a few dozen instructions and never switch
+ * coroutines, so a holder is only ever delayed by its OS thread being
+ * preempted; the slow path yields the CPU after a short spin for that
+ * case. Rejected: pthread mutexes (a 40-byte lock and a futex round trip
+ * in every contended section, for sections shorter than the syscall).
+ */
+void coev__spin_lock_slow(atomic_uint *l);
+
+static inline void coev__spin_lock(atomic_uint *l)
+{
+	/* Acquire: pairs with the release in coev__spin_unlock. */
+	if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
+		return;
+	coev__spin_lock_slow(l);
+}
+
+static inline void coev__spin_unlock(atomic_uint *l)
+{
+	atomic_store_explicit(l, 0, memory_order_release);
+}
+
+/* --- wait nodes and queues ------------------------------------------- */
+
+/*
+ * A wait node: one waiter's place in one queue, in the waiter's frame.
+ *
+ * Protocol (every primitive follows it):
+ *   1. The waiter, holding the queue's lock, finds it must wait, fills a
+ *      node (coev__wnode_init) and queues it.
+ *   2. It releases the lock and waits (coev__wq_wait).
+ *   3. A granter, holding the lock, takes the node out of the queue and
+ *      hands it what it waited for by setting `status` (coev__wq_grant);
+ *      after unlocking it signals the waiter (coev__wq_wake).
+ *   4. A waiter whose wait ends by deadline or cancel takes the lock: a
+ *      node still queued is withdrawn (nothing was granted: the call
+ *      fails); a node no longer queued was granted, so the waiter waits
+ *      for the signal already on its way (the node must outlive it) and
+ *      the call succeeds with what it was given.
+ * So every grant is either received or never made: nothing is lost.
+ */
+typedef struct coev__wnode {
+	struct coev__wnode *prev, *next; /* [lock] */
+	coev__waiter_t *wt;		 /* who to signal */
+	struct coev__sel *sel;		 /* a select's shared state, or NULL */
+	void *buf;			 /* a channel message */
+	uintptr_t arg;			 /* the primitive's own datum */
+	int status;			 /* [lock] set by the granter */
+	int index;			 /* a select case's index */
+	bool queued;			 /* [lock] */
+} coev__wnode_t;
+
+/* A FIFO of wait nodes, under the spin lock of the object it belongs to
+ * (one lock may cover several queues: a channel's senders and receivers). */
+typedef struct coev__wq {
+	coev__wnode_t *head, *tail;
+} coev__wq_t;
+
+/* A list of granted nodes to signal once the lock is released. */
+typedef struct coev__wake {
+	coev__wnode_t *head;
+} coev__wake_t;
+
+/*
+ * coev__waiter_begin — prepare wt for the calling task or plain thread,
+ * with a reference on the task that the signal (or coev__waiter_abandon)
+ * drops. Returns 0 or COEV_ENOTCORO on a worker thread outside a task.
+ * coev__waiter_abandon — undo begin for a waiter nobody will signal.
+ * coev__waiter_end — release a signalled waiter's resources.
+ */
+int coev__waiter_begin(coev__waiter_t *wt);
+void coev__waiter_abandon(coev__waiter_t *wt);
+void coev__waiter_end(coev__waiter_t *wt);
+
+void coev__wnode_init(coev__wnode_t *n, coev__waiter_t *wt);
+void coev__wq_push(coev__wq_t *q, coev__wnode_t *n);
+void coev__wq_push_front(coev__wq_t *q, coev__wnode_t *n);
+void coev__wq_remove(coev__wq_t *q, coev__wnode_t *n);
+
+static inline bool coev__wq_empty(const coev__wq_t *q)
+{
+	return q->head == NULL;
+}
+
+/* Take n out of its queue, set its status and add it to the wake list. */
+void coev__wq_grant(coev__wq_t *q, coev__wnode_t *n, int status,
+		    coev__wake_t *wk);
+/* Grant every queued node (status for all). */
+void coev__wq_grant_all(coev__wq_t *q, int status, coev__wake_t *wk);
+/* Signal every node of the list; the lock must be released. */
+void coev__wq_wake(coev__wake_t *wk);
+
+/*
+ * coev__wq_wait — steps 2 and 4 above for node n of q, queued by the
+ * caller under lk, which the caller has released. Returns n->status when
+ * granted; otherwise withdraws n and returns the wait's error, after
+ * calling withdrawn(obj, wk) (if not NULL) under lk, so the primitive can
+ * pass on what the withdrawal freed. Ends n's waiter either way.
+ */
+typedef void (*coev__withdrawn_fn)(void *obj, coev__wake_t *wk);
+int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
+		  coev_time_t deadline, coev__withdrawn_fn withdrawn,
+		  void *obj);
+
+/*
+ * coev__sync_check_idle — abort, naming the object (what, at p), when q
+ * (under lk) still has waiters: destroying it would leave them waiting on
+ * freed memory.
+ */
+void coev__sync_check_idle(atomic_uint *lk, coev__wq_t *q, const char *what,
+			   const void *p);
+
+/* The identity of the calling task, or of the calling thread outside any
+ * task: the owner recorded by mutexes. One call (coev__worker_self, which
+ * is never cached across a switch); a thread outside any task never
+ * switches, so its token's address may be. */
+extern __thread char coev__sync_token;
+
+/* COEV_ENOTCORO on a worker thread outside a task (a loop callback), where
+ * a blocking call must not be made even when it would not block; else 0. */
+static inline int coev__sync_may_block(void)
+{
+	struct coev_worker *w = coev__worker_self();
+
+	return w && !w->current ? COEV_ENOTCORO : 0;
+}
+
+static inline const void *coev__sync_self(void)
+{
+	struct coev_worker *w = coev__worker_self();
+
+	if (w && w->current)
+		return w->current;
+	return &coev__sync_token;
+}
+
+/* A small per-thread random number (select's fair choice). */
+uint32_t coev__sync_rand(void);
+
+/* The private layout behind an opaque public type. */
+#define COEV__SYNC_LAYOUT(pub, priv)                                \
+	_Static_assert(sizeof(priv) <= sizeof(pub), #priv " fits"); \
+	_Static_assert(_Alignof(priv) <= _Alignof(pub), #priv " aligns")
+
+#endif

@@ -1,0 +1,392 @@
+/*
+ * sync/mutex.c — the mutex and the condition variable.
+ *
+ * Mutex state word (atomic; the wait queue is under the spin lock lk):
+ *   LOCKED   someone holds the mutex
+ *   WAITERS  the queue is not empty; set and cleared only under lk
+ * The uncontended lock is one compare-and-swap 0 -> LOCKED and the
+ * uncontended unlock one compare-and-swap LOCKED -> 0; both fail while
+ * WAITERS is set, which sends them to the slow paths under lk. Since
+ * WAITERS is set under lk before a waiter parks, and an unlock that sees
+ * it takes lk, no wake is lost.
+ *
+ * Two hand-over policies:
+ *   unfair (default)  an unlock with waiters clears LOCKED and wakes the
+ *                     head waiter, which then competes for the lock with
+ *                     running tasks (a running task takes it at once: no
+ *                     switch per lock while tasks contend, as Go's normal
+ *                     mode). A woken waiter that loses goes back to the
+ *                     front of the queue; once it has waited STARVE_NS it
+ *                     is marked starving and the next unlock hands the
+ *                     lock to it directly.
+ *   fair              every unlock with waiters hands the lock to the
+ *                     head waiter: LOCKED stays set, so nobody can barge.
+ *                     Hence under the fair policy "unlocked" implies "no
+ *                     waiters".
+ * A woken (not handed) waiter whose deadline passed or that was cancelled
+ * simply tries once more: it either takes a free lock or finds it held,
+ * and then the holder's unlock wakes the next waiter: the turn it was
+ * given is never lost.
+ *
+ * Before queueing, a locker spins briefly (SPIN_ROUNDS): a holder on
+ * another worker usually lets go within a few hundred nanoseconds, far
+ * less than a park and a wake cost.
+ */
+#include <stddef.h>
+
+#include "internal.h"
+
+enum { M_LOCKED = 1u, M_WAITERS = 2u };
+enum { GRANT_LOCK = 1, GRANT_TRY = 2 }; /* wait node statuses */
+
+#define STARVE_NS 1000000
+#define SPIN_ROUNDS 4
+#define SPIN_PAUSES 30
+
+struct mutex {
+	atomic_uint state;	     /* [any] M_* */
+	atomic_uint lk;		     /* guards q */
+	coev__wq_t q;		     /* [lk] */
+	unsigned flags;		     /* [init] */
+	_Atomic(const void *) owner; /* [holder] see coev__sync_self */
+};
+COEV__SYNC_LAYOUT(coev_mutex_t, struct mutex);
+
+static inline struct mutex *M(coev_mutex_t *m)
+{
+	return (struct mutex *)(void *)m;
+}
+
+int coev_mutex_init(coev_mutex_t *pub, unsigned flags)
+{
+	struct mutex *m = M(pub);
+
+	if (!pub || (flags & ~COEV_MUTEX_FAIR))
+		return -EINVAL;
+	atomic_init(&m->state, 0);
+	atomic_init(&m->lk, 0);
+	m->q.head = m->q.tail = NULL;
+	m->flags = flags;
+	atomic_init(&m->owner, NULL);
+	return 0;
+}
+
+void coev_mutex_destroy(coev_mutex_t *pub)
+{
+	struct mutex *m = M(pub);
+
+	coev__sync_check_idle(&m->lk, &m->q, "mutex", m);
+}
+
+static inline void cpu_pause(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+/* One attempt to take m. Acquire: pairs with the release of the unlock
+ * that freed it. */
+static bool try_take(struct mutex *m)
+{
+	unsigned s = 0;
+
+	if (atomic_compare_exchange_strong_explicit(&m->state, &s, M_LOCKED,
+						    memory_order_acquire,
+						    memory_order_relaxed))
+		return true;
+	/* Barge past queued waiters (never possible when fair: see top). */
+	while (!(s & M_LOCKED))
+		if (atomic_compare_exchange_weak_explicit(
+			    &m->state, &s, s | M_LOCKED, memory_order_acquire,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* Under lk: take m, or else mark it WAITERS; true when taken. */
+static bool take_or_mark(struct mutex *m)
+{
+	unsigned s = atomic_load_explicit(&m->state, memory_order_relaxed);
+
+	for (;;) {
+		if (!(s & M_LOCKED)) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &m->state, &s, s | M_LOCKED,
+				    memory_order_acquire, memory_order_relaxed))
+				return true;
+		} else if ((s & M_WAITERS) ||
+			   atomic_compare_exchange_weak_explicit(
+				   &m->state, &s, s | M_WAITERS,
+				   memory_order_relaxed,
+				   memory_order_relaxed)) {
+			return false;
+		}
+	}
+}
+
+/* A waiter withdrew (under lk): the queue may have emptied. */
+static void mutex_withdrawn(void *obj, coev__wake_t *wk)
+{
+	struct mutex *m = obj;
+
+	(void)wk;
+	if (coev__wq_empty(&m->q))
+		atomic_fetch_and_explicit(&m->state, ~(unsigned)M_WAITERS,
+					  memory_order_relaxed);
+}
+
+static bool spin_for(struct mutex *m)
+{
+	coev_task_t *t = coev__task_self();
+
+	/* One worker: the holder cannot run while we spin. */
+	if (t && t->rt->nworkers < 2)
+		return false;
+	for (int i = 0; i < SPIN_ROUNDS; i++) {
+		for (int j = 0; j < SPIN_PAUSES; j++)
+			cpu_pause();
+		if (atomic_load_explicit(&m->state, memory_order_relaxed) &
+		    M_WAITERS)
+			return false;
+		if (try_take(m))
+			return true;
+	}
+	return false;
+}
+
+static int lock_slow(struct mutex *m, const void *self, coev_time_t deadline)
+{
+	coev__waiter_t wt;
+	coev__wnode_t n;
+	coev_time_t since = 0;
+	bool front = false;
+	int r;
+
+	if (spin_for(m))
+		goto taken;
+	for (;;) {
+		if ((r = coev__waiter_begin(&wt)) < 0)
+			return r;
+		coev__wnode_init(&n, &wt);
+		n.arg = front && coev__plat_now() - since > STARVE_NS;
+		coev__spin_lock(&m->lk);
+		if (take_or_mark(m)) {
+			coev__spin_unlock(&m->lk);
+			coev__waiter_abandon(&wt);
+			goto taken;
+		}
+		if (front)
+			coev__wq_push_front(&m->q, &n);
+		else
+			coev__wq_push(&m->q, &n);
+		coev__spin_unlock(&m->lk);
+		if (!front)
+			since = coev__plat_now();
+		r = coev__wq_wait(&m->lk, &m->q, &n, deadline, mutex_withdrawn,
+				  m);
+		if (r == GRANT_LOCK)
+			goto taken;
+		if (r < 0)
+			return r;
+		/* GRANT_TRY: compete; if we lose, wait at the front. */
+		if (try_take(m))
+			goto taken;
+		front = true;
+	}
+taken:
+	atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+	return 0;
+}
+
+int coev_mutex_lock_dl(coev_mutex_t *pub, coev_time_t deadline)
+{
+	struct mutex *m = M(pub);
+	struct coev_worker *w = coev__worker_self();
+	const void *self;
+
+	if (w && !w->current)
+		return COEV_ENOTCORO; /* a loop callback must not block */
+	self = w ? (const void *)w->current : (const void *)&coev__sync_token;
+	if (try_take(m)) {
+		atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+		return 0;
+	}
+	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == self)
+		return -EDEADLK;
+	return lock_slow(m, self, deadline);
+}
+
+int coev_mutex_lock(coev_mutex_t *m)
+{
+	return coev_mutex_lock_dl(m, COEV_FOREVER);
+}
+
+int coev_mutex_trylock(coev_mutex_t *pub)
+{
+	struct mutex *m = M(pub);
+
+	if (!try_take(m))
+		return -EBUSY;
+	atomic_store_explicit(&m->owner, coev__sync_self(),
+			      memory_order_relaxed);
+	return 0;
+}
+
+static void unlock_slow(struct mutex *m)
+{
+	coev__wake_t wk = {NULL};
+	coev__wnode_t *n;
+
+	coev__spin_lock(&m->lk);
+	n = m->q.head;
+	/* LOCKED is set, so no CAS outside lk can change the state: plain
+	 * stores suffice. Release: pairs with the next holder's acquire. */
+	if (!n) {
+		/* The waiters withdrew since the unlock looked. */
+		atomic_store_explicit(&m->state, 0, memory_order_release);
+	} else if ((m->flags & COEV_MUTEX_FAIR) || n->arg) {
+		coev__wq_grant(&m->q, n, GRANT_LOCK, &wk);
+		atomic_store_explicit(
+			&m->state,
+			M_LOCKED | (coev__wq_empty(&m->q) ? 0 : M_WAITERS),
+			memory_order_release);
+	} else {
+		coev__wq_grant(&m->q, n, GRANT_TRY, &wk);
+		atomic_store_explicit(&m->state,
+				      coev__wq_empty(&m->q) ? 0 : M_WAITERS,
+				      memory_order_release);
+	}
+	coev__spin_unlock(&m->lk);
+	coev__wq_wake(&wk);
+}
+
+/* Release m, held by the caller; fn names the public call for messages. */
+static void unlock_checked(struct mutex *m, const char *fn)
+{
+	unsigned s = M_LOCKED;
+	const void *owner =
+		atomic_load_explicit(&m->owner, memory_order_relaxed);
+
+	if (owner != coev__sync_self())
+		coev__panic("%s: mutex %p is %s", fn, (void *)m,
+			    owner ? "held by another task or thread"
+				  : "not locked");
+	atomic_store_explicit(&m->owner, NULL, memory_order_relaxed);
+	/* Release: pairs with the acquire of the next try_take. */
+	if (atomic_compare_exchange_strong_explicit(&m->state, &s, 0,
+						    memory_order_release,
+						    memory_order_relaxed))
+		return;
+	unlock_slow(m);
+}
+
+void coev_mutex_unlock(coev_mutex_t *pub)
+{
+	unlock_checked(M(pub), "coev_mutex_unlock");
+}
+
+/* --- condition variable ---------------------------------------------- */
+
+struct cond {
+	atomic_uint lk;
+	coev__wq_t q; /* [lk] */
+};
+COEV__SYNC_LAYOUT(coev_cond_t, struct cond);
+
+static inline struct cond *C(coev_cond_t *c)
+{
+	return (struct cond *)(void *)c;
+}
+
+int coev_cond_init(coev_cond_t *pub)
+{
+	struct cond *c = C(pub);
+
+	if (!pub)
+		return -EINVAL;
+	atomic_init(&c->lk, 0);
+	c->q.head = c->q.tail = NULL;
+	return 0;
+}
+
+void coev_cond_destroy(coev_cond_t *pub)
+{
+	struct cond *c = C(pub);
+
+	coev__sync_check_idle(&c->lk, &c->q, "condition variable", c);
+}
+
+/* Take m again after a condition wait: as long as it takes, whatever the
+ * task's cancellation or pushed deadline, since the caller must hold m on
+ * return. */
+static void relock(struct mutex *m)
+{
+	coev_task_t *t = coev__task_self();
+	coev_time_t limit = 0;
+
+	if (t)
+		limit = coev__strict_begin(t);
+	if (coev_mutex_lock_dl((coev_mutex_t *)(void *)m, COEV_FOREVER) != 0)
+		coev__panic("condition variable: re-locking mutex %p failed",
+			    (void *)m);
+	if (t)
+		coev__strict_end(t, limit);
+}
+
+int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *mpub,
+		      coev_time_t deadline)
+{
+	struct cond *c = C(pub);
+	struct mutex *m = M(mpub);
+	coev__waiter_t wt;
+	coev__wnode_t n;
+	int r;
+
+	if (atomic_load_explicit(&m->owner, memory_order_relaxed) !=
+	    coev__sync_self())
+		coev__panic("coev_cond_wait: mutex %p is not held by the "
+			    "caller",
+			    (void *)m);
+	if ((r = coev__waiter_begin(&wt)) < 0)
+		return r;
+	coev__wnode_init(&n, &wt);
+	coev__spin_lock(&c->lk);
+	coev__wq_push(&c->q, &n);
+	coev__spin_unlock(&c->lk);
+	/* Queued before the unlock: a signal sent after it finds us. */
+	unlock_checked(m, "coev_cond_wait");
+	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL);
+	relock(m);
+	return r;
+}
+
+int coev_cond_wait(coev_cond_t *c, coev_mutex_t *m)
+{
+	return coev_cond_wait_dl(c, m, COEV_FOREVER);
+}
+
+static void cond_wake(struct cond *c, bool all)
+{
+	coev__wake_t wk = {NULL};
+
+	coev__spin_lock(&c->lk);
+	if (all)
+		coev__wq_grant_all(&c->q, 0, &wk);
+	else if (c->q.head)
+		coev__wq_grant(&c->q, c->q.head, 0, &wk);
+	coev__spin_unlock(&c->lk);
+	coev__wq_wake(&wk);
+}
+
+void coev_cond_signal(coev_cond_t *c)
+{
+	cond_wake(C(c), false);
+}
+
+void coev_cond_broadcast(coev_cond_t *c)
+{
+	cond_wake(C(c), true);
+}
