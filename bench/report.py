@@ -23,7 +23,8 @@ PEERS = ["go", "tokio"]
 # the tables and charts.
 HTTP_RUNTIMES = ["coev", "coev-hello", "epoll", "libuv", "go", "tokio",
                  "uvloop", "aiohttp"]
-WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "http", "c10k"]
+WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "pingpong",
+             "mutex", "pipeline", "http", "c10k"]
 WORKERS = 2
 # Workloads run with one worker thread (the rest use WORKERS).
 ONE_WORKER = {"switch", "http", "c10k"}
@@ -47,6 +48,11 @@ METRICS = [
     ("sleepers", "kib_per_task", "kib_per_task", "KiB RSS per task", True),
     ("sleepers", "wall_s", "wall_s", "wall s", True),
     ("switch", "ns_per_switch", "ns_per_switch", "ns per switch", True),
+    ("pingpong", "ns_per_roundtrip", "ns_per_roundtrip", "ns per round trip",
+     True),
+    ("mutex", "ns_per_pair", "ns_per_pair", "ns per lock/unlock pair", True),
+    ("pipeline", "msgs_per_s", "msgs_per_s", "messages/s through 3 stages",
+     False),
     ("http", "req_per_s", "req_per_s", "requests/s", False),
     ("http", "p99_ms", "p99_ms", "p99 latency ms", True),
     ("http", "cpu_us_per_req", "cpu_us_per_req", "server CPU us per request",
@@ -244,6 +250,10 @@ TARGETS = [
     ("fib", "speedup", "abs", 1.7, ">=", PEERS),
     ("sleepers", "kib_per_task", "abs", 8.0, "<=", PEERS),
     ("switch", "ns_per_switch", "abs", 10.0, "<", PEERS),
+    ("pingpong", "ns_per_roundtrip", "ratio", 1 / 3, "<=", PEERS),
+    ("mutex", "ns_per_pair", "ratio", 1 / 2, "<=", PEERS),
+    ("pipeline", "msgs_per_s", "ratio", 2.0, ">=", PEERS),
+    ("pipeline", "msgs_per_s", "abs", 1e7, ">=", PEERS),
     ("http", "req_per_s", "ratio", 0.95, ">=", ["epoll"]),
     ("http", "user_us_per_req", "ratio", 1.5, "<=", ["epoll"]),
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["go"]),
@@ -282,7 +292,7 @@ def target_lines(stats, workloads):
         c = stats.get((w, metric, "coev"))
         peer = faster_peer(stats, w, metric, peers)
         if c is None:
-            lines.append("TARGET %-8s %-15s coev was not run  -> N/A"
+            lines.append("TARGET %-8s %-16s coev was not run  -> N/A"
                          % (w, metric))
             continue
         ps = stats.get((w, metric, peer)) if peer else None
@@ -290,11 +300,11 @@ def target_lines(stats, workloads):
             goal = "coev/%s %s %s" % (peer or "/".join(peers), op,
                                       fmt(limit))
             if c is None or not c.ok:
-                lines.append("TARGET %-8s %-15s %-26s coev has no result"
+                lines.append("TARGET %-8s %-16s %-26s coev has no result"
                              "  -> MISSED" % (w, metric, goal))
                 continue
             if ps is None:
-                lines.append("TARGET %-8s %-15s %-26s no peer result"
+                lines.append("TARGET %-8s %-16s %-26s no peer result"
                              "  -> UNKNOWN" % (w, metric, goal))
                 continue
             r = c.median / ps.median
@@ -306,7 +316,7 @@ def target_lines(stats, workloads):
             if verdict == "MET" and not holds(worst, op, limit):
                 verdict += " (not in every run)"
             lines.append(
-                "TARGET %-8s %-15s %-26s ratio=%s (coev %s vs %s %s; "
+                "TARGET %-8s %-16s %-26s ratio=%s (coev %s vs %s %s; "
                 "range %s..%s)  -> %s" % (
                     w, metric, goal, fmt(r), fmt(c.median), peer,
                     fmt(ps.median), fmt(lo), fmt(hi), verdict))
@@ -316,7 +326,7 @@ def target_lines(stats, workloads):
             goal = "coev %s %s" % (op, fmt(limit))
             marks.setdefault((w, metric), limit)
             if c is None or not c.ok:
-                lines.append("TARGET %-8s %-15s %-26s coev has no result"
+                lines.append("TARGET %-8s %-16s %-26s coev has no result"
                              "  -> MISSED" % (w, metric, goal))
                 continue
             verdict = "MET" if holds(c.median, op, limit) else "MISSED"
@@ -329,7 +339,7 @@ def target_lines(stats, workloads):
                 extra = "; %s %s, coev/%s=%s" % (
                     peer, fmt(ps.median), peer, fmt(c.median / ps.median))
             lines.append(
-                "TARGET %-8s %-15s %-26s value=%s (range %s..%s%s)  -> %s"
+                "TARGET %-8s %-16s %-26s value=%s (range %s..%s%s)  -> %s"
                 % (w, metric, goal, fmt(c.median), fmt(c.min), fmt(c.max),
                    extra, verdict))
     return lines, marks

@@ -6,10 +6,10 @@
 #   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
 #
 # Environment:
-#   WORKLOADS      any of: spawn yield fib sleepers switch http c10k
-#                  (default: all)
+#   WORKLOADS      any of: spawn yield fib sleepers switch pingpong mutex
+#                  pipeline http c10k (default: all)
 #   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
-#                  of spawn, yield, fib and sleepers
+#                  of spawn, yield, fib, sleepers, pingpong, mutex, pipeline
 #   RUNS           runs per short workload and runtime (default 5; for http
 #                  and c10k, default 3)
 #   SLEEPER_RUNS   runs of the 2-second sleepers workload (default 3)
@@ -39,7 +39,9 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn yield fib sleepers switch http c10k"
+ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline http c10k"
+# The workloads of coev's channels and mutex, built from their own program.
+SYNC_WORKLOADS="pingpong mutex pipeline"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 RUNTIMES=${RUNTIMES:-coev go tokio}
 # Each http or c10k run takes over 10 s, so those two default to 3 rounds
@@ -64,6 +66,9 @@ for r in $RUNTIMES; do
 done
 has_rt() { case " $RUNTIMES " in *" $1 "*) return 0 ;; esac; return 1; }
 has_w() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+is_sync() { case " $SYNC_WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+sync_wanted=0
+for w in $SYNC_WORKLOADS; do has_w "$w" && sync_wanted=1; done
 # switch measures coev's own context switch; Go and tokio have no
 # equivalent. http and c10k have their own servers (HTTP_SERVERS).
 peer_workloads=$(for w in $WORKLOADS; do
@@ -164,7 +169,7 @@ if [ $coev_needed = 1 ]; then
 	elif ! has_rt coev || [ -z "$peer_workloads$(has_w switch && echo x)" ]; then
 		: # only the http servers need the library
 	else
-		cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I$ROOT/include -I$ROOT"
+		cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$ROOT/include -I$ROOT"
 		libs="$ROOT/build/libcoev.a -lev -lck -lpthread -lm"
 		# shellcheck disable=SC2086
 		if ! cc $cflags "$HERE/coev/bench.c" -o "$BUILD/coev-bench" $libs \
@@ -178,6 +183,18 @@ if [ $coev_needed = 1 ]; then
 			>>"$LOGS/build-coev.log" 2>&1; then
 			avail[coev_switch]=0
 			build_fail "bench/coev/switch.c" "$LOGS/build-coev.log"
+		fi
+		# Its own program, so that the other workloads still run when
+		# the library's channels or mutex do not build or link.
+		if [ $sync_wanted = 1 ]; then
+			avail[coev_sync]=1
+			# shellcheck disable=SC2086
+			if ! cc $cflags "$HERE/coev/sync_bench.c" \
+				-o "$BUILD/coev-sync-bench" $libs \
+				>>"$LOGS/build-coev.log" 2>&1; then
+				avail[coev_sync]=0
+				build_fail "bench/coev/sync_bench.c" "$LOGS/build-coev.log"
+			fi
 		fi
 	fi
 fi
@@ -229,6 +246,9 @@ run_one() {
 		if [ "$w" = switch ]; then
 			[ "${avail[coev_switch]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
 			set -- "$BUILD/coev-switch"
+		elif is_sync "$w"; then
+			[ "${avail[coev_sync]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
+			set -- "$BUILD/coev-sync-bench" "$w" "$n"
 		else
 			[ "${avail[coev]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
 			set -- "$BUILD/coev-bench" "$w" "$n"

@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "coev.h"
+#include "common.h"
 
 #define SPAWN_TASKS 1000000
 #define YIELD_TASKS 1000
@@ -32,21 +32,6 @@
 #define SLEEP_NS COEV_SEC(2)
 
 static char line[512];
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int fail(const char *what, int err)
-{
-	fprintf(stderr, "coev-bench: %s: %s (%d)\n", what, coev_strerror(err),
-		err);
-	return err < 0 ? err : -1;
-}
 
 /* VmRSS and VmHWM of this process in KiB; -1 when unreadable. */
 static void mem_kib(long *rss, long *hwm)
@@ -64,23 +49,6 @@ static void mem_kib(long *rss, long *hwm)
 			*hwm = strtol(buf + 6, NULL, 10);
 	}
 	fclose(f);
-}
-
-/* Sums of some worker counters, for the diagnostic keys. */
-static void rt_stats(uint64_t *mapped, uint64_t *stolen)
-{
-	coev_rt_t *rt = coev_rt_current();
-	unsigned n = coev_rt_workers(rt);
-
-	*mapped = *stolen = 0;
-	for (unsigned i = 0; i < n; i++) {
-		coev_worker_stats_t st;
-
-		if (coev_rt_worker_stats(rt, i, &st) == 0) {
-			*mapped += st.stacks_mapped;
-			*stolen += st.stolen;
-		}
-	}
 }
 
 /* ---- spawn: 1M trivial tasks, spawned by one task, then joined ---- */
@@ -109,14 +77,15 @@ static int spawn_bench(void)
 			return fail("trivial task result", ret);
 	}
 	int64_t t1 = now_ns();
-	uint64_t mapped, stolen;
+	coev_worker_stats_t st;
 
-	rt_stats(&mapped, &stolen);
+	rt_stats(&st);
 	free(h);
 	snprintf(line, sizeof line,
 		 "tasks=%d ns_per_task=%.2f stacks_mapped=%llu stolen=%llu",
 		 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS,
-		 (unsigned long long)mapped, (unsigned long long)stolen);
+		 (unsigned long long)st.stacks_mapped,
+		 (unsigned long long)st.stolen);
 	return 0;
 }
 
@@ -161,13 +130,14 @@ static int yield_bench(void)
 			atomic_load(&yields_done), n);
 		return -1;
 	}
-	uint64_t mapped, stolen;
+	coev_worker_stats_t st;
 
-	rt_stats(&mapped, &stolen);
+	rt_stats(&st);
 	snprintf(line, sizeof line,
 		 "yields=%ld ns_per_yield=%.2f stacks_mapped=%llu stolen=%llu",
-		 n, (double)(t1 - t0) / (double)n, (unsigned long long)mapped,
-		 (unsigned long long)stolen);
+		 n, (double)(t1 - t0) / (double)n,
+		 (unsigned long long)st.stacks_mapped,
+		 (unsigned long long)st.stolen);
 	return 0;
 }
 
@@ -217,15 +187,16 @@ static int fib_bench(void)
 			FIB_N, r, FIB_RESULT);
 		return -1;
 	}
-	uint64_t mapped, stolen;
+	coev_worker_stats_t st;
 
-	rt_stats(&mapped, &stolen);
+	rt_stats(&st);
 	snprintf(line, sizeof line,
 		 "tasks=%d elapsed_ms=%.3f ns_per_task=%.2f stacks_mapped=%llu "
 		 "stolen=%llu",
 		 FIB_TASKS, (double)(t1 - t0) / 1e6,
-		 (double)(t1 - t0) / FIB_TASKS, (unsigned long long)mapped,
-		 (unsigned long long)stolen);
+		 (double)(t1 - t0) / FIB_TASKS,
+		 (unsigned long long)st.stacks_mapped,
+		 (unsigned long long)st.stolen);
 	return 0;
 }
 
@@ -264,9 +235,9 @@ static int sleepers_bench(void)
 			return fail("coev_sleep", rc);
 	int64_t t_asleep = now_ns();
 	mem_kib(&rss1, &hwm1);
-	uint64_t mapped, stolen;
+	coev_worker_stats_t st;
 
-	rt_stats(&mapped, &stolen);
+	rt_stats(&st);
 	for (long i = 0; i < SLEEPERS; i++) {
 		if ((rc = coev_join(h[i], &ret)) < 0)
 			return fail("coev_join", rc);
@@ -284,7 +255,8 @@ static int sleepers_bench(void)
 		 "stacks_mapped=%llu stolen=%llu",
 		 SLEEPERS, rss0, rss1, hwm1, (double)(t_asleep - t0) / 1e9,
 		 (double)grow / SLEEPERS, (double)(t1 - t0) / 1e9,
-		 (unsigned long long)mapped, (unsigned long long)stolen);
+		 (unsigned long long)st.stacks_mapped,
+		 (unsigned long long)st.stolen);
 	return 0;
 }
 
@@ -309,30 +281,21 @@ static int bench_main(void *arg)
 int main(int argc, char **argv)
 {
 	coev_config_t cfg;
-	char *end;
 	int rc;
 
 	if (argc != 3) {
-		fprintf(stderr,
-			"usage: coev-bench <spawn|yield|fib|sleepers> <workers>\n");
+		fprintf(stderr, "usage: coev-bench <spawn|yield|fib|sleepers> "
+				"<workers>\n");
 		return 2;
 	}
-	long workers = strtol(argv[2], &end, 10);
-	if (*end || workers < 1 || workers > COEV_WORKERS_MAX) {
-		fprintf(stderr, "coev-bench: bad worker count %s\n", argv[2]);
-		return 2;
-	}
-	if ((rc = coev_config_init(&cfg)) < 0)
-		fprintf(stderr, "coev-bench: coev_config_init: %s (ignored)\n",
-			coev_strerror(rc));
-	cfg.workers = (unsigned)workers;
-
+	if ((rc = bench_config(&cfg, argv[2])) != 0)
+		return rc;
 	rc = coev_run(bench_main, argv[1], &cfg);
 	if (rc < 0) {
 		fprintf(stderr, "coev-bench: %s failed: %s (%d)\n", argv[1],
 			coev_strerror(rc), rc);
 		return 1;
 	}
-	printf("BENCH %s coev workers=%ld %s\n", argv[1], workers, line);
+	printf("BENCH %s coev workers=%u %s\n", argv[1], cfg.workers, line);
 	return 0;
 }

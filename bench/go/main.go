@@ -1,6 +1,6 @@
 // Go side of the coev benchmarks: one binary, one workload per run.
 //
-//	go-bench <spawn|yield|fib|sleepers>
+//	go-bench <spawn|yield|fib|sleepers|pingpong|mutex|pipeline>
 //
 // The number of workers is GOMAXPROCS, taken from the environment as usual
 // (run.sh sets GOMAXPROCS=2, and 1 for fib's single-worker run). Prints
@@ -8,7 +8,8 @@
 //
 //	BENCH <workload> go workers=<n> <metric>=<value> ...
 //
-// and exits non-zero if the workload's self-check fails.
+// and exits non-zero if the workload's self-check fails. The channel and
+// mutex workloads are in sync_bench.go.
 package main
 
 import (
@@ -168,7 +169,7 @@ func sleepersBench() string {
 
 func main() {
 	if len(os.Args) != 2 {
-		die("usage: go-bench <spawn|yield|fib|sleepers>")
+		die("usage: go-bench <spawn|yield|fib|sleepers|pingpong|mutex|pipeline>")
 	}
 	var line string
 	switch os.Args[1] {
@@ -180,6 +181,12 @@ func main() {
 		line = fibBench()
 	case "sleepers":
 		line = sleepersBench()
+	case "pingpong":
+		line = pingpongBench()
+	case "mutex":
+		line = mutexBench()
+	case "pipeline":
+		line = pipelineBench()
 	default:
 		die("unknown workload %s", os.Args[1])
 	}

@@ -1,12 +1,15 @@
 // tokio side of the coev benchmarks: one binary, one workload per run.
 //
-//   tokio-bench <spawn|yield|fib|sleepers> <workers>
+//   tokio-bench <spawn|yield|fib|sleepers|pingpong|mutex|pipeline> <workers>
 //
 // Prints exactly one line on stdout:
 //   BENCH <workload> tokio workers=<n> <metric>=<value> ...
 // and exits non-zero if the workload's self-check fails. The driver task
 // runs on a worker (it is spawned, not block_on'd) so that, like coev's main
-// task and Go's main goroutine, it spawns from inside the scheduler.
+// task and Go's main goroutine, it spawns from inside the scheduler. The
+// channel and mutex workloads are in sync_bench.rs.
+
+mod sync_bench;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -152,7 +155,10 @@ async fn sleepers_bench() -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
-        die("usage: tokio-bench <spawn|yield|fib|sleepers> <workers>");
+        die(
+            "usage: tokio-bench <spawn|yield|fib|sleepers|pingpong|mutex|pipeline> \
+             <workers>",
+        );
     }
     let workload = args[1].clone();
     let workers: usize = args[2]
@@ -173,6 +179,9 @@ fn main() {
                 "yield" => yield_bench().await,
                 "fib" => fib_bench().await,
                 "sleepers" => sleepers_bench().await,
+                "pingpong" => sync_bench::pingpong_bench().await,
+                "mutex" => sync_bench::mutex_bench().await,
+                "pipeline" => sync_bench::pipeline_bench().await,
                 other => die(&format!("unknown workload {}", other)),
             }
         });
