@@ -125,7 +125,7 @@ static void *pool_thread(void *arg)
 			j->result = j->fn(j->arg);
 			atomic_fetch_add_explicit(&p->jobs_run, 1,
 						  memory_order_relaxed);
-			coev__waiter_signal(&j->wt, false);
+			coev__waiter_signal(&j->wt, COEV_SIG_WAKE);
 			pthread_mutex_lock(&p->mu);
 			continue;
 		}

@@ -332,12 +332,18 @@ void coev__join_strict(coev_task_t *t, int *ret);
 
 /* wait.c */
 void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
-void coev__waiter_signal(coev__waiter_t *wt, bool resume);
+/* How a signalled task is queued: as a wake (the signaller's next task),
+ * as a joiner resumed by the task it joined, or on the signaller's ring
+ * where idle workers may take it at once (for a signaller that keeps
+ * running, such as an unlock). */
+enum { COEV_SIG_WAKE, COEV_SIG_RESUME, COEV_SIG_SHARED };
+void coev__waiter_signal(coev__waiter_t *wt, int how);
 int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
 int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline);
 void coev__waiter_settle(coev__waiter_t *wt, int n);
 void coev__waiter_fini(coev__waiter_t *wt);
 void coev__wake_unpin(coev_task_t *t);
+void coev__wake_shared(coev_task_t *t);
 
 /* task.c: a reference held for a later coev__task_release(). */
 static inline void coev__task_ref(coev_task_t *t)

@@ -178,7 +178,7 @@ void coev__scope_child_done(coev_task_t *t)
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (wt)
-		coev__waiter_signal(wt, false);
+		coev__waiter_signal(wt, COEV_SIG_WAKE);
 }
 
 /* Wait until s has no live child (strict: whatever the caller's

@@ -311,7 +311,7 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	j = atomic_exchange_explicit(&t->joiner, JOIN_DONE,
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
-		coev__waiter_signal(j, true);
+		coev__waiter_signal(j, COEV_SIG_RESUME);
 	/* Against shutdown's live_waiters++ then sum: either it sees this
 	 * decrement or we see it waiting and wake it to count again. */
 	atomic_fetch_sub_explicit(&w->live, 1, memory_order_seq_cst);
@@ -465,6 +465,16 @@ void coev__wake_unpin(coev_task_t *t)
 		return;
 	t->pin = NULL;
 	coev__schedule_entry(coev__entry(t, ENTRY_RUN), false);
+}
+
+/* Wake t onto the ring rather than the LIFO slot: for a waker that goes on
+ * running (an unlock, a release), whose LIFO slot would hold t until it
+ * next suspends while other workers sleep. The ring push notifies an idle
+ * worker, which takes t at once. */
+void coev__wake_shared(coev_task_t *t)
+{
+	if (notify(t))
+		coev__schedule_entry(coev__entry(t, ENTRY_RUN), true);
 }
 
 /* Wake a joiner on behalf of the task it joined, which just ended. */

@@ -71,7 +71,7 @@ void coev__waiter_fini(coev__waiter_t *wt)
 	pthread_mutex_destroy(&wt->mu);
 }
 
-void coev__waiter_signal(coev__waiter_t *wt, bool resume)
+void coev__waiter_signal(coev__waiter_t *wt, int how)
 {
 	coev_task_t *t = wt->task;
 
@@ -80,8 +80,10 @@ void coev__waiter_signal(coev__waiter_t *wt, bool resume)
 		 * add is the last touch of wt: the waiter may return and its
 		 * frame vanish right after it. */
 		atomic_fetch_add_explicit(&wt->done, 1, memory_order_release);
-		if (resume)
+		if (how == COEV_SIG_RESUME)
 			coev__wake_resume(t);
+		else if (how == COEV_SIG_SHARED)
+			coev__wake_shared(t);
 		else
 			coev__wake(t);
 		coev__task_release(t);

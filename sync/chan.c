@@ -262,7 +262,7 @@ static int recv_locked(coev_chan_t *ch, void *out, coev__wake_t *wk)
 static int chan_op(coev_chan_t *ch, void *buf, bool send, coev_time_t deadline,
 		   bool wait)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
 	coev__waiter_t wt;
 	coev__wnode_t n;
 	coev__wq_t *q;
@@ -324,7 +324,7 @@ int coev_chan_try_recv(coev_chan_t *ch, void *out)
 
 int coev_chan_close(coev_chan_t *ch)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
 	bool was;
 
 	if (!ch)
@@ -428,7 +428,7 @@ static int select_wait(struct select *s, coev_time_t deadline)
 	coev__wnode_t nodes[COEV_SELECT_MAX];
 	struct coev__sel sel;
 	coev__waiter_t wt;
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
 	coev_sel_t *c;
 	int r, open = -1, win;
 
@@ -487,7 +487,7 @@ static int select_common(coev_sel_t *cases, size_t n, coev_time_t deadline,
 			 bool wait)
 {
 	struct select s;
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
 	int r;
 
 	if ((r = select_prepare(&s, cases, n)) < 0)

@@ -75,7 +75,7 @@ void coev_event_destroy(coev_event_t *pub)
 void coev_event_set(coev_event_t *pub)
 {
 	struct event *e = E(pub);
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 
 	coev__spin_lock(&e->lk);
 	/* Release: pairs with the acquire in coev_event_is_set, so what was
@@ -160,7 +160,7 @@ void coev_wg_destroy(coev_wg_t *pub)
 void coev_wg_add(coev_wg_t *pub, long n)
 {
 	struct wg *wg = WG(pub);
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	long c;
 
 	coev__spin_lock(&wg->lk);
@@ -268,7 +268,7 @@ int coev_barrier_wait_dl(coev_barrier_t *pub, coev_time_t deadline)
 	struct barrier *b = B(pub);
 	coev__waiter_t wt;
 	coev__wnode_t n;
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	int r;
 
 	if ((r = coev__waiter_begin(&wt)) < 0)
@@ -315,7 +315,7 @@ static bool once_not_running(void *obj)
 /* Run fn as the runner, then publish the outcome and wake the waiters. */
 static int once_run(struct once *o, coev_once_cb fn, void *arg)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	int r = fn(arg);
 
 	coev__spin_lock(&o->lk);

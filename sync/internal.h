@@ -81,6 +81,8 @@ typedef struct coev__wq {
 /* A list of granted nodes to signal once the lock is released. */
 typedef struct coev__wake {
 	coev__wnode_t *head;
+	int how; /* COEV_SIG_WAKE, or COEV_SIG_SHARED for a granter that goes
+		  * on running (unlock, release) */
 } coev__wake_t;
 
 /*

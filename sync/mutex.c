@@ -237,7 +237,7 @@ int coev_mutex_trylock(coev_mutex_t *pub)
 
 static void unlock_slow(struct mutex *m)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	coev__wnode_t *n;
 
 	coev__spin_lock(&m->lk);
@@ -370,7 +370,7 @@ int coev_cond_wait(coev_cond_t *c, coev_mutex_t *m)
 
 static void cond_wake(struct cond *c, bool all)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 
 	coev__spin_lock(&c->lk);
 	if (all)

@@ -109,7 +109,7 @@ int coev_sem_acquire(coev_sem_t *s)
 int coev_sem_release(coev_sem_t *pub)
 {
 	struct sem *s = S(pub);
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	unsigned c;
 	int r = 0;
 
@@ -214,7 +214,8 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 
 	if (wait && (r = coev__sync_may_block()) < 0)
 		return r;
-	if (kind == RW_WRITE &&
+	/* Only a wait could deadlock: a try by the writer just fails. */
+	if (wait && kind == RW_WRITE &&
 	    atomic_load_explicit(&rw->writer, memory_order_relaxed) == self)
 		return -EDEADLK;
 	if (wait && (r = coev__waiter_begin(&wt)) < 0)
@@ -274,7 +275,7 @@ int coev_rwlock_trywrlock(coev_rwlock_t *rw)
 
 static void rw_unlock(struct rwlock *rw, int kind)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	bool bad;
 
 	if (kind == RW_WRITE) {
@@ -293,9 +294,10 @@ static void rw_unlock(struct rwlock *rw, int kind)
 	}
 	coev__spin_unlock(&rw->lk);
 	if (bad)
-		coev__panic("coev_rwlock_rdunlock: rwlock %p is not "
-			    "read-locked",
-			    (void *)rw);
+		coev__panic("%s: rwlock %p is not %s-locked",
+			    kind == RW_WRITE ? "coev_rwlock_wrunlock"
+					     : "coev_rwlock_rdunlock",
+			    (void *)rw, kind == RW_WRITE ? "write" : "read");
 	coev__wq_wake(&wk);
 }
 

@@ -159,14 +159,14 @@ void coev__wq_wake(coev__wake_t *wk)
 	for (; n; n = next) {
 		/* Read next first: once signalled, n may vanish. */
 		next = n->next;
-		coev__waiter_signal(n->wt, false);
+		coev__waiter_signal(n->wt, wk->how);
 	}
 }
 
 int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
 		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj)
 {
-	coev__wake_t wk = {NULL};
+	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	int r = coev__waiter_wait(n->wt, deadline);
 
 	if (r < 0) {
