@@ -79,7 +79,8 @@ $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 		-o $@ $^ $(LIBS)
 	ln -sf libcoev.so.$(SOVERSION) $(B)/libcoev.so
 
-$(B)/tests/%: tests/%.c $(B)/libcoev.a tests/testutil.h tests/sync/chan_util.h
+$(B)/tests/%: tests/%.c $(B)/libcoev.a tests/testutil.h tests/sync/chan_util.h \
+		tests/sync/sync_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
 

@@ -478,7 +478,7 @@ static int select_wait(struct select *s, coev_time_t deadline)
 	}
 	if (r < 0)
 		coev__waiter_settle(&wt, 1);
-	coev__waiter_end(&wt);
+	coev__waiter_fini(&wt);
 	s->cases[win].result = nodes[win].status;
 	return win;
 }

@@ -29,6 +29,16 @@
  */
 void coev__spin_lock_slow(atomic_uint *l);
 
+/* Tell the CPU this is a spin-wait loop. */
+static inline void coev__cpu_pause(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 static inline void coev__spin_lock(atomic_uint *l)
 {
 	/* Acquire: pairs with the release in coev__spin_unlock. */
@@ -90,11 +100,10 @@ typedef struct coev__wake {
  * with a reference on the task that the signal (or coev__waiter_abandon)
  * drops. Returns 0 or COEV_ENOTCORO on a worker thread outside a task.
  * coev__waiter_abandon — undo begin for a waiter nobody will signal.
- * coev__waiter_end — release a signalled waiter's resources.
+ * A signalled waiter ends with coev__waiter_fini.
  */
 int coev__waiter_begin(coev__waiter_t *wt);
 void coev__waiter_abandon(coev__waiter_t *wt);
-void coev__waiter_end(coev__waiter_t *wt);
 
 void coev__wnode_init(coev__wnode_t *n, coev__waiter_t *wt);
 void coev__wq_push(coev__wq_t *q, coev__wnode_t *n);

@@ -78,15 +78,6 @@ void coev_mutex_destroy(coev_mutex_t *pub)
 	coev__sync_check_idle(&m->lk, &m->q, "mutex", m);
 }
 
-static inline void cpu_pause(void)
-{
-#if defined(__x86_64__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 /* One attempt to take m. Acquire: pairs with the release of the unlock
  * that freed it. */
 static bool try_take(struct mutex *m)
@@ -147,7 +138,7 @@ static bool spin_for(struct mutex *m)
 		return false;
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		for (int j = 0; j < SPIN_PAUSES; j++)
-			cpu_pause();
+			coev__cpu_pause();
 		if (atomic_load_explicit(&m->state, memory_order_relaxed) &
 		    M_WAITERS)
 			return false;

@@ -223,6 +223,8 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 	coev__spin_lock(&rw->lk);
 	if (rw_take(rw, kind)) {
 		coev__spin_unlock(&rw->lk);
+		if (wait)
+			coev__waiter_abandon(&wt);
 	} else if (!wait) {
 		coev__spin_unlock(&rw->lk);
 		return -EBUSY;
@@ -231,13 +233,10 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 		n.arg = (uintptr_t)kind;
 		coev__wq_push(&rw->q, &n);
 		coev__spin_unlock(&rw->lk);
-		wait = false; /* the waiter ends in wq_wait */
 		r = coev__wq_wait(&rw->lk, &rw->q, &n, deadline, dispatch, rw);
 		if (r < 0)
 			return r;
 	}
-	if (wait)
-		coev__waiter_abandon(&wt);
 	if (kind == RW_WRITE)
 		atomic_store_explicit(&rw->writer, self, memory_order_relaxed);
 	return 0;

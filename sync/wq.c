@@ -32,11 +32,7 @@ void coev__spin_lock_slow(atomic_uint *l)
 			    !atomic_exchange_explicit(l, 1,
 						      memory_order_acquire))
 				return;
-#if defined(__x86_64__)
-			__builtin_ia32_pause();
-#elif defined(__aarch64__)
-			__asm__ volatile("yield" ::: "memory");
-#endif
+			coev__cpu_pause();
 		}
 		/* The holder's thread was preempted: let it run. */
 		sched_yield();
@@ -61,11 +57,6 @@ void coev__waiter_abandon(coev__waiter_t *wt)
 {
 	if (wt->task)
 		coev__task_release(wt->task);
-	coev__waiter_fini(wt);
-}
-
-void coev__waiter_end(coev__waiter_t *wt)
-{
 	coev__waiter_fini(wt);
 }
 
@@ -184,7 +175,7 @@ int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
 		/* Granted meanwhile: the signal is on its way. */
 		coev__waiter_settle(n->wt, 1);
 	}
-	coev__waiter_end(n->wt);
+	coev__waiter_fini(n->wt);
 	return n->status;
 }
 

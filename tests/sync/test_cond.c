@@ -14,38 +14,12 @@
  */
 #define TU_LOOP_CALLS 1
 #include "tests/testutil.h"
+#include "tests/sync/sync_util.h"
 
 #include <pthread.h>
 #include <semaphore.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Time to let something that should not happen show itself. Never an upper
- * bound on anything. */
-#define SETTLE COEV_MSEC(TU_SCALE(10, 20, 30))
-
-static unsigned rnd_next(unsigned *s)
-{
-	unsigned x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
-/* As a task: yield until *v >= n, or fail after the guard. */
-static int spin_until(atomic_int *v, int n)
-{
-	coev_time_t dl = tu_guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_yield();
-	}
-	return 0;
-}
 
 /* ---- a bounded buffer --------------------------------------------------- */
 

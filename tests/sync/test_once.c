@@ -13,34 +13,12 @@
  */
 #define TU_LOOP_CALLS 1
 #include "tests/testutil.h"
+#include "tests/sync/sync_util.h"
 
 #include <pthread.h>
 #include <semaphore.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Time for a task that announced it is about to wait to really wait. Only
- * used to order things; never an upper bound on anything. */
-#define SETTLE COEV_MSEC(TU_SCALE(10, 20, 30))
-
-static void settle_after(atomic_int *flag)
-{
-	TU_CHECK_EQ(tu_wait_at_least(flag, 1), 0);
-	coev_sleep(SETTLE);
-}
-
-/* As a task: yield until *v >= n, or fail after the guard. */
-static int spin_until_fin(atomic_int *v, int n)
-{
-	coev_time_t dl = tu_guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_yield();
-	}
-	return 0;
-}
 
 /* ---- exactly once, many callers ----------------------------------------- */
 
@@ -546,7 +524,7 @@ static int orace_main(void *arg)
 			o->cancel_spin = (v >> 12) % 30000;
 			sent++;
 			sem_post(&o->go);
-			TU_CHECK_EQ(spin_until_fin(&o->gone, sent), 0);
+			TU_CHECK_EQ(spin_until(&o->gone, sent), 0);
 		}
 		TU_CHECK_EQ(coev_join(tr, &rr), 0);
 		TU_CHECK_EQ(coev_join(o->tw, &rw), 0);

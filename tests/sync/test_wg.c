@@ -12,44 +12,12 @@
  */
 #define TU_LOOP_CALLS 1
 #include "tests/testutil.h"
+#include "tests/sync/sync_util.h"
 
 #include <pthread.h>
 #include <semaphore.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Time for a task that announced it is about to wait to really wait. Only
- * used to order things; never an upper bound on anything. */
-#define SETTLE COEV_MSEC(TU_SCALE(10, 20, 30))
-
-static unsigned rnd_next(unsigned *s)
-{
-	unsigned x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
-static void settle_after(atomic_int *flag)
-{
-	TU_CHECK_EQ(tu_wait_at_least(flag, 1), 0);
-	coev_sleep(SETTLE);
-}
-
-/* As a task: yield until *v >= n, or fail after the guard. */
-static int spin_until(atomic_int *v, int n)
-{
-	coev_time_t dl = tu_guard();
-
-	while (atomic_load(v) < n) {
-		if (coev_now() > dl)
-			return -ETIMEDOUT;
-		coev_yield();
-	}
-	return 0;
-}
 
 /* A waiter: waits once and records how it ended and what it saw. */
 typedef struct ww {
