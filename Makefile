@@ -40,7 +40,12 @@ CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LIBS := -lev -lck -lpthread -lm
 TEST_LIBS := -lcmocka $(LIBS)
 
-LIB_SRC := $(wildcard sched/*.c sync/*.c bridge/*.c)
+# Adapters for callback libraries (bridge/NAME.c, include/coev/NAME.h): each
+# is its own archive, libcoev_NAME.a, so that only programs using one link
+# its library (hiredis, c-ares, libcurl).
+ADAPTERS := $(filter redis ares curl,$(basename $(notdir $(wildcard bridge/*.c))))
+ADAPTER_LIBS := -lhiredis -lcares -lcurl
+LIB_SRC := $(filter-out $(ADAPTERS:%=bridge/%.c),$(wildcard sched/*.c sync/*.c bridge/*.c))
 LIB_ASM := sched/ctx_$(ARCH).S
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
 HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h bridge/*.h)
@@ -56,7 +61,7 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
 all: lib
 
-lib: $(B)/libcoev.a $(B)/libcoev.so.$(SOVERSION)
+lib: $(B)/libcoev.a $(B)/libcoev.so.$(SOVERSION) $(ADAPTERS:%=$(B)/libcoev_%.a)
 
 # Installs the Debian packages when a header or tool is missing.
 deps:
@@ -74,22 +79,32 @@ $(B)/libcoev.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(B)/libcoev_%.a: $(B)/bridge/%.o
+	@rm -f $@
+	ar rcs $@ $^
+
+ADAPTER_AR = $(ADAPTERS:%=$(B)/libcoev_%.a)
+
 $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libcoev.so.$(SOVERSION) \
 		-o $@ $^ $(LIBS)
 	ln -sf libcoev.so.$(SOVERSION) $(B)/libcoev.so
 
-$(B)/tests/%: tests/%.c $(B)/libcoev.a tests/testutil.h tests/sync/chan_util.h \
-		tests/sync/sync_util.h
+# Tests and examples link every adapter archive; --as-needed keeps the
+# callback libraries out of programs that use none.
+$(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h \
+		tests/sync/chan_util.h tests/sync/sync_util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(ADAPTER_AR) $(B)/libcoev.a \
+		-Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
 
 # Examples may use Debian's http-parser (a callback library they wrap).
 EXAMPLE_LIBS := -lhttp_parser $(LIBS)
 
-$(B)/examples/%: examples/%.c $(B)/libcoev.a
+$(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(EXAMPLE_LIBS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(ADAPTER_AR) $(B)/libcoev.a \
+		-Wl,--as-needed $(ADAPTER_LIBS) $(EXAMPLE_LIBS)
 
 examples: $(EXAMPLE_BIN)
 
@@ -129,7 +144,7 @@ install: lib
 	install -d $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/coev.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/coev/*.h $(DESTDIR)$(PREFIX)/include/coev/
-	install -m 644 $(B)/libcoev.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(B)/libcoev.a $(ADAPTER_AR) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcoev.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \

@@ -16,5 +16,7 @@
 #include "coev/blocking.h"
 #include "coev/sync.h"
 #include "coev/chan.h"
+#include "coev/future.h"
+#include "coev/bridge.h"
 
 #endif

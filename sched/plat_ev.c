@@ -114,6 +114,11 @@ void coev__plat_poll(struct coev_worker *w)
 	ev_run(w->loop, EVRUN_NOWAIT);
 }
 
+void *coev__plat_native_loop(struct coev_worker *w)
+{
+	return w->loop;
+}
+
 void coev__plat_unpark(struct coev_worker *w)
 {
 	ev_async_send(w->loop, (ev_async *)w->doorbell);

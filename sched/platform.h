@@ -71,6 +71,10 @@ int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 		      unsigned events);
 void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
 
+/* The backend's own loop object for w (a struct ev_loop * for plat_ev),
+ * for libraries that attach to it; NULL when the backend has none. */
+void *coev__plat_native_loop(struct coev_worker *w);
+
 /* Choices: a number in [0, n) for worker w (n > 0). */
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
 

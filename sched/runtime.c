@@ -101,6 +101,7 @@ static void worker_free(struct coev_worker *w)
 {
 	if (!w)
 		return;
+	coev__worker_drop_posts(w);
 	coev__stack_pool_free(w);
 	coev__plat_loop_destroy(w);
 	pthread_mutex_destroy(&w->inbox.mu);

@@ -146,6 +146,7 @@ struct coev_task {
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
+	unsigned pin_depth;	  /* [runner] coev_pin nesting (bridge/) */
 	coev_time_t dl_limit;	  /* [runner] earliest pushed deadline */
 	struct coev_scope *scope; /* [init] scope it is a child of */
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
@@ -155,6 +156,17 @@ struct coev_task {
 	void *san_fake;			 /* ASan fake stack [runner] */
 	char name[32];			 /* [init] */
 };
+
+/*
+ * A function to run on one worker's thread between tasks (bridge/'s
+ * coev_submit): posted from any thread, run by the worker in its scheduler
+ * context as a loop callback is. fn(p, false) when the runtime is freed
+ * with p never run, so its owner can fail it and free it.
+ */
+typedef struct coev__post {
+	struct coev__post *next;
+	void (*fn)(struct coev__post *p, bool run);
+} coev__post_t;
 
 /* --- stacks ----------------------------------------------------------- */
 
@@ -225,6 +237,8 @@ struct coev_worker {
 	void *altstack;		       /* [owner] SIGSEGV stack */
 	/* Pinned tasks: resumable only here; any thread pushes. */
 	coev__inject_t inbox;
+	/* Functions posted to run here (a LIFO stack; any thread pushes). */
+	_Atomic(coev__post_t *) posts;
 	/* Live tasks whose home is this worker. */
 	pthread_mutex_t reg_mu;
 	coev_task_t *reg_head; /* [reg_mu] */
@@ -318,6 +332,8 @@ void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);
 coev__entry_t *coev__inject_pop(coev__inject_t *q);
 void coev__notify_parked(struct coev_rt *rt, bool strict);
+void coev__worker_post(struct coev_worker *w, coev__post_t *p);
+void coev__worker_drop_posts(struct coev_worker *w);
 
 /* task.c */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);

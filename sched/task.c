@@ -463,7 +463,10 @@ void coev__wake_unpin(coev_task_t *t)
 {
 	if (!notify(t))
 		return;
-	t->pin = NULL;
+	/* pin_depth is the parked task's own field: it set it before the
+	 * park that our notify ends. */
+	if (!t->pin_depth)
+		t->pin = NULL;
 	coev__schedule_entry(coev__entry(t, ENTRY_RUN), false);
 }
 

@@ -232,7 +232,7 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 		if ((r = coev__plat_io_arm(w, &wt.io, fd, events)) < 0) {
 			if (wt.timer_armed)
 				coev__plat_timer_disarm(w, &wt.tm);
-			t->pin = NULL;
+			t->pin = t->pin_depth ? w : NULL;
 			/* A regular file cannot be polled: always ready. */
 			return r == -EPERM ? (int)events : r;
 		}
@@ -244,7 +244,9 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 		coev__plat_timer_disarm(w, &wt.tm);
 	if (wt.io_armed)
 		coev__plat_io_disarm(w, &wt.io);
-	t->pin = NULL;
+	/* A task pinned by coev_pin stays pinned (to w, where it already
+	 * was). */
+	t->pin = t->pin_depth ? w : NULL;
 	if (wt.fired)
 		return wt.fired;
 	return coev__cancel_check(t);

@@ -468,9 +468,66 @@ static coev__entry_t *take_inject(struct coev_worker *w)
 	return first;
 }
 
+/* --- posted functions --------------------------------------------------- */
+
+void coev__worker_post(struct coev_worker *w, coev__post_t *p)
+{
+	coev__post_t *head =
+		atomic_load_explicit(&w->posts, memory_order_relaxed);
+
+	/* Release: p's contents happen before the worker runs it. */
+	do
+		p->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&w->posts, &head, p,
+						      memory_order_release,
+						      memory_order_relaxed));
+	/* The doorbell costs a system call only while w sleeps in its loop;
+	 * a running w finds the post at its next scheduling tick. */
+	if (!head)
+		coev__plat_unpark(w);
+}
+
+/* Take every post and run them in the order they were posted. */
+static coev__post_t *take_posts(struct coev_worker *w)
+{
+	coev__post_t *p =
+		atomic_exchange_explicit(&w->posts, NULL, memory_order_acquire);
+	coev__post_t *fifo = NULL, *next;
+
+	for (; p; p = next) {
+		next = p->next;
+		p->next = fifo;
+		fifo = p;
+	}
+	return fifo;
+}
+
+static void run_posts(struct coev_worker *w)
+{
+	coev__post_t *p, *next;
+
+	for (p = take_posts(w); p; p = next) {
+		next = p->next;
+		p->fn(p, true);
+	}
+}
+
+void coev__worker_drop_posts(struct coev_worker *w)
+{
+	coev__post_t *p, *next;
+
+	for (p = take_posts(w); p; p = next) {
+		next = p->next;
+		p->fn(p, false);
+	}
+}
+
 static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;
+
+	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
+		run_posts(w);
 
 	if (++w->tick % COEV_TICK_GLOBAL == 0) {
 		/* Fairness: the loop and the inject queue get a turn at least

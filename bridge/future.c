@@ -1,0 +1,287 @@
+/*
+ * bridge/future.c — futures completed once from anywhere, awaited by any
+ * number of tasks and threads (coev/future.h).
+ *
+ * A future is sync/'s wait queue (grant or withdraw, sync/internal.h) with
+ * a one-way state word: PENDING, then DONE or CANCELLED, changed once
+ * under the spin lock by the completion that wins; every later completion
+ * finds the word set and is refused. Waiters are queued under the same
+ * lock, so a completion either finds a waiter queued (and grants it) or
+ * the waiter finds the word set before queueing: no wake is lost. A waiter
+ * that gives up withdraws if still queued, else it was granted and
+ * returns the result. The word is also published with release, so a wait
+ * on a completed future, and a poll, take no lock.
+ *
+ * Lifetime is a reference count only: completion, waiting and callbacks
+ * never free the future, so a producer holding a reference can always
+ * complete it safely, however late. The state word then tells it whether
+ * anyone still wanted the result (-ECANCELED after a cancel).
+ *
+ * Waking: the completer hands each waiting task to the scheduler. From a
+ * thread outside the runtime that is the inject queue plus a doorbell for
+ * a sleeping worker (none when a worker is awake); from a task that goes on
+ * running it is the ring, where an idle worker takes it at once; from a
+ * loop callback it is the worker's next task. A task whose wait has a
+ * deadline is pinned to its worker for the wait and goes to that worker's
+ * inbox, whose doorbell costs a system call only while that loop sleeps.
+ */
+#include <stdlib.h>
+
+#include "coev/future.h"
+#include "sync/internal.h"
+
+enum { F_PENDING, F_DONE, F_CANCELLED };
+
+/* A completion callback waiting for its future. */
+struct fut_cb {
+	struct fut_cb *next;
+	coev_future_cb fn;
+	void *arg;
+};
+
+struct coev_future {
+	atomic_uint lk;
+	atomic_uint refs;
+	atomic_int state;	 /* F_*: set once under lk, read by anyone */
+	int result;		 /* written before state leaves F_PENDING */
+	void *value;		 /* [lk] NULL once taken */
+	coev_free_fn value_free; /* [lk] */
+	coev__wq_t q;		 /* [lk] waiters */
+	struct fut_cb *cbs, *cbs_tail; /* [lk] callbacks, in order */
+};
+
+int coev_future_new(coev_future_t **out)
+{
+	coev_future_t *f;
+
+	if (!out)
+		return -EINVAL;
+	if (!(f = calloc(1, sizeof *f)))
+		return -ENOMEM;
+	atomic_init(&f->refs, 1);
+	atomic_init(&f->state, F_PENDING);
+	*out = f;
+	return 0;
+}
+
+coev_future_t *coev_future_ref(coev_future_t *f)
+{
+	if (f)
+		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	return f;
+}
+
+void coev_future_release(coev_future_t *f)
+{
+	unsigned old;
+
+	if (!f)
+		return;
+	/* Release: our writes happen before the free; acquire on the last
+	 * one: everyone's writes happen before it. */
+	old = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+	if (old == 0)
+		coev__panic("coev_future_release: future %p released more "
+			    "often than referenced",
+			    (void *)f);
+	if (old != 1)
+		return;
+	/* Every callback holds a reference, so none is pending here; a
+	 * waiter does not, and would wait on freed memory. */
+	coev__sync_check_idle(&f->lk, &f->q, "future", f);
+	if (f->value && f->value_free)
+		f->value_free(f->value);
+	free(f);
+}
+
+/* Complete f (state F_DONE or F_CANCELLED) and wake everyone. */
+static int finish(coev_future_t *f, int state, int result, void *value,
+		  coev_free_fn value_free)
+{
+	coev__wake_t wk = {NULL,
+			   coev__task_self() ? COEV_SIG_SHARED : COEV_SIG_WAKE};
+	struct fut_cb *cb, *next;
+	int old;
+
+	coev__spin_lock(&f->lk);
+	old = atomic_load_explicit(&f->state, memory_order_relaxed);
+	if (old != F_PENDING) {
+		coev__spin_unlock(&f->lk);
+		return old == F_CANCELLED ? -ECANCELED : -EALREADY;
+	}
+	f->result = result;
+	f->value = value;
+	f->value_free = value_free;
+	/* Pairs with the acquire loads of coev_future_poll and the waits. */
+	atomic_store_explicit(&f->state, state, memory_order_release);
+	coev__wq_grant_all(&f->q, 0, &wk);
+	cb = f->cbs;
+	f->cbs = f->cbs_tail = NULL;
+	coev__spin_unlock(&f->lk);
+	coev__wq_wake(&wk);
+	for (; cb; cb = next) {
+		next = cb->next;
+		cb->fn(f, cb->arg);
+		free(cb);
+		coev_future_release(f); /* the callback's reference */
+	}
+	return 0;
+}
+
+int coev_future_complete(coev_future_t *f, int result, void *value,
+			 coev_free_fn value_free)
+{
+	if (!f)
+		return -EINVAL;
+	return finish(f, F_DONE, result, value, value_free);
+}
+
+int coev_future_set(coev_future_t *f, int result)
+{
+	return coev_future_complete(f, result, NULL, NULL);
+}
+
+int coev_future_cancel(coev_future_t *f)
+{
+	int r;
+
+	if (!f)
+		return -EINVAL;
+	r = finish(f, F_CANCELLED, -ECANCELED, NULL, NULL);
+	return r == -ECANCELED ? -EALREADY : r;
+}
+
+int coev_future_poll(coev_future_t *f, int *result)
+{
+	if (!f)
+		return -EINVAL;
+	if (atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
+		return -EAGAIN;
+	if (result)
+		*result = f->result;
+	return 0;
+}
+
+int coev_future_cancelled(coev_future_t *f)
+{
+	return f && atomic_load_explicit(&f->state, memory_order_acquire) ==
+			    F_CANCELLED;
+}
+
+static int wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
+{
+	coev__waiter_t wt;
+	coev__wnode_t n;
+	int r;
+
+	if (!f)
+		return -EINVAL;
+	if ((r = coev__sync_may_block()) < 0)
+		return r;
+	if (coev_future_poll(f, result) == 0)
+		return 0;
+	if ((r = coev__waiter_begin(&wt)) < 0)
+		return r;
+	coev__wnode_init(&n, &wt);
+	coev__spin_lock(&f->lk);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) !=
+	    F_PENDING) {
+		coev__spin_unlock(&f->lk);
+		coev__waiter_abandon(&wt);
+		return coev_future_poll(f, result);
+	}
+	coev__wq_push(&f->q, &n);
+	coev__spin_unlock(&f->lk);
+	r = coev__wq_wait(&f->lk, &f->q, &n, deadline, NULL, NULL);
+	if (r < 0)
+		return r;
+	return coev_future_poll(f, result);
+}
+
+int coev_future_wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
+{
+	return wait_dl(f, deadline, result);
+}
+
+int coev_future_wait(coev_future_t *f, int *result)
+{
+	return wait_dl(f, COEV_FOREVER, result);
+}
+
+int coev_future_await_dl(coev_future_t *f, coev_time_t deadline, int *result)
+{
+	int r = wait_dl(f, deadline, result);
+
+	if (r != -ETIMEDOUT && r != -ECANCELED)
+		return r;
+	/* Gave up: tell the producer, unless its result came first. */
+	if (coev_future_cancel(f) == -EALREADY && !coev_future_cancelled(f))
+		return coev_future_poll(f, result);
+	return r;
+}
+
+int coev_future_await(coev_future_t *f, int *result)
+{
+	return coev_future_await_dl(f, COEV_FOREVER, result);
+}
+
+void *coev_future_value(coev_future_t *f)
+{
+	void *v;
+
+	if (!f ||
+	    atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
+		return NULL;
+	coev__spin_lock(&f->lk);
+	v = f->value;
+	coev__spin_unlock(&f->lk);
+	return v;
+}
+
+void *coev_future_take(coev_future_t *f)
+{
+	void *v;
+
+	if (!f ||
+	    atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
+		return NULL;
+	coev__spin_lock(&f->lk);
+	v = f->value;
+	f->value = NULL;
+	coev__spin_unlock(&f->lk);
+	return v;
+}
+
+int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)
+{
+	struct fut_cb *cb;
+
+	if (!f || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&f->state, memory_order_acquire) !=
+	    F_PENDING) {
+		fn(f, arg);
+		return 0;
+	}
+	if (!(cb = malloc(sizeof *cb)))
+		return -ENOMEM;
+	cb->next = NULL;
+	cb->fn = fn;
+	cb->arg = arg;
+	coev__spin_lock(&f->lk);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) !=
+	    F_PENDING) {
+		coev__spin_unlock(&f->lk);
+		free(cb);
+		fn(f, arg);
+		return 0;
+	}
+	coev_future_ref(f);
+	if (f->cbs_tail)
+		f->cbs_tail->next = cb;
+	else
+		f->cbs = cb;
+	f->cbs_tail = cb;
+	coev__spin_unlock(&f->lk);
+	return 0;
+}
