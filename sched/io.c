@@ -355,9 +355,47 @@ static int do_resolve(void *arg)
 	return 0;
 }
 
+/* The resolver set by coev_set_resolver, or NULL for getaddrinfo(). */
+static _Atomic(coev_resolver_fn) resolver_fn;
+static void *_Atomic resolver_arg;
+
+void coev_set_resolver(coev_resolver_fn fn, void *arg)
+{
+	atomic_store_explicit(&resolver_arg, arg, memory_order_relaxed);
+	/* Release: a connect that sees fn sees its arg. */
+	atomic_store_explicit(&resolver_fn, fn, memory_order_release);
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
+}
+
+/* Connect through the resolver set by coev_set_resolver. */
+static int connect_resolved(coev_resolver_fn fn, const char *host,
+			    unsigned port, coev_time_t deadline)
+{
+	struct sockaddr_storage addrs[8];
+	int n, fd = -ENOENT;
+
+	n = fn(atomic_load_explicit(&resolver_arg, memory_order_relaxed), host,
+	       port, addrs, 8, deadline);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && i < 8; i++) {
+		fd = connect_addr((struct sockaddr *)&addrs[i],
+				  addr_len(&addrs[i]), deadline);
+		if (fd >= 0 || fd == -ETIMEDOUT || fd == -ECANCELED)
+			break;
+	}
+	return fd;
+}
+
 int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
 {
 	struct sockaddr_storage ss;
+	coev_resolver_fn fn;
 	struct resolve q;
 	socklen_t len;
 	int fd, r;
@@ -368,6 +406,9 @@ int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
 		return r;
 	if (numeric_addr(host, port, &ss, &len) == 0)
 		return connect_addr((struct sockaddr *)&ss, len, deadline);
+	fn = atomic_load_explicit(&resolver_fn, memory_order_acquire);
+	if (fn)
+		return connect_resolved(fn, host, port, deadline);
 	q.host = host;
 	q.res = NULL;
 	snprintf(q.port, sizeof q.port, "%u", port);

@@ -151,6 +151,22 @@ COEV_API int coev_tcp_connect(const char *host, unsigned port,
 			      coev_time_t deadline);
 
 /*
+ * coev_resolver_fn — a name resolver for coev_tcp_connect: store up to max
+ * addresses of host (with port set) in addrs[] and return how many (> 0),
+ * or a negative code: -ENOENT (no such name), -ETIMEDOUT, -ECANCELED, ...
+ * Called in the connecting task, which it may suspend.
+ * coev_set_resolver — resolve names with fn(arg, ...) from now on (the
+ * c-ares adapter, coev/ares.h, provides one); NULL restores getaddrinfo()
+ * on the blocking pool. Process-wide; set it while no connect by name is
+ * in progress (at start-up, and before the resolver's state is freed).
+ */
+struct sockaddr_storage;
+typedef int (*coev_resolver_fn)(void *arg, const char *host, unsigned port,
+				struct sockaddr_storage *addrs, int max,
+				coev_time_t deadline);
+COEV_API void coev_set_resolver(coev_resolver_fn fn, void *arg);
+
+/*
  * coev_udp_bind — a UDP socket bound to host:port (numeric host, NULL for
  * every IPv4 address, port 0 for any). Returns the fd or a negative code.
  * Any thread.
