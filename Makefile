@@ -163,4 +163,5 @@ format-check:
 		sched/*.[ch] sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
 
 clean:
+	@ci/servers.sh stop >/dev/null 2>&1 || true
 	rm -rf build build-asan build-tsan build-clang build-aarch64

@@ -8,15 +8,22 @@
 #                                   qemu-user, for make check-aarch64
 set -eu
 pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config python3"
+# The bridge's callback libraries and the loopback servers of ci/servers.sh
+# (dnsmasq-base: the binary without the system service).
+pkgs="$pkgs libhiredis-dev libc-ares-dev libcurl4-openssl-dev redis-server redis-tools dnsmasq-base"
 need=0
 case "${1:-}" in
 --if-missing)
+	# dnsmasq is in /usr/sbin, not in every user's PATH: checked as a file.
 	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h \
-		/usr/include/http_parser.h; do
+		/usr/include/http_parser.h /usr/include/hiredis/hiredis.h \
+		/usr/include/ares.h /usr/include/*/curl/curl.h /usr/sbin/dnsmasq; do
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1
 	command -v python3 >/dev/null || need=1
+	command -v redis-server >/dev/null || need=1
+	command -v redis-benchmark >/dev/null || need=1
 	[ $need = 1 ] || exit 0
 	;;
 --bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox wrk libuv1-dev python3-uvloop python3-aiohttp" ;;
