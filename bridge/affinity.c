@@ -72,27 +72,46 @@ struct ev_loop *coev_ev_loop(void)
 
 /* --- submit -------------------------------------------------------------- */
 
+/* Who decided about fn: the worker (it runs) or a caller that gave up
+ * first (it never runs). */
+enum { CLAIM_QUEUED, CLAIM_RUNNING, CLAIM_SKIPPED };
+
 struct submit {
 	coev__post_t post; /* first: the post is the record */
 	coev_fn fn;
 	void *arg;
 	coev_future_t *f; /* the record's reference */
+	atomic_int claim; /* CLAIM_* */
+	atomic_uint refs; /* the post's, and coev_submit_to's */
 };
 
-static void submit_run(coev__post_t *p, bool run)
+static void submit_put(struct submit *s)
 {
-	struct submit *s = (struct submit *)p;
-	int r = -ESHUTDOWN;
-
-	if (run && !coev_future_cancelled(s->f))
-		r = s->fn(s->arg);
-	coev_future_set(s->f, r);
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
 	coev_future_release(s->f);
 	free(s);
 }
 
-int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
-		coev_future_t **out)
+static void submit_run(coev__post_t *p, bool run)
+{
+	struct submit *s = (struct submit *)p;
+	int expect = CLAIM_QUEUED, r = run ? -ECANCELED : -ESHUTDOWN;
+
+	if (run && !coev_future_cancelled(s->f) &&
+	    atomic_compare_exchange_strong_explicit(
+		    &s->claim, &expect, CLAIM_RUNNING, memory_order_acq_rel,
+		    memory_order_acquire))
+		r = s->fn(s->arg);
+	coev_future_set(s->f, r);
+	submit_put(s);
+}
+
+/* Post fn to worker i with a record holding refs references (the post's,
+ * plus the caller's if it keeps *rec); *fut (if not NULL) gets a reference
+ * to the future, taken before the post can run and complete it. */
+static int submit_post(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
+		       unsigned refs, struct submit **rec, coev_future_t **fut)
 {
 	struct submit *s;
 	int r;
@@ -112,24 +131,52 @@ int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 	s->fn = fn;
 	s->arg = arg;
 	s->post.fn = submit_run;
-	if (out)
-		*out = coev_future_ref(s->f);
+	atomic_init(&s->claim, CLAIM_QUEUED);
+	atomic_init(&s->refs, refs);
+	if (fut)
+		*fut = coev_future_ref(s->f);
+	if (rec)
+		*rec = s;
 	coev__worker_post(rt->workers[i], &s->post);
 	return 0;
 }
 
+int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
+		coev_future_t **out)
+{
+	return submit_post(rt, i, fn, arg, 1, NULL, out);
+}
+
+/*
+ * Unlike coev_future_await, a give-up here must not return while fn may
+ * still run: arg is usually in the caller's frame. So the caller claims
+ * the record: if fn has not started it never will (the call fails); if it
+ * has, fn is a short loop callback, and the caller waits for it (the call
+ * succeeds with its result), as sync/'s grant-or-withdraw rule has it.
+ */
 int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 		   int *result)
 {
-	coev_future_t *f;
-	int r;
+	coev_task_t *t = coev__task_self();
+	int expect = CLAIM_QUEUED, r;
+	struct submit *s;
+	coev_time_t limit;
 
 	/* Refuse a loop callback before posting anything. */
-	if (coev__worker_self() && !coev__task_self())
+	if (coev__worker_self() && !t)
 		return COEV_ENOTCORO;
-	if ((r = coev_submit(rt, i, fn, arg, &f)) < 0)
+	if ((r = submit_post(rt, i, fn, arg, 2, &s, NULL)) < 0)
 		return r;
-	r = coev_future_await(f, result);
-	coev_future_release(f);
+	r = coev_future_wait(s->f, result);
+	if (r < 0 && !atomic_compare_exchange_strong_explicit(
+			     &s->claim, &expect, CLAIM_SKIPPED,
+			     memory_order_acq_rel, memory_order_acquire)) {
+		/* fn started (or the worker dropped the post): wait for it.
+		 * Only a task's wait gives up, so t is set. */
+		limit = coev__strict_begin(t);
+		r = coev_future_wait(s->f, result);
+		coev__strict_end(t, limit);
+	}
+	submit_put(s);
 	return r;
 }

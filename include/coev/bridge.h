@@ -66,13 +66,17 @@ COEV_API struct ev_loop *coev_ev_loop(void);
  * runtime) between its tasks, in its thread, as a loop callback (so fn
  * must not block), and complete a future with fn's result. out: NULL to
  * drop the result, or where to store the future (one reference, the
- * caller's). If the future is cancelled before fn starts, fn is skipped;
+ * caller's). If the future is cancelled before fn starts, fn is skipped (once
+ * started, fn runs to its end and its result is refused);
  * if the runtime is freed first, it completes with -ESHUTDOWN. Returns 0,
  * COEV_ENOTRT (rt NULL outside a task), -EINVAL (fn NULL, i out of range),
  * -ESHUTDOWN (the runtime is stopping), -ENOMEM. Any thread; never blocks.
- * coev_submit_to — coev_submit, then await the future
- * (coev_future_await); stores fn's result in *result. Returns 0 or the
- * errors of both. From a task or a plain thread.
+ * coev_submit_to — coev_submit, then wait for fn's result and store it in
+ * *result. A caller cancelled (or timed out by a pushed deadline) before
+ * fn starts returns -ECANCELED (-ETIMEDOUT) and fn never runs; once fn has
+ * started the call waits for it and returns 0, so arg may live in the
+ * caller's frame. Returns 0 or coev_submit's errors. From a task or a
+ * plain thread.
  */
 COEV_API int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 			 coev_future_t **out);
