@@ -4,8 +4,9 @@
 #
 # Starts build/examples/http_hello on a free port of 127.0.0.1, answering
 # every greeting after 100 ms (as if a slow backend were behind it), runs
-# build/examples/fetch_many against it (40 requests, 10 at a time: about
-# 0.4 s instead of 4 s), then stops the server with SIGTERM. Exits
+# build/examples/fetch_many against it (libcurl through coev/curl.h; 40
+# requests, at most 10 at a time by a semaphore: about 0.4 s instead of
+# 4 s), then stops the server with SIGTERM. Exits
 # non-zero if a fetch failed or the server did not stop cleanly; the
 # server never outlives the script.
 #
@@ -29,9 +30,11 @@ printf '\n== %s %s\n\n' "$title" \
 cat <<'EOF'
 The "Hello, {name}!" server of the aiohttp post, as examples/http_hello.c:
 one task per connection. Each greeting takes 100 ms here (-d 100), as if
-it waited on a database; examples/fetch_many.c then asks for 40 greetings,
-10 at a time. While a connection's task sleeps, the server's workers run
-the others, so the 40 requests take about 0.4 s, not 4 s.
+it waited on a database; examples/fetch_many.c, a libcurl client on coev's
+adapter, then asks for 40 greetings, one task each, at most 10 at a time
+(a coev_sem_t of 10: asyncio's Semaphore(10)). While a connection's task
+sleeps, the server's workers run the others, so the 40 requests take about
+0.4 s, not 4 s.
 
 EOF
 

@@ -1,12 +1,13 @@
 /*
  * examples/fetch_many.c — fetch many URLs at once, at most K at a time: the
- * asyncio posts' news-site fetcher, against the http_hello server.
+ * asyncio posts' news-site fetcher, with libcurl through coev's adapter,
+ * against the http_hello server.
  *
  *   async def fetch(session, url):
  *       async with session.get(url) as response:
  *           return await response.text()
  *
- *   sem = asyncio.Semaphore(K)
+ *   sem = asyncio.Semaphore(10)
  *   async def bounded(url):
  *       async with sem:
  *           return await fetch(session, url)
@@ -20,36 +21,44 @@
  *   kill %1
  *
  * Usage: fetch_many [-n N] [-k K] [-t SECS] [-v] [HOST:]PORT
- *   -n N     requests to make (default 100): GET /, /Ada, /Grace, ...
+ *   -n N     requests to make (default 100, at most 10000): GET /, /Ada,
+ *            /Grace, ...
  *   -k K     at most K requests in flight (default 10)
- *   -t SECS  deadline of each request, connect to last byte (default 5)
- *   -v       print every request, not only the failures
- *   HOST     a numeric address or a name (default 127.0.0.1)
+ *   -t SECS  deadline of each request, from taking its permit to the last
+ *            byte (default 5)
+ *   -v       print every request and its answer, not only the failures
+ *   HOST     a numeric address or a name (default 127.0.0.1); [::1] for v6
  *
- * It prints the wall time of the whole run against the sum of the
- * individual request times: with K requests in flight, the run takes
- * about 1/K of the sum, because each request spends its time waiting on
- * the network and the server while the others proceed. It exits with
- * status 1 when any request failed.
+ * It prints what it fetched (each greeting and how often it came), the
+ * peak number of requests in flight, and the wall time of the whole run
+ * against the sum of the individual request times: with K requests in
+ * flight, the run takes about 1/K of the sum, because each request spends
+ * its time waiting on the network and the server while the others
+ * proceed. It exits with status 1 when any request failed or more than K
+ * were ever in flight, 2 for bad arguments.
  *
- * How: coev has no semaphore yet, so the limit is K worker tasks, each
- * taking the next request number from an atomic counter until none is
- * left, joined with coev_gather. Each request opens a connection
- * (coev_tcp_connect), writes the request (coev_write_all), reads until the
- * status line, headers and Content-Length bytes of body are in (coev_read),
- * and checks the greeting; every call has the request's deadline.
+ * How: as the asyncio code, one task per URL, all gathered with
+ * coev_gather; each takes a permit of a coev_sem_t of K (asyncio's
+ * Semaphore) around its request, so K run and the rest wait in the
+ * semaphore's queue (each waiting task holds its stack: hence -n's cap).
+ * The session is a coev_curl_t (coev/curl.h): one libcurl multi handle,
+ * with its connection cache, owned by the first task's worker; a request
+ * is coev_curl_get(), which hands the transfer to that worker and suspends
+ * the task until the whole body is in, with the request's deadline. Each
+ * task counts itself in an atomic in-flight counter while it holds its
+ * permit and raises an atomic peak, which must never exceed K.
  */
 #include <coev.h>
+#include <coev/curl.h>
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#define RESPONSE_MAX 2048 /* the hello server's answers are ~150 bytes */
+#define N_MAX 10000
 
 /* The names to greet, in turn; request 0, N+1, ... asks for / instead. */
 static const char *const names[] = {
@@ -66,24 +75,28 @@ static const char *const names[] = {
 };
 #define NNAMES (sizeof names / sizeof names[0])
 
-/* One request: what to ask, what the answer must say, and how it went. */
+/* One request: what to ask, what the answer must say, and how it went.
+ * Its task writes the results; fetch_main reads them after the gather. */
 struct request {
+	struct run *run;
 	char path[32];
 	char expect[48];  /* the body that must come back */
-	coev_time_t took; /* from connect to the last byte */
+	coev_time_t took; /* from the permit to the last byte */
 	int status;	  /* the HTTP status, 0 if none came */
 	int err;	  /* 0, or why the request failed */
 };
 
-/* The whole run, shared by the worker tasks. */
+/* The whole run, shared by the tasks. */
 struct run {
-	const char *host;
-	unsigned port;
+	char base[300]; /* http://HOST:PORT */
 	coev_time_t timeout;
 	size_t n, k;
-	struct request *reqs;
-	atomic_size_t next; /* the next request number to take */
 	bool verbose;
+	struct request *reqs;
+	coev_curl_t *session;
+	coev_sem_t sem;
+	atomic_size_t in_flight; /* requests holding a permit now */
+	atomic_size_t peak;	 /* the most in_flight has been */
 };
 
 /* Seconds, for printing. */
@@ -92,191 +105,168 @@ static double secs(coev_time_t ns)
 	return (double)ns / 1e9;
 }
 
-/* Find the status and Content-Length in the response head buf[0..head),
- * which holds the status line and headers and ends with the empty line.
- * Returns 0 or -EPROTO for a head that is not HTTP. */
-static int parse_head(const char *buf, size_t head, int *status,
-		      size_t *content_length)
+/* Raise *max to at least v. */
+static void atomic_max(atomic_size_t *max, size_t v)
 {
-	const char *line, *end = buf + head;
-	bool have_length = false;
+	size_t cur = atomic_load_explicit(max, memory_order_relaxed);
 
-	if (sscanf(buf, "HTTP/1.%*1[01] %3d ", status) != 1)
-		return -EPROTO;
-	for (line = buf; line < end;) {
-		const char *eol = memchr(line, '\n', (size_t)(end - line));
-
-		if (eol == NULL)
-			break;
-		if (strncasecmp(line, "Content-Length:", 15) == 0) {
-			char *stop;
-			unsigned long v = strtoul(line + 15, &stop, 10);
-
-			if (stop == line + 15 || v > RESPONSE_MAX)
-				return -EPROTO;
-			*content_length = v;
-			have_length = true;
-		}
-		line = eol + 1;
-	}
-	return have_length ? 0 : -EPROTO;
+	while (cur < v && !atomic_compare_exchange_weak_explicit(
+				  max, &cur, v, memory_order_relaxed,
+				  memory_order_relaxed))
+		;
 }
 
-/* Read one response from fd into buf (RESPONSE_MAX + 1 bytes): the head,
- * then as many bytes of body as Content-Length says. Stores the status,
- * and the body in *body and *body_len. Returns 0 or a negative code
- * (COEV_EEOF for a response cut short). */
-static int read_response(int fd, char *buf, coev_time_t deadline, int *status,
-			 const char **body, size_t *body_len)
-{
-	size_t len = 0, head = 0, clen = 0;
-	ssize_t n;
-	int r;
-
-	for (;;) {
-		if (head > 0 && len >= head + clen)
-			break;
-		if (len == RESPONSE_MAX)
-			return -EMSGSIZE;
-		n = coev_read(fd, buf + len, RESPONSE_MAX - len, deadline);
-		if (n == 0)
-			return COEV_EEOF;
-		if (n < 0)
-			return (int)n;
-		len += (size_t)n;
-		buf[len] = '\0';
-		if (head == 0) {
-			char *blank = strstr(buf, "\r\n\r\n");
-
-			if (blank == NULL)
-				continue;
-			head = (size_t)(blank - buf) + 4;
-			if ((r = parse_head(buf, head, status, &clen)) < 0)
-				return r;
-		}
-	}
-	*body = buf + head;
-	*body_len = clen;
-	return 0;
-}
-
-/* session.get(url): one GET on a new connection. Fills in req's status,
- * time and error. */
-static void fetch(const struct run *run, struct request *req)
+/* session.get(url).text(): one GET. Fills in req's status, time and
+ * error; an answer other than the greeting asked for is -EBADMSG. */
+static void fetch(struct run *run, struct request *req)
 {
 	coev_time_t start = coev_now();
-	coev_time_t deadline = start + run->timeout;
-	char buf[RESPONSE_MAX + 1];
-	bool v6 = strchr(run->host, ':') != NULL; /* [::1]:8080 in Host */
-	const char *body = NULL;
-	size_t body_len = 0;
-	ssize_t w;
-	int fd, n;
+	char url[sizeof run->base + sizeof req->path];
+	char *body = NULL;
+	size_t len = 0;
 
-	fd = coev_tcp_connect(run->host, run->port, deadline);
-	if (fd < 0) {
-		req->err = fd;
-		goto out;
-	}
-	n = snprintf(buf, sizeof buf,
-		     "GET %s HTTP/1.1\r\n"
-		     "Host: %s%s%s:%u\r\n"
-		     "Connection: close\r\n"
-		     "\r\n",
-		     req->path, v6 ? "[" : "", run->host, v6 ? "]" : "",
-		     run->port);
-	if (n < 0 || (size_t)n >= sizeof buf) {
-		req->err = -ENAMETOOLONG; /* a host name of 2 KiB? */
-	} else if ((w = coev_write_all(fd, buf, (size_t)n, NULL, deadline)) <
-		   0) {
-		req->err = (int)w;
-	} else {
-		req->err = read_response(fd, buf, deadline, &req->status, &body,
-					 &body_len);
-		if (req->err == 0 && req->status == 200 &&
-		    (body_len != strlen(req->expect) ||
-		     memcmp(body, req->expect, body_len) != 0))
-			req->err = -EBADMSG; /* not the greeting we asked for */
-	}
-	coev_close(fd);
-out:
+	snprintf(url, sizeof url, "%s%s", run->base, req->path);
+	req->err = coev_curl_get(run->session, url, start + run->timeout, &body,
+				 &len, &req->status);
+	if (req->err == 0 && req->status == 200 &&
+	    (len != strlen(req->expect) || memcmp(body, req->expect, len) != 0))
+		req->err = -EBADMSG; /* not the greeting we asked for */
 	req->took = coev_now() - start;
+	if (run->verbose && req->err == 0)
+		printf("  #%-4zu GET %-10s %d in %.3f s: %s\n",
+		       (size_t)(req - run->reqs), req->path, req->status,
+		       secs(req->took), body);
+	free(body);
 }
 
-/* One of the K workers: take the next request until none is left. */
-static int fetch_worker(void *arg)
+/* bounded(url): async with sem, then fetch. The in-flight counter goes up
+ * only after the permit is taken and down before it is given back, so it
+ * counts permit holders (relaxed: the semaphore orders a release before
+ * the acquire that receives its permit). */
+static int bounded(void *arg)
 {
-	struct run *run = arg;
-	size_t i;
+	struct request *req = arg;
+	struct run *run = req->run;
+	size_t i = (size_t)(req - run->reqs);
+	int r;
 
-	while ((i = atomic_fetch_add(&run->next, 1)) < run->n) {
-		struct request *req = &run->reqs[i];
-
-		fetch(run, req);
-		if (req->err < 0)
-			printf("  #%-4zu GET %-10s failed after %.3f s: %s\n",
-			       i, req->path, secs(req->took),
-			       req->err == -ENOENT ? "unknown host"
-						   : coev_strerror(req->err));
-		else if (req->status != 200)
-			printf("  #%-4zu GET %-10s HTTP %d after %.3f s\n", i,
-			       req->path, req->status, secs(req->took));
-		else if (run->verbose)
-			printf("  #%-4zu GET %-10s %d in %.3f s\n", i,
-			       req->path, req->status, secs(req->took));
+	if ((r = coev_sem_acquire(&run->sem)) < 0) {
+		req->err = r;
+		return r;
 	}
-	return 0;
+	atomic_max(&run->peak, atomic_fetch_add_explicit(&run->in_flight, 1,
+							 memory_order_relaxed) +
+				       1);
+	fetch(run, req);
+	atomic_fetch_sub_explicit(&run->in_flight, 1, memory_order_relaxed);
+	coev_sem_release(&run->sem);
+
+	if (req->err < 0)
+		printf("  #%-4zu GET %-10s failed after %.3f s: %s\n", i,
+		       req->path, secs(req->took),
+		       req->err == -ENOENT ? "unknown host"
+					   : coev_strerror(req->err));
+	else if (req->status != 200)
+		printf("  #%-4zu GET %-10s HTTP %d after %.3f s\n", i,
+		       req->path, req->status, secs(req->took));
+	return req->err;
 }
 
-/* The first task: start K workers, wait for all of them, and sum up.
- * Returns the number of failed requests, or a negative code when no
- * worker could start. */
+/* What came back: each greeting and how many times, wrapped at 76. */
+static void print_fetched(const struct run *run)
+{
+	size_t count[NNAMES + 1] = {0}, col = 0, total = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const struct request *req = &run->reqs[i];
+
+		if (req->err == 0 && req->status == 200) {
+			count[i % (NNAMES + 1)]++;
+			total++;
+		}
+	}
+	if (total == 0) {
+		printf("  fetched: nothing\n");
+		return;
+	}
+	printf("  fetched:");
+	col = 10;
+	for (size_t w = 0; w <= NNAMES && w < run->n; w++) {
+		char item[80];
+		int len = snprintf(item, sizeof item, " %zu x \"%s\"%s",
+				   count[w], run->reqs[w].expect,
+				   w < NNAMES && w + 1 < run->n ? "," : "");
+
+		if (col + (size_t)len > 76) {
+			printf("\n   ");
+			col = 3;
+		}
+		fputs(item, stdout);
+		col += (size_t)len;
+	}
+	printf("\n");
+}
+
+/* The first task: open the session, start one task per URL, gather them,
+ * and sum up. Returns 0 when every request got its greeting and the peak
+ * kept to the limit, 1 otherwise, or a negative code when nothing ran. */
 static int fetch_main(void *arg)
 {
 	struct run *run = arg;
-	coev_task_t **workers = calloc(run->k, sizeof *workers);
-	int *rets = calloc(run->k, sizeof *rets);
+	coev_task_t **tasks = calloc(run->n, sizeof *tasks);
+	int *rets = calloc(run->n, sizeof *rets);
 	coev_time_t start, wall, sum = 0, fastest = COEV_FOREVER, slowest = 0;
-	size_t started = 0, failed = 0;
-	int r = 0;
+	size_t started = 0, failed = 0, peak;
+	int r;
 
-	if (workers == NULL || rets == NULL) {
+	if (tasks == NULL || rets == NULL) {
 		fprintf(stderr, "fetch_many: out of memory\n");
-		free(workers);
+		free(tasks);
 		free(rets);
 		return -ENOMEM;
 	}
-	printf("fetch_many: %zu GETs from %s:%u, at most %zu at a time\n",
-	       run->n, run->host, run->port, run->k);
+	if ((r = coev_curl_new(&run->session)) < 0) {
+		fprintf(stderr, "fetch_many: libcurl: %s\n", coev_strerror(r));
+		free(tasks);
+		free(rets);
+		return r;
+	}
+	printf("fetch_many: %zu GETs from %s with libcurl, at most %zu at a "
+	       "time\n",
+	       run->n, run->base, run->k);
 	start = coev_now();
-	for (; started < run->k; started++) {
-		r = coev_spawn_named("fetcher", fetch_worker, run,
-				     &workers[started]);
-		if (r < 0) { /* the workers already started do it all */
+	for (; started < run->n; started++) {
+		r = coev_spawn_named("bounded", bounded, &run->reqs[started],
+				     &tasks[started]);
+		if (r < 0) {
 			fprintf(stderr, "fetch_many: spawn: %s\n",
 				coev_strerror(r));
 			break;
 		}
 	}
-	if (started > 0 && (r = coev_gather(workers, started, rets)) < 0)
+	if (started > 0 && (r = coev_gather(tasks, started, rets)) < 0)
 		fprintf(stderr, "fetch_many: gather: %s\n", coev_strerror(r));
 	wall = coev_now() - start;
-	free(workers);
+	coev_curl_free(run->session);
+	free(tasks);
 	free(rets);
 	if (started == 0)
-		return r;
+		return r; /* the spawn's error */
 
 	for (size_t i = 0; i < run->n; i++) {
 		const struct request *req = &run->reqs[i];
 
-		if (req->err < 0 || req->status != 200)
+		if (i >= started || req->err < 0 || req->status != 200)
 			failed++;
 		sum += req->took;
 		fastest = req->took < fastest ? req->took : fastest;
 		slowest = req->took > slowest ? req->took : slowest;
 	}
+	peak = atomic_load(&run->peak);
+	print_fetched(run);
 	printf("  %zu answered with the right greeting, %zu failed\n",
 	       run->n - failed, failed);
+	printf("  peak in flight: %zu (limit %zu)\n", peak, run->k);
 	printf("  wall time %.3f s; the requests took %.3f s added up "
 	       "(%.1fx)\n",
 	       secs(wall), secs(sum),
@@ -286,7 +276,13 @@ static int fetch_main(void *arg)
 		       "the others ran\n");
 	printf("  fastest request %.3f s, slowest %.3f s\n", secs(fastest),
 	       secs(slowest));
-	return (int)failed;
+	if (peak > run->k) {
+		printf("fetch_many: FAILED: %zu requests in flight at once, "
+		       "the limit is %zu\n",
+		       peak, run->k);
+		return 1;
+	}
+	return failed ? 1 : 0;
 }
 
 static void usage(void)
@@ -309,23 +305,33 @@ static double number_arg(const char *s, double lo, double hi)
 	return v;
 }
 
-/* Split [HOST:]PORT (HOST may be [v6-address]) into run's host and port;
- * the string is modified in place. Exits on a malformed one. */
+/* [HOST:]PORT (HOST may be [v6-address]) into run->base, "http://HOST:PORT".
+ * The string is modified in place. Exits on a malformed one. */
 static void parse_target(char *s, struct run *run)
 {
+	const char *host = "127.0.0.1";
 	char *colon;
+	bool v6 = false;
+	unsigned port;
+	int n;
 
-	run->host = "127.0.0.1";
 	if (s[0] == '[' && (colon = strstr(s, "]:")) != NULL) {
 		*colon = '\0';
-		run->host = s + 1;
+		host = s + 1;
 		s = colon + 2;
+		v6 = true;
 	} else if ((colon = strrchr(s, ':')) != NULL) {
 		*colon = '\0';
-		run->host = s;
+		host = s;
 		s = colon + 1;
 	}
-	run->port = (unsigned)number_arg(s, 1, 65535);
+	port = (unsigned)number_arg(s, 1, 65535);
+	n = snprintf(run->base, sizeof run->base, "http://%s%s%s:%u",
+		     v6 ? "[" : "", host, v6 ? "]" : "", port);
+	if (n < 0 || (size_t)n >= sizeof run->base) {
+		fprintf(stderr, "fetch_many: host name too long\n");
+		usage();
+	}
 }
 
 int main(int argc, char **argv)
@@ -337,7 +343,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "n:k:t:vh")) != -1) {
 		switch (opt) {
-		case 'n': run.n = (size_t)number_arg(optarg, 1, 1e7); break;
+		case 'n': run.n = (size_t)number_arg(optarg, 1, N_MAX); break;
 		case 'k': run.k = (size_t)number_arg(optarg, 1, 1e5); break;
 		case 't':
 			run.timeout = (coev_time_t)(number_arg(optarg, 0, 1e6) *
@@ -350,22 +356,22 @@ int main(int argc, char **argv)
 	if (argc - optind != 1)
 		usage();
 	parse_target(argv[optind], &run);
-	if (run.k > run.n)
-		run.k = run.n;
 	if ((r = coev_config_init(&cfg)) < 0)
 		fprintf(stderr,
 			"fetch_many: a COEV_* variable is malformed (%s)\n",
 			coev_strerror(r));
 
 	run.reqs = calloc(run.n, sizeof *run.reqs);
-	if (run.reqs == NULL) {
+	if (run.reqs == NULL || coev_sem_init(&run.sem, (unsigned)run.k) < 0) {
 		fprintf(stderr, "fetch_many: out of memory\n");
+		free(run.reqs);
 		return EXIT_FAILURE;
 	}
 	for (size_t i = 0; i < run.n; i++) {
 		struct request *req = &run.reqs[i];
 		size_t which = i % (NNAMES + 1);
 
+		req->run = &run;
 		if (which == 0) {
 			strcpy(req->path, "/");
 			strcpy(req->expect, "Hello, Anonymous!");
@@ -379,6 +385,7 @@ int main(int argc, char **argv)
 	r = coev_run(fetch_main, &run, &cfg);
 	if (r < 0)
 		fprintf(stderr, "fetch_many: %s\n", coev_strerror(r));
+	coev_sem_destroy(&run.sem);
 	free(run.reqs);
 	return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
