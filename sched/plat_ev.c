@@ -147,6 +147,7 @@ void coev__plat_unpark(struct coev_worker *w)
  */
 struct io_slot {
 	coev__io_t *rd, *wr; /* waiting for read / write, or NULL */
+	coev__io_t *pending; /* taken out to fire after rd's fire returns */
 	bool reg;	     /* in the epoll set (maybe disabled) */
 	bool armed;	     /* enabled: an event may still come */
 };
@@ -245,6 +246,8 @@ void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
 
 	if (!sl)
 		return;
+	if (sl->pending == io) /* disarmed by the fire before its own */
+		sl->pending = NULL;
 	if (sl->rd == io) {
 		sl->rd = NULL;
 		mine = true;
@@ -288,12 +291,25 @@ static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 			wr = sl->wr;
 			sl->wr = NULL;
 		}
-		if (rd == wr) /* one wait for both directions */
+		/* An io armed for both directions fires once, whichever
+		 * came, and leaves the slot for both. */
+		if (rd && sl->wr == rd)
+			sl->wr = NULL;
+		if (wr && sl->rd == wr)
+			sl->rd = NULL;
+		if (rd == wr)
 			wr = NULL;
 		if (sl->rd || sl->wr)
 			io_sync(w, fd, sl); /* the other direction waits on */
+		/* rd's fire may disarm (and free) wr, or grow the slots:
+		 * wr is looked up again after it. */
+		sl->pending = wr;
 		if (rd)
 			rd->fire(rd, got);
+		if (!wr || !(sl = io_slot(w, fd, false)))
+			continue;
+		wr = sl->pending;
+		sl->pending = NULL;
 		if (wr)
 			wr->fire(wr, got);
 	}
