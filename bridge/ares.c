@@ -13,20 +13,6 @@
  * ARES_FLAG_STAYOPEN keeps the UDP socket (and its watch) open between
  * bursts instead of closing and reopening it whenever no query is pending.
  *
- * One direction. A socket's watch wants either COEV_WRITE (while c-ares
- * has bytes to send: a TCP connect or queued queries) or COEV_READ, never
- * both, and a write event is processed as a read too. This works around
- * a bug of bridge/watch.c with sched/plat_ev.c: after a watch wanting both
- * fires for one direction, the other stays registered with the same io
- * while the watch believes itself unarmed, so a free in the callback
- * (c-ares closing a TCP connection the server closed) leaves a dangling
- * io in the loop (use after free), and the re-arm fails with -EBUSY (not
- * level-triggered). UDP sockets only ever read, so only TCP (COEV_ARES_TCP
- * or c-ares' fallback for truncated answers) would meet it. What it costs:
- * while c-ares waits to write, an arriving answer waits for writability
- * (at once, unless the send buffer is full). Drop it once the bug is
- * fixed.
- *
  * Answers. Each lookup has a future (coev/future.h) with one reference for
  * the waiter and one for c-ares' callback. The callback copies the
  * addresses (the port set, at most the caller's max) into a fresh array
@@ -182,9 +168,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
 			  int writable)
 {
 	coev_ares_t *r = data;
-	/* One direction at a time (see "One direction" above): write while
-	 * c-ares has something to send, else read. */
-	unsigned ev = writable ? COEV_WRITE : readable ? COEV_READ : 0;
+	unsigned ev = (readable ? COEV_READ : 0) | (writable ? COEV_WRITE : 0);
 
 	/* A failure (no memory) leaves the socket unwatched: its queries
 	 * then end at c-ares' timeout, which the timer still drives. */
@@ -198,10 +182,8 @@ static void on_ready(coev_sockset_t *ss, int fd, unsigned events, void *arg)
 
 	(void)ss;
 	if (fd != COEV_SOCKSET_TIMER) {
-		/* A socket watched for writing is read too: an answer or
-		 * the peer's close may be waiting (a read that finds
-		 * nothing costs c-ares one EAGAIN). */
-		rfd = fd;
+		if (events & COEV_READ)
+			rfd = fd;
 		if (events & COEV_WRITE)
 			wfd = fd;
 	}
