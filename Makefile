@@ -1,8 +1,9 @@
 # coev — one Makefile for the library, tests, examples and benchmarks.
 #
 #   make              libcoev.a and libcoev.so.0 in build/
-#   make demo         build and run examples/tour.c, examples/demo_sync.sh
-#                     (pipeline, limit) and examples/demo_http.sh
+#   make demo         build and run examples/tour.c, wrap_callback.c,
+#                     examples/demo_sync.sh (pipeline, limit) and
+#                     examples/demo_http.sh
 #   make check        the cmocka suites (installs missing deps first)
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
@@ -129,11 +130,14 @@ check-aarch64:
 check-tsan:
 	$(MAKE) SAN=tsan check
 
-# The tour; channels (pipeline) and a semaphore (limit); then the hello web
-# server with fetch_many as its client.
+# The tour; a callback library wrapped with futures (wrap_callback);
+# channels (pipeline) and a semaphore (limit); then the hello web server with
+# fetch_many (libcurl adapter) as its client.
 demo: deps $(B)/examples/tour $(B)/examples/pipeline $(B)/examples/limit \
-	$(B)/examples/http_hello $(B)/examples/fetch_many
+	$(B)/examples/http_hello $(B)/examples/fetch_many \
+	$(B)/examples/wrap_callback
 	$(B)/examples/tour
+	$(B)/examples/wrap_callback
 	examples/demo_sync.sh $(B)
 	examples/demo_http.sh $(B)
 

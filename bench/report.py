@@ -23,14 +23,25 @@ PEERS = ["go", "tokio"]
 # the tables and charts.
 HTTP_RUNTIMES = ["coev", "coev-hello", "epoll", "libuv", "go", "tokio",
                  "uvloop", "aiohttp"]
+# The workloads of the callback-library bridge, each against its own peer:
+# bridge: a foreign thread completing futures vs the plain-C eventfd
+# handoff; redis: coev's hiredis client vs redis-benchmark (coev-shared:
+# one pipelined connection per worker, shown for reference); resolve: c-ares
+# through coev vs plain c-ares on one thread driven by poll().
+BRIDGE_RUNTIMES = {"bridge": ["coev", "eventfd"],
+                   "redis": ["coev", "coev-shared", "redis-benchmark"],
+                   "resolve": ["coev", "ares-blocking"]}
 WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "pingpong",
-             "mutex", "pipeline", "http", "c10k"]
+             "mutex", "pipeline", "bridge", "redis", "resolve", "http",
+             "c10k"]
 WORKERS = 2
 # Workloads run with one worker thread (the rest use WORKERS).
 ONE_WORKER = {"switch", "http", "c10k"}
 
 
 def runtimes_of(w):
+    if w in BRIDGE_RUNTIMES:
+        return BRIDGE_RUNTIMES[w]
     return HTTP_RUNTIMES if w in ("http", "c10k") else RUNTIMES
 
 
@@ -53,6 +64,14 @@ METRICS = [
     ("mutex", "ns_per_pair", "ns_per_pair", "ns per lock/unlock pair", True),
     ("pipeline", "msgs_per_s", "msgs_per_s", "messages/s through 3 stages",
      False),
+    ("bridge", "completions_per_s", "completions_per_s",
+     "completions/s", False),
+    ("bridge", "p99_us", "p99_us", "p99 us, completion to resume", True),
+    ("bridge", "syscalls_per_completion", "syscalls_per_completion",
+     "syscalls per completion", True),
+    ("redis", "ops_per_s", "ops_per_s", "redis commands/s", False),
+    ("resolve", "names_per_s", "names_per_s", "names resolved/s", False),
+    ("resolve", "p99_us", "p99_us", "p99 us per lookup", True),
     ("http", "req_per_s", "req_per_s", "requests/s", False),
     ("http", "p99_ms", "p99_ms", "p99 latency ms", True),
     ("http", "cpu_us_per_req", "cpu_us_per_req", "server CPU us per request",
@@ -68,7 +87,8 @@ LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 
 COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
           "coev-hello": 0xF4A261, "epoll": 0x666666, "libuv": 0x999999,
-          "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3}
+          "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3, "eventfd": 0x666666,
+          "redis-benchmark": 0xE7298A, "coev-shared": 0xF4A261, "ares-blocking": 0x999999}
 
 
 def parse(raw_path):
@@ -144,9 +164,19 @@ def collect(ok, failed):
                 if vals or reasons:
                     stats[(w, metric, rt)] = Stat(vals, reasons)
                 continue
-            runs = ok.get((w, rt, workers), [])
+            if w in BRIDGE_RUNTIMES:
+                # A peer such as redis-benchmark may say how many threads
+                # it used in its workers key: every line of the runtime
+                # counts, whatever it says.
+                runs = [r for k in sorted(ok) if k[:2] == (w, rt)
+                        for r in ok[k]]
+                fails = [r for k in sorted(failed) if k[:2] == (w, rt)
+                         for r in failed[k]]
+            else:
+                runs = ok.get((w, rt, workers), [])
+                fails = failed.get((w, rt, workers), [])
             vals = [v for v in (num(r, src) for r in runs) if v is not None]
-            reasons = failed.get((w, rt, workers), []) + \
+            reasons = fails + \
                 ["no %s in output" % src] * (len(runs) - len(vals))
             if vals or reasons:
                 stats[(w, metric, rt)] = Stat(vals, reasons)
@@ -219,12 +249,15 @@ def table(stats, runtimes, workloads):
 
 def tables(stats, workloads):
     """The benchmark's tables: one for the task workloads (coev, Go,
-    tokio) and one for the HTTP servers."""
+    tokio), one per bridge workload (coev and its peers) and one for the
+    HTTP servers."""
     lines = []
-    groups = [([w for w in workloads if w not in ("http", "c10k")],
-               RUNTIMES),
-              ([w for w in workloads if w in ("http", "c10k")],
-               HTTP_RUNTIMES)]
+    groups = [([w for w in workloads if w not in ("http", "c10k")
+                and w not in BRIDGE_RUNTIMES], RUNTIMES)]
+    groups += [([w], BRIDGE_RUNTIMES[w]) for w in workloads
+               if w in BRIDGE_RUNTIMES]
+    groups += [([w for w in workloads if w in ("http", "c10k")],
+                HTTP_RUNTIMES)]
     for ws, rts in groups:
         if not ws:
             continue
@@ -236,7 +269,8 @@ def tables(stats, workloads):
         lines += table(stats, rts, ws)
     lines.append("cells: median [min..max] over the runs; workers=2 "
                  "unless the metric says otherwise; http and c10k: one "
-                 "server thread")
+                 "server thread; redis-benchmark and ares-blocking: one "
+                 "thread")
     return lines
 
 
@@ -254,6 +288,11 @@ TARGETS = [
     ("mutex", "ns_per_pair", "ratio", 1 / 2, "<=", PEERS),
     ("pipeline", "msgs_per_s", "ratio", 2.0, ">=", PEERS),
     ("pipeline", "msgs_per_s", "abs", 1e7, ">=", PEERS),
+    # future.h rule 6: at most one system call per completion (a doorbell
+    # when the waiter's worker sleeps). The count covers the whole process,
+    # the request queue's futex calls included, so it is an upper bound.
+    ("bridge", "syscalls_per_completion", "abs", 1.0, "<=", ["eventfd"]),
+    ("redis", "ops_per_s", "ratio", 0.9, ">=", ["redis-benchmark"]),
     ("http", "req_per_s", "ratio", 0.95, ">=", ["epoll"]),
     ("http", "user_us_per_req", "ratio", 1.5, "<=", ["epoll"]),
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["go"]),
@@ -454,17 +493,20 @@ def chart(stats, marks, workloads, chart_dir, png):
 
 
 # A run during which other processes used this share of the machine's CPU
-# time or more is flagged: they competed with the server and wrk.
+# time or more is flagged: they competed with the server and wrk (or with
+# the bridge workload's threads).
 OTHER_CPU_FLAG = 10
+# The workloads whose lines carry other_cpu_pct and the keys below.
+NOTED = ("http", "c10k", "bridge")
 
 
 def http_notes(ok):
-    """Runs of http or c10k whose numbers need a caveat: socket errors or
-    non-2xx responses in wrk's report, idle connections the server closed,
-    other processes busy during the run."""
+    """Runs of http, c10k or bridge whose numbers need a caveat: socket
+    errors or non-2xx responses in wrk's report, idle connections the
+    server closed, other processes busy during the run."""
     notes = []
     for (w, rt, _), runs in sorted(ok.items()):
-        if w not in ("http", "c10k"):
+        if w not in NOTED:
             continue
         for i, kv in enumerate(runs, 1):
             bad = []
@@ -476,8 +518,10 @@ def http_notes(ok):
             if v is not None and v >= OTHER_CPU_FLAG:
                 bad.append("other processes used %d%% of the CPUs" % v)
             if bad:
-                notes.append("NOTE %s %s run %d (%s requests): %s" % (
-                    w, rt, i, kv.get("requests", "?"), "; ".join(bad)))
+                what = ("%s requests" % kv["requests"] if "requests" in kv
+                        else "%s completions" % kv.get("completions", "?"))
+                notes.append("NOTE %s %s run %d (%s): %s" % (
+                    w, rt, i, what, "; ".join(bad)))
     return notes
 
 
@@ -507,7 +551,7 @@ def main():
                      "were busy during it (DISCARD in the raw lines)"
                      % (w, rt))
     if notes:
-        report += ["", "== http/c10k runs to read with care =="] + notes
+        report += ["", "== runs to read with care =="] + notes
     fails = []
     for (w, rt, wk), whys in sorted(failed.items()):
         for why in whys:

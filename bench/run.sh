@@ -4,12 +4,15 @@
 #   bench/run.sh                          every workload (what `make bench` runs)
 #   WORKLOADS="spawn fib" bench/run.sh    a subset
 #   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
+#   WORKLOADS=bridge RUNS=3 bench/run.sh    coev's futures against eventfd
 #
 # Environment:
 #   WORKLOADS      any of: spawn yield fib sleepers switch pingpong mutex
-#                  pipeline http c10k (default: all)
+#                  pipeline bridge redis resolve http c10k (default: all)
 #   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
 #                  of spawn, yield, fib, sleepers, pingpong, mutex, pipeline
+#                  (bridge, redis and resolve always run coev and their own
+#                  peer: eventfd, redis-benchmark, ares-blocking)
 #   RUNS           runs per short workload and runtime (default 5; for http
 #                  and c10k, default 3)
 #   SLEEPER_RUNS   runs of the 2-second sleepers workload (default 3)
@@ -39,9 +42,13 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline http c10k"
+ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline bridge redis resolve http c10k"
 # The workloads of coev's channels and mutex, built from their own program.
 SYNC_WORKLOADS="pingpong mutex pipeline"
+# The workloads of the callback-library bridge: coev against a peer of
+# their own (not Go or tokio); redis and resolve talk to the loopback
+# servers of ci/servers.sh.
+BRIDGE_WORKLOADS="bridge redis resolve"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 RUNTIMES=${RUNTIMES:-coev go tokio}
 # Each http or c10k run takes over 10 s, so those two default to 3 rounds
@@ -67,13 +74,16 @@ done
 has_rt() { case " $RUNTIMES " in *" $1 "*) return 0 ;; esac; return 1; }
 has_w() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 is_sync() { case " $SYNC_WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+is_bridge() { case " $BRIDGE_WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 sync_wanted=0
 for w in $SYNC_WORKLOADS; do has_w "$w" && sync_wanted=1; done
 # switch measures coev's own context switch; Go and tokio have no
-# equivalent. http and c10k have their own servers (HTTP_SERVERS).
+# equivalent. http and c10k have their own servers (HTTP_SERVERS), the
+# bridge workloads their own peers.
 peer_workloads=$(for w in $WORKLOADS; do
-	case $w in switch | http | c10k) ;; *) echo "$w" ;; esac
+	case $w in switch | http | c10k | bridge | redis | resolve) ;; *) echo "$w" ;; esac
 done)
+bridge_workloads=$(for w in $WORKLOADS; do is_bridge "$w" && echo "$w"; done)
 http_workloads=""
 has_w http && http_workloads="$http_workloads http"
 has_w c10k && http_workloads="$http_workloads c10k"
@@ -83,13 +93,64 @@ if [ -n "$http_workloads" ]; then
 	http_validate
 	[ "${HTTP_DURATION:-}" -ge 1 ] 2>/dev/null ||
 		die "HTTP_DURATION must be a whole number of seconds"
-	# No server, idle client or wrk outlives an interrupted session.
-	trap http_cleanup EXIT
-	trap 'http_cleanup; exit 130' INT
-	trap 'http_cleanup; exit 143' TERM
 fi
+
+# ---- the loopback servers of redis and resolve ---------------------------
+# ci/servers.sh runs redis-server, dnsmasq and an HTTP server on 127.0.0.1.
+# servers_up starts them when they do not all answer yet (and then this
+# script stops them again when it no longer needs them, or when it ends),
+# and exports their ports (COEV_REDIS_PORT, COEV_DNS_PORT, COEV_HTTP_PORT)
+# for the benchmark programs. Servers that were already running are left
+# alone, unless only some of them were: then start starts the others and
+# stop, at the end, stops all three.
+SERVERS=$ROOT/ci/servers.sh
+servers_started=0
+servers_state="" # "up", or why they are not
+servers_up() {
+	[ "$servers_state" = up ] && return 0
+	[ -n "$servers_state" ] && return 1
+	if [ ! -f "$SERVERS" ]; then
+		servers_state="ci/servers.sh is missing"
+		return 1
+	fi
+	if ! bash "$SERVERS" status >"$LOGS/servers.log" 2>&1; then
+		say "starting the loopback servers (ci/servers.sh start)"
+		servers_started=1
+		if ! bash "$SERVERS" start >>"$LOGS/servers.log" 2>&1; then
+			servers_state="ci/servers.sh start failed: $(tail -n 1 "$LOGS/servers.log" | cut -c1-160)"
+			return 1
+		fi
+	fi
+	local env
+	if ! env=$(bash "$SERVERS" env 2>>"$LOGS/servers.log"); then
+		servers_state="ci/servers.sh env failed"
+		return 1
+	fi
+	eval "$env" # export COEV_REDIS_PORT=... COEV_DNS_PORT=... ...
+	servers_state=up
+}
+servers_down() {
+	[ "$servers_started" = 1 ] || return 0
+	servers_started=0
+	servers_state=""
+	say "stopping the loopback servers (ci/servers.sh stop)"
+	bash "$SERVERS" stop >>"$LOGS/servers.log" 2>&1 ||
+		say "ci/servers.sh stop failed (log: $LOGS/servers.log)"
+}
+
+# No HTTP server, idle client or wrk, and no loopback server this script
+# started, outlives the session, even an interrupted one.
+cleanup() {
+	[ -n "$http_workloads" ] && http_cleanup
+	servers_down
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
 coev_needed=0
 has_rt coev && [ -n "$peer_workloads$(has_w switch && echo x)" ] && coev_needed=1
+[ -n "$bridge_workloads" ] && coev_needed=1
 case " ${HTTP_SERVERS:-} ${C10K_SERVERS:-} " in
 *" coev "* | *" coev-hello "*) [ -n "$http_workloads" ] && coev_needed=1 ;;
 esac
@@ -159,6 +220,35 @@ build_fail() {
 	tail -n 15 "$2" | sed 's/^/    /' >&2
 }
 
+cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$ROOT/include -I$ROOT"
+libs="$ROOT/build/libcoev.a -lev -lck -lpthread -lm"
+# Why a bridge workload's program is missing (its runs are then FAIL lines
+# saying so), by workload.
+declare -A absent
+
+# build_bridge NAME SOURCE BINARY [ARCHIVE LIB]: compile a bridge
+# workload's coev program, with the adapter archive and its library when
+# given; records avail[coev_NAME] or absent[NAME].
+build_bridge() {
+	local name=$1 src=$2 bin=$3 ar=${4:-} lib=${5:-}
+	avail[coev_$name]=0
+	if [ ! -f "$src" ]; then
+		absent[$name]="not built: ${src#"$ROOT"/} is missing"
+		return
+	fi
+	if [ -n "$ar" ] && [ ! -f "$ar" ]; then
+		absent[$name]="not built: ${ar#"$ROOT"/} was not built (make lib; is its bridge/*.c there?)"
+		return
+	fi
+	# shellcheck disable=SC2086
+	if cc $cflags "$src" -o "$bin" $ar $libs $lib \
+		>>"$LOGS/build-coev.log" 2>&1; then
+		avail[coev_$name]=1
+	else
+		build_fail "${src#"$ROOT"/}" "$LOGS/build-coev.log"
+	fi
+}
+
 if [ $coev_needed = 1 ]; then
 	avail[coev]=1
 	avail[coev_lib]=1
@@ -169,8 +259,6 @@ if [ $coev_needed = 1 ]; then
 	elif ! has_rt coev || [ -z "$peer_workloads$(has_w switch && echo x)" ]; then
 		: # only the http servers need the library
 	else
-		cflags="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$ROOT/include -I$ROOT"
-		libs="$ROOT/build/libcoev.a -lev -lck -lpthread -lm"
 		# shellcheck disable=SC2086
 		if ! cc $cflags "$HERE/coev/bench.c" -o "$BUILD/coev-bench" $libs \
 			>>"$LOGS/build-coev.log" 2>&1; then
@@ -195,6 +283,16 @@ if [ $coev_needed = 1 ]; then
 				avail[coev_sync]=0
 				build_fail "bench/coev/sync_bench.c" "$LOGS/build-coev.log"
 			fi
+		fi
+	fi
+	if [ "${avail[coev_lib]}" = 1 ]; then
+		has_w bridge && build_bridge bridge "$HERE/coev/bridge_bench.c" \
+			"$BUILD/coev-bridge-bench"
+		has_w resolve && build_bridge resolve "$HERE/coev/resolve_bench.c" \
+			"$BUILD/coev-resolve-bench" "$ROOT/build/libcoev_ares.a" -lcares
+		# redis: bench/redis/run-redis.sh builds and runs both sides.
+		if has_w redis && [ ! -f "$HERE/redis/run-redis.sh" ]; then
+			absent[redis]="not built: bench/redis/run-redis.sh is missing"
 		fi
 	fi
 fi
@@ -231,9 +329,58 @@ fi
 RAW=$BUILD/raw.txt
 : >"$RAW"
 
-# not_built WORKLOAD RUNTIME WORKERS: count a run of an unbuilt program failed.
+# not_built WORKLOAD RUNTIME WORKERS [LOG]: count a run of an unbuilt
+# program failed (LOG: the build log's name, build-RUNTIME by default).
 not_built() {
-	echo "FAIL $1 $2 workers=$3 rc=none why=not built, see bench/build/logs/build-$2.log" >>"$RAW"
+	echo "FAIL $1 $2 workers=$3 rc=none why=not built, see bench/build/logs/${4:-build-$2}.log" >>"$RAW"
+}
+
+# why_failed RC LOG: why a run that exited with RC (and wrote its stderr
+# to LOG) gave no result, in one line.
+why_failed() {
+	local rc=$1 why err
+	case $rc in
+	0) why="no BENCH line printed" ;;
+	124 | 137) why="timed out after ${BENCH_TIMEOUT}s" ;;
+	*)
+		if [ "$rc" -gt 128 ]; then
+			why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
+		else
+			why="exit status $rc"
+		fi
+		;;
+	esac
+	err=$(grep -v '^== ' "$2" | tail -n 1 | tr -s ' \t' ' ' | cut -c1-200)
+	[ -n "$err" ] && why="$why; last stderr: $err"
+	echo "$why"
+}
+
+# run_many WORKLOAD "RUNTIMES" CMD...: one process that prints the BENCH
+# lines of several runtimes of WORKLOAD (a program and its peer, measured
+# in one go). Every BENCH line of WORKLOAD goes into $RAW; each of
+# RUNTIMES without one gets a FAIL line.
+run_many() {
+	local w=$1 rts=$2 log out rc line rt lines why
+	shift 2
+	log=$LOGS/$w.log
+	echo "== $(date -u +%H:%M:%S) $*" >>"$log"
+	out=$(timeout -k 5 "$BENCH_TIMEOUT" "$@" 2>>"$log")
+	rc=$?
+	lines=$(printf '%s\n' "$out" | grep "^BENCH $w ")
+	[ -n "$lines" ] && printf '%s\n' "$lines" >>"$RAW"
+	for rt in $rts; do
+		line=$(printf '%s\n' "$lines" | grep "^BENCH $w $rt " | tail -n 1)
+		if [ -n "$line" ]; then
+			say "  $(echo "$line" | cut -d' ' -f2-)"
+		else
+			why=$(why_failed "$rc" "$log")
+			[ "$rc" = 0 ] && why="no BENCH $w $rt line printed"
+			echo "FAIL $w $rt workers=$WORKERS rc=$rc why=$why" >>"$RAW"
+			say "  FAILED $w $rt: $why"
+		fi
+	done
+	printf '%s\n' "$lines" | grep -v -E "^BENCH $w ($(echo "$rts" | tr ' ' '|')) " |
+		grep . | while read -r line; do say "  $(echo "$line" | cut -d' ' -f2-)"; done
 }
 
 # run_one WORKLOAD RUNTIME WORKERS: one process, one BENCH line into $RAW
@@ -241,12 +388,18 @@ not_built() {
 run_one() {
 	local w=$1 rt=$2 n=$3 log out rc line
 	log=$LOGS/$w-$rt-w$n.log
-	case $rt in
-	coev)
-		if [ "$w" = switch ]; then
-			[ "${avail[coev_switch]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
-			set -- "$BUILD/coev-switch"
-		elif is_sync "$w"; then
+	case $w:$rt in
+	bridge:*)
+		# Both sides of the bridge workload are one program.
+		[ "${avail[coev_bridge]:-0}" = 1 ] || { not_built "$w" "$rt" "$n" build-coev; return 0; }
+		set -- "$BUILD/coev-bridge-bench" "$rt" "$n"
+		;;
+	switch:coev)
+		[ "${avail[coev_switch]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
+		set -- "$BUILD/coev-switch"
+		;;
+	*:coev)
+		if is_sync "$w"; then
 			[ "${avail[coev_sync]:-0}" = 1 ] || { not_built "$w" coev "$n"; return 0; }
 			set -- "$BUILD/coev-sync-bench" "$w" "$n"
 		else
@@ -254,11 +407,11 @@ run_one() {
 			set -- "$BUILD/coev-bench" "$w" "$n"
 		fi
 		;;
-	go)
+	*:go)
 		[ "${avail[go]:-0}" = 1 ] || { not_built "$w" go "$n"; return 0; }
 		set -- env GOMAXPROCS="$n" "$BUILD/go-bench" "$w"
 		;;
-	tokio)
+	*:tokio)
 		[ "${avail[tokio]:-0}" = 1 ] || { not_built "$w" tokio "$n"; return 0; }
 		set -- "$TOKIO_BIN" "$w" "$n"
 		;;
@@ -273,30 +426,71 @@ run_one() {
 		return 0
 	fi
 	local why
-	case $rc in
-	0) why="no BENCH line printed" ;;
-	124 | 137) why="timed out after ${BENCH_TIMEOUT}s" ;;
-	*)
-		if [ "$rc" -gt 128 ]; then
-			why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
-		else
-			why="exit status $rc"
-		fi
-		;;
-	esac
-	local err
-	err=$(grep -v '^== ' "$log" | tail -n 1 | tr -s ' \t' ' ' | cut -c1-200)
-	[ -n "$err" ] && why="$why; last stderr: $err"
+	why=$(why_failed "$rc" "$log")
 	echo "FAIL $w $rt workers=$n rc=$rc why=$why" >>"$RAW"
 	say "  FAILED $w $rt workers=$n: $why"
+}
+
+# bridge_runtimes WORKLOAD: the runtimes a bridge workload must report (its
+# program's other BENCH lines of the workload are kept too).
+bridge_runtimes() {
+	case $1 in
+	bridge) echo "coev eventfd" ;;
+	redis) echo "coev redis-benchmark" ;;
+	resolve) echo "coev ares-blocking" ;;
+	esac
+}
+
+# bridge_round WORKLOAD: one run of each side of a bridge workload.
+bridge_round() {
+	case $1 in
+	bridge)
+		# coev's futures, then the plain-C eventfd handoff.
+		run_one bridge coev "$WORKERS"
+		run_one bridge eventfd "$WORKERS"
+		;;
+	resolve)
+		run_many resolve "$(bridge_runtimes resolve)" \
+			"$BUILD/coev-resolve-bench" "$WORKERS"
+		;;
+	redis)
+		# The script runs coev's client and redis-benchmark in turn.
+		run_many redis "$(bridge_runtimes redis)" \
+			env BENCH_BUILD="$BUILD" WORKERS="$WORKERS" \
+			bash "$HERE/redis/run-redis.sh"
+		;;
+	esac
 }
 
 for w in $WORKLOADS; do
 	runs=$RUNS
 	[ "$w" = sleepers ] && runs=$SLEEPER_RUNS
 	case $w in http | c10k) runs=$HTTP_RUNS ;; esac
+	# A bridge workload whose program is missing, or whose servers do not
+	# start, gets one FAIL line per runtime saying why, and is skipped.
+	if is_bridge "$w"; then
+		why=${absent[$w]:-}
+		if [ -z "$why" ] && [ "$w" = resolve ] &&
+			[ "${avail[coev_resolve]:-0}" != 1 ]; then
+			why="not built, see bench/build/logs/build-coev.log"
+		fi
+		if [ -z "$why" ] && [ "$w" != bridge ] && ! servers_up; then
+			why="not run: the loopback servers are not running ($servers_state)"
+		fi
+		if [ -n "$why" ]; then
+			for rt in $(bridge_runtimes "$w"); do
+				echo "FAIL $w $rt workers=$WORKERS rc=none why=$why" >>"$RAW"
+			done
+			say "$w: skipped: $why"
+			continue
+		fi
+	fi
 	for i in $(seq 1 "$runs"); do
 		say "$w: run $i/$runs"
+		if is_bridge "$w"; then
+			bridge_round "$w"
+			continue
+		fi
 		# One round: every server once, in turn, each a fresh process.
 		if [ "$w" = http ]; then
 			for srv in $HTTP_SERVERS; do http_round http "$srv"; done
@@ -316,6 +510,14 @@ for w in $WORKLOADS; do
 			[ "$w" = fib ] && run_one fib "$rt" 1
 		done
 	done
+	# The loopback servers stop once no later workload needs them.
+	case $w in redis | resolve)
+		case " ${WORKLOADS#*"$w"} " in
+		*" redis "* | *" resolve "*) ;;
+		*) servers_down ;;
+		esac
+		;;
+	esac
 done
 
 # ---- report ------------------------------------------------------------
@@ -328,9 +530,12 @@ HDR=$BUILD/header.txt
 	echo "coev benchmarks — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
 	echo "coev: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no commit') ($(cc --version | head -n1))"
-	has_rt go && command -v go >/dev/null && echo "go: $(go version)"
-	has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
+	[ -n "$peer_workloads" ] && has_rt go && command -v go >/dev/null && echo "go: $(go version)"
+	[ -n "$peer_workloads" ] && has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
 	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	if [ -n "$bridge_workloads" ]; then
+		echo "bridge workloads:$(for w in $bridge_workloads; do printf ' %s (coev vs %s)' "$w" "$(bridge_runtimes "$w" | sed 's/^coev *//')"; done)"
+	fi
 	if [ -n "$http_workloads" ]; then
 		echo "http/c10k: servers: $HTTP_SERVERS (c10k: $C10K_SERVERS); rounds: $HTTP_RUNS; one server thread; wrk -t1 -c$HTTP_CONNS -d${HTTP_DURATION}s; c10k idle connections: $C10K_IDLE; descriptor limit: $HTTP_NOFILE"
 		echo "http peers: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-3); libuv $(dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null); $($HTTP_PY -c 'import sys, uvloop, aiohttp; print("python %s, uvloop %s, aiohttp %s" % (sys.version.split()[0], uvloop.__version__, aiohttp.__version__))' 2>/dev/null)"

@@ -5,12 +5,17 @@
 # sizes and checks their exit status and what they report (every message
 # accounted for; the peak concurrency equal to the limit), including edge
 # cases (no messages, more tasks than messages, rendezvous channels) and
-# their deliberately broken modes (-x), which must fail.
+# their deliberately broken modes (-x), which must fail. Then
+# build/examples/wrap_callback: every caller of the wrapped callback library
+# gets its answer or its error, the late answers of the timed-out and the
+# cancelled caller are refused, and its broken mode (-x) fails.
 #
 # Then starts build/examples/http_hello and build/examples/echo on free ports of
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
-# with a small python3 socket client and with build/examples/fetch_many,
-# stops them with SIGTERM and checks that they stop promptly and cleanly.
+# with a small python3 socket client and with build/examples/fetch_many
+# (libcurl: every greeting right, never more than -k in flight, a closed
+# port refused), stops them with SIGTERM and checks that they stop promptly
+# and cleanly.
 # Exits non-zero on any failure; never leaves a server running.
 #
 #   examples/test_examples.sh [BUILD_DIR]     BUILD_DIR: build (default),
@@ -20,7 +25,7 @@
 set -u
 
 B=${1:-build}
-for bin in pipeline limit http_hello echo fetch_many; do
+for bin in pipeline limit wrap_callback http_hello echo fetch_many; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -192,6 +197,37 @@ else
 	fail "limit: wall time against job time is '${ratio}x', expected >= 5x"
 	sed 's/^/    /' "$tmp/run.log"
 fi
+
+# wrap_callback: 20 tasks call a callback library through a future each.
+# Every task must get exactly its own result; both late callbacks must be
+# told that nobody wants their answer (and neither may complete a future).
+expect "20 callers, each with its answer or its error" 0 \
+	'^wrap_callback: OK: every task got its answer or its error' wrap_callback
+also "every caller's result is shown, 4 of them errors" \
+	'^  gathered 20 tasks in [0-9]+ ms; 4 returned an error:'
+also "an answer is copied out of the callback" '^  q0 +-> "Q0" after [0-9]+ ms$'
+also "a library error reaches its caller" \
+	'^  bad4 +-> error: no such file or directory after'
+also "the 100 ms caller of a 400 ms query times out, not early" \
+	'^  slow7 +-> error: timed out after (1[0-9]{2}|[23][0-9]{2}) ms$'
+also "the cancelled caller returns" '^  slow13 +-> error: cancelled after [0-9]+ ms$'
+also "the timed-out caller's late answer is refused" \
+	'answer "SLOW7" is late; coev_future_complete refused it \(cancelled\)'
+also "the cancelled caller's late answer is refused" \
+	'answer "SLOW13" is late; coev_future_complete refused it \(cancelled\)'
+also "18 answers delivered, 2 refused" \
+	'^  callbacks: 18 delivered, 2 refused as too late'
+if grep -q 'WRONG' "$tmp/run.log"; then
+	fail "$run_name: a task is marked WRONG"
+	sed 's/^/    /' "$tmp/run.log"
+fi
+expect "the same on one worker" 0 '^wrap_callback: OK' wrap_callback -w 1
+expect "the same on four workers" 0 '^wrap_callback: OK' wrap_callback -w 4
+expect "ignores the deadline, and the check sees it" 1 \
+	'^  slow7 +-> "SLOW7" after [0-9]+ ms   <-- WRONG' wrap_callback -x
+also "one late answer fewer" '^  callbacks: 19 delivered, 1 refused'
+also "the FAILED line" '^wrap_callback: FAILED: 1 task\(s\) with the wrong result'
+expect "a worker count of 0 is refused" 2 'out of range' wrap_callback -w 0
 
 # The test client: client.py tests|stop HELLO_PORT ECHO_PORT HELLO_PID ECHO_PID
 cat >"$tmp/client.py" <<'EOF'
@@ -534,14 +570,37 @@ echo "# http_hello (pid $hello_pid) on port $hello_port," \
 
 client tests
 
-# Many concurrent clients, with the example client: 300 requests, 50 at a
-# time.
+# Many concurrent clients, with the example client (libcurl through
+# coev/curl.h): 300 requests, at most 50 at a time by a semaphore.
 if "$B/examples/fetch_many" -n 300 -k 50 "$hello_port" >"$tmp/fetch.log" 2>&1; then
 	pass "fetch_many: 300 requests, 50 at a time, all answered"
 else
 	fail "fetch_many against http_hello:"
 	sed 's/^/    /' "$tmp/fetch.log"
 fi
+peak=$(sed -n 's/^  peak in flight: \([0-9]*\) (limit 50)$/\1/p' "$tmp/fetch.log")
+if [ -n "$peak" ] && [ "$peak" -ge 1 ] && [ "$peak" -le 50 ]; then
+	pass "fetch_many: peak $peak in flight, never more than 50"
+else
+	fail "fetch_many: peak in flight '$peak', expected 1..50"
+fi
+if grep -q -E '^  fetched: 28 x "Hello, Anonymous!", 28 x "Hello, Ada!"' \
+	"$tmp/fetch.log"; then
+	pass "fetch_many: prints the greetings it fetched"
+else
+	fail "fetch_many: no 'fetched:' line with 28 of each of the first two"
+fi
+if grep -q -E 'Sanitizer|runtime error:' "$tmp/fetch.log"; then
+	fail "fetch_many: sanitizer report"
+	sed 's/^/    /' "$tmp/fetch.log"
+fi
+# Nobody listening: every request fails (connection refused), exit 1.
+closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect "a closed port: each request refused, exit 1" 1 \
+	'#0 +GET / +failed after .*: [Cc]onnection refused' \
+	fetch_many -n 5 -k 2 "$closed"
+also "none answered" '^  0 answered with the right greeting, 5 failed'
+expect "no requests at all is refused" 2 'out of range' fetch_many -n 0 "$hello_port"
 
 # Stop both with connections open: the client sends SIGTERM and checks that
 # every connection is closed promptly; then the servers' exit statuses.
