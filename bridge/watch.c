@@ -108,6 +108,8 @@ int coev_watch_new(int fd, coev_watch_fn fn, void *arg, coev_watch_t **out)
 
 int coev_watch_set(coev_watch_t *wa, unsigned events)
 {
+	if (!wa)
+		return -EINVAL;
 	owner_check(wa->w, "coev_watch_set");
 	events &= COEV_READ | COEV_WRITE;
 	if (events == wa->want && (wa->armed || wa->in_cb))

@@ -309,6 +309,7 @@ struct coev_rt {
 	pthread_mutex_t slab_mu;
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
 	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
+	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
 };
 
 /* --- cross-file functions of sched/ ----------------------------------- */

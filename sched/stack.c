@@ -375,7 +375,9 @@ void coev__stack_slabs_free(struct coev_rt *rt)
 
 	while ((sl = rt->slabs) != NULL) {
 		rt->slabs = sl->next;
-		munmap(sl->map, sl->len);
+		/* Kept when an abandoned task's stack may be in it. */
+		if (!rt->keep_slabs)
+			munmap(sl->map, sl->len);
 		free(sl);
 	}
 	rt->slab_free = NULL;

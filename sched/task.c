@@ -149,7 +149,15 @@ long coev__live_count(struct coev_rt *rt)
 	return n;
 }
 
-/* Release what a task block holds, whatever its state (runtime teardown). */
+/*
+ * Release what a task block holds, whatever its state (runtime teardown).
+ * A task that started and never ended (it outlived the shutdown deadline)
+ * may still have a wait node, in its frame, queued in an object that
+ * outlives the runtime: a future a library thread completes later, a
+ * channel. Its block and stack are kept (a deliberate, bounded leak that
+ * coev_rt_shutdown reported), and it is marked done so that a later
+ * signal finds a task that never runs again, rather than freed memory.
+ */
 void coev__task_free_all(struct coev_rt *rt)
 {
 	for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -157,7 +165,17 @@ void coev__task_free_all(struct coev_rt *rt)
 		coev_task_t *t, *next;
 
 		for (t = w->reg_head; t; t = next) {
+			unsigned st = atomic_load_explicit(
+				&t->state, memory_order_acquire);
+
 			next = t->rnext;
+			if ((st & TS_STARTED) && !(st & TS_DONE)) {
+				atomic_fetch_or_explicit(&t->state, TS_DONE,
+							 memory_order_acq_rel);
+				coev__task_ref(t); /* never freed */
+				rt->keep_slabs = true;
+				continue;
+			}
 			if (t->stack)
 				coev__stack_put(w, t->stack);
 #if defined(COEV_TSAN)

@@ -481,10 +481,11 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p)
 	while (!atomic_compare_exchange_weak_explicit(&w->posts, &head, p,
 						      memory_order_release,
 						      memory_order_relaxed));
-	/* The doorbell costs a system call only while w sleeps in its loop;
-	 * a running w finds the post at its next scheduling tick. */
-	if (!head)
-		coev__plat_unpark(w);
+	/* Every post rings: a ring that another ring or a poll already
+	 * consumed must not leave this post behind. The doorbell costs a
+	 * system call only while w sleeps in its loop (libev coalesces the
+	 * rest); a running w finds the post at its next scheduling tick. */
+	coev__plat_unpark(w);
 }
 
 /* Take every post and run them in the order they were posted. */
@@ -526,9 +527,6 @@ static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;
 
-	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
-		run_posts(w);
-
 	if (++w->tick % COEV_TICK_GLOBAL == 0) {
 		/* Fairness: the loop and the inject queue get a turn at least
 		 * every COEV_TICK_GLOBAL polls, however busy the local queue
@@ -537,6 +535,10 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		if ((t = take_inject(w)) != NULL)
 			return t;
 	}
+	/* After the poll, which may consume the doorbell of a post: a post
+	 * pushed before it is found here, one pushed after rings again. */
+	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
+		run_posts(w);
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t;
