@@ -85,6 +85,9 @@ $(B)/libcoev_%.a: $(B)/bridge/%.o
 	ar rcs $@ $^
 
 ADAPTER_AR = $(ADAPTERS:%=$(B)/libcoev_%.a)
+# Kept: make would delete them as intermediates and rebuild every archive
+# (and every test) on the next run.
+.SECONDARY: $(ADAPTERS:%=$(B)/bridge/%.o)
 
 $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libcoev.so.$(SOVERSION) \

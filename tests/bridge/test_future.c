@@ -646,7 +646,7 @@ static void test_future_cancel_of_the_waiting_task(void **state)
 
 /* ---- races: a completion against a timeout ------------------------------- */
 
-#define TO_ROUNDS TU_SCALE(600000, 200000, 300000)
+#define TO_ROUNDS TU_SCALE(600000, 200000, 1200000)
 
 typedef struct torace {
 	coev_future_t *f; /* [go] the round's future; one ref for C */
