@@ -33,7 +33,7 @@ pid() { cat "$dir/$1.pid" 2>/dev/null; }
 # (so a recycled PID is never taken for ours).
 alive() {
 	local p; p=$(pid "$1") || return 1
-	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "${prog[$1]}"
+	{ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q "${prog[$1]}"
 }
 
 # The port ours runs on, else the one asked for.
