@@ -158,6 +158,12 @@ long coev__live_count(struct coev_rt *rt)
  * coev_rt_shutdown reported), and it is marked done so that a later
  * signal finds a task that never runs again, rather than freed memory.
  */
+/* Tasks kept by coev__task_free_all, process-wide: reachable, so that
+ * the retained memory is on record (and not reported as lost) rather than
+ * dropped on the floor. */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static coev_task_t *abandoned;
+
 void coev__task_free_all(struct coev_rt *rt)
 {
 	for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -174,6 +180,10 @@ void coev__task_free_all(struct coev_rt *rt)
 							 memory_order_acq_rel);
 				coev__task_ref(t); /* never freed */
 				rt->keep_slabs = true;
+				pthread_mutex_lock(&abandoned_mu);
+				t->next = abandoned;
+				abandoned = t;
+				pthread_mutex_unlock(&abandoned_mu);
 				continue;
 			}
 			if (t->stack)
