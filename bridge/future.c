@@ -225,7 +225,8 @@ int coev_future_await(coev_future_t *f, int *result)
 	return coev_future_await_dl(f, COEV_FOREVER, result);
 }
 
-void *coev_future_value(coev_future_t *f)
+/* The completed value, borrowed or (take) handed over. */
+static void *value_get(coev_future_t *f, bool take)
 {
 	void *v;
 
@@ -234,22 +235,20 @@ void *coev_future_value(coev_future_t *f)
 		return NULL;
 	coev__spin_lock(&f->lk);
 	v = f->value;
+	if (take)
+		f->value = NULL;
 	coev__spin_unlock(&f->lk);
 	return v;
 }
 
+void *coev_future_value(coev_future_t *f)
+{
+	return value_get(f, false);
+}
+
 void *coev_future_take(coev_future_t *f)
 {
-	void *v;
-
-	if (!f ||
-	    atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
-		return NULL;
-	coev__spin_lock(&f->lk);
-	v = f->value;
-	f->value = NULL;
-	coev__spin_unlock(&f->lk);
-	return v;
+	return value_get(f, true);
 }
 
 int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)

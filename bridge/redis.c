@@ -689,39 +689,13 @@ static int connect_pinned(const char *ip, int port, coev_time_t deadline,
 	return r;
 }
 
-struct resolve {
-	const char *host;
-	struct addrinfo *res;
-};
-
-static int resolve(void *arg)
-{
-	struct resolve *rs = arg;
-	struct addrinfo hints;
-	int r;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	r = getaddrinfo(rs->host, NULL, &hints, &rs->res);
-	switch (r) {
-	case 0: return 0;
-	case EAI_NONAME:
-	case EAI_NODATA: return -ENOENT;
-	case EAI_AGAIN: return -EAGAIN;
-	case EAI_MEMORY: return -ENOMEM;
-	case EAI_SYSTEM: return -errno;
-	default: return -EINVAL;
-	}
-}
-
 int coev_redis_connect(const char *host, int port, coev_time_t deadline,
 		       coev_redis_t **out)
 {
-	struct resolve rs = {host, NULL};
+	struct sockaddr_storage addrs[8];
 	unsigned char addr[sizeof(struct in6_addr)];
 	char ip[INET6_ADDRSTRLEN];
-	int r, res;
+	int r, n;
 
 	if (!host || !out || port <= 0 || port > 65535)
 		return -EINVAL;
@@ -731,21 +705,22 @@ int coev_redis_connect(const char *host, int port, coev_time_t deadline,
 	if (inet_pton(AF_INET, host, addr) == 1 ||
 	    inet_pton(AF_INET6, host, addr) == 1)
 		return connect_pinned(host, port, deadline, out);
-	/* hiredis would resolve the name itself, blocking the worker. */
-	if ((r = coev_blocking(resolve, &rs, deadline, &res)) < 0)
-		return r;
-	if (res < 0)
-		return res;
+	/* hiredis would resolve the name itself, blocking the worker: coev's
+	 * resolver (c-ares when set, else the blocking pool) does it. */
+	if ((n = coev_resolve(host, (unsigned)port, addrs, 8, deadline)) < 0)
+		return n;
 	r = -ENOENT;
-	for (struct addrinfo *ai = rs.res; ai; ai = ai->ai_next) {
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip,
-				NULL, 0, NI_NUMERICHOST) != 0)
+	for (int i = 0; i < n; i++) {
+		if (getnameinfo((struct sockaddr *)&addrs[i],
+				addrs[i].ss_family == AF_INET6
+					? sizeof(struct sockaddr_in6)
+					: sizeof(struct sockaddr_in),
+				ip, sizeof ip, NULL, 0, NI_NUMERICHOST) != 0)
 			continue;
 		r = connect_pinned(ip, port, deadline, out);
 		if (r == 0 || r == -ETIMEDOUT || r == -ECANCELED)
 			break;
 	}
-	freeaddrinfo(rs.res);
 	return r;
 }
 

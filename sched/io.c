@@ -362,7 +362,7 @@ static void *_Atomic resolver_arg;
 void coev_set_resolver(coev_resolver_fn fn, void *arg)
 {
 	atomic_store_explicit(&resolver_arg, arg, memory_order_relaxed);
-	/* Release: a connect that sees fn sees its arg. */
+	/* Release: a lookup that sees fn sees its arg. */
 	atomic_store_explicit(&resolver_fn, fn, memory_order_release);
 }
 
@@ -372,43 +372,25 @@ static socklen_t addr_len(const struct sockaddr_storage *ss)
 					 : sizeof(struct sockaddr_in);
 }
 
-/* Connect through the resolver set by coev_set_resolver. */
-static int connect_resolved(coev_resolver_fn fn, const char *host,
-			    unsigned port, coev_time_t deadline)
+int coev_resolve(const char *host, unsigned port,
+		 struct sockaddr_storage *addrs, int max, coev_time_t deadline)
 {
-	struct sockaddr_storage addrs[8];
-	int n, fd = -ENOENT;
-
-	n = fn(atomic_load_explicit(&resolver_arg, memory_order_relaxed), host,
-	       port, addrs, 8, deadline);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n && i < 8; i++) {
-		fd = connect_addr((struct sockaddr *)&addrs[i],
-				  addr_len(&addrs[i]), deadline);
-		if (fd >= 0 || fd == -ETIMEDOUT || fd == -ECANCELED)
-			break;
-	}
-	return fd;
-}
-
-int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
-{
-	struct sockaddr_storage ss;
 	coev_resolver_fn fn;
 	struct resolve q;
 	socklen_t len;
-	int fd, r;
+	int n = 0, r;
 
-	if (!host || port > 65535)
+	if (!host || !addrs || max <= 0 || port > 65535)
 		return -EINVAL;
 	if ((r = io_enter()) != 0)
 		return r;
-	if (numeric_addr(host, port, &ss, &len) == 0)
-		return connect_addr((struct sockaddr *)&ss, len, deadline);
+	if (numeric_addr(host, port, &addrs[0], &len) == 0)
+		return 1;
 	fn = atomic_load_explicit(&resolver_fn, memory_order_acquire);
 	if (fn)
-		return connect_resolved(fn, host, port, deadline);
+		return fn(atomic_load_explicit(&resolver_arg,
+					       memory_order_relaxed),
+			  host, port, addrs, max, deadline);
 	q.host = host;
 	q.res = NULL;
 	snprintf(q.port, sizeof q.port, "%u", port);
@@ -416,13 +398,30 @@ int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
 		return r;
 	if (q.r < 0)
 		return q.r;
-	fd = -ENOENT;
-	for (struct addrinfo *ai = q.res; ai; ai = ai->ai_next) {
-		fd = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
+	for (struct addrinfo *ai = q.res; ai && n < max; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof addrs[n])
+			continue;
+		memset(&addrs[n], 0, sizeof addrs[n]);
+		memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+		n++;
+	}
+	freeaddrinfo(q.res);
+	return n ? n : -ENOENT;
+}
+
+int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
+{
+	struct sockaddr_storage addrs[8];
+	int n, fd = -ENOENT;
+
+	if ((n = coev_resolve(host, port, addrs, 8, deadline)) < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		fd = connect_addr((struct sockaddr *)&addrs[i],
+				  addr_len(&addrs[i]), deadline);
 		if (fd >= 0 || fd == -ETIMEDOUT || fd == -ECANCELED)
 			break;
 	}
-	freeaddrinfo(q.res);
 	return fd;
 }
 

@@ -157,14 +157,22 @@ COEV_API int coev_tcp_connect(const char *host, unsigned port,
  * Called in the connecting task, which it may suspend.
  * coev_set_resolver — resolve names with fn(arg, ...) from now on (the
  * c-ares adapter, coev/ares.h, provides one); NULL restores getaddrinfo()
- * on the blocking pool. Process-wide; set it while no connect by name is
- * in progress (at start-up, and before the resolver's state is freed).
+ * on the blocking pool. Process-wide; set it while no lookup is in
+ * progress (at start-up, and before the resolver's state is freed).
+ * coev_resolve — the addresses of host (numeric, or a name looked up by
+ * the resolver set here) with port set, at most max of them in addrs[]:
+ * what coev_tcp_connect and the adapters connect to. Returns how many
+ * (> 0), or -EINVAL, -ENOENT (no such name), -ETIMEDOUT, -ECANCELED,
+ * COEV_ENOTCORO (not in a task). Suspends while looking a name up.
  */
 struct sockaddr_storage;
 typedef int (*coev_resolver_fn)(void *arg, const char *host, unsigned port,
 				struct sockaddr_storage *addrs, int max,
 				coev_time_t deadline);
 COEV_API void coev_set_resolver(coev_resolver_fn fn, void *arg);
+COEV_API int coev_resolve(const char *host, unsigned port,
+			  struct sockaddr_storage *addrs, int max,
+			  coev_time_t deadline);
 
 /*
  * coev_udp_bind — a UDP socket bound to host:port (numeric host, NULL for

@@ -1027,6 +1027,50 @@ static int storm_main(void *arg)
 	return 0;
 }
 
+/* coev_resolve: numeric addresses need no lookup and get the port; names
+ * go through the resolver (getaddrinfo on the pool by default); unknown
+ * names and bad arguments fail with codes. */
+static int resolve_main(void *arg)
+{
+	struct sockaddr_storage a[4];
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&a[0];
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a[0];
+	int n;
+
+	(void)arg;
+	TU_CHECK(coev_resolve("127.0.0.1", 8080, a, 4, tu_guard()) == 1);
+	TU_CHECK(a[0].ss_family == AF_INET && ntohs(in4->sin_port) == 8080);
+	TU_CHECK(coev_resolve("::1", 99, a, 4, tu_guard()) == 1);
+	TU_CHECK(a[0].ss_family == AF_INET6 && ntohs(in6->sin6_port) == 99);
+	n = coev_resolve("localhost", 7, a, 4, tu_guard());
+	TU_CHECK(n >= 1 && n <= 4);
+	for (int i = 0; i < n && i < 4; i++)
+		TU_CHECK(ntohs(a[i].ss_family == AF_INET6
+				       ? ((struct sockaddr_in6 *)&a[i])
+						 ->sin6_port
+				       : ((struct sockaddr_in *)&a[i])
+						 ->sin_port) == 7);
+	/* .invalid never resolves; without a reachable DNS server the
+	 * system resolver says "try again" instead. */
+	n = coev_resolve("no-such-host.invalid", 7, a, 4, tu_guard());
+	TU_CHECK(n == -ENOENT || n == -EAGAIN);
+	TU_CHECK(coev_resolve(NULL, 7, a, 4, tu_guard()) == -EINVAL);
+	TU_CHECK(coev_resolve("127.0.0.1", 7, a, 0, tu_guard()) == -EINVAL);
+	TU_CHECK(coev_resolve("127.0.0.1", 70000, a, 4, tu_guard()) == -EINVAL);
+	return 0;
+}
+
+static void test_io_resolve(void **state)
+{
+	struct sockaddr_storage a[1];
+
+	(void)state;
+	assert_int_equal(coev_resolve("127.0.0.1", 1, a, 1, COEV_FOREVER),
+			 COEV_ENOTCORO);
+	assert_int_equal(tu_run_main(resolve_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 static void test_io_accept_storm_accepts_every_connection(void **state)
 {
 	storm_t *s = calloc(1, sizeof *s);
@@ -1709,6 +1753,7 @@ int main(void)
 		TU_FD_TEST(test_io_wait_fd_on_a_pipe),
 		TU_FD_TEST(test_io_fd_nonblock_on_a_foreign_pipe),
 		TU_FD_TEST(test_io_calls_outside_a_task_return_enotcoro),
+		TU_FD_TEST(test_io_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
