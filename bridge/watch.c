@@ -238,16 +238,17 @@ static void sockset_timer_fire(coev_timer_t *tm, void *arg)
 
 int coev_sockset_new(coev_sockset_fn fn, void *arg, coev_sockset_t **out)
 {
+	struct coev_worker *w = coev__worker_self();
 	coev_sockset_t *ss;
 	int r;
 
-	if (!coev__worker_self())
+	if (!w)
 		return COEV_ENOTRT;
 	if (!fn || !out)
 		return -EINVAL;
 	if (!(ss = calloc(1, sizeof *ss)))
 		return -ENOMEM;
-	ss->w = coev__worker_self();
+	ss->w = w;
 	ss->fn = fn;
 	ss->arg = arg;
 	if ((r = coev_timer_new(sockset_timer_fire, ss, &ss->timer)) < 0) {

@@ -149,6 +149,12 @@ long coev__live_count(struct coev_rt *rt)
 	return n;
 }
 
+/* Tasks kept by coev__task_free_all, process-wide: reachable, so that
+ * the retained memory is on record (and not reported as lost) rather than
+ * dropped on the floor. */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static coev_task_t *abandoned;
+
 /*
  * Release what a task block holds, whatever its state (runtime teardown).
  * A task that started and never ended (it outlived the shutdown deadline)
@@ -158,12 +164,6 @@ long coev__live_count(struct coev_rt *rt)
  * coev_rt_shutdown reported), and it is marked done so that a later
  * signal finds a task that never runs again, rather than freed memory.
  */
-/* Tasks kept by coev__task_free_all, process-wide: reachable, so that
- * the retained memory is on record (and not reported as lost) rather than
- * dropped on the floor. */
-static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
-static coev_task_t *abandoned;
-
 void coev__task_free_all(struct coev_rt *rt)
 {
 	for (unsigned i = 0; i < rt->nworkers; i++) {

@@ -503,24 +503,20 @@ static coev__post_t *take_posts(struct coev_worker *w)
 	return fifo;
 }
 
-static void run_posts(struct coev_worker *w)
+/* Run every post (run false: the runtime is freed, fail them instead). */
+static void run_posts(struct coev_worker *w, bool run)
 {
 	coev__post_t *p, *next;
 
 	for (p = take_posts(w); p; p = next) {
 		next = p->next;
-		p->fn(p, true);
+		p->fn(p, run);
 	}
 }
 
 void coev__worker_drop_posts(struct coev_worker *w)
 {
-	coev__post_t *p, *next;
-
-	for (p = take_posts(w); p; p = next) {
-		next = p->next;
-		p->fn(p, false);
-	}
+	run_posts(w, false);
 }
 
 static coev__entry_t *next_local(struct coev_worker *w)
@@ -538,7 +534,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	/* After the poll, which may consume the doorbell of a post: a post
 	 * pushed before it is found here, one pushed after rings again. */
 	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
-		run_posts(w);
+		run_posts(w, true);
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t;
