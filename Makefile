@@ -8,6 +8,8 @@
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
 #   make check-aarch64  the aarch64 context switch under qemu-user
+#   make fuzz-check   the simulation's PCT and random schedules (in check)
+#   make fuzz         an AFL++ campaign on the simulation (FUZZ_SECONDS)
 #   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -48,8 +50,18 @@ ADAPTERS := $(filter redis ares curl,$(basename $(notdir $(wildcard bridge/*.c))
 ADAPTER_LIBS := -lhiredis -lcares -lcurl
 LIB_SRC := $(filter-out $(ADAPTERS:%=bridge/%.c),$(wildcard sched/*.c sync/*.c bridge/*.c))
 LIB_ASM := sched/ctx_$(ARCH).S
+# SIM=1: the deterministic simulation build (fuzz/sim.c in place of
+# sched/plat_ev.c, the pthread calls redirected by fuzz/sim_redirect.h), in
+# its own directory; the fuzz harnesses link it.
+ifeq ($(SIM),1)
+B := $(B)-sim
+SANFLAGS += -DCOEV_SIM=1
+SIM_INCLUDE := -include fuzz/sim_redirect.h
+LIB_SRC := $(filter-out sched/plat_ev.c,$(LIB_SRC)) fuzz/sim.c
+endif
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
-HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h bridge/*.h)
+HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h bridge/*.h \
+	fuzz/*.h)
 
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
@@ -57,7 +69,7 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
 .PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench \
-	examples \
+	examples fuzz fuzz-check \
 	install uninstall clean format format-check
 
 all: lib
@@ -70,7 +82,7 @@ deps:
 
 $(B)/%.o: %.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(SIM_INCLUDE) -c $< -o $@
 
 $(B)/%.o: %.S
 	@mkdir -p $(dir $@)
@@ -99,8 +111,13 @@ $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 $(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h \
 		tests/sync/chan_util.h tests/sync/sync_util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(ADAPTER_AR) $(B)/libcoev.a \
-		-Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
+		$(B)/libcoev.a -Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
+
+# A suite may add link flags or targets of its own in tests/DIR/rules.mk
+# (the fault-injection suite wraps malloc, mmap and friends there).
+TEST_LDFLAGS :=
+include $(wildcard tests/*/rules.mk)
 
 # Examples may use Debian's http-parser (a callback library they wrap).
 EXAMPLE_LIBS := -lhttp_parser $(LIBS)
@@ -112,10 +129,35 @@ $(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR)
 
 examples: $(EXAMPLE_BIN)
 
+# The fuzz harnesses (fuzz/): one binary, coev-fuzz, on the simulation
+# build. The --wrap'ed allocation functions count and fail allocations.
+FUZZ_SRC := $(wildcard fuzz/driver.c fuzz/h_*.c fuzz/sim_alloc.c)
+FUZZ_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	-Wl,--wrap=aligned_alloc,--wrap=free,--wrap=mmap,--wrap=munmap
+$(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(FUZZ_SRC) -o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
+
 check: deps lib $(TEST_BIN) examples
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
 	@examples/test_examples.sh $(B)
+	@$(MAKE) --no-print-directory fuzz-check
+
+# The simulation's model tests (fuzz/check.sh): PCT and random schedules,
+# 10,000 runs of each per harness, and the committed inputs replayed. The
+# simulation runs every thread on one OS thread, so the TSan build has
+# nothing to check there and skips it.
+fuzz-check:
+ifneq ($(SAN),tsan)
+	@$(MAKE) --no-print-directory SIM=1 $(B)-sim/fuzz/coev-fuzz
+	@fuzz/check.sh $(B)-sim/fuzz/coev-fuzz
+endif
+
+# An AFL++ campaign on the simulation (ci/fuzz.sh; FUZZ_SECONDS in total).
+FUZZ_SECONDS ?= 300
+fuzz:
+	ci/fuzz.sh $(FUZZ_SECONDS)
 
 check-asan:
 	$(MAKE) SAN=asan check
@@ -163,12 +205,13 @@ uninstall:
 
 format:
 	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
-		sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		sync/*.[ch] bridge/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(wildcard include/*.h include/coev/*.h \
-		sched/*.[ch] sync/*.[ch] bridge/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		sched/*.[ch] sync/*.[ch] bridge/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
 
 clean:
 	@ci/servers.sh stop >/dev/null 2>&1 || true
-	rm -rf build build-asan build-tsan build-clang build-aarch64
+	rm -rf build build-asan build-tsan build-clang build-aarch64 build-sim \
+		build-asan-sim build-fuzz* build-plant-*

@@ -103,8 +103,17 @@ static int finish(coev_future_t *f, int state, int result, void *value,
 	struct fut_cb *cb, *next;
 	int old;
 
+	COEV__POINT(COMPLETE);
+#if defined(COEV_PLANT_FUTURE_TWICE)
+	/* Planted bug: the state is checked before the lock, so two
+	 * completers can both see it pending. */
+	old = atomic_load_explicit(&f->state, memory_order_relaxed);
+	COEV__POINT(COMPLETE);
+	coev__spin_lock(&f->lk);
+#else
 	coev__spin_lock(&f->lk);
 	old = atomic_load_explicit(&f->state, memory_order_relaxed);
+#endif
 	if (old != F_PENDING) {
 		coev__spin_unlock(&f->lk);
 		return old == F_CANCELLED ? -ECANCELED : -EALREADY;
@@ -176,6 +185,7 @@ static int wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
 
 	if (!f)
 		return -EINVAL;
+	COEV__POINT(AWAIT);
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	if (coev_future_poll(f, result) == 0)

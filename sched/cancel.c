@@ -31,6 +31,7 @@ int coev_cancel(coev_task_t *t)
 {
 	if (!t)
 		return -EINVAL;
+	COEV__POINT(CANCEL);
 	atomic_store_explicit(&t->cancel, 1, memory_order_relaxed);
 	/* Released by the wake's acq_rel; a finished task is left alone. */
 	if (!(atomic_load_explicit(&t->state, memory_order_relaxed) & TS_DONE))

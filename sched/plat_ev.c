@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
@@ -63,10 +64,29 @@ static void doorbell_cb(struct ev_loop *loop, ev_async *a, int revents)
 	(void)revents;
 }
 
+/*
+ * libev makes the doorbell's eventfd inside ev_async_start and aborts the
+ * process when it cannot (no fd left). So an eventfd is made here first,
+ * where failing is an error, and closed just before ev_async_start, whose
+ * eventfd then gets the same number (the lowest free one). Only an fd
+ * opened by another thread between the two calls can still make libev
+ * abort.
+ */
+static int probe_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
 int coev__plat_loop_init(struct coev_worker *w)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	ev_async *db = (ev_async *)w->doorbell;
+	int r;
 
 	if (!loop)
 		return -EMFILE;
@@ -78,6 +98,11 @@ int coev__plat_loop_init(struct coev_worker *w)
 
 		ev_loop_destroy(loop);
 		return -e;
+	}
+	if ((r = probe_eventfd()) < 0) {
+		close(w->io_fd);
+		ev_loop_destroy(loop);
+		return r;
 	}
 	ev_async_init(db, doorbell_cb);
 	ev_async_start(loop, db);

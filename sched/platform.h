@@ -78,4 +78,39 @@ void *coev__plat_native_loop(struct coev_worker *w);
 /* Choices: a number in [0, n) for worker w (n > 0). */
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
 
+/*
+ * Scheduling points: places where another thread may run between two
+ * steps of this one. On real threads that is anywhere, and the points
+ * compile to nothing. In the simulation (COEV_SIM) they are the only
+ * places where a simulated thread can lose the CPU, so each asks the
+ * platform whether to switch, and which thread runs next. They sit where
+ * interleavings decide outcomes: queue push, pop and steal; park and
+ * unpark; wake; entering a spin-locked section; future completion, await
+ * and cancel. Blocking calls of the simulation (mutexes, condition
+ * variables, park) switch by themselves.
+ */
+enum coev__point {
+	COEV__PT_PUSH,	   /* a task entry goes into a queue */
+	COEV__PT_POP,	   /* a worker takes from its own queues */
+	COEV__PT_STEAL,	   /* a thief looks at a victim */
+	COEV__PT_PARK,	   /* a worker is about to sleep */
+	COEV__PT_UNPARK,   /* a doorbell rings */
+	COEV__PT_WAKE,	   /* a task is made ready */
+	COEV__PT_SUSPEND,  /* a task is about to switch to its scheduler */
+	COEV__PT_LOCK,	   /* a spin-locked section begins */
+	COEV__PT_SPIN,	   /* one turn of a spin-wait */
+	COEV__PT_COMPLETE, /* a future is completed */
+	COEV__PT_AWAIT,	   /* a future is waited for */
+	COEV__PT_CANCEL,   /* a cancellation is delivered */
+	COEV__PT_TIMER,	   /* a timer is armed or disarmed */
+	COEV__PT_COUNT
+};
+
+#if defined(COEV_SIM)
+void coev__plat_point(enum coev__point p);
+#define COEV__POINT(p) coev__plat_point(COEV__PT_##p)
+#else
+#define COEV__POINT(p) ((void)0)
+#endif
+
 #endif

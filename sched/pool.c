@@ -131,11 +131,17 @@ static void *pool_thread(void *arg)
 		}
 		if (p->stop)
 			break;
-		until = coev__plat_now() + p->idle_ns;
+		/* Saturating: blocking_idle may be COEV_FOREVER. */
+		until = coev__plat_now();
+		until = p->idle_ns > COEV_FOREVER - until ? COEV_FOREVER
+							  : until + p->idle_ns;
 		ts.tv_sec = until / 1000000000;
 		ts.tv_nsec = until % 1000000000;
 		p->idle++;
-		pthread_cond_timedwait(&p->work, &p->mu, &ts);
+		if (until == COEV_FOREVER)
+			pthread_cond_wait(&p->work, &p->mu);
+		else
+			pthread_cond_timedwait(&p->work, &p->mu, &ts);
 		p->idle--;
 		if (!p->head && !p->stop && coev__plat_now() >= until)
 			break; /* idle for idle_ns: end */

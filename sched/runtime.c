@@ -7,7 +7,9 @@
  * with nothing left behind. Stop (coev_rt_shutdown): spawns are refused
  * (closed), the caller waits on live_cv until no task is live or the
  * deadline passes, then stop is set and every doorbell rung; each worker
- * leaves its loop at the top of its next iteration. Tasks still queued or
+ * leaves its loop at the top of its next iteration. shutdown_mu makes
+ * that one shutdown: a second caller, at once or later, waits for it and
+ * returns its count (the workers are joined once). Tasks still queued or
  * parked are not resumed again; coev_rt_free() releases their stacks and
  * blocks through the per-worker registries.
  */
@@ -87,6 +89,12 @@ int coev_config_init(coev_config_t *cfg)
 		else
 			r = -EINVAL;
 	}
+	if ((e = getenv("COEV_DEBUG_MIGRATE")) != NULL) {
+		if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
+			cfg->debug = *e == '1' ? COEV_DEBUG_MIGRATE : 0;
+		else
+			r = -EINVAL;
+	}
 	if ((e = getenv("COEV_STACK_SIZE")) != NULL) {
 		if (parse_size(e, &v) == 0 && v >= COEV_STACK_MIN &&
 		    v <= COEV_STACK_MAX)
@@ -103,6 +111,7 @@ static void worker_free(struct coev_worker *w)
 		return;
 	coev__worker_drop_posts(w);
 	coev__stack_pool_free(w);
+	coev__stack_altstack_free(w);
 	coev__plat_loop_destroy(w);
 	pthread_mutex_destroy(&w->inbox.mu);
 	pthread_mutex_destroy(&w->reg_mu);
@@ -128,6 +137,8 @@ static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 	pthread_mutex_init(&w->inbox.mu, NULL);
 	pthread_mutex_init(&w->reg_mu, NULL);
 	r = coev__plat_loop_init(w);
+	if (r == 0)
+		r = coev__stack_altstack_new(w);
 	if (r < 0) {
 		worker_free(w);
 		return r;
@@ -148,6 +159,7 @@ static void rt_release(struct coev_rt *rt)
 	pthread_mutex_destroy(&rt->inject.mu);
 	pthread_mutex_destroy(&rt->idle_mu);
 	pthread_mutex_destroy(&rt->live_mu);
+	pthread_mutex_destroy(&rt->shutdown_mu);
 	pthread_mutex_destroy(&rt->slab_mu);
 	pthread_mutex_destroy(&rt->stack_mu);
 	pthread_cond_destroy(&rt->live_cv);
@@ -174,12 +186,14 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	if (!rt)
 		return -ENOMEM;
 	rt->nworkers = cfg->workers;
+	rt->migrate = (cfg->debug & COEV_DEBUG_MIGRATE) && cfg->workers > 1;
 	rt->stack_size = (cfg->stack_size + page - 1) & ~(page - 1);
 	rt->shutdown_timeout = cfg->shutdown_timeout;
 	rt->shutdown_left = -1;
 	pthread_mutex_init(&rt->inject.mu, NULL);
 	pthread_mutex_init(&rt->idle_mu, NULL);
 	pthread_mutex_init(&rt->live_mu, NULL);
+	pthread_mutex_init(&rt->shutdown_mu, NULL);
 	pthread_mutex_init(&rt->slab_mu, NULL);
 	pthread_mutex_init(&rt->stack_mu, NULL);
 	pthread_condattr_init(&ca);
@@ -191,6 +205,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	rt->workers = calloc(cfg->workers, sizeof *rt->workers);
 	rt->sleepers = calloc(cfg->workers, sizeof *rt->sleepers);
 	if (!rt->workers || !rt->sleepers) {
+		rt->nworkers = 0; /* no worker to release */
 		rt_release(rt);
 		return -ENOMEM;
 	}
@@ -230,13 +245,14 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 	    cfg->stack_size < COEV_STACK_MIN ||
 	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0 ||
 	    cfg->blocking_max < 1 || cfg->blocking_max > COEV_BLOCKING_MAX ||
-	    cfg->blocking_idle < 0)
+	    cfg->blocking_idle < 0 || (cfg->debug & ~COEV_DEBUG_MIGRATE))
 		return -EINVAL;
 	ignore_sigpipe();
 	if ((r = rt_alloc(cfg, &rt)) < 0)
 		return r;
 	for (i = 0; i < rt->nworkers; i++) {
 		if ((r = worker_new(rt, i, &rt->workers[i])) < 0) {
+			rt->nworkers = i; /* only these were made */
 			rt_release(rt);
 			return r;
 		}
@@ -263,13 +279,21 @@ static bool on_worker_of(const struct coev_rt *rt)
 int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 {
 	struct timespec ts;
+	int left;
 
 	if (!rt)
 		return -EINVAL;
 	if (on_worker_of(rt) || coev__worker_self())
 		return COEV_ENOTRT;
-	if (rt->shutdown_left >= 0)
-		return rt->shutdown_left;
+	/* One shutdown: a caller that comes while another thread shuts
+	 * down waits for it (its workers must be stopped and joined once)
+	 * and returns the same count. */
+	pthread_mutex_lock(&rt->shutdown_mu);
+	if (rt->shutdown_left >= 0) {
+		left = rt->shutdown_left;
+		pthread_mutex_unlock(&rt->shutdown_mu);
+		return left;
+	}
 	/* closed before live, against spawn's live before closed. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
 	/* Every task in a registry now is cancelled; one whose spawn raced
@@ -288,9 +312,10 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	}
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
-	rt->shutdown_left = (int)coev__live_count(rt);
+	left = rt->shutdown_left = (int)coev__live_count(rt);
 	stop_workers(rt, rt->nworkers);
-	return rt->shutdown_left;
+	pthread_mutex_unlock(&rt->shutdown_mu);
+	return left;
 }
 
 void coev_rt_free(coev_rt_t *rt)
@@ -300,8 +325,7 @@ void coev_rt_free(coev_rt_t *rt)
 	if (coev__worker_self())
 		coev__panic("coev_rt_free called from a worker thread; free a "
 			    "runtime from outside every runtime");
-	if (rt->shutdown_left < 0)
-		coev_rt_shutdown(rt, coev__plat_now());
+	coev_rt_shutdown(rt, coev__plat_now()); /* at once if done before */
 	rt_release(rt);
 }
 

@@ -234,7 +234,7 @@ struct coev_worker {
 	void *san_sched_fiber;	       /* [owner] TSan */
 	const void *san_sched_lo;      /* [owner] ASan: thread stack */
 	size_t san_sched_size;	       /* [owner] */
-	void *altstack;		       /* [owner] SIGSEGV stack */
+	void *altstack;		       /* [init] SIGSEGV stack */
 	/* Pinned tasks: resumable only here; any thread pushes. */
 	coev__inject_t inbox;
 	/* Functions posted to run here (a LIFO stack; any thread pushes). */
@@ -281,8 +281,9 @@ struct coev_worker {
 /* --- the runtime ------------------------------------------------------ */
 
 struct coev_rt {
-	unsigned nworkers;	      /* [init] */
-	size_t stack_size;	      /* [init] page-rounded */
+	unsigned nworkers; /* [init] */
+	bool migrate;	   /* [init] COEV_DEBUG_MIGRATE, 2+ workers */
+	size_t stack_size; /* [init] page-rounded */
 	coev_time_t shutdown_timeout; /* [init] */
 	struct coev_worker **workers; /* [init] */
 	coev__inject_t inject;
@@ -295,10 +296,12 @@ struct coev_rt {
 	atomic_long live_ext;	 /* [any] live-count share of non-workers */
 	atomic_bool closed;	 /* [any] spawns refused */
 	atomic_bool stop;	 /* [any] workers exit their loops */
-	int shutdown_left;	 /* [host] -1 until shut down */
+	int shutdown_left;	 /* [shutdown_mu] -1 until shut down */
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
+	/* Held by coev_rt_shutdown: one shutdown at a time. */
+	pthread_mutex_t shutdown_mu;
 	/* Shared pool of idle stacks, fed by workers with too many. */
 	pthread_mutex_t stack_mu;
 	struct coev_stack *stack_pool; /* [stack_mu] */
@@ -422,7 +425,9 @@ struct coev_stack *coev__stack_get(struct coev_worker *w);
 void coev__stack_put(struct coev_worker *w, struct coev_stack *s);
 void coev__stack_pool_free(struct coev_worker *w);
 void coev__stack_trim(struct coev_worker *w);
-int coev__stack_thread_init(struct coev_worker *w);
+int coev__stack_altstack_new(struct coev_worker *w);
+void coev__stack_altstack_free(struct coev_worker *w);
+void coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
 void coev__stack_slabs_free(struct coev_rt *rt);

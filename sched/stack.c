@@ -485,35 +485,46 @@ void coev__stack_check(coev_task_t *t)
 	}
 }
 
-int coev__stack_thread_init(struct coev_worker *w)
+/* The worker's alternate signal stack is mapped with the worker, before
+ * its thread starts, so that running out of memory is coev_rt_new's
+ * -ENOMEM rather than a worker whose stack overflows go unnamed. */
+int coev__stack_altstack_new(struct coev_worker *w)
+{
+	void *m = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	w->altstack = m;
+	return 0;
+}
+
+void coev__stack_altstack_free(struct coev_worker *w)
+{
+	if (w->altstack)
+		munmap(w->altstack, ALTSTACK_BYTES);
+	w->altstack = NULL;
+}
+
+void coev__stack_thread_init(struct coev_worker *w)
 {
 	stack_t ss;
 
 	coev__page_size();
 	coev__tls_worker = w;
-	w->altstack = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (w->altstack == MAP_FAILED) {
-		w->altstack = NULL;
-		return -ENOMEM;
-	}
 	ss.ss_sp = w->altstack;
 	ss.ss_size = ALTSTACK_BYTES;
 	ss.ss_flags = 0;
 	sigaltstack(&ss, NULL);
-	return 0;
 }
 
 void coev__stack_thread_fini(struct coev_worker *w)
 {
 	stack_t ss;
 
+	(void)w;
 	coev__tls_worker = NULL;
-	if (!w->altstack)
-		return;
 	memset(&ss, 0, sizeof ss);
 	ss.ss_flags = SS_DISABLE;
 	sigaltstack(&ss, NULL);
-	munmap(w->altstack, ALTSTACK_BYTES);
-	w->altstack = NULL;
 }

@@ -424,7 +424,14 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 	case TY_YIELD:
 		coev__schedule_entry(coev__entry(t, ENTRY_YIELD), true);
 		break;
-	case TY_PARK:
+	case TY_PARK: COEV__POINT(SUSPEND);
+#if defined(COEV_PLANT_LOST_WAKEUP)
+		/* Planted bug: the park is published without looking for a
+		 * wake that came while the task was running. */
+		atomic_store_explicit(&t->state, TS_STARTED,
+				      memory_order_release);
+		break;
+#endif
 		expect = TS_RUNNING | TS_STARTED;
 		if (atomic_compare_exchange_strong_explicit(
 			    &t->state, &expect, TS_STARTED,
@@ -449,6 +456,7 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 
 static void suspend(coev_task_t *t, uint8_t why)
 {
+	COEV__POINT(SUSPEND);
 	t->yield = why;
 	coev__switch_to_sched(t);
 }
@@ -466,8 +474,11 @@ void coev__park(void)
  * (exactly one waker gets true). */
 static bool notify(coev_task_t *t)
 {
-	unsigned old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
-						memory_order_acq_rel);
+	unsigned old;
+
+	COEV__POINT(WAKE);
+	old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
+				       memory_order_acq_rel);
 	return (old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0;
 }
 

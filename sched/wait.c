@@ -75,6 +75,7 @@ void coev__waiter_signal(coev__waiter_t *wt, int how)
 {
 	coev_task_t *t = wt->task;
 
+	COEV__POINT(WAKE);
 	if (t) {
 		/* Pairs with the acquire loads in coev__waiter_wait_n(). The
 		 * add is the last touch of wt: the waiter may return and its
@@ -100,6 +101,11 @@ static int thread_wait(coev__waiter_t *wt, int n, coev_time_t deadline)
 	struct timespec ts;
 	int r = 0;
 
+	/* A negative deadline would give a negative tv_nsec, which
+	 * pthread_cond_timedwait refuses with EINVAL (not ETIMEDOUT): the
+	 * loop below would spin until signalled. 0 is as past. */
+	if (deadline < 0)
+		deadline = 0;
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&wt->mu);

@@ -25,7 +25,9 @@
  * Who may touch what: only the owner pushes to its ring and sets its LIFO
  * slot; any worker may pop from the ring (CAS on the consumer head), and a
  * searcher may take a LIFO entry that its owner left alone for 3 us. Work pushed by a thread that is not a worker of the
- * runtime goes to the inject queue. Pinned tasks go to their worker's inbox.
+ * runtime goes to the inject queue. Pinned tasks go to their worker's inbox,
+ * and so, under COEV_DEBUG_MIGRATE, does every other resumed task, to the
+ * inbox of the worker after the one it last ran on (schedule_migrate).
  *
  * Parking without losing work (the protocol of tokio's idle.rs):
  *   - idle_state packs (searching, unparked) in one word. A producer that
@@ -68,6 +70,7 @@
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n)
 {
+	COEV__POINT(PUSH);
 	*coev__entry_link(last) = NULL;
 	pthread_mutex_lock(&q->mu);
 	if (q->tail)
@@ -89,6 +92,7 @@ static size_t inject_pop_batch(coev__inject_t *q, size_t max,
 	size_t n = 0;
 	coev__entry_t *t, *prev = NULL;
 
+	COEV__POINT(POP);
 	if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
 		return 0;
 	pthread_mutex_lock(&q->mu);
@@ -153,6 +157,7 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
 	void *p;
 	bool ok;
 
+	COEV__POINT(POP);
 	RING_READS_BEGIN();
 	ok = ck_ring_dequeue_spmc(&v->ring, v->buf, &p);
 	RING_READS_END();
@@ -173,6 +178,7 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
 	bool ok;
 
+	COEV__POINT(PUSH);
 	COEV_TSAN_RELEASE(&w->ring);
 	RING_READS_BEGIN();
 	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
@@ -302,6 +308,7 @@ static void park_worker(struct coev_worker *w)
 	uint_fast64_t dec = UNPARK_ONE, prev;
 	bool last_searcher;
 
+	COEV__POINT(PARK);
 	pthread_mutex_lock(&rt->idle_mu);
 	if (w->searching)
 		dec += SEARCH_ONE;
@@ -316,6 +323,7 @@ static void park_worker(struct coev_worker *w)
 	if (last_searcher && any_work(rt))
 		coev__notify_parked(rt, true);
 	coev__stack_trim(w);
+	COEV__POINT(PARK);
 	if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		COEV_STAT_ADD(w, parks, 1);
 		coev__plat_park(w);
@@ -344,8 +352,10 @@ static void park_worker(struct coev_worker *w)
 
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
-	coev__entry_t *prev =
-		atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+	coev__entry_t *prev;
+
+	COEV__POINT(PUSH);
+	prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
 	/* Only work that thieves can see (the ring) is worth a wake-up: the
 	 * LIFO slot is this worker's next task. */
@@ -359,6 +369,23 @@ void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e)
 {
 	coev__inject_push(&rt->inject, e, e, 1);
 	coev__notify_parked(rt, true);
+}
+
+/* COEV_DEBUG_MIGRATE: queue e on the inbox of the worker after the one
+ * that last ran its task, so that the task resumes on another thread. The
+ * inbox because it takes pushes from any thread (a ring has one producer,
+ * its owner) and thieves never take from it (the task cannot be stolen
+ * back). t->worker is safe to read: a yield or permit is queued by the
+ * thread that set it, and a wake's notify acquires the state word that the
+ * park published after it. */
+static void schedule_migrate(coev_task_t *t, coev__entry_t *e)
+{
+	struct coev_rt *rt = t->rt;
+	struct coev_worker *v =
+		rt->workers[(t->worker->index + 1) % rt->nworkers];
+
+	coev__inject_push(&v->inbox, e, e, 1);
+	coev__plat_unpark(v);
 }
 
 /* Queue a started task (a run or resume entry): on its pinned worker's inbox,
@@ -379,6 +406,10 @@ void coev__schedule_entry(coev__entry_t *e, bool yielded)
 	if (pin) {
 		coev__inject_push(&pin->inbox, e, e, 1);
 		coev__plat_unpark(pin);
+		return;
+	}
+	if (t->rt->migrate) {
+		schedule_migrate(t, e);
 		return;
 	}
 	w = coev__worker_self();
@@ -408,13 +439,22 @@ static coev__entry_t *steal_lifo(struct coev_worker *w, struct coev_worker *v)
 	if (!e)
 		return NULL;
 	until = coev__plat_now() + LIFO_GRACE_NS;
-	while (coev__plat_now() < until)
+	while (coev__plat_now() < until) {
+		COEV__POINT(SPIN);
 		if (atomic_load_explicit(&v->lifo, memory_order_relaxed) != e)
 			return NULL;
+	}
+	COEV__POINT(STEAL);
+#if defined(COEV_PLANT_STEAL_TWICE)
+	/* Planted bug: the entry is taken with a plain store, so the owner
+	 * may take it too. */
+	atomic_store_explicit(&v->lifo, NULL, memory_order_release);
+#else
 	if (!atomic_compare_exchange_strong_explicit(&v->lifo, &e, NULL,
 						     memory_order_acq_rel,
 						     memory_order_relaxed))
 		return NULL;
+#endif
 	COEV_STAT_ADD(w, stolen, 1);
 	COEV_STAT_ADD(w, steal_ops, 1);
 	return e;
@@ -424,10 +464,11 @@ static coev__entry_t *steal_lifo(struct coev_worker *w, struct coev_worker *v)
  * task to run now. */
 static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 {
-	unsigned n = ring_size(v), take, got = 0;
+	unsigned n, take, got = 0;
 	coev__entry_t *first = NULL, *t;
 
-	if (n == 0)
+	COEV__POINT(STEAL);
+	if ((n = ring_size(v)) == 0)
 		return steal_lifo(w, v);
 	take = n - n / 2;
 	while (got < take && (t = ring_pop(v)) != NULL) {
@@ -546,6 +587,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * child continues its parent's work, as a call would, and a
 		 * joiner resumed by its ended child is that call returning;
 		 * running them first keeps fork-join code depth-first. */
+		COEV__POINT(POP);
 		t = atomic_exchange_explicit(&w->lifo, NULL,
 					     memory_order_acq_rel);
 		if (coev__entry_kind(t) == ENTRY_RUN)

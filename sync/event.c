@@ -299,8 +299,9 @@ enum { ONCE_GRANT_DONE = 0, ONCE_GRANT_RETRY = 1 };
 
 struct once {
 	atomic_uint lk;
-	atomic_uint state; /* ONCE_*, written under lk */
-	coev__wq_t q;	   /* [lk] callers waiting for the runner */
+	atomic_uint state;  /* ONCE_*, written under lk */
+	coev__wq_t q;	    /* [lk] callers waiting for the runner */
+	const void *runner; /* [lk] the caller running fn (coev__sync_self) */
 };
 COEV__SYNC_LAYOUT(coev_once_t, struct once);
 
@@ -319,6 +320,7 @@ static int once_run(struct once *o, coev_once_cb fn, void *arg)
 	int r = fn(arg);
 
 	coev__spin_lock(&o->lk);
+	o->runner = NULL;
 	/* Release: pairs with the acquire in coev_once_dl and
 	 * coev_once_done: fn's effects are seen by whoever sees DONE. */
 	atomic_store_explicit(&o->state, r >= 0 ? ONCE_DONE : ONCE_NEW,
@@ -348,8 +350,15 @@ int coev_once_dl(coev_once_t *pub, coev_once_cb fn, void *arg,
 		if (s == ONCE_NEW) {
 			atomic_store_explicit(&o->state, ONCE_RUNNING,
 					      memory_order_relaxed);
+			o->runner = coev__sync_self();
 			coev__spin_unlock(&o->lk);
 			return once_run(o, fn, arg);
+		}
+		/* fn called coev_once on its own o: waiting for ourselves
+		 * would never end. */
+		if (s == ONCE_RUNNING && o->runner == coev__sync_self()) {
+			coev__spin_unlock(&o->lk);
+			return -EDEADLK;
 		}
 		coev__spin_unlock(&o->lk);
 		if (s == ONCE_DONE)

@@ -32,6 +32,7 @@ void coev__spin_lock_slow(atomic_uint *l);
 /* Tell the CPU this is a spin-wait loop. */
 static inline void coev__cpu_pause(void)
 {
+	COEV__POINT(SPIN);
 #if defined(__x86_64__)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -41,6 +42,7 @@ static inline void coev__cpu_pause(void)
 
 static inline void coev__spin_lock(atomic_uint *l)
 {
+	COEV__POINT(LOCK);
 	/* Acquire: pairs with the release in coev__spin_unlock. */
 	if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
 		return;

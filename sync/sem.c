@@ -98,7 +98,13 @@ int coev_sem_acquire_dl(coev_sem_t *pub, coev_time_t deadline)
 	}
 	coev__wq_push(&s->q, &n);
 	coev__spin_unlock(&s->lk);
-	return coev__wq_wait(&s->lk, &s->q, &n, deadline, NULL, NULL);
+	r = coev__wq_wait(&s->lk, &s->q, &n, deadline, NULL, NULL);
+#if defined(COEV_PLANT_SEM_FORGET)
+	/* Planted bug: a permit granted to a cancelled waiter is dropped. */
+	if (r == 0 && coev_cancelled() == 1)
+		return -ECANCELED;
+#endif
+	return r;
 }
 
 int coev_sem_acquire(coev_sem_t *s)

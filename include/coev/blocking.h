@@ -32,11 +32,12 @@
 /*
  * coev_blocking — run fn(arg) on the blocking pool and wait for it. Stores
  * fn's result in *ret (when ret is not NULL) and returns 0 once fn has run;
- * or returns -ETIMEDOUT / -ECANCELED (fn never ran, rule 2), -EAGAIN (no
- * pool thread could be started and none exists), -ESHUTDOWN. Called from
- * a plain thread outside the runtime it simply calls fn. From a worker
- * thread outside a task: COEV_ENOTCORO. Suspends; never allocates (the job
- * lives in the caller's frame); may start a thread.
+ * or returns -ETIMEDOUT / -ECANCELED (fn never ran, rule 2), -EAGAIN or
+ * -ENOMEM (no pool thread could be started and none exists; fn never
+ * ran), -ESHUTDOWN. Called from a plain thread outside the runtime it
+ * simply calls fn. From a worker thread outside a task: COEV_ENOTCORO.
+ * Suspends; may start a thread, and allocates only that thread's record
+ * (the job lives in the caller's frame).
  */
 COEV_API int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline,
 			   int *ret);

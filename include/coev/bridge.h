@@ -98,7 +98,8 @@ typedef void (*coev_watch_fn)(coev_watch_t *wa, int fd, unsigned events,
  * coev_watch_set — want events (COEV_READ | COEV_WRITE, 0 for none);
  * takes effect at once, also from inside fn. Returns 0, -EBUSY (another
  * watch of this worker wants the same event on fd), -EPERM (fd cannot be
- * polled: a regular file), -EBADF.
+ * polled: a regular file), -EBADF, -ENOMEM (the worker's table of waits
+ * could not grow, see coev_wait_fd; the watch stays unarmed).
  * coev_watch_free — stop and free; may be called from inside fn. The fd
  * is the caller's (close it after). NULL is ignored.
  */

@@ -102,7 +102,7 @@ typedef struct coev_sel {
 	coev_chan_t *ch;
 	int op;	    /* COEV_SEL_SEND or COEV_SEL_RECV */
 	void *buf;  /* message to send, or where to receive one */
-	int result; /* out: 0, or COEV_ECLOSED for the chosen case */
+	int result; /* out: 0, COEV_ECLOSED or -ENOMEM for the chosen case */
 } coev_sel_t;
 
 /*
@@ -110,7 +110,9 @@ typedef struct coev_sel {
  * perform exactly that one and return its index; no other case has any
  * effect. When several are ready one is picked at random, so none
  * starves. A closed channel makes its case ready: the case's result is
- * COEV_ECLOSED (a receive got nothing; a send sent nothing). Returns the
+ * COEV_ECLOSED (a receive got nothing; a send sent nothing). A send to an
+ * unbounded channel whose buffer could not grow is chosen with the result
+ * -ENOMEM (nothing sent), as coev_chan_send fails. Returns the
  * index, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, or -EINVAL (NULL cases
  * with n > 0, a bad op or a NULL buf, n > COEV_SELECT_MAX). One channel
  * may appear in several cases. With no usable case it waits until the

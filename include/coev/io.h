@@ -49,8 +49,11 @@
 /*
  * coev_wait_fd — wait until fd is ready for any of events (COEV_READ,
  * COEV_WRITE) or the deadline. Returns the ready events (> 0), or
- * -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd or no events), COEV_ENOTCORO.
- * Suspends; never allocates.
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd or no events), COEV_ENOTCORO,
+ * -ENOMEM (see below). Suspends. Allocates only to grow the worker's
+ * table of waits, indexed by fd: at the first wait on a worker and at a
+ * wait on a higher fd than any before; if that fails, the call returns
+ * -ENOMEM and nothing was waited for.
  */
 COEV_API int coev_wait_fd(int fd, unsigned events, coev_time_t deadline);
 
@@ -62,7 +65,8 @@ COEV_API int coev_fd_nonblock(int fd);
  * the system calls of the same names, waiting while fd is not ready: each
  * transfers at least one byte (or reports end of stream, or fails) and may
  * transfer fewer than asked. coev_send always adds MSG_NOSIGNAL. Suspend
- * when the fd is not ready; never allocate.
+ * when the fd is not ready, and then may allocate as coev_wait_fd does
+ * (-ENOMEM).
  */
 COEV_API ssize_t coev_read(int fd, void *buf, size_t n, coev_time_t deadline);
 COEV_API ssize_t coev_write(int fd, const void *buf, size_t n,

@@ -46,6 +46,8 @@ typedef int (*coev_fn)(void *arg);
 typedef struct coev_config {
 	/* Worker threads: 1..COEV_WORKERS_MAX. */
 	unsigned workers;
+	/* Debugging aids: COEV_DEBUG_* flags, 0 for none. */
+	unsigned debug;
 	/* Usable bytes per coroutine stack: COEV_STACK_MIN..COEV_STACK_MAX;
 	 * rounded up to whole pages. A guard page is added below. */
 	size_t stack_size;
@@ -62,11 +64,24 @@ typedef struct coev_config {
 #define COEV_BLOCKING_DEFAULT 64
 
 /*
+ * Flags of coev_config_t.debug, for tests; they slow a runtime down.
+ * COEV_DEBUG_MIGRATE: a task that resumes after a wake or a yield runs on
+ * another worker than the one it last ran on (the next one by index), so
+ * that every hand-off between tasks crosses threads where a race detector
+ * sees it. Tasks pinned with coev_pin or coev_pin_to, and tasks in a timed
+ * wait woken by another event than the wait's own timer or fd, resume
+ * where they are pinned; a runtime with one worker never migrates.
+ */
+#define COEV_DEBUG_MIGRATE 1u
+
+/*
  * coev_config_init — fill cfg with the defaults: workers from the
  * COEV_WORKERS environment variable or else the number of online CPUs;
  * stack_size from COEV_STACK_SIZE (bytes, with an optional k/m suffix) or
  * else COEV_STACK_DEFAULT; shutdown_timeout 5 s; blocking_max from
- * COEV_BLOCKING_THREADS or else COEV_BLOCKING_DEFAULT; blocking_idle 10 s.
+ * COEV_BLOCKING_THREADS or else COEV_BLOCKING_DEFAULT; blocking_idle 10 s;
+ * debug COEV_DEBUG_MIGRATE when the COEV_DEBUG_MIGRATE environment variable
+ * is 1, 0 when it is 0 or unset.
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.
@@ -77,9 +92,10 @@ COEV_API int coev_config_init(coev_config_t *cfg);
  * coev_rt_new — create a runtime and start its workers.
  * cfg: NULL for coev_config_init()'s defaults; copied, not kept.
  * On success stores the runtime in *out and returns 0. Errors: -EINVAL for a
- * NULL out or a field out of range; -ENOMEM; -EAGAIN when a thread could not
- * be started; -EMFILE/-ENFILE when an event loop could not be created. On
- * error nothing is left allocated. Any thread; never suspends.
+ * NULL out, a field out of range or an unknown debug flag; -ENOMEM; -EAGAIN
+ * when a thread could not be started; -EMFILE/-ENFILE when an event loop
+ * could not be created. On error nothing is left allocated. Any thread;
+ * never suspends.
  */
 COEV_API int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out);
 
@@ -102,8 +118,9 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
  * Returns the number of tasks still unfinished (0 when all finished), or
  * COEV_ENOTRT when called from one of rt's workers, or -EINVAL for NULL.
  * Unfinished tasks are not resumed again; coev_rt_free() releases them.
- * Calling it again returns the same count without waiting. Blocks the
- * calling thread (never a worker); never allocates.
+ * Calling it again returns the same count without waiting; threads that
+ * call it while another shuts rt down wait for that shutdown and return
+ * its count. Blocks the calling thread (never a worker); never allocates.
  */
 COEV_API int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline);
 

@@ -36,7 +36,9 @@
  *     woken waiter does (for throughput), and hands the lock over in order
  *     once a waiter has waited 1 ms (so nobody starves).
  *  6. Destroying an object that still has waiters is a bug and aborts with
- *     a message naming the object. None of the calls here allocate.
+ *     a message naming the object. Destroying an idle object again does
+ *     nothing; its storage may be initialised anew. None of the calls here
+ *     allocate.
  */
 #ifndef COEV_SYNC_H
 #define COEV_SYNC_H
@@ -299,8 +301,9 @@ typedef int (*coev_once_cb)(void *arg);
  * if it fails, one of them runs fn again (as Rust's OnceCell
  * get_or_try_init). Returns 0 (o is done), fn's negative result (this
  * caller ran fn and it failed), -ETIMEDOUT, -ECANCELED or COEV_ENOTCORO
- * (waiting was needed). coev_once_dl — the same with a deadline on the
- * wait. Tasks and plain threads. fn must not call coev_once on o.
+ * (waiting was needed), -EDEADLK (called from fn on its own o: the caller
+ * would wait for itself). coev_once_dl — the same with a deadline on the
+ * wait. Tasks and plain threads.
  * coev_once_done — 1 once o is done, else 0. Any thread.
  */
 COEV_API int coev_once(coev_once_t *o, coev_once_cb fn, void *arg);

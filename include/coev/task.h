@@ -34,7 +34,8 @@
  * caller keeps running. Returns 0, or -EINVAL (NULL fn), -ENOMEM,
  * -ESHUTDOWN, COEV_ENOTCORO (not called from a task: use coev_rt_spawn()).
  * From a task only; never suspends; allocates the task's control block
- * (its stack is taken when it first runs).
+ * (its stack is taken when it first runs; a task for which no stack can
+ * be mapped then never runs, and its result is COEV_ESTACKMAP).
  */
 COEV_API int coev_spawn(coev_fn fn, void *arg, coev_task_t **out);
 COEV_API int coev_spawn_named(const char *name, coev_fn fn, void *arg,

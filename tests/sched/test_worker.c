@@ -695,12 +695,17 @@ static int late_park_waker(void *arg)
 static void test_worker_wake_while_running_is_kept(void **state)
 {
 	/* Two workers, each running one of the tasks, both spinning: the
-	 * only way for the sleeper to get past park is the kept permit. */
-	coev_rt_t *rt = tu_new_rt(2);
+	 * only way for the sleeper to get past park is the kept permit.
+	 * COEV_DEBUG_MIGRATE stays off: it would resume the sleeper on the
+	 * waker's worker, behind the waker's spin. */
+	coev_config_t cfg = tu_config(2);
+	coev_rt_t *rt = NULL;
 	late_park_t l;
 	coev_task_t *ts, *tw;
 
 	(void)state;
+	cfg.debug = 0;
+	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
 	memset(&l, 0, sizeof l);
 	l.rounds = TU_SCALE(2000, 2000, 1000);
 	assert_int_equal(

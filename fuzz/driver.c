@@ -1,0 +1,287 @@
+/*
+ * fuzz/driver.c — coev-fuzz, the one binary of the four harnesses.
+ *
+ *   coev-fuzz HARNESS                    AFL++ (persistent mode when built
+ *                                        with afl-clang-fast; else one
+ *                                        input from stdin)
+ *   coev-fuzz HARNESS FILE... [-t]       replay inputs; -t prints the
+ *                                        interleaving (every switch)
+ *   coev-fuzz HARNESS --random N [--seed S]
+ *                                        N random programs, each under a
+ *                                        random schedule
+ *   coev-fuzz HARNESS --pct N [--depth D] [--seed S]
+ *                                        N random programs under PCT
+ *   coev-fuzz --list                     the harnesses
+ *
+ * HARNESS is sched, sync, future or timer. Each mode ends with a line of
+ * figures (runs, steps, runs per second) on stderr; a broken oracle aborts
+ * with a dump, and the random and PCT modes first print the seed and the
+ * input that reproduces it (fuzz/replay takes that file).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuzz/harness.h"
+
+#ifndef __AFL_FUZZ_TESTCASE_LEN
+#define AFL_PLAIN 1
+#endif
+#ifdef __AFL_FUZZ_TESTCASE_LEN
+__AFL_FUZZ_INIT();
+#endif
+
+static const struct harness *const harnesses[] = {
+	&h_sched,
+	&h_sync,
+	&h_future,
+	&h_timer,
+};
+#define NHARNESS (sizeof harnesses / sizeof harnesses[0])
+
+#define MAX_INPUT 4096
+
+void h_run(struct prog *g, struct sim_opts *o, void (*host)(void *), void *arg)
+{
+	long a, m;
+
+	if (o->mode == SIM_BYTES) {
+		o->bytes = g->p + g->i;
+		o->len = g->i < g->n ? g->n - g->i : 0;
+	}
+	sim_run(o, host, arg);
+	a = sim_leaked_allocs();
+	m = sim_leaked_map_bytes();
+	if (a || m)
+		sim_fail("leak: %ld allocations and %ld mapped bytes not "
+			 "returned by the end of the run",
+			 a, m);
+}
+
+void h_failed(const char *cond, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	sim_fail("oracle failed: %s: %s", cond, msg);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const struct harness *find(const char *name)
+{
+	for (size_t i = 0; i < NHARNESS; i++)
+		if (!strcmp(harnesses[i]->name, name))
+			return harnesses[i];
+	fprintf(stderr, "coev-fuzz: no harness '%s' (try --list)\n", name);
+	exit(2);
+}
+
+static size_t read_all(FILE *f, uint8_t *buf, size_t cap)
+{
+	size_t n = 0, r;
+
+	while (n < cap && (r = fread(buf + n, 1, cap - n, f)) > 0)
+		n += r;
+	return n;
+}
+
+/* The input that a random or PCT run used, saved where the user can
+ * replay it: the program bytes are all a PCT or random run needs besides
+ * its seed, so the file holds the program and the seed is printed. */
+static uint64_t mix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* Where a --random or --pct series is, for the report of a failure. */
+static struct {
+	long run;
+	uint64_t seed;
+	double t0;
+	const char *mode, *harness;
+	unsigned depth;
+} series;
+
+static void on_abort(int sig)
+{
+	(void)sig;
+	fprintf(stderr,
+		"coev-fuzz %s %s: failed at run %ld after %.3f s; "
+		"reproduce with: coev-fuzz %s --one --seed %llu --%s 1 "
+		"--depth %u -t\n",
+		series.harness, series.mode, series.run + 1,
+		now_s() - series.t0, series.harness,
+		(unsigned long long)series.seed, series.mode, series.depth);
+}
+
+static int many(const struct harness *h, enum sim_mode mode, long n,
+		uint64_t seed, unsigned depth)
+{
+	uint8_t prog[64];
+	uint64_t s = seed, steps = 0;
+	double t0 = now_s();
+
+	series.t0 = t0;
+	series.mode = mode == SIM_PCT ? "pct" : "random";
+	series.harness = h->name;
+	series.depth = depth;
+	signal(SIGABRT, on_abort);
+	for (long i = 0; i < n; i++) {
+		struct sim_opts o = {0};
+		uint64_t run_seed = mix(&s);
+		uint64_t ps = run_seed;
+
+		for (size_t j = 0; j < sizeof prog; j++)
+			prog[j] = (uint8_t)mix(&ps);
+		o.mode = mode;
+		o.seed = run_seed;
+		o.depth = depth;
+		o.expect = 4000;
+		series.run = i;
+		series.seed = run_seed;
+		h->run(prog, sizeof prog, &o);
+		steps += sim_steps();
+	}
+	fprintf(stderr,
+		"coev-fuzz %s %s: %ld runs, %llu steps, %.0f runs/s "
+		"(seed %llu)\n",
+		h->name, mode == SIM_PCT ? "pct" : "random", n,
+		(unsigned long long)steps, (double)n / (now_s() - t0),
+		(unsigned long long)seed);
+	return 0;
+}
+
+/* --one SEED [--pct D]: rerun one run of --random/--pct by its printed
+ * seed, with its interleaving traced. */
+static int one(const struct harness *h, enum sim_mode mode, uint64_t seed,
+	       unsigned depth, FILE *trace)
+{
+	uint8_t prog[64];
+	uint64_t ps = seed;
+	struct sim_opts o = {0};
+
+	for (size_t j = 0; j < sizeof prog; j++)
+		prog[j] = (uint8_t)mix(&ps);
+	o.mode = mode;
+	o.seed = seed;
+	o.depth = depth;
+	o.expect = 4000;
+	o.trace = trace;
+	h->run(prog, sizeof prog, &o);
+	fprintf(stderr, "coev-fuzz %s: seed %llu passed, %llu steps\n", h->name,
+		(unsigned long long)seed, (unsigned long long)sim_steps());
+	return 0;
+}
+
+static void run_input(const struct harness *h, const uint8_t *buf, size_t n,
+		      FILE *trace)
+{
+	struct sim_opts o = {0};
+
+	o.mode = SIM_BYTES;
+	o.trace = trace;
+	h->run(buf, n, &o);
+}
+
+int main(int argc, char **argv)
+{
+	static uint8_t buf[MAX_INPUT];
+	const struct harness *h;
+	FILE *trace = NULL;
+	uint64_t seed = 1;
+	unsigned depth = 3;
+	long n = 0;
+	enum sim_mode mode = SIM_BYTES;
+	const char *files[64];
+	int nfiles = 0;
+	bool single = false;
+
+	if (argc < 2 || !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < NHARNESS; i++)
+			printf("%-8s %s\n", harnesses[i]->name,
+			       harnesses[i]->what);
+		return argc < 2 ? 2 : 0;
+	}
+	h = find(argv[1]);
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "-t")) {
+			trace = stdout;
+		} else if (!strcmp(argv[i], "--random") && i + 1 < argc) {
+			mode = SIM_RANDOM;
+			n = atol(argv[++i]);
+		} else if (!strcmp(argv[i], "--pct") && i + 1 < argc) {
+			mode = SIM_PCT;
+			n = atol(argv[++i]);
+		} else if (!strcmp(argv[i], "--one")) {
+			single = true;
+		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+			seed = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--depth") && i + 1 < argc) {
+			depth = (unsigned)atoi(argv[++i]);
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "coev-fuzz: unknown option %s\n",
+				argv[i]);
+			return 2;
+		} else if (nfiles < 64) {
+			files[nfiles++] = argv[i];
+		}
+	}
+	if (single)
+		return one(h, mode == SIM_PCT ? SIM_PCT : SIM_RANDOM, seed,
+			   depth, trace);
+	if (mode != SIM_BYTES)
+		return many(h, mode, n, seed, depth);
+	if (nfiles) {
+		for (int i = 0; i < nfiles; i++) {
+			FILE *f;
+			size_t len;
+
+			if (!(f = fopen(files[i], "rb"))) {
+				fprintf(stderr, "coev-fuzz: %s: %s\n", files[i],
+					strerror(errno));
+				return 1;
+			}
+			len = read_all(f, buf, sizeof buf);
+			fclose(f);
+			run_input(h, buf, len, trace);
+			fprintf(stderr, "coev-fuzz %s: %s passed, %llu steps\n",
+				h->name, files[i],
+				(unsigned long long)sim_steps());
+		}
+		return 0;
+	}
+#ifdef __AFL_FUZZ_TESTCASE_LEN
+	__AFL_INIT();
+	unsigned char *afl = __AFL_FUZZ_TESTCASE_BUF;
+	while (__AFL_LOOP(1000)) {
+		size_t len = (size_t)__AFL_FUZZ_TESTCASE_LEN;
+
+		if (len > MAX_INPUT)
+			len = MAX_INPUT;
+		memcpy(buf, afl, len);
+		run_input(h, buf, len, NULL);
+	}
+#else
+	run_input(h, buf, read_all(stdin, buf, sizeof buf), trace);
+#endif
+	return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * fuzz/sim.h — the deterministic simulation platform, as the harnesses
+ * see it.
+ *
+ * Built with COEV_SIM, the library's platform seam (sched/platform.h) is
+ * fuzz/sim.c instead of sched/plat_ev.c: every thread the runtime starts
+ * (workers, blocking-pool threads) and every thread a harness starts (its
+ * "foreign" actors) is a fiber on the one OS thread that called sim_run,
+ * the clock is virtual, the loops are a fake poller, and pthread mutexes
+ * and condition variables are the simulation's own (fuzz/sim_redirect.h).
+ * A simulated thread loses the CPU only at a scheduling point
+ * (COEV__POINT) or when it blocks, and which thread runs next comes from
+ * the decision source. So one input and one source give one interleaving,
+ * every time.
+ *
+ * Decision sources:
+ *   SIM_BYTES   the schedule bytes of a fuzz input. Each byte is one
+ *               decision: bits 0-3 how many more points the running thread
+ *               keeps the CPU, bits 4-6 which runnable thread runs next,
+ *               bit 7 advance the clock to the next timer first. When the
+ *               bytes run out, SIM_RANDOM continues, seeded by a hash of
+ *               the whole input (the run stays a function of the input).
+ *   SIM_RANDOM  a seeded PRNG: switch at one point in eight, to a
+ *               uniformly chosen runnable thread.
+ *   SIM_PCT     probabilistic concurrency testing (Burckhardt et al.):
+ *               random thread priorities, the highest-priority runnable
+ *               thread always runs, and at d - 1 random steps of the
+ *               expected run length the running thread drops to the lowest
+ *               priority. A bug of depth d is found with probability at
+ *               least 1 / (n k^(d-1)) per run.
+ *
+ * Oracles built in: a step budget (a hang or livelock aborts), a deadlock
+ * and lost-wakeup detector (no thread can run and no timer is pending:
+ * abort with a dump of every thread and what it waits on, plus the
+ * harness's own description), and leak counters (allocations and mappings
+ * made during the run and not returned; sim_leaks()).
+ */
+#ifndef COEV_FUZZ_SIM_H
+#define COEV_FUZZ_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum sim_mode { SIM_BYTES, SIM_RANDOM, SIM_PCT };
+
+struct sim_opts {
+	enum sim_mode mode;
+	const uint8_t *bytes; /* SIM_BYTES */
+	size_t len;
+	uint64_t seed;	    /* SIM_RANDOM, SIM_PCT */
+	unsigned depth;	    /* SIM_PCT: bug depth d (>= 1) */
+	uint64_t expect;    /* SIM_PCT: expected steps of one run */
+	uint64_t budget;    /* steps before a hang is declared (0: default) */
+	FILE *trace;	    /* print every switch here, or NULL */
+	unsigned fail_mem;  /* fail the Nth allocation (0: never) */
+	bool fail_mem_more; /* and every one after it */
+};
+
+/* Run fn(arg) as the first simulated thread (the host) until it and every
+ * thread it started have ended. Aborts (with a dump) on a deadlock, a
+ * spent step budget or a thread left running after the host ended. */
+void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg);
+
+/* Steps (scheduling points passed) of the current or last run. */
+uint64_t sim_steps(void);
+
+/* A decision for a harness: a number in [0, n), from the same source. */
+unsigned sim_choose(unsigned n);
+
+/* Foreign actors: simulated plain threads (a callback library's thread).
+ * start returns 0 or a negative errno; join waits for fn to return. */
+typedef struct sim_actor {
+	uintptr_t handle;
+} sim_actor_t;
+int sim_actor_start(sim_actor_t *a, const char *name, void (*fn)(void *),
+		    void *arg);
+void sim_actor_join(sim_actor_t a);
+
+/* Called in the deadlock dump: the harness says what its tasks wait on. */
+void sim_set_describe(void (*fn)(FILE *out, void *arg), void *arg);
+
+/* Report a broken oracle: print the message and the dump, then abort. */
+__attribute__((noreturn, format(printf, 1, 2))) void sim_fail(const char *fmt,
+							      ...);
+
+/* Allocations (malloc family) and mapped bytes still out since sim_run
+ * began; both 0 after a clean run. Counted by the --wrap'ed functions of
+ * fuzz/sim_alloc.c. */
+long sim_leaked_allocs(void);
+long sim_leaked_map_bytes(void);
+/* Allocations failed on purpose by fail_mem in the last run. */
+unsigned sim_failed_allocs(void);
+
+#endif
