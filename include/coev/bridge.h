@@ -62,15 +62,16 @@ struct ev_loop;
 COEV_API struct ev_loop *coev_ev_loop(void);
 
 /*
- * coev_submit — run fn(arg) on worker i of rt (NULL: the calling task's
- * runtime of the calling task or loop callback) between its tasks, in its thread, as a loop callback (so fn
- * must not block), and complete a future with fn's result. out: NULL to
- * drop the result, or where to store the future (one reference, the
- * caller's). If the future is cancelled before fn starts, fn is skipped (once
- * started, fn runs to its end and its result is refused);
- * if the runtime is freed first, it completes with -ESHUTDOWN. Returns 0,
- * COEV_ENOTRT (rt NULL on a thread that is no worker), -EINVAL (fn NULL, i out of range),
- * -ESHUTDOWN (the runtime is stopping), -ENOMEM. Any thread; never blocks.
+ * coev_submit — run fn(arg) on worker i of rt (NULL: the runtime of the
+ * calling task or loop callback) between its tasks, in its thread, as a
+ * loop callback (so fn must not block), and complete a future with fn's
+ * result. out: NULL to drop the result, or where to store the future (one
+ * reference, the caller's). If the future is cancelled before fn starts,
+ * fn is skipped (once started, fn runs to its end and its result is
+ * refused); if the runtime is freed first, it completes with -ESHUTDOWN.
+ * Returns 0, COEV_ENOTRT (rt NULL on a thread that is no worker), -EINVAL
+ * (fn NULL, i out of range), -ESHUTDOWN (the runtime is stopping),
+ * -ENOMEM. Any thread; never blocks.
  * coev_submit_to — coev_submit, then wait for fn's result and store it in
  * *result. A caller cancelled (or timed out by a pushed deadline) before
  * fn starts returns -ECANCELED (-ETIMEDOUT) and fn never runs; once fn has
