@@ -7,14 +7,16 @@
 #   make check        the cmocka suites (installs missing deps first)
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
+#   make check-tsan-migrate  TSan suites with every resume on another worker
+#   make check-valgrind  a subset of the suites under valgrind's memcheck
 #   make check-aarch64  the aarch64 context switch under qemu-user
 #   make fuzz-check   the simulation's PCT and random schedules (in check)
 #   make fuzz         an AFL++ campaign on the simulation (FUZZ_SECONDS)
 #   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
 #   make install PREFIX=/usr/local DESTDIR=
 #
-# SAN=asan|tsan selects a sanitizer build in its own directory. The context
-# switch is chosen by architecture: sched/ctx_$(ARCH).S.
+# SAN=asan|tsan|valgrind selects a sanitizer build in its own directory.
+# The context switch is chosen by architecture: sched/ctx_$(ARCH).S.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -31,6 +33,10 @@ else ifeq ($(SAN),tsan)
 B := build-tsan
 CC := clang
 SANFLAGS := -fsanitize=thread -DCOEV_TSAN=1 -DCK_USE_CC_BUILTINS=1
+else ifeq ($(SAN),valgrind)
+B := build-valgrind
+OPT ?= -O1
+SANFLAGS := -DCOEV_VALGRIND=1
 else
 B := build
 SANFLAGS :=
@@ -69,6 +75,7 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
 .PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench \
+	check-tsan-migrate check-valgrind \
 	examples fuzz fuzz-check \
 	install uninstall clean format format-check
 
@@ -175,6 +182,38 @@ check-aarch64:
 check-tsan:
 	$(MAKE) SAN=tsan check
 
+# The TSan suites with COEV_DEBUG_MIGRATE=1 (include/coev/runtime.h): every
+# task resumed after a wake or a yield runs on another worker, so every
+# hand-off crosses threads where TSan sees it. Left out: test_affinity,
+# whose tasks spin on a worker without yielding while a woken task would be
+# queued there.
+MIGRATE_TESTS := $(filter-out %/test_affinity.c,\
+	$(wildcard tests/sched/test_*.c tests/sync/test_*.c tests/bridge/test_*.c))
+check-tsan-migrate:
+	$(MAKE) SAN=tsan deps lib $(MIGRATE_TESTS:%.c=build-tsan/%)
+	COEV_DEBUG_MIGRATE=1 ci/run-tests.sh build-tsan/migrate \
+		$(MIGRATE_TESTS:%.c=build-tsan/%)
+
+# A subset of the suites under valgrind's memcheck (build-valgrind/: -O1,
+# coroutine stacks registered with valgrind, TU_SCALE's TSan counts); any
+# valgrind error fails the binary. Left out: suites whose contention tests
+# need threads running at once (valgrind runs one at a time: test_mutex
+# alone takes over ten minutes), test_scope (asserts both workers got
+# children) and test_ctx (valgrind does not model MXCSR rounding modes).
+# Forked children (the abort tests) report nothing: they die with their
+# runtime still running.
+VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
+	test_runtime test_blocking) \
+	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
+	test_sem test_wg test_once test_select) \
+	$(addprefix tests/bridge/,test_future test_watch)
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,possible --child-silent-after-fork=yes
+check-valgrind:
+	$(MAKE) SAN=valgrind deps lib $(VALGRIND_TESTS:%=build-valgrind/%)
+	COEV_TEST_WRAPPER="$(VALGRIND)" ci/run-tests.sh build-valgrind \
+		$(VALGRIND_TESTS:%=build-valgrind/%)
+
 # The tour; a callback library wrapped with futures (wrap_callback);
 # channels (pipeline) and a semaphore (limit); then the hello web server with
 # fetch_many (libcurl adapter) as its client.
@@ -213,5 +252,6 @@ format-check:
 
 clean:
 	@ci/servers.sh stop >/dev/null 2>&1 || true
-	rm -rf build build-asan build-tsan build-clang build-aarch64 build-sim \
+	rm -rf build build-asan build-tsan build-valgrind build-clang \
+		build-aarch64 build-sim \
 		build-asan-sim build-fuzz* build-plant-*

@@ -7,7 +7,7 @@
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 set -eu
-pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config python3"
+pkgs="build-essential clang clang-format libev-dev libck-dev libcmocka-dev libhttp-parser-dev pkg-config python3 valgrind"
 # The bridge's callback libraries and the loopback servers of ci/servers.sh
 # (dnsmasq-base: the binary without the system service).
 pkgs="$pkgs libhiredis-dev libc-ares-dev libcurl4-openssl-dev redis-server redis-tools dnsmasq-base"
@@ -17,7 +17,8 @@ case "${1:-}" in
 	# dnsmasq is in /usr/sbin, not in every user's PATH: checked as a file.
 	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h \
 		/usr/include/http_parser.h /usr/include/hiredis/hiredis.h \
-		/usr/include/ares.h /usr/include/*/curl/curl.h /usr/sbin/dnsmasq; do
+		/usr/include/ares.h /usr/include/*/curl/curl.h /usr/sbin/dnsmasq \
+		/usr/include/valgrind/valgrind.h; do
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1

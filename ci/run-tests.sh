@@ -5,6 +5,7 @@
 # Binaries under tests/bridge/ talk to the loopback servers of ci/servers.sh:
 # started here (and stopped on exit) unless they already run or
 # COEV_SERVERS=external; their ports reach the tests as COEV_*_PORT.
+# COEV_TEST_WRAPPER: a command each binary runs under (e.g. valgrind).
 set -u
 build=$1; shift
 servers="$(dirname "$0")/servers.sh"
@@ -27,7 +28,8 @@ for t in "$@"; do
 	log="$build/test-logs/$name.log"
 	logs+=("$log")
 	start=$(date +%s)
-	timeout -k 10 "$limit" "$t" >"$log" 2>&1
+	# shellcheck disable=SC2086 # the wrapper is a command and its options
+	timeout -k 10 "$limit" ${COEV_TEST_WRAPPER:-} "$t" >"$log" 2>&1
 	rc=$?
 	if [ "$rc" = 0 ]; then
 		pass=$((pass + 1)); status=ok

@@ -177,6 +177,9 @@ struct coev_stack {
 	size_t map_len;
 	bool guarded;		 /* a PROT_NONE page lies just below lo */
 	struct coev_stack *next; /* pool link */
+#if defined(COEV_VALGRIND)
+	unsigned vg_id; /* valgrind's name for the stack while it is mapped */
+#endif
 };
 
 /* --- the inject queue ------------------------------------------------- */

@@ -51,6 +51,20 @@
 
 #include "sched.h"
 
+/* Under valgrind (COEV_VALGRIND builds) every stack is registered while it
+ * is mapped: valgrind then knows a context switch for what it is, not a
+ * wild jump of the stack pointer. */
+#if defined(COEV_VALGRIND)
+#include <valgrind/valgrind.h>
+#define VG_STACK_REGISTER(s)                           \
+	((s)->vg_id = VALGRIND_STACK_REGISTER((s)->lo, \
+					      (char *)(s)->lo + (s)->size))
+#define VG_STACK_DEREGISTER(s) VALGRIND_STACK_DEREGISTER((s)->vg_id)
+#else
+#define VG_STACK_REGISTER(s) ((void)0)
+#define VG_STACK_DEREGISTER(s) ((void)0)
+#endif
+
 #define HEADER_BYTES 64
 #define CANARY_BYTES 64
 #define SLAB_STACKS 16
@@ -126,6 +140,7 @@ static struct coev_stack *header_at(void *lo, size_t size, void *map,
 	s->map_len = map_len;
 	s->guarded = guarded;
 	s->next = NULL;
+	VG_STACK_REGISTER(s);
 	return s;
 }
 
@@ -220,6 +235,7 @@ static unsigned pool_len(struct coev_worker *w)
 static void stack_release(struct coev_rt *rt, struct coev_stack *s)
 {
 	if (s->guarded) {
+		VG_STACK_DEREGISTER(s);
 		munmap(s->map, s->map_len);
 		atomic_fetch_sub(&guarded_live, 1);
 		return;
@@ -350,6 +366,7 @@ static void pool_list_free(struct coev_stack *s)
 	for (; s; s = next) {
 		next = s->next;
 		if (s->guarded) {
+			VG_STACK_DEREGISTER(s);
 			munmap(s->map, s->map_len);
 			atomic_fetch_sub(&guarded_live, 1);
 		}
@@ -361,6 +378,21 @@ void coev__stack_pool_free(struct coev_worker *w)
 	pool_list_free(w->stack_pool);
 	w->stack_pool = NULL;
 	pool_len_set(w, 0);
+}
+
+/* Forget a slab's stacks before it is unmapped (valgrind builds): each
+ * stack's header tops its slot. */
+static void slab_deregister(struct coev_rt *rt, struct coev_slab *sl)
+{
+#if defined(COEV_VALGRIND)
+	for (unsigned i = 1; i <= SLAB_STACKS; i++) {
+		char *top = (char *)sl->map + i * rt->stack_size;
+		VG_STACK_DEREGISTER((struct coev_stack *)(top - HEADER_BYTES));
+	}
+#else
+	(void)rt;
+	(void)sl;
+#endif
 }
 
 /* Unmap the shared pool and every slab of rt (after all workers' pools
@@ -376,8 +408,10 @@ void coev__stack_slabs_free(struct coev_rt *rt)
 	while ((sl = rt->slabs) != NULL) {
 		rt->slabs = sl->next;
 		/* Kept when an abandoned task's stack may be in it. */
-		if (!rt->keep_slabs)
+		if (!rt->keep_slabs) {
+			slab_deregister(rt, sl);
 			munmap(sl->map, sl->len);
+		}
 		free(sl);
 	}
 	rt->slab_free = NULL;

@@ -1,7 +1,8 @@
 /*
  * tests/testutil.h — small helpers shared by the cmocka suites.
  *
- *  - TU_SCALE(plain, asan, tsan): an iteration count sized for the build.
+ *  - TU_SCALE(plain, asan, tsan): an iteration count sized for the build
+ *    (valgrind builds take the tsan count).
  *  - TU_CHECK(cond): an assertion usable inside coev tasks and foreign
  *    threads. cmocka's assert_*() longjmp into the test runner's stack, which
  *    is wrong from a coroutine stack or another thread, so tasks record
@@ -53,7 +54,9 @@
 
 #include "coev.h"
 
-#if defined(COEV_TSAN)
+/* Valgrind (COEV_VALGRIND builds) runs one thread at a time and is slower
+ * still than TSan: it takes TSan's counts. */
+#if defined(COEV_TSAN) || defined(COEV_VALGRIND)
 #define TU_SCALE(plain, asan, tsan) (tsan)
 #elif defined(COEV_ASAN)
 #define TU_SCALE(plain, asan, tsan) (asan)
