@@ -100,16 +100,23 @@ static size_t read_all(FILE *f, uint8_t *buf, size_t cap)
 	return n;
 }
 
-/* The input that a random or PCT run used, saved where the user can
- * replay it: the program bytes are all a PCT or random run needs besides
- * its seed, so the file holds the program and the seed is printed. */
-static uint64_t mix(uint64_t *s)
+/* One run of a --random or --pct series: its program and its schedule
+ * both come from seed, so the seed alone replays it (--one). */
+static void seeded_run(const struct harness *h, enum sim_mode mode,
+		       uint64_t seed, unsigned depth, FILE *trace)
 {
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	uint8_t prog[64];
+	uint64_t ps = seed;
+	struct sim_opts o = {0};
 
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	for (size_t j = 0; j < sizeof prog; j++)
+		prog[j] = (uint8_t)sim_splitmix(&ps);
+	o.mode = mode;
+	o.seed = seed;
+	o.depth = depth;
+	o.expect = 4000;
+	o.trace = trace;
+	h->run(prog, sizeof prog, &o);
 }
 
 /* Where a --random or --pct series is, for the report of a failure. */
@@ -136,7 +143,6 @@ static void on_abort(int sig)
 static int many(const struct harness *h, enum sim_mode mode, long n,
 		uint64_t seed, unsigned depth)
 {
-	uint8_t prog[64];
 	uint64_t s = seed, steps = 0;
 	double t0 = now_s();
 
@@ -146,19 +152,11 @@ static int many(const struct harness *h, enum sim_mode mode, long n,
 	series.depth = depth;
 	signal(SIGABRT, on_abort);
 	for (long i = 0; i < n; i++) {
-		struct sim_opts o = {0};
-		uint64_t run_seed = mix(&s);
-		uint64_t ps = run_seed;
+		uint64_t run_seed = sim_splitmix(&s);
 
-		for (size_t j = 0; j < sizeof prog; j++)
-			prog[j] = (uint8_t)mix(&ps);
-		o.mode = mode;
-		o.seed = run_seed;
-		o.depth = depth;
-		o.expect = 4000;
 		series.run = i;
 		series.seed = run_seed;
-		h->run(prog, sizeof prog, &o);
+		seeded_run(h, mode, run_seed, depth, NULL);
 		steps += sim_steps();
 	}
 	fprintf(stderr,
@@ -175,18 +173,7 @@ static int many(const struct harness *h, enum sim_mode mode, long n,
 static int one(const struct harness *h, enum sim_mode mode, uint64_t seed,
 	       unsigned depth, FILE *trace)
 {
-	uint8_t prog[64];
-	uint64_t ps = seed;
-	struct sim_opts o = {0};
-
-	for (size_t j = 0; j < sizeof prog; j++)
-		prog[j] = (uint8_t)mix(&ps);
-	o.mode = mode;
-	o.seed = seed;
-	o.depth = depth;
-	o.expect = 4000;
-	o.trace = trace;
-	h->run(prog, sizeof prog, &o);
+	seeded_run(h, mode, seed, depth, trace);
 	fprintf(stderr, "coev-fuzz %s: seed %llu passed, %llu steps\n", h->name,
 		(unsigned long long)seed, (unsigned long long)sim_steps());
 	return 0;

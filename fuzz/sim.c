@@ -140,12 +140,7 @@ static struct sim {
 
 static uint64_t next_rand(void)
 {
-	/* splitmix64 */
-	uint64_t z = (sim.rng += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return sim_splitmix(&sim.rng);
 }
 
 static int next_byte(void)

@@ -63,6 +63,23 @@ struct sim_opts {
  * spent step budget or a thread left running after the host ended. */
 void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg);
 
+/* splitmix64: the one PRNG of the simulation and its driver. */
+static inline uint64_t sim_splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* Fake fds for the fake poller: numbers no real fd has, whose readiness
+ * (COEV_READ, COEV_WRITE) an actor sets; a worker's watch on one fires at
+ * its next park or poll. new returns the fd or -EMFILE. */
+int sim_fd_new(void);
+void sim_fd_set(int fd, unsigned events);
+void sim_fd_close(int fd);
+
 /* Steps (scheduling points passed) of the current or last run. */
 uint64_t sim_steps(void);
 
