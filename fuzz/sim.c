@@ -221,6 +221,7 @@ void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
 				    size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save,
 				     const void **bottom_old, size_t *size_old);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 
 /* Switch from the running flow (which belongs to `from`) to `to`. */
@@ -313,6 +314,11 @@ static void thread_free(struct sim_thread *th)
 			break;
 		}
 	}
+#if defined(COEV_ASAN)
+	/* Frames that ran here left their redzones poisoned; the next
+	 * mapping at this address must start clean. */
+	__asan_unpoison_memory_region(th->stack, SIM_STACK);
+#endif
 	munmap(th->stack, SIM_STACK);
 	free(th);
 }
