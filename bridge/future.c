@@ -202,7 +202,8 @@ static int wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
 	}
 	coev__wq_push(&f->q, &n);
 	coev__spin_unlock(&f->lk);
-	r = coev__wq_wait(&f->lk, &f->q, &n, deadline, NULL, NULL);
+	r = coev__wq_wait(&f->lk, &f->q, &n, deadline, NULL, NULL,
+			  COEV_WAIT_FUTURE, f);
 	if (r < 0)
 		return r;
 	return coev_future_poll(f, result);

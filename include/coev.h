@@ -18,5 +18,6 @@
 #include "coev/chan.h"
 #include "coev/future.h"
 #include "coev/bridge.h"
+#include "coev/debug.h"
 
 #endif

@@ -259,7 +259,9 @@ int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 			sl->rd = NULL;
 		if (sl->wr == io)
 			sl->wr = NULL;
+		return r;
 	}
+	COEV_STAT_ADD(w, ios, 1);
 	return r;
 }
 
@@ -281,8 +283,10 @@ void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
 		sl->wr = NULL;
 		mine = true;
 	}
-	if (mine)
+	if (mine) {
+		COEV_STAT_ADD(w, ios, -1);
 		io_sync(w, p->fd, sl);
+	}
 }
 
 static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
@@ -329,23 +333,29 @@ static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 		/* rd's fire may disarm (and free) wr, or grow the slots:
 		 * wr is looked up again after it. */
 		sl->pending = wr;
-		if (rd)
+		if (rd) {
+			COEV_STAT_ADD(w, ios, -1);
 			rd->fire(rd, got);
+		}
 		if (!wr || !(sl = io_slot(w, fd, false)))
 			continue;
 		wr = sl->pending;
 		sl->pending = NULL;
-		if (wr)
+		if (wr) {
+			COEV_STAT_ADD(w, ios, -1);
 			wr->fire(wr, got);
+		}
 	}
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *et, int revents)
 {
 	coev__timer_t *tm = et->data;
+	struct coev_worker *w = ev_userdata(loop);
 
 	(void)revents;
 	ev_timer_stop(loop, et); /* one shot (a no-op: it has no repeat) */
+	COEV_STAT_ADD(w, timers, -1);
 	tm->fire(tm);
 }
 
@@ -361,10 +371,13 @@ void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
 	ev_timer_init(et, timer_cb, (ev_tstamp)left / 1e9, 0.);
 	et->data = tm;
 	ev_timer_start(w->loop, et);
+	COEV_STAT_ADD(w, timers, 1);
 }
 
 void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm)
 {
+	if (ev_is_active((ev_timer *)tm->impl))
+		COEV_STAT_ADD(w, timers, -1);
 	ev_timer_stop(w->loop, (ev_timer *)tm->impl);
 }
 

@@ -244,7 +244,7 @@ int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
 		coev__task_release(self);
 		return r;
 	}
-	r = coev__waiter_wait(&j.wt, deadline);
+	r = coev__waiter_wait_on(&j.wt, deadline, COEV_WAIT_BLOCKING, fn, 0);
 	if (r < 0) {
 		pthread_mutex_lock(&p->mu);
 		if (j.state == JOB_QUEUED) {
@@ -473,4 +473,13 @@ int coev_file_write_all(const char *path, const void *data, size_t n,
 	if (!path || (!data && n))
 		return -EINVAL;
 	return (int)file_call(do_write_all, &op, deadline);
+}
+
+size_t coev__pool_queued(const coev__pool_t *p)
+{
+	size_t n = 0;
+
+	for (const struct coev__job *j = p->head; j; j = j->next)
+		n++;
+	return n;
 }

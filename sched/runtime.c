@@ -89,9 +89,30 @@ int coev_config_init(coev_config_t *cfg)
 		else
 			r = -EINVAL;
 	}
+	cfg->slow_task = COEV_MSEC(100);
 	if ((e = getenv("COEV_DEBUG_MIGRATE")) != NULL) {
 		if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
-			cfg->debug = *e == '1' ? COEV_DEBUG_MIGRATE : 0;
+			cfg->debug |= *e == '1' ? COEV_DEBUG_MIGRATE : 0;
+		else
+			r = -EINVAL;
+	}
+	if ((e = getenv("COEV_DEBUG")) != NULL) {
+		if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
+			cfg->debug |= *e == '1' ? COEV_DEBUG_CHECKS : 0;
+		else
+			r = -EINVAL;
+	}
+	if ((e = getenv("COEV_SLOW_TASK_MS")) != NULL) {
+		if (parse_size(e, &v) == 0 && v >= 1 && v <= 3600000)
+			cfg->slow_task = COEV_MSEC((coev_time_t)v);
+		else
+			r = -EINVAL;
+	}
+	if ((e = getenv("COEV_TRACE")) != NULL && *e)
+		cfg->trace = e;
+	if ((e = getenv("COEV_TRACE_EVENTS")) != NULL) {
+		if (parse_size(e, &v) == 0 && v >= 16 && v <= (1ull << 28))
+			cfg->trace_events = (size_t)v;
 		else
 			r = -EINVAL;
 	}
@@ -153,6 +174,7 @@ static void rt_release(struct coev_rt *rt)
 	 * a worker's loop. */
 	coev__pool_fini(rt);
 	coev__task_free_all(rt);
+	coev__trace_free(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		worker_free(rt->workers[i]);
 	coev__stack_slabs_free(rt);
@@ -165,11 +187,13 @@ static void rt_release(struct coev_rt *rt)
 	pthread_cond_destroy(&rt->live_cv);
 	free(rt->workers);
 	free(rt->sleepers);
+	free(rt->trace_path);
 	free(rt);
 }
 
 static void stop_workers(struct coev_rt *rt, unsigned started)
 {
+	coev__monitor_stop(rt);
 	atomic_store_explicit(&rt->stop, true, memory_order_release);
 	for (unsigned i = 0; i < started; i++)
 		coev__plat_unpark(rt->workers[i]);
@@ -186,6 +210,12 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	if (!rt)
 		return -ENOMEM;
 	rt->nworkers = cfg->workers;
+	rt->debug = cfg->debug;
+	rt->started = coev__plat_now();
+	rt->slow_ns = cfg->slow_task > 0 ? cfg->slow_task : COEV_MSEC(100);
+	rt->log = cfg->log ? cfg->log : coev__log_stderr;
+	rt->log_arg = cfg->log_arg;
+	rt->trace_events = cfg->trace_events ? cfg->trace_events : 262144;
 	rt->migrate = (cfg->debug & COEV_DEBUG_MIGRATE) && cfg->workers > 1;
 	rt->stack_size = (cfg->stack_size + page - 1) & ~(page - 1);
 	rt->shutdown_timeout = cfg->shutdown_timeout;
@@ -204,7 +234,9 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	coev__pool_init(rt, cfg->blocking_max, cfg->blocking_idle);
 	rt->workers = calloc(cfg->workers, sizeof *rt->workers);
 	rt->sleepers = calloc(cfg->workers, sizeof *rt->sleepers);
-	if (!rt->workers || !rt->sleepers) {
+	if (cfg->trace)
+		rt->trace_path = strdup(cfg->trace);
+	if (!rt->workers || !rt->sleepers || (cfg->trace && !rt->trace_path)) {
 		rt->nworkers = 0; /* no worker to release */
 		rt_release(rt);
 		return -ENOMEM;
@@ -245,7 +277,8 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 	    cfg->stack_size < COEV_STACK_MIN ||
 	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0 ||
 	    cfg->blocking_max < 1 || cfg->blocking_max > COEV_BLOCKING_MAX ||
-	    cfg->blocking_idle < 0 || (cfg->debug & ~COEV_DEBUG_MIGRATE))
+	    cfg->blocking_idle < 0 || cfg->slow_task < 0 ||
+	    (cfg->debug & ~(COEV_DEBUG_MIGRATE | COEV_DEBUG_CHECKS)))
 		return -EINVAL;
 	ignore_sigpipe();
 	if ((r = rt_alloc(cfg, &rt)) < 0)
@@ -256,6 +289,12 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 			rt_release(rt);
 			return r;
 		}
+	}
+	/* Both before the workers start: they read w->trace and w->bt. */
+	if ((r = coev__trace_init(rt)) < 0 ||
+	    (r = coev__monitor_start(rt)) < 0) {
+		rt_release(rt);
+		return r;
 	}
 	for (i = 0; i < rt->nworkers; i++) {
 		r = coev__plat_thread_start(&rt->workers[i]->thread,
@@ -296,6 +335,8 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	}
 	/* closed before live, against spawn's live before closed. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+	if (COEV__DEBUG(rt))
+		coev__debug_shutdown_begin(rt);
 	/* Every task in a registry now is cancelled; one whose spawn raced
 	 * with the store above and was registered after this walk has not
 	 * run yet, and its first run sees closed and cancels it (task.c). */
@@ -313,7 +354,10 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
 	left = rt->shutdown_left = (int)coev__live_count(rt);
+	if (left > 0 && COEV__DEBUG(rt))
+		coev__debug_shutdown_left(rt, left);
 	stop_workers(rt, rt->nworkers);
+	coev__trace_flush(rt);
 	pthread_mutex_unlock(&rt->shutdown_mu);
 	return left;
 }
@@ -358,27 +402,4 @@ int coev_run(coev_fn main, void *arg, const coev_config_t *cfg)
 unsigned coev_rt_workers(const coev_rt_t *rt)
 {
 	return rt ? rt->nworkers : 0;
-}
-
-int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
-			 coev_worker_stats_t *st)
-{
-	const struct coev_worker *w;
-
-	if (!rt || !st || i >= rt->nworkers)
-		return -EINVAL;
-	w = rt->workers[i];
-#define LOAD(f) atomic_load_explicit(&w->st.f, memory_order_relaxed)
-	st->polls = LOAD(polls);
-	st->spawned = LOAD(spawned);
-	st->finished = LOAD(finished);
-	st->stolen = LOAD(stolen);
-	st->steal_ops = LOAD(steal_ops);
-	st->parks = LOAD(parks);
-	st->inject_pops = LOAD(inject_pops);
-	st->stacks_mapped = LOAD(stacks_mapped);
-#undef LOAD
-	st->stacks_pooled =
-		atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
-	return 0;
 }

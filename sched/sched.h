@@ -152,9 +152,19 @@ struct coev_task {
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
-	void *san_fiber;		 /* TSan fiber [runner] */
-	void *san_fake;			 /* ASan fake stack [runner] */
-	char name[32];			 /* [init] */
+	coev_time_t born;		 /* [init] coarse clock at spawn */
+	/* What a parked task waits on, for dumps (debug.c): COEV_WAIT_*,
+	 * the object, and an fd or deadline. [runner writes, any reads] */
+	_Atomic(unsigned char) wait_kind;
+	_Atomic(const void *) wait_obj;
+	atomic_llong wait_arg;
+	unsigned locks_held;	/* [runner] mutexes held (sync/mutex.c) */
+	const void *lock_last;	/* [runner] the one locked last */
+	uint64_t trace_flow;	/* [waker, then runner] wake flow (trace.c) */
+	atomic_int last_worker; /* [runner writes, any reads] -1: never ran */
+	void *san_fiber;	/* TSan fiber [runner] */
+	void *san_fake;		/* ASan fake stack [runner] */
+	char name[32];		/* [init] */
 };
 
 /*
@@ -264,11 +274,22 @@ struct coev_worker {
 	void *io_slots;
 	size_t io_nslots;
 	coev__thread_t thread; /* [init] */
-	/* Counters: written by the owner, read by anyone (relaxed). */
+	/* Counters: written by the owner, read by anyone (relaxed). timers
+	 * and ios are gauges (armed now), kept by the backend. */
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
-			steal_ops, parks, inject_pops, stacks_mapped;
+			steal_ops, parks, unparks, inject_pops, stacks_mapped,
+			idle_ns, timers, ios;
 	} st;
+	/* What the worker runs, for the monitor (debug.c): run_seq is odd
+	 * while a task runs and changes at every run's start and end;
+	 * run_id names the task; run_start is set in debug mode and while
+	 * tracing. park_start: when the current park began, 0 if awake.
+	 * [owner writes, any reads] */
+	atomic_uint_fast64_t run_seq, run_id;
+	atomic_llong run_start, park_start;
+	struct coev__trace_ring *trace; /* [init] NULL when not tracing */
+	struct coev__bt *bt;		/* [init] debug mode: signal replies */
 	ck_ring_buffer_t buf[COEV_RUNQ_SIZE]; /* ring storage */
 };
 
@@ -285,6 +306,7 @@ struct coev_worker {
 
 struct coev_rt {
 	unsigned nworkers; /* [init] */
+	unsigned debug;	   /* [init] COEV_DEBUG_* flags */
 	bool migrate;	   /* [init] COEV_DEBUG_MIGRATE, 2+ workers */
 	size_t stack_size; /* [init] page-rounded */
 	coev_time_t shutdown_timeout; /* [init] */
@@ -316,7 +338,19 @@ struct coev_rt {
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
 	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
 	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
+	/* Observability (debug.c, trace.c). */
+	coev_time_t started; /* [init] */
+	coev_time_t slow_ns; /* [init] slow-task threshold */
+	void (*log)(void *arg, const char *msg); /* [init] never NULL */
+	void *log_arg;				 /* [init] */
+	struct coev__monitor *mon;		 /* [init] or NULL */
+	atomic_uint_fast64_t stuck_kicks; /* [any] monitor's wakes (debug.c) */
+	char *trace_path;		  /* [init] or NULL */
+	size_t trace_events;		  /* [init] per worker */
 };
+
+/* Debug mode is on (COEV_DEBUG=1 or cfg.debug & COEV_DEBUG_CHECKS). */
+#define COEV__DEBUG(rt) (((rt)->debug & COEV_DEBUG_CHECKS) != 0)
 
 /* --- cross-file functions of sched/ ----------------------------------- */
 
@@ -362,6 +396,10 @@ void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
 enum { COEV_SIG_WAKE, COEV_SIG_RESUME, COEV_SIG_SHARED };
 void coev__waiter_signal(coev__waiter_t *wt, int how);
 int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
+/* The same, with a task waiter noted as waiting on (kind, what, arg) for
+ * dumps (COEV_WAIT_*). */
+int coev__waiter_wait_on(coev__waiter_t *wt, coev_time_t deadline,
+			 unsigned kind, const void *what, long long arg);
 int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline);
 void coev__waiter_settle(coev__waiter_t *wt, int n);
 void coev__waiter_fini(coev__waiter_t *wt);
@@ -422,6 +460,7 @@ void coev__cancel_all(struct coev_rt *rt);
 /* pool.c */
 void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle);
 void coev__pool_fini(struct coev_rt *rt);
+size_t coev__pool_queued(const coev__pool_t *p); /* under p->mu */
 
 /* stack.c */
 struct coev_stack *coev__stack_get(struct coev_worker *w);
@@ -435,6 +474,64 @@ void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
 void coev__stack_slabs_free(struct coev_rt *rt);
 size_t coev__page_size(void);
+
+/* debug.c: the monitor thread, reports and dumps. */
+int coev__monitor_start(struct coev_rt *rt);
+void coev__monitor_stop(struct coev_rt *rt);
+void coev__debug_task_end(struct coev_worker *w, coev_task_t *t);
+void coev__debug_unjoined(coev_task_t *t, const char *when);
+void coev__debug_shutdown_begin(struct coev_rt *rt);
+void coev__debug_shutdown_left(struct coev_rt *rt, int left);
+void coev__log_stderr(void *arg, const char *text);
+void coev__logf(struct coev_rt *rt, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+coev_time_t coev__coarse_now(void);
+
+/* Note what the calling task waits on (kind COEV_WAIT_*, obj, arg: an fd
+ * or a deadline), or that it waits no more (COEV_WAIT_NONE). */
+static inline void coev__wait_note(coev_task_t *t, unsigned kind,
+				   const void *obj, long long arg)
+{
+	atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+	atomic_store_explicit(&t->wait_arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&t->wait_kind, (unsigned char)kind,
+			      memory_order_relaxed);
+}
+
+/* sync/mutex.c: where a mutex keeps its holder (a task or a thread). */
+extern const size_t coev__mutex_owner_offset;
+
+/* worker.c: what is queued on w now. */
+void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
+			 uint64_t *inbox);
+
+/* trace.c */
+int coev__trace_init(struct coev_rt *rt);
+void coev__trace_flush(struct coev_rt *rt);
+void coev__trace_free(struct coev_rt *rt);
+void coev__trace_run(struct coev_worker *w, coev_task_t *t, coev_time_t start,
+		     unsigned why);
+void coev__trace_wake(struct coev_worker *w, coev_task_t *t);
+void coev__trace_steal(struct coev_worker *w, struct coev_worker *v,
+		       unsigned n);
+void coev__trace_idle(struct coev_worker *w, coev_time_t start);
+void coev__trace_spawn(struct coev_worker *w, coev_task_t *t);
+
+/* Some runtime of the process traces (for sites without a worker at
+ * hand). */
+extern atomic_bool coev__trace_any;
+
+/* One predictable branch when tracing is off. COEV_NO_TRACE compiles
+ * tracing out (the benchmark's baseline: bench/run.sh's trace-off). */
+#if defined(COEV_NO_TRACE)
+#define COEV__TRACING(w) ((void)(w), 0)
+#else
+#define COEV__TRACING(w) __builtin_expect((w)->trace != NULL, 0)
+#endif
+
+/* stack.c: bytes of s's stack that were touched (debug mode). */
+size_t coev__stack_used(const struct coev_stack *s);
+void coev__stack_forget(const struct coev_stack *s);
 
 /* Report misuse that can only be a bug, and abort. */
 _Noreturn void coev__panic(const char *fmt, ...)

@@ -203,7 +203,7 @@ static int wait_empty(struct coev_scope *s, coev_task_t *self,
 		coev__waiter_settle(&wt, 1);
 		return 0;
 	}
-	r = coev__waiter_wait(&wt, deadline);
+	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SCOPE, s, 0);
 	if (r == 0)
 		return 0;
 	pthread_mutex_lock(&s->mu);
@@ -339,7 +339,8 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 		break; /* it ended meanwhile: no need to wait */
 	}
 	if (stop == n)
-		r = coev__waiter_wait(&wt, deadline);
+		r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, NULL,
+					 0);
 	for (i = 0; i < stop; i++) {
 		if (!tasks[i])
 			continue;

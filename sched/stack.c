@@ -562,3 +562,41 @@ void coev__stack_thread_fini(struct coev_worker *w)
 	ss.ss_flags = SS_DISABLE;
 	sigaltstack(&ss, NULL);
 }
+
+/*
+ * Debug mode's high-water mark: the bytes of s's stack that are resident,
+ * counted from the top down to the lowest resident page (mincore). A
+ * stack grows down, so the lowest page touched bounds what the task used;
+ * coev__stack_forget drops the pages when the stack goes back to a pool,
+ * so the next task's measure starts from nothing. Page granularity; a page
+ * swapped out would be missed (swap is rare for a live stack).
+ */
+size_t coev__stack_used(const struct coev_stack *s)
+{
+	size_t page = coev__page_size(), npages = s->size / page;
+	unsigned char vec[512];
+	uintptr_t lo = (uintptr_t)s->lo;
+
+	/* The header of a stack lies at its top, inside [lo, lo + size)
+	 * (header_at): always resident, which makes the count at least one
+	 * page. Walk up from the bottom in chunks. */
+	for (size_t i = 0; i < npages; i += sizeof vec) {
+		size_t n = npages - i < sizeof vec ? npages - i : sizeof vec;
+
+		if (mincore((void *)(lo + i * page), n * page, vec) != 0)
+			return 0;
+		for (size_t k = 0; k < n; k++)
+			if (vec[k] & 1)
+				return s->size - (i + k) * page;
+	}
+	return 0;
+}
+
+void coev__stack_forget(const struct coev_stack *s)
+{
+	size_t page = coev__page_size();
+
+	/* Only whole pages below the header's page. */
+	if (s->size >= page)
+		madvise(s->lo, s->size / page * page, MADV_DONTNEED);
+}

@@ -186,6 +186,13 @@ void coev__task_free_all(struct coev_rt *rt)
 				pthread_mutex_unlock(&abandoned_mu);
 				continue;
 			}
+			if (COEV__DEBUG(rt) &&
+			    atomic_load_explicit(&t->joiner,
+						 memory_order_relaxed) ==
+				    JOIN_DONE)
+				coev__debug_unjoined(
+					t,
+					"never joined; its runtime was freed");
 			if (t->stack)
 				coev__stack_put(w, t->stack);
 #if defined(COEV_TSAN)
@@ -254,6 +261,8 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	t->arg = arg;
 	t->dl_limit = COEV_FOREVER;
 	t->id = take_id(w);
+	t->born = coev__coarse_now();
+	atomic_init(&t->last_worker, -1);
 	t->home = w ? w : rt->workers[t->id % rt->nworkers];
 	t->name[0] = '\0';
 	if (name) {
@@ -271,6 +280,8 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		*out = t;
 	if (w) {
 		COEV_STAT_ADD(w, spawned, 1);
+		if (COEV__TRACING(w))
+			coev__trace_spawn(w, t);
 		coev__schedule_lifo(w, coev__entry(t, ENTRY_SPAWN));
 	} else {
 		coev__schedule_inject(rt, coev__entry(t, ENTRY_SPAWN));
@@ -326,6 +337,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	struct coev_rt *rt = t->rt;
 	coev__waiter_t *j;
 
+	if (COEV__DEBUG(rt))
+		coev__debug_task_end(w, t);
 	if (t->stack) {
 		coev__stack_check(t);
 		coev__stack_put(w, t->stack);
@@ -340,6 +353,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
 		coev__waiter_signal(j, COEV_SIG_RESUME);
+	else if (j == JOIN_DETACHED && COEV__DEBUG(rt))
+		coev__debug_unjoined(t, "ended detached");
 	/* Against shutdown's live_waiters++ then sum: either it sees this
 	 * decrement or we see it waiting and wake it to count again. */
 	atomic_fetch_sub_explicit(&w->live, 1, memory_order_seq_cst);
@@ -383,6 +398,35 @@ static bool claim(coev__entry_t *e)
 	return true;
 }
 
+/* For the monitor (debug.c): run_seq odd while t runs; the start time
+ * only when someone looks at it (debug mode, tracing). */
+static inline void run_begin(struct coev_worker *w, coev_task_t *t)
+{
+	uint_fast64_t seq =
+		atomic_load_explicit(&w->run_seq, memory_order_relaxed);
+
+	atomic_store_explicit(&w->run_id, t->id, memory_order_relaxed);
+	atomic_store_explicit(&t->last_worker, (int)w->index,
+			      memory_order_relaxed);
+	if (__builtin_expect(COEV__DEBUG(w->rt), 0) || COEV__TRACING(w))
+		atomic_store_explicit(&w->run_start, coev__plat_now(),
+				      memory_order_relaxed);
+	atomic_store_explicit(&w->run_seq, seq + 1, memory_order_release);
+}
+
+static inline void run_end(struct coev_worker *w, coev_task_t *t)
+{
+	uint_fast64_t seq =
+		atomic_load_explicit(&w->run_seq, memory_order_relaxed);
+
+	atomic_store_explicit(&w->run_seq, seq + 1, memory_order_release);
+	if (COEV__TRACING(w))
+		coev__trace_run(w, t,
+				atomic_load_explicit(&w->run_start,
+						     memory_order_relaxed),
+				t->yield);
+}
+
 /* Run the task of a queue entry on w until it switches back, then act on
  * why it did. Returns false when the entry was stale. */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
@@ -415,10 +459,12 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 			       task_entry, t);
 	}
 	COEV_STAT_ADD(w, polls, 1);
+	run_begin(w, t);
 	w->current = t;
 	t->yield = TY_NONE;
 	coev__switch_to_task(w, t);
 	w->current = NULL;
+	run_end(w, t);
 
 	switch (t->yield) {
 	case TY_YIELD:
@@ -482,10 +528,28 @@ static bool notify(coev_task_t *t)
 	return (old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0;
 }
 
+/* The waker that queues t draws the trace's wake arrow. */
+static inline void traced_wake(coev_task_t *t)
+{
+#if defined(COEV_NO_TRACE)
+	(void)t;
+#else
+	struct coev_worker *w;
+
+	if (__builtin_expect(atomic_load_explicit(&coev__trace_any,
+						  memory_order_relaxed),
+			     0) &&
+	    (w = coev__worker_self()) != NULL && COEV__TRACING(w))
+		coev__trace_wake(w, t);
+#endif
+}
+
 static void wake(coev_task_t *t, unsigned kind)
 {
-	if (notify(t))
+	if (notify(t)) {
+		traced_wake(t);
 		coev__schedule_entry(coev__entry(t, kind), false);
+	}
 }
 
 void coev__wake(coev_task_t *t)
@@ -506,6 +570,7 @@ void coev__wake_unpin(coev_task_t *t)
 	 * park that our notify ends. */
 	if (!t->pin_depth)
 		t->pin = NULL;
+	traced_wake(t);
 	coev__schedule_entry(coev__entry(t, ENTRY_RUN), false);
 }
 
@@ -515,8 +580,10 @@ void coev__wake_unpin(coev_task_t *t)
  * worker, which takes t at once. */
 void coev__wake_shared(coev_task_t *t)
 {
-	if (notify(t))
+	if (notify(t)) {
+		traced_wake(t);
 		coev__schedule_entry(coev__entry(t, ENTRY_RUN), true);
+	}
 }
 
 /* Wake a joiner on behalf of the task it joined, which just ended. */
@@ -609,7 +676,8 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 		take_result(t, ret);
 		return 0;
 	}
-	r = coev__waiter_wait(&wt, deadline);
+	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, t,
+				 (long long)t->id);
 	if (r < 0) { /* timed out or cancelled */
 		expect = &wt;
 		if (atomic_compare_exchange_strong_explicit(
@@ -643,6 +711,8 @@ int coev_detach(coev_task_t *t)
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DONE)
 		handle_misuse("coev_detach", t);
+	if (j == JOIN_DONE && COEV__DEBUG(t->rt))
+		coev__debug_unjoined(t, "detached after it ended");
 	coev__task_release(t);
 	return 0;
 }

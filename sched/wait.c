@@ -144,6 +144,19 @@ int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline)
 	return coev__waiter_wait_n(wt, 1, deadline);
 }
 
+int coev__waiter_wait_on(coev__waiter_t *wt, coev_time_t deadline,
+			 unsigned kind, const void *what, long long arg)
+{
+	int r;
+
+	if (wt->task)
+		coev__wait_note(wt->task, kind, what, arg);
+	r = coev__waiter_wait_n(wt, 1, deadline);
+	if (wt->task)
+		coev__wait_note(wt->task, COEV_WAIT_NONE, NULL, 0);
+	return r;
+}
+
 void coev__waiter_settle(coev__waiter_t *wt, int n)
 {
 	coev_task_t *t = wt->task;
@@ -207,6 +220,7 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	coev_task_t *t = coev__task_self();
 	struct coev_worker *w;
 	struct wait wt;
+	bool noted;
 	int r;
 
 	if (!t)
@@ -243,7 +257,15 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 			return r == -EPERM ? (int)events : r;
 		}
 	}
+	noted = atomic_load_explicit(&t->wait_kind, memory_order_relaxed) !=
+		COEV_WAIT_NONE;
+	if (!noted)
+		coev__wait_note(t, fd >= 0 ? COEV_WAIT_FD : COEV_WAIT_TIMER,
+				(const void *)(uintptr_t)events,
+				fd >= 0 ? fd : deadline);
 	coev__park();
+	if (!noted)
+		coev__wait_note(t, COEV_WAIT_NONE, NULL, 0);
 	/* Either a watcher took both down (and may have unpinned us), or we
 	 * are still pinned and so running on w, where we take them down. */
 	if (wt.timer_armed)

@@ -288,6 +288,14 @@ static void stop_searching(struct coev_worker *w)
 		coev__notify_parked(w->rt, true);
 }
 
+void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
+			 uint64_t *inbox)
+{
+	*ring = ring_size(w);
+	*lifo = atomic_load_explicit(&w->lifo, memory_order_relaxed) != NULL;
+	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
+}
+
 static bool any_work(struct coev_rt *rt)
 {
 	if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
@@ -325,8 +333,16 @@ static void park_worker(struct coev_worker *w)
 	coev__stack_trim(w);
 	COEV__POINT(PARK);
 	if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+		coev_time_t start = coev__plat_now();
+
 		COEV_STAT_ADD(w, parks, 1);
+		atomic_store_explicit(&w->park_start, start,
+				      memory_order_relaxed);
 		coev__plat_park(w);
+		atomic_store_explicit(&w->park_start, 0, memory_order_relaxed);
+		COEV_STAT_ADD(w, idle_ns, (uint64_t)(coev__plat_now() - start));
+		if (COEV__TRACING(w))
+			coev__trace_idle(w, start);
 	}
 
 	pthread_mutex_lock(&rt->idle_mu);
@@ -344,6 +360,7 @@ static void park_worker(struct coev_worker *w)
 	} else {
 		/* The notifier counted us as searching. */
 		w->searching = true;
+		COEV_STAT_ADD(w, unparks, 1);
 	}
 	pthread_mutex_unlock(&rt->idle_mu);
 }
@@ -457,6 +474,8 @@ static coev__entry_t *steal_lifo(struct coev_worker *w, struct coev_worker *v)
 #endif
 	COEV_STAT_ADD(w, stolen, 1);
 	COEV_STAT_ADD(w, steal_ops, 1);
+	if (COEV__TRACING(w))
+		coev__trace_steal(w, v, 1);
 	return e;
 }
 
@@ -481,6 +500,8 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	if (got) {
 		COEV_STAT_ADD(w, stolen, got);
 		COEV_STAT_ADD(w, steal_ops, 1);
+		if (COEV__TRACING(w))
+			coev__trace_steal(w, v, got);
 	}
 	return first;
 }

@@ -284,7 +284,7 @@ static int chan_op(coev_chan_t *ch, void *buf, bool send, coev_time_t deadline,
 			coev__wq_push(q, &n);
 			coev__spin_unlock(&ch->lk);
 			return coev__wq_wait(&ch->lk, q, &n, deadline, NULL,
-					     NULL);
+					     NULL, COEV_WAIT_CHANNEL, ch);
 		}
 	}
 	coev__spin_unlock(&ch->lk);
@@ -455,7 +455,7 @@ static int select_wait(struct select *s, coev_time_t deadline)
 			      &nodes[i]);
 	}
 	unlock_all(s);
-	r = coev__waiter_wait(&wt, deadline);
+	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SELECT, s, 0);
 	lock_all(s);
 	/* Acq_rel: against a partner's claim in partner(). */
 	if (r < 0 && atomic_compare_exchange_strong_explicit(

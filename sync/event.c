@@ -36,7 +36,8 @@ static int wait_until(atomic_uint *lk, coev__wq_t *q, bool (*ready)(void *),
 	}
 	coev__wq_push(q, &n);
 	coev__spin_unlock(lk);
-	return coev__wq_wait(lk, q, &n, deadline, withdrawn, obj);
+	return coev__wq_wait(lk, q, &n, deadline, withdrawn, obj,
+			     COEV_WAIT_EVENT, obj);
 }
 
 /* --- event ------------------------------------------------------------ */
@@ -284,7 +285,8 @@ int coev_barrier_wait_dl(coev_barrier_t *pub, coev_time_t deadline)
 	}
 	coev__wq_push(&b->q, &n);
 	coev__spin_unlock(&b->lk);
-	return coev__wq_wait(&b->lk, &b->q, &n, deadline, barrier_withdrawn, b);
+	return coev__wq_wait(&b->lk, &b->q, &n, deadline, barrier_withdrawn, b,
+			     COEV_WAIT_EVENT, b);
 }
 
 int coev_barrier_wait(coev_barrier_t *b)

@@ -130,12 +130,13 @@ void coev__wq_wake(coev__wake_t *wk);
  * caller under lk, which the caller has released. Returns n->status when
  * granted; otherwise withdraws n and returns the wait's error, after
  * calling withdrawn(obj, wk) (if not NULL) under lk, so the primitive can
- * pass on what the withdrawal freed. Ends n's waiter either way.
+ * pass on what the withdrawal freed. Ends n's waiter either way. A task
+ * waiting is noted as waiting on (kind, what) for dumps (COEV_WAIT_*).
  */
 typedef void (*coev__withdrawn_fn)(void *obj, coev__wake_t *wk);
 int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
-		  coev_time_t deadline, coev__withdrawn_fn withdrawn,
-		  void *obj);
+		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj,
+		  unsigned kind, const void *what);
 
 /*
  * coev__sync_check_idle — abort, naming the object (what, at p), when q

@@ -57,6 +57,23 @@ static inline struct mutex *M(coev_mutex_t *m)
 	return (struct mutex *)(void *)m;
 }
 
+/* The holder is a task (counted in its locks_held, for debug mode's "ended
+ * holding a mutex") or a plain thread (the token). */
+static inline void set_owner(struct mutex *m, const void *self)
+{
+	atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+	if (self != &coev__sync_token) {
+		coev_task_t *t = (coev_task_t *)self;
+
+		t->locks_held++;
+		t->lock_last = m;
+	}
+}
+
+/* Where a mutex keeps its holder, for dumps (debug.c) that read it from
+ * outside. */
+const size_t coev__mutex_owner_offset = offsetof(struct mutex, owner);
+
 int coev_mutex_init(coev_mutex_t *pub, unsigned flags)
 {
 	struct mutex *m = M(pub);
@@ -177,7 +194,7 @@ static int lock_slow(struct mutex *m, const void *self, coev_time_t deadline)
 		if (!front)
 			since = coev__plat_now();
 		r = coev__wq_wait(&m->lk, &m->q, &n, deadline, mutex_withdrawn,
-				  m);
+				  m, COEV_WAIT_MUTEX, m);
 		if (r == GRANT_LOCK)
 			goto taken;
 		if (r < 0)
@@ -188,7 +205,7 @@ static int lock_slow(struct mutex *m, const void *self, coev_time_t deadline)
 		front = true;
 	}
 taken:
-	atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+	set_owner(m, self);
 	return 0;
 }
 
@@ -202,7 +219,7 @@ int coev_mutex_lock_dl(coev_mutex_t *pub, coev_time_t deadline)
 		return COEV_ENOTCORO; /* a loop callback must not block */
 	self = w ? (const void *)w->current : (const void *)&coev__sync_token;
 	if (try_take(m)) {
-		atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+		set_owner(m, self);
 		return 0;
 	}
 	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == self)
@@ -221,8 +238,7 @@ int coev_mutex_trylock(coev_mutex_t *pub)
 
 	if (!try_take(m))
 		return -EBUSY;
-	atomic_store_explicit(&m->owner, coev__sync_self(),
-			      memory_order_relaxed);
+	set_owner(m, coev__sync_self());
 	return 0;
 }
 
@@ -265,6 +281,8 @@ static void unlock_checked(struct mutex *m, const char *fn)
 		coev__panic("%s: mutex %p is %s", fn, (void *)m,
 			    owner ? "held by another task or thread"
 				  : "not locked");
+	if (owner != &coev__sync_token)
+		((coev_task_t *)owner)->locks_held--;
 	atomic_store_explicit(&m->owner, NULL, memory_order_relaxed);
 	/* Release: pairs with the acquire of the next try_take. */
 	if (atomic_compare_exchange_strong_explicit(&m->state, &s, 0,
@@ -349,7 +367,8 @@ int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *mpub,
 	coev__spin_unlock(&c->lk);
 	/* Queued before the unlock: a signal sent after it finds us. */
 	unlock_checked(m, "coev_cond_wait");
-	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL);
+	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL,
+			  COEV_WAIT_COND, c);
 	relock(m);
 	return r;
 }

@@ -98,7 +98,8 @@ int coev_sem_acquire_dl(coev_sem_t *pub, coev_time_t deadline)
 	}
 	coev__wq_push(&s->q, &n);
 	coev__spin_unlock(&s->lk);
-	r = coev__wq_wait(&s->lk, &s->q, &n, deadline, NULL, NULL);
+	r = coev__wq_wait(&s->lk, &s->q, &n, deadline, NULL, NULL,
+			  COEV_WAIT_SEM, s);
 #if defined(COEV_PLANT_SEM_FORGET)
 	/* Planted bug: a permit granted to a cancelled waiter is dropped. */
 	if (r == 0 && coev_cancelled() == 1)
@@ -239,7 +240,8 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 		n.arg = (uintptr_t)kind;
 		coev__wq_push(&rw->q, &n);
 		coev__spin_unlock(&rw->lk);
-		r = coev__wq_wait(&rw->lk, &rw->q, &n, deadline, dispatch, rw);
+		r = coev__wq_wait(&rw->lk, &rw->q, &n, deadline, dispatch, rw,
+				  COEV_WAIT_SEM, rw);
 		if (r < 0)
 			return r;
 	}

@@ -155,10 +155,11 @@ void coev__wq_wake(coev__wake_t *wk)
 }
 
 int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
-		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj)
+		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj,
+		  unsigned kind, const void *what)
 {
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-	int r = coev__waiter_wait(n->wt, deadline);
+	int r = coev__waiter_wait_on(n->wt, deadline, kind, what, 0);
 
 	if (r < 0) {
 		coev__spin_lock(lk);

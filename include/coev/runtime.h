@@ -58,6 +58,19 @@ typedef struct coev_config {
 	 * work. */
 	unsigned blocking_max;
 	coev_time_t blocking_idle;
+	/* Debug mode (coev/debug.h): a task running longer than this without
+	 * suspending is reported (0: 100 ms). */
+	coev_time_t slow_task;
+	/* Where debug mode's reports go: log(log_arg, text), text one or
+	 * more whole lines; called from workers and the monitor thread, so
+	 * it must be thread-safe. NULL: written to stderr. */
+	void (*log)(void *arg, const char *text);
+	void *log_arg;
+	/* Chrome trace-event JSON written here at shutdown (coev/debug.h),
+	 * or NULL; copied. trace_events: ring size per worker (0: 262,144
+	 * events of 72 bytes, 18 MiB). */
+	const char *trace;
+	size_t trace_events;
 } coev_config_t;
 
 #define COEV_BLOCKING_MAX 4096
@@ -73,6 +86,7 @@ typedef struct coev_config {
  * where they are pinned; a runtime with one worker never migrates.
  */
 #define COEV_DEBUG_MIGRATE 1u
+/* COEV_DEBUG_CHECKS (2u): debug mode, see coev/debug.h. */
 
 /*
  * coev_config_init — fill cfg with the defaults: workers from the
@@ -81,7 +95,10 @@ typedef struct coev_config {
  * else COEV_STACK_DEFAULT; shutdown_timeout 5 s; blocking_max from
  * COEV_BLOCKING_THREADS or else COEV_BLOCKING_DEFAULT; blocking_idle 10 s;
  * debug COEV_DEBUG_MIGRATE when the COEV_DEBUG_MIGRATE environment variable
- * is 1, 0 when it is 0 or unset.
+ * is 1, plus COEV_DEBUG_CHECKS when COEV_DEBUG is 1 (each 0 or 1);
+ * slow_task from COEV_SLOW_TASK_MS (milliseconds) or else 100 ms; trace
+ * from COEV_TRACE (a file name) and trace_events from COEV_TRACE_EVENTS;
+ * log NULL (stderr).
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.
@@ -145,6 +162,15 @@ COEV_API int coev_run(coev_fn main, void *arg, const coev_config_t *cfg);
  * not a snapshot). */
 typedef struct coev_worker_stats {
 	uint64_t polls;		/* task resumptions on this worker */
+	uint64_t unparks;	/* sleeps ended by another thread's wake */
+	uint64_t busy_ns;	/* time awake since the runtime started */
+	uint64_t idle_ns;	/* time asleep in its loop */
+	uint64_t local_depth;	/* tasks in its ring now */
+	uint64_t lifo;		/* 1 if its LIFO slot holds a task */
+	uint64_t inbox_depth;	/* tasks pinned here, queued */
+	uint64_t timers;	/* timers armed on its loop now */
+	uint64_t fds;		/* fd waits armed on its loop now */
+	long alive;		/* tasks spawned here minus ended here */
 	uint64_t spawned;	/* tasks spawned by tasks on this worker */
 	uint64_t finished;	/* tasks that ended on this worker */
 	uint64_t stolen;	/* tasks this worker took from others */

@@ -466,7 +466,7 @@ static void test_cancel_from_foreign_thread(void **state)
 typedef struct xworker {
 	waiter_t *w;
 	coev_task_t *victim;
-	int on;
+	atomic_int on;
 } xworker_t;
 
 /* Cancels the victim if it runs on another worker than the one the
@@ -475,16 +475,18 @@ static int xw_canceller(void *arg)
 {
 	xworker_t *x = arg;
 
-	x->on = coev_worker_id();
-	if (x->on == x->w->started_on)
+	atomic_store(&x->on, coev_worker_id());
+	if (atomic_load(&x->on) == x->w->started_on)
 		return 0;
 	TU_CHECK_EQ(coev_cancel(x->victim), 0);
 	return 1;
 }
 
 /* Spawns cancellers until one runs on the other worker. When this task
- * is on the victim's worker it keeps that worker busy, so the other
- * worker steals the canceller. */
+ * is on the victim's worker it keeps that worker busy until the canceller
+ * ran: the runtime's monitor sees the worker stuck with work in its LIFO
+ * slot and wakes the other worker, which steals it (within a few ms; the
+ * bound is for a machine loaded by other processes). */
 static int cancel_from_other_worker(waiter_t *w, coev_task_t *victim)
 {
 	for (int attempt = 0; attempt < 500; attempt++) {
@@ -494,8 +496,11 @@ static int cancel_from_other_worker(waiter_t *w, coev_task_t *victim)
 		TU_CHECK_EQ(
 			coev_spawn_named("x-canceller", xw_canceller, &x, &c),
 			0);
-		if (coev_worker_id() == w->started_on)
-			tu_spin_ns(COEV_MSEC(5));
+		if (coev_worker_id() == w->started_on) {
+			coev_time_t until = coev_now() + COEV_SEC(2);
+			while (atomic_load(&x.on) == -1 && coev_now() < until)
+				tu_spin_ns(COEV_USEC(100));
+		}
 		TU_CHECK_EQ(coev_join(c, &did), 0);
 		if (did)
 			return 1;
