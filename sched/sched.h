@@ -162,6 +162,7 @@ struct coev_task {
 	const void *lock_last;	/* [runner] the one locked last */
 	uint64_t trace_flow;	/* [waker, then runner] wake flow (trace.c) */
 	atomic_int last_worker; /* [runner writes, any reads] -1: never ran */
+	bool ext; /* [init] counted in rt->live_ext (spawned from outside) */
 	void *san_fiber;	/* TSan fiber [runner] */
 	void *san_fake;		/* ASan fake stack [runner] */
 	char name[32];		/* [init] */
@@ -237,6 +238,7 @@ struct coev_worker {
 	coev__ctx_t sched_ctx;	       /* [owner] scheduler context */
 	uint32_t tick;		       /* [owner] */
 	uint32_t lifo_runs;	       /* [owner] consecutive LIFO runs */
+	uint32_t inbox_runs;	       /* [owner] consecutive inbox runs */
 	bool searching;		       /* [owner] counted as searcher */
 	uint64_t rng;		       /* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */

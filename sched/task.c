@@ -262,6 +262,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	t->dl_limit = COEV_FOREVER;
 	t->id = take_id(w);
 	t->born = coev__coarse_now();
+	t->ext = live == &rt->live_ext;
 	atomic_init(&t->last_worker, -1);
 	t->home = w ? w : rt->workers[t->id % rt->nworkers];
 	t->name[0] = '\0';
@@ -357,7 +358,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 		coev__debug_unjoined(t, "ended detached");
 	/* Against shutdown's live_waiters++ then sum: either it sees this
 	 * decrement or we see it waiting and wake it to count again. */
-	atomic_fetch_sub_explicit(&w->live, 1, memory_order_seq_cst);
+	atomic_fetch_sub_explicit(t->ext ? &rt->live_ext : &w->live, 1,
+				  memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
 	    coev__live_count(rt) == 0) {
 		pthread_mutex_lock(&rt->live_mu);

@@ -597,9 +597,17 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	 * pushed before it is found here, one pushed after rings again. */
 	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
 		run_posts(w, true);
-	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
-	    (t = coev__inject_pop(&w->inbox)) != NULL)
+	/* The inbox first (pinned tasks resume nowhere else), but at most
+	 * COEV_LIFO_MAX times in a row: a pinned task that yields in a loop
+	 * goes back to the inbox each time and would starve the LIFO slot
+	 * and the ring. */
+	if (w->inbox_runs < COEV_LIFO_MAX &&
+	    atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
+	    (t = coev__inject_pop(&w->inbox)) != NULL) {
+		w->inbox_runs++;
 		return t;
+	}
+	w->inbox_runs = 0;
 	t = atomic_load_explicit(&w->lifo, memory_order_relaxed);
 	if (t && (w->lifo_runs < COEV_LIFO_MAX ||
 		  coev__entry_kind(t) != ENTRY_RUN)) {
@@ -623,6 +631,9 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	if ((t = atomic_exchange_explicit(&w->lifo, NULL,
 					  memory_order_acq_rel)) != NULL)
 		return t;
+	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
+	    (t = coev__inject_pop(&w->inbox)) != NULL)
+		return t; /* the inbox's turn was skipped, and nothing else */
 	return take_inject(w);
 }
 

@@ -115,7 +115,9 @@ COEV_API int coev_rt_dump(coev_rt_t *rt, int fd);
 typedef struct coev_rt_stats {
 	unsigned workers;
 	uint64_t spawned, finished; /* tasks, since start */
-	long alive;		    /* tasks spawned and not yet ended */
+	long alive;		    /* tasks spawned and not yet ended (a
+				     * task leaves the count just after its
+				     * joiner was woken) */
 	uint64_t polls;		    /* task resumptions */
 	uint64_t stolen, steal_ops; /* tasks taken by thieves, operations */
 	uint64_t parks, unparks;    /* sleeps; wakes by another thread */
