@@ -31,17 +31,23 @@ HTTP_RUNTIMES = ["coev", "coev-hello", "epoll", "libuv", "go", "tokio",
 BRIDGE_RUNTIMES = {"bridge": ["coev", "eventfd"],
                    "redis": ["coev", "coev-shared", "redis-benchmark"],
                    "resolve": ["coev", "ares-blocking"]}
+# trace-off: coev's spawn workload against itself: linked with a libcoev
+# built with -DCOEV_NO_TRACE (notrace), with the usual one and COEV_TRACE
+# unset (off), and with COEV_TRACE set (on).
+TRACE_RUNTIMES = {"trace-off": ["notrace", "off", "on"]}
+# Workloads with runtimes of their own, each its own table.
+OWN_RUNTIMES = {**BRIDGE_RUNTIMES, **TRACE_RUNTIMES}
 WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "pingpong",
-             "mutex", "pipeline", "bridge", "redis", "resolve", "http",
-             "c10k"]
+             "mutex", "pipeline", "trace-off", "bridge", "redis", "resolve",
+             "http", "c10k"]
 WORKERS = 2
 # Workloads run with one worker thread (the rest use WORKERS).
 ONE_WORKER = {"switch", "http", "c10k"}
 
 
 def runtimes_of(w):
-    if w in BRIDGE_RUNTIMES:
-        return BRIDGE_RUNTIMES[w]
+    if w in OWN_RUNTIMES:
+        return OWN_RUNTIMES[w]
     return HTTP_RUNTIMES if w in ("http", "c10k") else RUNTIMES
 
 
@@ -64,6 +70,8 @@ METRICS = [
     ("mutex", "ns_per_pair", "ns_per_pair", "ns per lock/unlock pair", True),
     ("pipeline", "msgs_per_s", "msgs_per_s", "messages/s through 3 stages",
      False),
+    ("trace-off", "ns_per_task", "ns_per_task",
+     "ns per task, spawn, tracing compiled out / off / on", True),
     ("bridge", "completions_per_s", "completions_per_s",
      "completions/s", False),
     ("bridge", "p99_us", "p99_us", "p99 us, completion to resume", True),
@@ -88,7 +96,8 @@ LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
           "coev-hello": 0xF4A261, "epoll": 0x666666, "libuv": 0x999999,
           "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3, "eventfd": 0x666666,
-          "redis-benchmark": 0xE7298A, "coev-shared": 0xF4A261, "ares-blocking": 0x999999}
+          "redis-benchmark": 0xE7298A, "coev-shared": 0xF4A261, "ares-blocking": 0x999999,
+          "notrace": 0x999999, "off": 0xD95F02, "on": 0xF4A261}
 
 
 def parse(raw_path):
@@ -249,13 +258,13 @@ def table(stats, runtimes, workloads):
 
 def tables(stats, workloads):
     """The benchmark's tables: one for the task workloads (coev, Go,
-    tokio), one per bridge workload (coev and its peers) and one for the
-    HTTP servers."""
+    tokio), one per bridge workload (coev and its peers) and for
+    trace-off, and one for the HTTP servers."""
     lines = []
     groups = [([w for w in workloads if w not in ("http", "c10k")
-                and w not in BRIDGE_RUNTIMES], RUNTIMES)]
-    groups += [([w], BRIDGE_RUNTIMES[w]) for w in workloads
-               if w in BRIDGE_RUNTIMES]
+                and w not in OWN_RUNTIMES], RUNTIMES)]
+    groups += [([w], OWN_RUNTIMES[w]) for w in workloads
+               if w in OWN_RUNTIMES]
     groups += [([w for w in workloads if w in ("http", "c10k")],
                 HTTP_RUNTIMES)]
     for ws, rts in groups:
@@ -298,6 +307,8 @@ TARGETS = [
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["go"]),
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["tokio"]),
     ("c10k", "kib_per_conn", "abs", 8.0, "<=", ["epoll", "go", "tokio"]),
+    # Tracing compiled in but off costs nothing measurable: see noise().
+    ("trace-off", "ns_per_task", "noise", None, None, ["notrace"]),
 ]
 
 
@@ -321,12 +332,84 @@ def faster_peer(stats, w, metric, peers=PEERS):
     return best
 
 
+def spread(s):
+    """A series' run-to-run spread: (max - min) / median."""
+    return (s.max - s.min) / s.median if s.median else float("inf")
+
+
+def noise(stats, w, metric, rt, base):
+    """Whether rt's median is within the run-to-run noise of base's: the
+    ratio's distance from 1 is no more than the larger of the two relative
+    spreads (a difference smaller than the runs' own scatter cannot be told
+    from it). Returns the TARGET line and the verdict's explanation."""
+    a, b = stats.get((w, metric, rt)), stats.get((w, metric, base))
+    goal = "%s/%s within noise" % (rt, base)
+    if a is None or b is None or not a.ok or not b.ok:
+        missing = " and ".join(x for x, st in ((rt, a), (base, b))
+                               if st is None or not st.ok)
+        return ("TARGET %-8s %-16s %-26s %s has no result  -> UNKNOWN"
+                % (w, metric, goal, missing), "")
+    r = a.median / b.median
+    sa, sb = spread(a), spread(b)
+    wide, who = (sa, rt) if sa >= sb else (sb, base)
+    if abs(r - 1) <= wide:
+        verdict = "MET (within noise)"
+        why = ("|%s - 1| = %.1f%% is no more than the larger run-to-run "
+               "spread, %.1f%% (%s's): within noise"
+               % (fmt(r), 100 * abs(r - 1), 100 * wide, who))
+    else:
+        verdict = "MISSED (%s beyond noise)" % (
+            "slower" if r > 1 else "faster")
+        why = ("|%s - 1| = %.1f%% is more than the larger run-to-run "
+               "spread, %.1f%% (%s's): %s beyond noise"
+               % (fmt(r), 100 * abs(r - 1), 100 * wide, who,
+                  "slower" if r > 1 else "faster"))
+    line = ("TARGET %-8s %-16s %-26s ratio=%s (%s %s, spread %.1f%%; %s "
+            "%s, spread %.1f%%)  -> %s" % (
+                w, metric, goal, fmt(r), rt, fmt(a.median), 100 * sa, base,
+                fmt(b.median), 100 * sb, verdict))
+    return line, why
+
+
+def trace_off_lines(stats):
+    """The trace-off section: each variant's median, min..max and spread,
+    the off/notrace verdict, and what tracing costs when on."""
+    w, m = "trace-off", "ns_per_task"
+    what = {"notrace": "libcoev built with -DCOEV_NO_TRACE: tracing "
+                       "compiled out",
+            "off": "build/libcoev.a, COEV_TRACE unset: compiled in, off",
+            "on": "build/libcoev.a, COEV_TRACE set: recording"}
+    base = stats.get((w, m, "notrace"))
+    lines = []
+    for rt in TRACE_RUNTIMES[w]:
+        s = stats.get((w, m, rt))
+        if s is None or not s.ok:
+            lines.append("%-8s %s=NA (no successful run)  (%s)"
+                         % (rt, m, what[rt]))
+            continue
+        ratio = ""
+        if rt != "notrace" and base is not None and base.ok:
+            ratio = "; %s/notrace=%s" % (rt, fmt(s.median / base.median))
+        lines.append("%-8s %s=%s min..max=%s..%s spread=%.1f%% runs=%d%s"
+                     "  (%s)" % (rt, m, fmt(s.median), fmt(s.min),
+                                 fmt(s.max), 100 * spread(s), len(s.values),
+                                 ratio, what[rt]))
+    line, why = noise(stats, w, m, "off", "notrace")
+    lines.append("verdict: " + (why or line))
+    lines.append("(spread: (max - min) / median over the runs; within "
+                 "noise: |off/notrace - 1| <= the larger spread)")
+    return lines
+
+
 def target_lines(stats, workloads):
     """Lines of the verdict section, and {(w, metric): target value on the
     chart's scale} for the dashed target lines."""
     lines, marks = [], {}
     for w, metric, kind, limit, op, peers in TARGETS:
         if w not in workloads:
+            continue
+        if kind == "noise":
+            lines.append(noise(stats, w, metric, "off", peers[0])[0])
             continue
         c = stats.get((w, metric, "coev"))
         peer = faster_peer(stats, w, metric, peers)
@@ -494,16 +577,16 @@ def chart(stats, marks, workloads, chart_dir, png):
 
 # A run during which other processes used this share of the machine's CPU
 # time or more is flagged: they competed with the server and wrk (or with
-# the bridge workload's threads).
+# the bridge workload's threads, or the trace-off workload's workers).
 OTHER_CPU_FLAG = 10
 # The workloads whose lines carry other_cpu_pct and the keys below.
-NOTED = ("http", "c10k", "bridge")
+NOTED = ("http", "c10k", "bridge", "trace-off")
 
 
 def http_notes(ok):
-    """Runs of http, c10k or bridge whose numbers need a caveat: socket
-    errors or non-2xx responses in wrk's report, idle connections the
-    server closed, other processes busy during the run."""
+    """Runs of http, c10k, bridge or trace-off whose numbers need a
+    caveat: socket errors or non-2xx responses in wrk's report, idle
+    connections the server closed, other processes busy during the run."""
     notes = []
     for (w, rt, _), runs in sorted(ok.items()):
         if w not in NOTED:
@@ -518,8 +601,12 @@ def http_notes(ok):
             if v is not None and v >= OTHER_CPU_FLAG:
                 bad.append("other processes used %d%% of the CPUs" % v)
             if bad:
-                what = ("%s requests" % kv["requests"] if "requests" in kv
-                        else "%s completions" % kv.get("completions", "?"))
+                if "requests" in kv:
+                    what = "%s requests" % kv["requests"]
+                elif "tasks" in kv:
+                    what = "%s tasks" % kv["tasks"]
+                else:
+                    what = "%s completions" % kv.get("completions", "?")
                 notes.append("NOTE %s %s run %d (%s): %s" % (
                     w, rt, i, what, "; ".join(bad)))
     return notes
@@ -541,6 +628,10 @@ def main():
 
     report = result_lines(stats)
     report += ["", "== table =="] + tables(stats, workloads)
+    if "trace-off" in workloads:
+        report += ["", "== trace-off: spawn with tracing compiled out "
+                   "(notrace), compiled in but off (off), on (on) =="]
+        report += trace_off_lines(stats)
     report += ["", "== targets (coev vs the named peer, or the better of "
                "the peers; medians) =="] + tlines
     notes = http_notes(ok)

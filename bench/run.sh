@@ -5,10 +5,12 @@
 #   WORKLOADS="spawn fib" bench/run.sh    a subset
 #   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
 #   WORKLOADS=bridge RUNS=3 bench/run.sh    coev's futures against eventfd
+#   WORKLOADS=trace-off RUNS=5 bench/run.sh the cost of tracing, off and on
 #
 # Environment:
 #   WORKLOADS      any of: spawn yield fib sleepers switch pingpong mutex
-#                  pipeline bridge redis resolve http c10k (default: all)
+#                  pipeline trace-off bridge redis resolve http c10k
+#                  (default: all)
 #   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
 #                  of spawn, yield, fib, sleepers, pingpong, mutex, pipeline
 #                  (bridge, redis and resolve always run coev and their own
@@ -25,6 +27,9 @@
 #   HTTP_BUSY_MAX  an http or c10k run during which other processes used
 #                  this percentage of the CPUs or more is repeated (20),
 #   HTTP_RETRIES   at most this many times (2)
+#   TRACE_BUSY_MAX a trace-off run during which other processes used this
+#                  percentage of the CPUs or more is repeated (10),
+#   TRACE_RETRIES  at most this many times (2)
 #
 # Builds into bench/build/ and bench/tokio/target/, runs the runtimes
 # alternately (coev, go, tokio, coev, go, tokio, ...), and hands the raw
@@ -32,6 +37,13 @@
 # target verdicts and draws bench/results/latest.png. The report is saved
 # as bench/results/latest.txt and bench/results/<UTC timestamp>.txt. The
 # http and c10k workloads are driven by bench/http/run-http.sh.
+#
+# trace-off is coev against itself: the spawn workload of bench/coev/bench.c
+# linked with build/libcoev.a (tracing compiled in, COEV_TRACE unset: "off")
+# and with a libcoev built with -DCOEV_NO_TRACE into bench/build/notrace/
+# (tracing compiled out: "notrace"), and, to show what tracing costs when it
+# records, with COEV_TRACE set ("on"); report.py judges whether off stays
+# within the run-to-run noise of notrace.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -42,7 +54,7 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline bridge redis resolve http c10k"
+ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline trace-off bridge redis resolve http c10k"
 # The workloads of coev's channels and mutex, built from their own program.
 SYNC_WORKLOADS="pingpong mutex pipeline"
 # The workloads of the callback-library bridge: coev against a peer of
@@ -57,6 +69,8 @@ HTTP_RUNS=${HTTP_RUNS:-${RUNS:-3}}
 RUNS=${RUNS:-5}
 SLEEPER_RUNS=${SLEEPER_RUNS:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+TRACE_BUSY_MAX=${TRACE_BUSY_MAX:-10}
+TRACE_RETRIES=${TRACE_RETRIES:-2}
 WORKERS=2
 
 say() { echo "bench: $*" >&2; }
@@ -79,9 +93,9 @@ sync_wanted=0
 for w in $SYNC_WORKLOADS; do has_w "$w" && sync_wanted=1; done
 # switch measures coev's own context switch; Go and tokio have no
 # equivalent. http and c10k have their own servers (HTTP_SERVERS), the
-# bridge workloads their own peers.
+# bridge workloads their own peers; trace-off compares coev with itself.
 peer_workloads=$(for w in $WORKLOADS; do
-	case $w in switch | http | c10k | bridge | redis | resolve) ;; *) echo "$w" ;; esac
+	case $w in switch | http | c10k | bridge | redis | resolve | trace-off) ;; *) echo "$w" ;; esac
 done)
 bridge_workloads=$(for w in $WORKLOADS; do is_bridge "$w" && echo "$w"; done)
 http_workloads=""
@@ -151,6 +165,7 @@ trap 'cleanup; exit 143' TERM
 coev_needed=0
 has_rt coev && [ -n "$peer_workloads$(has_w switch && echo x)" ] && coev_needed=1
 [ -n "$bridge_workloads" ] && coev_needed=1
+has_w trace-off && coev_needed=1
 case " ${HTTP_SERVERS:-} ${C10K_SERVERS:-} " in
 *" coev "* | *" coev-hello "*) [ -n "$http_workloads" ] && coev_needed=1 ;;
 esac
@@ -249,6 +264,34 @@ build_bridge() {
 	fi
 }
 
+# build_trace_off: the spawn benchmark twice, against build/libcoev.a
+# (coev-bench-traced) and against a libcoev with tracing compiled out,
+# built by the Makefile's own rules into bench/build/notrace/ with
+# CFLAGS=-DCOEV_NO_TRACE (coev-bench-notrace); the same compiler flags
+# otherwise, so that the one difference is the tracing code. Records
+# avail[trace_traced] and avail[trace_notrace].
+build_trace_off() {
+	local log=$LOGS/build-trace-off.log
+	avail[trace_traced]=1
+	avail[trace_notrace]=1
+	: >"$log"
+	# shellcheck disable=SC2086
+	if ! cc $cflags "$HERE/coev/bench.c" -o "$BUILD/coev-bench-traced" \
+		$libs >>"$log" 2>&1; then
+		avail[trace_traced]=0
+		build_fail "bench/coev/bench.c (trace-off, traced)" "$log"
+	fi
+	# shellcheck disable=SC2086
+	if ! make -s -C "$ROOT" B=bench/build/notrace CFLAGS=-DCOEV_NO_TRACE \
+		bench/build/notrace/libcoev.a >>"$log" 2>&1 ||
+		! cc $cflags "$HERE/coev/bench.c" -o "$BUILD/coev-bench-notrace" \
+			"$BUILD/notrace/libcoev.a" -lev -lck -lpthread -lm \
+			>>"$log" 2>&1; then
+		avail[trace_notrace]=0
+		build_fail "libcoev with -DCOEV_NO_TRACE (trace-off)" "$log"
+	fi
+}
+
 if [ $coev_needed = 1 ]; then
 	avail[coev]=1
 	avail[coev_lib]=1
@@ -294,6 +337,7 @@ if [ $coev_needed = 1 ]; then
 		if has_w redis && [ ! -f "$HERE/redis/run-redis.sh" ]; then
 			absent[redis]="not built: bench/redis/run-redis.sh is missing"
 		fi
+		has_w trace-off && build_trace_off
 	fi
 fi
 
@@ -462,6 +506,104 @@ bridge_round() {
 	esac
 }
 
+# ---- trace-off: tracing compiled in but off, against compiled out ------
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+NCPU=$(nproc)
+
+# others_ticks: the CPU time, in clock ticks, that every process but this
+# shell has used so far: utime + stime + cutime + cstime of each
+# /proc/PID/stat (a process that ended during a run is counted in its
+# parent's cutime and cstime; kernel threads are included). This shell's
+# own counters are left out: they take in the benchmark's time when it is
+# reaped. Rejected: busy time from /proc/stat minus the benchmark's own
+# CPU time: /proc/stat's busy time is sampled by the tick, which a
+# tickless idle CPU does not take, so a benchmark whose workers park
+# often (spawn's do) looks busier than it is and the difference shows up
+# as other processes' time.
+others_ticks() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v me=$$ '$1 != me {
+		sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 }
+		END { printf "%d", t }'
+}
+
+# other_pct T0 T1 W0 W1: the share of all CPUs' time between wall-clock
+# seconds W0 and W1 that other processes used (others_ticks T0 and T1).
+other_pct() {
+	echo "$@" | awk -v hz="$CLK_TCK" -v n="$NCPU" '{ w = $4 - $3
+		o = w > 0 ? 100 * ($2 - $1) / (w * hz * n) : 0
+		printf "%.0f", (o > 0 ? o : 0) }'
+}
+
+# trace_quiet: wait (at most 30 s) until other processes use less than
+# TRACE_BUSY_MAX percent of the CPUs over a second.
+trace_quiet() {
+	local t0 w0 pct
+	for _ in $(seq 30); do
+		t0=$(others_ticks)
+		w0=$EPOCHREALTIME
+		sleep 1
+		pct=$(other_pct "$t0" "$(others_ticks)" "$w0" "$EPOCHREALTIME")
+		[ "$pct" -lt "$TRACE_BUSY_MAX" ] && return 0
+	done
+	say "  the machine stayed busy ($pct% of the CPUs); going on"
+}
+
+# trace_run VARIANT ATTEMPT: one run of the spawn benchmark as VARIANT
+# (notrace, off or on). Its BENCH line goes into $RAW renamed "BENCH
+# trace-off VARIANT" with other_cpu_pct added: the share of the machine's
+# CPU time during the run that the benchmark did not use. A run with
+# other_cpu_pct >= TRACE_BUSY_MAX is written as a DISCARD line and
+# returns 1 (to be repeated) while ATTEMPT < TRACE_RETRIES.
+trace_run() {
+	local v=$1 attempt=$2 log=$LOGS/trace-off-$1.log bin out rc line
+	local t0 t1 w0 w1 other trace=$BUILD/trace-on.json kind=traced
+	[ "$v" = notrace ] && kind=notrace
+	if [ "${avail[trace_$kind]:-0}" != 1 ]; then
+		not_built trace-off "$v" "$WORKERS" build-trace-off
+		return 0
+	fi
+	bin=$BUILD/coev-bench-$kind
+	set -- env -u COEV_TRACE -u COEV_TRACE_EVENTS "$bin" spawn "$WORKERS"
+	[ "$v" = on ] && set -- env -u COEV_TRACE_EVENTS COEV_TRACE="$trace" \
+		"$bin" spawn "$WORKERS"
+	echo "== $(date -u +%H:%M:%S) $*" >>"$log"
+	t0=$(others_ticks)
+	w0=$EPOCHREALTIME
+	out=$(timeout -k 5 "$BENCH_TIMEOUT" "$@" 2>>"$log")
+	rc=$?
+	w1=$EPOCHREALTIME
+	t1=$(others_ticks)
+	rm -f "$trace"
+	line=$(printf '%s\n' "$out" | grep '^BENCH spawn coev ' | tail -n 1)
+	if [ $rc != 0 ] || [ -z "$line" ]; then
+		line="FAIL trace-off $v workers=$WORKERS rc=$rc why=$(why_failed "$rc" "$log")"
+		echo "$line" >>"$RAW"
+		say "  FAILED trace-off $v: ${line#*why=}"
+		return 0
+	fi
+	other=$(other_pct "$t0" "$t1" "$w0" "$w1")
+	line="BENCH trace-off $v ${line#BENCH spawn coev } other_cpu_pct=$other"
+	if [ "$other" -ge "$TRACE_BUSY_MAX" ] && [ "$attempt" -lt "$TRACE_RETRIES" ]; then
+		echo "DISCARD $line" >>"$RAW"
+		say "  other processes used $other% of the CPUs during trace-off $v; repeating it"
+		trace_quiet
+		return 1
+	fi
+	echo "$line" >>"$RAW"
+	say "  $(echo "$line" | cut -d' ' -f2-)"
+}
+
+# trace_round: one run of each variant, in turn.
+trace_round() {
+	local v a
+	for v in notrace off on; do
+		for a in $(seq 0 "$TRACE_RETRIES"); do
+			trace_run "$v" "$a" && break
+		done
+	done
+}
+
 for w in $WORKLOADS; do
 	runs=$RUNS
 	[ "$w" = sleepers ] && runs=$SLEEPER_RUNS
@@ -489,6 +631,10 @@ for w in $WORKLOADS; do
 		say "$w: run $i/$runs"
 		if is_bridge "$w"; then
 			bridge_round "$w"
+			continue
+		fi
+		if [ "$w" = trace-off ]; then
+			trace_round
 			continue
 		fi
 		# One round: every server once, in turn, each a fresh process.
@@ -533,6 +679,9 @@ HDR=$BUILD/header.txt
 	[ -n "$peer_workloads" ] && has_rt go && command -v go >/dev/null && echo "go: $(go version)"
 	[ -n "$peer_workloads" ] && has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
 	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	if has_w trace-off; then
+		echo "trace-off: bench/coev/bench.c spawn, workers=$WORKERS: notrace (libcoev built with -DCOEV_NO_TRACE), off (build/libcoev.a, COEV_TRACE unset), on (COEV_TRACE set, default ring); runs repeated when other processes used ${TRACE_BUSY_MAX}% of the CPUs or more (at most $TRACE_RETRIES times)"
+	fi
 	if [ -n "$bridge_workloads" ]; then
 		echo "bridge workloads:$(for w in $bridge_workloads; do printf ' %s (coev vs %s)' "$w" "$(bridge_runtimes "$w" | sed 's/^coev *//')"; done)"
 	fi

@@ -10,6 +10,14 @@
 # gets its answer or its error, the late answers of the timed-out and the
 # cancelled caller are refused, and its broken mode (-x) fails.
 #
+# Then the debugging aids: build/examples/debug_slow must be reported on
+# stderr as a slow task, with a backtrace naming the function it is busy
+# in, while its heartbeat goes on (stdout); build/examples/debug_deadlock's
+# task dump (stdout) must show both tasks waiting on the mutex the other
+# holds and name the deadlock; build/examples/fib_trace must write a
+# Chrome trace that build/examples/coev-trace-svg draws as an SVG; and
+# examples/test_trace_svg.sh (the SVG tool's own tests) runs when present.
+#
 # Then starts build/examples/http_hello and build/examples/echo on free ports of
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
 # with a small python3 socket client and with build/examples/fetch_many
@@ -25,7 +33,8 @@
 set -u
 
 B=${1:-build}
-for bin in pipeline limit wrap_callback http_hello echo fetch_many; do
+for bin in pipeline limit wrap_callback debug_slow debug_deadlock fib_trace \
+	coev-trace-svg http_hello echo fetch_many; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -228,6 +237,119 @@ expect "ignores the deadline, and the check sees it" 1 \
 also "one late answer fewer" '^  callbacks: 19 delivered, 1 refused'
 also "the FAILED line" '^wrap_callback: FAILED: 1 task\(s\) with the wrong result'
 expect "a worker count of 0 is refused" 2 'out of range' wrap_callback -w 0
+
+# streams NAME ARGS...: run $B/examples/NAME ARGS (at most 120 s) with its
+# stdout in $tmp/NAME.out and its stderr in $tmp/NAME.err, for checks of
+# each stream on its own; its exit status in $status. A sanitizer report
+# in either is a failure.
+streams() {
+	local name=$1
+	shift
+	timeout 120 "$B/examples/$name" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+	status=$?
+	if grep -q -E 'Sanitizer|runtime error:' "$tmp/$name.out" "$tmp/$name.err"; then
+		fail "$name: sanitizer report"
+		sed 's/^/    /' "$tmp/$name.err"
+	fi
+}
+
+# has WHAT FILE PATTERN: check that FILE has a line matching the extended
+# regex PATTERN; on failure, show FILE.
+has() {
+	if grep -q -E -- "$3" "$2"; then
+		pass "$1"
+	else
+		fail "$1: no line of ${2##*/} matches /$3/"
+		sed 's/^/    /' "$2"
+	fi
+}
+
+# debug_slow: 'crunch' computes for 400 ms without suspending. Debug mode
+# (set in the program) must report it on stderr with a backtrace of where
+# it is (count_primes), and then how long it ran; the heartbeat pinned to
+# the other worker must keep printing meanwhile: at least 3 of its lines
+# come before crunch's (it beats every 50 ms; a heartbeat held up behind
+# crunch would print none before it).
+streams debug_slow
+if [ "$status" = 0 ]; then
+	pass "debug_slow: exit status 0"
+else
+	fail "debug_slow: exit status $status"
+fi
+has "debug_slow: stderr reports the slow task" "$tmp/debug_slow.err" \
+	"^coev: slow task: task #[0-9]+ 'crunch' has run for .* on worker 0 without suspending"
+has "debug_slow: the backtrace names the busy function" "$tmp/debug_slow.err" \
+	'^    #[0-9]+ count_primes'
+has "debug_slow: then how long it ran" "$tmp/debug_slow.err" \
+	'^coev: slow task: the task reported on worker 0 suspended after about'
+has "debug_slow: crunch ran on worker 0" "$tmp/debug_slow.out" \
+	'^crunch: [0-9]+ primes below [0-9]+: [0-9]+ ms without suspending, on worker 0$'
+has "debug_slow: all 10 heartbeats" "$tmp/debug_slow.out" '^heartbeat: 10 beats'
+beats=$(awk '/^crunch:/ { exit } /^heartbeat +[0-9]+ at .* on worker 1$/ { n++ }
+	END { print n + 0 }' "$tmp/debug_slow.out")
+if [ "$beats" -ge 3 ]; then
+	pass "debug_slow: $beats heartbeats on worker 1 while crunch ran"
+else
+	fail "debug_slow: $beats heartbeats on worker 1 before crunch ended, expected 3 or more"
+	sed 's/^/    /' "$tmp/debug_slow.out"
+fi
+
+# debug_deadlock: the dump on stdout must show each task waiting on the
+# mutex the other holds, with backtraces, and the cycle; then both
+# deadlines pass and the program ends normally.
+streams debug_deadlock
+if [ "$status" = 0 ]; then
+	pass "debug_deadlock: exit status 0"
+else
+	fail "debug_deadlock: exit status $status"
+	sed 's/^/    /' "$tmp/debug_deadlock.err"
+fi
+out=$tmp/debug_deadlock.out
+has "debug_deadlock: 'left' waits on the mutex 'right' holds" "$out" \
+	"^task #[0-9]+ 'left': waiting on mutex 0x[0-9a-f]+ held by task #[0-9]+ 'right'"
+has "debug_deadlock: 'right' waits on the mutex 'left' holds" "$out" \
+	"^task #[0-9]+ 'right': waiting on mutex 0x[0-9a-f]+ held by task #[0-9]+ 'left'"
+has "debug_deadlock: the parked tasks' backtraces" "$out" \
+	'^    #[0-9]+ take_both\+0x'
+has "debug_deadlock: the deadlock line" "$out" \
+	"^deadlock: task #[0-9]+ '(left|right)' waits for a mutex held by #[0-9]+ '(left|right)', which waits"
+has "debug_deadlock: both time out and the program ends" "$out" \
+	'^both deadlines passed: the deadlock ended'
+
+# fib_trace: fib(18) with every call a task, traced; the trace must be
+# complete (nothing dropped) Chrome JSON, and coev-trace-svg must draw it.
+streams fib_trace "$tmp/fib.json"
+if [ "$status" = 0 ]; then
+	pass "fib_trace: exit status 0"
+else
+	fail "fib_trace: exit status $status"
+	sed 's/^/    /' "$tmp/fib_trace.err"
+fi
+has "fib_trace: the result" "$tmp/fib_trace.out" '^fib\(18\) = 2584, 8361 tasks'
+has "fib_trace: no event dropped" "$tmp/fib_trace.out" \
+	'^trace: .*fib\.json, [0-9]+ events, 0 dropped$'
+if [ "$(head -n 1 "$tmp/fib.json" 2>/dev/null)" = '{"traceEvents":[' ]; then
+	pass "fib_trace: the trace starts as Chrome trace-event JSON"
+else
+	fail "fib_trace: the trace does not start with {\"traceEvents\":["
+fi
+has "fib_trace: the trace has task slices" "$tmp/fib.json" '"cat":"task"'
+if timeout 60 "$B/examples/coev-trace-svg" "$tmp/fib.json" -o "$tmp/fib.svg" \
+	>"$tmp/svg.log" 2>&1; then
+	pass "coev-trace-svg: draws fib_trace's trace"
+else
+	fail "coev-trace-svg on fib_trace's trace:"
+	sed 's/^/    /' "$tmp/svg.log"
+fi
+case $(head -c 5 "$tmp/fib.svg" 2>/dev/null) in
+'<svg '* | '<?xml') pass "coev-trace-svg: the output is an SVG" ;;
+*) fail "coev-trace-svg: the output does not start with <svg or <?xml" ;;
+esac
+has "coev-trace-svg: the legend names fib's tasks" "$tmp/fib.svg" 'fib\([0-9]+\)'
+if [ -f "$(dirname "$0")/test_trace_svg.sh" ]; then
+	echo "# examples/test_trace_svg.sh $B"
+	bash "$(dirname "$0")/test_trace_svg.sh" "$B" || fail "examples/test_trace_svg.sh"
+fi
 
 # The test client: client.py tests|stop HELLO_PORT ECHO_PORT HELLO_PID ECHO_PID
 cat >"$tmp/client.py" <<'EOF'

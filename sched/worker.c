@@ -9,7 +9,9 @@
  *      timers, ready fds) and take from the inject queue first, so neither
  *      starves behind a busy local queue;
  *   2. its inbox: tasks pinned to this worker (resuming after a timed wait
- *      armed on this loop); thieves never look there;
+ *      armed on this loop); thieves never look there; at most
+ *      COEV_LIFO_MAX times in a row, then after the LIFO slot and ring, so
+ *      a pinned task yielding in a loop cannot starve them;
  *   3. the LIFO slot: the task most recently spawned or woken here, for
  *      cache locality in message passing; at most COEV_LIFO_MAX wakes in
  *      a row, so two tasks waking each other cannot starve the ring (new
