@@ -313,6 +313,17 @@ static size_t snapshot(struct coev_rt *rt, struct snap **out)
 
 		pthread_mutex_lock(&w->reg_mu);
 		for (coev_task_t *t = w->reg_head; t; t = t->rnext) {
+			/* An ended task is listed while its handle waits for
+			 * a join; a joined or detached one is gone, however
+			 * long its block lingers for the last reference. */
+			coev__waiter_t *j = atomic_load_explicit(
+				&t->joiner, memory_order_acquire);
+			if (j == JOIN_FREED ||
+			    (j == JOIN_DETACHED &&
+			     (atomic_load_explicit(&t->state,
+						   memory_order_relaxed) &
+			      TS_DONE)))
+				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
 				struct snap *na = realloc(a, nc * sizeof *a);
@@ -398,6 +409,10 @@ static void put_task(sb_t *b, const struct snap *a, size_t n,
 					  : "read/write");
 			break;
 		case COEV_WAIT_TIMER:
+			if (in->arg == COEV_FOREVER) {
+				sb_printf(b, " due never (a sleep forever)");
+				break;
+			}
 			fmt_dur(due, sizeof due, in->arg - coev__plat_now());
 			sb_printf(b, " due in %s", due);
 			break;
@@ -585,8 +600,8 @@ void coev__debug_task_end(struct coev_worker *w, coev_task_t *t)
 				   "coev_config_t.stack_size or "
 				   "COEV_STACK_SIZE before it overflows\n",
 				   (unsigned long long)t->id,
-				   task_name(t->name), used / 1024, size / 1024,
-				   used * 100 / size);
+				   task_name(t->name), (used + 512) / 1024,
+				   (size + 512) / 1024, used * 100 / size);
 		coev__stack_forget(t->stack);
 	}
 }

@@ -297,8 +297,13 @@ int coev_sleep_until(coev_time_t deadline)
 
 	if (!t)
 		return COEV_ENOTCORO;
+	/* A sleep without end has no timer to note it by. */
+	if (deadline == COEV_FOREVER)
+		coev__wait_note(t, COEV_WAIT_TIMER, NULL, COEV_FOREVER);
 	for (;;) {
 		r = coev__park_until(deadline);
+		if (deadline == COEV_FOREVER && r < 0)
+			coev__wait_note(t, COEV_WAIT_NONE, NULL, 0);
 		if (r == -ETIMEDOUT)
 			/* Our own deadline, or an earlier pushed one. */
 			return t->dl_limit < deadline ? -ETIMEDOUT : 0;

@@ -1,0 +1,1023 @@
+/*
+ * tests/debug/test_reports.c — debug mode's reports (include/coev/debug.h,
+ * sched/debug.c) appear when they should, and only then: a slow task (with
+ * its backtrace, then how long it ran), a failed task nobody joined, tasks
+ * alive at shutdown and those that outlive its deadline, a stack used past
+ * 75%, a task that ends holding a coev mutex, the SIGUSR1 dump; and none of
+ * them outside debug mode.
+ *
+ * Design choices:
+ *  - Reports are captured through coev_config_t.log into a buffer guarded
+ *    by a mutex (the log is called from workers, the monitor thread and
+ *    the thread that frees a runtime), never by reading stderr: the text
+ *    is then exact, and coev_run's own stderr line does not interfere.
+ *  - Every positive case has a negative twin in the same shape, and the
+ *    negative waits for what would have produced the report: the task's
+ *    end is awaited through coev_rt_stats().alive reaching 0 (the live
+ *    count drops after task_finish has made its reports), and the
+ *    monitor's reports (slow task, SIGUSR1) through a few of its periods.
+ *  - The slow-task limit is 20 ms so that a 5x run stays short; one test
+ *    keeps the default (100 ms). A slow-task report measures wall time,
+ *    so a worker descheduled by a loaded machine in the middle of a short
+ *    run is rightly reported too. The slow-task negatives therefore
+ *    measure their own runs and run again when the machine stalled one
+ *    (see runs_t); every other test sets a 10 s limit, which no stall
+ *    reaches, and counts all reports exactly. Rejected: a larger limit
+ *    for the negatives alone (it only makes a stall rarer), and asserting
+ *    on how long a run was reported to take (speed is never asserted).
+ *  - Task bodies never end in a tail call to the function whose frame a
+ *    backtrace must show, so that frame is still on the stack.
+ *
+ * Task bodies record failures with TU_CHECK; the test thread checks
+ * tu_assert_no_failures().
+ */
+#include "tests/testutil.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#define SLOW_MS 20
+
+/* ---- the captured log --------------------------------------------------- */
+
+typedef struct cap {
+	pthread_mutex_t mu;
+	char *p; /* NUL-terminated; NULL before the first report */
+	size_t n, size;
+	int calls;
+} cap_t;
+
+static void cap_log(void *arg, const char *text)
+{
+	cap_t *c = arg;
+	size_t k = strlen(text);
+
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	if (c->n + k + 1 > c->size) {
+		size_t ns = c->size ? c->size : 4096;
+		char *np;
+
+		while (ns < c->n + k + 1)
+			ns *= 2;
+		np = realloc(c->p, ns);
+		if (!np) {
+			pthread_mutex_unlock(&c->mu);
+			TU_CHECK(!"no memory for the captured log");
+			return;
+		}
+		c->p = np;
+		c->size = ns;
+	}
+	memcpy(c->p + c->n, text, k + 1);
+	c->n += k;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void cap_init(cap_t *c)
+{
+	memset(c, 0, sizeof *c);
+	pthread_mutex_init(&c->mu, NULL);
+}
+
+static void cap_fini(cap_t *c)
+{
+	free(c->p);
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* Occurrences of needle in the log. */
+static int cap_count(cap_t *c, const char *needle)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&c->mu);
+	for (const char *s = c->p; s && (s = strstr(s, needle)) != NULL;
+	     s += strlen(needle))
+		n++;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+static int cap_calls(cap_t *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int n = c->calls;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+static void cap_print(cap_t *c, const char *why)
+{
+	pthread_mutex_lock(&c->mu);
+	fprintf(stderr, "---- captured log (%s) ----\n%s---- end ----\n", why,
+		c->p ? c->p : "");
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* From the test thread: nap until needle appears n times, up to ms. */
+static void cap_wait(cap_t *c, const char *needle, int n, long ms)
+{
+	for (long waited = 0; waited < ms && cap_count(c, needle) < n; waited++)
+		tu_nap_ms(1);
+}
+
+static void cap_expect(cap_t *c, const char *needle, int want, int at_least,
+		       const char *file, int line)
+{
+	int got = cap_count(c, needle);
+
+	if (at_least ? got < want : got != want) {
+		cap_print(c, "on failure");
+		fail_msg("%s:%d: \"%s\" occurs %d times in the log; expected "
+			 "%s%d",
+			 file, line, needle, got, at_least ? "at least " : "",
+			 want);
+	}
+}
+
+/* The log holds needle exactly n times / at least once. */
+#define LOG_COUNT(c, needle, n) cap_expect(c, needle, n, 0, __FILE__, __LINE__)
+#define LOG_HAS(c, needle) cap_expect(c, needle, 1, 1, __FILE__, __LINE__)
+
+/* ---- runtimes ------------------------------------------------------------ */
+
+static coev_config_t cap_config(cap_t *c, unsigned workers, unsigned debug)
+{
+	coev_config_t cfg = tu_config(workers);
+
+	cfg.debug = debug;
+	/* Tests of the slow-task report set their own limit; the others
+	 * count every report, and a machine that stalls a worker for this
+	 * long has other problems. */
+	cfg.slow_task = COEV_SEC(10);
+	cfg.log = cap_log;
+	cfg.log_arg = c;
+	return cfg;
+}
+
+static coev_rt_t *cap_rt_cfg(const coev_config_t *cfg)
+{
+	coev_rt_t *rt = NULL;
+
+	assert_int_equal(coev_rt_new(cfg, &rt), 0);
+	return rt;
+}
+
+static coev_rt_t *cap_rt(cap_t *c, unsigned workers, unsigned debug)
+{
+	coev_config_t cfg = cap_config(c, workers, debug);
+
+	return cap_rt_cfg(&cfg);
+}
+
+/* From the test thread: run fn(arg) as a task named name, join it and
+ * return its result. */
+static int run_task(coev_rt_t *rt, const char *name, coev_fn fn, void *arg)
+{
+	coev_task_t *t;
+	int ret = -1;
+
+	assert_int_equal(coev_rt_spawn(rt, name, fn, arg, &t), 0);
+	assert_int_equal(coev_join(t, &ret), 0);
+	return ret;
+}
+
+/* Until every task of rt has ended (and made its reports). */
+static void rt_quiet(coev_rt_t *rt)
+{
+	coev_rt_stats_t st;
+	coev_time_t dl = tu_guard();
+
+	for (;;) {
+		assert_int_equal(coev_rt_stats(rt, &st), 0);
+		if (st.alive == 0)
+			return;
+		assert_true(coev_now() < dl);
+		tu_nap_ms(1);
+	}
+}
+
+static void rt_end(coev_rt_t *rt)
+{
+	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
+	coev_rt_free(rt);
+}
+
+/* Finds the task named name in rt's registries. */
+static bool find_task(coev_rt_t *rt, const char *name, coev_task_info_t *out)
+{
+	coev_task_info_t a[64];
+	int n = coev_rt_tasks(rt, a, 64);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (strcmp(a[i].name, name) == 0) {
+			*out = a[i];
+			return true;
+		}
+	return false;
+}
+
+/* From the test thread: until the task named name is parked. */
+static void wait_parked(coev_rt_t *rt, const char *name)
+{
+	coev_task_info_t in;
+	coev_time_t dl = tu_guard();
+
+	while (!find_task(rt, name, &in) || in.state != COEV_TASK_WAITING) {
+		assert_true(coev_now() < dl);
+		tu_nap_ms(1);
+	}
+}
+
+/* As a task: until the task named name (in the caller's runtime) is
+ * parked. */
+static void task_wait_parked(const char *name)
+{
+	coev_task_info_t in;
+	coev_time_t dl = tu_guard();
+
+	while (!find_task(coev_rt_current(), name, &in) ||
+	       in.state != COEV_TASK_WAITING) {
+		if (coev_now() > dl) {
+			TU_CHECK_MSG(0, "%s never parked", name);
+			return;
+		}
+		coev_sleep(COEV_MSEC(1));
+	}
+}
+
+/* ---- tasks --------------------------------------------------------------- */
+
+static int return_zero(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static int return_eio(void *arg)
+{
+	(void)arg;
+	return -EIO;
+}
+
+static int return_ecanceled(void *arg)
+{
+	(void)arg;
+	return -ECANCELED;
+}
+
+/* Sleeps until cancelled. An hour rather than coev_sleep_until(
+ * COEV_FOREVER): a sleep without a deadline parks without a wait note,
+ * and dumps show it as "a bare park", not a timer. */
+static int sleep_an_hour(void *arg)
+{
+	atomic_int *started = arg;
+	int r;
+
+	if (started)
+		atomic_fetch_add(started, 1);
+	r = coev_sleep(COEV_SEC(3600));
+	TU_CHECK_EQ(r, -ECANCELED);
+	return r;
+}
+
+/* ---- slow task ----------------------------------------------------------- */
+
+typedef struct hog {
+	coev_time_t spin; /* how long to run without suspending */
+	int worker;
+	uint64_t id;
+} hog_t;
+
+/*
+ * The frame a slow-task backtrace must show. The backtrace is taken by the
+ * worker itself, in a SIGURG handler that walks the frame-pointer chain
+ * from the interrupted registers: the interrupted pc names the innermost
+ * function, and the chain starts at the frame pointer, which belongs to
+ * the innermost function that set up a frame. So when the signal lands
+ * in a function that has none (a libc or vDSO leaf, or TSan's
+ * __tsan_read4/__tsan_write4, which instrument every access to memory),
+ * the function that called it is missing: a loop incrementing a volatile
+ * counter showed "#0 __tsan_write4, #1 hog_task" under TSan, most of its
+ * time being in __tsan_write4. Hence the loop works in registers only
+ * (about 100 us a round) and calls coev_now() once a round: the signal
+ * lands in this function's own code nearly always.
+ *
+ * Under TSan the signal is not lost either: TSan queues an asynchronous
+ * signal and runs the handler at the thread's next intercepted call (here
+ * the clock_gettime under coev_now(), within a round), with the registers
+ * saved when it arrived, and this frame is still on the stack then; so the
+ * backtrace is asserted in every build.
+ */
+static TU_NOINLINE void hog_spins_in_here(coev_time_t ns)
+{
+	coev_time_t end = coev_now() + ns;
+	unsigned x = 1;
+
+	while (coev_now() < end)
+		for (unsigned i = 0; i < 100000; i++) {
+			x = x * 1103515245u + 12345u;
+			__asm__ volatile("" : "+r"(x));
+		}
+}
+
+static int hog_task(void *arg)
+{
+	hog_t *h = arg;
+
+	h->worker = coev_worker_id();
+	h->id = coev_task_id(coev_self());
+	hog_spins_in_here(h->spin);
+	/* The run reported slow ends here. */
+	TU_CHECK_EQ(coev_yield(), 0);
+	return 0;
+}
+
+/* Runs a hog on a runtime made from cfg, and checks the report of its
+ * run: one slow-task report naming it, its id and worker, with limit in
+ * it and a backtrace through hog_spins_in_here; then, once it yielded,
+ * one "suspended after about" line. The runtime is gone before the first
+ * assertion, so that a failure leaves no debug runtime behind. */
+static void check_hog(cap_t *c, const coev_config_t *cfg, coev_time_t spin,
+		      const char *limit)
+{
+	hog_t h = {.spin = spin, .worker = -1};
+	coev_rt_t *rt = cap_rt_cfg(cfg);
+	char want[160];
+
+	assert_int_equal(run_task(rt, "hog", hog_task, &h), 0);
+	cap_wait(c, "suspended after about", 1, TU_GUARD_S * 1000L);
+	tu_nap_ms(4 * SLOW_MS);
+	rt_end(rt);
+	tu_assert_no_failures();
+	assert_true(h.worker >= 0);
+	LOG_COUNT(c, "coev: slow task: task #", 1);
+	snprintf(want, sizeof want,
+		 "coev: slow task: task #%llu 'hog' has run for ",
+		 (unsigned long long)h.id);
+	LOG_HAS(c, want);
+	snprintf(want, sizeof want,
+		 " on worker %d without suspending (debug mode's limit: %s)\n",
+		 h.worker, limit);
+	LOG_HAS(c, want);
+	LOG_COUNT(c, "suspended after about", 1);
+	snprintf(want, sizeof want,
+		 "coev: slow task: the task reported on worker %d suspended "
+		 "after about ",
+		 h.worker);
+	LOG_HAS(c, want);
+	LOG_COUNT(c, "(no backtrace", 0);
+	LOG_COUNT(c, "  where it is now:\n    #0 ", 1);
+	LOG_HAS(c, " hog_spins_in_here+0x");
+	LOG_HAS(c, " hog_task+0x");
+	assert_int_equal(cap_calls(c), 2);
+}
+
+static void test_reports_slow_task(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 2, COEV_DEBUG_CHECKS);
+	cfg.slow_task = COEV_MSEC(SLOW_MS);
+	check_hog(&c, &cfg, COEV_MSEC(5 * SLOW_MS), "20.0 ms");
+	cap_fini(&c);
+}
+
+/* The default limit, 100 ms (coev_config_t.slow_task 0), on one worker. */
+static void test_reports_slow_task_default_limit(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 1, COEV_DEBUG_CHECKS);
+	cfg.slow_task = 0;
+	check_hog(&c, &cfg, COEV_MSEC(500), "100.0 ms");
+	cap_fini(&c);
+}
+
+/*
+ * The negatives below must tell a library that reports a run wrongly from
+ * a machine that really stalled a run: a worker thread descheduled for
+ * longer than the limit in the middle of a 200 us piece makes a run that
+ * long in wall time, and its report is right. So the task reads the clock
+ * at the start and end of each of its runs and keeps the longest span
+ * (runs_t). A report with every span well under the limit is a library
+ * bug; a report with a span near the limit is a stall, and the round is
+ * run again.
+ */
+typedef struct runs {
+	coev_time_t ns;	   /* how long the task goes on */
+	coev_time_t last;  /* clock at the start of the current span */
+	coev_time_t worst; /* the longest span */
+} runs_t;
+
+static void span_begin(runs_t *r)
+{
+	r->last = coev_now();
+}
+
+static void span_end(runs_t *r)
+{
+	coev_time_t now = coev_now();
+
+	if (now - r->last > r->worst)
+		r->worst = now - r->last;
+	r->last = now;
+}
+
+/* One run before the sleep, one after it. */
+static int sleep_long(void *arg)
+{
+	runs_t *r = arg;
+	int rc;
+
+	span_begin(r);
+	span_end(r);
+	rc = coev_sleep(r->ns);
+	span_begin(r);
+	TU_CHECK_EQ(rc, 0);
+	span_end(r);
+	return rc;
+}
+
+/* Spans from one resumption to the next cover each run and the yield
+ * between (an over-estimate, which only causes a needless round). */
+static int yield_often(void *arg)
+{
+	runs_t *r = arg;
+	coev_time_t end = coev_now() + r->ns;
+
+	span_begin(r);
+	while (coev_now() < end) {
+		tu_spin_ns(COEV_USEC(200));
+		TU_CHECK_EQ(coev_yield(), 0);
+		span_end(r);
+	}
+	return 0;
+}
+
+#define STALL_ROUNDS 5
+
+/* Runs fn for 5x the limit in a debug runtime until a round ends without
+ * a slow-task report, or with one that a stall explains. */
+static void check_not_slow(coev_fn fn, const char *name)
+{
+	coev_time_t limit = COEV_MSEC(SLOW_MS);
+
+	for (int round = 0; round < STALL_ROUNDS; round++) {
+		runs_t r = {.ns = 5 * limit};
+		coev_config_t cfg;
+		coev_rt_t *rt;
+		cap_t c;
+		int reports;
+
+		cap_init(&c);
+		cfg = cap_config(&c, 2, COEV_DEBUG_CHECKS);
+		cfg.slow_task = limit;
+		rt = cap_rt_cfg(&cfg);
+		assert_int_equal(run_task(rt, name, fn, &r), 0);
+		tu_nap_ms(4 * SLOW_MS); /* a few of the monitor's periods */
+		rt_end(rt);
+		tu_assert_no_failures();
+		reports = cap_calls(&c);
+		if (reports && r.worst < limit * 9 / 10) {
+			cap_print(&c, "on failure");
+			fail_msg("'%s' was reported slow, but its longest run "
+				 "took %lld ns",
+				 name, (long long)r.worst);
+		}
+		cap_fini(&c);
+		if (!reports)
+			return;
+		fprintf(stderr,
+			"(a run of '%s' took %lld ns: the machine stalled it; "
+			"again)\n",
+			name, (long long)r.worst);
+	}
+	skip(); /* stalled in every round: nothing to conclude */
+}
+
+/* Sleeping 5x the limit is not a slow run. */
+static void test_reports_slow_task_not_for_sleep(void **state)
+{
+	(void)state;
+	check_not_slow(sleep_long, "sleeper");
+}
+
+/* Nor is running 5x the limit in 200 us pieces with a yield between. */
+static void test_reports_slow_task_not_for_yields(void **state)
+{
+	(void)state;
+	check_not_slow(yield_often, "yielder");
+}
+
+/* ---- a failed task nobody joined --------------------------------------- */
+
+static void test_reports_unjoined_error_detached(void **state)
+{
+	cap_t c;
+	coev_rt_t *rt;
+	coev_task_t *t;
+	int ret = 0;
+
+	(void)state;
+	cap_init(&c);
+	rt = cap_rt(&c, 2, COEV_DEBUG_CHECKS);
+	assert_int_equal(coev_rt_spawn(rt, "failer", return_eio, NULL, NULL),
+			 0);
+	rt_quiet(rt);
+	LOG_COUNT(&c, "failed with", 1);
+	LOG_HAS(&c, "'failer' failed with -5 (");
+	LOG_HAS(&c, "and nobody joined it: ended detached\n");
+
+	/* Joined: its joiner has the error. */
+	assert_int_equal(coev_rt_spawn(rt, "joined", return_eio, NULL, &t), 0);
+	assert_int_equal(coev_join(t, &ret), 0);
+	assert_int_equal(ret, -EIO);
+	/* Cancelled, or returning -ECANCELED: not a failure to report. */
+	assert_int_equal(
+		coev_rt_spawn(rt, "cancelled", sleep_an_hour, NULL, &t), 0);
+	wait_parked(rt, "cancelled");
+	assert_int_equal(coev_cancel(t), 0);
+	assert_int_equal(coev_detach(t), 0);
+	assert_int_equal(
+		coev_rt_spawn(rt, "ecanceled", return_ecanceled, NULL, NULL),
+		0);
+	/* Success, detached. */
+	assert_int_equal(coev_rt_spawn(rt, "fine", return_zero, NULL, NULL), 0);
+	rt_quiet(rt);
+	rt_end(rt);
+	LOG_COUNT(&c, "failed with", 1);
+	assert_int_equal(cap_calls(&c), 1);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+/* coev_detach of a handle whose task already failed reports it then. */
+static void test_reports_unjoined_error_detached_after_end(void **state)
+{
+	cap_t c;
+	coev_rt_t *rt;
+	coev_task_t *t, *ok;
+	char want[96];
+
+	(void)state;
+	cap_init(&c);
+	rt = cap_rt(&c, 2, COEV_DEBUG_CHECKS);
+	assert_int_equal(coev_rt_spawn(rt, "late", return_eio, NULL, &t), 0);
+	assert_int_equal(coev_rt_spawn(rt, "late_ok", return_zero, NULL, &ok),
+			 0);
+	/* alive 0: both ended, their ends published (task_finish). */
+	rt_quiet(rt);
+	assert_int_equal(cap_calls(&c), 0);
+	snprintf(want, sizeof want, "task #%llu 'late' failed with -5 (",
+		 (unsigned long long)coev_task_id(t));
+	assert_int_equal(coev_detach(t), 0);
+	assert_int_equal(coev_detach(ok), 0);
+	LOG_COUNT(&c, "failed with", 1);
+	LOG_HAS(&c, want);
+	LOG_HAS(&c, "and nobody joined it: detached after it ended\n");
+	rt_end(rt);
+	assert_int_equal(cap_calls(&c), 1);
+	cap_fini(&c);
+}
+
+/* A handle never used when the runtime is freed. */
+static void test_reports_unjoined_error_never_joined(void **state)
+{
+	cap_t c;
+	coev_rt_t *rt;
+	coev_task_t *t, *ok;
+
+	(void)state;
+	cap_init(&c);
+	rt = cap_rt(&c, 2, COEV_DEBUG_CHECKS);
+	assert_int_equal(coev_rt_spawn(rt, "orphan", return_eio, NULL, &t), 0);
+	assert_int_equal(coev_rt_spawn(rt, "orphan_ok", return_zero, NULL, &ok),
+			 0);
+	rt_quiet(rt);
+	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
+	assert_int_equal(cap_calls(&c), 0);
+	coev_rt_free(rt); /* releases t and ok */
+	LOG_COUNT(&c, "failed with", 1);
+	LOG_HAS(&c, "'orphan' failed with -5 (");
+	LOG_HAS(&c, "and nobody joined it: never joined; its runtime was "
+		    "freed\n");
+	assert_int_equal(cap_calls(&c), 1);
+	cap_fini(&c);
+}
+
+/* ---- tasks alive at shutdown ------------------------------------------- */
+
+typedef struct leaver {
+	atomic_int started;
+	int leave; /* 1: detach the two sleepers, 0: cancel and join them */
+} leaver_t;
+
+static int main_with_sleepers(void *arg)
+{
+	leaver_t *l = arg;
+	coev_task_t *t[2];
+	int rets[2];
+
+	TU_CHECK_EQ(
+		coev_spawn_named("left_a", sleep_an_hour, &l->started, &t[0]),
+		0);
+	TU_CHECK_EQ(
+		coev_spawn_named("left_b", sleep_an_hour, &l->started, &t[1]),
+		0);
+	TU_CHECK_EQ(tu_wait_at_least(&l->started, 2), 0);
+	task_wait_parked("left_a");
+	task_wait_parked("left_b");
+	if (l->leave) {
+		coev_detach(t[0]);
+		coev_detach(t[1]);
+		return 0;
+	}
+	coev_cancel(t[0]);
+	coev_cancel(t[1]);
+	TU_CHECK_EQ(coev_gather(t, 2, rets), 2);
+	return 0;
+}
+
+static void test_reports_alive_at_shutdown(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+	static leaver_t l;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 2, COEV_DEBUG_CHECKS);
+	l.leave = 1;
+	atomic_store(&l.started, 0);
+	assert_int_equal(coev_run(main_with_sleepers, &l, &cfg), 0);
+	LOG_COUNT(&c, "coev: shutdown: ", 1);
+	LOG_HAS(&c, "coev: shutdown: 2 tasks still alive, now cancelled:\n");
+	LOG_HAS(&c, "'left_a': waiting on a timer due in ");
+	LOG_HAS(&c, "'left_b': waiting on a timer due in ");
+	/* They honoured the cancel: nothing left, nothing failed. */
+	LOG_COUNT(&c, "did not end by the deadline", 0);
+	LOG_COUNT(&c, "failed with", 0);
+	assert_int_equal(cap_calls(&c), 1);
+	cap_fini(&c);
+
+	/* Nothing left over: no report. */
+	cap_init(&c);
+	cfg = cap_config(&c, 2, COEV_DEBUG_CHECKS);
+	l.leave = 0;
+	atomic_store(&l.started, 0);
+	assert_int_equal(coev_run(main_with_sleepers, &l, &cfg), 0);
+	assert_int_equal(cap_calls(&c), 0);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+static atomic_int stubborn_started;
+
+/* Ignores cancellation: shutdown can only abandon it. It never resumes, so
+ * it touches nothing after the sleep. */
+static TU_NOINLINE int stubborn_sleeps_shielded(void *arg)
+{
+	int r;
+
+	(void)arg;
+	coev_shield_begin();
+	atomic_fetch_add(&stubborn_started, 1);
+	r = coev_sleep(COEV_SEC(10));
+	coev_shield_end();
+	return r;
+}
+
+static int main_leaves_stubborn(void *arg)
+{
+	(void)arg;
+	TU_CHECK_EQ(coev_spawn_named("stubborn", stubborn_sleeps_shielded, NULL,
+				     NULL),
+		    0);
+	TU_CHECK_EQ(tu_wait_at_least(&stubborn_started, 1), 0);
+	task_wait_parked("stubborn");
+	return 0;
+}
+
+/* coev_run also prints a line of its own on stderr for the abandoned
+ * task; it is expected. */
+static void test_reports_shutdown_deadline_missed(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 2, COEV_DEBUG_CHECKS);
+	cfg.shutdown_timeout = COEV_MSEC(100);
+	assert_int_equal(coev_run(main_leaves_stubborn, NULL, &cfg), 0);
+	LOG_HAS(&c, "coev: shutdown: 1 task still alive, now cancelled:\n");
+	LOG_COUNT(&c,
+		  "coev: shutdown: 1 task did not end by the deadline "
+		  "and will not run again:\ncoev: dump of runtime ",
+		  1);
+	LOG_COUNT(&c, "'stubborn': waiting on a timer due in ", 2);
+	/* The dump's backtrace of the parked task. */
+	LOG_HAS(&c, "stubborn_sleeps_shielded");
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+/* ---- stack high-water --------------------------------------------------- */
+
+#define STACK_KIB 64
+
+/* Recurses until the frames below top span bytes, writing a buffer in
+ * every frame so that each page of the stack is touched; returns the
+ * deepest frame's address. The frame address, not a local's, measures
+ * depth: under ASan a local may live on a fake stack. */
+static TU_NOINLINE uintptr_t stack_dig(uintptr_t top, size_t bytes, int depth)
+{
+	volatile char buf[1024];
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+
+	for (size_t i = 0; i < sizeof buf; i += 64)
+		buf[i] = (char)i;
+	if (top - here < bytes && depth < 4096)
+		here = stack_dig(top, bytes, depth + 1);
+	buf[1] = buf[0]; /* after the call: no tail call, buf stays live */
+	return here;
+}
+
+static int deep_task(void *arg)
+{
+	size_t bytes = *(size_t *)arg;
+	uintptr_t top = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t low = stack_dig(top, bytes, 0);
+
+	TU_CHECK(top - low >= bytes);
+	return 0;
+}
+
+/* The report on the task named name, which dug bytes deep: how much of
+ * the stack it used, of how much. The size reported is the configured
+ * one less the stack's 64-byte header (sched/stack.c), floored to KiB. */
+static void check_stack_report(cap_t *c, const char *name, size_t bytes)
+{
+	char pat[96];
+	const char *at;
+	size_t used = 0, size = 0, pct = 0;
+
+	snprintf(pat, sizeof pat, "'%s' used ", name);
+	pthread_mutex_lock(&c->mu);
+	at = c->p ? strstr(c->p, pat) : NULL;
+	if (at)
+		sscanf(at + strlen(pat), "%zu KiB of its %zu KiB stack (%zu%%)",
+		       &used, &size, &pct);
+	pthread_mutex_unlock(&c->mu);
+	if (!at || size < STACK_KIB - 1 || size > STACK_KIB ||
+	    used * 1024 < bytes || used > size || pct <= 75 ||
+	    pct > used * 100 / size + 2 || pct + 2 < used * 100 / size) {
+		cap_print(c, "on failure");
+		fail_msg("no stack report on '%s' (or a wrong one): used %zu "
+			 "KiB of %zu KiB (%zu%%)",
+			 name, used, size, pct);
+	}
+}
+
+/* One worker, so the same stack is reused: small, big, small, and only the
+ * big one is reported. */
+static void test_reports_stack_high_water(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+	coev_rt_t *rt;
+	coev_worker_stats_t ws;
+	size_t small = 8 * 1024, big = 56 * 1024;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 1, COEV_DEBUG_CHECKS);
+	cfg.stack_size = STACK_KIB * 1024;
+	rt = cap_rt_cfg(&cfg);
+	assert_int_equal(run_task(rt, "small_1", deep_task, &small), 0);
+	assert_int_equal(cap_calls(&c), 0);
+	assert_int_equal(run_task(rt, "big", deep_task, &big), 0);
+	assert_int_equal(run_task(rt, "small_2", deep_task, &small), 0);
+	assert_int_equal(run_task(rt, "small_3", deep_task, &small), 0);
+	assert_int_equal(coev_rt_worker_stats(rt, 0, &ws), 0);
+	rt_end(rt);
+	/* One stack served all four. */
+	assert_int_equal(ws.stacks_mapped, 1);
+	LOG_COUNT(&c, "KiB stack (", 1);
+	LOG_HAS(&c, "raise coev_config_t.stack_size or COEV_STACK_SIZE");
+	check_stack_report(&c, "big", big);
+	assert_int_equal(cap_calls(&c), 1);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+/* ---- a mutex held at a task's end -------------------------------------- */
+
+static int lock_and_leave(void *arg)
+{
+	coev_mutex_t *m = arg;
+
+	TU_CHECK_EQ(coev_mutex_lock(&m[0]), 0);
+	return 0;
+}
+
+static int lock_two_and_leave(void *arg)
+{
+	coev_mutex_t *m = arg;
+
+	TU_CHECK_EQ(coev_mutex_lock(&m[0]), 0);
+	TU_CHECK_EQ(coev_mutex_lock(&m[1]), 0);
+	return 0;
+}
+
+static int lock_and_unlock(void *arg)
+{
+	coev_mutex_t *m = arg;
+
+	TU_CHECK_EQ(coev_mutex_lock(&m[0]), 0);
+	coev_mutex_unlock(&m[0]);
+	return 0;
+}
+
+/*
+ * A mutex left locked by a task that ended stays locked: only its holder
+ * could unlock it, and the holder is gone. Destroying it is allowed
+ * (coev_mutex_destroy: "it may still be held"), so each case takes fresh
+ * mutexes and destroys them.
+ */
+static void test_reports_mutex_held_at_end(void **state)
+{
+	cap_t c;
+	coev_rt_t *rt;
+	coev_mutex_t m1[1] = {COEV_MUTEX_INIT}, m2[2] = {COEV_MUTEX_INIT};
+	coev_mutex_t m3[1] = {COEV_MUTEX_INIT};
+	char want[160];
+
+	(void)state;
+	cap_init(&c);
+	rt = cap_rt(&c, 2, COEV_DEBUG_CHECKS);
+	assert_int_equal(run_task(rt, "tidy", lock_and_unlock, m3), 0);
+	assert_int_equal(cap_calls(&c), 0);
+	assert_int_equal(run_task(rt, "leaver", lock_and_leave, m1), 0);
+	snprintf(want, sizeof want,
+		 "'leaver' ended holding 1 coev mutex (the last it locked: "
+		 "%p); no other task can take it\n",
+		 (void *)&m1[0]);
+	LOG_COUNT(&c, "ended holding", 1);
+	LOG_HAS(&c, want);
+	assert_int_equal(coev_mutex_trylock(&m1[0]), -EBUSY);
+	assert_int_equal(run_task(rt, "leaver2", lock_two_and_leave, m2), 0);
+	snprintf(want, sizeof want,
+		 "'leaver2' ended holding 2 coev mutexes (the last it locked: "
+		 "%p); no other task can take them\n",
+		 (void *)&m2[1]);
+	LOG_HAS(&c, want);
+	assert_int_equal(run_task(rt, "tidy", lock_and_unlock, m3), 0);
+	rt_end(rt);
+	LOG_COUNT(&c, "ended holding", 2);
+	assert_int_equal(cap_calls(&c), 2);
+	coev_mutex_destroy(&m1[0]);
+	coev_mutex_destroy(&m2[0]);
+	coev_mutex_destroy(&m2[1]);
+	coev_mutex_destroy(&m3[0]);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+/* ---- SIGUSR1 ---------------------------------------------------------- */
+
+static int wait_event(void *arg)
+{
+	int r = coev_event_wait(arg);
+
+	TU_CHECK_EQ(r, 0);
+	return r;
+}
+
+static bool usr1_is_default(void)
+{
+	struct sigaction sa;
+
+	assert_int_equal(sigaction(SIGUSR1, NULL, &sa), 0);
+	return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL;
+}
+
+static void test_reports_sigusr1_dump(void **state)
+{
+	cap_t c;
+	coev_rt_t *rt;
+	coev_event_t ev;
+	coev_task_t *t;
+	coev_task_info_t in;
+	char want[96];
+
+	(void)state;
+	/* Debug mode takes SIGUSR1 only when the program left it alone. */
+	if (!usr1_is_default())
+		skip();
+	cap_init(&c);
+	assert_int_equal(coev_event_init(&ev), 0);
+
+	/* Outside debug mode SIGUSR1 is left as it is. */
+	rt = cap_rt(&c, 2, 0);
+	assert_int_equal(coev_rt_spawn(rt, "quiet", wait_event, &ev, &t), 0);
+	wait_parked(rt, "quiet");
+	assert_true(usr1_is_default());
+	coev_event_set(&ev);
+	assert_int_equal(coev_join(t, NULL), 0);
+	rt_end(rt);
+	coev_event_clear(&ev);
+
+	rt = cap_rt(&c, 2, COEV_DEBUG_CHECKS);
+	/* Its handler is in (raising SIGUSR1 at SIG_DFL would end us). */
+	assert_false(usr1_is_default());
+	assert_int_equal(coev_rt_spawn(rt, "usr1_waiter", wait_event, &ev, &t),
+			 0);
+	wait_parked(rt, "usr1_waiter");
+	assert_true(find_task(rt, "usr1_waiter", &in));
+	assert_int_equal(cap_calls(&c), 0);
+	assert_int_equal(raise(SIGUSR1), 0);
+	cap_wait(&c, "coev: SIGUSR1: ", 1, TU_SCALE(1000, 1000, 2000));
+	LOG_COUNT(&c, "coev: SIGUSR1: coev: dump of runtime ", 1);
+	snprintf(want, sizeof want,
+		 "task #%llu 'usr1_waiter': waiting on event",
+		 (unsigned long long)in.id);
+	LOG_HAS(&c, want);
+	coev_event_set(&ev);
+	assert_int_equal(coev_join(t, NULL), 0);
+	rt_end(rt);
+	/* Given back when the last debug runtime went. */
+	assert_true(usr1_is_default());
+	assert_int_equal(cap_calls(&c), 1);
+	coev_event_destroy(&ev);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+/* ---- outside debug mode: silence ---------------------------------------- */
+
+static void test_reports_none_without_debug_mode(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+	coev_rt_t *rt;
+	hog_t h = {.spin = COEV_MSEC(5 * SLOW_MS)};
+	coev_mutex_t m[1] = {COEV_MUTEX_INIT};
+	size_t big = 56 * 1024;
+	coev_task_t *t;
+
+	(void)state;
+	cap_init(&c);
+	cfg = cap_config(&c, 2, 0);
+	cfg.slow_task = COEV_MSEC(SLOW_MS);
+	cfg.stack_size = STACK_KIB * 1024;
+	rt = cap_rt_cfg(&cfg);
+	assert_int_equal(run_task(rt, "hog", hog_task, &h), 0);
+	assert_int_equal(coev_rt_spawn(rt, "failer", return_eio, NULL, NULL),
+			 0);
+	assert_int_equal(coev_rt_spawn(rt, "late", return_eio, NULL, &t), 0);
+	assert_int_equal(run_task(rt, "leaver", lock_and_leave, m), 0);
+	assert_int_equal(run_task(rt, "big", deep_task, &big), 0);
+	rt_quiet(rt);
+	assert_int_equal(coev_detach(t), 0);
+	assert_int_equal(coev_rt_spawn(rt, "orphan", return_eio, NULL, &t), 0);
+	assert_int_equal(coev_rt_spawn(rt, "left", sleep_an_hour, NULL, NULL),
+			 0);
+	wait_parked(rt, "left");
+	tu_nap_ms(4 * SLOW_MS);
+	rt_end(rt);
+	assert_int_equal(cap_calls(&c), 0);
+	coev_mutex_destroy(&m[0]);
+	tu_assert_no_failures();
+	cap_fini(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reports_slow_task),
+		cmocka_unit_test(test_reports_slow_task_default_limit),
+		cmocka_unit_test(test_reports_slow_task_not_for_sleep),
+		cmocka_unit_test(test_reports_slow_task_not_for_yields),
+		cmocka_unit_test(test_reports_unjoined_error_detached),
+		cmocka_unit_test(
+			test_reports_unjoined_error_detached_after_end),
+		cmocka_unit_test(test_reports_unjoined_error_never_joined),
+		cmocka_unit_test(test_reports_alive_at_shutdown),
+		cmocka_unit_test(test_reports_shutdown_deadline_missed),
+		cmocka_unit_test(test_reports_stack_high_water),
+		cmocka_unit_test(test_reports_mutex_held_at_end),
+		cmocka_unit_test(test_reports_sigusr1_dump),
+		cmocka_unit_test(test_reports_none_without_debug_mode),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
