@@ -70,8 +70,7 @@ METRICS = [
     ("mutex", "ns_per_pair", "ns_per_pair", "ns per lock/unlock pair", True),
     ("pipeline", "msgs_per_s", "msgs_per_s", "messages/s through 3 stages",
      False),
-    ("trace-off", "ns_per_task", "ns_per_task",
-     "ns per task, spawn, tracing compiled out / off / on", True),
+    ("trace-off", "ns_per_task", "ns_per_task", "ns per task (spawn)", True),
     ("bridge", "completions_per_s", "completions_per_s",
      "completions/s", False),
     ("bridge", "p99_us", "p99_us", "p99 us, completion to resume", True),
@@ -394,6 +393,16 @@ def trace_off_lines(stats):
                      "  (%s)" % (rt, m, fmt(s.median), fmt(s.min),
                                  fmt(s.max), 100 * spread(s), len(s.values),
                                  ratio, what[rt]))
+    # The rounds run notrace, off and on back to back, so the k-th runs
+    # of each met the same machine: their ratios, for reference (a failed
+    # run shifts the pairing after it).
+    off = stats.get((w, m, "off"))
+    if base is not None and base.ok and off is not None and off.ok:
+        pairs = [a / b for a, b in zip(off.values, base.values)]
+        lines.append("off/notrace round by round (for reference): median "
+                     "%s, min..max %s..%s over %d rounds" % (
+                         fmt(statistics.median(pairs)), fmt(min(pairs)),
+                         fmt(max(pairs)), len(pairs)))
     line, why = noise(stats, w, m, "off", "notrace")
     lines.append("verdict: " + (why or line))
     lines.append("(spread: (max - min) / median over the runs; within "

@@ -163,9 +163,9 @@ struct coev_task {
 	uint64_t trace_flow;	/* [waker, then runner] wake flow (trace.c) */
 	atomic_int last_worker; /* [runner writes, any reads] -1: never ran */
 	bool ext; /* [init] counted in rt->live_ext (spawned from outside) */
-	void *san_fiber;	/* TSan fiber [runner] */
-	void *san_fake;		/* ASan fake stack [runner] */
-	char name[32];		/* [init] */
+	void *san_fiber; /* TSan fiber [runner] */
+	void *san_fake;	 /* ASan fake stack [runner] */
+	char name[32];	 /* [init] */
 };
 
 /*
