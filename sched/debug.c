@@ -659,6 +659,7 @@ void coev__debug_shutdown_left(struct coev_rt *rt, int left)
 /* A worker's reply to SIGURG: its backtrace at the moment. */
 struct coev__bt {
 	atomic_uint_fast64_t want, done; /* request numbers */
+	uint_fast64_t seq;		 /* the worker's run_seq then */
 	int n;
 	uintptr_t pcs[BT_MAX];
 };
@@ -715,6 +716,7 @@ static void urg_handler(int sig, siginfo_t *si, void *ucv)
 	}
 	b->pcs[0] = pc;
 	b->n = walk(fp, lo, hi, b->pcs, 1, BT_MAX);
+	b->seq = atomic_load_explicit(&w->run_seq, memory_order_relaxed);
 	atomic_store_explicit(&b->done, want, memory_order_release);
 	errno = saved;
 }
@@ -769,9 +771,10 @@ static void signals_give(void)
 	pthread_mutex_unlock(&sig_mu);
 }
 
-/* Ask worker w for its backtrace; n frames, or 0 without an answer. */
+/* Ask worker w for its backtrace during the run seq; n frames, 0 without
+ * an answer, -1 when the run had ended by then. */
 static int ask_backtrace(struct coev__monitor *m, struct coev_worker *w,
-			 uintptr_t *pcs)
+			 uint_fast64_t seq, uintptr_t *pcs)
 {
 	struct coev__bt *b = w->bt;
 	uint_fast64_t want = ++m->req;
@@ -787,6 +790,8 @@ static int ask_backtrace(struct coev__monitor *m, struct coev_worker *w,
 	     waited += nap.tv_nsec) {
 		if (atomic_load_explicit(&b->done, memory_order_acquire) ==
 		    want) {
+			if (b->seq != seq)
+				return -1;
 			n = b->n;
 			memcpy(pcs, b->pcs, (size_t)n * sizeof *pcs);
 			return n;
@@ -812,7 +817,8 @@ static void name_of(struct coev_rt *rt, uint64_t id, char *buf, size_t len)
 }
 
 static void report_slow(struct coev_rt *rt, struct coev__monitor *m,
-			struct coev_worker *w, coev_time_t ran)
+			struct coev_worker *w, uint_fast64_t seq,
+			coev_time_t ran)
 {
 	uint64_t id = atomic_load_explicit(&w->run_id, memory_order_relaxed);
 	uint64_t ring, lifo, inbox;
@@ -846,15 +852,17 @@ static void report_slow(struct coev_rt *rt, struct coev__monitor *m,
 		  atomic_load_explicit(&w->st.ios, memory_order_relaxed) == 1
 			  ? ""
 			  : "s");
-	n = ask_backtrace(m, w, pcs);
-	if (n) {
+	n = ask_backtrace(m, w, seq, pcs);
+	if (n > 0) {
 		sb_printf(&b, "  where it is now:\n");
 		put_backtrace(&b, pcs, n, true);
 	} else {
-		sb_printf(&b, "  (no backtrace: %s)\n",
-			  atomic_load_explicit(&urg_ours, memory_order_relaxed)
-				  ? "the worker did not answer SIGURG"
-				  : "the program handles SIGURG itself");
+		sb_printf(
+			&b, "  (no backtrace: %s)\n",
+			n < 0 ? "it suspended before the worker answered"
+			: atomic_load_explicit(&urg_ours, memory_order_relaxed)
+				? "the worker did not answer SIGURG"
+				: "the program handles SIGURG itself");
 	}
 	log_sb(rt, &b);
 }
@@ -895,7 +903,7 @@ static void tick(struct coev_rt *rt, struct coev__monitor *m)
 					&w->run_start, memory_order_relaxed);
 
 				if (start && now - start >= rt->slow_ns) {
-					report_slow(rt, m, w, now - start);
+					report_slow(rt, m, w, seq, now - start);
 					mw->warned = seq;
 					mw->warned_start = start;
 				}

@@ -541,7 +541,8 @@ static inline void traced_wake(coev_task_t *t)
 	if (__builtin_expect(atomic_load_explicit(&coev__trace_any,
 						  memory_order_relaxed),
 			     0) &&
-	    (w = coev__worker_self()) != NULL && COEV__TRACING(w))
+	    (w = coev__worker_self()) != NULL && COEV__TRACING(w) &&
+	    w->rt == t->rt)
 		coev__trace_wake(w, t);
 #endif
 }
