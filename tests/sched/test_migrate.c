@@ -85,7 +85,7 @@ static void test_migrate_config_from_environment(void **state)
 
 static void test_migrate_rejects_unknown_debug_flags(void **state)
 {
-	static const unsigned bad[] = {2, 3, 0x100, 0x80000000u, ~0u};
+	static const unsigned bad[] = {4, 5, 0x100, 0x80000000u, ~0u};
 	coev_rt_t *rt = (coev_rt_t *)&rt;
 
 	(void)state;
