@@ -255,7 +255,7 @@ static void snap_task(struct coev_rt *rt, const coev_task_t *t, struct snap *s,
 	in->id = t->id;
 	memcpy(in->name, t->name, sizeof in->name);
 	in->worker = wi;
-	in->age = now - t->born;
+	in->age = now - (rt->started + (coev_time_t)t->born_ms * 1000000);
 	in->cancelled =
 		atomic_load_explicit(&mt->cancel, memory_order_relaxed) != 0;
 	in->wait = COEV_WAIT_NONE;
@@ -585,11 +585,11 @@ void coev__debug_task_end(struct coev_worker *w, coev_task_t *t)
 	if (t->locks_held)
 		coev__logf(rt,
 			   "coev: task #%llu '%s' ended holding %u coev "
-			   "mutex%s (the last it locked: %p); no other task "
-			   "can take %s\n",
+			   "mutex%s; no other task can take %s\n",
 			   (unsigned long long)t->id, task_name(t->name),
-			   t->locks_held, t->locks_held == 1 ? "" : "es",
-			   t->lock_last, t->locks_held == 1 ? "it" : "them");
+			   (unsigned)t->locks_held,
+			   t->locks_held == 1 ? "" : "es",
+			   t->locks_held == 1 ? "it" : "them");
 	if (t->stack) {
 		size_t used = coev__stack_used(t->stack), size = t->stack->size;
 

@@ -125,6 +125,9 @@ typedef struct coev__waiter {
 	pthread_cond_t cv;
 } coev__waiter_t;
 
+/* 256 bytes in plain builds (four cache lines): small fields fill the
+ * holes after yield, boosted and pin_depth; check with a layout print
+ * before adding one. */
 struct coev_task {
 	_Alignas(16) atomic_uint state;	  /* [any] see TS_* */
 	atomic_uint refs;		  /* [any] handle + run + wakers */
@@ -137,35 +140,41 @@ struct coev_task {
 	void *arg;		    /* [init] */
 	int result;		    /* written before DONE is published */
 	uint8_t yield;		    /* TY_*: set by the task before switching */
-	struct coev_stack *stack;   /* NULL until first run [runner] */
-	coev__entry_t *link[3];	    /* queue links, one per entry kind */
-	struct coev_task *next;	    /* free-list link */
-	bool boosted;		    /* a work-first join queued it [joiner] */
+	/* What a parked task waits on, for dumps (debug.c): COEV_WAIT_*,
+	 * the object, and an fd, a deadline or a task id. [runner writes,
+	 * any reads] */
+	_Atomic(unsigned char) wait_kind;
+	bool ext; /* [init] counted in rt->live_ext (spawned from outside) */
+	struct coev_stack *stack; /* NULL until first run [runner] */
+	coev__entry_t *link[3];	  /* queue links, one per entry kind */
+	union {
+		struct coev_task *next; /* free-list link (a freed block) */
+		uint64_t trace_flow;	/* [waker, then runner] wake flow */
+	};
+	bool boosted;		      /* a work-first join queued it [joiner] */
+	uint16_t locks_held;	      /* [runner] coev mutexes held */
+	_Atomic(int16_t) last_worker; /* [runner writes] -1: never ran */
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
 	struct coev_worker *home;	 /* registry list holding it [init] */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
 	unsigned pin_depth;	  /* [runner] coev_pin nesting (bridge/) */
+	uint32_t born_ms;	  /* [init] coarse ms from rt->started */
 	coev_time_t dl_limit;	  /* [runner] earliest pushed deadline */
 	struct coev_scope *scope; /* [init] scope it is a child of */
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
-	coev_time_t born;		 /* [init] coarse clock at spawn */
-	/* What a parked task waits on, for dumps (debug.c): COEV_WAIT_*,
-	 * the object, and an fd or deadline. [runner writes, any reads] */
-	_Atomic(unsigned char) wait_kind;
 	_Atomic(const void *) wait_obj;
 	atomic_llong wait_arg;
-	unsigned locks_held;	/* [runner] mutexes held (sync/mutex.c) */
-	const void *lock_last;	/* [runner] the one locked last */
-	uint64_t trace_flow;	/* [waker, then runner] wake flow (trace.c) */
-	atomic_int last_worker; /* [runner writes, any reads] -1: never ran */
-	bool ext; /* [init] counted in rt->live_ext (spawned from outside) */
+#if defined(COEV_TSAN)
 	void *san_fiber; /* TSan fiber [runner] */
-	void *san_fake;	 /* ASan fake stack [runner] */
-	char name[32];	 /* [init] */
+#endif
+#if defined(COEV_ASAN)
+	void *san_fake; /* ASan fake stack [runner] */
+#endif
+	char name[32]; /* [init] */
 };
 
 /*
@@ -232,15 +241,16 @@ struct coev_worker {
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
-	struct coev_rt *rt;	       /* [init] */
-	unsigned index;		       /* [init] */
-	coev_task_t *current;	       /* [owner] task being run */
-	coev__ctx_t sched_ctx;	       /* [owner] scheduler context */
-	uint32_t tick;		       /* [owner] */
-	uint32_t lifo_runs;	       /* [owner] consecutive LIFO runs */
-	uint32_t inbox_runs;	       /* [owner] consecutive inbox runs */
-	bool searching;		       /* [owner] counted as searcher */
-	uint64_t rng;		       /* [owner] plat_ev's choices */
+	struct coev_rt *rt;    /* [init] */
+	unsigned index;	       /* [init] */
+	coev_task_t *current;  /* [owner] task being run */
+	coev__ctx_t sched_ctx; /* [owner] scheduler context */
+	uint32_t tick;	       /* [owner] */
+	uint32_t lifo_runs;    /* [owner] consecutive LIFO runs */
+	uint32_t inbox_runs;   /* [owner] consecutive inbox runs */
+	uint32_t now_ms; /* [owner] coarse ms from rt->started, for ages */
+	bool searching;	 /* [owner] counted as searcher */
+	uint64_t rng;	 /* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
 	coev_task_t *task_cache;       /* [owner] free blocks */
 	unsigned task_cache_len;       /* [owner] */

@@ -67,6 +67,12 @@
 #define N_SEARCHING(s) ((unsigned)((s)&0xffffffffu))
 #define N_UNPARKED(s) ((unsigned)((s) >> 32))
 
+/* The clock spawns stamp their tasks' ages with (task.c). */
+static uint32_t coarse_ms(struct coev_worker *w)
+{
+	return (uint32_t)((coev__coarse_now() - w->rt->started) / 1000000);
+}
+
 /* --- the inject queue ------------------------------------------------- */
 
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
@@ -347,6 +353,7 @@ static void park_worker(struct coev_worker *w)
 			coev__trace_idle(w, start);
 	}
 
+	w->now_ms = coarse_ms(w);
 	pthread_mutex_lock(&rt->idle_mu);
 	if (w->sleeping) {
 		/* Woken by its own loop (timer, I/O, inbox), not notified. */
@@ -592,6 +599,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * every COEV_TICK_GLOBAL polls, however busy the local queue
 		 * is. */
 		coev__plat_poll(w);
+		w->now_ms = coarse_ms(w);
 		if ((t = take_inject(w)) != NULL)
 			return t;
 	}

@@ -66,7 +66,6 @@ static inline void set_owner(struct mutex *m, const void *self)
 		coev_task_t *t = (coev_task_t *)self;
 
 		t->locks_held++;
-		t->lock_last = m;
 	}
 }
 
