@@ -855,6 +855,30 @@ static void test_trace_environment(void **state)
 	assert_int_equal(coev_config_init(&cfg), 0);
 	assert_null(cfg.trace);
 	assert_int_equal(cfg.trace_events, 0);
+
+	/* Debug mode's variables: COEV_DEBUG is 0 or 1, COEV_SLOW_TASK_MS
+	 * 1..3600000 milliseconds; anything else is -EINVAL with the
+	 * default kept. */
+	assert_int_equal(setenv("COEV_DEBUG", "1", 1), 0);
+	assert_int_equal(setenv("COEV_SLOW_TASK_MS", "250", 1), 0);
+	assert_int_equal(coev_config_init(&cfg), 0);
+	assert_true(cfg.debug & COEV_DEBUG_CHECKS);
+	assert_int_equal(cfg.slow_task, COEV_MSEC(250));
+	static const char *bad_debug[] = {"2", "yes", "", "-1"};
+	for (size_t i = 0; i < sizeof bad_debug / sizeof bad_debug[0]; i++) {
+		assert_int_equal(setenv("COEV_DEBUG", bad_debug[i], 1), 0);
+		assert_int_equal(coev_config_init(&cfg), -EINVAL);
+		assert_false(cfg.debug & COEV_DEBUG_CHECKS);
+	}
+	assert_int_equal(unsetenv("COEV_DEBUG"), 0);
+	static const char *bad_slow[] = {"0", "3600001", "1s", "abc"};
+	for (size_t i = 0; i < sizeof bad_slow / sizeof bad_slow[0]; i++) {
+		assert_int_equal(setenv("COEV_SLOW_TASK_MS", bad_slow[i], 1),
+				 0);
+		assert_int_equal(coev_config_init(&cfg), -EINVAL);
+		assert_int_equal(cfg.slow_task, COEV_MSEC(100));
+	}
+	assert_int_equal(unsetenv("COEV_SLOW_TASK_MS"), 0);
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
@@ -868,8 +892,10 @@ int main(void)
 		TU_FD_TEST(test_trace_environment),
 	};
 
-	/* The tests choose their own traces. */
+	/* The tests choose their own traces and debug settings. */
 	unsetenv("COEV_TRACE");
 	unsetenv("COEV_TRACE_EVENTS");
+	unsetenv("COEV_DEBUG");
+	unsetenv("COEV_SLOW_TASK_MS");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
