@@ -255,7 +255,11 @@ static void snap_task(struct coev_rt *rt, const coev_task_t *t, struct snap *s,
 	in->id = t->id;
 	memcpy(in->name, t->name, sizeof in->name);
 	in->worker = wi;
-	in->age = now - (rt->started + (coev_time_t)t->born_ms * 1000000);
+	/* Both on the coarse clock, which is monotonic: never negative. */
+	in->age =
+		now - (rt->started_coarse + (coev_time_t)t->born_ms * 1000000);
+	if (in->age < 0)
+		in->age = 0;
 	in->cancelled =
 		atomic_load_explicit(&mt->cancel, memory_order_relaxed) != 0;
 	in->wait = COEV_WAIT_NONE;

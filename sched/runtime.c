@@ -212,6 +212,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	rt->nworkers = cfg->workers;
 	rt->debug = cfg->debug;
 	rt->started = coev__plat_now();
+	rt->started_coarse = coev__coarse_now();
 	rt->slow_ns = cfg->slow_task > 0 ? cfg->slow_task : COEV_MSEC(100);
 	rt->log = cfg->log ? cfg->log : coev__log_stderr;
 	rt->log_arg = cfg->log_arg;

@@ -160,7 +160,7 @@ struct coev_task {
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
 	unsigned pin_depth;	  /* [runner] coev_pin nesting (bridge/) */
-	uint32_t born_ms;	  /* [init] coarse ms from rt->started */
+	uint32_t born_ms;	  /* [init] coarse ms from rt->started_coarse */
 	coev_time_t dl_limit;	  /* [runner] earliest pushed deadline */
 	struct coev_scope *scope; /* [init] scope it is a child of */
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
@@ -248,9 +248,10 @@ struct coev_worker {
 	uint32_t tick;	       /* [owner] */
 	uint32_t lifo_runs;    /* [owner] consecutive LIFO runs */
 	uint32_t inbox_runs;   /* [owner] consecutive inbox runs */
-	uint32_t now_ms; /* [owner] coarse ms from rt->started, for ages */
-	bool searching;	 /* [owner] counted as searcher */
-	uint64_t rng;	 /* [owner] plat_ev's choices */
+	uint32_t
+		now_ms; /* [owner] coarse ms from rt->started_coarse, for ages */
+	bool searching;		       /* [owner] counted as searcher */
+	uint64_t rng;		       /* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
 	coev_task_t *task_cache;       /* [owner] free blocks */
 	unsigned task_cache_len;       /* [owner] */
@@ -351,8 +352,9 @@ struct coev_rt {
 	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
 	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
 	/* Observability (debug.c, trace.c). */
-	coev_time_t started; /* [init] */
-	coev_time_t slow_ns; /* [init] slow-task threshold */
+	coev_time_t started;	    /* [init] */
+	coev_time_t started_coarse; /* [init] the same on the coarse clock */
+	coev_time_t slow_ns;	    /* [init] slow-task threshold */
 	void (*log)(void *arg, const char *msg); /* [init] never NULL */
 	void *log_arg;				 /* [init] */
 	struct coev__monitor *mon;		 /* [init] or NULL */

@@ -263,9 +263,9 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	t->id = take_id(w);
 	/* A worker's cached clock, refreshed at its loop polls and parks:
 	 * a clock read per spawn cost fib 3%. */
-	t->born_ms =
-		w ? w->now_ms
-		  : (uint32_t)((coev__coarse_now() - rt->started) / 1000000);
+	t->born_ms = w ? w->now_ms
+		       : (uint32_t)((coev__coarse_now() - rt->started_coarse) /
+				    1000000);
 	t->ext = live == &rt->live_ext;
 	atomic_init(&t->last_worker, -1);
 	t->home = w ? w : rt->workers[t->id % rt->nworkers];

@@ -70,7 +70,8 @@
 /* The clock spawns stamp their tasks' ages with (task.c). */
 static uint32_t coarse_ms(struct coev_worker *w)
 {
-	return (uint32_t)((coev__coarse_now() - w->rt->started) / 1000000);
+	return (uint32_t)((coev__coarse_now() - w->rt->started_coarse) /
+			  1000000);
 }
 
 /* --- the inject queue ------------------------------------------------- */
