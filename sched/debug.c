@@ -235,6 +235,17 @@ static void put_backtrace(sb_t *b, const uintptr_t *pcs, int n, bool exact0)
 
 /* --- snapshots of the live tasks ----------------------------------------- */
 
+/* The task w runs now, or NULL: its current, read from outside. */
+static const coev_task_t *running_on(struct coev_worker *w)
+{
+	coev_task_t *cur = NULL;
+
+	if (!(atomic_load_explicit(&w->run_seq, memory_order_acquire) & 1))
+		return NULL;
+	peek(&cur, &w->current, sizeof cur);
+	return cur;
+}
+
 struct snap {
 	coev_task_info_t info;
 	const coev_task_t *t;
@@ -247,8 +258,16 @@ static void snap_task(struct coev_rt *rt, const coev_task_t *t, struct snap *s,
 {
 	coev_task_t *mt = (coev_task_t *)t;
 	unsigned st = atomic_load_explicit(&mt->state, memory_order_acquire);
-	int wi = atomic_load_explicit(&mt->last_worker, memory_order_relaxed);
+	struct coev_worker *tw = NULL;
 	coev_task_info_t *in = &s->info;
+	int wi = -1;
+
+	/* t->worker and each worker's current are their runners' plain
+	 * fields: read with peek, a snapshot. */
+	peek(&tw, &t->worker, sizeof tw);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		if (rt->workers[i] == tw)
+			wi = (int)i;
 
 	memset(s, 0, sizeof *s);
 	s->t = t;
@@ -267,18 +286,9 @@ static void snap_task(struct coev_rt *rt, const coev_task_t *t, struct snap *s,
 		in->state = COEV_TASK_DONE;
 	} else if (st & TS_RUNNING) {
 		/* RUNNING also marks a yielded task waiting in a queue. */
-		struct coev_worker *w = wi >= 0 ? rt->workers[wi] : NULL;
-		in->state =
-			w &&
-					(atomic_load_explicit(
-						 &w->run_seq,
-						 memory_order_acquire) &
-					 1) &&
-					atomic_load_explicit(
-						&w->run_id,
-						memory_order_relaxed) == t->id
-				? COEV_TASK_RUNNING
-				: COEV_TASK_READY;
+		in->state = wi >= 0 && running_on(rt->workers[wi]) == t
+				    ? COEV_TASK_RUNNING
+				    : COEV_TASK_READY;
 	} else if (st & TS_NOTIFIED) {
 		in->state = COEV_TASK_READY;
 	} else {
@@ -497,12 +507,18 @@ static void put_worker(sb_t *b, struct coev_rt *rt, struct coev_worker *w,
 
 	sb_printf(b, "worker %u: ", w->index);
 	if (seq & 1) {
-		uint64_t id =
-			atomic_load_explicit(&w->run_id, memory_order_relaxed);
-		const struct snap *s = find_id(a, n, id);
+		const coev_task_t *cur = running_on(w);
+		const struct snap *s = NULL;
 
-		sb_printf(b, "running task #%llu '%s'", (unsigned long long)id,
-			  s ? task_name(s->info.name) : "?");
+		for (size_t i = 0; i < n && !s; i++)
+			if (a[i].t == cur)
+				s = &a[i];
+		if (s)
+			sb_printf(b, "running task #%llu '%s'",
+				  (unsigned long long)s->info.id,
+				  task_name(s->info.name));
+		else
+			sb_printf(b, "running a task");
 		if (COEV__DEBUG(rt) || w->trace) {
 			fmt_dur(d, sizeof d,
 				now - atomic_load_explicit(
@@ -824,13 +840,16 @@ static void report_slow(struct coev_rt *rt, struct coev__monitor *m,
 			struct coev_worker *w, uint_fast64_t seq,
 			coev_time_t ran)
 {
-	uint64_t id = atomic_load_explicit(&w->run_id, memory_order_relaxed);
-	uint64_t ring, lifo, inbox;
+	const coev_task_t *cur = running_on(w);
+	uint64_t id = 0, ring, lifo, inbox;
 	uintptr_t pcs[BT_MAX];
 	char name[32], d[32], lim[32];
 	sb_t b = {0};
 	int n;
 
+	/* The block is live while registered: name_of finds it there. */
+	if (cur)
+		peek(&id, &cur->id, sizeof id);
 	name_of(rt, id, name, sizeof name);
 	fmt_dur(d, sizeof d, ran);
 	fmt_dur(lim, sizeof lim, rt->slow_ns);

@@ -152,6 +152,7 @@ static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 	ck_ring_init(&w->ring, COEV_RUNQ_SIZE);
 	w->rt = rt;
 	w->index = i;
+	w->debug = COEV__DEBUG(rt);
 	w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)coev__plat_now();
 	if (!w->rng)
 		w->rng = 1;

@@ -151,9 +151,8 @@ struct coev_task {
 		struct coev_task *next; /* free-list link (a freed block) */
 		uint64_t trace_flow;	/* [waker, then runner] wake flow */
 	};
-	bool boosted;		      /* a work-first join queued it [joiner] */
-	uint16_t locks_held;	      /* [runner] coev mutexes held */
-	_Atomic(int16_t) last_worker; /* [runner writes] -1: never ran */
+	bool boosted;	     /* a work-first join queued it [joiner] */
+	uint16_t locks_held; /* [runner] coev mutexes held */
 	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
 	struct coev_worker *home;	 /* registry list holding it [init] */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
@@ -250,8 +249,9 @@ struct coev_worker {
 	uint32_t inbox_runs;   /* [owner] consecutive inbox runs */
 	uint32_t
 		now_ms; /* [owner] coarse ms from rt->started_coarse, for ages */
-	bool searching;		       /* [owner] counted as searcher */
-	uint64_t rng;		       /* [owner] plat_ev's choices */
+	bool searching; /* [owner] counted as searcher */
+	bool debug;	/* [init] COEV__DEBUG(rt), on the owner's hot line */
+	uint64_t rng;	/* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
 	coev_task_t *task_cache;       /* [owner] free blocks */
 	unsigned task_cache_len;       /* [owner] */
@@ -295,11 +295,11 @@ struct coev_worker {
 			idle_ns, timers, ios;
 	} st;
 	/* What the worker runs, for the monitor (debug.c): run_seq is odd
-	 * while a task runs and changes at every run's start and end;
-	 * run_id names the task; run_start is set in debug mode and while
-	 * tracing. park_start: when the current park began, 0 if awake.
+	 * while a task runs and changes at every run's start and end (the
+	 * task is w->current, read from outside with process_vm_readv);
+	 * run_start is set in debug mode and while tracing. park_start: when the current park began, 0 if awake.
 	 * [owner writes, any reads] */
-	atomic_uint_fast64_t run_seq, run_id;
+	atomic_uint_fast64_t run_seq;
 	atomic_llong run_start, park_start;
 	struct coev__trace_ring *trace; /* [init] NULL when not tracing */
 	struct coev__bt *bt;		/* [init] debug mode: signal replies */

@@ -267,7 +267,6 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		       : (uint32_t)((coev__coarse_now() - rt->started_coarse) /
 				    1000000);
 	t->ext = live == &rt->live_ext;
-	atomic_init(&t->last_worker, -1);
 	t->home = w ? w : rt->workers[t->id % rt->nworkers];
 	t->name[0] = '\0';
 	if (name) {
@@ -405,16 +404,15 @@ static bool claim(coev__entry_t *e)
 }
 
 /* For the monitor (debug.c): run_seq odd while t runs; the start time
- * only when someone looks at it (debug mode, tracing). */
-static inline void run_begin(struct coev_worker *w, coev_task_t *t)
+ * only when someone looks at it (debug mode, tracing). Which task runs is
+ * w->current, which dumps read from outside with process_vm_readv: a
+ * store of the task's id or worker here cost 2 ns per run (yield). */
+static inline void run_begin(struct coev_worker *w)
 {
 	uint_fast64_t seq =
 		atomic_load_explicit(&w->run_seq, memory_order_relaxed);
 
-	atomic_store_explicit(&w->run_id, t->id, memory_order_relaxed);
-	atomic_store_explicit(&t->last_worker, (int)w->index,
-			      memory_order_relaxed);
-	if (__builtin_expect(COEV__DEBUG(w->rt), 0) || COEV__TRACING(w))
+	if (__builtin_expect(w->debug, 0) || COEV__TRACING(w))
 		atomic_store_explicit(&w->run_start, coev__plat_now(),
 				      memory_order_relaxed);
 	atomic_store_explicit(&w->run_seq, seq + 1, memory_order_release);
@@ -465,7 +463,7 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 			       task_entry, t);
 	}
 	COEV_STAT_ADD(w, polls, 1);
-	run_begin(w, t);
+	run_begin(w);
 	w->current = t;
 	t->yield = TY_NONE;
 	coev__switch_to_task(w, t);
