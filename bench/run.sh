@@ -252,7 +252,7 @@ build_bridge() {
 		return
 	fi
 	if [ -n "$ar" ] && [ ! -f "$ar" ]; then
-		absent[$name]="not built: ${ar#"$ROOT"/} was not built (make lib; is its bridge/*.c there?)"
+		absent[$name]="not built: ${ar#"$ROOT"/} was not built (make lib; is its adapters/*.c there?)"
 		return
 	fi
 	# shellcheck disable=SC2086

@@ -1,13 +1,8 @@
 /*
- * bridge/affinity.c — keeping a task on one worker, and running a function
- * on a chosen worker (coev/bridge.h).
- *
- * Pinning reuses the scheduler's pin (sched/wait.c): a task whose `pin` is
- * set is queued only on that worker's inbox, which thieves never touch, so
- * it resumes there after every wait and yield. coev_pin sets it for good
- * (counted in pin_depth, which timed waits respect when they pin and unpin
- * for their own watchers); coev_pin_to sets it to another worker and
- * yields, and the yield's queueing moves the task to that inbox.
+ * bridge/affinity.c — a worker's own loop for libraries that attach to it
+ * (coev_ev_loop), and running a function on a chosen worker (coev_submit,
+ * coev/bridge.h). Keeping a task on one worker (coev_pin) is the
+ * scheduler's: sched/pin.c.
  *
  * Submitting posts a small record to the worker's post stack
  * (coev__worker_post): the worker runs it between tasks, in its scheduler
@@ -17,51 +12,7 @@
 #include <stdlib.h>
 
 #include "coev/bridge.h"
-#include "sched/sched.h"
-
-int coev_pin(void)
-{
-	coev_task_t *t = coev__task_self();
-
-	if (!t)
-		return COEV_ENOTCORO;
-	t->pin_depth++;
-	t->pin = t->worker;
-	return 0;
-}
-
-int coev_pin_to(unsigned i)
-{
-	coev_task_t *t = coev__task_self();
-	struct coev_worker *target;
-
-	if (!t)
-		return COEV_ENOTCORO;
-	if (i >= t->rt->nworkers)
-		return -EINVAL;
-	target = t->rt->workers[i];
-	if (t->pin_depth && t->pin != target)
-		return -EBUSY;
-	t->pin_depth++;
-	t->pin = target;
-	/* The yield queues us on target's inbox (coev__schedule_entry). */
-	while (coev__worker_self() != target)
-		coev_yield();
-	return 0;
-}
-
-int coev_unpin(void)
-{
-	coev_task_t *t = coev__task_self();
-
-	if (!t)
-		return COEV_ENOTCORO;
-	if (!t->pin_depth)
-		return -EINVAL;
-	if (--t->pin_depth == 0)
-		t->pin = NULL;
-	return 0;
-}
+#include "sched/internal.h"
 
 struct ev_loop *coev_ev_loop(void)
 {
@@ -87,6 +38,9 @@ struct submit {
 
 static void submit_put(struct submit *s)
 {
+	/* acq_rel: pairs with the other reference's drop here (submit_run
+	 * against coev_submit_to): the last one sees the other's writes
+	 * before it frees the record. */
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	coev_future_release(s->f);
@@ -98,6 +52,9 @@ static void submit_run(coev__post_t *p, bool run)
 	struct submit *s = (struct submit *)p;
 	int expect = CLAIM_QUEUED, r = run ? -ECANCELED : -ESHUTDOWN;
 
+	/* acq_rel/acquire: against the caller's CAS in coev_submit_to, one
+	 * of them moves claim from QUEUED; fn and arg were published by
+	 * the post itself (coev__worker_post). */
 	if (run && !coev_future_cancelled(s->f) &&
 	    atomic_compare_exchange_strong_explicit(
 		    &s->claim, &expect, CLAIM_RUNNING, memory_order_acq_rel,
@@ -120,6 +77,9 @@ static int submit_post(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 		return COEV_ENOTRT;
 	if (!fn || i >= rt->nworkers)
 		return -EINVAL;
+	/* Acquire: pairs with the release store of stop in stop_workers
+	 * (sched/runtime.c). A post that races with it is failed with
+	 * -ESHUTDOWN when the worker is freed (coev__worker_drop_posts). */
 	if (atomic_load_explicit(&rt->stop, memory_order_acquire))
 		return -ESHUTDOWN;
 	if (!(s = malloc(sizeof *s)))
@@ -168,6 +128,9 @@ int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 	if ((r = submit_post(rt, i, fn, arg, 2, &s, NULL)) < 0)
 		return r;
 	r = coev_future_wait(s->f, result);
+	/* acq_rel/acquire: against the worker's CAS in submit_run, one of
+	 * them moves claim from QUEUED; when the worker won, its future
+	 * carries fn's result. */
 	if (r < 0 && !atomic_compare_exchange_strong_explicit(
 			     &s->claim, &expect, CLAIM_SKIPPED,
 			     memory_order_acq_rel, memory_order_acquire)) {

@@ -77,8 +77,9 @@ void coev_future_release(coev_future_t *f)
 
 	if (!f)
 		return;
-	/* Release: our writes happen before the free; acquire on the last
-	 * one: everyone's writes happen before it. */
+	/* acq_rel, against every other holder's release here. Release: our
+	 * writes happen before the free; acquire on the last one:
+	 * everyone's writes happen before it. */
 	old = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
 	if (old == 0)
 		coev__panic("coev_future_release: future %p released more "
@@ -121,7 +122,9 @@ static int finish(coev_future_t *f, int state, int result, void *value,
 	f->result = result;
 	f->value = value;
 	f->value_free = value_free;
-	/* Pairs with the acquire loads of coev_future_poll and the waits. */
+	/* Release: pairs with the acquire loads of state in
+	 * coev_future_poll, coev_future_cancelled, value_get and
+	 * coev_future_on_done (the waits read the result through poll). */
 	atomic_store_explicit(&f->state, state, memory_order_release);
 	coev__wq_grant_all(&f->q, 0, &wk);
 	cb = f->cbs;
@@ -164,6 +167,8 @@ int coev_future_poll(coev_future_t *f, int *result)
 {
 	if (!f)
 		return -EINVAL;
+	/* Acquire: pairs with finish's release store of state: the result
+	 * is visible. */
 	if (atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
 		return -EAGAIN;
 	if (result)
@@ -173,6 +178,7 @@ int coev_future_poll(coev_future_t *f, int *result)
 
 int coev_future_cancelled(coev_future_t *f)
 {
+	/* Acquire: pairs with finish's release store of state. */
 	return f && atomic_load_explicit(&f->state, memory_order_acquire) ==
 			    F_CANCELLED;
 }
@@ -241,6 +247,8 @@ static void *value_get(coev_future_t *f, bool take)
 {
 	void *v;
 
+	/* Acquire: pairs with finish's release store of state (the value
+	 * itself is then read under lk). */
 	if (!f ||
 	    atomic_load_explicit(&f->state, memory_order_acquire) == F_PENDING)
 		return NULL;
@@ -268,6 +276,8 @@ int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)
 
 	if (!f || !fn)
 		return -EINVAL;
+	/* Acquire: pairs with finish's release store of state: fn sees the
+	 * result. */
 	if (atomic_load_explicit(&f->state, memory_order_acquire) !=
 	    F_PENDING) {
 		fn(f, arg);

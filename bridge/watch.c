@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "coev/bridge.h"
-#include "sched/sched.h"
+#include "sched/internal.h"
 
 struct coev_watch {
 	coev__io_t io;

@@ -2,7 +2,7 @@
 # Runs every test binary in its own process under a timeout and closes with
 # "binaries: N passed, N failed" and "tests: N passed, N failed" (the cmocka
 # tests inside them). Usage: ci/run-tests.sh BUILD_DIR BIN...
-# Binaries under tests/bridge/ talk to the loopback servers of ci/servers.sh:
+# Binaries under tests/adapters/ talk to the loopback servers of ci/servers.sh:
 # started here (and stopped on exit) unless they already run or
 # COEV_SERVERS=external; their ports reach the tests as COEV_*_PORT.
 # COEV_TEST_WRAPPER: a command each binary runs under (e.g. valgrind).
@@ -14,7 +14,7 @@ pass=0; fail=0; failed=""; logs=()
 mkdir -p "$build/test-logs"
 for t in "$@"; do rm -f "$build/test-logs/$(basename "$t").log"; done
 case " $* " in
-*tests/bridge/*)
+*tests/adapters/*)
 	if [ "${COEV_SERVERS:-}" != external ] && ! "$servers" status >/dev/null; then
 		trap '"$servers" stop' EXIT
 		trap 'exit 130' INT TERM

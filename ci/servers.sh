@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The loopback servers the bridge tests (tests/bridge/) talk to, on 127.0.0.1:
+# The loopback servers the adapter tests (tests/adapters/) talk to, on 127.0.0.1:
 #   redis  redis-server, port $COEV_REDIS_PORT (6390), no persistence
 #   dns    dnsmasq, port $COEV_DNS_PORT (5353), UDP and TCP, serving only the
 #          zone coev.test: www -> 127.0.0.1, v6 -> ::1, dual -> both,
 #          h0 .. h999 -> 127.0.0.1, other names in it NXDOMAIN; names
 #          outside it REFUSED (no upstream: nothing is forwarded)
-#   http   tests/bridge/httpd.py, port $COEV_HTTP_PORT (8390)
+#   http   tests/adapters/httpd.py, port $COEV_HTTP_PORT (8390)
 # Usage: ci/servers.sh start|stop|status|env
 #   start   starts those not running and waits (up to 10 s each) until each
 #           answers; fails naming the port if another process holds it
@@ -67,7 +67,7 @@ launch() {
 		--port="$p" --local=/coev.test/ --addn-hosts="$dir/coev.test.hosts" \
 		--pid-file= --log-facility="$log" --user="$(id -un)" \
 		--group="$(id -gn)" ${COEV_DNS_LOG_QUERIES:+--log-queries} ;;
-	http) set -- python3 "$root/tests/bridge/httpd.py" "$p" ;;
+	http) set -- python3 "$root/tests/adapters/httpd.py" "$p" ;;
 	esac
 	"$@" </dev/null >>"$log" 2>&1 &
 	echo $! >"$dir/$n.pid"

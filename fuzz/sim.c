@@ -1,7 +1,10 @@
 /*
  * fuzz/sim.c — the deterministic simulation platform (see fuzz/sim.h):
  * the platform seam of sched/platform.h on fibers, a virtual clock and a
- * fake poller, with every choice taken from one decision source.
+ * fake poller, with every choice taken from one decision source. This file
+ * holds the decisions, the threads, the scheduling points and the loop
+ * that runs them; the clock, timers and fake poller are fuzz/sim_loop.c,
+ * the mutexes and condition variables fuzz/sim_sync.c.
  *
  * Structure. The OS thread that calls sim_run runs the simulation loop on
  * its own stack; every simulated thread is a fiber (coev__ctx_switch, the
@@ -32,9 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "fuzz/sim.h"
-#include "sched/sched.h"
-#include "sched/switch.h"
+#include "fuzz/sim_internal.h"
 
 #if defined(COEV_TSAN)
 #error "the simulation runs every thread on one OS thread: no TSan"
@@ -44,14 +45,11 @@
 #define SIM_STEP_NS 100	     /* virtual time per scheduling point */
 #define SIM_BUDGET 4000000   /* default step budget */
 #define SIM_EPOCH 1000000000 /* the clock starts at 1 s */
-#define SIM_THREADS_MAX 64
 /* The longest jump of the clock while threads can still run: time passing
  * while they are slow, which is how a deadline beats a completion. Longer
  * ones would let the runtime's own shutdown timeout (seconds) expire under
  * running work: legal, but a run that only shows tasks abandoned. */
 #define SIM_JUMP_MAX 1000000
-
-enum sim_state { S_RUN, S_MUTEX, S_COND, S_PARK, S_JOIN, S_DONE };
 
 static const char *const state_name[] = {
 	"runnable",
@@ -67,89 +65,22 @@ static const char *const point_name[COEV__PT_COUNT] = {
 	"lock", "spin", "complete", "await", "cancel", "timer",
 };
 
-struct sim_thread {
-	coev__ctx_t ctx;
-	const void *lo; /* the stack it runs on now (ASan) */
-	size_t size;
-	void *stack; /* its own stack; NULL for the loop */
-	struct coev_worker *tls;
-	void *(*fn)(void *);
-	void *arg;
-	enum sim_state state;
-	const void *on;	       /* mutex, cond or thread waited for */
-	coev_time_t until;     /* COND: deadline, or COEV_FOREVER */
-	bool signalled;	       /* COND */
-	bool timedout;	       /* COND */
-	struct coev_worker *w; /* PARK */
-	unsigned id;
-	uint64_t prio; /* PCT */
-	char name[32];
-};
-
-/* One worker's fake loop. */
-struct sim_loop {
-	bool ring;	       /* doorbell rung since the last park/poll */
-	coev__timer_t *timers; /* armed, unsorted */
-	coev__io_t *ios;       /* armed, unsorted */
-};
-
-/* A watcher is armed while it is on its loop's list; the list, not a
- * flag in the watcher (whose bytes are the caller's until it is armed),
- * says so. */
-struct timer_impl {
-	coev__timer_t *next;
-	coev_time_t when;
-	uint64_t seq;
-};
-
-struct io_impl {
-	coev__io_t *next;
-	int fd;
-	unsigned events;
-};
-
-_Static_assert(sizeof(struct timer_impl) <= sizeof(((coev__timer_t *)0)->impl),
-	       "timer_impl too big");
-_Static_assert(sizeof(struct io_impl) <= sizeof(((coev__io_t *)0)->impl),
-	       "io_impl too big");
-
-static struct sim {
-	bool running;
-	struct sim_opts o;
-	enum sim_mode mode; /* may fall from SIM_BYTES to SIM_RANDOM */
-	size_t pos;	    /* next schedule byte */
-	uint64_t rng;
-	coev_time_t clock;
-	uint64_t steps, budget, seq;
-	unsigned keep; /* BYTES: points left before the next decision */
-	unsigned pick; /* BYTES: the next pick */
-	bool jump;     /* BYTES: advance the clock before the next pick */
-	struct sim_thread loop;
-	struct sim_thread *cur, *prev, *spinner;
-	struct sim_thread *threads[SIM_THREADS_MAX];
-	unsigned nthreads, started;
-	/* PCT */
-	uint64_t change[8];
-	unsigned nchange, low;
-	void (*describe)(FILE *, void *);
-	void *describe_arg;
-	enum coev__point last_point;
-} sim;
+struct sim coev__sim;
 
 /* --- decisions ------------------------------------------------------- */
 
 static uint64_t next_rand(void)
 {
-	return sim_splitmix(&sim.rng);
+	return sim_splitmix(&coev__sim.rng);
 }
 
 static int next_byte(void)
 {
-	if (sim.mode != SIM_BYTES)
+	if (coev__sim.mode != SIM_BYTES)
 		return -1;
-	if (sim.pos < sim.o.len)
-		return sim.o.bytes[sim.pos++];
-	sim.mode = SIM_RANDOM; /* the rng was seeded from the input */
+	if (coev__sim.pos < coev__sim.o.len)
+		return coev__sim.o.bytes[coev__sim.pos++];
+	coev__sim.mode = SIM_RANDOM; /* the rng was seeded from the input */
 	return -1;
 }
 
@@ -175,24 +106,24 @@ static bool decide_switch(void)
 {
 	int b;
 
-	switch (sim.mode) {
+	switch (coev__sim.mode) {
 	case SIM_BYTES:
-		if (sim.keep) {
-			sim.keep--;
+		if (coev__sim.keep) {
+			coev__sim.keep--;
 			return false;
 		}
 		if ((b = next_byte()) >= 0) {
-			sim.keep = (unsigned)b & 0x0f;
-			sim.pick = ((unsigned)b >> 4) & 7;
-			sim.jump = b & 0x80;
+			coev__sim.keep = (unsigned)b & 0x0f;
+			coev__sim.pick = ((unsigned)b >> 4) & 7;
+			coev__sim.jump = b & 0x80;
 			return true;
 		}
 		return next_rand() % 8 == 0; /* the bytes ran out */
 	case SIM_RANDOM: return next_rand() % 8 == 0;
 	case SIM_PCT:
-		for (unsigned i = 0; i < sim.nchange; i++)
-			if (sim.change[i] == sim.steps)
-				sim.cur->prio = sim.low--;
+		for (unsigned i = 0; i < coev__sim.nchange; i++)
+			if (coev__sim.change[i] == coev__sim.steps)
+				coev__sim.cur->prio = coev__sim.low--;
 		return true; /* the loop runs the highest priority */
 	}
 	return false;
@@ -236,22 +167,22 @@ static void switch_to(struct sim_thread *from, struct sim_thread *to)
 				       to->lo, to->size);
 #endif
 	from->tls = coev__tls_worker;
-	sim.prev = from;
-	sim.cur = to;
+	coev__sim.prev = from;
+	coev__sim.cur = to;
 	coev__ctx_switch(&from->ctx, &to->ctx);
-	/* Back in `from`, switched to by sim.prev. */
+	/* Back in `from`, switched to by coev__sim.prev. */
 #if defined(COEV_ASAN)
 	__sanitizer_finish_switch_fiber(fake, &lo, &size);
-	sim.prev->lo = lo;
-	sim.prev->size = size;
+	coev__sim.prev->lo = lo;
+	coev__sim.prev->size = size;
 #endif
 	coev__tls_worker = from->tls;
 }
 
 /* The running simulated thread gives the CPU back to the loop. */
-static void to_loop(void)
+void coev__sim_to_loop(void)
 {
-	switch_to(sim.cur, &sim.loop);
+	switch_to(coev__sim.cur, &coev__sim.loop);
 }
 
 static void thread_entry(void *arg)
@@ -263,19 +194,19 @@ static void thread_entry(void *arg)
 	size_t size;
 
 	__sanitizer_finish_switch_fiber(NULL, &lo, &size);
-	sim.prev->lo = lo;
-	sim.prev->size = size;
+	coev__sim.prev->lo = lo;
+	coev__sim.prev->size = size;
 #endif
 	coev__tls_worker = NULL;
 	th->fn(th->arg);
 	th->state = S_DONE;
-	for (unsigned i = 0; i < sim.nthreads; i++) {
-		struct sim_thread *j = sim.threads[i];
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct sim_thread *j = coev__sim.threads[i];
 
 		if (j->state == S_JOIN && j->on == th)
 			j->state = S_RUN;
 	}
-	to_loop();
+	coev__sim_to_loop();
 	abort(); /* never resumed */
 }
 
@@ -284,7 +215,7 @@ static struct sim_thread *thread_new(const char *name, void *(*fn)(void *),
 {
 	struct sim_thread *th;
 
-	if (sim.nthreads == SIM_THREADS_MAX)
+	if (coev__sim.nthreads == SIM_THREADS_MAX)
 		return NULL;
 	if (!(th = calloc(1, sizeof *th)))
 		return NULL;
@@ -298,19 +229,20 @@ static struct sim_thread *thread_new(const char *name, void *(*fn)(void *),
 	th->size = SIM_STACK;
 	th->fn = fn;
 	th->arg = arg;
-	th->id = sim.started++;
+	th->id = coev__sim.started++;
 	snprintf(th->name, sizeof th->name, "%s#%u", name, th->id);
-	th->prio = sim.mode == SIM_PCT ? 1000 + next_rand() % 1000000 : 0;
+	th->prio = coev__sim.mode == SIM_PCT ? 1000 + next_rand() % 1000000 : 0;
 	coev__ctx_init(&th->ctx, th->stack, SIM_STACK, thread_entry, th);
-	sim.threads[sim.nthreads++] = th;
+	coev__sim.threads[coev__sim.nthreads++] = th;
 	return th;
 }
 
 static void thread_free(struct sim_thread *th)
 {
-	for (unsigned i = 0; i < sim.nthreads; i++) {
-		if (sim.threads[i] == th) {
-			sim.threads[i] = sim.threads[--sim.nthreads];
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		if (coev__sim.threads[i] == th) {
+			coev__sim.threads[i] =
+				coev__sim.threads[--coev__sim.nthreads];
 			break;
 		}
 	}
@@ -328,7 +260,7 @@ int coev__plat_thread_start(coev__thread_t *t, void *(*fn)(void *), void *arg)
 	struct sim_thread *th;
 	const char *name = "thread";
 
-	if (!sim.running)
+	if (!coev__sim.running)
 		coev__panic("the simulation build runs only inside sim_run");
 	if (fn == coev__worker_main)
 		name = "worker";
@@ -343,9 +275,9 @@ void coev__plat_thread_join(coev__thread_t t)
 	struct sim_thread *th = (struct sim_thread *)t.handle;
 
 	while (th->state != S_DONE) {
-		sim.cur->state = S_JOIN;
-		sim.cur->on = th;
-		to_loop();
+		coev__sim.cur->state = S_JOIN;
+		coev__sim.cur->on = th;
+		coev__sim_to_loop();
 	}
 	thread_free(th);
 }
@@ -391,418 +323,42 @@ void sim_actor_join(sim_actor_t a)
 
 void sim_set_describe(void (*fn)(FILE *, void *), void *arg)
 {
-	sim.describe = fn;
-	sim.describe_arg = arg;
+	coev__sim.describe = fn;
+	coev__sim.describe_arg = arg;
 }
 
 uint64_t sim_steps(void)
 {
-	return sim.steps;
+	return coev__sim.steps;
 }
 
 /* --- points ------------------------------------------------------------ */
 
 void coev__plat_point(enum coev__point p)
 {
-	if (!sim.running || sim.cur == &sim.loop)
+	if (!coev__sim.running || coev__sim.cur == &coev__sim.loop)
 		return;
-	sim.steps++;
-	sim.clock += SIM_STEP_NS;
-	sim.last_point = p;
-	if (sim.steps > sim.budget)
+	coev__sim.steps++;
+	coev__sim.clock += SIM_STEP_NS;
+	coev__sim.last_point = p;
+	if (coev__sim.steps > coev__sim.budget)
 		sim_fail("step budget of %llu spent: a hang or a livelock",
-			 (unsigned long long)sim.budget);
+			 (unsigned long long)coev__sim.budget);
 	if (decide_switch())
-		to_loop();
+		coev__sim_to_loop();
 }
 
 int coev__sim_sched_yield(void)
 {
-	if (!sim.running || sim.cur == &sim.loop)
+	if (!coev__sim.running || coev__sim.cur == &coev__sim.loop)
 		return 0;
 	/* A spinner: someone else must run (the holder of what it spins
 	 * on). */
-	sim.steps++;
-	sim.clock += SIM_STEP_NS;
-	sim.spinner = sim.cur;
-	to_loop();
+	coev__sim.steps++;
+	coev__sim.clock += SIM_STEP_NS;
+	coev__sim.spinner = coev__sim.cur;
+	coev__sim_to_loop();
 	return 0;
-}
-
-/* --- clock, timers, fake poller ---------------------------------------- */
-
-coev_time_t coev__plat_now(void)
-{
-	return sim.clock;
-}
-
-static struct sim_loop *loop_of(struct coev_worker *w)
-{
-	return w->loop;
-}
-
-int coev__plat_loop_init(struct coev_worker *w)
-{
-	struct sim_loop *l = calloc(1, sizeof *l);
-
-	if (!l)
-		return -ENOMEM;
-	w->loop = l;
-	return 0;
-}
-
-void coev__plat_loop_destroy(struct coev_worker *w)
-{
-	free(w->loop);
-	w->loop = NULL;
-}
-
-void *coev__plat_native_loop(struct coev_worker *w)
-{
-	(void)w;
-	return NULL;
-}
-
-void coev__plat_timer_arm(struct coev_worker *w, coev__timer_t *tm,
-			  coev_time_t deadline)
-{
-	struct sim_loop *l = loop_of(w);
-	struct timer_impl *p = (struct timer_impl *)tm->impl;
-
-	COEV__POINT(TIMER);
-	for (coev__timer_t *t = l->timers; t;
-	     t = ((struct timer_impl *)t->impl)->next)
-		if (t == tm)
-			sim_fail("a timer armed twice (the platform's "
-				 "contract: arm only a disarmed timer)");
-	p->when = deadline;
-	p->seq = sim.seq++;
-	p->next = l->timers;
-	l->timers = tm;
-}
-
-void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm)
-{
-	struct sim_loop *l = loop_of(w);
-	struct timer_impl *p = (struct timer_impl *)tm->impl;
-
-	COEV__POINT(TIMER);
-	for (coev__timer_t **pp = &l->timers; *pp;
-	     pp = &((struct timer_impl *)(*pp)->impl)->next) {
-		if (*pp == tm) {
-			*pp = p->next;
-			break;
-		}
-	}
-}
-
-/* The earliest armed timer of l, or NULL. */
-static coev__timer_t *first_timer(struct sim_loop *l)
-{
-	coev__timer_t *best = NULL, *tm;
-	struct timer_impl *b = NULL, *p;
-
-	for (tm = l->timers; tm; tm = p->next) {
-		p = (struct timer_impl *)tm->impl;
-		if (!b || p->when < b->when ||
-		    (p->when == b->when && p->seq < b->seq)) {
-			best = tm;
-			b = p;
-		}
-	}
-	return best;
-}
-
-/* Fake fds: numbers from SIM_FD_BASE, readiness set by the harness. */
-#define SIM_FD_BASE 1000000
-#define SIM_FDS 64
-static unsigned fd_ready[SIM_FDS];
-static bool fd_open[SIM_FDS];
-
-int sim_fd_new(void)
-{
-	for (int i = 0; i < SIM_FDS; i++) {
-		if (!fd_open[i]) {
-			fd_open[i] = true;
-			fd_ready[i] = 0;
-			return SIM_FD_BASE + i;
-		}
-	}
-	return -EMFILE;
-}
-
-void sim_fd_set(int fd, unsigned events)
-{
-	fd_ready[fd - SIM_FD_BASE] = events;
-}
-
-void sim_fd_close(int fd)
-{
-	fd_open[fd - SIM_FD_BASE] = false;
-}
-
-static unsigned fd_events(int fd)
-{
-	if (fd < SIM_FD_BASE || fd >= SIM_FD_BASE + SIM_FDS)
-		return 0;
-	return fd_ready[fd - SIM_FD_BASE];
-}
-
-int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
-		      unsigned events)
-{
-	struct sim_loop *l = loop_of(w);
-	struct io_impl *p = (struct io_impl *)io->impl, *q;
-
-	if (fd < SIM_FD_BASE || fd >= SIM_FD_BASE + SIM_FDS ||
-	    !fd_open[fd - SIM_FD_BASE])
-		return -EBADF;
-	for (coev__io_t *o = l->ios; o; o = q->next) {
-		q = (struct io_impl *)o->impl;
-		if (q->fd == fd && (q->events & events))
-			return -EBUSY;
-	}
-	for (coev__io_t *o = l->ios; o; o = ((struct io_impl *)o->impl)->next)
-		if (o == io)
-			sim_fail("an io armed twice");
-	p->fd = fd;
-	p->events = events;
-	p->next = l->ios;
-	l->ios = io;
-	return 0;
-}
-
-void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
-{
-	struct sim_loop *l = loop_of(w);
-	struct io_impl *p = (struct io_impl *)io->impl;
-
-	for (coev__io_t **pp = &l->ios; *pp;
-	     pp = &((struct io_impl *)(*pp)->impl)->next) {
-		if (*pp == io) {
-			*pp = p->next;
-			break;
-		}
-	}
-}
-
-static coev__io_t *ready_io(struct sim_loop *l)
-{
-	struct io_impl *p;
-
-	for (coev__io_t *io = l->ios; io; io = p->next) {
-		p = (struct io_impl *)io->impl;
-		if (fd_events(p->fd) & p->events)
-			return io;
-	}
-	return NULL;
-}
-
-static bool loop_due(struct sim_loop *l)
-{
-	coev__timer_t *tm = first_timer(l);
-
-	return l->ring || ready_io(l) ||
-	       (tm && ((struct timer_impl *)tm->impl)->when <= sim.clock);
-}
-
-/* Run what is due on w's loop: ready fds, then due timers, one at a time
- * (a callback may arm or disarm others). */
-static void loop_run(struct coev_worker *w)
-{
-	struct sim_loop *l = loop_of(w);
-	coev__timer_t *tm;
-	coev__io_t *io;
-
-	l->ring = false;
-	while ((io = ready_io(l)) != NULL) {
-		struct io_impl *p = (struct io_impl *)io->impl;
-		unsigned got = fd_events(p->fd) & p->events;
-
-		coev__plat_io_disarm(w, io);
-		io->fire(io, got);
-	}
-	while ((tm = first_timer(l)) != NULL &&
-	       ((struct timer_impl *)tm->impl)->when <= sim.clock) {
-		coev__plat_timer_disarm(w, tm);
-		tm->fire(tm);
-	}
-}
-
-void coev__plat_park(struct coev_worker *w)
-{
-	struct sim_loop *l = loop_of(w);
-
-	if (!loop_due(l)) {
-		sim.cur->state = S_PARK;
-		sim.cur->w = w;
-		to_loop();
-	}
-	loop_run(w);
-}
-
-void coev__plat_poll(struct coev_worker *w)
-{
-	loop_run(w);
-}
-
-void coev__plat_unpark(struct coev_worker *w)
-{
-	COEV__POINT(UNPARK);
-	loop_of(w)->ring = true;
-}
-
-/* --- mutexes and condition variables ----------------------------------- */
-
-/* A simulated mutex keeps its owner in the pthread_mutex_t's storage (a
- * zeroed one, as PTHREAD_MUTEX_INITIALIZER is, is unlocked). */
-struct sim_mutex {
-	struct sim_thread *owner;
-};
-
-_Static_assert(sizeof(struct sim_mutex) <= sizeof(pthread_mutex_t),
-	       "sim_mutex too big");
-
-static struct sim_mutex *mx(pthread_mutex_t *m)
-{
-	return (struct sim_mutex *)(void *)m;
-}
-
-int coev__sim_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a)
-{
-	(void)a;
-	memset(m, 0, sizeof *m);
-	return 0;
-}
-
-int coev__sim_mutex_destroy(pthread_mutex_t *m)
-{
-	if (mx(m)->owner)
-		sim_fail("a mutex destroyed while %s holds it",
-			 mx(m)->owner->name);
-	return 0;
-}
-
-int coev__sim_mutex_lock(pthread_mutex_t *m)
-{
-	struct sim_thread *me = sim.running ? sim.cur : &sim.loop;
-
-	COEV__POINT(LOCK);
-	while (mx(m)->owner) {
-		if (mx(m)->owner == me)
-			sim_fail("%s locks a mutex it holds", me->name);
-		if (!sim.running || me == &sim.loop)
-			sim_fail("a mutex is held outside the simulation");
-		me->state = S_MUTEX;
-		me->on = m;
-		to_loop();
-	}
-	mx(m)->owner = me;
-	return 0;
-}
-
-int coev__sim_mutex_trylock(pthread_mutex_t *m)
-{
-	if (mx(m)->owner)
-		return EBUSY;
-	mx(m)->owner = sim.running ? sim.cur : &sim.loop;
-	return 0;
-}
-
-int coev__sim_mutex_unlock(pthread_mutex_t *m)
-{
-	struct sim_thread *me = sim.running ? sim.cur : &sim.loop;
-
-	if (mx(m)->owner != me)
-		sim_fail("%s unlocks a mutex it does not hold", me->name);
-	mx(m)->owner = NULL;
-	for (unsigned i = 0; i < sim.nthreads; i++) {
-		struct sim_thread *t = sim.threads[i];
-
-		if (t->state == S_MUTEX && t->on == m)
-			t->state = S_RUN; /* all retry; one wins */
-	}
-	return 0;
-}
-
-int coev__sim_cond_init(pthread_cond_t *c, const pthread_condattr_t *a)
-{
-	(void)a;
-	memset(c, 0, sizeof *c);
-	return 0;
-}
-
-int coev__sim_cond_destroy(pthread_cond_t *c)
-{
-	for (unsigned i = 0; i < sim.nthreads; i++)
-		if (sim.threads[i]->state == S_COND && sim.threads[i]->on == c)
-			sim_fail("a condition variable destroyed with %s "
-				 "waiting",
-				 sim.threads[i]->name);
-	return 0;
-}
-
-static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, coev_time_t until)
-{
-	struct sim_thread *me = sim.cur;
-
-	if (!sim.running || me == &sim.loop)
-		sim_fail("a condition variable waited on outside the "
-			 "simulation");
-	me->state = S_COND;
-	me->on = c;
-	me->until = until;
-	me->signalled = me->timedout = false;
-	coev__sim_mutex_unlock(m);
-	to_loop();
-	coev__sim_mutex_lock(m);
-	return me->timedout && !me->signalled ? ETIMEDOUT : 0;
-}
-
-int coev__sim_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
-{
-	return cond_wait(c, m, COEV_FOREVER);
-}
-
-int coev__sim_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
-			     const struct timespec *ts)
-{
-	/* The runtime's deadlines are coev__plat_now() values, the virtual
-	 * clock, turned into a CLOCK_MONOTONIC timespec. */
-	return cond_wait(c, m,
-			 (coev_time_t)ts->tv_sec * 1000000000 + ts->tv_nsec);
-}
-
-static int cond_wake(pthread_cond_t *c, bool all)
-{
-	struct sim_thread *waiters[SIM_THREADS_MAX];
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < sim.nthreads; i++)
-		if (sim.threads[i]->state == S_COND && sim.threads[i]->on == c)
-			waiters[n++] = sim.threads[i];
-	if (!n)
-		return 0;
-	if (!all) {
-		/* Which waiter a signal wakes is a choice too. */
-		waiters[0] = waiters[sim_choose(n)];
-		n = 1;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		waiters[i]->signalled = true;
-		waiters[i]->state = S_RUN;
-	}
-	return 0;
-}
-
-int coev__sim_cond_signal(pthread_cond_t *c)
-{
-	return cond_wake(c, false);
-}
-
-int coev__sim_cond_broadcast(pthread_cond_t *c)
-{
-	return cond_wake(c, true);
 }
 
 /* --- the loop ---------------------------------------------------------- */
@@ -811,8 +367,8 @@ static bool runnable(struct sim_thread *t)
 {
 	switch (t->state) {
 	case S_RUN: return true;
-	case S_PARK: return loop_due(loop_of(t->w));
-	case S_COND: return t->until <= sim.clock;
+	case S_PARK: return coev__sim_loop_due(loop_of(t->w));
+	case S_COND: return t->until <= coev__sim.clock;
 	default: return false;
 	}
 }
@@ -823,14 +379,14 @@ static coev_time_t next_event(void)
 {
 	coev_time_t best = COEV_FOREVER;
 
-	for (unsigned i = 0; i < sim.nthreads; i++) {
-		struct sim_thread *t = sim.threads[i];
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct sim_thread *t = coev__sim.threads[i];
 		coev__timer_t *tm;
 
 		if (t->state == S_COND && t->until < best)
 			best = t->until;
 		if (t->state == S_PARK &&
-		    (tm = first_timer(loop_of(t->w))) != NULL &&
+		    (tm = coev__sim_first_timer(loop_of(t->w))) != NULL &&
 		    ((struct timer_impl *)tm->impl)->when < best)
 			best = ((struct timer_impl *)tm->impl)->when;
 	}
@@ -840,10 +396,11 @@ static coev_time_t next_event(void)
 static void sim_dump(FILE *out)
 {
 	fprintf(out, "sim: step %llu, virtual time %.6f s, %u threads\n",
-		(unsigned long long)sim.steps,
-		(double)(sim.clock - SIM_EPOCH) / 1e9, sim.nthreads);
-	for (unsigned i = 0; i < sim.nthreads; i++) {
-		struct sim_thread *t = sim.threads[i];
+		(unsigned long long)coev__sim.steps,
+		(double)(coev__sim.clock - SIM_EPOCH) / 1e9,
+		coev__sim.nthreads);
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct sim_thread *t = coev__sim.threads[i];
 		unsigned timers = 0, ios = 0;
 
 		fprintf(out, "  %-12s %s", t->name, state_name[t->state]);
@@ -876,10 +433,10 @@ static void sim_dump(FILE *out)
 			fprintf(out, " (%s)",
 				((const struct sim_thread *)t->on)->name);
 		}
-		fprintf(out, "%s\n", t == sim.cur ? "  <- running" : "");
+		fprintf(out, "%s\n", t == coev__sim.cur ? "  <- running" : "");
 	}
-	if (sim.describe)
-		sim.describe(out, sim.describe_arg);
+	if (coev__sim.describe)
+		coev__sim.describe(out, coev__sim.describe_arg);
 }
 
 static struct sim_thread *pick(void)
@@ -888,41 +445,41 @@ static struct sim_thread *pick(void)
 	unsigned n = 0, i;
 	coev_time_t t;
 
-	if (sim.jump && (t = next_event()) != COEV_FOREVER && t > sim.clock &&
-	    t - sim.clock <= SIM_JUMP_MAX)
-		sim.clock = t;
-	sim.jump = false;
+	if (coev__sim.jump && (t = next_event()) != COEV_FOREVER &&
+	    t > coev__sim.clock && t - coev__sim.clock <= SIM_JUMP_MAX)
+		coev__sim.clock = t;
+	coev__sim.jump = false;
 	for (;;) {
-		for (i = 0; i < sim.nthreads; i++)
-			if (runnable(sim.threads[i]))
-				r[n++] = sim.threads[i];
+		for (i = 0; i < coev__sim.nthreads; i++)
+			if (runnable(coev__sim.threads[i]))
+				r[n++] = coev__sim.threads[i];
 		if (n)
 			break;
 		if ((t = next_event()) == COEV_FOREVER)
 			sim_fail("deadlock: no thread can run and no timer is "
 				 "pending (a lost wakeup, or a harness "
 				 "program that waits forever)");
-		if (sim.o.trace && t - sim.clock > 1000000) {
-			fprintf(sim.o.trace, "idle until %.6f s:\n",
+		if (coev__sim.o.trace && t - coev__sim.clock > 1000000) {
+			fprintf(coev__sim.o.trace, "idle until %.6f s:\n",
 				(double)(t - SIM_EPOCH) / 1e9);
-			sim_dump(sim.o.trace);
+			sim_dump(coev__sim.o.trace);
 		}
-		sim.clock = t;
+		coev__sim.clock = t;
 	}
 	/* A spinner gives way to anyone else. */
-	if (sim.spinner && n > 1) {
+	if (coev__sim.spinner && n > 1) {
 		for (i = 0; i < n; i++)
-			if (r[i] == sim.spinner)
+			if (r[i] == coev__sim.spinner)
 				r[i] = r[--n];
 	}
-	sim.spinner = NULL;
-	switch (sim.mode) {
-	case SIM_BYTES: return r[sim.pick % n];
+	coev__sim.spinner = NULL;
+	switch (coev__sim.mode) {
+	case SIM_BYTES: return r[coev__sim.pick % n];
 	case SIM_RANDOM:
 		if (next_rand() % 64 == 0 &&
-		    (t = next_event()) != COEV_FOREVER && t > sim.clock &&
-		    t - sim.clock <= SIM_JUMP_MAX)
-			sim.clock = t; /* a timer comes early */
+		    (t = next_event()) != COEV_FOREVER && t > coev__sim.clock &&
+		    t - coev__sim.clock <= SIM_JUMP_MAX)
+			coev__sim.clock = t; /* a timer comes early */
 		return r[next_rand() % n];
 	case SIM_PCT:
 		best = r[0];
@@ -964,27 +521,29 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	struct host_start h = {fn, arg};
 	struct sim_thread *host, *t;
 
-	memset(&sim, 0, sizeof sim);
-	memset(fd_open, 0, sizeof fd_open);
-	sim.o = *o;
-	sim.mode = o->mode;
-	sim.budget = o->budget ? o->budget : SIM_BUDGET;
-	sim.clock = SIM_EPOCH;
-	sim.rng = o->mode == SIM_BYTES ? hash_bytes(o->bytes, o->len) : o->seed;
-	strcpy(sim.loop.name, "loop");
+	memset(&coev__sim, 0, sizeof coev__sim);
+	coev__sim_fd_reset();
+	coev__sim.o = *o;
+	coev__sim.mode = o->mode;
+	coev__sim.budget = o->budget ? o->budget : SIM_BUDGET;
+	coev__sim.clock = SIM_EPOCH;
+	coev__sim.rng =
+		o->mode == SIM_BYTES ? hash_bytes(o->bytes, o->len) : o->seed;
+	strcpy(coev__sim.loop.name, "loop");
 	if (o->mode == SIM_PCT) {
 		unsigned d = o->depth ? o->depth : 1;
 		uint64_t k = o->expect ? o->expect : 10000;
 
-		sim.low = 999;
+		coev__sim.low = 999;
 		for (unsigned i = 0; i + 1 < d && i < 8; i++)
-			sim.change[sim.nchange++] = 1 + next_rand() % k;
+			coev__sim.change[coev__sim.nchange++] =
+				1 + next_rand() % k;
 	}
-	sim.running = true;
+	coev__sim.running = true;
 	host = thread_new("host", host_main, &h);
 	if (!host)
 		sim_fail("cannot start the host thread");
-	sim.cur = &sim.loop;
+	coev__sim.cur = &coev__sim.loop;
 	sim_alloc_begin(o->fail_mem, o->fail_mem_more);
 	while (host->state != S_DONE) {
 		t = pick();
@@ -995,19 +554,20 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 		}
 		if (o->trace)
 			fprintf(o->trace, "%10llu %9.6f  %-10s -> %s\n",
-				(unsigned long long)sim.steps,
-				(double)(sim.clock - SIM_EPOCH) / 1e9,
-				sim.prev && sim.prev != &sim.loop
-					? point_name[sim.last_point]
+				(unsigned long long)coev__sim.steps,
+				(double)(coev__sim.clock - SIM_EPOCH) / 1e9,
+				(coev__sim.prev &&
+				 coev__sim.prev != &coev__sim.loop)
+					? point_name[coev__sim.last_point]
 					: "",
 				t->name);
-		switch_to(&sim.loop, t);
+		switch_to(&coev__sim.loop, t);
 	}
 	sim_alloc_end();
-	if (sim.nthreads != 1)
+	if (coev__sim.nthreads != 1)
 		sim_fail("the host ended with %u threads still running",
-			 sim.nthreads - 1);
+			 coev__sim.nthreads - 1);
 	thread_free(host);
-	sim.running = false;
-	sim.cur = NULL;
+	coev__sim.running = false;
+	coev__sim.cur = NULL;
 }

@@ -1,5 +1,5 @@
 /*
- * sched/cancel.c — cancellation, shields, pushed deadlines and wait_for.
+ * sched/cancel.c — cancellation, shields and pushed deadlines.
  *
  * Model: libdill's and Trio's. Cancelling a task is a flag on the task and
  * a wake. The flag is never cleared: every wait the task makes from then on
@@ -95,22 +95,4 @@ void coev_deadline_pop(coev_time_t token)
 		coev__panic("coev_deadline_pop out of order in task %llu '%s'",
 			    (unsigned long long)t->id, t->name);
 	t->dl_limit = token;
-}
-
-int coev_wait_for(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
-{
-	coev_task_t *child;
-	int r;
-
-	r = coev_spawn_named("wait_for", fn, arg, &child);
-	if (r < 0)
-		return r;
-	r = coev_join_dl(child, deadline, ret);
-	if (r == 0)
-		return 0;
-	/* Deadline or our own cancellation: the child is cancelled and, as
-	 * asyncio.wait_for does, waited for. */
-	coev_cancel(child);
-	coev__join_strict(child, ret);
-	return r;
 }

@@ -1,14 +1,16 @@
 /*
- * sched/error.c — coev_strerror and coev__panic.
+ * sched/error.c — coev_strerror, coev__panic and the runtime's log.
  *
  * One table names every code a coev call returns: coev's own codes (from
  * the X-macro in coev/error.h) and the errno codes coev uses. strerror() is
  * not used: its buffer is shared between threads and its wording varies.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sched.h"
 
@@ -76,4 +78,40 @@ void coev__panic(const char *fmt, ...)
 	fprintf(stderr, "coev: fatal: %s\n", buf);
 	fflush(stderr);
 	abort();
+}
+
+/* --- the log: where runtime reports go (coev_config_t.log) ---------- */
+
+void coev__write_all(int fd, const char *p, size_t n, int *err)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (err)
+				*err = -errno;
+			return;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+void coev__log_stderr(void *arg, const char *text)
+{
+	(void)arg;
+	coev__write_all(2, text, strlen(text), NULL);
+}
+
+void coev__logf(struct coev_rt *rt, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	rt->log(rt->log_arg, buf);
 }

@@ -38,6 +38,14 @@ coev_time_t coev__plat_now(void)
 	return (coev_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+coev_time_t coev__plat_coarse_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (coev_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *), void *arg)
 {
 	pthread_t p;

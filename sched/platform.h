@@ -39,6 +39,9 @@ typedef struct coev__io {
 
 /* Clock: monotonic nanoseconds. */
 coev_time_t coev__plat_now(void);
+/* The same clock, coarse (a few ms of resolution) and cheaper to read:
+ * for task ages in dumps, which a spawn stamps. */
+coev_time_t coev__plat_coarse_now(void);
 
 /* Threads. start returns 0 or a negative errno; join waits for the end. */
 typedef struct coev__thread {
@@ -105,6 +108,17 @@ enum coev__point {
 	COEV__PT_TIMER,	   /* a timer is armed or disarmed */
 	COEV__PT_COUNT
 };
+
+/*
+ * Whether the platform runs threads of its own beside the workers: the
+ * monitor (sched/monitor.c). The real platform does; the simulation
+ * schedules every thread itself and has none.
+ */
+#if defined(COEV_SIM)
+#define COEV__PLAT_MONITOR 0
+#else
+#define COEV__PLAT_MONITOR 1
+#endif
 
 #if defined(COEV_SIM)
 void coev__plat_point(enum coev__point p);

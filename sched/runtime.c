@@ -60,12 +60,53 @@ static int parse_size(const char *s, unsigned long long *out)
 	return 0;
 }
 
+/* Environment variable name as a number in [lo, hi] into *v: 1 when set
+ * and valid, 0 when unset, -EINVAL when malformed or out of range (*v then
+ * untouched, so the field keeps its default). */
+static int env_size(const char *name, unsigned long long lo,
+		    unsigned long long hi, unsigned long long *v)
+{
+	const char *e = getenv(name);
+	unsigned long long x;
+
+	if (!e)
+		return 0;
+	if (parse_size(e, &x) != 0 || x < lo || x > hi)
+		return -EINVAL;
+	*v = x;
+	return 1;
+}
+
+/* Environment variable name as "0" or "1": bit set in *flags for "1";
+ * -EINVAL for anything else, 0 otherwise. */
+static int env_flag(const char *name, unsigned bit, unsigned *flags)
+{
+	const char *e = getenv(name);
+
+	if (!e)
+		return 0;
+	if (strcmp(e, "0") != 0 && strcmp(e, "1") != 0)
+		return -EINVAL;
+	if (*e == '1')
+		*flags |= bit;
+	return 0;
+}
+
+/* Fold one env_size/env_flag answer k into *r: a bad variable makes it
+ * -EINVAL, and the others still apply. True when k carries a value. */
+static bool env_ok(int *r, int k)
+{
+	if (k < 0)
+		*r = k;
+	return k > 0;
+}
+
 int coev_config_init(coev_config_t *cfg)
 {
 	const char *e;
 	unsigned long long v;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int r = 0;
+	int r = 0, k;
 
 	if (!cfg)
 		return -EINVAL;
@@ -77,52 +118,28 @@ int coev_config_init(coev_config_t *cfg)
 	cfg->shutdown_timeout = COEV_SEC(5);
 	cfg->blocking_max = COEV_BLOCKING_DEFAULT;
 	cfg->blocking_idle = COEV_SEC(10);
-	if ((e = getenv("COEV_BLOCKING_THREADS")) != NULL) {
-		if (parse_size(e, &v) == 0 && v >= 1 && v <= COEV_BLOCKING_MAX)
-			cfg->blocking_max = (unsigned)v;
-		else
-			r = -EINVAL;
-	}
-	if ((e = getenv("COEV_WORKERS")) != NULL) {
-		if (parse_size(e, &v) == 0 && v >= 1 && v <= COEV_WORKERS_MAX)
-			cfg->workers = (unsigned)v;
-		else
-			r = -EINVAL;
-	}
 	cfg->slow_task = COEV_MSEC(100);
-	if ((e = getenv("COEV_DEBUG_MIGRATE")) != NULL) {
-		if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
-			cfg->debug |= *e == '1' ? COEV_DEBUG_MIGRATE : 0;
-		else
-			r = -EINVAL;
-	}
-	if ((e = getenv("COEV_DEBUG")) != NULL) {
-		if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
-			cfg->debug |= *e == '1' ? COEV_DEBUG_CHECKS : 0;
-		else
-			r = -EINVAL;
-	}
-	if ((e = getenv("COEV_SLOW_TASK_MS")) != NULL) {
-		if (parse_size(e, &v) == 0 && v >= 1 && v <= 3600000)
-			cfg->slow_task = COEV_MSEC((coev_time_t)v);
-		else
-			r = -EINVAL;
-	}
+	k = env_size("COEV_BLOCKING_THREADS", 1, COEV_BLOCKING_MAX, &v);
+	if (env_ok(&r, k))
+		cfg->blocking_max = (unsigned)v;
+	k = env_size("COEV_WORKERS", 1, COEV_WORKERS_MAX, &v);
+	if (env_ok(&r, k))
+		cfg->workers = (unsigned)v;
+	k = env_flag("COEV_DEBUG_MIGRATE", COEV_DEBUG_MIGRATE, &cfg->debug);
+	env_ok(&r, k);
+	k = env_flag("COEV_DEBUG", COEV_DEBUG_CHECKS, &cfg->debug);
+	env_ok(&r, k);
+	k = env_size("COEV_SLOW_TASK_MS", 1, 3600000, &v);
+	if (env_ok(&r, k))
+		cfg->slow_task = COEV_MSEC((coev_time_t)v);
 	if ((e = getenv("COEV_TRACE")) != NULL && *e)
 		cfg->trace = e;
-	if ((e = getenv("COEV_TRACE_EVENTS")) != NULL) {
-		if (parse_size(e, &v) == 0 && v >= 16 && v <= (1ull << 28))
-			cfg->trace_events = (size_t)v;
-		else
-			r = -EINVAL;
-	}
-	if ((e = getenv("COEV_STACK_SIZE")) != NULL) {
-		if (parse_size(e, &v) == 0 && v >= COEV_STACK_MIN &&
-		    v <= COEV_STACK_MAX)
-			cfg->stack_size = (size_t)v;
-		else
-			r = -EINVAL;
-	}
+	k = env_size("COEV_TRACE_EVENTS", 16, 1ull << 28, &v);
+	if (env_ok(&r, k))
+		cfg->trace_events = (size_t)v;
+	k = env_size("COEV_STACK_SIZE", COEV_STACK_MIN, COEV_STACK_MAX, &v);
+	if (env_ok(&r, k))
+		cfg->stack_size = (size_t)v;
 	return r;
 }
 
@@ -195,6 +212,11 @@ static void rt_release(struct coev_rt *rt)
 static void stop_workers(struct coev_rt *rt, unsigned started)
 {
 	coev__monitor_stop(rt);
+	/* Release: pairs with the acquire loads of stop in
+	 * coev__worker_main and park_worker (worker.c) and in submit_post
+	 * (bridge/affinity.c): who sees stop sees what came before it (the
+	 * monitor stopped, every task cancelled). The doorbells below wake
+	 * the workers that sleep. */
 	atomic_store_explicit(&rt->stop, true, memory_order_release);
 	for (unsigned i = 0; i < started; i++)
 		coev__plat_unpark(rt->workers[i]);
@@ -213,7 +235,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	rt->nworkers = cfg->workers;
 	rt->debug = cfg->debug;
 	rt->started = coev__plat_now();
-	rt->started_coarse = coev__coarse_now();
+	rt->started_coarse = coev__plat_coarse_now();
 	rt->slow_ns = cfg->slow_task > 0 ? cfg->slow_task : COEV_MSEC(100);
 	rt->log = cfg->log ? cfg->log : coev__log_stderr;
 	rt->log_arg = cfg->log_arg;
@@ -335,7 +357,10 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		pthread_mutex_unlock(&rt->shutdown_mu);
 		return left;
 	}
-	/* closed before live, against spawn's live before closed. */
+	/* seq_cst: the store of closed before the loads of live in
+	 * coev__live_count below, against coev__task_spawn's increment of
+	 * live before its load of closed (task.c): one of them sees the
+	 * other, so no spawn slips past the count. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
 	if (COEV__DEBUG(rt))
 		coev__debug_shutdown_begin(rt);
@@ -346,6 +371,11 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&rt->live_mu);
+	/* seq_cst: the increment of live_waiters before the loads of live
+	 * in coev__live_count, against task_finish's decrement of live
+	 * before its load of live_waiters (task.c): either we count its end
+	 * or it sees us waiting and broadcasts under live_mu, which we hold
+	 * until the wait releases it. */
 	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	while (coev__live_count(rt) > 0 && coev__plat_now() < deadline) {
 		if (deadline == COEV_FOREVER)
@@ -353,6 +383,9 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		else
 			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
 	}
+	/* seq_cst, like the increment; no store-load order rests on it: a
+	 * finisher in task_finish that still sees us waiting only takes
+	 * live_mu and broadcasts to nobody. */
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
 	left = rt->shutdown_left = (int)coev__live_count(rt);

@@ -1,37 +1,14 @@
 /*
- * sched/sched.h — the scheduler's data structures, private to sched/.
- *
- * Ownership tags used below:
- *   [owner]  read and written only by the worker's own thread;
- *   [any]    read or written by any thread, through atomics or a lock named
- *            beside the field;
- *   [init]   written once before the worker starts, read-only afterwards.
+ * sched/sched.h — what the files of sched/ share and no other layer uses:
+ * the encoding of queue entries, tuning constants, and the cross-file
+ * functions of the scheduler. Included only by sched/ (and tests/sched/);
+ * what other layers may use is in sched/internal.h.
  */
 #ifndef COEV_SCHED_SCHED_H
 #define COEV_SCHED_SCHED_H
 
-#include <ck_ring.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include "sched/internal.h"
 
-#include "coev.h"
-#include "ctx.h"
-#include "internal.h"
-#include "platform.h"
-
-#define COEV_CACHELINE 64
-
-/* Local run queue size (power of two). 1024 rather than tokio's and Go's
- * 256: with 1,000 tasks yielding on two workers a 256-slot ring overflowed
- * on every round and a third of each yield went to inject-queue round
- * trips (70 ns against 102 ns per yield, measured with bench/coev). The
- * cost is 8 KiB per worker. Test builds may shrink it to reach the
- * wrap-around and overflow paths with few tasks. */
-#ifndef COEV_RUNQ_SIZE
-#define COEV_RUNQ_SIZE 1024
-#endif
 /* Consecutive runs from the LIFO slot before the ring gets a turn. */
 #ifndef COEV_LIFO_MAX
 #define COEV_LIFO_MAX 3
@@ -39,33 +16,13 @@
 /* Every this many ticks a worker looks at the inject queue first and polls
  * its loop, so neither starves behind a busy local queue. */
 #define COEV_TICK_GLOBAL 61
+
 /* Task control blocks kept per worker for reuse. */
 #define COEV_TASK_CACHE 512
 /* Idle stacks kept per worker for reuse. */
 #ifndef COEV_STACK_CACHE
 #define COEV_STACK_CACHE 64
 #endif
-
-/* --- tasks ------------------------------------------------------------ */
-
-/*
- * Task state word. NOTIFIED without RUNNING means "queued or about to be";
- * with RUNNING it is a wake that came while the task ran (the permit).
- *   IDLE      parked: in no queue; the next wake queues it
- *   NOTIFIED  queued (spawned, woken, yielded)
- *   RUNNING   on a worker
- *   RUNNING|NOTIFIED  running, and woken since it started running
- *   DONE      finished (other bits ignored)
- * STARTED is set from the first run on; a task that is exactly NOTIFIED has
- * never run (no stack, never pinned), which is what a join may boost.
- */
-enum {
-	TS_IDLE = 0,
-	TS_NOTIFIED = 1u << 0,
-	TS_RUNNING = 1u << 1,
-	TS_DONE = 1u << 2,
-	TS_STARTED = 1u << 3,
-};
 
 /* Why a task switched back to its worker. */
 enum { TY_NONE, TY_YIELD, TY_PARK, TY_EXIT };
@@ -88,7 +45,6 @@ enum { TY_NONE, TY_YIELD, TY_PARK, TY_EXIT };
  * queued for a task. Task blocks are 16-byte aligned, which frees the three
  * low bits of their address for the kind.
  */
-typedef struct coev__entry coev__entry_t; /* never dereferenced */
 enum {
 	ENTRY_RUN = 0,
 	ENTRY_SPAWN = 1,
@@ -108,276 +64,9 @@ enum {
 	(coev__entry_kind(e) != ENTRY_SPAWN && \
 	 coev__entry_kind(e) != ENTRY_BOOST)
 
-/* Sentinels of the joiner slot. */
-#define JOIN_DONE ((coev__waiter_t *)1)	    /* finished, result published */
-#define JOIN_DETACHED ((coev__waiter_t *)2) /* handle given up */
-#define JOIN_FREED ((coev__waiter_t *)3)    /* block released */
-
-struct coev_stack;
-struct coev_worker;
-
-/* Someone waiting for one event: a task (which holds a reference on itself
- * while registered) or a plain thread (mutex and condition). */
-typedef struct coev__waiter {
-	coev_task_t *task;
-	atomic_int done;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-} coev__waiter_t;
-
-/* 256 bytes in plain builds (four cache lines): small fields fill the
- * holes after yield, boosted and pin_depth; check with a layout print
- * before adding one. */
-struct coev_task {
-	_Alignas(16) atomic_uint state;	  /* [any] see TS_* */
-	atomic_uint refs;		  /* [any] handle + run + wakers */
-	_Atomic(coev__waiter_t *) joiner; /* [any] see JOIN_* */
-	coev__ctx_t ctx;	    /* saved context while suspended [runner] */
-	struct coev_worker *worker; /* worker running it, or that last did */
-	struct coev_worker *pin;    /* resumes only on this worker, or NULL */
-	struct coev_rt *rt;	    /* [init] */
-	coev_fn fn;		    /* [init] */
-	void *arg;		    /* [init] */
-	int result;		    /* written before DONE is published */
-	uint8_t yield;		    /* TY_*: set by the task before switching */
-	/* What a parked task waits on, for dumps (debug.c): COEV_WAIT_*,
-	 * the object, and an fd, a deadline or a task id. [runner writes,
-	 * any reads] */
-	_Atomic(unsigned char) wait_kind;
-	bool ext; /* [init] counted in rt->live_ext (spawned from outside) */
-	struct coev_stack *stack; /* NULL until first run [runner] */
-	coev__entry_t *link[3];	  /* queue links, one per entry kind */
-	union {
-		struct coev_task *next; /* free-list link (a freed block) */
-		uint64_t trace_flow;	/* [waker, then runner] wake flow */
-	};
-	bool boosted;	     /* a work-first join queued it [joiner] */
-	uint16_t locks_held; /* [runner] coev mutexes held */
-	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
-	struct coev_worker *home;	 /* registry list holding it [init] */
-	/* Cancellation (task.c) and structured concurrency (scope.c). */
-	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
-	unsigned shield;	  /* [runner] shield depth */
-	unsigned pin_depth;	  /* [runner] coev_pin nesting (bridge/) */
-	uint32_t born_ms;	  /* [init] coarse ms from rt->started_coarse */
-	coev_time_t dl_limit;	  /* [runner] earliest pushed deadline */
-	struct coev_scope *scope; /* [init] scope it is a child of */
-	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
-	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
-	uint64_t id;			 /* [init] */
-	_Atomic(const void *) wait_obj;
-	atomic_llong wait_arg;
-#if defined(COEV_TSAN)
-	void *san_fiber; /* TSan fiber [runner] */
-#endif
-#if defined(COEV_ASAN)
-	void *san_fake; /* ASan fake stack [runner] */
-#endif
-	char name[32]; /* [init] */
-};
-
-/*
- * A function to run on one worker's thread between tasks (bridge/'s
- * coev_submit): posted from any thread, run by the worker in its scheduler
- * context as a loop callback is. fn(p, false) when the runtime is freed
- * with p never run, so its owner can fail it and free it.
- */
-typedef struct coev__post {
-	struct coev__post *next;
-	void (*fn)(struct coev__post *p, bool run);
-} coev__post_t;
-
-/* --- stacks ----------------------------------------------------------- */
-
-struct coev_stack {
-	void *lo;    /* lowest usable byte */
-	size_t size; /* usable bytes */
-	void *map;   /* mapping to unmap, or NULL inside a slab */
-	size_t map_len;
-	bool guarded;		 /* a PROT_NONE page lies just below lo */
-	struct coev_stack *next; /* pool link */
-#if defined(COEV_VALGRIND)
-	unsigned vg_id; /* valgrind's name for the stack while it is mapped */
-#endif
-};
-
-/* --- the inject queue ------------------------------------------------- */
-
-/*
- * MPMC FIFO of tasks for work from outside the runtime and for overflow of
- * local rings: an intrusive list under a mutex, plus an atomic length so
- * that the common "is it empty?" question takes no lock. Batches move in
- * and out under one lock acquisition.
- */
-typedef struct coev__inject {
-	pthread_mutex_t mu;
-	coev__entry_t *head, *tail; /* [mu] */
-	atomic_size_t len;	    /* [any] written under mu */
-} coev__inject_t;
-
-/* --- the blocking pool (pool.c) -------------------------------------- */
-
-struct coev__job;
-struct coev__pool_thread;
-
-typedef struct coev__pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work; /* idle threads wait here (CLOCK_MONOTONIC) */
-	pthread_cond_t gone; /* fini waits here for the last thread */
-	struct coev__job *head, *tail;	 /* [mu] queued jobs, FIFO */
-	unsigned threads, idle, max;	 /* [mu] max: [init] */
-	coev_time_t idle_ns;		 /* [init] */
-	bool stop;			 /* [mu] */
-	struct coev__pool_thread *ended; /* [mu] threads to join */
-	atomic_uint_fast64_t jobs_run;	 /* [any] */
-} coev__pool_t;
-
-/* --- workers ---------------------------------------------------------- */
-
-struct coev_worker {
-	/* Shared with thieves. */
-	ck_ring_t ring;		       /* SPMC: owner pushes */
-	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
-	char pad0[COEV_CACHELINE];
-	/* Owner's hot state. */
-	struct coev_rt *rt;    /* [init] */
-	unsigned index;	       /* [init] */
-	coev_task_t *current;  /* [owner] task being run */
-	coev__ctx_t sched_ctx; /* [owner] scheduler context */
-	uint32_t tick;	       /* [owner] */
-	uint32_t lifo_runs;    /* [owner] consecutive LIFO runs */
-	uint32_t inbox_runs;   /* [owner] consecutive inbox runs */
-	uint32_t
-		now_ms; /* [owner] coarse ms from rt->started_coarse, for ages */
-	bool searching; /* [owner] counted as searcher */
-	bool debug;	/* [init] COEV__DEBUG(rt), on the owner's hot line */
-	uint64_t rng;	/* [owner] plat_ev's choices */
-	uint64_t id_next, id_end;      /* [owner] block of task ids */
-	coev_task_t *task_cache;       /* [owner] free blocks */
-	unsigned task_cache_len;       /* [owner] */
-	struct coev_stack *stack_pool; /* [owner] idle stacks */
-	atomic_uint stack_pool_len;    /* [owner writes, any reads] */
-	void *san_sched_fiber;	       /* [owner] TSan */
-	const void *san_sched_lo;      /* [owner] ASan: thread stack */
-	size_t san_sched_size;	       /* [owner] */
-	void *altstack;		       /* [init] SIGSEGV stack */
-	/* Pinned tasks: resumable only here; any thread pushes. */
-	coev__inject_t inbox;
-	/* Functions posted to run here (a LIFO stack; any thread pushes). */
-	_Atomic(coev__post_t *) posts;
-	/* Live tasks whose home is this worker. */
-	pthread_mutex_t reg_mu;
-	coev_task_t *reg_head; /* [reg_mu] */
-	/* This worker's share of the live-task count: +1 per spawn made here,
-	 * -1 per task ended here; the runtime's count is the sum over the
-	 * workers and live_ext (exact when read under quiescence, and see
-	 * coev__live_count). Its own cache line: no sharing on spawn. */
-	char pad1[COEV_CACHELINE];
-	atomic_long live; /* [owner writes, any reads] */
-	char pad2[COEV_CACHELINE - sizeof(atomic_long)];
-	/* Idle bookkeeping [rt->idle_mu]. */
-	bool sleeping;
-	/* Loop (the backend's), doorbell and thread. */
-	void *loop;				 /* [owner after start] */
-	_Alignas(16) unsigned char doorbell[64]; /* backend watcher */
-	/* fd readiness (the backend's): its own epoll set, watched by the
-	 * loop, and the waits registered per fd. [owner] */
-	int io_fd;
-	_Alignas(16) unsigned char io_watch[64];
-	void *io_slots;
-	size_t io_nslots;
-	coev__thread_t thread; /* [init] */
-	/* Counters: written by the owner, read by anyone (relaxed). timers
-	 * and ios are gauges (armed now), kept by the backend. */
-	struct {
-		atomic_uint_fast64_t polls, spawned, finished, stolen,
-			steal_ops, parks, unparks, inject_pops, stacks_mapped,
-			idle_ns, timers, ios;
-	} st;
-	/* What the worker runs, for the monitor (debug.c): run_seq is odd
-	 * while a task runs and changes at every run's start and end (the
-	 * task is w->current, read from outside with process_vm_readv);
-	 * run_start is set in debug mode and while tracing. park_start: when the current park began, 0 if awake.
-	 * [owner writes, any reads] */
-	atomic_uint_fast64_t run_seq;
-	atomic_llong run_start, park_start;
-	struct coev__trace_ring *trace; /* [init] NULL when not tracing */
-	struct coev__bt *bt;		/* [init] debug mode: signal replies */
-	ck_ring_buffer_t buf[COEV_RUNQ_SIZE]; /* ring storage */
-};
-
-/* Counters have one writer, the owner: a relaxed load and store, not a
- * locked read-modify-write, keeps them off the hot paths' cost. */
-#define COEV_STAT_ADD(w, field, n)                                           \
-	atomic_store_explicit(                                               \
-		&(w)->st.field,                                              \
-		atomic_load_explicit(&(w)->st.field, memory_order_relaxed) + \
-			(n),                                                 \
-		memory_order_relaxed)
-
-/* --- the runtime ------------------------------------------------------ */
-
-struct coev_rt {
-	unsigned nworkers; /* [init] */
-	unsigned debug;	   /* [init] COEV_DEBUG_* flags */
-	bool migrate;	   /* [init] COEV_DEBUG_MIGRATE, 2+ workers */
-	size_t stack_size; /* [init] page-rounded */
-	coev_time_t shutdown_timeout; /* [init] */
-	struct coev_worker **workers; /* [init] */
-	coev__inject_t inject;
-	/* Idle: packed counters, and the stack of sleeping workers. */
-	atomic_uint_fast64_t idle_state; /* [any] searching | unparked << 32 */
-	pthread_mutex_t idle_mu;
-	unsigned *sleepers; /* [idle_mu] */
-	unsigned nsleepers; /* [idle_mu] */
-	/* Lifecycle. */
-	atomic_long live_ext;	 /* [any] live-count share of non-workers */
-	atomic_bool closed;	 /* [any] spawns refused */
-	atomic_bool stop;	 /* [any] workers exit their loops */
-	int shutdown_left;	 /* [shutdown_mu] -1 until shut down */
-	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
-	pthread_cond_t live_cv;
-	atomic_int live_waiters; /* [any] threads waiting on live_cv */
-	/* Held by coev_rt_shutdown: one shutdown at a time. */
-	pthread_mutex_t shutdown_mu;
-	/* Shared pool of idle stacks, fed by workers with too many. */
-	pthread_mutex_t stack_mu;
-	struct coev_stack *stack_pool; /* [stack_mu] */
-	unsigned stack_pool_len;       /* [stack_mu] */
-	atomic_bool stack_pool_any;    /* [any] hint: stack_pool != NULL */
-	coev__pool_t pool;	       /* the blocking pool */
-	/* Unguarded stack slabs (the fallback when guard pages run out). */
-	pthread_mutex_t slab_mu;
-	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
-	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
-	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
-	/* Observability (debug.c, trace.c). */
-	coev_time_t started;	    /* [init] */
-	coev_time_t started_coarse; /* [init] the same on the coarse clock */
-	coev_time_t slow_ns;	    /* [init] slow-task threshold */
-	void (*log)(void *arg, const char *msg); /* [init] never NULL */
-	void *log_arg;				 /* [init] */
-	struct coev__monitor *mon;		 /* [init] or NULL */
-	atomic_uint_fast64_t stuck_kicks; /* [any] monitor's wakes (debug.c) */
-	char *trace_path;		  /* [init] or NULL */
-	size_t trace_events;		  /* [init] per worker */
-};
-
-/* Debug mode is on (COEV_DEBUG=1 or cfg.debug & COEV_DEBUG_CHECKS). */
-#define COEV__DEBUG(rt) (((rt)->debug & COEV_DEBUG_CHECKS) != 0)
-
 /* --- cross-file functions of sched/ ----------------------------------- */
 
-/* Current worker of the calling thread, or NULL. Never cached across a
- * switch by the compiler (see task.c). */
-struct coev_worker *coev__worker_self(void);
-coev_task_t *coev__task_self(void);
-
-extern __thread struct coev_worker *coev__tls_worker
-	__attribute__((tls_model("initial-exec")));
-
 /* worker.c */
-void *coev__worker_main(void *arg);
 void coev__schedule(coev_task_t *t, bool yielded);
 void coev__schedule_entry(coev__entry_t *e, bool yielded);
 void coev__wake_resume(coev_task_t *t);
@@ -386,85 +75,15 @@ void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);
 coev__entry_t *coev__inject_pop(coev__inject_t *q);
-void coev__notify_parked(struct coev_rt *rt, bool strict);
-void coev__worker_post(struct coev_worker *w, coev__post_t *p);
 void coev__worker_drop_posts(struct coev_worker *w);
 
 /* task.c */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);
 bool coev__entry_stale(coev__entry_t *e);
-void coev__task_release(coev_task_t *t);
 void coev__task_free_all(struct coev_rt *rt);
-long coev__live_count(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,
 		     void *arg, coev_task_t **out);
-void coev__join_strict(coev_task_t *t, int *ret);
-
-/* wait.c */
-void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
-/* How a signalled task is queued: as a wake (the signaller's next task),
- * as a joiner resumed by the task it joined, or on the signaller's ring
- * where idle workers may take it at once (for a signaller that keeps
- * running, such as an unlock). */
-enum { COEV_SIG_WAKE, COEV_SIG_RESUME, COEV_SIG_SHARED };
-void coev__waiter_signal(coev__waiter_t *wt, int how);
-int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline);
-/* The same, with a task waiter noted as waiting on (kind, what, arg) for
- * dumps (COEV_WAIT_*). */
-int coev__waiter_wait_on(coev__waiter_t *wt, coev_time_t deadline,
-			 unsigned kind, const void *what, long long arg);
-int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline);
-void coev__waiter_settle(coev__waiter_t *wt, int n);
-void coev__waiter_fini(coev__waiter_t *wt);
-void coev__wake_unpin(coev_task_t *t);
-void coev__wake_shared(coev_task_t *t);
-
-/* task.c: a reference held for a later coev__task_release(). */
-static inline void coev__task_ref(coev_task_t *t)
-{
-	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-}
-
-/*
- * A strict wait ignores the task's cancellation and pushed deadline: for a
- * wait that must last until signals already on their way arrive (the
- * waiter's frame must outlive them), or for handles that must be consumed.
- * Returns the state to give back to coev__strict_end.
- */
-static inline coev_time_t coev__strict_begin(coev_task_t *t)
-{
-	coev_time_t limit = t->dl_limit;
-
-	t->dl_limit = COEV_FOREVER;
-	t->shield++;
-	return limit;
-}
-
-static inline void coev__strict_end(coev_task_t *t, coev_time_t limit)
-{
-	t->shield--;
-	t->dl_limit = limit;
-}
-
-/* task.c: cancellation seen by the calling task's waits. */
-static inline int coev__cancel_check(coev_task_t *t)
-{
-	/* Relaxed: a cancel's wake (acq_rel on the state word) publishes
-	 * the flag to the run that follows it; a load that misses it here
-	 * is followed by a park that returns at once. */
-	if (t->shield == 0 &&
-	    atomic_load_explicit(&t->cancel, memory_order_relaxed))
-		return -ECANCELED;
-	return 0;
-}
-
-/* The deadline a wait of t really has: its own or the pushed one. */
-static inline coev_time_t coev__deadline_eff(coev_task_t *t,
-					     coev_time_t deadline)
-{
-	return t->dl_limit < deadline ? t->dl_limit : deadline;
-}
 
 /* scope.c */
 int coev__scope_adopt(struct coev_scope *s, coev_task_t *t);
@@ -474,7 +93,6 @@ void coev__cancel_all(struct coev_rt *rt);
 /* pool.c */
 void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle);
 void coev__pool_fini(struct coev_rt *rt);
-size_t coev__pool_queued(const coev__pool_t *p); /* under p->mu */
 
 /* stack.c */
 struct coev_stack *coev__stack_get(struct coev_worker *w);
@@ -489,66 +107,8 @@ void coev__stack_check(coev_task_t *t);
 void coev__stack_slabs_free(struct coev_rt *rt);
 size_t coev__page_size(void);
 
-/* debug.c: the monitor thread, reports and dumps. */
+/* monitor.c: the thread that rescues work queued behind a stuck worker. */
 int coev__monitor_start(struct coev_rt *rt);
 void coev__monitor_stop(struct coev_rt *rt);
-void coev__debug_task_end(struct coev_worker *w, coev_task_t *t);
-void coev__debug_unjoined(coev_task_t *t, const char *when);
-void coev__debug_shutdown_begin(struct coev_rt *rt);
-void coev__debug_shutdown_left(struct coev_rt *rt, int left);
-void coev__log_stderr(void *arg, const char *text);
-void coev__logf(struct coev_rt *rt, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-coev_time_t coev__coarse_now(void);
-
-/* Note what the calling task waits on (kind COEV_WAIT_*, obj, arg: an fd
- * or a deadline), or that it waits no more (COEV_WAIT_NONE). */
-static inline void coev__wait_note(coev_task_t *t, unsigned kind,
-				   const void *obj, long long arg)
-{
-	atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
-	atomic_store_explicit(&t->wait_arg, arg, memory_order_relaxed);
-	atomic_store_explicit(&t->wait_kind, (unsigned char)kind,
-			      memory_order_relaxed);
-}
-
-/* sync/mutex.c: where a mutex keeps its holder (a task or a thread). */
-extern const size_t coev__mutex_owner_offset;
-
-/* worker.c: what is queued on w now. */
-void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
-			 uint64_t *inbox);
-
-/* trace.c */
-int coev__trace_init(struct coev_rt *rt);
-void coev__trace_flush(struct coev_rt *rt);
-void coev__trace_free(struct coev_rt *rt);
-void coev__trace_run(struct coev_worker *w, coev_task_t *t, coev_time_t start,
-		     unsigned why);
-void coev__trace_wake(struct coev_worker *w, coev_task_t *t);
-void coev__trace_steal(struct coev_worker *w, struct coev_worker *v,
-		       unsigned n);
-void coev__trace_idle(struct coev_worker *w, coev_time_t start);
-void coev__trace_spawn(struct coev_worker *w, coev_task_t *t);
-
-/* Some runtime of the process traces (for sites without a worker at
- * hand). */
-extern atomic_bool coev__trace_any;
-
-/* One predictable branch when tracing is off. COEV_NO_TRACE compiles
- * tracing out (the benchmark's baseline: bench/run.sh's trace-off). */
-#if defined(COEV_NO_TRACE)
-#define COEV__TRACING(w) ((void)(w), 0)
-#else
-#define COEV__TRACING(w) __builtin_expect((w)->trace != NULL, 0)
-#endif
-
-/* stack.c: bytes of s's stack that were touched (debug mode). */
-size_t coev__stack_used(const struct coev_stack *s);
-void coev__stack_forget(const struct coev_stack *s);
-
-/* Report misuse that can only be a bug, and abort. */
-_Noreturn void coev__panic(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
 
 #endif

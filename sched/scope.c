@@ -1,5 +1,5 @@
 /*
- * sched/scope.c — task scopes (structured concurrency), wait-any, and the
+ * sched/scope.c — task scopes (structured concurrency) and the
  * cancellation of every task at shutdown.
  *
  * A scope is a mutex-protected set: its live child tasks (linked through
@@ -25,12 +25,6 @@
  * child has ended. Once the set is empty under the lock the scope is
  * closed, and later spawns into it are refused: no child can start after
  * close has looked.
- *
- * wait-any registers one waiter in the joiner slot of every task it
- * watches. Each task that ends signals it once (the waiter counts
- * signals); afterwards the waiter takes its registration back from every
- * task whose slot still holds it, and waits for the signals of the others,
- * which are already on their way, before its frame may go.
  */
 #include <stdlib.h>
 
@@ -273,91 +267,6 @@ int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline)
 int coev_scope_close(coev_scope_t *s)
 {
 	return coev_scope_close_dl(s, COEV_FOREVER);
-}
-
-/* --- wait-any ------------------------------------------------------------ */
-
-static int first_done(coev_task_t *const *tasks, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (tasks[i] &&
-		    atomic_load_explicit(&tasks[i]->joiner,
-					 memory_order_acquire) == JOIN_DONE)
-			return (int)i;
-	return -1;
-}
-
-_Noreturn static void any_misuse(coev_task_t *t)
-{
-	coev__panic("coev_wait_any: task handle %p is already joined, "
-		    "detached, or being joined by someone else",
-		    (void *)t);
-}
-
-int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
-{
-	struct coev_worker *w = coev__worker_self();
-	coev_task_t *self = w ? w->current : NULL;
-	coev__waiter_t wt, *expect;
-	size_t i, stop, any = 0;
-	int r = 0, pending = 0, found;
-
-	if (n && !tasks)
-		return -EINVAL;
-	if (w && !self)
-		return COEV_ENOTCORO;
-	for (i = 0; i < n; i++) {
-		if (tasks[i] && tasks[i] == self)
-			return -EDEADLK;
-		any += tasks[i] != NULL;
-	}
-	if (!any)
-		return -ENOENT;
-	if ((found = first_done(tasks, n)) >= 0)
-		return found;
-	if (self && (r = coev__cancel_check(self)) != 0)
-		return r;
-	if (self)
-		deadline = coev__deadline_eff(self, deadline);
-	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
-		return -ETIMEDOUT;
-	coev__waiter_init(&wt, self);
-	for (stop = 0; stop < n; stop++) {
-		if (!tasks[stop])
-			continue;
-		if (self) /* held for that task's signal */
-			coev__task_ref(self);
-		expect = NULL;
-		if (atomic_compare_exchange_strong_explicit(
-			    &tasks[stop]->joiner, &expect, &wt,
-			    memory_order_acq_rel, memory_order_acquire))
-			continue;
-		if (self)
-			coev__task_release(self);
-		if (expect != JOIN_DONE)
-			any_misuse(tasks[stop]);
-		break; /* it ended meanwhile: no need to wait */
-	}
-	if (stop == n)
-		r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, NULL,
-					 0);
-	for (i = 0; i < stop; i++) {
-		if (!tasks[i])
-			continue;
-		expect = &wt;
-		if (atomic_compare_exchange_strong_explicit(
-			    &tasks[i]->joiner, &expect, NULL,
-			    memory_order_acq_rel, memory_order_acquire)) {
-			if (self)
-				coev__task_release(self);
-		} else {
-			pending++; /* ended: its signal is on its way */
-		}
-	}
-	coev__waiter_settle(&wt, pending);
-	coev__waiter_fini(&wt);
-	found = first_done(tasks, n);
-	return found >= 0 ? found : r;
 }
 
 /* --- shutdown ---------------------------------------------------------- */

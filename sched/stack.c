@@ -118,6 +118,9 @@ size_t coev__page_size(void)
 
 static void say_fallback(const char *why)
 {
+	/* seq_cst (plain atomic_exchange) protects no store-load order: a
+	 * once flag between the threads that map stacks, against this same
+	 * exchange on another thread; only its atomicity is needed. */
 	if (atomic_exchange(&fallback_said, true))
 		return;
 	fprintf(stderr,
@@ -149,6 +152,11 @@ static struct coev_stack *map_guarded(struct coev_rt *rt)
 	size_t len = rt->stack_size + page_size;
 	void *m;
 
+	/* seq_cst (plain atomic_fetch_*) protects no store-load order: the
+	 * count is a budget shared with every other mapper here and with
+	 * the decrements of stack_release and pool_list_free; each RMW is
+	 * atomic, which is all the budget needs, and it publishes no
+	 * data. The decrements below give back this increment. */
 	if (atomic_fetch_add(&guarded_live, 1) >= guard_limit) {
 		atomic_fetch_sub(&guarded_live, 1);
 		say_fallback("guarded stacks reached the map-count budget");
@@ -237,6 +245,8 @@ static void stack_release(struct coev_rt *rt, struct coev_stack *s)
 	if (s->guarded) {
 		VG_STACK_DEREGISTER(s);
 		munmap(s->map, s->map_len);
+		/* seq_cst (plain): gives back map_guarded's increment; no
+		 * store-load order, as there. */
 		atomic_fetch_sub(&guarded_live, 1);
 		return;
 	}
@@ -368,6 +378,8 @@ static void pool_list_free(struct coev_stack *s)
 		if (s->guarded) {
 			VG_STACK_DEREGISTER(s);
 			munmap(s->map, s->map_len);
+			/* seq_cst (plain): gives back map_guarded's
+			 * increment; no store-load order, as there. */
 			atomic_fetch_sub(&guarded_live, 1);
 		}
 	}

@@ -2,7 +2,7 @@
  * sched/task.c — task control blocks, the task state machine, spawn, run,
  * finish, park and wake.
  *
- * The state word (sched.h, TS_*) is changed only by atomic read-modify-
+ * The state word (internal.h, TS_*) is changed only by atomic read-modify-
  * writes, so every wake's release sequence reaches whoever next runs the
  * task:
  *
@@ -122,7 +122,10 @@ void coev__task_release(coev_task_t *t)
 {
 	struct coev_worker *w;
 
-	/* acq_rel: the last release sees every other holder's writes. */
+	/* acq_rel: pairs with every other holder's decrement here. Each
+	 * release publishes that holder's writes to the block; the last one
+	 * (the count reaching zero) acquires them all before it reuses or
+	 * frees the block. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	registry_remove(t);
@@ -141,6 +144,15 @@ void coev__task_release(coev_task_t *t)
  * ends meanwhile; otherwise a value the count had or will have. */
 long coev__live_count(struct coev_rt *rt)
 {
+	/* seq_cst: these loads are the load half of two store-load orders.
+	 * In coev_rt_shutdown (runtime.c) they follow its store of closed,
+	 * against coev__task_spawn's increment of live before its load of
+	 * closed: either the spawn sees closed or the shutdown counts the
+	 * task. And they follow shutdown's increment of live_waiters,
+	 * against task_finish's decrement of live before its load of
+	 * live_waiters: either the shutdown counts the end or the finisher
+	 * sees it waiting and broadcasts. After closed, counts only go down
+	 * (a refused spawn's +1 is undone), so a sum that reads 0 is 0. */
 	long n = atomic_load_explicit(&rt->live_ext, memory_order_seq_cst);
 
 	for (unsigned i = 0; i < rt->nworkers; i++)
@@ -171,11 +183,20 @@ void coev__task_free_all(struct coev_rt *rt)
 		coev_task_t *t, *next;
 
 		for (t = w->reg_head; t; t = next) {
+			/* Acquire: pairs with the last acq_rel RMW of the
+			 * state word by a worker (publish_park, task_finish);
+			 * the workers are joined by now, so the join already
+			 * orders them and this adds nothing that is needed. */
 			unsigned st = atomic_load_explicit(
 				&t->state, memory_order_acquire);
 
 			next = t->rnext;
 			if ((st & TS_STARTED) && !(st & TS_DONE)) {
+				/* acq_rel: against notify's acq_rel fetch_or
+				 * of a signal from outside the runtime that
+				 * comes later (a library thread completing a
+				 * future): one RMW chain on the state word, so
+				 * that signal finds DONE and queues nothing. */
 				atomic_fetch_or_explicit(&t->state, TS_DONE,
 							 memory_order_acq_rel);
 				coev__task_ref(t); /* never freed */
@@ -227,6 +248,35 @@ static uint64_t take_id(struct coev_worker *w)
 	return w->id_next++;
 }
 
+/* Fill a new task block (spawn). */
+static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
+		      bool ext, const char *name, coev_fn fn, void *arg,
+		      bool handle)
+{
+	memset(t, 0, sizeof *t);
+	atomic_init(&t->state, TS_NOTIFIED);
+	atomic_init(&t->refs, handle ? 2 : 1);
+	atomic_init(&t->joiner, handle ? NULL : JOIN_DETACHED);
+	t->rt = rt;
+	t->fn = fn;
+	t->arg = arg;
+	t->dl_limit = COEV_FOREVER;
+	t->id = take_id(w);
+	/* A worker's cached clock, refreshed at its loop polls and parks:
+	 * a clock read per spawn cost fib 3%. */
+	t->born_ms =
+		w ? w->now_ms
+		  : (uint32_t)((coev__plat_coarse_now() - rt->started_coarse) /
+			       1000000);
+	t->ext = ext;
+	t->home = w ? w : rt->workers[t->id % rt->nworkers];
+	t->name[0] = '\0';
+	if (name) {
+		strncpy(t->name, name, sizeof t->name - 1);
+		t->name[sizeof t->name - 1] = '\0';
+	}
+}
+
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,
 		     void *arg, coev_task_t **out)
@@ -240,8 +290,12 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	if (w && w->rt != rt)
 		w = NULL;
 	live = w ? &w->live : &rt->live_ext;
-	/* live before closed, against shutdown's closed before live: either
-	 * the spawn sees closed or the shutdown counts this task. */
+	/* seq_cst: the increment of live before the load of closed, against
+	 * coev_rt_shutdown's store of closed (runtime.c) before its loads
+	 * of live in coev__live_count: either the spawn sees closed or the
+	 * shutdown counts this task. The undoing decrements below are
+	 * seq_cst like every change of the live counts that
+	 * coev__live_count sums (see task_finish). */
 	atomic_fetch_add_explicit(live, 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
 		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
@@ -252,27 +306,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
 		return -ENOMEM;
 	}
-	memset(t, 0, sizeof *t);
-	atomic_init(&t->state, TS_NOTIFIED);
-	atomic_init(&t->refs, out ? 2 : 1);
-	atomic_init(&t->joiner, out ? NULL : JOIN_DETACHED);
-	t->rt = rt;
-	t->fn = fn;
-	t->arg = arg;
-	t->dl_limit = COEV_FOREVER;
-	t->id = take_id(w);
-	/* A worker's cached clock, refreshed at its loop polls and parks:
-	 * a clock read per spawn cost fib 3%. */
-	t->born_ms = w ? w->now_ms
-		       : (uint32_t)((coev__coarse_now() - rt->started_coarse) /
-				    1000000);
-	t->ext = live == &rt->live_ext;
-	t->home = w ? w : rt->workers[t->id % rt->nworkers];
-	t->name[0] = '\0';
-	if (name) {
-		strncpy(t->name, name, sizeof t->name - 1);
-		t->name[sizeof t->name - 1] = '\0';
-	}
+	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
 		free(t);
@@ -349,18 +383,33 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 		t->stack = NULL;
 	}
 	COEV_STAT_ADD(w, finished, 1);
+	/* acq_rel: the last change of the state word. A later wake's
+	 * acq_rel fetch_or in notify finds DONE and queues nothing;
+	 * coev_cancel's load (cancel.c), snap_task's acquire load
+	 * (observe/dump.c) and coev__task_free_all see the task ended. The
+	 * acquire half pairs with the fetch_or of a wake that came during
+	 * the last run. */
 	atomic_exchange_explicit(&t->state, TS_DONE | TS_STARTED,
 				 memory_order_acq_rel);
 	if (t->scope)
 		coev__scope_child_done(t);
+	/* acq_rel: release publishes t->result to the joiner's acquire of
+	 * JOIN_DONE (join.c: coev_join_dl's load, join_wait's and
+	 * any_install's failed CAS, first_done's load; coev_detach's
+	 * exchange); acquire pairs with the acq_rel CAS that installed a
+	 * waiter (join_wait, any_install in join.c), so we signal an
+	 * initialised waiter. */
 	j = atomic_exchange_explicit(&t->joiner, JOIN_DONE,
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
 		coev__waiter_signal(j, COEV_SIG_RESUME);
 	else if (j == JOIN_DETACHED && COEV__DEBUG(rt))
 		coev__debug_unjoined(t, "ended detached");
-	/* Against shutdown's live_waiters++ then sum: either it sees this
-	 * decrement or we see it waiting and wake it to count again. */
+	/* seq_cst: the decrement of live before the load of live_waiters,
+	 * against coev_rt_shutdown's increment of live_waiters before its
+	 * loads of live in coev__live_count (runtime.c): either it sees
+	 * this decrement or we see it waiting and wake it to count again
+	 * (it holds live_mu from its check until its wait releases it). */
 	atomic_fetch_sub_explicit(t->ext ? &rt->live_ext : &w->live, 1,
 				  memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
@@ -389,12 +438,22 @@ static bool claim(coev__entry_t *e)
 	coev_task_t *t = coev__entry_task(e);
 	unsigned s = TS_NOTIFIED;
 
+	/* acq_rel: against the CAS of the task's other entry here (spawn
+	 * against boost): exactly one claims it. The acquire pairs with
+	 * notify's acq_rel fetch_or of a wake (a cancel) that came before
+	 * the first run, whose flag first_run then reads. Nothing reads
+	 * through the release half. */
 	if (!coev__entry_runs(e))
 		return atomic_compare_exchange_strong_explicit(
 			&t->state, &s, TS_RUNNING | TS_STARTED,
 			memory_order_acq_rel, memory_order_relaxed);
 	if (coev__entry_kind(e) == ENTRY_YIELD)
 		return true; /* still RUNNING: nothing to claim */
+	/* acq_rel: the acquire reads the end of the RMW chain that
+	 * publish_park's release CAS or exchange heads (the task's context
+	 * is completely saved) and that the queuing waker's fetch_or in
+	 * notify continues (what the waker wrote before waking). Nothing
+	 * reads through the release half. */
 	s = atomic_exchange_explicit(&t->state, TS_RUNNING | TS_STARTED,
 				     memory_order_acq_rel);
 	if (s != (TS_NOTIFIED | TS_STARTED))
@@ -403,7 +462,7 @@ static bool claim(coev__entry_t *e)
 	return true;
 }
 
-/* For the monitor (debug.c): run_seq odd while t runs; the start time
+/* For the monitor (monitor.c): run_seq odd while t runs; the start time
  * only when someone looks at it (debug mode, tracing). Which task runs is
  * w->current, which dumps read from outside with process_vm_readv: a
  * store of the task's id or worker here cost 2 ns per run (yield). */
@@ -415,6 +474,11 @@ static inline void run_begin(struct coev_worker *w)
 	if (__builtin_expect(w->debug, 0) || COEV__TRACING(w))
 		atomic_store_explicit(&w->run_start, coev__plat_now(),
 				      memory_order_relaxed);
+	/* Release: publishes run_start (and the previous run's end) to the
+	 * acquire loads of run_seq in rescue (monitor.c), check_slow
+	 * (observe/report.c), coev__running_on and put_worker
+	 * (observe/dump.c). w->current is stored after this, so they may
+	 * still see it NULL: a snapshot. */
 	atomic_store_explicit(&w->run_seq, seq + 1, memory_order_release);
 }
 
@@ -423,6 +487,8 @@ static inline void run_end(struct coev_worker *w, coev_task_t *t)
 	uint_fast64_t seq =
 		atomic_load_explicit(&w->run_seq, memory_order_relaxed);
 
+	/* Release: publishes the run's end (w->current back to NULL) to the
+	 * same acquire loads of run_seq as run_begin's store. */
 	atomic_store_explicit(&w->run_seq, seq + 1, memory_order_release);
 	if (COEV__TRACING(w))
 		coev__trace_run(w, t,
@@ -431,37 +497,71 @@ static inline void run_end(struct coev_worker *w, coev_task_t *t)
 				t->yield);
 }
 
+/* A task's first run: it gets a stack, or ends without running when it
+ * was cancelled first or no stack can be had. False when it ended. */
+static bool first_run(struct coev_worker *w, coev_task_t *t)
+{
+	/* Cancelled before it first ran, by coev_cancel or by the runtime's
+	 * shutdown: it never runs. Relaxed: the claim's acquire on the
+	 * state word ordered the cancel's store before us. */
+	if (atomic_load_explicit(&t->cancel, memory_order_relaxed) ||
+	    atomic_load_explicit(&t->rt->closed, memory_order_relaxed)) {
+		t->result = -ECANCELED;
+		task_finish(w, t);
+		return false;
+	}
+	t->stack = coev__stack_get(w);
+	if (!t->stack) {
+		t->result = COEV_ESTACKMAP;
+		task_finish(w, t);
+		return false;
+	}
+	coev__ctx_init(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
+	return true;
+}
+
+/* A task switched back to park: publish it parked, unless a wake came
+ * while it ran, whose permit turns the park into a yield. */
+static inline void publish_park(coev_task_t *t)
+{
+	unsigned expect = TS_RUNNING | TS_STARTED;
+
+#if defined(COEV_PLANT_LOST_WAKEUP)
+	/* Planted bug: the park is published without looking for a wake
+	 * that came while the task was running. Release, as the CAS below:
+	 * pairs with notify's fetch_or; the bug is the plain store, not the
+	 * order. */
+	atomic_store_explicit(&t->state, TS_STARTED, memory_order_release);
+	return;
+#endif
+	/* acq_rel: releases the task's run to the waker that next sets
+	 * NOTIFIED (its acq_rel fetch_or in notify); acquire on failure
+	 * pairs with that waker's fetch_or when it came first. */
+	if (atomic_compare_exchange_strong_explicit(
+		    &t->state, &expect, TS_STARTED, memory_order_acq_rel,
+		    memory_order_acquire))
+		return;
+	/* acq_rel: pairs with the waker's fetch_or, as above, and releases
+	 * the saved context to claim's exchange on the worker that pops the
+	 * entry queued below. */
+	atomic_exchange_explicit(&t->state, TS_NOTIFIED | TS_STARTED,
+				 memory_order_acq_rel);
+	coev__schedule(t, true);
+}
+
 /* Run the task of a queue entry on w until it switches back, then act on
  * why it did. Returns false when the entry was stale. */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 {
 	coev_task_t *t = coev__entry_task(e);
-	unsigned expect;
 
 	if (!claim(e)) {
 		coev__task_release(t);
 		return false;
 	}
 	t->worker = w;
-	if (!t->stack) {
-		/* Cancelled before it first ran, by coev_cancel or by the
-		 * runtime's shutdown: it never runs. */
-		if (atomic_load_explicit(&t->cancel, memory_order_relaxed) ||
-		    atomic_load_explicit(&t->rt->closed,
-					 memory_order_relaxed)) {
-			t->result = -ECANCELED;
-			task_finish(w, t);
-			return true;
-		}
-		t->stack = coev__stack_get(w);
-		if (!t->stack) {
-			t->result = COEV_ESTACKMAP;
-			task_finish(w, t);
-			return true;
-		}
-		coev__ctx_init(&t->ctx, t->stack->lo, t->stack->size,
-			       task_entry, t);
-	}
+	if (!t->stack && !first_run(w, t))
+		return true;
 	COEV_STAT_ADD(w, polls, 1);
 	run_begin(w);
 	w->current = t;
@@ -474,24 +574,9 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 	case TY_YIELD:
 		coev__schedule_entry(coev__entry(t, ENTRY_YIELD), true);
 		break;
-	case TY_PARK: COEV__POINT(SUSPEND);
-#if defined(COEV_PLANT_LOST_WAKEUP)
-		/* Planted bug: the park is published without looking for a
-		 * wake that came while the task was running. */
-		atomic_store_explicit(&t->state, TS_STARTED,
-				      memory_order_release);
-		break;
-#endif
-		expect = TS_RUNNING | TS_STARTED;
-		if (atomic_compare_exchange_strong_explicit(
-			    &t->state, &expect, TS_STARTED,
-			    memory_order_acq_rel, memory_order_acquire))
-			break;
-		/* Woken while running: the permit turns the park into a
-		 * yield. */
-		atomic_exchange_explicit(&t->state, TS_NOTIFIED | TS_STARTED,
-					 memory_order_acq_rel);
-		coev__schedule(t, true);
+	case TY_PARK:
+		COEV__POINT(SUSPEND);
+		publish_park(t);
 		break;
 	case TY_EXIT: task_finish(w, t); break;
 	default:
@@ -527,6 +612,12 @@ static bool notify(coev_task_t *t)
 	unsigned old;
 
 	COEV__POINT(WAKE);
+	/* acq_rel: the acquire pairs with publish_park's release CAS to
+	 * IDLE (a parked task's context is saved before we queue it); the
+	 * release publishes what the waker wrote before the wake (a
+	 * waiter's done, a cancel flag, a watcher's fired) to claim's
+	 * exchange on the worker that runs the task, or, when the task is
+	 * still running, to publish_park's failed CAS (acquire). */
 	old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
 				       memory_order_acq_rel);
 	return (old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0;
@@ -605,202 +696,6 @@ int coev_yield(void)
 		return COEV_ENOTCORO;
 	suspend(t, TY_YIELD);
 	return 0;
-}
-
-/* --- join ------------------------------------------------------------------------ */
-
-static void take_result(coev_task_t *t, int *ret)
-{
-	if (ret)
-		*ret = t->result;
-	/* The handle is consumed: a second join or detach finds this. */
-	atomic_store_explicit(&t->joiner, JOIN_FREED, memory_order_relaxed);
-	coev__task_release(t);
-}
-
-/* Work-first join (see the top of this file): if t never ran, queue a
- * second entry for it in w's LIFO slot so that it runs next. */
-static void boost(struct coev_worker *w, coev_task_t *t)
-{
-	if (t->boosted || t->rt != w->rt ||
-	    atomic_load_explicit(&t->state, memory_order_relaxed) !=
-		    TS_NOTIFIED)
-		return;
-	t->boosted = true;
-	coev__task_ref(t);
-	coev__schedule_lifo(w, coev__entry(t, ENTRY_BOOST));
-}
-
-_Noreturn static void handle_misuse(const char *call, coev_task_t *t)
-{
-	coev__panic("%s: task handle %p was already joined or detached "
-		    "(each handle is joined or detached exactly once)",
-		    call, (void *)t);
-}
-
-int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
-{
-	struct coev_worker *w = coev__worker_self();
-	coev_task_t *self = w ? w->current : NULL;
-	coev__waiter_t wt, *j, *expect;
-	int r;
-
-	if (!t)
-		return -EINVAL;
-	if (w && !self)
-		return COEV_ENOTCORO;
-	if (t == self)
-		return -EDEADLK;
-	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-	if (j == JOIN_DONE) {
-		take_result(t, ret);
-		return 0;
-	}
-	if (j != NULL)
-		handle_misuse("coev_join", t);
-	if (self && (r = coev__cancel_check(self)) != 0)
-		return r;
-	if (self)
-		deadline = coev__deadline_eff(self, deadline);
-	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
-		return -ETIMEDOUT; /* only tried: t is not done */
-	if (self)
-		boost(self->worker, t);
-	coev__waiter_init(&wt, self);
-	if (self)
-		coev__task_ref(self); /* held for the completer's wake */
-	expect = NULL;
-	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &expect, &wt,
-						     memory_order_acq_rel,
-						     memory_order_acquire)) {
-		if (self)
-			coev__task_release(self);
-		coev__waiter_fini(&wt);
-		if (expect != JOIN_DONE)
-			handle_misuse("coev_join", t);
-		take_result(t, ret);
-		return 0;
-	}
-	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, t,
-				 (long long)t->id);
-	if (r < 0) { /* timed out or cancelled */
-		expect = &wt;
-		if (atomic_compare_exchange_strong_explicit(
-			    &t->joiner, &expect, NULL, memory_order_acq_rel,
-			    memory_order_acquire)) {
-			if (self)
-				coev__task_release(self);
-			coev__waiter_fini(&wt);
-			return r;
-		}
-		/* The task finished as we gave up: its signal is coming. */
-		coev__waiter_settle(&wt, 1);
-	}
-	coev__waiter_fini(&wt);
-	take_result(t, ret);
-	return 0;
-}
-
-int coev_join(coev_task_t *t, int *ret)
-{
-	return coev_join_dl(t, COEV_FOREVER, ret);
-}
-
-int coev_detach(coev_task_t *t)
-{
-	coev__waiter_t *j;
-
-	if (!t)
-		return -EINVAL;
-	j = atomic_exchange_explicit(&t->joiner, JOIN_DETACHED,
-				     memory_order_acq_rel);
-	if (j != NULL && j != JOIN_DONE)
-		handle_misuse("coev_detach", t);
-	if (j == JOIN_DONE && COEV__DEBUG(t->rt))
-		coev__debug_unjoined(t, "detached after it ended");
-	coev__task_release(t);
-	return 0;
-}
-
-/* Join t whatever the caller's cancellation or pushed deadline: for
- * handles that must be consumed (gather, wait_for). */
-void coev__join_strict(coev_task_t *t, int *ret)
-{
-	coev_task_t *self = coev__task_self();
-	coev_time_t limit;
-
-	if (!self) {
-		coev_join(t, ret);
-		return;
-	}
-	limit = coev__strict_begin(self);
-	coev_join(t, ret);
-	coev__strict_end(self, limit);
-}
-
-/* Join tasks[0..n) in order; joined entries of clear (when not NULL, the
- * same array as tasks) are set to NULL. Joining in order costs no more
- * than the slowest task: those already done are taken at once. When the
- * deadline passes, every task that has finished by then is still taken
- * (the deadline has passed, so each later join only tries). When the
- * caller is cancelled (or a pushed deadline passes, for coev_gather, which
- * has no deadline of its own), the tasks not yet joined are cancelled and
- * joined, as asyncio.gather does, and every handle is consumed. */
-static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
-		  int *rets, coev_time_t deadline)
-{
-	coev_task_t *self = coev__task_self();
-	int failed = 0, r;
-
-	if (n && (!tasks || !rets))
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (!tasks[i] && !clear)
-			return -EINVAL;
-		if (tasks[i] && tasks[i] == self)
-			return -EDEADLK;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (clear && !clear[i])
-			continue;
-		r = coev_join_dl(tasks[i], deadline, &rets[i]);
-		if (r == -ETIMEDOUT && clear &&
-		    (!self || self->dl_limit >= deadline)) {
-			failed = r;
-			continue;
-		}
-		if (r == -ETIMEDOUT || r == -ECANCELED) {
-			for (size_t k = i; k < n; k++)
-				if (!clear || clear[k])
-					coev_cancel(tasks[k]);
-			for (size_t k = i; k < n; k++) {
-				if (clear && !clear[k])
-					continue;
-				coev__join_strict(tasks[k], &rets[k]);
-				if (clear)
-					clear[k] = NULL;
-			}
-			return r;
-		}
-		if (r < 0)
-			return r;
-		if (clear)
-			clear[i] = NULL;
-		if (rets[i] < 0 && failed >= 0)
-			failed++;
-	}
-	return failed;
-}
-
-int coev_gather_dl(coev_task_t **tasks, size_t n, int *rets,
-		   coev_time_t deadline)
-{
-	return gather(tasks, tasks, n, rets, deadline);
-}
-
-int coev_gather(coev_task_t *const *tasks, size_t n, int *rets)
-{
-	return gather(tasks, NULL, n, rets, COEV_FOREVER);
 }
 
 /* --- introspection --------------------------------------------------------------- */

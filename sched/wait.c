@@ -77,9 +77,11 @@ void coev__waiter_signal(coev__waiter_t *wt, int how)
 
 	COEV__POINT(WAKE);
 	if (t) {
-		/* Pairs with the acquire loads in coev__waiter_wait_n(). The
-		 * add is the last touch of wt: the waiter may return and its
-		 * frame vanish right after it. */
+		/* Release: pairs with the acquire loads of done in
+		 * coev__waiter_wait_n(), publishing what the signaller wrote
+		 * before (a result, a handed-over lock). The add is the last
+		 * touch of wt: the waiter may return and its frame vanish
+		 * right after it. */
 		atomic_fetch_add_explicit(&wt->done, 1, memory_order_release);
 		if (how == COEV_SIG_RESUME)
 			coev__wake_resume(t);
@@ -130,6 +132,9 @@ int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 
 	if (!wt->task)
 		return thread_wait(wt, n, deadline);
+	/* Acquire (both loads): pairs with the release fetch_add of done in
+	 * coev__waiter_signal, so what each signaller wrote before its
+	 * signal is visible once done reaches n. */
 	while (atomic_load_explicit(&wt->done, memory_order_acquire) < n) {
 		r = coev__park_until(deadline);
 		if (r < 0 &&
@@ -137,11 +142,6 @@ int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 			return r;
 	}
 	return 0;
-}
-
-int coev__waiter_wait(coev__waiter_t *wt, coev_time_t deadline)
-{
-	return coev__waiter_wait_n(wt, 1, deadline);
 }
 
 int coev__waiter_wait_on(coev__waiter_t *wt, coev_time_t deadline,
@@ -215,10 +215,43 @@ static void wait_io_fire(coev__io_t *io, unsigned events)
 	wait_fired(io->data, (int)events);
 }
 
+/* Arm wt's watchers on t's worker and pin t there while it waits. False
+ * when nothing was armed: *r is then the wait's answer (a regular file
+ * cannot be polled and is always ready). */
+static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
+		     coev_time_t deadline, int *r)
+{
+	struct coev_worker *w = t->worker;
+
+	wt->task = t;
+	wt->w = w;
+	wt->fired = 0;
+	wt->timer_armed = deadline != COEV_FOREVER;
+	wt->io_armed = fd >= 0;
+	t->pin = w;
+	if (wt->timer_armed) {
+		wt->tm.fire = wait_timer_fire;
+		wt->tm.data = wt;
+		coev__plat_timer_arm(w, &wt->tm, deadline);
+	}
+	if (wt->io_armed) {
+		wt->io.fire = wait_io_fire;
+		wt->io.data = wt;
+		if ((*r = coev__plat_io_arm(w, &wt->io, fd, events)) < 0) {
+			if (wt->timer_armed)
+				coev__plat_timer_disarm(w, &wt->tm);
+			t->pin = t->pin_depth ? w : NULL;
+			if (*r == -EPERM)
+				*r = (int)events;
+			return false;
+		}
+	}
+	return true;
+}
+
 static int wait_common(int fd, unsigned events, coev_time_t deadline)
 {
 	coev_task_t *t = coev__task_self();
-	struct coev_worker *w;
 	struct wait wt;
 	bool noted;
 	int r;
@@ -234,29 +267,8 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	}
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT;
-	w = t->worker;
-	wt.task = t;
-	wt.w = w;
-	wt.fired = 0;
-	wt.timer_armed = deadline != COEV_FOREVER;
-	wt.io_armed = fd >= 0;
-	t->pin = w;
-	if (wt.timer_armed) {
-		wt.tm.fire = wait_timer_fire;
-		wt.tm.data = &wt;
-		coev__plat_timer_arm(w, &wt.tm, deadline);
-	}
-	if (wt.io_armed) {
-		wt.io.fire = wait_io_fire;
-		wt.io.data = &wt;
-		if ((r = coev__plat_io_arm(w, &wt.io, fd, events)) < 0) {
-			if (wt.timer_armed)
-				coev__plat_timer_disarm(w, &wt.tm);
-			t->pin = t->pin_depth ? w : NULL;
-			/* A regular file cannot be polled: always ready. */
-			return r == -EPERM ? (int)events : r;
-		}
-	}
+	if (!wait_arm(&wt, t, fd, events, deadline, &r))
+		return r;
 	noted = atomic_load_explicit(&t->wait_kind, memory_order_relaxed) !=
 		COEV_WAIT_NONE;
 	if (!noted)
@@ -267,14 +279,14 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	if (!noted)
 		coev__wait_note(t, COEV_WAIT_NONE, NULL, 0);
 	/* Either a watcher took both down (and may have unpinned us), or we
-	 * are still pinned and so running on w, where we take them down. */
+	 * are still pinned and so running on wt.w, where we take them down. */
 	if (wt.timer_armed)
-		coev__plat_timer_disarm(w, &wt.tm);
+		coev__plat_timer_disarm(wt.w, &wt.tm);
 	if (wt.io_armed)
-		coev__plat_io_disarm(w, &wt.io);
-	/* A task pinned by coev_pin stays pinned (to w, where it already
+		coev__plat_io_disarm(wt.w, &wt.io);
+	/* A task pinned by coev_pin stays pinned (to wt.w, where it already
 	 * was). */
-	t->pin = t->pin_depth ? w : NULL;
+	t->pin = t->pin_depth ? wt.w : NULL;
 	if (wt.fired)
 		return wt.fired;
 	return coev__cancel_check(t);

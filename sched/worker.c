@@ -48,6 +48,15 @@
  *   - The doorbell keeps a ring that comes before the park, so a notify
  *     between "pushed onto the sleepers" and "blocked in the loop" is kept.
  *
+ * The one hole in that protocol, and who closes it: filling the LIFO slot
+ * notifies nobody (a wake per message-passing hop would cost a syscall),
+ * so a task left in the LIFO slot (or ring) of a worker that then runs one
+ * task for a long time without suspending would wait for it. The monitor
+ * (monitor.c) is the other half of this file's policy: it watches every
+ * worker's run_seq (odd while a task runs, written at each run's start and
+ * end) and, when a worker stays in one run for a whole period with work
+ * queued behind it, notifies a sleeper that then steals that work.
+ *
  * Rejected: a condition variable per worker next to the loop (two ways to
  * sleep means the loop can't be both waited on and woken, or a timer fd
  * plus a futex must be combined by hand); spinning workers that never park
@@ -70,7 +79,7 @@
 /* The clock spawns stamp their tasks' ages with (task.c). */
 static uint32_t coarse_ms(struct coev_worker *w)
 {
-	return (uint32_t)((coev__coarse_now() - w->rt->started_coarse) /
+	return (uint32_t)((coev__plat_coarse_now() - w->rt->started_coarse) /
 			  1000000);
 }
 
@@ -168,6 +177,12 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
 
 	COEV__POINT(POP);
 	RING_READS_BEGIN();
+	/* Consume edge: the dequeue's load of p_tail (then a load fence)
+	 * pairs with the owner's store fence and p_tail store in
+	 * ck_ring_enqueue_spmc (ring_push), so the entry's task is seen as
+	 * its queuer left it; the CAS on c_head decides between thieves
+	 * and the owner. COEV_TSAN_ACQUIRE names that edge for TSan and
+	 * pairs with COEV_TSAN_RELEASE in ring_push. */
 	ok = ck_ring_dequeue_spmc(&v->ring, v->buf, &p);
 	RING_READS_END();
 	if (!ok)
@@ -188,6 +203,11 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 	bool ok;
 
 	COEV__POINT(PUSH);
+	/* Publish edge: the enqueue's store fence and p_tail store pair
+	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
+	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
+	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
+	 * ring_pop. */
 	COEV_TSAN_RELEASE(&w->ring);
 	RING_READS_BEGIN();
 	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
@@ -247,6 +267,9 @@ void coev__notify_parked(struct coev_rt *rt, bool strict)
 		if (N_SEARCHING(s) != 0 || N_UNPARKED(s) >= rt->nworkers)
 			return;
 	}
+	/* seq_cst: the store-load order of the producing side, our push
+	 * before the load of idle_state below, against park_worker's
+	 * seq_cst RMW before its re-check (see above). */
 	atomic_thread_fence(memory_order_seq_cst);
 	s = atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
 	if (N_SEARCHING(s) != 0 || N_UNPARKED(s) >= rt->nworkers)
@@ -260,6 +283,11 @@ void coev__notify_parked(struct coev_rt *rt, bool strict)
 	i = rt->sleepers[--rt->nsleepers];
 	v = rt->workers[i];
 	v->sleeping = false;
+	/* seq_cst, like every RMW of idle_state: v counts as searching from
+	 * here, so a producer's fence and load above that sees it skips
+	 * its wake and leaves its work to v's search, or to the re-check
+	 * of the last searcher in park_worker. (v itself learns it was
+	 * notified under idle_mu, in park_worker.) */
 	atomic_fetch_add_explicit(&rt->idle_state, SEARCH_ONE + UNPARK_ONE,
 				  memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->idle_mu);
@@ -274,6 +302,11 @@ static bool try_become_searching(struct coev_worker *w)
 	if (w->searching)
 		return true;
 	s = atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
+	/* seq_cst, like every RMW of idle_state: in one total order with
+	 * the seq_cst fence in coev__notify_parked. A producer whose fence
+	 * and load see this searcher skips its wake; the searcher then
+	 * steals the work or, finding none, parks, and the last searcher
+	 * to park re-checks the queues (park_worker). */
 	do {
 		if (2 * N_SEARCHING(s) >= rt->nworkers)
 			return false;
@@ -291,6 +324,10 @@ static void stop_searching(struct coev_worker *w)
 	if (!w->searching)
 		return;
 	w->searching = false;
+	/* seq_cst: the decrement before coev__notify_parked's fence and
+	 * load of idle_state (strict), against producers' fence and load
+	 * there: a producer that still saw us searching and skipped its
+	 * wake is covered by the wake the last searcher makes here. */
 	prev = atomic_fetch_sub_explicit(&w->rt->idle_state, SEARCH_ONE,
 					 memory_order_seq_cst);
 	if (N_SEARCHING(prev) == 1)
@@ -319,6 +356,37 @@ static bool any_work(struct coev_rt *rt)
 	return false;
 }
 
+/* Back from a park: off the sleepers by itself (woken by its own loop) or
+ * by a notifier, which counted it as searching. */
+static void unpark_worker(struct coev_worker *w)
+{
+	struct coev_rt *rt = w->rt;
+
+	w->now_ms = coarse_ms(w);
+	pthread_mutex_lock(&rt->idle_mu);
+	if (w->sleeping) {
+		/* Woken by its own loop (timer, I/O, inbox), not notified. */
+		for (unsigned i = 0; i < rt->nsleepers; i++) {
+			if (rt->sleepers[i] == w->index) {
+				rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
+				break;
+			}
+		}
+		w->sleeping = false;
+		/* seq_cst, like every RMW of idle_state; it protects no
+		 * store-load order: it counts us awake again for the
+		 * relaxed first looks of coev__notify_parked and the
+		 * monitor's next_look (monitor.c). */
+		atomic_fetch_add_explicit(&rt->idle_state, UNPARK_ONE,
+					  memory_order_seq_cst);
+	} else {
+		/* The notifier counted us as searching. */
+		w->searching = true;
+		COEV_STAT_ADD(w, unparks, 1);
+	}
+	pthread_mutex_unlock(&rt->idle_mu);
+}
+
 static void park_worker(struct coev_worker *w)
 {
 	struct coev_rt *rt = w->rt;
@@ -329,6 +397,12 @@ static void park_worker(struct coev_worker *w)
 	pthread_mutex_lock(&rt->idle_mu);
 	if (w->searching)
 		dec += SEARCH_ONE;
+	/* seq_cst: the store-load order of the parking side. This RMW,
+	 * before the last searcher's re-check of the queues (any_work),
+	 * pairs with the seq_cst fence in coev__notify_parked between a
+	 * producer's push and its load of idle_state: either the producer
+	 * sees us gone and wakes a sleeper, or our re-check sees its
+	 * push. */
 	prev = atomic_fetch_sub_explicit(&rt->idle_state, dec,
 					 memory_order_seq_cst);
 	last_searcher = w->searching && N_SEARCHING(prev) == 1;
@@ -341,6 +415,9 @@ static void park_worker(struct coev_worker *w)
 		coev__notify_parked(rt, true);
 	coev__stack_trim(w);
 	COEV__POINT(PARK);
+	/* Acquire: pairs with the release store of stop in stop_workers
+	 * (runtime.c), which then rings every doorbell: a worker that
+	 * misses stop here is woken from its park by that ring. */
 	if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		coev_time_t start = coev__plat_now();
 
@@ -354,25 +431,7 @@ static void park_worker(struct coev_worker *w)
 			coev__trace_idle(w, start);
 	}
 
-	w->now_ms = coarse_ms(w);
-	pthread_mutex_lock(&rt->idle_mu);
-	if (w->sleeping) {
-		/* Woken by its own loop (timer, I/O, inbox), not notified. */
-		for (unsigned i = 0; i < rt->nsleepers; i++) {
-			if (rt->sleepers[i] == w->index) {
-				rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
-				break;
-			}
-		}
-		w->sleeping = false;
-		atomic_fetch_add_explicit(&rt->idle_state, UNPARK_ONE,
-					  memory_order_seq_cst);
-	} else {
-		/* The notifier counted us as searching. */
-		w->searching = true;
-		COEV_STAT_ADD(w, unparks, 1);
-	}
-	pthread_mutex_unlock(&rt->idle_mu);
+	unpark_worker(w);
 }
 
 /* --- scheduling ---------------------------------------------------------- */
@@ -382,6 +441,11 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 	coev__entry_t *prev;
 
 	COEV__POINT(PUSH);
+	/* acq_rel: the release publishes t's task (its spawn's
+	 * initialisation, a waker's writes) to a thief's acq_rel CAS in
+	 * steal_lifo; prev is this worker's own earlier entry or a thief's
+	 * NULL, so the acquire half pairs with steal_lifo's CAS only to
+	 * order its taking before ours. */
 	prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
 	/* Only work that thieves can see (the ring) is worth a wake-up: the
@@ -474,9 +538,15 @@ static coev__entry_t *steal_lifo(struct coev_worker *w, struct coev_worker *v)
 	COEV__POINT(STEAL);
 #if defined(COEV_PLANT_STEAL_TWICE)
 	/* Planted bug: the entry is taken with a plain store, so the owner
-	 * may take it too. */
+	 * may take it too. Release: pairs with the owner's exchanges in
+	 * next_local and coev__schedule_lifo; the bug is the store, not the
+	 * order. */
 	atomic_store_explicit(&v->lifo, NULL, memory_order_release);
 #else
+	/* acq_rel: the acquire pairs with the owner's release exchange in
+	 * coev__schedule_lifo that stored e (its task's fields are
+	 * visible); against the owner's exchanges in next_local, one RMW
+	 * chain decides who gets the entry. */
 	if (!atomic_compare_exchange_strong_explicit(&v->lifo, &e, NULL,
 						     memory_order_acq_rel,
 						     memory_order_relaxed))
@@ -547,7 +617,9 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p)
 	coev__post_t *head =
 		atomic_load_explicit(&w->posts, memory_order_relaxed);
 
-	/* Release: p's contents happen before the worker runs it. */
+	/* Release: p's contents happen before the worker runs it; pairs
+	 * with the acquire exchange in take_posts (a later pusher's CAS
+	 * continues the release sequence). */
 	do
 		p->next = head;
 	while (!atomic_compare_exchange_weak_explicit(&w->posts, &head, p,
@@ -563,6 +635,8 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p)
 /* Take every post and run them in the order they were posted. */
 static coev__post_t *take_posts(struct coev_worker *w)
 {
+	/* Acquire: pairs with the release CAS of every push in
+	 * coev__worker_post, so each post's contents are seen. */
 	coev__post_t *p =
 		atomic_exchange_explicit(&w->posts, NULL, memory_order_acquire);
 	coev__post_t *fifo = NULL, *next;
@@ -589,6 +663,24 @@ static void run_posts(struct coev_worker *w, bool run)
 void coev__worker_drop_posts(struct coev_worker *w)
 {
 	run_posts(w, false);
+}
+
+/* Take our own LIFO entry, counting a wake against the LIFO cap. */
+static inline coev__entry_t *take_lifo(struct coev_worker *w)
+{
+	coev__entry_t *t;
+
+	COEV__POINT(POP);
+	/* acq_rel: against steal_lifo's CAS in a thief (one RMW chain
+	 * decides who gets the entry, and a thief may have taken it since
+	 * next_local looked: t is then NULL and the caller searches); the
+	 * entry is ours, set by coev__schedule_lifo on this thread. */
+	t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
+	if (coev__entry_kind(t) == ENTRY_RUN)
+		w->lifo_runs++;
+	else
+		w->lifo_runs = 0;
+	return t;
 }
 
 static coev__entry_t *next_local(struct coev_worker *w)
@@ -627,18 +719,12 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * child continues its parent's work, as a call would, and a
 		 * joiner resumed by its ended child is that call returning;
 		 * running them first keeps fork-join code depth-first. */
-		COEV__POINT(POP);
-		t = atomic_exchange_explicit(&w->lifo, NULL,
-					     memory_order_acq_rel);
-		if (coev__entry_kind(t) == ENTRY_RUN)
-			w->lifo_runs++;
-		else
-			w->lifo_runs = 0;
-		return t;
+		return take_lifo(w);
 	}
 	w->lifo_runs = 0;
 	if ((t = ring_pop(w)) != NULL)
 		return t;
+	/* acq_rel: against steal_lifo's CAS, as above. */
 	if ((t = atomic_exchange_explicit(&w->lifo, NULL,
 					  memory_order_acq_rel)) != NULL)
 		return t;
@@ -683,6 +769,8 @@ void *coev__worker_main(void *arg)
 
 	coev__stack_thread_init(w);
 	coev__switch_thread_init(w);
+	/* Acquire: pairs with the release store of stop in stop_workers
+	 * (runtime.c). */
 	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		t = next_local(w);
 		if (!t)

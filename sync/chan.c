@@ -1,5 +1,5 @@
 /*
- * sync/chan.c — channels and select.
+ * sync/chan.c — channels (select is in sync/select.c).
  *
  * A channel is a ring buffer of fixed-size messages plus two wait queues,
  * senders and receivers, all under one spin lock. The invariants, under
@@ -16,44 +16,16 @@
  * is a grant of the wait-queue protocol (sync/internal.h): the partner is
  * dequeued, its status set and, after the unlock, signalled.
  *
- * Select follows Go's design. It locks every channel of its cases in
- * address order (one lock per channel, however many cases use it), looks
- * at the cases in a random order and performs the first that can
- * proceed. If none can, it queues one node per case, all sharing one
- * waiter and one `winner` word, and sleeps. A partner that finds one of
- * these nodes first claims the select by a compare-and-swap of winner
- * from -1 to the case's index; a node whose select was already claimed
- * elsewhere is dropped from the queue and skipped. A select that gives up
- * claims itself (winner -1 -> -2) to withdraw: if that fails a partner
- * won, and the select settles for that case. Either way it then unlinks
- * its remaining nodes under all the locks.
- *
  * An unbounded channel grows its buffer by doubling under the lock; a
  * failed allocation fails that send with -ENOMEM and changes nothing.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "chan_internal.h"
 
 #define ELEM_MAX 65536
 #define UNBOUNDED_MIN 16
-
-struct coev__sel {
-	atomic_int winner; /* -1 open, -2 withdrawn, else the case index */
-};
-
-struct coev_chan {
-	atomic_uint lk;
-	coev__wq_t sendq, recvq; /* [lk] */
-	size_t esize;		 /* [init] */
-	size_t cap;		 /* [init] 0, n or COEV_CHAN_UNBOUNDED */
-	size_t size;		 /* [lk] slots in buf */
-	size_t head;		 /* [lk] index of the oldest message */
-	atomic_size_t len;	 /* [lk] messages buffered; any reads */
-	atomic_bool closed;	 /* [lk] set once; any reads */
-	unsigned char *buf;	 /* [lk] size * esize bytes */
-};
 
 int coev_chan_new(coev_chan_t **out, size_t esize, size_t cap)
 {
@@ -182,8 +154,9 @@ static coev__wnode_t *partner(coev__wq_t *q)
 
 	while ((n = q->head) != NULL) {
 		open = -1;
-		/* Acq_rel: the select's own claim (withdrawal) and ours
-		 * decide once who has it. */
+		/* Acq_rel: pairs with select_wait's withdrawal CAS and its
+		 * acquire load of winner (sync/select.c): the select's own
+		 * claim and ours decide once who has it. */
 		if (!n->sel ||
 		    atomic_compare_exchange_strong_explicit(
 			    &n->sel->winner, &open, n->index,
@@ -203,11 +176,7 @@ static void grant_all(coev__wq_t *q, int status, coev__wake_t *wk)
 		coev__wq_grant(q, n, status, wk);
 }
 
-/*
- * One send attempt under lk: 0 (sent), COEV_ECLOSED, -ENOMEM, or -EAGAIN
- * (it would have to wait).
- */
-static int send_locked(coev_chan_t *ch, const void *msg, coev__wake_t *wk)
+int coev__chan_send_locked(coev_chan_t *ch, const void *msg, coev__wake_t *wk)
 {
 	coev__wnode_t *n;
 	int r;
@@ -229,8 +198,7 @@ static int send_locked(coev_chan_t *ch, const void *msg, coev__wake_t *wk)
 	return 0;
 }
 
-/* One receive attempt under lk: 0 (received), COEV_ECLOSED, or -EAGAIN. */
-static int recv_locked(coev_chan_t *ch, void *out, coev__wake_t *wk)
+int coev__chan_recv_locked(coev_chan_t *ch, void *out, coev__wake_t *wk)
 {
 	coev__wnode_t *n;
 
@@ -273,7 +241,8 @@ static int chan_op(coev_chan_t *ch, void *buf, bool send, coev_time_t deadline,
 	if (wait && (r = coev__sync_may_block()) < 0)
 		return r;
 	coev__spin_lock(&ch->lk);
-	r = send ? send_locked(ch, buf, &wk) : recv_locked(ch, buf, &wk);
+	r = send ? coev__chan_send_locked(ch, buf, &wk)
+		 : coev__chan_recv_locked(ch, buf, &wk);
 	if (r == -EAGAIN && wait) {
 		/* Under the lock: for a task this only fills the waiter; a
 		 * plain thread's condition variable is set up, no syscall. */
@@ -341,177 +310,4 @@ int coev_chan_close(coev_chan_t *ch)
 	coev__spin_unlock(&ch->lk);
 	coev__wq_wake(&wk);
 	return was ? COEV_ECLOSED : 0;
-}
-
-/* --- select ------------------------------------------------------------ */
-
-struct select {
-	coev_sel_t *cases;
-	size_t n;
-	coev_chan_t *locks[COEV_SELECT_MAX]; /* distinct, address order */
-	size_t nlocks;
-	unsigned char order[COEV_SELECT_MAX]; /* cases, shuffled */
-};
-
-static int select_prepare(struct select *s, coev_sel_t *cases, size_t n)
-{
-	size_t i, j;
-	coev_chan_t *ch;
-
-	if ((!cases && n) || n > COEV_SELECT_MAX)
-		return -EINVAL;
-	s->cases = cases;
-	s->n = n;
-	s->nlocks = 0;
-	for (i = 0; i < n; i++) {
-		if (!(ch = cases[i].ch))
-			continue;
-		if ((cases[i].op != COEV_SEL_SEND &&
-		     cases[i].op != COEV_SEL_RECV) ||
-		    !cases[i].buf)
-			return -EINVAL;
-		/* Insertion into the sorted set of channels. */
-		for (j = s->nlocks; j > 0 && s->locks[j - 1] > ch; j--)
-			s->locks[j] = s->locks[j - 1];
-		if (j > 0 && s->locks[j - 1] == ch) {
-			memmove(&s->locks[j], &s->locks[j + 1],
-				(s->nlocks - j) * sizeof s->locks[0]);
-			continue;
-		}
-		s->locks[j] = ch;
-		s->nlocks++;
-	}
-	/* Fisher-Yates: every ready case is equally likely to go first. */
-	for (i = 0; i < n; i++) {
-		j = coev__sync_rand() % (i + 1);
-		s->order[i] = s->order[j];
-		s->order[j] = (unsigned char)i;
-	}
-	return 0;
-}
-
-static void lock_all(struct select *s)
-{
-	for (size_t i = 0; i < s->nlocks; i++)
-		coev__spin_lock(&s->locks[i]->lk);
-}
-
-static void unlock_all(struct select *s)
-{
-	for (size_t i = s->nlocks; i > 0; i--)
-		coev__spin_unlock(&s->locks[i - 1]->lk);
-}
-
-/* Under all locks: perform the first case that can proceed, in the
- * shuffled order. Returns its index, or -EAGAIN. */
-static int select_try(struct select *s, coev__wake_t *wk)
-{
-	coev_sel_t *c;
-	int r;
-
-	for (size_t k = 0; k < s->n; k++) {
-		c = &s->cases[s->order[k]];
-		if (!c->ch)
-			continue;
-		r = c->op == COEV_SEL_SEND ? send_locked(c->ch, c->buf, wk)
-					   : recv_locked(c->ch, c->buf, wk);
-		if (r != -EAGAIN) {
-			c->result = r;
-			return s->order[k];
-		}
-	}
-	return -EAGAIN;
-}
-
-static int select_wait(struct select *s, coev_time_t deadline)
-{
-	coev__wnode_t nodes[COEV_SELECT_MAX];
-	struct coev__sel sel;
-	coev__waiter_t wt;
-	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
-	coev_sel_t *c;
-	int r, open = -1, win;
-
-	if ((r = coev__waiter_begin(&wt)) < 0)
-		return r;
-	atomic_init(&sel.winner, -1);
-	lock_all(s);
-	if ((win = select_try(s, &wk)) >= 0) {
-		unlock_all(s);
-		coev__wq_wake(&wk);
-		coev__waiter_abandon(&wt);
-		return win;
-	}
-	for (size_t i = 0; i < s->n; i++) {
-		c = &s->cases[i];
-		coev__wnode_init(&nodes[i], &wt);
-		if (!c->ch)
-			continue;
-		nodes[i].sel = &sel;
-		nodes[i].index = (int)i;
-		nodes[i].buf = c->buf;
-		coev__wq_push(c->op == COEV_SEL_SEND ? &c->ch->sendq
-						     : &c->ch->recvq,
-			      &nodes[i]);
-	}
-	unlock_all(s);
-	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SELECT, s, 0);
-	lock_all(s);
-	/* Acq_rel: against a partner's claim in partner(). */
-	if (r < 0 && atomic_compare_exchange_strong_explicit(
-			     &sel.winner, &open, -2, memory_order_acq_rel,
-			     memory_order_acquire))
-		win = -1;
-	else
-		win = atomic_load_explicit(&sel.winner, memory_order_acquire);
-	for (size_t i = 0; i < s->n; i++) {
-		c = &s->cases[i];
-		if (nodes[i].queued)
-			coev__wq_remove(c->op == COEV_SEL_SEND ? &c->ch->sendq
-							       : &c->ch->recvq,
-					&nodes[i]);
-	}
-	unlock_all(s);
-	if (win < 0) {
-		coev__waiter_abandon(&wt);
-		return r;
-	}
-	if (r < 0)
-		coev__waiter_settle(&wt, 1);
-	coev__waiter_fini(&wt);
-	s->cases[win].result = nodes[win].status;
-	return win;
-}
-
-static int select_common(coev_sel_t *cases, size_t n, coev_time_t deadline,
-			 bool wait)
-{
-	struct select s;
-	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
-	int r;
-
-	if ((r = select_prepare(&s, cases, n)) < 0)
-		return r;
-	if (wait)
-		return select_wait(&s, deadline);
-	lock_all(&s);
-	r = select_try(&s, &wk);
-	unlock_all(&s);
-	coev__wq_wake(&wk);
-	return r;
-}
-
-int coev_select_dl(coev_sel_t *cases, size_t n, coev_time_t deadline)
-{
-	return select_common(cases, n, deadline, true);
-}
-
-int coev_select(coev_sel_t *cases, size_t n)
-{
-	return select_common(cases, n, COEV_FOREVER, true);
-}
-
-int coev_try_select(coev_sel_t *cases, size_t n)
-{
-	return select_common(cases, n, 0, false);
 }

@@ -3,7 +3,7 @@
  * and the private layouts behind the opaque types of coev/sync.h and
  * coev/chan.h. Not installed.
  *
- * sync/ builds on sched/'s waiters (sched/sched.h): a wait node holds a
+ * sync/ builds on sched/'s waiters (sched/internal.h): a wait node holds a
  * waiter, which is a task (parked and woken through the scheduler) or a
  * plain thread (a mutex and a condition variable).
  */
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "coev.h"
-#include "sched/sched.h"
+#include "sched/internal.h"
 
 /* --- the lock of a wait queue ---------------------------------------- */
 
@@ -51,6 +51,8 @@ static inline void coev__spin_lock(atomic_uint *l)
 
 static inline void coev__spin_unlock(atomic_uint *l)
 {
+	/* Release: pairs with the acquire exchange in coev__spin_lock or
+	 * coev__spin_lock_slow of the next holder. */
 	atomic_store_explicit(l, 0, memory_order_release);
 }
 
@@ -131,12 +133,43 @@ void coev__wq_wake(coev__wake_t *wk);
  * granted; otherwise withdraws n and returns the wait's error, after
  * calling withdrawn(obj, wk) (if not NULL) under lk, so the primitive can
  * pass on what the withdrawal freed. Ends n's waiter either way. A task
- * waiting is noted as waiting on (kind, what) for dumps (COEV_WAIT_*).
+ * waiting is noted as waiting on (kind, what, arg 0) for dumps
+ * (COEV_WAIT_*).
+ * coev__wq_wait_arg — the same with the note's arg given: for
+ * COEV_WAIT_MUTEX, the address of the word where the mutex keeps its
+ * holder.
  */
 typedef void (*coev__withdrawn_fn)(void *obj, coev__wake_t *wk);
-int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
-		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj,
-		  unsigned kind, const void *what);
+int coev__wq_wait_arg(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
+		      coev_time_t deadline, coev__withdrawn_fn withdrawn,
+		      void *obj, unsigned kind, const void *what,
+		      long long arg);
+
+static inline int coev__wq_wait(atomic_uint *lk, coev__wq_t *q,
+				coev__wnode_t *n, coev_time_t deadline,
+				coev__withdrawn_fn withdrawn, void *obj,
+				unsigned kind, const void *what)
+{
+	return coev__wq_wait_arg(lk, q, n, deadline, withdrawn, obj, kind, what,
+				 0);
+}
+
+/*
+ * The objects that make tasks wait until something has happened: the
+ * event (event.c), the wait group (wg.c), the barrier (barrier.c) and once
+ * (once.c). Each keeps its condition under its spin lock, next to its wait
+ * queue, and wakes every waiter when the condition becomes true
+ * (grant_all), so a waiter that gives up late still returns success: it
+ * was granted. The event and the wait group also publish their condition
+ * in an atomic word, so a wait on a condition already true takes no lock.
+ *
+ * coev__wq_wait_until — queue the caller on q under lk, unless ready(obj)
+ * says the condition already holds (checked under lk). Returns 0 at once
+ * when it holds, else the wait's result (the granter's status, or an
+ * error). A task waiting is noted as waiting on (COEV_WAIT_EVENT, obj).
+ */
+int coev__wq_wait_until(atomic_uint *lk, coev__wq_t *q, bool (*ready)(void *),
+			void *obj, coev_time_t deadline);
 
 /*
  * coev__sync_check_idle — abort, naming the object (what, at p), when q
@@ -169,6 +202,13 @@ static inline const void *coev__sync_self(void)
 		return w->current;
 	return &coev__sync_token;
 }
+
+/* For the condition variable (sync/cond.c), from sync/mutex.c:
+ * coev__mutex_held — whether the caller holds m.
+ * coev__mutex_unlock_checked — release m, held by the caller (aborts
+ * otherwise); fn names the public call for the message. */
+bool coev__mutex_held(coev_mutex_t *m);
+void coev__mutex_unlock_checked(coev_mutex_t *m, const char *fn);
 
 /* A small per-thread random number (select's fair choice). */
 uint32_t coev__sync_rand(void);

@@ -1,5 +1,5 @@
 /*
- * sync/mutex.c — the mutex and the condition variable.
+ * sync/mutex.c — the mutex.
  *
  * Mutex state word (atomic; the wait queue is under the spin lock lk):
  *   LOCKED   someone holds the mutex
@@ -32,8 +32,6 @@
  * another worker usually lets go within a few hundred nanoseconds, far
  * less than a park and a wake cost.
  */
-#include <stddef.h>
-
 #include "internal.h"
 
 enum { M_LOCKED = 1u, M_WAITERS = 2u };
@@ -69,10 +67,6 @@ static inline void set_owner(struct mutex *m, const void *self)
 	}
 }
 
-/* Where a mutex keeps its holder, for dumps (debug.c) that read it from
- * outside. */
-const size_t coev__mutex_owner_offset = offsetof(struct mutex, owner);
-
 int coev_mutex_init(coev_mutex_t *pub, unsigned flags)
 {
 	struct mutex *m = M(pub);
@@ -94,12 +88,13 @@ void coev_mutex_destroy(coev_mutex_t *pub)
 	coev__sync_check_idle(&m->lk, &m->q, "mutex", m);
 }
 
-/* One attempt to take m. Acquire: pairs with the release of the unlock
- * that freed it. */
+/* One attempt to take m. */
 static bool try_take(struct mutex *m)
 {
 	unsigned s = 0;
 
+	/* Acquire (both CASes): pairs with the release that freed m, the CAS
+	 * in coev__mutex_unlock_checked or a store in unlock_slow. */
 	if (atomic_compare_exchange_strong_explicit(&m->state, &s, M_LOCKED,
 						    memory_order_acquire,
 						    memory_order_relaxed))
@@ -120,6 +115,7 @@ static bool take_or_mark(struct mutex *m)
 
 	for (;;) {
 		if (!(s & M_LOCKED)) {
+			/* Acquire: as in try_take. */
 			if (atomic_compare_exchange_weak_explicit(
 				    &m->state, &s, s | M_LOCKED,
 				    memory_order_acquire, memory_order_relaxed))
@@ -192,8 +188,10 @@ static int lock_slow(struct mutex *m, const void *self, coev_time_t deadline)
 		coev__spin_unlock(&m->lk);
 		if (!front)
 			since = coev__plat_now();
-		r = coev__wq_wait(&m->lk, &m->q, &n, deadline, mutex_withdrawn,
-				  m, COEV_WAIT_MUTEX, m);
+		/* The note's arg: where a dump reads the holder from. */
+		r = coev__wq_wait_arg(&m->lk, &m->q, &n, deadline,
+				      mutex_withdrawn, m, COEV_WAIT_MUTEX, m,
+				      (long long)(uintptr_t)&m->owner);
 		if (r == GRANT_LOCK)
 			goto taken;
 		if (r < 0)
@@ -249,18 +247,24 @@ static void unlock_slow(struct mutex *m)
 	coev__spin_lock(&m->lk);
 	n = m->q.head;
 	/* LOCKED is set, so no CAS outside lk can change the state: plain
-	 * stores suffice. Release: pairs with the next holder's acquire. */
+	 * stores suffice. */
 	if (!n) {
-		/* The waiters withdrew since the unlock looked. */
+		/* The waiters withdrew since the unlock looked. Release: pairs
+		 * with the acquire CAS of the next try_take or take_or_mark. */
 		atomic_store_explicit(&m->state, 0, memory_order_release);
 	} else if ((m->flags & COEV_MUTEX_FAIR) || n->arg) {
 		coev__wq_grant(&m->q, n, GRANT_LOCK, &wk);
+		/* Release, though no acquire reads this value (LOCKED stays
+		 * set): the handed-to waiter is ordered after us by its
+		 * signal (coev__wq_wake). */
 		atomic_store_explicit(
 			&m->state,
 			M_LOCKED | (coev__wq_empty(&m->q) ? 0 : M_WAITERS),
 			memory_order_release);
 	} else {
 		coev__wq_grant(&m->q, n, GRANT_TRY, &wk);
+		/* Release: pairs with the acquire CAS of whoever takes m next
+		 * (the woken waiter's try_take, or a barger's). */
 		atomic_store_explicit(&m->state,
 				      coev__wq_empty(&m->q) ? 0 : M_WAITERS,
 				      memory_order_release);
@@ -269,9 +273,15 @@ static void unlock_slow(struct mutex *m)
 	coev__wq_wake(&wk);
 }
 
-/* Release m, held by the caller; fn names the public call for messages. */
-static void unlock_checked(struct mutex *m, const char *fn)
+bool coev__mutex_held(coev_mutex_t *pub)
 {
+	return atomic_load_explicit(&M(pub)->owner, memory_order_relaxed) ==
+	       coev__sync_self();
+}
+
+void coev__mutex_unlock_checked(coev_mutex_t *pub, const char *fn)
+{
+	struct mutex *m = M(pub);
 	unsigned s = M_LOCKED;
 	const void *owner =
 		atomic_load_explicit(&m->owner, memory_order_relaxed);
@@ -283,7 +293,8 @@ static void unlock_checked(struct mutex *m, const char *fn)
 	if (owner != &coev__sync_token)
 		((coev_task_t *)owner)->locks_held--;
 	atomic_store_explicit(&m->owner, NULL, memory_order_relaxed);
-	/* Release: pairs with the acquire of the next try_take. */
+	/* Release: pairs with the acquire CAS of the next try_take or
+	 * take_or_mark. */
 	if (atomic_compare_exchange_strong_explicit(&m->state, &s, 0,
 						    memory_order_release,
 						    memory_order_relaxed))
@@ -293,109 +304,5 @@ static void unlock_checked(struct mutex *m, const char *fn)
 
 void coev_mutex_unlock(coev_mutex_t *pub)
 {
-	unlock_checked(M(pub), "coev_mutex_unlock");
-}
-
-/* --- condition variable ---------------------------------------------- */
-
-struct cond {
-	atomic_uint lk;
-	coev__wq_t q; /* [lk] */
-};
-COEV__SYNC_LAYOUT(coev_cond_t, struct cond);
-
-static inline struct cond *C(coev_cond_t *c)
-{
-	return (struct cond *)(void *)c;
-}
-
-int coev_cond_init(coev_cond_t *pub)
-{
-	struct cond *c = C(pub);
-
-	if (!pub)
-		return -EINVAL;
-	atomic_init(&c->lk, 0);
-	c->q.head = c->q.tail = NULL;
-	return 0;
-}
-
-void coev_cond_destroy(coev_cond_t *pub)
-{
-	struct cond *c = C(pub);
-
-	coev__sync_check_idle(&c->lk, &c->q, "condition variable", c);
-}
-
-/* Take m again after a condition wait: as long as it takes, whatever the
- * task's cancellation or pushed deadline, since the caller must hold m on
- * return. */
-static void relock(struct mutex *m)
-{
-	coev_task_t *t = coev__task_self();
-	coev_time_t limit = 0;
-
-	if (t)
-		limit = coev__strict_begin(t);
-	if (coev_mutex_lock_dl((coev_mutex_t *)(void *)m, COEV_FOREVER) != 0)
-		coev__panic("condition variable: re-locking mutex %p failed",
-			    (void *)m);
-	if (t)
-		coev__strict_end(t, limit);
-}
-
-int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *mpub,
-		      coev_time_t deadline)
-{
-	struct cond *c = C(pub);
-	struct mutex *m = M(mpub);
-	coev__waiter_t wt;
-	coev__wnode_t n;
-	int r;
-
-	if (atomic_load_explicit(&m->owner, memory_order_relaxed) !=
-	    coev__sync_self())
-		coev__panic("coev_cond_wait: mutex %p is not held by the "
-			    "caller",
-			    (void *)m);
-	if ((r = coev__waiter_begin(&wt)) < 0)
-		return r;
-	coev__wnode_init(&n, &wt);
-	coev__spin_lock(&c->lk);
-	coev__wq_push(&c->q, &n);
-	coev__spin_unlock(&c->lk);
-	/* Queued before the unlock: a signal sent after it finds us. */
-	unlock_checked(m, "coev_cond_wait");
-	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL,
-			  COEV_WAIT_COND, c);
-	relock(m);
-	return r;
-}
-
-int coev_cond_wait(coev_cond_t *c, coev_mutex_t *m)
-{
-	return coev_cond_wait_dl(c, m, COEV_FOREVER);
-}
-
-static void cond_wake(struct cond *c, bool all)
-{
-	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-
-	coev__spin_lock(&c->lk);
-	if (all)
-		coev__wq_grant_all(&c->q, 0, &wk);
-	else if (c->q.head)
-		coev__wq_grant(&c->q, c->q.head, 0, &wk);
-	coev__spin_unlock(&c->lk);
-	coev__wq_wake(&wk);
-}
-
-void coev_cond_signal(coev_cond_t *c)
-{
-	cond_wake(C(c), false);
-}
-
-void coev_cond_broadcast(coev_cond_t *c)
-{
-	cond_wake(C(c), true);
+	coev__mutex_unlock_checked(pub, "coev_mutex_unlock");
 }

@@ -28,6 +28,8 @@ void coev__spin_lock_slow(atomic_uint *l)
 {
 	for (;;) {
 		for (int i = 0; i < SPIN_TRIES; i++) {
+			/* Acquire: pairs with the release in
+			 * coev__spin_unlock. */
 			if (!atomic_load_explicit(l, memory_order_relaxed) &&
 			    !atomic_exchange_explicit(l, 1,
 						      memory_order_acquire))
@@ -154,12 +156,12 @@ void coev__wq_wake(coev__wake_t *wk)
 	}
 }
 
-int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
-		  coev_time_t deadline, coev__withdrawn_fn withdrawn, void *obj,
-		  unsigned kind, const void *what)
+int coev__wq_wait_arg(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
+		      coev_time_t deadline, coev__withdrawn_fn withdrawn,
+		      void *obj, unsigned kind, const void *what, long long arg)
 {
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-	int r = coev__waiter_wait_on(n->wt, deadline, kind, what, 0);
+	int r = coev__waiter_wait_on(n->wt, deadline, kind, what, arg);
 
 	if (r < 0) {
 		coev__spin_lock(lk);
@@ -178,6 +180,28 @@ int coev__wq_wait(atomic_uint *lk, coev__wq_t *q, coev__wnode_t *n,
 	}
 	coev__waiter_fini(n->wt);
 	return n->status;
+}
+
+int coev__wq_wait_until(atomic_uint *lk, coev__wq_t *q, bool (*ready)(void *),
+			void *obj, coev_time_t deadline)
+{
+	coev__waiter_t wt;
+	coev__wnode_t n;
+	int r;
+
+	if ((r = coev__waiter_begin(&wt)) < 0)
+		return r;
+	coev__wnode_init(&n, &wt);
+	coev__spin_lock(lk);
+	if (ready(obj)) {
+		coev__spin_unlock(lk);
+		coev__waiter_abandon(&wt);
+		return 0;
+	}
+	coev__wq_push(q, &n);
+	coev__spin_unlock(lk);
+	return coev__wq_wait(lk, q, &n, deadline, NULL, NULL, COEV_WAIT_EVENT,
+			     obj);
 }
 
 void coev__sync_check_idle(atomic_uint *lk, coev__wq_t *q, const char *what,

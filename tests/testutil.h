@@ -493,7 +493,7 @@ TU_UNUSED static int tu_child_signaled(const tu_child_t *res, int sig)
 /* ---- loop callbacks (white-box) ----------------------------------------- */
 
 #ifdef TU_LOOP_CALLS
-#include "sched/sched.h"
+#include "sched/internal.h"
 
 typedef struct tu_loop_call {
 	coev__timer_t tm;

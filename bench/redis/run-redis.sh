@@ -50,7 +50,7 @@ command -v redis-benchmark >/dev/null || die "redis-benchmark is missing (apt-ge
 	die "no redis-server answers on 127.0.0.1:$PORT (ci/servers.sh start)"
 
 # The coev side, built from the library's archives (make lib builds the
-# adapter archive libcoev_redis.a when bridge/redis.c exists).
+# adapter archive libcoev_redis.a when adapters/redis.c exists).
 mkdir -p "$BUILD"
 make -s -C "$ROOT" lib >&2 || die "make lib failed"
 [ -f "$ROOT/build/libcoev_redis.a" ] || die "build/libcoev_redis.a is missing"

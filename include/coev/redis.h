@@ -1,6 +1,6 @@
 /*
  * coev/redis.h — Redis for tasks: hiredis' async client on a coev worker
- * (bridge/redis.c, archive libcoev_redis.a; link -lhiredis).
+ * (adapters/redis.c, archive libcoev_redis.a; link -lhiredis).
  *
  *     coev_redis_t *c;
  *     coev_redis_reply_t *rep;

@@ -1,13 +1,13 @@
 /*
- * sched/io.c — non-blocking socket and fd calls for tasks.
+ * io/socket.c — non-blocking socket and fd calls for tasks.
  *
  * Every call follows one pattern (IO_RETRY): check the task's
  * cancellation, try the system call, and only when it reports EAGAIN wait
  * for readiness on the current worker's loop (coev__wait_fd, wait.c), then
  * try again. Trying first makes the common case (data already there, room
  * in the socket buffer) one system call and no loop work, as in Go's
- * netpoller; waiting registers the fd for that one wait (libev skips the
- * kernel call when the fd's interest has not changed since the last one).
+ * netpoller; waiting registers the fd for that one wait, one-shot, in the
+ * worker's own epoll set (sched/plat_ev.c), with an epoll_ctl per wait.
  * errno is read right after the system call, before any switch: a task may
  * resume on another thread, whose errno is another variable.
  *
@@ -31,7 +31,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "sched.h"
+#include "sched/internal.h"
 
 /* The calling task's cancellation, or COEV_ENOTCORO outside a task. */
 static int io_enter(void)
@@ -362,7 +362,9 @@ static void *_Atomic resolver_arg;
 void coev_set_resolver(coev_resolver_fn fn, void *arg)
 {
 	atomic_store_explicit(&resolver_arg, arg, memory_order_relaxed);
-	/* Release: a lookup that sees fn sees its arg. */
+	/* Release: pairs with the acquire load of resolver_fn in
+	 * coev_resolve: a lookup that sees fn sees the arg stored with it
+	 * (or a later one, when another call races with the lookup). */
 	atomic_store_explicit(&resolver_fn, fn, memory_order_release);
 }
 
@@ -386,6 +388,7 @@ int coev_resolve(const char *host, unsigned port,
 		return r;
 	if (numeric_addr(host, port, &addrs[0], &len) == 0)
 		return 1;
+	/* Acquire: pairs with the release store in coev_set_resolver. */
 	fn = atomic_load_explicit(&resolver_fn, memory_order_acquire);
 	if (fn)
 		return fn(atomic_load_explicit(&resolver_arg,

@@ -1,6 +1,6 @@
 /*
- * tests/debug/test_stuck.c — a worker stuck in one task does not stall
- * the rest (the monitor in sched/debug.c; docs/ARCHITECTURE.md, "A stuck
+ * tests/sched/test_monitor.c — a worker stuck in one task does not stall
+ * the rest (the monitor in sched/monitor.c; docs/ARCHITECTURE.md, "A stuck
  * worker").
  *
  * A task A busy-loops without ever suspending (for at most a cap of a
@@ -18,7 +18,7 @@
  *       that loop) is not rescued: a libev loop belongs to its thread, so
  *       the timer fires only when A's worker gets back to its loop. The
  *       sleeper resumes after A stops spinning: late, but not lost. This
- *       is the documented behaviour (sched/debug.c, "Rejected: moving the
+ *       is the documented behaviour (sched/monitor.c, "Rejected: moving the
  *       stuck worker's timers and fd waits to others").
  *
  * Design choices. Every timing assertion is one-sided and generous: "the
@@ -205,7 +205,7 @@ static uint64_t run_spinner(int n)
 	return st.stuck_kicks;
 }
 
-static void test_stuck_lifo_child_is_rescued(void **state)
+static void test_monitor_lifo_child_is_rescued(void **state)
 {
 	(void)state;
 	/* The child in the LIFO slot wakes nobody and the other worker
@@ -213,7 +213,7 @@ static void test_stuck_lifo_child_is_rescued(void **state)
 	assert_true(run_spinner(1) >= 1);
 }
 
-static void test_stuck_ring_children_run_elsewhere(void **state)
+static void test_monitor_ring_children_run_elsewhere(void **state)
 {
 	(void)state;
 	run_spinner(CHILDREN);
@@ -296,7 +296,7 @@ static int late_spinner(void *arg)
 	return 0;
 }
 
-static void test_stuck_timer_on_stuck_loop_fires_late(void **state)
+static void test_monitor_timer_on_stuck_loop_fires_late(void **state)
 {
 	coev_rt_t *rt = new_rt();
 	late_t *l = calloc(1, sizeof *l);
@@ -361,7 +361,7 @@ static int pin_yielder(void *arg)
 	return 0;
 }
 
-static void test_stuck_pinned_yielder_does_not_starve(void **state)
+static void test_monitor_pinned_yielder_does_not_starve(void **state)
 {
 	coev_config_t cfg;
 	long yields = 0;
@@ -380,10 +380,10 @@ static void test_stuck_pinned_yielder_does_not_starve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		TU_FD_TEST(test_stuck_lifo_child_is_rescued),
-		TU_FD_TEST(test_stuck_ring_children_run_elsewhere),
-		TU_FD_TEST(test_stuck_timer_on_stuck_loop_fires_late),
-		TU_FD_TEST(test_stuck_pinned_yielder_does_not_starve),
+		TU_FD_TEST(test_monitor_lifo_child_is_rescued),
+		TU_FD_TEST(test_monitor_ring_children_run_elsewhere),
+		TU_FD_TEST(test_monitor_timer_on_stuck_loop_fires_late),
+		TU_FD_TEST(test_monitor_pinned_yielder_does_not_starve),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The loopback HTTP/1.1 server of the bridge tests (python3 stdlib only).
+"""The loopback HTTP/1.1 server of the adapter tests (python3 stdlib only).
 
-  tests/bridge/httpd.py [PORT]     default: $COEV_HTTP_PORT or 8390
+  tests/adapters/httpd.py [PORT]     default: $COEV_HTTP_PORT or 8390
 
 Listens on 127.0.0.1 with keep-alive; every response has a Content-Length.
   /hello          200 "hello\\n"

@@ -1,5 +1,5 @@
 /*
- * sched/trace.c — recording what every worker runs, written as Chrome
+ * observe/trace.c — recording what every worker runs, written as Chrome
  * trace-event JSON at shutdown (COEV_TRACE=FILE, coev_config_t.trace).
  *
  * Each worker appends fixed-size records to its own ring: no lock, no
@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "sched/internal.h"
 
 atomic_bool coev__trace_any;
 

@@ -1,6 +1,6 @@
 /*
- * tests/debug/test_dump.c — task dumps (include/coev/debug.h,
- * sched/debug.c): coev_rt_tasks() and coev_rt_dump() list every live task
+ * tests/observe/test_dump.c — task dumps (include/coev/debug.h,
+ * observe/dump.c): coev_rt_tasks() and coev_rt_dump() list every live task
  * with its true state, what it waits on, its worker and age; parked tasks
  * come with a backtrace through their own functions; a cycle of tasks
  * waiting on each other's mutexes is named as a deadlock; bad arguments

@@ -1,5 +1,5 @@
 /*
- * bridge/redis.c — hiredis' async client on a coev worker (coev/redis.h):
+ * adapters/redis.c — hiredis' async client on a coev worker (coev/redis.h):
  * the shape (a) adapter, "watch this fd for me".
  *
  * The model. A connection is one redisAsyncContext owned by one worker,
@@ -56,8 +56,8 @@
  * on those reasons. A task may still pin itself to the owner and take the
  * direct path.
  *
- * Pub/sub. SUBSCRIBE registers a callback whose privdata is the
- * subscription; it gets the subscribe confirmation (completing the
+ * Pub/sub (redis_pubsub.c). SUBSCRIBE registers a callback whose privdata
+ * is the subscription; it gets the subscribe confirmation (completing the
  * subscribe's future), the messages (copied into coev_redis_msg_t and sent
  * into an unbounded coev channel that coev_redis_sub_next reads), and at
  * the end either the unsubscribe confirmation or a NULL reply (hiredis
@@ -76,10 +76,10 @@
  * reference, from any thread. A subscription is counted the same way: the
  * user's reference and hiredis' (until its last callback).
  *
- * Threads. Fields marked [owner] are touched only on the owner's thread
- * (its tasks and its loop callbacks, which never run at the same time);
- * [lk] under c->lk; the rest is set before the connection is published and
- * read-only after, or atomic.
+ * Threads. Fields marked [owner] (redis_internal.h, redis_pubsub.c) are
+ * touched only on the owner's thread (its tasks and its loop callbacks,
+ * which never run at the same time); [lk] under c->lk; the rest is set
+ * before the connection is published and read-only after, or atomic.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -95,6 +95,7 @@
 
 #include "coev.h"
 #include "coev/redis.h"
+#include "redis_internal.h"
 
 /* A command handed over to the owner. */
 struct op {
@@ -104,45 +105,9 @@ struct op {
 	size_t len;
 };
 
-struct coev_redis {
-	coev_rt_t *rt;
-	unsigned owner;
-	atomic_uint refs;
-	atomic_int dead; /* 0, or c->err once hiredis is gone (any thread) */
-
-	redisAsyncContext *ac;	     /* [owner] NULL once hiredis freed it */
-	coev_watch_t *wa;	     /* [owner] */
-	unsigned want;		     /* [owner] events the watch wants */
-	coev_timer_t *flush_tm;	     /* [owner] writes at the turn's end */
-	bool flush_armed;	     /* [owner] flush_tm is set */
-	bool in_write;		     /* [owner] in redisAsyncHandleWrite */
-	coev_future_t *connf;	     /* completed by on_connect */
-	int err;		     /* [owner] why hiredis is gone */
-	bool closing;		     /* [owner] coev_redis_close has begun */
-	bool pubsub;		     /* [owner] SUBSCRIBE was sent */
-	struct coev_redis_sub *subs; /* [owner] hiredis holds these */
-
-	pthread_mutex_t lk;
-	struct op *head, *tail; /* [lk] handed-over commands, oldest first */
-	bool posted;		/* [lk] a flush is posted and has not run */
-};
-
-struct coev_redis_sub {
-	coev_redis_t *c; /* a reference */
-	atomic_uint refs;
-	coev_chan_t *ch;	/* coev_redis_msg_t *, unbounded */
-	coev_future_t *confirm; /* completed by the confirmation */
-	atomic_int end;		/* why the stream ended, before ch closes */
-	struct coev_redis_sub *next; /* [owner] c->subs */
-	bool in_hiredis;	     /* [owner] hiredis calls on_sub */
-	bool closing;		     /* [owner] UNSUBSCRIBE sent */
-	size_t len;
-	char name[];
-};
-
 /* --- helpers -------------------------------------------------------------- */
 
-static bool on_owner(const coev_redis_t *c)
+bool coev__redis_on_owner(const coev_redis_t *c)
 {
 	return coev_self() && coev_worker_id() == (int)c->owner &&
 	       coev_rt_current() == c->rt;
@@ -154,7 +119,7 @@ static bool in_loop_callback(void)
 	return coev_worker_id() >= 0 && !coev_self();
 }
 
-static void conn_release(coev_redis_t *c)
+void coev__redis_conn_release(coev_redis_t *c)
 {
 	/* acq_rel: every user's last access happens before the free. */
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
@@ -193,7 +158,7 @@ static int map_err(const redisContext *rc)
 }
 
 /* [owner] The connection's error, fixed the first time it is asked for. */
-static int dead_err(coev_redis_t *c, const redisAsyncContext *ac)
+int coev__redis_dead_err(coev_redis_t *c, const redisAsyncContext *ac)
 {
 	if (!c->err)
 		c->err = c->closing ? -ECANCELED : map_err(&ac->c);
@@ -352,8 +317,9 @@ static void ev_cleanup(void *p)
 	coev_timer_free(c->flush_tm);
 	c->flush_tm = NULL;
 	c->flush_armed = false;
-	atomic_store_explicit(&c->dead, dead_err(c, c->ac),
-			      memory_order_release); /* pairs: call_check */
+	/* Pairs with the acquire in coev__redis_call_check. */
+	atomic_store_explicit(&c->dead, coev__redis_dead_err(c, c->ac),
+			      memory_order_release);
 	c->ac = NULL;
 }
 
@@ -385,7 +351,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	coev_redis_reply_t *rep;
 
 	if (!r) {
-		coev_future_set(f, dead_err(ac->data, ac));
+		coev_future_set(f, coev__redis_dead_err(ac->data, ac));
 	} else if (!coev_future_cancelled(f)) {
 		/* A cancelled future: its waiter gave up; drop the reply. */
 		if (!(rep = reply_copy(r)))
@@ -459,7 +425,7 @@ static int flush(void *arg)
 			send_cmd(c, op->f, op->cmd, op->len);
 		op_free(op);
 	}
-	conn_release(c); /* the post's reference */
+	coev__redis_conn_release(c); /* the post's reference */
 	return 0;
 }
 
@@ -491,7 +457,7 @@ static int hand_off(coev_redis_t *c, coev_future_t *f, char *cmd, size_t len)
 	if ((r = coev_submit(c->rt, c->owner, flush, c, NULL)) < 0) {
 		/* Nobody will flush: fail what waits, ours included. */
 		ops_fail(ops_take(c), r);
-		conn_release(c);
+		coev__redis_conn_release(c);
 	}
 	return 0;
 }
@@ -523,7 +489,7 @@ static int check_cmd(const char *cmd, size_t len)
 }
 
 /* What every call checks first. */
-static int call_check(coev_redis_t *c)
+int coev__redis_call_check(coev_redis_t *c)
 {
 	if (!c)
 		return -EINVAL;
@@ -548,7 +514,7 @@ static int command(coev_redis_t *c, coev_time_t deadline,
 		free(cmd);
 		return r;
 	}
-	if (on_owner(c)) {
+	if (coev__redis_on_owner(c)) {
 		send_cmd(c, f, cmd, (size_t)len);
 		free(cmd);
 	} else if ((r = hand_off(c, f, cmd, (size_t)len)) < 0) {
@@ -578,7 +544,7 @@ int coev_redis_vcommand(coev_redis_t *c, coev_time_t deadline,
 
 	if (reply)
 		*reply = NULL;
-	if ((r = call_check(c)) < 0)
+	if ((r = coev__redis_call_check(c)) < 0)
 		return r;
 	if (!fmt)
 		return -EINVAL;
@@ -607,7 +573,7 @@ int coev_redis_commandargv(coev_redis_t *c, coev_time_t deadline,
 
 	if (reply)
 		*reply = NULL;
-	if ((r = call_check(c)) < 0)
+	if ((r = coev__redis_call_check(c)) < 0)
 		return r;
 	if (argc <= 0 || !argv)
 		return -EINVAL;
@@ -633,17 +599,17 @@ static int connect_addr(const char *ip, int port, coev_time_t deadline,
 	c->rt = coev_rt_current();
 	c->owner = (unsigned)coev_worker_id();
 	if ((r = coev_future_new(&c->connf)) < 0) {
-		conn_release(c);
+		coev__redis_conn_release(c);
 		return r;
 	}
 	if (!(ac = redisAsyncConnect(ip, port))) {
-		conn_release(c);
+		coev__redis_conn_release(c);
 		return -ENOMEM;
 	}
 	if (ac->err) {
 		r = map_err(&ac->c);
 		redisAsyncFree(ac);
-		conn_release(c);
+		coev__redis_conn_release(c);
 		return r;
 	}
 	c->ac = ac;
@@ -658,7 +624,7 @@ static int connect_addr(const char *ip, int port, coev_time_t deadline,
 	    (r = coev_timer_new(flush_fire, c, &c->flush_tm)) < 0) {
 		c->closing = true;
 		redisAsyncFree(ac);
-		conn_release(c);
+		coev__redis_conn_release(c);
 		return r;
 	}
 	/* Asks for the write event: connected once the socket is writable. */
@@ -670,7 +636,7 @@ static int connect_addr(const char *ip, int port, coev_time_t deadline,
 		c->closing = true;
 		if (c->ac)
 			redisAsyncFree(c->ac);
-		conn_release(c);
+		coev__redis_conn_release(c);
 		return r;
 	}
 	*out = c;
@@ -736,7 +702,7 @@ static int close_on_owner(void *arg)
 		redisAsyncFree(c->ac);
 	else
 		atomic_store_explicit(&c->dead, c->err, memory_order_release);
-	conn_release(c);
+	coev__redis_conn_release(c);
 	return 0;
 }
 
@@ -747,7 +713,7 @@ int coev_redis_close(coev_redis_t *c)
 
 	if (!c)
 		return -EINVAL;
-	if (on_owner(c))
+	if (coev__redis_on_owner(c))
 		return close_on_owner(c);
 	if (in_loop_callback())
 		return COEV_ENOTCORO;
@@ -762,228 +728,4 @@ int coev_redis_close(coev_redis_t *c)
 int coev_redis_owner(const coev_redis_t *c)
 {
 	return (int)c->owner;
-}
-
-/* --- pub/sub -------------------------------------------------------------- */
-
-static void sub_release(coev_redis_sub_t *sub)
-{
-	coev_redis_msg_t *m;
-
-	if (atomic_fetch_sub_explicit(&sub->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	if (sub->ch) {
-		coev_chan_close(sub->ch);
-		while (coev_chan_try_recv(sub->ch, &m) == 0)
-			free(m);
-		coev_chan_free(sub->ch);
-	}
-	coev_future_release(sub->confirm);
-	conn_release(sub->c);
-	free(sub);
-}
-
-/* The stream is over (end: why). Any thread. */
-static void sub_end(coev_redis_sub_t *sub, int end)
-{
-	int none = 0;
-
-	atomic_compare_exchange_strong(&sub->end, &none, end);
-	coev_future_set(sub->confirm, end);
-	coev_chan_close(sub->ch);
-}
-
-/* [owner] hiredis has called on_sub for the last time. */
-static void sub_finish(coev_redis_sub_t *sub, int end)
-{
-	coev_redis_sub_t **pp = &sub->c->subs;
-
-	while (*pp && *pp != sub)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = sub->next;
-	sub->in_hiredis = false;
-	sub_end(sub, end);
-	sub_release(sub); /* hiredis' reference */
-}
-
-static void sub_message(coev_redis_sub_t *sub, const redisReply *ch,
-			const redisReply *data)
-{
-	coev_redis_msg_t *m;
-	char *p;
-
-	if (ch->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING)
-		return;
-	if (!(m = malloc(sizeof *m + ch->len + data->len + 2)))
-		return; /* lost, as a message to a slow client would be */
-	p = (char *)(m + 1);
-	memcpy(p, ch->str, ch->len);
-	p[ch->len] = '\0';
-	m->channel = p;
-	m->channel_len = ch->len;
-	p += ch->len + 1;
-	memcpy(p, data->str, data->len);
-	p[data->len] = '\0';
-	m->data = p;
-	m->len = data->len;
-	/* Refused once the user closed the subscription. */
-	if (coev_chan_try_send(sub->ch, &m) != 0)
-		free(m);
-}
-
-static void on_sub(redisAsyncContext *ac, void *r, void *priv)
-{
-	coev_redis_sub_t *sub = priv;
-	redisReply *rep = r;
-	const char *kind;
-
-	if (!rep) {
-		sub_finish(sub, sub->closing ? COEV_ECLOSED
-					     : dead_err(ac->data, ac));
-		return;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING)
-		return;
-	kind = rep->element[0]->str;
-	if (strcasecmp(kind, "message") == 0)
-		sub_message(sub, rep->element[1], rep->element[2]);
-	else if (strcasecmp(kind, "subscribe") == 0)
-		coev_future_set(sub->confirm, 0);
-	else if (strcasecmp(kind, "unsubscribe") == 0)
-		sub_finish(sub, COEV_ECLOSED);
-}
-
-/* [owner] Send SUBSCRIBE, or end the subscription with why not. */
-static int sub_start(void *arg)
-{
-	coev_redis_sub_t *sub = arg, *s;
-	coev_redis_t *c = sub->c;
-	int r = 0;
-
-	for (s = c->subs; s; s = s->next) {
-		if (s->len == sub->len &&
-		    memcmp(s->name, sub->name, s->len) == 0)
-			break;
-	}
-	if (!c->ac)
-		r = c->err;
-	else if (coev_chan_closed(sub->ch))
-		r = -ECANCELED; /* closed by a caller that gave up: too late */
-	else if (s)
-		r = -EEXIST;
-	else if (redisAsyncCommand(c->ac, on_sub, sub, "SUBSCRIBE %b",
-				   sub->name, sub->len) != REDIS_OK)
-		r = -ENOTCONN;
-	if (r == 0) {
-		atomic_fetch_add_explicit(&sub->refs, 1, memory_order_relaxed);
-		sub->in_hiredis = true;
-		sub->next = c->subs;
-		c->subs = sub;
-		c->pubsub = true;
-	} else {
-		sub_end(sub, r);
-	}
-	sub_release(sub); /* the post's reference */
-	return 0;
-}
-
-/* [owner] Send UNSUBSCRIBE; hiredis lets go at its confirmation. */
-static int sub_stop(void *arg)
-{
-	coev_redis_sub_t *sub = arg;
-	coev_redis_t *c = sub->c;
-
-	if (sub->in_hiredis && !sub->closing && c->ac) {
-		sub->closing = true;
-		redisAsyncCommand(c->ac, NULL, NULL, "UNSUBSCRIBE %b",
-				  sub->name, sub->len);
-	}
-	sub_release(sub); /* the post's reference: the user's was given */
-	return 0;
-}
-
-/* Run fn(sub) on sub's owner; fn releases one reference of sub. */
-static int sub_post(coev_redis_sub_t *sub, coev_fn fn)
-{
-	if (on_owner(sub->c))
-		return fn(sub);
-	return coev_submit(sub->c->rt, sub->c->owner, fn, sub, NULL);
-}
-
-int coev_redis_subscribe(coev_redis_t *c, const char *channel,
-			 coev_time_t deadline, coev_redis_sub_t **out)
-{
-	size_t len = channel ? strlen(channel) : 0;
-	coev_redis_sub_t *sub;
-	int r, res;
-
-	if (out)
-		*out = NULL;
-	if ((r = call_check(c)) < 0)
-		return r;
-	if (!channel || !out)
-		return -EINVAL;
-	if (!(sub = calloc(1, sizeof *sub + len + 1)))
-		return -ENOMEM;
-	memcpy(sub->name, channel, len);
-	sub->len = len;
-	sub->c = c;
-	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-	atomic_init(&sub->refs, 2); /* the caller's and the post's */
-	atomic_init(&sub->end, 0);
-	if ((r = coev_chan_new(&sub->ch, sizeof(coev_redis_msg_t *),
-			       COEV_CHAN_UNBOUNDED)) < 0 ||
-	    (r = coev_future_new(&sub->confirm)) < 0 ||
-	    (r = sub_post(sub, sub_start)) < 0) {
-		if (sub->ch)
-			coev_chan_close(sub->ch);
-		sub_release(sub);
-		sub_release(sub);
-		return r;
-	}
-	r = coev_future_wait_dl(sub->confirm, deadline, &res);
-	if (r == 0)
-		r = res;
-	if (r < 0) {
-		coev_redis_sub_close(sub);
-		return r;
-	}
-	*out = sub;
-	return 0;
-}
-
-int coev_redis_sub_next(coev_redis_sub_t *sub, coev_time_t deadline,
-			coev_redis_msg_t **msg)
-{
-	coev_redis_msg_t *m;
-	int r;
-
-	if (msg)
-		*msg = NULL;
-	if (!sub || !msg)
-		return -EINVAL;
-	r = coev_chan_recv_dl(sub->ch, &m, deadline);
-	if (r == 0)
-		*msg = m;
-	else if (r == COEV_ECLOSED && atomic_load(&sub->end))
-		r = atomic_load(&sub->end);
-	return r;
-}
-
-void coev_redis_msg_free(coev_redis_msg_t *msg)
-{
-	free(msg);
-}
-
-int coev_redis_sub_close(coev_redis_sub_t *sub)
-{
-	if (!sub)
-		return -EINVAL;
-	/* Later messages are refused (and freed) by sub_message. */
-	coev_chan_close(sub->ch);
-	if (sub_post(sub, sub_stop) < 0)
-		sub_release(sub); /* the owner is gone: just let go */
-	return 0;
 }

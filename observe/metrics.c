@@ -1,5 +1,5 @@
 /*
- * sched/metrics.c — runtime metrics: per-worker counters, totals, and the
+ * observe/metrics.c — runtime metrics: per-worker counters, totals, and the
  * Prometheus text format.
  *
  * Every counter has one writer, its worker (COEV_STAT_ADD: a relaxed load
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sched.h"
+#include "sched/internal.h"
 
 #define LOAD(w, f) atomic_load_explicit(&(w)->st.f, memory_order_relaxed)
 

@@ -1,5 +1,5 @@
 /*
- * tests/sched/test_symbol.c — coev__symbolise (sched/symbol.c): names for
+ * tests/observe/test_symbol.c — coev__symbolise (observe/symbol.c): names for
  * a static function, a global one, a library function linked in statically
  * (coev_spawn) and a libc function; a libc function missing from libc's
  * table gives the address form; a return address names its caller and is
@@ -12,7 +12,7 @@
  * its .symtab, which is what symbol.c adds over dladdr().
  */
 #include "tests/testutil.h"
-#include "sched/symbol.h"
+#include "observe/symbol.h"
 
 #include <dlfcn.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /*
- * tests/debug/test_metrics.c — a runtime's metrics (include/coev/debug.h,
- * sched/metrics.c): coev_rt_stats, coev_rt_worker_stats and the
+ * tests/observe/test_metrics.c — a runtime's metrics (include/coev/debug.h,
+ * observe/metrics.c): coev_rt_stats, coev_rt_worker_stats and the
  * Prometheus text of coev_rt_metrics.
  *
  * What is checked:

@@ -1,6 +1,6 @@
 /*
- * tests/debug/test_reports.c — debug mode's reports (include/coev/debug.h,
- * sched/debug.c) appear when they should, and only then: a slow task (with
+ * tests/observe/test_reports.c — debug mode's reports (include/coev/debug.h,
+ * observe/report.c) appear when they should, and only then: a slow task (with
  * its backtrace, then how long it ran), a failed task nobody joined, tasks
  * alive at shutdown and those that outlive its deadline, a stack used past
  * 75%, a task that ends holding a coev mutex, the SIGUSR1 dump; and none of

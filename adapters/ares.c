@@ -1,5 +1,5 @@
 /*
- * bridge/ares.c — c-ares driven by a worker's loop (coev/ares.h): a
+ * adapters/ares.c — c-ares driven by a worker's loop (coev/ares.h): a
  * shape (b) adapter of coev/bridge.h.
  *
  * Driving. A resolver is one c-ares channel plus one coev_sockset_t on the

@@ -1,5 +1,5 @@
 /*
- * sched/symbol.h — naming code addresses for debug output (sched/symbol.c):
+ * observe/symbol.h — naming code addresses for debug output (observe/symbol.c):
  * "function+0xoff (object)", static functions included, with libc alone.
  * Not installed.
  */

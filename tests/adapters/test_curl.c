@@ -1,6 +1,6 @@
 /*
- * tests/bridge/test_curl.c — the libcurl adapter (include/coev/curl.h,
- * bridge/curl.c) against tests/bridge/httpd.py on 127.0.0.1:$COEV_HTTP_PORT
+ * tests/adapters/test_curl.c — the libcurl adapter (include/coev/curl.h,
+ * adapters/curl.c) against tests/adapters/httpd.py on 127.0.0.1:$COEV_HTTP_PORT
  * (default 8390; ci/servers.sh starts it): GET /hello (body, status, the
  * caller's CURLOPT_PRIVATE put back); /bytes/1000000 checked byte by byte
  * (coev_curl_get, and coev_curl_fetch of the caller's handle);
@@ -924,7 +924,7 @@ int main(void)
 	if (!server_up(http_port)) {
 		fprintf(stderr,
 			"test_curl: nothing listens on 127.0.0.1:%d; start "
-			"tests/bridge/httpd.py (ci/servers.sh start) or set "
+			"tests/adapters/httpd.py (ci/servers.sh start) or set "
 			"COEV_HTTP_PORT\n",
 			http_port);
 		return 1;

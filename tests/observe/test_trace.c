@@ -1,6 +1,6 @@
 /*
- * tests/debug/test_trace.c — COEV_TRACE (coev_config_t.trace; the writer
- * in sched/trace.c): the Chrome trace-event JSON a runtime writes when it
+ * tests/observe/test_trace.c — COEV_TRACE (coev_config_t.trace; the writer
+ * in observe/trace.c): the Chrome trace-event JSON a runtime writes when it
  * shuts down, read back with tests/json.h and checked field by field.
  *
  * What is checked, on a workload of 2 workers (two named tasks "ping"
@@ -9,7 +9,7 @@
  *   - the document: a traceEvents array, displayTimeUnit, otherData with
  *     the worker count and no dropped records; a process name and a
  *     thread name per worker; one event per line, each with "ph" first
- *     (the line-oriented contract of sched/trace.c);
+ *     (the line-oriented contract of observe/trace.c);
  *   - run slices ("X", cat "task") carry the task's id and why the run
  *     ended (park, yield, exit); ping's and pong's ids are the ones
  *     coev_task_id gave them; every task has exactly one "exit" run, its

@@ -1,5 +1,5 @@
 /*
- * tests/bridge/test_ares.c — the c-ares adapter (include/coev/ares.h)
+ * tests/adapters/test_ares.c — the c-ares adapter (include/coev/ares.h)
  * against dnsmasq on 127.0.0.1:$COEV_DNS_PORT (default 5353; started by
  * ci/servers.sh start), which serves the zone coev.test: www -> 127.0.0.1,
  * v6 -> ::1, dual -> both, h0..h999 -> 127.0.0.1, other names NXDOMAIN.

@@ -1,5 +1,5 @@
 /*
- * tests/sched/test_io.c — non-blocking I/O for tasks (include/coev/io.h):
+ * tests/io/test_socket.c — non-blocking I/O for tasks (include/coev/io.h):
  * ten thousand connections held open at once against an echo server,
  * partial reads and writes, readv/writev, resets, an accept storm,
  * deadlines mid-read and mid-write, end of stream, UDP, Unix sockets,
@@ -440,7 +440,7 @@ static void many_child(many_t *m)
 	_exit(rc == 0 && failures == 0 ? 0 : 1);
 }
 
-static void test_io_ten_thousand_connections_at_once(void **state)
+static void test_socket_ten_thousand_connections_at_once(void **state)
 {
 	many_t *m = calloc(1, sizeof *m);
 	many_srv_t *ms = calloc(1, sizeof *ms);
@@ -617,7 +617,7 @@ static int bulk_main(void *arg)
 	return 0;
 }
 
-static void test_io_write_all_large_against_slow_reader(void **state)
+static void test_socket_write_all_large_against_slow_reader(void **state)
 {
 	bulk_t *b = calloc(1, sizeof *b);
 
@@ -693,7 +693,7 @@ static int pieces_main(void *arg)
 	return 0;
 }
 
-static void test_io_read_full_assembles_small_pieces(void **state)
+static void test_socket_read_full_assembles_small_pieces(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(pieces_main, NULL, 2), 0);
@@ -826,7 +826,7 @@ static int vec_main(void *arg)
 	return 0;
 }
 
-static void test_io_readv_writev_partial(void **state)
+static void test_socket_readv_writev_partial(void **state)
 {
 	vec_t *v = calloc(1, sizeof *v);
 
@@ -925,7 +925,7 @@ static int reset_main(void *arg)
 	return 0;
 }
 
-static void test_io_peer_reset_is_an_error_not_a_crash(void **state)
+static void test_socket_peer_reset_is_an_error_not_a_crash(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(reset_main, NULL, 2), 0);
@@ -1060,7 +1060,7 @@ static int resolve_main(void *arg)
 	return 0;
 }
 
-static void test_io_resolve(void **state)
+static void test_socket_resolve(void **state)
 {
 	struct sockaddr_storage a[1];
 
@@ -1071,7 +1071,7 @@ static void test_io_resolve(void **state)
 	tu_assert_no_failures();
 }
 
-static void test_io_accept_storm_accepts_every_connection(void **state)
+static void test_socket_accept_storm_accepts_every_connection(void **state)
 {
 	storm_t *s = calloc(1, sizeof *s);
 
@@ -1178,7 +1178,7 @@ static int deadline_main(void *arg)
 	return 0;
 }
 
-static void test_io_deadline_mid_read_leaves_fd_usable(void **state)
+static void test_socket_deadline_mid_read_leaves_fd_usable(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(deadline_main, NULL, 1), 0);
@@ -1217,7 +1217,7 @@ static int eof_main(void *arg)
 	return 0;
 }
 
-static void test_io_read_full_eof_reports_done(void **state)
+static void test_socket_read_full_eof_reports_done(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(eof_main, NULL, 2), 0);
@@ -1307,7 +1307,7 @@ static int udp_main(void *arg)
 	return 0;
 }
 
-static void test_io_udp_sendto_recvfrom(void **state)
+static void test_socket_udp_sendto_recvfrom(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(udp_main, NULL, 2), 0);
@@ -1417,7 +1417,7 @@ static int unix_main(void *arg)
 	return 0;
 }
 
-static void test_io_unix_stream_sockets(void **state)
+static void test_socket_unix_stream_sockets(void **state)
 {
 	unx_t *u = calloc(1, sizeof *u);
 
@@ -1520,7 +1520,7 @@ static int named_main(void *arg)
 	return 0;
 }
 
-static void test_io_tcp_connect_by_name(void **state)
+static void test_socket_tcp_connect_by_name(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(named_main, NULL, 2), 0);
@@ -1558,7 +1558,7 @@ static int refused_main(void *arg)
 	return 0;
 }
 
-static void test_io_tcp_connect_refused(void **state)
+static void test_socket_tcp_connect_refused(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(refused_main, NULL, 1), 0);
@@ -1653,7 +1653,7 @@ static int pipe_main(void *arg)
 	return 0;
 }
 
-static void test_io_wait_fd_on_a_pipe(void **state)
+static void test_socket_wait_fd_on_a_pipe(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(pipe_main, NULL, 2), 0);
@@ -1683,7 +1683,7 @@ static int nonblock_main(void *arg)
 	return 0;
 }
 
-static void test_io_fd_nonblock_on_a_foreign_pipe(void **state)
+static void test_socket_fd_nonblock_on_a_foreign_pipe(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(nonblock_main, NULL, 1), 0);
@@ -1692,7 +1692,7 @@ static void test_io_fd_nonblock_on_a_foreign_pipe(void **state)
 
 /* ---- outside a task ----------------------------------------------------- */
 
-static void test_io_calls_outside_a_task_return_enotcoro(void **state)
+static void test_socket_calls_outside_a_task_return_enotcoro(void **state)
 {
 	int p[2];
 	char buf[8];
@@ -1754,22 +1754,22 @@ static void test_io_calls_outside_a_task_return_enotcoro(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		TU_FD_TEST(test_io_ten_thousand_connections_at_once),
-		TU_FD_TEST(test_io_write_all_large_against_slow_reader),
-		TU_FD_TEST(test_io_read_full_assembles_small_pieces),
-		TU_FD_TEST(test_io_readv_writev_partial),
-		TU_FD_TEST(test_io_peer_reset_is_an_error_not_a_crash),
-		TU_FD_TEST(test_io_accept_storm_accepts_every_connection),
-		TU_FD_TEST(test_io_deadline_mid_read_leaves_fd_usable),
-		TU_FD_TEST(test_io_read_full_eof_reports_done),
-		TU_FD_TEST(test_io_udp_sendto_recvfrom),
-		TU_FD_TEST(test_io_unix_stream_sockets),
-		TU_FD_TEST(test_io_tcp_connect_by_name),
-		TU_FD_TEST(test_io_tcp_connect_refused),
-		TU_FD_TEST(test_io_wait_fd_on_a_pipe),
-		TU_FD_TEST(test_io_fd_nonblock_on_a_foreign_pipe),
-		TU_FD_TEST(test_io_calls_outside_a_task_return_enotcoro),
-		TU_FD_TEST(test_io_resolve),
+		TU_FD_TEST(test_socket_ten_thousand_connections_at_once),
+		TU_FD_TEST(test_socket_write_all_large_against_slow_reader),
+		TU_FD_TEST(test_socket_read_full_assembles_small_pieces),
+		TU_FD_TEST(test_socket_readv_writev_partial),
+		TU_FD_TEST(test_socket_peer_reset_is_an_error_not_a_crash),
+		TU_FD_TEST(test_socket_accept_storm_accepts_every_connection),
+		TU_FD_TEST(test_socket_deadline_mid_read_leaves_fd_usable),
+		TU_FD_TEST(test_socket_read_full_eof_reports_done),
+		TU_FD_TEST(test_socket_udp_sendto_recvfrom),
+		TU_FD_TEST(test_socket_unix_stream_sockets),
+		TU_FD_TEST(test_socket_tcp_connect_by_name),
+		TU_FD_TEST(test_socket_tcp_connect_refused),
+		TU_FD_TEST(test_socket_wait_fd_on_a_pipe),
+		TU_FD_TEST(test_socket_fd_nonblock_on_a_foreign_pipe),
+		TU_FD_TEST(test_socket_calls_outside_a_task_return_enotcoro),
+		TU_FD_TEST(test_socket_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * sched/symbol.c — naming code addresses for debug output: the return
+ * observe/symbol.c — naming code addresses for debug output: the return
  * addresses of a task's backtrace become "function+0xoff (object)".
  *
  * dladdr() alone is not enough. It searches only the dynamic symbol table,

@@ -1,5 +1,5 @@
 /*
- * tests/bridge/test_redis.c — the hiredis adapter (include/coev/redis.h)
+ * tests/adapters/test_redis.c — the hiredis adapter (include/coev/redis.h)
  * against redis-server on 127.0.0.1:$COEV_REDIS_PORT (default 6390,
  * started by ci/servers.sh start), and against private redis-servers that
  * a test starts on a free port when it kills the server or blocks it with

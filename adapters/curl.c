@@ -1,5 +1,5 @@
 /*
- * bridge/curl.c — the libcurl adapter (coev/curl.h): one CURLM multi
+ * adapters/curl.c — the libcurl adapter (coev/curl.h): one CURLM multi
  * handle driven by one worker's loop through a coev_sockset_t, with each
  * transfer's end delivered to the task that waits for it by a future.
  *
