@@ -147,7 +147,7 @@ static void worker_free(struct coev_worker *w)
 {
 	if (!w)
 		return;
-	coev__worker_drop_posts(w);
+	coev__worker_run_posts(w, false);
 	coev__stack_pool_free(w);
 	coev__stack_altstack_free(w);
 	coev__plat_loop_destroy(w);

@@ -75,7 +75,8 @@ void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);
 coev__entry_t *coev__inject_pop(coev__inject_t *q);
-void coev__worker_drop_posts(struct coev_worker *w);
+/* post.c: run every post (run false: the runtime is freed, fail them). */
+void coev__worker_run_posts(struct coev_worker *w, bool run);
 
 /* task.c */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);

@@ -610,61 +610,6 @@ static coev__entry_t *take_inject(struct coev_worker *w)
 	return first;
 }
 
-/* --- posted functions --------------------------------------------------- */
-
-void coev__worker_post(struct coev_worker *w, coev__post_t *p)
-{
-	coev__post_t *head =
-		atomic_load_explicit(&w->posts, memory_order_relaxed);
-
-	/* Release: p's contents happen before the worker runs it; pairs
-	 * with the acquire exchange in take_posts (a later pusher's CAS
-	 * continues the release sequence). */
-	do
-		p->next = head;
-	while (!atomic_compare_exchange_weak_explicit(&w->posts, &head, p,
-						      memory_order_release,
-						      memory_order_relaxed));
-	/* Every post rings: a ring that another ring or a poll already
-	 * consumed must not leave this post behind. The doorbell costs a
-	 * system call only while w sleeps in its loop (libev coalesces the
-	 * rest); a running w finds the post at its next scheduling tick. */
-	coev__plat_unpark(w);
-}
-
-/* Take every post and run them in the order they were posted. */
-static coev__post_t *take_posts(struct coev_worker *w)
-{
-	/* Acquire: pairs with the release CAS of every push in
-	 * coev__worker_post, so each post's contents are seen. */
-	coev__post_t *p =
-		atomic_exchange_explicit(&w->posts, NULL, memory_order_acquire);
-	coev__post_t *fifo = NULL, *next;
-
-	for (; p; p = next) {
-		next = p->next;
-		p->next = fifo;
-		fifo = p;
-	}
-	return fifo;
-}
-
-/* Run every post (run false: the runtime is freed, fail them instead). */
-static void run_posts(struct coev_worker *w, bool run)
-{
-	coev__post_t *p, *next;
-
-	for (p = take_posts(w); p; p = next) {
-		next = p->next;
-		p->fn(p, run);
-	}
-}
-
-void coev__worker_drop_posts(struct coev_worker *w)
-{
-	run_posts(w, false);
-}
-
 /* Take our own LIFO entry, counting a wake against the LIFO cap. */
 static inline coev__entry_t *take_lifo(struct coev_worker *w)
 {
@@ -699,7 +644,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	/* After the poll, which may consume the doorbell of a post: a post
 	 * pushed before it is found here, one pushed after rings again. */
 	if (atomic_load_explicit(&w->posts, memory_order_relaxed))
-		run_posts(w, true);
+		coev__worker_run_posts(w, true);
 	/* The inbox first (pinned tasks resume nowhere else), but at most
 	 * COEV_LIFO_MAX times in a row: a pinned task that yields in a loop
 	 * goes back to the inbox each time and would starve the LIFO slot
