@@ -647,5 +647,9 @@ void coev_curl_free(coev_curl_t *m)
 
 unsigned coev_curl_worker(const coev_curl_t *m)
 {
+	if (!m) {
+		fprintf(stderr, "coev: fatal: coev_curl_worker: NULL handle\n");
+		abort();
+	}
 	return m->owner;
 }

@@ -727,5 +727,7 @@ int coev_redis_close(coev_redis_t *c)
 
 int coev_redis_owner(const coev_redis_t *c)
 {
+	if (!c)
+		return -EINVAL;
 	return (int)c->owner;
 }

@@ -206,7 +206,7 @@ int coev_rt_metrics(const coev_rt_t *rt, char *buf, size_t len)
 	out_t o = {buf, len, 0};
 	unsigned n;
 
-	if (!rt)
+	if (!rt || (!buf && len))
 		return -EINVAL;
 	if (buf && len)
 		buf[0] = '\0';

@@ -64,16 +64,22 @@ void coev_chan_free(coev_chan_t *ch)
 
 size_t coev_chan_len(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_len: NULL channel");
 	return atomic_load_explicit(&ch->len, memory_order_relaxed);
 }
 
 size_t coev_chan_cap(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_cap: NULL channel");
 	return ch->cap;
 }
 
 int coev_chan_closed(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_closed: NULL channel");
 	return atomic_load_explicit(&ch->closed, memory_order_relaxed);
 }
 

@@ -74,6 +74,8 @@ int coev_wg_wait_dl(coev_wg_t *pub, coev_time_t deadline)
 	struct wg *wg = WG(pub);
 	int r;
 
+	if (!pub)
+		return -EINVAL;
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	/* Acquire: pairs with the release store in coev_wg_add. */

@@ -82,7 +82,9 @@ COEV_API int coev_chan_try_recv(coev_chan_t *ch, void *out);
  * coev_chan_close — close ch (rule 2) and wake everyone waiting on it.
  * Returns 0, or COEV_ECLOSED if it was closed already. Any thread.
  * coev_chan_len — messages buffered now (a snapshot); coev_chan_cap — the
- * capacity given to coev_chan_new; coev_chan_closed — 1 once closed.
+ * capacity given to coev_chan_new; coev_chan_closed — 1 once closed. These
+ * three abort on a NULL ch, with a line naming the call; every other call
+ * here returns -EINVAL for a NULL channel.
  */
 COEV_API int coev_chan_close(coev_chan_t *ch);
 COEV_API size_t coev_chan_len(coev_chan_t *ch);

@@ -78,6 +78,7 @@ COEV_API void coev_curl_free(coev_curl_t *m);
 /*
  * coev_curl_worker — the index of m's owner (for coev_pin_to or
  * coev_submit, e.g. to set multi options with curl_multi_setopt there).
+ * A NULL m aborts, with a line naming the call.
  */
 COEV_API unsigned coev_curl_worker(const coev_curl_t *m);
 

@@ -144,7 +144,7 @@ COEV_API int coev_redis_close(coev_redis_t *c);
 
 /*
  * coev_redis_owner — the index of c's owner worker (for coev_pin_to).
- * Any thread; never fails for a valid c.
+ * Any thread; never fails for a valid c; -EINVAL for NULL.
  */
 COEV_API int coev_redis_owner(const coev_redis_t *c);
 

@@ -82,8 +82,8 @@ COEV_API int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline);
 COEV_API int coev_scope_close(coev_scope_t *s);
 
 /*
- * coev_scope_live — the number of tasks of s not yet finished. Any thread
- * while s is open.
+ * coev_scope_live — the number of tasks of s not yet finished (0 for a
+ * NULL s). Any thread while s is open.
  */
 COEV_API size_t coev_scope_live(coev_scope_t *s);
 
