@@ -27,6 +27,8 @@
  * joins the rest (asyncio.gather); wait_for runs a function as a child
  * task and cancels it at the deadline (asyncio.wait_for).
  */
+#include <limits.h>
+
 #include "sched.h"
 
 static void take_result(coev_task_t *t, int *ret)
@@ -196,7 +198,8 @@ static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 	coev_task_t *self = coev__task_self();
 	int failed = 0, r;
 
-	if (n && (!tasks || !rets))
+	/* The count of failures is an int. */
+	if ((n && (!tasks || !rets)) || n > INT_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (!tasks[i] && !clear)
@@ -334,7 +337,8 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 	size_t i, stop, any = 0;
 	int r = 0, found;
 
-	if (n && !tasks)
+	/* The index returned is an int. */
+	if ((n && !tasks) || n > INT_MAX)
 		return -EINVAL;
 	if (w && !self)
 		return COEV_ENOTCORO;

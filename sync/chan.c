@@ -118,10 +118,12 @@ static inline unsigned char *slot(coev_chan_t *ch, size_t i)
 /* Double an unbounded channel's buffer, keeping the order. */
 static int grow(coev_chan_t *ch)
 {
-	size_t n = buffered(ch), size = ch->size ? ch->size * 2 : UNBOUNDED_MIN;
+	size_t n = buffered(ch), size = UNBOUNDED_MIN, bytes;
 	unsigned char *buf;
 
-	if (size > SIZE_MAX / ch->esize || !(buf = malloc(size * ch->esize)))
+	if ((ch->size && __builtin_mul_overflow(ch->size, 2, &size)) ||
+	    __builtin_mul_overflow(size, ch->esize, &bytes) ||
+	    !(buf = malloc(bytes)))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		memcpy(buf + i * ch->esize, slot(ch, i), ch->esize);

@@ -43,7 +43,8 @@ typedef struct coev_chan coev_chan_t;
 /*
  * coev_chan_new — a channel for messages of elem_size bytes (1 to 65536)
  * with the given capacity (0, n, or COEV_CHAN_UNBOUNDED). Stores it in
- * *out and returns 0, or -EINVAL (NULL out, bad elem_size), -ENOMEM.
+ * *out and returns 0, or -EINVAL (NULL out, bad elem_size), -ENOMEM (also
+ * when capacity * elem_size overflows).
  * Any thread; allocates the channel and a bounded channel's buffer.
  * coev_chan_free — free ch and any messages still buffered (their bytes
  * only). It must have no waiters (aborts otherwise). NULL is ignored.

@@ -11,6 +11,7 @@
  */
 #include "tests/misuse/misuse_util.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "coev/ares.h"
@@ -315,13 +316,183 @@ static void test_misuse_args_null_objects_of_value_calls_abort(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- sizes ----------------------------------------------------------------- */
+
+/* A traced runtime with trace_events n: coev_rt_new's result (the runtime,
+ * if one was made, runs one task and is freed). */
+static int traced_rt_new(const char *path, size_t n)
+{
+	coev_config_t cfg;
+	coev_rt_t *rt = (coev_rt_t *)&rt;
+	coev_task_t *t;
+	int r, ret = -1;
+
+	if (coev_config_init(&cfg) != 0)
+		_exit(90);
+	cfg.workers = 2;
+	cfg.trace = path;
+	cfg.trace_events = n;
+	r = coev_rt_new(&cfg, &rt);
+	if (r != 0) {
+		TU_CHECK(rt == NULL);
+		return r;
+	}
+	TU_CHECK_EQ(coev_rt_spawn(rt, NULL, return_arg, (void *)7, &t), 0);
+	TU_CHECK_EQ(coev_join(t, &ret), 0);
+	TU_CHECK_EQ(ret, 7);
+	coev_rt_free(rt);
+	return 0;
+}
+
+static void trace_sizes_body(void *arg)
+{
+	static const size_t bad[] = {
+		SIZE_MAX / 72 + 2, /* n * 72 wraps to 16 bytes */
+		SIZE_MAX / 72 + 1, SIZE_MAX, ((size_t)1 << 28) + 1, 15, 1,
+	};
+	char path[128];
+
+	snprintf(path, sizeof path, "%s/trace.json", (const char *)arg);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		TU_CHECK_MSG(traced_rt_new(path, bad[i]) == -EINVAL,
+			     "trace_events %zu not refused", bad[i]);
+	/* The limits of the range and the default are taken. */
+	TU_CHECK_EQ(traced_rt_new(path, COEV_TRACE_EVENTS_MIN), 0);
+	TU_CHECK_EQ(traced_rt_new(path, 0), 0);
+	/* Without a trace file the field is still checked. */
+	TU_CHECK_EQ(traced_rt_new(NULL, SIZE_MAX / 72 + 2), -EINVAL);
+}
+
+/* Proves: a trace_events outside 16..2^28 (0 meaning the default) makes
+ * coev_rt_new return -EINVAL and store NULL, whether or not a trace file
+ * is set; in particular one whose ring size in bytes wraps (SIZE_MAX/72
+ * + 2 records of 72 bytes is 16 bytes) is refused instead of giving a
+ * runtime that writes past its ring. In a child: the broken runtime would
+ * fault. */
+static void test_misuse_args_trace_events_out_of_range(void **state)
+{
+	char dir[128];
+
+	(void)state;
+	assert_int_equal(tu_mkdtemp(dir, sizeof dir), 0);
+	expect_clean_child(trace_sizes_body, dir);
+	tu_rmtree(dir);
+}
+
+/* Proves: a channel whose buffer (capacity x elem_size) overflows size_t
+ * is refused with -ENOMEM, *out untouched, nothing allocated (the fd and
+ * leak checks of the ASan build see the rest). */
+static void test_misuse_args_channel_buffer_overflows(void **state)
+{
+	static const struct {
+		size_t esize, cap;
+	} bad[] = {
+		{2, SIZE_MAX / 2 + 1},
+		{65536, SIZE_MAX - 1},
+		{3, SIZE_MAX / 3 + 1},
+		{65536, ((size_t)1 << 48) + 1},
+	};
+	coev_chan_t *ch;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ch = (coev_chan_t *)&ch;
+		assert_int_equal(coev_chan_new(&ch, bad[i].esize, bad[i].cap),
+				 -ENOMEM);
+		assert_ptr_equal(ch, (coev_chan_t *)&ch);
+	}
+}
+
+/* A sparse file of size INT64_MAX, in tmpfs when there is one. */
+static int huge_file(char *path, size_t size)
+{
+	int fd;
+
+	snprintf(path, size, "/dev/shm/coev-test-huge-%d", (int)getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, INT64_MAX) != 0) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int read_huge_main(void *arg)
+{
+	char *data = (char *)&data;
+	size_t len = 77;
+
+	TU_CHECK_EQ(coev_file_read_all(arg, &data, &len, tu_guard()), -ENOMEM);
+	TU_CHECK(data == (char *)&data && len == 77);
+	return 0;
+}
+
+/* Proves: coev_file_read_all of a file whose size and NUL do not fit in
+ * one allocation (a sparse file of INT64_MAX bytes) returns -ENOMEM
+ * before asking malloc (ASan's malloc aborts on such a size), leaving
+ * *data and *len alone and no fd open. Skipped without a tmpfs that takes
+ * such a size. */
+static void test_misuse_args_read_all_of_a_file_too_big(void **state)
+{
+	char path[128];
+	int fds;
+
+	(void)state;
+	if (huge_file(path, sizeof path) != 0) {
+		fprintf(stderr, "no file system takes a sparse INT64_MAX "
+				"file: skipped\n");
+		skip();
+	}
+	fds = tu_fd_count();
+	assert_int_equal(tu_run_main(read_huge_main, path, 2), 0);
+	unlink(path);
+	tu_assert_no_failures();
+	assert_int_equal(tu_fd_count(), fds);
+}
+
+static int wait_any_huge_main(void *arg)
+{
+	coev_task_t *ts[1];
+	int rets[1];
+
+	(void)arg;
+	TU_CHECK_EQ(coev_spawn(return_arg, NULL, &ts[0]), 0);
+	/* A count whose indexes an int cannot hold: refused before the
+	 * array is read (only its first entry exists). */
+	TU_CHECK_EQ(coev_wait_any(ts, (size_t)INT_MAX + 1, COEV_FOREVER),
+		    -EINVAL);
+	TU_CHECK_EQ(coev_gather(ts, (size_t)INT_MAX + 1, rets), -EINVAL);
+	TU_CHECK_EQ(coev_gather_dl(ts, SIZE_MAX, rets, COEV_FOREVER), -EINVAL);
+	/* Nothing was consumed. */
+	TU_CHECK_EQ(coev_gather(ts, 1, rets), 0);
+	return 0;
+}
+
+/* Proves: coev_wait_any, coev_gather and coev_gather_dl refuse a count
+ * above INT_MAX (their results are an index or a count of failures in an
+ * int) with -EINVAL, before reading the array and consuming nothing. */
+static void test_misuse_args_task_counts_beyond_int(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(wait_any_huge_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		/* Children only: the process stays single-threaded. */
+		/* Children first, while the process has one thread. */
 		cmocka_unit_test(test_misuse_args_null_objects_return_einval),
 		cmocka_unit_test(
 			test_misuse_args_null_objects_of_value_calls_abort),
+		cmocka_unit_test(test_misuse_args_trace_events_out_of_range),
+		TU_FD_TEST(test_misuse_args_channel_buffer_overflows),
+		TU_FD_TEST(test_misuse_args_read_all_of_a_file_too_big),
+		TU_FD_TEST(test_misuse_args_task_counts_beyond_int),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
