@@ -101,7 +101,9 @@ COEV_API size_t coev_scope_live(coev_scope_t *s);
  *
  * Returns an index, or -ENOENT (every entry is NULL), -ETIMEDOUT,
  * -ECANCELED (the caller was cancelled), -EINVAL (NULL tasks with n > 0,
- * n > INT_MAX), -EDEADLK (the caller is among the tasks). A handle another
+ * n > INT_MAX, or the same handle twice: found when the call is about to
+ * wait, so an array holding a task that has ended returns its index
+ * first), -EDEADLK (the caller is among the tasks). A handle another
  * caller is joining aborts, as a second join does. From a task, or from a
  * plain thread (which blocks); never allocates.
  */

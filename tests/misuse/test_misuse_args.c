@@ -482,6 +482,64 @@ static void test_misuse_args_task_counts_beyond_int(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- the same handle twice -------------------------------------------------- */
+
+static int wait_any_twice_main(void *arg)
+{
+	coev_task_t *t, *done;
+	int r = -1;
+
+	(void)arg;
+	atomic_store(&gate_open, 0);
+	if (coev_spawn(wait_gate, NULL, &t) != 0 ||
+	    coev_spawn(return_arg, (void *)5, &done) != 0)
+		return -1;
+	coev_task_t *twice[] = {t, t};
+	coev_task_t *spaced[] = {NULL, t, NULL, t};
+	TU_CHECK_EQ(coev_wait_any(twice, 2, COEV_FOREVER), -EINVAL);
+	TU_CHECK_EQ(coev_wait_any(spaced, 4, COEV_FOREVER), -EINVAL);
+	/* Nothing was left installed: t can be waited on and joined. */
+	TU_CHECK_EQ(coev_wait_any(&t, 1, coev_deadline(COEV_MSEC(10))),
+		    -ETIMEDOUT);
+	/* A task that has ended is returned before anything is installed,
+	 * duplicates or not. */
+	TU_CHECK_EQ(coev_join(done, NULL), 0);
+	TU_CHECK_EQ(coev_spawn(return_arg, (void *)5, &done), 0);
+	TU_CHECK_EQ(coev_wait_any(&done, 1, COEV_FOREVER), 0);
+	coev_task_t *ended[] = {done, done};
+	TU_CHECK_EQ(coev_wait_any(ended, 2, COEV_FOREVER), 0);
+	TU_CHECK_EQ(coev_join(done, &r), 0);
+	TU_CHECK_EQ(r, 5);
+	atomic_store(&gate_open, 1);
+	TU_CHECK_EQ(coev_join(t, &r), 0);
+	TU_CHECK_EQ(r, 0);
+	return 0;
+}
+
+static void wait_any_twice_body(void *arg)
+{
+	coev_rt_t *rt = child_rt(2);
+	coev_task_t *t;
+	int r = -1;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_rt_spawn(rt, NULL, wait_any_twice_main, NULL, &t), 0);
+	TU_CHECK_EQ(coev_join(t, &r), 0);
+	TU_CHECK_EQ(r, 0);
+	coev_rt_free(rt);
+}
+
+/* Proves: coev_wait_any given the same handle twice returns -EINVAL
+ * (it used to abort, blaming "someone else" for joining it) and leaves
+ * nothing installed: the handle is waited on and joined afterwards. A
+ * task that has already ended is returned, as for any array. In a child:
+ * the old behaviour aborts. */
+static void test_misuse_args_wait_any_same_handle_twice(void **state)
+{
+	(void)state;
+	expect_clean_child(wait_any_twice_body, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +548,7 @@ int main(void)
 		cmocka_unit_test(
 			test_misuse_args_null_objects_of_value_calls_abort),
 		cmocka_unit_test(test_misuse_args_trace_events_out_of_range),
+		cmocka_unit_test(test_misuse_args_wait_any_same_handle_twice),
 		TU_FD_TEST(test_misuse_args_channel_buffer_overflows),
 		TU_FD_TEST(test_misuse_args_read_all_of_a_file_too_big),
 		TU_FD_TEST(test_misuse_args_task_counts_beyond_int),
