@@ -254,7 +254,8 @@ COEV_API void coev_wg_destroy(coev_wg_t *wg);
 
 /*
  * coev_wg_add — add n (may be negative) to the count; reaching zero wakes
- * every waiter. A count below zero is a bug and aborts. Any thread.
+ * every waiter. A count below zero, or one past LONG_MAX, is a bug and
+ * aborts (the count is unchanged then). Any thread.
  * coev_wg_done — coev_wg_add(wg, -1).
  * coev_wg_wait / _wait_dl — wait until the count is zero: 0, -ETIMEDOUT,
  * -ECANCELED, COEV_ENOTCORO. Tasks and plain threads.

@@ -540,6 +540,50 @@ static void test_misuse_args_wait_any_same_handle_twice(void **state)
 	expect_clean_child(wait_any_twice_body, NULL);
 }
 
+/* ---- a wait group's count ---------------------------------------------------- */
+
+static void wg_overflow_child(void *arg)
+{
+	coev_wg_t wg;
+
+	(void)arg;
+	if (coev_wg_init(&wg) != 0)
+		_exit(91);
+	coev_wg_add(&wg, LONG_MAX);
+	coev_wg_add(&wg, 1);
+	fprintf(stderr, "coev_wg_add past LONG_MAX returned: no abort\n");
+}
+
+static void wg_at_the_limits_body(void *arg)
+{
+	coev_wg_t wg;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_wg_init(&wg), 0);
+	coev_wg_add(&wg, LONG_MAX);
+	coev_wg_add(&wg, -LONG_MAX);
+	TU_CHECK_EQ(coev_wg_wait_dl(&wg, 0), 0);
+	coev_wg_add(&wg, LONG_MAX - 1);
+	coev_wg_add(&wg, 1);
+	TU_CHECK_EQ(coev_wg_wait_dl(&wg, 0), -ETIMEDOUT);
+	coev_wg_add(&wg, LONG_MIN + 1);
+	TU_CHECK_EQ(coev_wg_wait_dl(&wg, 0), 0);
+	coev_wg_destroy(&wg);
+}
+
+/* Proves: a wait group's count driven past LONG_MAX aborts naming
+ * coev_wg_add and the overflow (it used to overflow a long, undefined
+ * behaviour, and then blame a count "below zero"); counts up to LONG_MAX
+ * and back to zero work. */
+static void test_misuse_args_wait_group_count_overflow_aborts(void **state)
+{
+	static const char *const words[] = {"coev_wg_add", "overflow", NULL};
+
+	(void)state;
+	expect_abort(wg_overflow_child, NULL, words);
+	expect_clean_child(wg_at_the_limits_body, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +593,8 @@ int main(void)
 			test_misuse_args_null_objects_of_value_calls_abort),
 		cmocka_unit_test(test_misuse_args_trace_events_out_of_range),
 		cmocka_unit_test(test_misuse_args_wait_any_same_handle_twice),
+		cmocka_unit_test(
+			test_misuse_args_wait_group_count_overflow_aborts),
 		TU_FD_TEST(test_misuse_args_channel_buffer_overflows),
 		TU_FD_TEST(test_misuse_args_read_all_of_a_file_too_big),
 		TU_FD_TEST(test_misuse_args_task_counts_beyond_int),
