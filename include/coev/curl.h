@@ -137,7 +137,7 @@ COEV_API int coev_curl_get(coev_curl_t *m, const char *url,
  *                                    when perform maps it), else
  *                                    -ECONNREFUSED
  *   CURLE_OPERATION_TIMEDOUT         -ETIMEDOUT
- *   CURLE_COULDNT_RESOLVE_HOST/PROXY -ENOENT (as coev_tcp_connect)
+ *   CURLE_COULDNT_RESOLVE_HOST/PROXY COEV_ENONAME (as coev_resolve)
  *   CURLE_SEND_ERROR                 the socket's error, else -EPIPE
  *   CURLE_RECV_ERROR                 the socket's error, else -ECONNRESET
  *   CURLE_GOT_NOTHING, PARTIAL_FILE  COEV_EEOF (the server closed early)
