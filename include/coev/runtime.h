@@ -174,10 +174,10 @@ typedef struct coev_worker_stats {
 	uint64_t inbox_depth;	/* tasks pinned here, queued */
 	uint64_t timers;	/* timers armed on its loop now */
 	uint64_t fds;		/* fd waits armed on its loop now */
-	long alive;		/* tasks spawned here by tasks, minus such
-				 * tasks ended here: a share that may be
-				 * negative (tasks move); the shares plus the
-				 * tasks spawned from outside and alive make
+	long alive;		/* tasks spawned here by tasks and not yet
+				 * ended, wherever they run or end (never
+				 * negative); the shares plus the tasks
+				 * spawned from outside and alive make
 				 * coev_rt_stats().alive */
 	uint64_t spawned;	/* tasks spawned by tasks on this worker */
 	uint64_t finished;	/* tasks that ended on this worker */
