@@ -118,8 +118,8 @@ static int status_err(int st)
 {
 	switch (st) {
 	case ARES_ENOTFOUND:
-	case ARES_ENODATA:
-	case ARES_ENONAME: return -ENOENT;
+	case ARES_ENONAME: return COEV_ENONAME;
+	case ARES_ENODATA: return COEV_ENOADDR;
 	case ARES_ETIMEOUT: return -ETIMEDOUT;
 	case ARES_ECANCELLED:
 	case ARES_EDESTRUCTION: return -ECANCELED;
@@ -209,7 +209,7 @@ static void on_addrinfo(void *arg, int status, int timeouts,
 		if (nd->ai_family == AF_INET || nd->ai_family == AF_INET6)
 			n++;
 	if (n == 0) {
-		res = -ENOENT;
+		res = COEV_ENOADDR;
 		goto out;
 	}
 	if (!(a = calloc((size_t)n, sizeof *a))) {

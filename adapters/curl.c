@@ -134,7 +134,7 @@ int coev_curl_errno(CURLcode code)
 	case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
 	case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
 	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY: return -ENOENT;
+	case CURLE_COULDNT_RESOLVE_PROXY: return COEV_ENONAME;
 	case CURLE_SEND_ERROR: return -EPIPE;
 	case CURLE_RECV_ERROR: return -ECONNRESET;
 	case CURLE_GOT_NOTHING:
@@ -647,5 +647,9 @@ void coev_curl_free(coev_curl_t *m)
 
 unsigned coev_curl_worker(const coev_curl_t *m)
 {
+	if (!m) {
+		fprintf(stderr, "coev: fatal: coev_curl_worker: NULL handle\n");
+		abort();
+	}
 	return m->owner;
 }

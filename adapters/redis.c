@@ -675,7 +675,7 @@ int coev_redis_connect(const char *host, int port, coev_time_t deadline,
 	 * resolver (c-ares when set, else the blocking pool) does it. */
 	if ((n = coev_resolve(host, (unsigned)port, addrs, 8, deadline)) < 0)
 		return n;
-	r = -ENOENT;
+	r = COEV_ENOADDR; /* none of them usable */
 	for (int i = 0; i < n; i++) {
 		if (getnameinfo((struct sockaddr *)&addrs[i],
 				addrs[i].ss_family == AF_INET6
@@ -727,5 +727,7 @@ int coev_redis_close(coev_redis_t *c)
 
 int coev_redis_owner(const coev_redis_t *c)
 {
+	if (!c)
+		return -EINVAL;
 	return (int)c->owner;
 }

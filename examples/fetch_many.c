@@ -163,9 +163,7 @@ static int bounded(void *arg)
 
 	if (req->err < 0)
 		printf("  #%-4zu GET %-10s failed after %.3f s: %s\n", i,
-		       req->path, secs(req->took),
-		       req->err == -ENOENT ? "unknown host"
-					   : coev_strerror(req->err));
+		       req->path, secs(req->took), coev_strerror(req->err));
 	else if (req->status != 200)
 		printf("  #%-4zu GET %-10s HTTP %d after %.3f s\n", i,
 		       req->path, req->status, secs(req->took));

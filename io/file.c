@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,16 +145,21 @@ static int do_read_all(void *arg)
 		op->r = -errno;
 		return 0;
 	}
+	/* The size and its NUL in one object: at most PTRDIFF_MAX bytes
+	 * (malloc's limit), checked before asking, and as the buffer grows. */
 	if (fstat(fd, &st) == 0 && st.st_size > 0)
-		cap = (size_t)st.st_size + 1;
-	if (!(buf = malloc(cap))) {
+		cap = (uintmax_t)st.st_size < PTRDIFF_MAX
+			      ? (size_t)st.st_size + 1
+			      : 0;
+	if (!cap || !(buf = malloc(cap))) {
 		op->r = -ENOMEM;
 		close(fd);
 		return 0;
 	}
 	for (;;) {
 		if (len + 1 >= cap) {
-			if (!(nb = realloc(buf, cap * 2))) {
+			if (cap > PTRDIFF_MAX / 2 ||
+			    !(nb = realloc(buf, cap * 2))) {
 				op->r = -ENOMEM;
 				break;
 			}

@@ -331,6 +331,28 @@ struct resolve {
 	int r;
 };
 
+/* getaddrinfo's answer as a coev code: lookups have codes of their own
+ * (COEV_ENONAME, COEV_ENOADDR), as the c-ares adapter's; a server that
+ * failed or refused (EAI_AGAIN, EAI_FAIL) is -EAGAIN there too. */
+static int eai_err(int r)
+{
+	switch (r) {
+	case 0: return 0;
+	case EAI_NONAME: return COEV_ENONAME;
+	case EAI_NODATA:
+	case EAI_ADDRFAMILY: return COEV_ENOADDR;
+	case EAI_AGAIN:
+	case EAI_FAIL: return -EAGAIN;
+	case EAI_MEMORY: return -ENOMEM;
+	case EAI_SYSTEM: return errno ? -errno : -EIO;
+	case EAI_SERVICE:
+	case EAI_FAMILY:
+	case EAI_SOCKTYPE:
+	case EAI_BADFLAGS: return -EINVAL;
+	default: return -EIO;
+	}
+}
+
 static int do_resolve(void *arg)
 {
 	struct resolve *q = arg;
@@ -342,16 +364,7 @@ static int do_resolve(void *arg)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_ADDRCONFIG;
 	r = getaddrinfo(q->host, q->port, &hints, &q->res);
-	if (r == 0)
-		q->r = 0;
-	else if (r == EAI_MEMORY)
-		q->r = -ENOMEM;
-	else if (r == EAI_SYSTEM)
-		q->r = -errno;
-	else if (r == EAI_AGAIN)
-		q->r = -EAGAIN;
-	else
-		q->r = -ENOENT;
+	q->r = eai_err(r);
 	return 0;
 }
 
@@ -409,13 +422,13 @@ int coev_resolve(const char *host, unsigned port,
 		n++;
 	}
 	freeaddrinfo(q.res);
-	return n ? n : -ENOENT;
+	return n ? n : COEV_ENOADDR;
 }
 
 int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
 {
 	struct sockaddr_storage addrs[8];
-	int n, fd = -ENOENT;
+	int n, fd = COEV_ENOADDR;
 
 	if ((n = coev_resolve(host, port, addrs, 8, deadline)) < 0)
 		return n;

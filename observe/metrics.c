@@ -193,8 +193,8 @@ static const struct series {
 	S("fd_waits_armed", "gauge", "Fd waits armed on this worker's loop.",
 	  fds, 1),
 	S("tasks_alive", "gauge",
-	  "Tasks spawned by tasks on this worker minus those ended on it "
-	  "(a share, possibly negative: tasks move between workers).",
+	  "Tasks spawned by tasks on this worker and not yet ended, "
+	  "wherever they run.",
 	  alive, 1),
 #undef S
 };
@@ -206,7 +206,7 @@ int coev_rt_metrics(const coev_rt_t *rt, char *buf, size_t len)
 	out_t o = {buf, len, 0};
 	unsigned n;
 
-	if (!rt)
+	if (!rt || (!buf && len))
 		return -EINVAL;
 	if (buf && len)
 		buf[0] = '\0';

@@ -60,9 +60,14 @@ int coev__trace_init(struct coev_rt *rt)
 		return 0;
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		struct coev__trace_ring *tr = calloc(1, sizeof *tr);
+		size_t bytes;
 
-		if (tr)
-			tr->r = malloc(rt->trace_events * sizeof *tr->r);
+		/* coev_rt_new bounds trace_events; the product is checked
+		 * all the same, so that a wrapped size never makes a small
+		 * ring that records run past. */
+		if (tr && !__builtin_mul_overflow(rt->trace_events,
+						  sizeof *tr->r, &bytes))
+			tr->r = malloc(bytes);
 		if (!tr || !tr->r) {
 			free(tr);
 			coev__trace_free(rt);

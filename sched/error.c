@@ -45,7 +45,7 @@ static const struct {
 	{-ETIMEDOUT, "timed out"},
 	{-ESHUTDOWN, "runtime is shutting down"},
 	{-ECANCELED, "cancelled"},
-	{-EALREADY, "already in progress"},
+	{-EALREADY, "already completed or in progress"},
 	{-EINPROGRESS, "in progress"},
 };
 

@@ -232,11 +232,13 @@ struct coev_worker {
 	pthread_mutex_t reg_mu;
 	coev_task_t *reg_head; /* [reg_mu] */
 	/* This worker's share of the live-task count: +1 per spawn made here,
-	 * -1 per task ended here; the runtime's count is the sum over the
-	 * workers and live_ext (exact when read under quiescence, and see
-	 * coev__live_count). Its own cache line: no sharing on spawn. */
+	 * -1 when such a task ends, on whichever worker (task_finish); the
+	 * runtime's count is the sum over the workers and live_ext (exact
+	 * when read under quiescence, and see coev__live_count). Its own
+	 * cache line: no sharing on spawn, nor on the ends of tasks that
+	 * stayed home. */
 	char pad1[COEV_CACHELINE];
-	atomic_long live; /* [owner writes, any reads] */
+	atomic_long live; /* [owner adds, any subtracts, any reads] */
 	char pad2[COEV_CACHELINE - sizeof(atomic_long)];
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;

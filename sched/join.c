@@ -27,6 +27,8 @@
  * joins the rest (asyncio.gather); wait_for runs a function as a child
  * task and cancels it at the deadline (asyncio.wait_for).
  */
+#include <limits.h>
+
 #include "sched.h"
 
 static void take_result(coev_task_t *t, int *ret)
@@ -196,7 +198,8 @@ static int gather(coev_task_t *const *tasks, coev_task_t **clear, size_t n,
 	coev_task_t *self = coev__task_self();
 	int failed = 0, r;
 
-	if (n && (!tasks || !rets))
+	/* The count of failures is an int. */
+	if ((n && (!tasks || !rets)) || n > INT_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (!tasks[i] && !clear)
@@ -270,10 +273,11 @@ _Noreturn static void any_misuse(coev_task_t *t)
 }
 
 /* Install wt in the joiner slot of each task from the first on; stops at a
- * task that has ended meanwhile. Returns how many slots were passed (n
- * when wt is in every one). */
+ * task that has ended meanwhile, or at a handle met earlier in tasks[]
+ * (its slot holds wt already: *dup is set). Returns how many slots were
+ * passed (n when wt is in every one). */
 static size_t any_install(coev_task_t *const *tasks, size_t n,
-			  coev__waiter_t *wt, coev_task_t *self)
+			  coev__waiter_t *wt, coev_task_t *self, bool *dup)
 {
 	coev__waiter_t *expect;
 	size_t stop;
@@ -292,7 +296,8 @@ static size_t any_install(coev_task_t *const *tasks, size_t n,
 			continue;
 		if (self)
 			coev__task_release(self);
-		if (expect != JOIN_DONE)
+		*dup = expect == wt;
+		if (expect != JOIN_DONE && !*dup)
 			any_misuse(tasks[stop]);
 		break; /* it ended meanwhile: no need to wait */
 	}
@@ -333,8 +338,10 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 	coev__waiter_t wt;
 	size_t i, stop, any = 0;
 	int r = 0, found;
+	bool dup = false;
 
-	if (n && !tasks)
+	/* The index returned is an int. */
+	if ((n && !tasks) || n > INT_MAX)
 		return -EINVAL;
 	if (w && !self)
 		return COEV_ENOTCORO;
@@ -354,12 +361,14 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT;
 	coev__waiter_init(&wt, self);
-	stop = any_install(tasks, n, &wt, self);
+	stop = any_install(tasks, n, &wt, self, &dup);
 	if (stop == n)
 		r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, NULL,
 					 0);
 	any_withdraw(tasks, stop, &wt, self);
 	coev__waiter_fini(&wt);
+	if (dup) /* the same handle twice: withdrawn, refused */
+		return -EINVAL;
 	found = first_done(tasks, n);
 	return found >= 0 ? found : r;
 }

@@ -134,7 +134,8 @@ int coev_config_init(coev_config_t *cfg)
 		cfg->slow_task = COEV_MSEC((coev_time_t)v);
 	if ((e = getenv("COEV_TRACE")) != NULL && *e)
 		cfg->trace = e;
-	k = env_size("COEV_TRACE_EVENTS", 16, 1ull << 28, &v);
+	k = env_size("COEV_TRACE_EVENTS", COEV_TRACE_EVENTS_MIN,
+		     COEV_TRACE_EVENTS_MAX, &v);
 	if (env_ok(&r, k))
 		cfg->trace_events = (size_t)v;
 	k = env_size("COEV_STACK_SIZE", COEV_STACK_MIN, COEV_STACK_MAX, &v);
@@ -302,6 +303,9 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 	    cfg->stack_size > COEV_STACK_MAX || cfg->shutdown_timeout < 0 ||
 	    cfg->blocking_max < 1 || cfg->blocking_max > COEV_BLOCKING_MAX ||
 	    cfg->blocking_idle < 0 || cfg->slow_task < 0 ||
+	    (cfg->trace_events &&
+	     (cfg->trace_events < COEV_TRACE_EVENTS_MIN ||
+	      cfg->trace_events > COEV_TRACE_EVENTS_MAX)) ||
 	    (cfg->debug & ~(COEV_DEBUG_MIGRATE | COEV_DEBUG_CHECKS)))
 		return -EINVAL;
 	ignore_sigpipe();

@@ -181,12 +181,14 @@ static struct coev_stack *map_guarded(struct coev_rt *rt)
 /* Carve a new slab into rt->slab_free; returns one stack or NULL. */
 static struct coev_stack *map_slab(struct coev_rt *rt)
 {
-	size_t len = rt->stack_size * SLAB_STACKS;
-	struct coev_slab *sl = malloc(sizeof *sl);
+	struct coev_slab *sl;
 	struct coev_stack *first = NULL, *s;
+	size_t len;
 	void *m;
 
-	if (!sl)
+	/* Bounded by COEV_STACK_MAX; checked for 32-bit size_t. */
+	if (__builtin_mul_overflow(rt->stack_size, SLAB_STACKS, &len) ||
+	    !(sl = malloc(sizeof *sl)))
 		return NULL;
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,

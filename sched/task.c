@@ -409,8 +409,13 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	 * against coev_rt_shutdown's increment of live_waiters before its
 	 * loads of live in coev__live_count (runtime.c): either it sees
 	 * this decrement or we see it waiting and wake it to count again
-	 * (it holds live_mu from its check until its wait releases it). */
-	atomic_fetch_sub_explicit(t->ext ? &rt->live_ext : &w->live, 1,
+	 * (it holds live_mu from its check until its wait releases it).
+	 * The share decremented is the one the spawn incremented, its home
+	 * worker's (t->home is the spawner's worker for a task spawned by a
+	 * task), wherever the task ends: so each share counts its worker's
+	 * spawns still alive, a gauge that never goes negative. A task that
+	 * ends away from home writes that worker's line once. */
+	atomic_fetch_sub_explicit(t->ext ? &rt->live_ext : &t->home->live, 1,
 				  memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
 	    coev__live_count(rt) == 0) {

@@ -66,6 +66,8 @@ int coev_barrier_wait_dl(coev_barrier_t *pub, coev_time_t deadline)
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	int r;
 
+	if (!pub)
+		return -EINVAL;
 	if ((r = coev__waiter_begin(&wt)) < 0)
 		return r;
 	coev__wnode_init(&n, &wt);

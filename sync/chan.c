@@ -64,16 +64,22 @@ void coev_chan_free(coev_chan_t *ch)
 
 size_t coev_chan_len(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_len: NULL channel");
 	return atomic_load_explicit(&ch->len, memory_order_relaxed);
 }
 
 size_t coev_chan_cap(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_cap: NULL channel");
 	return ch->cap;
 }
 
 int coev_chan_closed(coev_chan_t *ch)
 {
+	if (!ch)
+		coev__panic("coev_chan_closed: NULL channel");
 	return atomic_load_explicit(&ch->closed, memory_order_relaxed);
 }
 
@@ -112,10 +118,12 @@ static inline unsigned char *slot(coev_chan_t *ch, size_t i)
 /* Double an unbounded channel's buffer, keeping the order. */
 static int grow(coev_chan_t *ch)
 {
-	size_t n = buffered(ch), size = ch->size ? ch->size * 2 : UNBOUNDED_MIN;
+	size_t n = buffered(ch), size = UNBOUNDED_MIN, bytes;
 	unsigned char *buf;
 
-	if (size > SIZE_MAX / ch->esize || !(buf = malloc(size * ch->esize)))
+	if ((ch->size && __builtin_mul_overflow(ch->size, 2, &size)) ||
+	    __builtin_mul_overflow(size, ch->esize, &bytes) ||
+	    !(buf = malloc(bytes)))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		memcpy(buf + i * ch->esize, slot(ch, i), ch->esize);

@@ -58,6 +58,8 @@ int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *m, coev_time_t deadline)
 	coev__wnode_t n;
 	int r;
 
+	if (!pub || !m)
+		return -EINVAL;
 	if (!coev__mutex_held(m))
 		coev__panic("coev_cond_wait: mutex %p is not held by the "
 			    "caller",

@@ -60,6 +60,8 @@ void coev_event_clear(coev_event_t *pub)
 
 int coev_event_is_set(coev_event_t *pub)
 {
+	if (!pub)
+		coev__panic("coev_event_is_set: NULL event");
 	/* Acquire: pairs with the release store in coev_event_set (this is
 	 * also coev_event_wait_dl's fast path). */
 	return (int)atomic_load_explicit(&E(pub)->set, memory_order_acquire);
@@ -77,6 +79,8 @@ int coev_event_wait_dl(coev_event_t *pub, coev_time_t deadline)
 	struct event *e = E(pub);
 	int r;
 
+	if (!pub)
+		return -EINVAL;
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	if (coev_event_is_set(pub))

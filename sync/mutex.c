@@ -212,6 +212,8 @@ int coev_mutex_lock_dl(coev_mutex_t *pub, coev_time_t deadline)
 	struct coev_worker *w = coev__worker_self();
 	const void *self;
 
+	if (!pub)
+		return -EINVAL;
 	if (w && !w->current)
 		return COEV_ENOTCORO; /* a loop callback must not block */
 	self = w ? (const void *)w->current : (const void *)&coev__sync_token;
@@ -233,6 +235,8 @@ int coev_mutex_trylock(coev_mutex_t *pub)
 {
 	struct mutex *m = M(pub);
 
+	if (!pub)
+		return -EINVAL;
 	if (!try_take(m))
 		return -EBUSY;
 	set_owner(m, coev__sync_self());

@@ -92,6 +92,8 @@ int coev_once_done(coev_once_t *pub)
 {
 	struct once *o = (struct once *)(void *)pub;
 
+	if (!pub)
+		coev__panic("coev_once_done: NULL once");
 	/* Acquire: pairs with the release store in once_run. */
 	return atomic_load_explicit(&o->state, memory_order_acquire) ==
 	       ONCE_DONE;

@@ -90,6 +90,8 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 	coev__wnode_t n;
 	int r = 0;
 
+	if (!rw)
+		return -EINVAL;
 	if (wait && (r = coev__sync_may_block()) < 0)
 		return r;
 	/* Only a wait could deadlock: a try by the writer just fails. */

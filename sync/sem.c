@@ -56,6 +56,8 @@ int coev_sem_tryacquire(coev_sem_t *pub)
 	struct sem *s = S(pub);
 	bool ok;
 
+	if (!pub)
+		return -EINVAL;
 	coev__spin_lock(&s->lk);
 	ok = sem_take(s);
 	coev__spin_unlock(&s->lk);
@@ -69,6 +71,8 @@ int coev_sem_acquire_dl(coev_sem_t *pub, coev_time_t deadline)
 	coev__wnode_t n;
 	int r;
 
+	if (!pub)
+		return -EINVAL;
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	if (coev_sem_tryacquire(pub) == 0)
@@ -106,6 +110,8 @@ int coev_sem_release(coev_sem_t *pub)
 	unsigned c;
 	int r = 0;
 
+	if (!pub)
+		return -EINVAL;
 	coev__spin_lock(&s->lk);
 	c = atomic_load_explicit(&s->count, memory_order_relaxed);
 	if (s->q.head)
@@ -121,5 +127,7 @@ int coev_sem_release(coev_sem_t *pub)
 
 unsigned coev_sem_value(coev_sem_t *pub)
 {
+	if (!pub)
+		coev__panic("coev_sem_value: NULL semaphore");
 	return atomic_load_explicit(&S(pub)->count, memory_order_relaxed);
 }

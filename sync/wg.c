@@ -40,16 +40,24 @@ void coev_wg_add(coev_wg_t *pub, long n)
 	struct wg *wg = WG(pub);
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	long c;
+	bool over;
 
 	coev__spin_lock(&wg->lk);
-	c = atomic_load_explicit(&wg->count, memory_order_relaxed) + n;
-	if (c >= 0) {
+	/* Checked: the count is a long, and an overflow is the caller's bug
+	 * (as a count below zero), not a count that wraps negative. */
+	over = __builtin_add_overflow(
+		atomic_load_explicit(&wg->count, memory_order_relaxed), n, &c);
+	if (!over && c >= 0) {
 		/* Release: pairs with the acquire in coev_wg_wait_dl. */
 		atomic_store_explicit(&wg->count, c, memory_order_release);
 		if (c == 0)
 			coev__wq_grant_all(&wg->q, 0, &wk);
 	}
 	coev__spin_unlock(&wg->lk);
+	if (over)
+		coev__panic("coev_wg_add: wait group %p count would overflow "
+			    "(adding %ld)",
+			    (void *)wg, n);
 	if (c < 0)
 		coev__panic("coev_wg_add: wait group %p count would go below "
 			    "zero (%ld)",
@@ -74,6 +82,8 @@ int coev_wg_wait_dl(coev_wg_t *pub, coev_time_t deadline)
 	struct wg *wg = WG(pub);
 	int r;
 
+	if (!pub)
+		return -EINVAL;
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	/* Acquire: pairs with the release store in coev_wg_add. */

@@ -81,7 +81,8 @@ COEV_API int coev_ares_new(const coev_ares_config_t *cfg, coev_ares_t **out);
  * or AF_UNSPEC (both, sorted by RFC 6724 as getaddrinfo does). Stores up
  * to max addresses, each with port set, in addrs[] and returns how many
  * (> 0). Numeric names ("127.0.0.1", "::1") answer at once. Errors:
- * -ENOENT (no such name, or no address of that family), -ETIMEDOUT (the
+ * COEV_ENONAME (no such name: NXDOMAIN), COEV_ENOADDR (no address of
+ * that family: no data), -ETIMEDOUT (the
  * deadline, or no server answered within c-ares' timeouts), -ECANCELED
  * (the caller was cancelled, or the resolver freed meanwhile), -EAGAIN
  * (the server failed or refused: SERVFAIL, REFUSED), -ECONNREFUSED (no

@@ -68,8 +68,9 @@ COEV_API int coev_file_close(int fd, coev_time_t deadline);
  * (malloc'd, NUL-terminated for convenience; free() it) and store it in
  * *data and its length in *len. coev_file_write_all — create or truncate
  * path (mode 0644 for a new file) and write n bytes of data to it. Both run
- * as one job. Return 0 or a negative code; on error nothing is allocated
- * and *data is left alone.
+ * as one job. Return 0 or a negative code (-ENOMEM also for a file larger
+ * than one allocation can hold); on error nothing is allocated and *data
+ * is left alone.
  */
 COEV_API int coev_file_read_all(const char *path, char **data, size_t *len,
 				coev_time_t deadline);

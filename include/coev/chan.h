@@ -43,7 +43,8 @@ typedef struct coev_chan coev_chan_t;
 /*
  * coev_chan_new — a channel for messages of elem_size bytes (1 to 65536)
  * with the given capacity (0, n, or COEV_CHAN_UNBOUNDED). Stores it in
- * *out and returns 0, or -EINVAL (NULL out, bad elem_size), -ENOMEM.
+ * *out and returns 0, or -EINVAL (NULL out, bad elem_size), -ENOMEM (also
+ * when capacity * elem_size overflows).
  * Any thread; allocates the channel and a bounded channel's buffer.
  * coev_chan_free — free ch and any messages still buffered (their bytes
  * only). It must have no waiters (aborts otherwise). NULL is ignored.
@@ -82,7 +83,9 @@ COEV_API int coev_chan_try_recv(coev_chan_t *ch, void *out);
  * coev_chan_close — close ch (rule 2) and wake everyone waiting on it.
  * Returns 0, or COEV_ECLOSED if it was closed already. Any thread.
  * coev_chan_len — messages buffered now (a snapshot); coev_chan_cap — the
- * capacity given to coev_chan_new; coev_chan_closed — 1 once closed.
+ * capacity given to coev_chan_new; coev_chan_closed — 1 once closed. These
+ * three abort on a NULL ch, with a line naming the call; every other call
+ * here returns -EINVAL for a NULL channel.
  */
 COEV_API int coev_chan_close(coev_chan_t *ch);
 COEV_API size_t coev_chan_len(coev_chan_t *ch);

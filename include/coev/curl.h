@@ -78,6 +78,7 @@ COEV_API void coev_curl_free(coev_curl_t *m);
 /*
  * coev_curl_worker — the index of m's owner (for coev_pin_to or
  * coev_submit, e.g. to set multi options with curl_multi_setopt there).
+ * A NULL m aborts, with a line naming the call.
  */
 COEV_API unsigned coev_curl_worker(const coev_curl_t *m);
 
@@ -136,7 +137,7 @@ COEV_API int coev_curl_get(coev_curl_t *m, const char *url,
  *                                    when perform maps it), else
  *                                    -ECONNREFUSED
  *   CURLE_OPERATION_TIMEDOUT         -ETIMEDOUT
- *   CURLE_COULDNT_RESOLVE_HOST/PROXY -ENOENT (as coev_tcp_connect)
+ *   CURLE_COULDNT_RESOLVE_HOST/PROXY COEV_ENONAME (as coev_resolve)
  *   CURLE_SEND_ERROR                 the socket's error, else -EPIPE
  *   CURLE_RECV_ERROR                 the socket's error, else -ECONNRESET
  *   CURLE_GOT_NOTHING, PARTIAL_FILE  COEV_EEOF (the server closed early)

@@ -149,8 +149,8 @@ COEV_API int coev_rt_stats(const coev_rt_t *rt, coev_rt_stats_t *st);
  * runtime-wide gauges, each with HELP and TYPE lines, names prefixed
  * coev_. Writes at most len bytes including a NUL (buf may be NULL when
  * len is 0) and returns the length the whole text needs (excluding the
- * NUL), as snprintf does; -EINVAL for a NULL rt. Any thread; never
- * suspends; never allocates.
+ * NUL), as snprintf does; -EINVAL for a NULL rt, or a NULL buf with len
+ * above 0. Any thread; never suspends; never allocates.
  */
 COEV_API int coev_rt_metrics(const coev_rt_t *rt, char *buf, size_t len);
 

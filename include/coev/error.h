@@ -31,7 +31,10 @@
 	  "no memory mapping left for a coroutine stack")               \
 	X(COEV_EEOF, COEV_ERR_BASE - 4,                                 \
 	  "end of stream before the requested number of bytes")         \
-	X(COEV_ECLOSED, COEV_ERR_BASE - 5, "channel closed")
+	X(COEV_ECLOSED, COEV_ERR_BASE - 5, "channel closed")            \
+	X(COEV_ENONAME, COEV_ERR_BASE - 6, "name not found")            \
+	X(COEV_ENOADDR, COEV_ERR_BASE - 7,                              \
+	  "name has no address of the requested family")
 
 enum coev_error {
 #define COEV_ERR_ENUM(name, value, msg) name = (value),

@@ -30,9 +30,10 @@
  *  2. A future completes exactly once: with a result (a non-negative value
  *     or a negative error code) and an optional value pointer, or by being
  *     cancelled (result -ECANCELED). Every later completion is refused with
- *     an error code and changes nothing: -EALREADY after a completion,
- *     -ECANCELED after a cancel (so a late callback is told that nobody
- *     wants its result). A refused value stays the caller's.
+ *     an error code and changes nothing: -EALREADY after a completion
+ *     (coev_strerror: "already completed or in progress"), -ECANCELED
+ *     after a cancel (so a late callback is told that nobody wants its
+ *     result). A refused value stays the caller's.
  *  3. The value belongs to the future: waiters borrow it
  *     (coev_future_value) until they release their reference; one of them
  *     may take it over (coev_future_take). A value nobody took is freed

@@ -147,8 +147,9 @@ COEV_API int coev_tcp_listen(const char *host, unsigned port, int backlog,
  * coev_tcp_connect — connect to host:port. host is a numeric address or a
  * name; names are resolved with getaddrinfo() on the blocking pool, and
  * each address is tried in turn until one connects or the deadline
- * passes. TCP_NODELAY is set. Returns the fd or a negative code (-ENOENT
- * for a name that does not resolve, or the last address's error).
+ * passes. TCP_NODELAY is set. Returns the fd or a negative code (those of
+ * coev_resolve for a name that does not resolve, or the last address's
+ * error).
  * Suspends; allocates while resolving. From a task only.
  */
 COEV_API int coev_tcp_connect(const char *host, unsigned port,
@@ -157,7 +158,8 @@ COEV_API int coev_tcp_connect(const char *host, unsigned port,
 /*
  * coev_resolver_fn — a name resolver for coev_tcp_connect: store up to max
  * addresses of host (with port set) in addrs[] and return how many (> 0),
- * or a negative code: -ENOENT (no such name), -ETIMEDOUT, -ECANCELED, ...
+ * or a negative code: COEV_ENONAME (no such name), COEV_ENOADDR (the name
+ * has no address of the family asked for), -ETIMEDOUT, -ECANCELED, ...
  * Called in the connecting task, which it may suspend.
  * coev_set_resolver — resolve names with fn(arg, ...) from now on (the
  * c-ares adapter, coev/ares.h, provides one); NULL restores getaddrinfo()
@@ -166,8 +168,11 @@ COEV_API int coev_tcp_connect(const char *host, unsigned port,
  * coev_resolve — the addresses of host (numeric, or a name looked up by
  * the resolver set here) with port set, at most max of them in addrs[]:
  * what coev_tcp_connect and the adapters connect to. Returns how many
- * (> 0), or -EINVAL, -ENOENT (no such name), -ETIMEDOUT, -ECANCELED,
- * COEV_ENOTCORO (not in a task). Suspends while looking a name up.
+ * (> 0), or -EINVAL, COEV_ENONAME ("name not found": getaddrinfo's
+ * EAI_NONAME), COEV_ENOADDR (the name has no usable address: EAI_NODATA,
+ * EAI_ADDRFAMILY), -EAGAIN (the name server failed or refused: EAI_AGAIN,
+ * EAI_FAIL), -ENOMEM, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO (not in a
+ * task). Suspends while looking a name up.
  */
 struct sockaddr_storage;
 typedef int (*coev_resolver_fn)(void *arg, const char *host, unsigned port,

@@ -93,9 +93,9 @@ typedef struct coev_redis_reply {
  * task's worker becomes the connection's owner (rule 1); the task is
  * pinned there while it connects. Returns 0, -ETIMEDOUT (deadline),
  * -ECANCELED, the connect's error (-ECONNREFUSED, ...), the resolver's
- * (-ENOENT: no such name), -EINVAL (NULL host or out, port out of range),
- * -ENOMEM, COEV_ENOTCORO (not in a task). From a task; suspends;
- * allocates the connection.
+ * (COEV_ENONAME, COEV_ENOADDR: see coev_resolve), -EINVAL (NULL host or
+ * out, port out of range), -ENOMEM, COEV_ENOTCORO (not in a task). From a
+ * task; suspends; allocates the connection.
  */
 COEV_API int coev_redis_connect(const char *host, int port,
 				coev_time_t deadline, coev_redis_t **out);
@@ -144,7 +144,7 @@ COEV_API int coev_redis_close(coev_redis_t *c);
 
 /*
  * coev_redis_owner — the index of c's owner worker (for coev_pin_to).
- * Any thread; never fails for a valid c.
+ * Any thread; never fails for a valid c; -EINVAL for NULL.
  */
 COEV_API int coev_redis_owner(const coev_redis_t *c);
 

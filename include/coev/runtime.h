@@ -67,14 +67,17 @@ typedef struct coev_config {
 	void (*log)(void *arg, const char *text);
 	void *log_arg;
 	/* Chrome trace-event JSON written here at shutdown (coev/debug.h),
-	 * or NULL; copied. trace_events: ring size per worker (0: 262,144
-	 * events of 72 bytes, 18 MiB). */
+	 * or NULL; copied. trace_events: ring size per worker, 0 (262,144
+	 * events of 72 bytes, 18 MiB) or COEV_TRACE_EVENTS_MIN..
+	 * COEV_TRACE_EVENTS_MAX (checked whether or not trace is set). */
 	const char *trace;
 	size_t trace_events;
 } coev_config_t;
 
 #define COEV_BLOCKING_MAX 4096
 #define COEV_BLOCKING_DEFAULT 64
+#define COEV_TRACE_EVENTS_MIN ((size_t)16)
+#define COEV_TRACE_EVENTS_MAX ((size_t)1 << 28)
 
 /*
  * Flags of coev_config_t.debug, for tests; they slow a runtime down.
@@ -109,7 +112,8 @@ COEV_API int coev_config_init(coev_config_t *cfg);
  * coev_rt_new — create a runtime and start its workers.
  * cfg: NULL for coev_config_init()'s defaults; copied, not kept.
  * On success stores the runtime in *out and returns 0. Errors: -EINVAL for a
- * NULL out, a field out of range or an unknown debug flag; -ENOMEM; -EAGAIN
+ * NULL out, a field out of range (sizes included: workers, stack_size,
+ * blocking_max, trace_events) or an unknown debug flag; -ENOMEM; -EAGAIN
  * when a thread could not be started; -EMFILE/-ENFILE when an event loop
  * could not be created. On error nothing is left allocated. Any thread;
  * never suspends.
@@ -170,10 +174,10 @@ typedef struct coev_worker_stats {
 	uint64_t inbox_depth;	/* tasks pinned here, queued */
 	uint64_t timers;	/* timers armed on its loop now */
 	uint64_t fds;		/* fd waits armed on its loop now */
-	long alive;		/* tasks spawned here by tasks, minus such
-				 * tasks ended here: a share that may be
-				 * negative (tasks move); the shares plus the
-				 * tasks spawned from outside and alive make
+	long alive;		/* tasks spawned here by tasks and not yet
+				 * ended, wherever they run or end (never
+				 * negative); the shares plus the tasks
+				 * spawned from outside and alive make
 				 * coev_rt_stats().alive */
 	uint64_t spawned;	/* tasks spawned by tasks on this worker */
 	uint64_t finished;	/* tasks that ended on this worker */

@@ -82,8 +82,8 @@ COEV_API int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline);
 COEV_API int coev_scope_close(coev_scope_t *s);
 
 /*
- * coev_scope_live — the number of tasks of s not yet finished. Any thread
- * while s is open.
+ * coev_scope_live — the number of tasks of s not yet finished (0 for a
+ * NULL s). Any thread while s is open.
  */
 COEV_API size_t coev_scope_live(coev_scope_t *s);
 
@@ -100,10 +100,12 @@ COEV_API size_t coev_scope_live(coev_scope_t *s);
  *     }
  *
  * Returns an index, or -ENOENT (every entry is NULL), -ETIMEDOUT,
- * -ECANCELED (the caller was cancelled), -EINVAL (NULL tasks with n > 0),
- * -EDEADLK (the caller is among the tasks). A handle another caller is
- * joining aborts, as a second join does. From a task, or from a plain
- * thread (which blocks); never allocates.
+ * -ECANCELED (the caller was cancelled), -EINVAL (NULL tasks with n > 0,
+ * n > INT_MAX, or the same handle twice: found when the call is about to
+ * wait, so an array holding a task that has ended returns its index
+ * first), -EDEADLK (the caller is among the tasks). A handle another
+ * caller is joining aborts, as a second join does. From a task, or from a
+ * plain thread (which blocks); never allocates.
  */
 COEV_API int coev_wait_any(coev_task_t *const *tasks, size_t n,
 			   coev_time_t deadline);

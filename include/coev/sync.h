@@ -8,7 +8,11 @@
  *     blocks of fixed size. An all-zero object (the COEV_*_INIT macros, or
  *     static storage) is a valid default object for the kinds that say so;
  *     the others need their _init(). Moving or copying an object in use is
- *     a bug.
+ *     a bug. A NULL object: every call that returns an error code returns
+ *     -EINVAL; coev_sem_value, coev_event_is_set and coev_once_done abort
+ *     with a line naming the call; the calls that return nothing
+ *     (destroy, unlock, set, clear, signal, broadcast, coev_wg_add and
+ *     coev_wg_done) do not check, and fault, as pthreads' calls do.
  *  2. Waits. Every call that can wait has a form without a deadline (waits
  *     forever) and a _dl form taking an absolute deadline from coev_now();
  *     a deadline at or before coev_now() only tries. A waiting call returns
@@ -250,7 +254,8 @@ COEV_API void coev_wg_destroy(coev_wg_t *wg);
 
 /*
  * coev_wg_add — add n (may be negative) to the count; reaching zero wakes
- * every waiter. A count below zero is a bug and aborts. Any thread.
+ * every waiter. A count below zero, or one past LONG_MAX, is a bug and
+ * aborts (the count is unchanged then). Any thread.
  * coev_wg_done — coev_wg_add(wg, -1).
  * coev_wg_wait / _wait_dl — wait until the count is zero: 0, -ETIMEDOUT,
  * -ECANCELED, COEV_ENOTCORO. Tasks and plain threads.

@@ -69,7 +69,7 @@ COEV_API int coev_detach(coev_task_t *t);
  * tasks and store each one's own result (a value or a negative error) in
  * rets[i]. Every handle is consumed. Returns the number of tasks whose
  * result was negative, or -EINVAL (NULL tasks or rets with n > 0, a NULL
- * entry in coev_gather), -EDEADLK (one of them is the caller; nothing is
+ * entry in coev_gather, n > INT_MAX; nothing consumed), -EDEADLK (one of them is the caller; nothing is
  * consumed).
  * coev_gather_dl — the same with a deadline: on -ETIMEDOUT the tasks that
  * finished are consumed and their entries in tasks[] set to NULL; the rest

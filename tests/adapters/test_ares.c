@@ -5,7 +5,8 @@
  * v6 -> ::1, dual -> both, h0..h999 -> 127.0.0.1, other names NXDOMAIN.
  *
  * Answers by family (A, AAAA, both; the port set; max honoured), numeric
- * names, NXDOMAIN and no-data as -ENOENT, /etc/hosts for "localhost";
+ * names, NXDOMAIN as COEV_ENONAME and no-data as COEV_ENOADDR (and their
+ * messages), /etc/hosts for "localhost";
  * 1000 names resolved concurrently by 100 tasks on 2 workers (half on the
  * worker that does not own the channel) and each answer checked, over UDP
  * and over TCP (COEV_ARES_TCP: c-ares connects, a write event); calls
@@ -151,8 +152,10 @@ static int main_families(void *arg)
 	n = resolve(r, "v6.coev.test", AF_INET6, 443, a, 4);
 	TU_CHECK_EQ(n, 1);
 	TU_CHECK(is_v6(&a[0], "::1", 443));
-	TU_CHECK_EQ(resolve(r, "v6.coev.test", AF_INET, 443, a, 4), -ENOENT);
-	TU_CHECK_EQ(resolve(r, "www.coev.test", AF_INET6, 1, a, 4), -ENOENT);
+	TU_CHECK_EQ(resolve(r, "v6.coev.test", AF_INET, 443, a, 4),
+		    COEV_ENOADDR);
+	TU_CHECK_EQ(resolve(r, "www.coev.test", AF_INET6, 1, a, 4),
+		    COEV_ENOADDR);
 
 	n = resolve(r, "dual.coev.test", AF_UNSPEC, 7, a, 4);
 	TU_CHECK_EQ(n, 2);
@@ -228,10 +231,16 @@ static int main_nxdomain(void *arg)
 	(void)arg;
 	if (!r)
 		return -1;
-	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_INET, 1, a, 2), -ENOENT);
-	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_INET6, 1, a, 2), -ENOENT);
-	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_UNSPEC, 1, a, 2), -ENOENT);
-	TU_CHECK_EQ(resolve(r, "h1000.coev.test", AF_UNSPEC, 1, a, 2), -ENOENT);
+	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_INET, 1, a, 2),
+		    COEV_ENONAME);
+	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_INET6, 1, a, 2),
+		    COEV_ENONAME);
+	int n = resolve(r, "nope.coev.test", AF_UNSPEC, 1, a, 2);
+	TU_CHECK_MSG(n == COEV_ENONAME &&
+			     strcmp(coev_strerror(n), "name not found") == 0,
+		     "%d (%s)", n, coev_strerror(n));
+	TU_CHECK_EQ(resolve(r, "h1000.coev.test", AF_UNSPEC, 1, a, 2),
+		    COEV_ENONAME);
 	/* The buffer is not written on an error. */
 	TU_CHECK_EQ(((unsigned char *)&a[0])[0], 0xa5);
 	/* And the channel still answers. */
@@ -346,7 +355,8 @@ static int main_tcp(void *arg)
 	TU_CHECK_EQ(resolve(r, "www.coev.test", AF_INET, 53, a, 4), 1);
 	TU_CHECK(is_v4(&a[0], "127.0.0.1", 53));
 	TU_CHECK_EQ(resolve(r, "dual.coev.test", AF_UNSPEC, 53, a, 4), 2);
-	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_UNSPEC, 53, a, 4), -ENOENT);
+	TU_CHECK_EQ(resolve(r, "nope.coev.test", AF_UNSPEC, 53, a, 4),
+		    COEV_ENONAME);
 	coev_ares_free(r);
 	return 0;
 }
@@ -382,7 +392,8 @@ static int other_task(void *arg)
 			    1);
 		TU_CHECK(is_v4(&a[0], "127.0.0.1", 5));
 	}
-	TU_CHECK_EQ(resolve(o->r, "nope.coev.test", AF_INET, 5, a, 2), -ENOENT);
+	TU_CHECK_EQ(resolve(o->r, "nope.coev.test", AF_INET, 5, a, 2),
+		    COEV_ENONAME);
 	o->worker_after = coev_worker_id();
 	coev_unpin();
 	return 0;
@@ -722,7 +733,7 @@ static int main_connect(void *arg)
 	coev_close(cfd);
 	TU_CHECK_EQ(
 		coev_tcp_connect("nope.coev.test", (unsigned)port, tu_guard()),
-		-ENOENT);
+		COEV_ENONAME);
 	/* This resolver does not read /etc/hosts: "localhost" fails
 	 * through it, and works again with getaddrinfo() restored. */
 	TU_CHECK(coev_tcp_connect("localhost", (unsigned)port, tu_guard()) < 0);

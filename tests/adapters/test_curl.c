@@ -865,7 +865,8 @@ static void test_curl_errno_table(void **state)
 	assert_int_equal(coev_curl_errno(CURLE_OK), 0);
 	assert_int_equal(coev_curl_errno(CURLE_COULDNT_CONNECT), -ECONNREFUSED);
 	assert_int_equal(coev_curl_errno(CURLE_OPERATION_TIMEDOUT), -ETIMEDOUT);
-	assert_int_equal(coev_curl_errno(CURLE_COULDNT_RESOLVE_HOST), -ENOENT);
+	assert_int_equal(coev_curl_errno(CURLE_COULDNT_RESOLVE_HOST),
+			 COEV_ENONAME);
 	assert_int_equal(coev_curl_errno(CURLE_PARTIAL_FILE), COEV_EEOF);
 	assert_int_equal(coev_curl_errno(CURLE_GOT_NOTHING), COEV_EEOF);
 	assert_int_equal(coev_curl_errno(CURLE_OUT_OF_MEMORY), -ENOMEM);

@@ -282,9 +282,9 @@ static void test_metrics_totals_after_known_workload(void **state)
 	assert_int_equal(sum.inbox_depth, st.inbox_depth);
 	assert_int_equal(sum.timers, st.timers);
 	assert_int_equal(sum.fds, st.fds);
-	/* A worker's alive is the tasks its tasks spawned minus those of
-	 * them that ended there; the one task from outside (still alive here
-	 * or not) is in no worker's share. */
+	/* A worker's alive is the tasks its tasks spawned that have not
+	 * ended; the one task from outside (still alive here or not) is in
+	 * no worker's share. */
 	assert_int_equal(alive_sum, 0);
 
 	/* Busy plus idle is each worker's time since coev_rt_new: between
@@ -584,6 +584,8 @@ static void parse_sample(prom_t *pr, const char *line, const char **last,
 	*last = f->name;
 	if (strcmp(f->type, "counter") == 0 && s->value < 0)
 		fail_msg("a negative counter: %s", line);
+	if (strcmp(f->type, "gauge") == 0 && s->value < 0)
+		fail_msg("a negative gauge: %s", line);
 }
 
 /* Parses text strictly; fails the test at the first bad line. */
@@ -886,6 +888,82 @@ static void test_metrics_snprintf_semantics(void **state)
 	coev_rt_free(rt);
 }
 
+/* ---- a worker's alive is a gauge ------------------------------------------ */
+
+#define MOVERS 48
+
+static atomic_int movers_moved, movers_go;
+
+/* Spawned on worker 0, runs and ends on worker 1. */
+static int mover(void *arg)
+{
+	(void)arg;
+	TU_CHECK_EQ(coev_pin_to(1), 0);
+	atomic_fetch_add(&movers_moved, 1);
+	TU_CHECK_EQ(tu_wait_at_least(&movers_go, 1), 0);
+	return 0;
+}
+
+static int movers_main(void *arg)
+{
+	coev_rt_t *rt = arg;
+	coev_task_t *t[MOVERS];
+	coev_worker_stats_t w0, w1;
+	int rets[MOVERS];
+
+	TU_CHECK_EQ(coev_pin_to(0), 0);
+	for (int i = 0; i < MOVERS; i++)
+		TU_CHECK_EQ(coev_spawn(mover, NULL, &t[i]), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&movers_moved, MOVERS), 0);
+	/* All alive on worker 1, all spawned by a task on worker 0. */
+	TU_CHECK_EQ(coev_rt_worker_stats(rt, 0, &w0), 0);
+	TU_CHECK_EQ(coev_rt_worker_stats(rt, 1, &w1), 0);
+	TU_CHECK_EQ(w0.alive, MOVERS);
+	TU_CHECK_EQ(w1.alive, 0);
+	atomic_store(&movers_go, 1);
+	TU_CHECK_EQ(coev_gather(t, MOVERS, rets), 0);
+	TU_CHECK_EQ(coev_unpin(), 0);
+	return 0;
+}
+
+/* Proves: a worker's alive figure (coev_worker_stats_t.alive, the
+ * coev_tasks_alive{worker} gauge) counts the tasks spawned on that worker
+ * and not yet ended, wherever they end: MOVERS tasks spawned on worker 0
+ * that end on worker 1 leave both at 0, never one at +MOVERS and the
+ * other at -MOVERS (a gauge that went negative). */
+static void test_metrics_worker_alive_is_a_gauge(void **state)
+{
+	coev_rt_t *rt = new_rt();
+	prom_t *pr = malloc(sizeof *pr);
+	coev_worker_stats_t w[WORKERS];
+	coev_task_t *t;
+	int ret = -1;
+	char *text;
+
+	(void)state;
+	assert_non_null(pr);
+	atomic_store(&movers_moved, 0);
+	atomic_store(&movers_go, 0);
+	assert_int_equal(coev_rt_spawn(rt, "main", movers_main, rt, &t), 0);
+	assert_int_equal(coev_join(t, &ret), 0);
+	assert_int_equal(ret, 0);
+	await(rt, alive_is, 0, "alive == 0 after the movers were joined");
+	assert_int_equal(coev_rt_worker_stats(rt, 0, &w[0]), 0);
+	assert_int_equal(coev_rt_worker_stats(rt, 1, &w[1]), 0);
+	if (w[0].alive != 0 || w[1].alive != 0)
+		fail_msg("alive %ld on worker 0, %ld on worker 1 after every "
+			 "task ended",
+			 w[0].alive, w[1].alive);
+	text = render(rt);
+	prom_parse(text, pr, WORKERS);
+	for (unsigned i = 0; i < WORKERS; i++)
+		assert_true(prom_value(pr, "coev_tasks_alive", (int)i) == 0);
+	free(text);
+	free(pr);
+	coev_rt_free(rt);
+	tu_assert_no_failures();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +971,7 @@ int main(void)
 		TU_FD_TEST(test_metrics_gauges_count_waiting_tasks),
 		TU_FD_TEST(test_metrics_prometheus_text),
 		TU_FD_TEST(test_metrics_snprintf_semantics),
+		TU_FD_TEST(test_metrics_worker_alive_is_a_gauge),
 	};
 
 	unsetenv("COEV_TRACE");

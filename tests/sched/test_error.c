@@ -113,6 +113,28 @@ static void test_error_strerror_from_threads(void **state)
 	}
 }
 
+/* A refused second completion of a future returns -EALREADY
+ * (include/coev/future.h): its message must read right for a future
+ * (it read "already in progress"), and still for the system's EALREADY
+ * (a connect already under way). */
+static void test_error_ealready_reads_right_for_futures(void **state)
+{
+	coev_future_t *f;
+	int r;
+
+	(void)state;
+	assert_int_equal(coev_future_new(&f), 0);
+	assert_int_equal(coev_future_set(f, 1), 0);
+	r = coev_future_set(f, 2);
+	assert_int_equal(r, -EALREADY);
+	if (!strstr(coev_strerror(r), "already completed"))
+		fail_msg("coev_future_set after completion: %d (%s)", r,
+			 coev_strerror(r));
+	assert_non_null(strstr(coev_strerror(r), "in progress"));
+	assert_int_equal(coev_future_cancel(f), -EALREADY);
+	coev_future_release(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -121,6 +143,7 @@ int main(void)
 		cmocka_unit_test(test_error_every_code_gives_a_string),
 		cmocka_unit_test(test_error_unknown_code),
 		cmocka_unit_test(test_error_strerror_from_threads),
+		cmocka_unit_test(test_error_ealready_reads_right_for_futures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
