@@ -339,9 +339,40 @@ static bool on_worker_of(const struct coev_rt *rt)
 	return w && w->rt == rt;
 }
 
-int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
+/* Wait until no task of rt is live or the deadline passes; returns the
+ * count that ended the wait. A 0 is exact (see coev__live_count), where a
+ * count read later could hold a refused spawn's brief +1. */
+static long wait_live(struct coev_rt *rt, coev_time_t deadline)
 {
 	struct timespec ts;
+	long n;
+
+	ts.tv_sec = deadline / 1000000000;
+	ts.tv_nsec = deadline % 1000000000;
+	pthread_mutex_lock(&rt->live_mu);
+	/* seq_cst: the increment of live_waiters before the loads of live
+	 * in coev__live_count, against live_drop's decrement of live before
+	 * its load of live_waiters (task.c: a task's end, or the undo of a
+	 * refused spawn's count): either we count the drop or it sees us
+	 * waiting and broadcasts under live_mu, which we hold until the wait
+	 * releases it. */
+	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	while ((n = coev__live_count(rt)) > 0 && coev__plat_now() < deadline) {
+		if (deadline == COEV_FOREVER)
+			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
+		else
+			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
+	}
+	/* seq_cst, like the increment; no store-load order rests on it: a
+	 * dropper in live_drop that still sees us waiting only takes
+	 * live_mu and broadcasts to nobody. */
+	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	pthread_mutex_unlock(&rt->live_mu);
+	return n;
+}
+
+int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
+{
 	int left;
 
 	if (!rt)
@@ -358,8 +389,8 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		return left;
 	}
 	/* seq_cst: the store of closed before the loads of live in
-	 * coev__live_count below, against coev__task_spawn's increment of
-	 * live before its load of closed (task.c): one of them sees the
+	 * coev__live_count (wait_live), against coev__task_spawn's increment
+	 * of live before its load of closed (task.c): one of them sees the
 	 * other, so no spawn slips past the count. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
 	if (COEV__DEBUG(rt))
@@ -368,27 +399,7 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	 * with the store above and was registered after this walk has not
 	 * run yet, and its first run sees closed and cancels it (task.c). */
 	coev__cancel_all(rt);
-	ts.tv_sec = deadline / 1000000000;
-	ts.tv_nsec = deadline % 1000000000;
-	pthread_mutex_lock(&rt->live_mu);
-	/* seq_cst: the increment of live_waiters before the loads of live
-	 * in coev__live_count, against task_finish's decrement of live
-	 * before its load of live_waiters (task.c): either we count its end
-	 * or it sees us waiting and broadcasts under live_mu, which we hold
-	 * until the wait releases it. */
-	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	while (coev__live_count(rt) > 0 && coev__plat_now() < deadline) {
-		if (deadline == COEV_FOREVER)
-			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
-		else
-			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
-	}
-	/* seq_cst, like the increment; no store-load order rests on it: a
-	 * finisher in task_finish that still sees us waiting only takes
-	 * live_mu and broadcasts to nobody. */
-	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	pthread_mutex_unlock(&rt->live_mu);
-	left = rt->shutdown_left = (int)coev__live_count(rt);
+	left = rt->shutdown_left = (int)wait_live(rt, deadline);
 	if (left > 0 && COEV__DEBUG(rt))
 		coev__debug_shutdown_left(rt, left);
 	stop_workers(rt, rt->nworkers);

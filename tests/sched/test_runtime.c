@@ -278,6 +278,72 @@ static void test_runtime_shutdown_waits_for_finishing_tasks(void **state)
 	coev_rt_free(rt);
 }
 
+/* ---- shutdown while spawns are refused ---------------------------------- */
+
+/* A spawn refused by a shutdown counts as live for a moment (its increment
+ * is undone after it sees the runtime closed). If the last task ends in
+ * that moment, the undo must wake the shutdown waiting for the count to
+ * reach 0: otherwise it sleeps until its deadline. */
+typedef struct spawner {
+	coev_rt_t *rt;
+	atomic_int stop;
+	atomic_int refused;
+} spawner_t;
+
+static void *spawn_until_stopped(void *arg)
+{
+	spawner_t *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		int rc = coev_rt_spawn(s->rt, "late", return_arg, NULL, NULL);
+		if (rc == -ESHUTDOWN)
+			atomic_store(&s->refused, 1);
+		else
+			TU_CHECK_EQ(rc, 0);
+	}
+	return NULL;
+}
+
+#define REFUSED_TRIALS TU_SCALE(200, 100, 30)
+
+static void test_runtime_shutdown_wakes_after_refused_spawns(void **state)
+{
+	(void)state;
+	for (int trial = 0; trial < REFUSED_TRIALS; trial++) {
+		coev_rt_t *rt = tu_new_rt(2);
+		pending_t p;
+		spawner_t s = {.rt = rt};
+		pthread_t th;
+
+		memset(&p, 0, sizeof p);
+		for (int i = 0; i < 8; i++)
+			assert_int_equal(coev_rt_spawn(rt, "sleeper",
+						       sleep_until_cancelled,
+						       &p, NULL),
+					 0);
+		wait_until_at_least(&p.started, 8);
+		assert_int_equal(
+			pthread_create(&th, NULL, spawn_until_stopped, &s), 0);
+		/* The deadline is a guard: the sleepers end as soon as they
+		 * are cancelled, so the shutdown returns at once; 5 s is a
+		 * quarter of the deadline, far beyond any stall of a loaded
+		 * machine. */
+		coev_time_t t0 = coev_now();
+		int left = coev_rt_shutdown(rt, coev_deadline(COEV_SEC(20)));
+		coev_time_t took = coev_now() - t0;
+		atomic_store(&s.stop, 1);
+		pthread_join(th, NULL);
+		coev_rt_free(rt);
+		assert_int_equal(left, 0);
+		assert_int_equal(atomic_load(&p.cancelled), 8);
+		if (took > COEV_SEC(5))
+			fail_msg("trial %d: shutdown took %.1f s with every "
+				 "task ended (deadline 20 s)",
+				 trial, (double)took / 1e9);
+	}
+	tu_assert_no_failures();
+}
+
 /* ---- coev_run ----------------------------------------------------------- */
 
 static int main_returns_arg(void *arg)
@@ -669,6 +735,8 @@ int main(void)
 			test_runtime_free_without_shutdown_releases_tasks),
 		cmocka_unit_test(
 			test_runtime_shutdown_waits_for_finishing_tasks),
+		cmocka_unit_test(
+			test_runtime_shutdown_wakes_after_refused_spawns),
 		cmocka_unit_test(test_runtime_run_returns_main_result),
 		cmocka_unit_test(test_runtime_new_rejects_bad_config),
 		cmocka_unit_test(test_runtime_new_with_defaults),
