@@ -339,6 +339,9 @@ coev_task_t *coev__task_self(void);
 
 extern __thread struct coev_worker *coev__tls_worker
 	__attribute__((tls_model("initial-exec")));
+/* The blocking pool whose thread this is, or NULL (pool.c). The
+ * simulation keeps it per simulated thread, as coev__tls_worker. */
+extern __thread struct coev__pool *coev__tls_pool;
 
 /* A worker thread's body (what a platform backend starts). */
 void *coev__worker_main(void *arg);

@@ -377,7 +377,9 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 
 	if (!rt)
 		return -EINVAL;
-	if (on_worker_of(rt) || coev__worker_self())
+	/* A worker must not block, and a job of rt's blocking pool would
+	 * wait for its own task, which waits for the job. */
+	if (on_worker_of(rt) || coev__worker_self() || coev__pool_thread_of(rt))
 		return COEV_ENOTRT;
 	/* One shutdown: a caller that comes while another thread shuts
 	 * down waits for it (its workers must be stopped and joined once)
@@ -415,6 +417,10 @@ void coev_rt_free(coev_rt_t *rt)
 	if (coev__worker_self())
 		coev__panic("coev_rt_free called from a worker thread; free a "
 			    "runtime from outside every runtime");
+	if (coev__pool_thread_of(rt))
+		coev__panic("coev_rt_free called from a coev_blocking job of "
+			    "that runtime (its blocking pool waits for every "
+			    "job to end); free a runtime from outside it");
 	coev_rt_shutdown(rt, coev__plat_now()); /* at once if done before */
 	rt_release(rt);
 }

@@ -93,6 +93,8 @@ void coev__cancel_all(struct coev_rt *rt);
 /* pool.c */
 void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle);
 void coev__pool_fini(struct coev_rt *rt);
+/* The calling thread is one of rt's pool threads (running a job). */
+bool coev__pool_thread_of(struct coev_rt *rt);
 
 /* stack.c */
 struct coev_stack *coev__stack_get(struct coev_worker *w);

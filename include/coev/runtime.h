@@ -13,7 +13,8 @@
  *  2. coev_rt_shutdown() refuses new spawns (-ESHUTDOWN), cancels every
  *     live task, waits for them up to a deadline, stops the workers, and
  *     reports how many tasks were left unfinished. It must be called from
- *     outside the runtime.
+ *     outside the runtime: not from one of its workers, nor from a job of
+ *     its blocking pool (coev_blocking).
  *  3. coev_rt_free() shuts down (deadline now) if that was not done, then
  *     releases every task, stack, loop and thread the runtime holds. Task
  *     handles into the runtime are invalid afterwards.
@@ -133,18 +134,20 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
  * coev_cancel), wait until every task has finished or the deadline passes,
  * then stop the workers.
  * Returns the number of tasks still unfinished (0 when all finished), or
- * COEV_ENOTRT when called from one of rt's workers, or -EINVAL for NULL.
- * Unfinished tasks are not resumed again; coev_rt_free() releases them.
- * Calling it again returns the same count without waiting; threads that
- * call it while another shuts rt down wait for that shutdown and return
- * its count. Blocks the calling thread (never a worker); never allocates.
+ * COEV_ENOTRT when called from a worker (of rt or of another runtime) or
+ * from a job of rt's blocking pool, or -EINVAL for NULL. Unfinished tasks
+ * are not resumed again; coev_rt_free() releases them. Calling it again
+ * returns the same count without waiting; threads that call it while
+ * another shuts rt down wait for that shutdown and return its count.
+ * Blocks the calling thread (never a worker); never allocates.
  */
 COEV_API int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline);
 
 /*
  * coev_rt_free — shut down if needed (deadline: now) and release rt and
- * everything it owns. rt may be NULL. Outside the runtime only; aborts with
- * a message if called from one of rt's workers.
+ * everything it owns. rt may be NULL. Outside the runtime only; aborts
+ * with a message if called from a worker thread (of any runtime) or from
+ * a job of rt's blocking pool, whose teardown would wait for that job.
  */
 COEV_API void coev_rt_free(coev_rt_t *rt);
 

@@ -344,6 +344,52 @@ static void test_runtime_shutdown_wakes_after_refused_spawns(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- shutdown from a blocking job --------------------------------------- */
+
+/* A job on rt's blocking pool that shuts rt down would wait for its own
+ * task (which waits for the job) and abandon it: refused. */
+typedef struct from_job {
+	coev_rt_t *rt;
+	atomic_int done;
+	int rc;
+} from_job_t;
+
+static int shutdown_in_job(void *arg)
+{
+	from_job_t *j = arg;
+
+	j->rc = coev_rt_shutdown(j->rt, coev_deadline(COEV_MSEC(50)));
+	atomic_store(&j->done, 1);
+	return 0;
+}
+
+static int run_shutdown_job(void *arg)
+{
+	int r = -1;
+
+	TU_CHECK_EQ(coev_blocking(shutdown_in_job, arg, COEV_FOREVER, &r), 0);
+	return r;
+}
+
+static void test_runtime_shutdown_from_blocking_job_refused(void **state)
+{
+	from_job_t j = {0};
+	coev_task_t *t;
+	int r = -1;
+
+	(void)state;
+	j.rt = tu_new_rt(2);
+	assert_int_equal(coev_rt_spawn(j.rt, "job", run_shutdown_job, &j, &t),
+			 0);
+	assert_int_equal(tu_thread_wait_at_least(&j.done, 1), 0);
+	assert_int_equal(j.rc, COEV_ENOTRT);
+	assert_int_equal(coev_join(t, &r), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(coev_rt_shutdown(j.rt, tu_guard()), 0);
+	coev_rt_free(j.rt);
+	tu_assert_no_failures();
+}
+
 /* ---- coev_run ----------------------------------------------------------- */
 
 static int main_returns_arg(void *arg)
@@ -720,6 +766,39 @@ static void test_runtime_free_from_worker_aborts(void **state)
 	expect_abort_naming(run_free_from_worker, "coev_rt_free");
 }
 
+/* coev_rt_free in a job of the runtime's own blocking pool: the pool's
+ * teardown would wait for that job forever. */
+static int free_in_job(void *arg)
+{
+	coev_rt_free(arg); /* must abort */
+	return -3;
+}
+
+static int free_from_job_main(void *arg)
+{
+	int r = 0;
+
+	(void)arg;
+	coev_blocking(free_in_job, coev_rt_current(), COEV_FOREVER, &r);
+	return r;
+}
+
+static void run_free_from_job(void *arg)
+{
+	(void)arg;
+	int rc = coev_run(free_from_job_main, NULL, NULL);
+	fprintf(stderr,
+		"coev_run returned %d after coev_rt_free in a blocking job\n",
+		rc);
+}
+
+static void test_runtime_free_from_blocking_job_aborts(void **state)
+{
+	(void)state;
+	expect_abort_naming(run_free_from_job, "coev_rt_free called from a "
+					       "coev_blocking job");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_runtime_join_twice_aborts),
 		cmocka_unit_test(test_runtime_join_after_detach_aborts),
 		cmocka_unit_test(test_runtime_free_from_worker_aborts),
+		cmocka_unit_test(test_runtime_free_from_blocking_job_aborts),
 		cmocka_unit_test(test_runtime_run_reports_tasks_left),
 		cmocka_unit_test(test_runtime_foreign_threads_spawn_and_join),
 		cmocka_unit_test(test_runtime_shutdown_reports_pending_tasks),
@@ -737,6 +817,8 @@ int main(void)
 			test_runtime_shutdown_waits_for_finishing_tasks),
 		cmocka_unit_test(
 			test_runtime_shutdown_wakes_after_refused_spawns),
+		cmocka_unit_test(
+			test_runtime_shutdown_from_blocking_job_refused),
 		cmocka_unit_test(test_runtime_run_returns_main_result),
 		cmocka_unit_test(test_runtime_new_rejects_bad_config),
 		cmocka_unit_test(test_runtime_new_with_defaults),
