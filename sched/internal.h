@@ -73,9 +73,10 @@ enum {
 };
 
 /* Sentinels of the joiner slot. */
-#define JOIN_DONE ((coev__waiter_t *)1)	    /* finished, result published */
-#define JOIN_DETACHED ((coev__waiter_t *)2) /* handle given up */
-#define JOIN_FREED ((coev__waiter_t *)3)    /* block released */
+#define JOIN_DONE ((coev__waiter_t *)1)	     /* finished, result published */
+#define JOIN_DETACHED ((coev__waiter_t *)2)  /* handle given up */
+#define JOIN_FREED ((coev__waiter_t *)3)     /* block released */
+#define JOIN_ABANDONED ((coev__waiter_t *)4) /* given up by a shutdown */
 
 struct coev_stack;
 struct coev_worker;
@@ -297,10 +298,14 @@ struct coev_rt {
 	atomic_long live_ext;	 /* [any] live-count share of non-workers */
 	atomic_bool closed;	 /* [any] spawns refused */
 	atomic_bool stop;	 /* [any] workers exit their loops */
+	atomic_bool abandoned;	 /* [any] workers gone, tasks given up */
 	int shutdown_left;	 /* [shutdown_mu] -1 until shut down */
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
+	/* Plain threads waiting for the end of a task of this runtime
+	 * (join.c): coev_rt_free waits for them to leave. [live_mu] */
+	long plain_waits;
 	/* Held by coev_rt_shutdown: one shutdown at a time. */
 	pthread_mutex_t shutdown_mu;
 	/* Shared pool of idle stacks, fed by workers with too many. */

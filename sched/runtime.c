@@ -10,8 +10,10 @@
  * leaves its loop at the top of its next iteration. shutdown_mu makes
  * that one shutdown: a second caller, at once or later, waits for it and
  * returns its count (the workers are joined once). Tasks still queued or
- * parked are not resumed again; coev_rt_free() releases their stacks and
- * blocks through the per-worker registries.
+ * parked are not resumed again: whoever waits for their end is released
+ * with -ESHUTDOWN (sched/join.c), and coev_rt_free() releases their
+ * stacks and blocks through the per-worker registries once the plain
+ * threads so released have left their calls.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -405,6 +407,10 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	if (left > 0 && COEV__DEBUG(rt))
 		coev__debug_shutdown_left(rt, left);
 	stop_workers(rt, rt->nworkers);
+	/* No task runs again: whoever waits for the end of one that has not
+	 * ended is released (join.c). */
+	if (left > 0)
+		coev__join_abandon_all(rt);
 	coev__trace_flush(rt);
 	pthread_mutex_unlock(&rt->shutdown_mu);
 	return left;
@@ -422,6 +428,9 @@ void coev_rt_free(coev_rt_t *rt)
 			    "that runtime (its blocking pool waits for every "
 			    "job to end); free a runtime from outside it");
 	coev_rt_shutdown(rt, coev__plat_now()); /* at once if done before */
+	/* Plain threads the shutdown released, or woke as their task ended,
+	 * may still be on their way out of a join. */
+	coev__join_drain(rt);
 	rt_release(rt);
 }
 

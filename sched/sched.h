@@ -85,6 +85,11 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,
 		     void *arg, coev_task_t **out);
 
+/* join.c: releasing the waiters of tasks a shutdown gave up on. */
+void coev__join_abandon_all(struct coev_rt *rt);
+void coev__join_abandon(coev_task_t *t);
+void coev__join_drain(struct coev_rt *rt);
+
 /* scope.c */
 int coev__scope_adopt(struct coev_scope *s, coev_task_t *t);
 void coev__scope_child_done(coev_task_t *t);

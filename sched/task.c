@@ -338,6 +338,14 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		return r;
 	}
 	registry_add(t);
+	/* Let in before a shutdown that has given up on the tasks since:
+	 * its walk of the registries may have missed this one (join.c).
+	 * Relaxed: registry_add took the registry's lock after that walk
+	 * did, which orders the walk's store before this load. */
+	if (__builtin_expect(
+		    atomic_load_explicit(&rt->abandoned, memory_order_relaxed),
+		    0))
+		coev__join_abandon(t);
 	if (out)
 		*out = t;
 	if (w) {

@@ -15,9 +15,30 @@
  *     reports how many tasks were left unfinished. It must be called from
  *     outside the runtime: not from one of its workers, nor from a job of
  *     its blocking pool (coev_blocking).
- *  3. coev_rt_free() shuts down (deadline now) if that was not done, then
- *     releases every task, stack, loop and thread the runtime holds. Task
- *     handles into the runtime are invalid afterwards.
+ *  3. The tasks left unfinished are abandoned: they never run again. Who
+ *     waits for the end of one, a plain thread or a task of another
+ *     runtime, is released before coev_rt_shutdown() returns: coev_join()
+ *     and coev_join_dl() return -ESHUTDOWN, coev_wait_any() returns
+ *     -ESHUTDOWN unless one of its tasks had ended, coev_gather() and
+ *     coev_gather_dl() return -ESHUTDOWN at the first abandoned task. A
+ *     later join of such a handle returns -ESHUTDOWN at once; the handle
+ *     stays valid (it may be detached) until coev_rt_free().
+ *  4. Nothing else is done in an abandoned task's name: a coev mutex it
+ *     holds stays locked, and an event, semaphore, condition variable,
+ *     channel or future it would have set, released, signalled, sent on,
+ *     closed or completed is left as it is. A plain thread waiting on
+ *     such an object without a deadline waits until something else
+ *     signals it. Give such waits a deadline, or, when coev_rt_shutdown()
+ *     returned a count above 0, signal the objects from outside (close
+ *     the channel, cancel the future, set the event): they outlive the
+ *     runtime.
+ *  5. coev_rt_free() shuts down (deadline now) if that was not done, waits
+ *     until the plain threads that shutdown released (or woke, as their
+ *     task ended) have left their join, gather or wait_any, then releases
+ *     every task, stack, loop and thread the runtime holds. Task handles
+ *     into the runtime are invalid afterwards. A task of another runtime
+ *     released from a coev_wait_any() or coev_gather() on them is not
+ *     waited for: free the runtime once that call has returned.
  */
 #ifndef COEV_RUNTIME_H
 #define COEV_RUNTIME_H
@@ -136,7 +157,8 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
  * Returns the number of tasks still unfinished (0 when all finished), or
  * COEV_ENOTRT when called from a worker (of rt or of another runtime) or
  * from a job of rt's blocking pool, or -EINVAL for NULL. Unfinished tasks
- * are not resumed again; coev_rt_free() releases them. Calling it again
+ * are not resumed again: whoever waits for their end is released with
+ * -ESHUTDOWN (rule 3), and coev_rt_free() releases them. Calling it again
  * returns the same count without waiting; threads that call it while
  * another shuts rt down wait for that shutdown and return its count.
  * Blocks the calling thread (never a worker); never allocates.
@@ -144,10 +166,12 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
 COEV_API int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline);
 
 /*
- * coev_rt_free — shut down if needed (deadline: now) and release rt and
- * everything it owns. rt may be NULL. Outside the runtime only; aborts
- * with a message if called from a worker thread (of any runtime) or from
- * a job of rt's blocking pool, whose teardown would wait for that job.
+ * coev_rt_free — shut down if needed (deadline: now), wait for the plain
+ * threads that shutdown released to leave their calls (rule 5), and
+ * release rt and everything it owns. rt may be NULL. Outside the runtime
+ * only; aborts with a message if called from a worker thread (of any
+ * runtime) or from a job of rt's blocking pool, whose teardown would wait
+ * for that job.
  */
 COEV_API void coev_rt_free(coev_rt_t *rt);
 

@@ -101,9 +101,11 @@ COEV_API size_t coev_scope_live(coev_scope_t *s);
  *
  * Returns an index, or -ENOENT (every entry is NULL), -ETIMEDOUT,
  * -ECANCELED (the caller was cancelled), -EINVAL (NULL tasks with n > 0),
- * -EDEADLK (the caller is among the tasks). A handle another caller is
- * joining aborts, as a second join does. From a task, or from a plain
- * thread (which blocks); never allocates.
+ * -EDEADLK (the caller is among the tasks), -ESHUTDOWN (none has ended and
+ * a shutdown gave up on one of them, which will never end: coev/runtime.h
+ * rule 3). A handle another caller is joining aborts, as a second join
+ * does. From a task, or from a plain thread (which blocks); never
+ * allocates.
  */
 COEV_API int coev_wait_any(coev_task_t *const *tasks, size_t n,
 			   coev_time_t deadline);
