@@ -284,6 +284,7 @@ struct coev_worker {
 struct coev_rt {
 	unsigned nworkers; /* [init] */
 	unsigned debug;	   /* [init] COEV_DEBUG_* flags */
+	bool unjoined;	   /* [init] report failed tasks nobody joined */
 	bool migrate;	   /* [init] COEV_DEBUG_MIGRATE, 2+ workers */
 	size_t stack_size; /* [init] page-rounded */
 	coev_time_t shutdown_timeout; /* [init] */
@@ -546,7 +547,10 @@ int coev__debug_start(struct coev_rt *rt);
 void coev__debug_stop(struct coev_rt *rt);
 void coev__debug_tick(struct coev_rt *rt);
 void coev__debug_task_end(struct coev_worker *w, coev_task_t *t);
-void coev__debug_unjoined(coev_task_t *t, const char *when);
+/* A task failed (t->result < 0) and nobody took its result: reported
+ * unless the result is -ECANCELED. Called when rt->unjoined, which is the
+ * default outside debug mode too (coev_config_t.report_unjoined). */
+void coev__report_unjoined(coev_task_t *t, const char *when);
 void coev__debug_shutdown_begin(struct coev_rt *rt);
 void coev__debug_shutdown_left(struct coev_rt *rt, int left);
 

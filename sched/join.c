@@ -227,8 +227,8 @@ int coev_detach(coev_task_t *t)
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DONE && j != JOIN_ABANDONED)
 		handle_misuse("coev_detach", t);
-	if (j == JOIN_DONE && COEV__DEBUG(t->rt))
-		coev__debug_unjoined(t, "detached after it ended");
+	if (j == JOIN_DONE && t->result < 0 && t->rt->unjoined)
+		coev__report_unjoined(t, "detached after it ended");
 	coev__task_release(t);
 	return 0;
 }

@@ -80,7 +80,7 @@ static int env_size(const char *name, unsigned long long lo,
 }
 
 /* Environment variable name as "0" or "1": bit set in *flags for "1";
- * -EINVAL for anything else, 0 otherwise. */
+ * 1 when set (either value), -EINVAL for anything else, 0 when unset. */
 static int env_flag(const char *name, unsigned bit, unsigned *flags)
 {
 	const char *e = getenv(name);
@@ -91,7 +91,7 @@ static int env_flag(const char *name, unsigned bit, unsigned *flags)
 		return -EINVAL;
 	if (*e == '1')
 		*flags |= bit;
-	return 0;
+	return 1;
 }
 
 /* Fold one env_size/env_flag answer k into *r: a bad variable makes it
@@ -107,6 +107,7 @@ int coev_config_init(coev_config_t *cfg)
 {
 	const char *e;
 	unsigned long long v;
+	unsigned flag = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int r = 0, k;
 
@@ -121,6 +122,7 @@ int coev_config_init(coev_config_t *cfg)
 	cfg->blocking_max = COEV_BLOCKING_DEFAULT;
 	cfg->blocking_idle = COEV_SEC(10);
 	cfg->slow_task = COEV_MSEC(100);
+	cfg->report_unjoined = 1;
 	k = env_size("COEV_BLOCKING_THREADS", 1, COEV_BLOCKING_MAX, &v);
 	if (env_ok(&r, k))
 		cfg->blocking_max = (unsigned)v;
@@ -142,6 +144,9 @@ int coev_config_init(coev_config_t *cfg)
 	k = env_size("COEV_STACK_SIZE", COEV_STACK_MIN, COEV_STACK_MAX, &v);
 	if (env_ok(&r, k))
 		cfg->stack_size = (size_t)v;
+	k = env_flag("COEV_UNJOINED", 1, &flag);
+	if (env_ok(&r, k))
+		cfg->report_unjoined = (int)flag;
 	return r;
 }
 
@@ -239,6 +244,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	rt->started = coev__plat_now();
 	rt->started_coarse = coev__plat_coarse_now();
 	rt->slow_ns = cfg->slow_task > 0 ? cfg->slow_task : COEV_MSEC(100);
+	rt->unjoined = cfg->report_unjoined || (cfg->debug & COEV_DEBUG_CHECKS);
 	rt->log = cfg->log ? cfg->log : coev__log_stderr;
 	rt->log_arg = cfg->log_arg;
 	rt->trace_events = cfg->trace_events ? cfg->trace_events : 262144;

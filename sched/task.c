@@ -232,11 +232,11 @@ void coev__task_free_all(struct coev_rt *rt)
 				pthread_mutex_unlock(&abandoned_mu);
 				continue;
 			}
-			if (COEV__DEBUG(rt) &&
+			if (t->result < 0 && rt->unjoined &&
 			    atomic_load_explicit(&t->joiner,
 						 memory_order_relaxed) ==
 				    JOIN_DONE)
-				coev__debug_unjoined(
+				coev__report_unjoined(
 					t,
 					"never joined; its runtime was freed");
 			if (t->stack)
@@ -405,6 +405,7 @@ static void task_entry(void *arg)
 static void task_finish(struct coev_worker *w, coev_task_t *t)
 {
 	struct coev_rt *rt = t->rt;
+	bool scoped = t->scope != NULL;
 	coev__waiter_t *j;
 
 	if (COEV__DEBUG(rt))
@@ -435,8 +436,9 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
 		coev__waiter_signal(j, COEV_SIG_RESUME);
-	else if (j == JOIN_DETACHED && COEV__DEBUG(rt))
-		coev__debug_unjoined(t, "ended detached");
+	else if (j == JOIN_DETACHED && t->result < 0 && !scoped &&
+		 rt->unjoined) /* a scope's child: its scope has the error */
+		coev__report_unjoined(t, "ended detached");
 	live_drop(rt, t->ext ? &rt->live_ext : &w->live);
 	coev__task_release(t);
 }

@@ -83,9 +83,11 @@ typedef struct coev_config {
 	/* Debug mode (coev/debug.h): a task running longer than this without
 	 * suspending is reported (0: 100 ms). */
 	coev_time_t slow_task;
-	/* Where debug mode's reports go: log(log_arg, text), text one or
-	 * more whole lines; called from workers and the monitor thread, so
-	 * it must be thread-safe. NULL: written to stderr. */
+	/* Where the runtime's reports go (debug mode's, and failed tasks
+	 * nobody joined: report_unjoined): log(log_arg, text), text one or
+	 * more whole lines; called from workers, the monitor thread and the
+	 * threads that detach tasks or free the runtime, so it must be
+	 * thread-safe. NULL: written to stderr. */
 	void (*log)(void *arg, const char *text);
 	void *log_arg;
 	/* Chrome trace-event JSON written here at shutdown (coev/debug.h),
@@ -93,6 +95,14 @@ typedef struct coev_config {
 	 * events of 72 bytes, 18 MiB). */
 	const char *trace;
 	size_t trace_events;
+	/* A task that failed (a negative result other than -ECANCELED) and
+	 * whose result nobody took (it ended detached, was detached after
+	 * it ended, or its handle was never used when the runtime was
+	 * freed) is reported once to log, as asyncio reports an exception
+	 * never retrieved: 1 (the default), or 0 for no report. A scope's
+	 * child is not: its scope takes its error (coev/scope.h). Debug
+	 * mode reports them whatever this says. */
+	int report_unjoined;
 } coev_config_t;
 
 #define COEV_BLOCKING_MAX 4096
@@ -120,7 +130,8 @@ typedef struct coev_config {
  * is 1, plus COEV_DEBUG_CHECKS when COEV_DEBUG is 1 (each 0 or 1);
  * slow_task from COEV_SLOW_TASK_MS (milliseconds) or else 100 ms; trace
  * from COEV_TRACE (a file name) and trace_events from COEV_TRACE_EVENTS;
- * log NULL (stderr).
+ * log NULL (stderr); report_unjoined from COEV_UNJOINED (0 or 1) or
+ * else 1.
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.
