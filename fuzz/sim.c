@@ -167,6 +167,7 @@ static void switch_to(struct sim_thread *from, struct sim_thread *to)
 				       to->lo, to->size);
 #endif
 	from->tls = coev__tls_worker;
+	from->tls_pool = coev__tls_pool;
 	coev__sim.prev = from;
 	coev__sim.cur = to;
 	coev__ctx_switch(&from->ctx, &to->ctx);
@@ -177,6 +178,7 @@ static void switch_to(struct sim_thread *from, struct sim_thread *to)
 	coev__sim.prev->size = size;
 #endif
 	coev__tls_worker = from->tls;
+	coev__tls_pool = from->tls_pool;
 }
 
 /* The running simulated thread gives the CPU back to the loop. */
@@ -198,6 +200,7 @@ static void thread_entry(void *arg)
 	coev__sim.prev->size = size;
 #endif
 	coev__tls_worker = NULL;
+	coev__tls_pool = NULL;
 	th->fn(th->arg);
 	th->state = S_DONE;
 	for (unsigned i = 0; i < coev__sim.nthreads; i++) {

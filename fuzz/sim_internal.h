@@ -27,6 +27,7 @@ struct sim_thread {
 	size_t size;
 	void *stack; /* its own stack; NULL for the loop */
 	struct coev_worker *tls;
+	struct coev__pool *tls_pool;
 	void *(*fn)(void *);
 	void *arg;
 	enum sim_state state;

@@ -1,10 +1,14 @@
 /*
- * observe/report.c — debug mode's reports (COEV_DEBUG=1, include/coev/debug.h).
+ * observe/report.c — debug mode's reports (COEV_DEBUG=1, include/coev/debug.h),
+ * and the one made by default: a failed task nobody joined.
  *
  * What is reported, each once, to the runtime's log (coev_config_t.log):
  *   - a task that ended holding coev mutexes, or that used more than 75% of
  *     its stack (coev__debug_task_end, at the end of every task);
- *   - a task that failed and that nobody joined (coev__debug_unjoined);
+ *   - a task that failed and that nobody joined (coev__report_unjoined),
+ *     outside debug mode too unless coev_config_t.report_unjoined is 0:
+ *     the scheduler calls it only for a negative result, off the hot
+ *     path of tasks that succeed;
  *   - tasks alive when a shutdown cancels them, and a full dump of those it
  *     gives up on (coev__debug_shutdown_begin, _left);
  *   - a run longer than rt->slow_ns, with the task's backtrace, and how
@@ -73,7 +77,7 @@ void coev__debug_task_end(struct coev_worker *w, coev_task_t *t)
 	}
 }
 
-void coev__debug_unjoined(coev_task_t *t, const char *when)
+void coev__report_unjoined(coev_task_t *t, const char *when)
 {
 	if (t->result >= 0 || t->result == -ECANCELED)
 		return;

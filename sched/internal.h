@@ -73,9 +73,10 @@ enum {
 };
 
 /* Sentinels of the joiner slot. */
-#define JOIN_DONE ((coev__waiter_t *)1)	    /* finished, result published */
-#define JOIN_DETACHED ((coev__waiter_t *)2) /* handle given up */
-#define JOIN_FREED ((coev__waiter_t *)3)    /* block released */
+#define JOIN_DONE ((coev__waiter_t *)1)	     /* finished, result published */
+#define JOIN_DETACHED ((coev__waiter_t *)2)  /* handle given up */
+#define JOIN_FREED ((coev__waiter_t *)3)     /* block released */
+#define JOIN_ABANDONED ((coev__waiter_t *)4) /* given up by a shutdown */
 
 struct coev_stack;
 struct coev_worker;
@@ -285,6 +286,7 @@ struct coev_worker {
 struct coev_rt {
 	unsigned nworkers; /* [init] */
 	unsigned debug;	   /* [init] COEV_DEBUG_* flags */
+	bool unjoined;	   /* [init] report failed tasks nobody joined */
 	bool migrate;	   /* [init] COEV_DEBUG_MIGRATE, 2+ workers */
 	size_t stack_size; /* [init] page-rounded */
 	coev_time_t shutdown_timeout; /* [init] */
@@ -299,10 +301,14 @@ struct coev_rt {
 	atomic_long live_ext;	 /* [any] live-count share of non-workers */
 	atomic_bool closed;	 /* [any] spawns refused */
 	atomic_bool stop;	 /* [any] workers exit their loops */
+	atomic_bool abandoned;	 /* [any] workers gone, tasks given up */
 	int shutdown_left;	 /* [shutdown_mu] -1 until shut down */
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
+	/* Plain threads waiting for the end of a task of this runtime
+	 * (join.c): coev_rt_free waits for them to leave. [live_mu] */
+	long plain_waits;
 	/* Held by coev_rt_shutdown: one shutdown at a time. */
 	pthread_mutex_t shutdown_mu;
 	/* Shared pool of idle stacks, fed by workers with too many. */
@@ -341,6 +347,9 @@ coev_task_t *coev__task_self(void);
 
 extern __thread struct coev_worker *coev__tls_worker
 	__attribute__((tls_model("initial-exec")));
+/* The blocking pool whose thread this is, or NULL (pool.c). The
+ * simulation keeps it per simulated thread, as coev__tls_worker. */
+extern __thread struct coev__pool *coev__tls_pool;
 
 /* A worker thread's body (what a platform backend starts). */
 void *coev__worker_main(void *arg);
@@ -540,7 +549,10 @@ int coev__debug_start(struct coev_rt *rt);
 void coev__debug_stop(struct coev_rt *rt);
 void coev__debug_tick(struct coev_rt *rt);
 void coev__debug_task_end(struct coev_worker *w, coev_task_t *t);
-void coev__debug_unjoined(coev_task_t *t, const char *when);
+/* A task failed (t->result < 0) and nobody took its result: reported
+ * unless the result is -ECANCELED. Called when rt->unjoined, which is the
+ * default outside debug mode too (coev_config_t.report_unjoined). */
+void coev__report_unjoined(coev_task_t *t, const char *when);
 void coev__debug_shutdown_begin(struct coev_rt *rt);
 void coev__debug_shutdown_left(struct coev_rt *rt, int left);
 

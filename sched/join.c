@@ -9,7 +9,9 @@
  *                  task_finish) after storing its result;
  *   JOIN_DONE      ended, result published, handle not yet consumed;
  *   JOIN_DETACHED  handle given up (the task frees itself when it ends);
- *   JOIN_FREED     handle consumed by a join (misuse is caught here).
+ *   JOIN_FREED     handle consumed by a join (misuse is caught here);
+ *   JOIN_ABANDONED a shutdown gave up on the task: it never ends, and its
+ *                  joins return -ESHUTDOWN.
  * A joiner installs its waiter with a compare-and-swap from NULL and gives
  * up with one back to NULL; a failed give-up means the end came first and
  * its signal is on the way, so the joiner settles it (coev__waiter_settle)
@@ -18,6 +20,16 @@
  * that ends signals it once (the waiter counts signals); afterwards it
  * takes its registration back from every slot that still holds it and
  * waits for the signals already on their way before its frame may go.
+ *
+ * Shutdown (coev__join_abandon_all, once the workers have stopped) takes
+ * the waiter out of the slot of every task it gave up on, as an ending
+ * task would, notes in it that the task was abandoned, and signals it:
+ * the join returns -ESHUTDOWN without touching the task again. A waiter
+ * that is a task of the same runtime was given up too and is left alone.
+ * A plain thread counts itself in its runtime's plain_waits while it waits
+ * for one of its tasks, and coev_rt_free waits for that count to drop to
+ * zero, so a thread released by the shutdown, or woken by a task's end
+ * during it, never touches the runtime after it is freed.
  *
  * A join of a task that never ran is work-first (see the top of task.c):
  * the joiner queues a second entry for it in its own LIFO slot so it runs
@@ -30,6 +42,44 @@
 #include <limits.h>
 
 #include "sched.h"
+
+/* A waiter in joiner slots (join_wait, coev_wait_any). gone: a shutdown
+ * gave up on a task whose slot held it; set before that signal (whose
+ * ordering publishes it), read once the waiter has all its signals.
+ * Atomic only because wait-any may set it too, on finding a slot already
+ * abandoned, while the shutdown sets it for another slot. */
+struct join_waiter {
+	coev__waiter_t wt; /* first: slots hold &jw->wt */
+	atomic_bool gone;
+};
+
+/* A plain thread starts or stops waiting for a task of rt (see the top of
+ * this file). The unlock is leave's last touch of rt. */
+static void plain_enter(struct coev_rt *rt)
+{
+	pthread_mutex_lock(&rt->live_mu);
+	rt->plain_waits++;
+	pthread_mutex_unlock(&rt->live_mu);
+}
+
+static void plain_leave(struct coev_rt *rt)
+{
+	pthread_mutex_lock(&rt->live_mu);
+	if (--rt->plain_waits == 0)
+		pthread_cond_broadcast(&rt->live_cv);
+	pthread_mutex_unlock(&rt->live_mu);
+}
+
+/* coev_rt_free (runtime.c), after the shutdown: until every plain thread
+ * waiting for one of rt's tasks has left its call. Bounded: every task
+ * has ended or was abandoned, and every waiter signalled. */
+void coev__join_drain(struct coev_rt *rt)
+{
+	pthread_mutex_lock(&rt->live_mu);
+	while (rt->plain_waits > 0)
+		pthread_cond_wait(&rt->live_cv, &rt->live_mu);
+	pthread_mutex_unlock(&rt->live_mu);
+}
 
 static void take_result(coev_task_t *t, int *ret)
 {
@@ -61,49 +111,57 @@ _Noreturn static void handle_misuse(const char *call, coev_task_t *t)
 }
 
 /* Wait for t with a waiter in its joiner slot (NULL: nobody else waits).
- * 0 once its result is taken; the wait's error when we gave up first. */
+ * 0 once its result is taken; the wait's error when we gave up first;
+ * -ESHUTDOWN when a shutdown gave up on t (nothing of t is touched after
+ * its signal). */
 static int join_wait(coev_task_t *t, coev_task_t *self, coev_time_t deadline,
 		     int *ret)
 {
-	coev__waiter_t wt, *expect = NULL;
+	struct join_waiter jw;
+	coev__waiter_t *expect = NULL;
 	int r;
 
-	coev__waiter_init(&wt, self);
+	coev__waiter_init(&jw.wt, self);
+	atomic_init(&jw.gone, false);
 	if (self)
 		coev__task_ref(self); /* held for the completer's wake */
 	/* acq_rel: releases the waiter's initialisation to the ending task's
-	 * acq_rel exchange of the slot (task.c, task_finish); acquire on
-	 * failure pairs with that exchange when it stored JOIN_DONE first,
-	 * making the result visible. */
-	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &expect, &wt,
-						     memory_order_acq_rel,
-						     memory_order_acquire)) {
+	 * acq_rel exchange of the slot (task.c, task_finish) or to
+	 * abandon's; acquire on failure pairs with that exchange when it
+	 * stored JOIN_DONE first, making the result visible. */
+	if (!atomic_compare_exchange_strong_explicit(
+		    &t->joiner, &expect, &jw.wt, memory_order_acq_rel,
+		    memory_order_acquire)) {
 		if (self)
 			coev__task_release(self);
-		coev__waiter_fini(&wt);
+		coev__waiter_fini(&jw.wt);
+		if (expect == JOIN_ABANDONED)
+			return -ESHUTDOWN;
 		if (expect != JOIN_DONE)
 			handle_misuse("coev_join", t);
 		take_result(t, ret);
 		return 0;
 	}
-	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, t,
+	r = coev__waiter_wait_on(&jw.wt, deadline, COEV_WAIT_JOIN, t,
 				 (long long)t->id);
 	if (r < 0) { /* timed out or cancelled */
-		expect = &wt;
+		expect = &jw.wt;
 		/* acq_rel/acquire: pairs with task_finish's exchange, as
-		 * above; a failure means the task ended and took our waiter:
-		 * its signal is coming. */
+		 * above; a failure means the task ended (or was abandoned)
+		 * and took our waiter: its signal is coming. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &t->joiner, &expect, NULL, memory_order_acq_rel,
 			    memory_order_acquire)) {
 			if (self)
 				coev__task_release(self);
-			coev__waiter_fini(&wt);
+			coev__waiter_fini(&jw.wt);
 			return r;
 		}
-		coev__waiter_settle(&wt, 1);
+		coev__waiter_settle(&jw.wt, 1);
 	}
-	coev__waiter_fini(&wt);
+	coev__waiter_fini(&jw.wt);
+	if (atomic_load_explicit(&jw.gone, memory_order_relaxed))
+		return -ESHUTDOWN;
 	take_result(t, ret);
 	return 0;
 }
@@ -113,6 +171,7 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 	struct coev_worker *w = coev__worker_self();
 	coev_task_t *self = w ? w->current : NULL;
 	coev__waiter_t *j;
+	struct coev_rt *rt;
 	int r;
 
 	if (!t)
@@ -129,6 +188,8 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 		take_result(t, ret);
 		return 0;
 	}
+	if (j == JOIN_ABANDONED)
+		return -ESHUTDOWN;
 	if (j != NULL)
 		handle_misuse("coev_join", t);
 	if (self && (r = coev__cancel_check(self)) != 0)
@@ -137,9 +198,15 @@ int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret)
 		deadline = coev__deadline_eff(self, deadline);
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT; /* only tried: t is not done */
-	if (self)
+	if (self) {
 		boost(self->worker, t);
-	return join_wait(t, self, deadline, ret);
+		return join_wait(t, self, deadline, ret);
+	}
+	rt = t->rt;
+	plain_enter(rt);
+	r = join_wait(t, NULL, deadline, ret);
+	plain_leave(rt);
+	return r;
 }
 
 int coev_join(coev_task_t *t, int *ret)
@@ -160,28 +227,36 @@ int coev_detach(coev_task_t *t)
 	 * acquire load. */
 	j = atomic_exchange_explicit(&t->joiner, JOIN_DETACHED,
 				     memory_order_acq_rel);
-	if (j != NULL && j != JOIN_DONE)
+	if (j != NULL && j != JOIN_DONE && j != JOIN_ABANDONED)
 		handle_misuse("coev_detach", t);
-	if (j == JOIN_DONE && COEV__DEBUG(t->rt))
-		coev__debug_unjoined(t, "detached after it ended");
+	if (j == JOIN_DONE && t->result < 0 && t->rt->unjoined)
+		coev__report_unjoined(t, "detached after it ended");
 	coev__task_release(t);
 	return 0;
 }
 
 /* Join t whatever the caller's cancellation or pushed deadline: for
- * handles that must be consumed (gather, wait_for). */
+ * handles that must be consumed (gather, wait_for). A task a shutdown gave
+ * up on (of another runtime than the caller's) gets -ESHUTDOWN as its
+ * result, and its handle is given up. */
 static void join_strict(coev_task_t *t, int *ret)
 {
 	coev_task_t *self = coev__task_self();
 	coev_time_t limit;
+	int r;
 
 	if (!self) {
-		coev_join(t, ret);
-		return;
+		r = coev_join(t, ret);
+	} else {
+		limit = coev__strict_begin(self);
+		r = coev_join(t, ret);
+		coev__strict_end(self, limit);
 	}
-	limit = coev__strict_begin(self);
-	coev_join(t, ret);
-	coev__strict_end(self, limit);
+	if (r == -ESHUTDOWN) {
+		if (ret)
+			*ret = -ESHUTDOWN;
+		coev_detach(t);
+	}
 }
 
 /* Join tasks[0..n) in order; joined entries of clear (when not NULL, the
@@ -272,12 +347,13 @@ _Noreturn static void any_misuse(coev_task_t *t)
 		    (void *)t);
 }
 
-/* Install wt in the joiner slot of each task from the first on; stops at a
- * task that has ended meanwhile, or at a handle met earlier in tasks[]
- * (its slot holds wt already: *dup is set). Returns how many slots were
- * passed (n when wt is in every one). */
+/* Install jw in the joiner slot of each task from the first on; stops at
+ * a task that has ended meanwhile, was abandoned by a shutdown (gone set),
+ * or at a handle met earlier in tasks[] (its slot holds jw already: *dup
+ * is set). Returns how many slots were passed (n when jw is in every one).
+ */
 static size_t any_install(coev_task_t *const *tasks, size_t n,
-			  coev__waiter_t *wt, coev_task_t *self, bool *dup)
+			  struct join_waiter *jw, coev_task_t *self, bool *dup)
 {
 	coev__waiter_t *expect;
 	size_t stop;
@@ -291,13 +367,16 @@ static size_t any_install(coev_task_t *const *tasks, size_t n,
 		/* acq_rel/acquire: pairs with task_finish's exchange of the
 		 * slot (task.c), as in join_wait. */
 		if (atomic_compare_exchange_strong_explicit(
-			    &tasks[stop]->joiner, &expect, wt,
+			    &tasks[stop]->joiner, &expect, &jw->wt,
 			    memory_order_acq_rel, memory_order_acquire))
 			continue;
 		if (self)
 			coev__task_release(self);
-		*dup = expect == wt;
-		if (expect != JOIN_DONE && !*dup)
+		*dup = expect == &jw->wt;
+		if (expect == JOIN_ABANDONED)
+			atomic_store_explicit(&jw->gone, true,
+					      memory_order_relaxed);
+		else if (expect != JOIN_DONE && !*dup)
 			any_misuse(tasks[stop]);
 		break; /* it ended meanwhile: no need to wait */
 	}
@@ -305,7 +384,8 @@ static size_t any_install(coev_task_t *const *tasks, size_t n,
 }
 
 /* Take wt back from the first stop slots; wait for the signals of the
- * tasks that took it as they ended. */
+ * tasks that took it as they ended (or of the shutdown that abandoned
+ * them). */
 static void any_withdraw(coev_task_t *const *tasks, size_t stop,
 			 coev__waiter_t *wt, coev_task_t *self)
 {
@@ -331,14 +411,52 @@ static void any_withdraw(coev_task_t *const *tasks, size_t stop,
 	coev__waiter_settle(wt, pending);
 }
 
+/* A plain thread waiting in coev_wait_any counts itself in the runtime of
+ * each task (see the top of this file): delta +1 or -1. Forward order on
+ * the way out: each task's runtime is still held when it is read. */
+static void any_plain(coev_task_t *const *tasks, size_t n, int delta)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tasks[i]) {
+			if (delta > 0)
+				plain_enter(tasks[i]->rt);
+			else
+				plain_leave(tasks[i]->rt);
+		}
+}
+
+/* Wait until a task ends; the caller checked that none has yet. */
+static int any_wait(coev_task_t *const *tasks, size_t n, coev_time_t deadline,
+		    coev_task_t *self)
+{
+	struct join_waiter jw;
+	size_t stop;
+	int r = 0, found;
+	bool dup = false;
+
+	coev__waiter_init(&jw.wt, self);
+	atomic_init(&jw.gone, false);
+	stop = any_install(tasks, n, &jw, self, &dup);
+	if (stop == n)
+		r = coev__waiter_wait_on(&jw.wt, deadline, COEV_WAIT_JOIN, NULL,
+					 0);
+	any_withdraw(tasks, stop, &jw.wt, self);
+	coev__waiter_fini(&jw.wt);
+	if (dup) /* the same handle twice: withdrawn, refused */
+		return -EINVAL;
+	found = first_done(tasks, n);
+	if (found >= 0)
+		return found;
+	return atomic_load_explicit(&jw.gone, memory_order_relaxed) ? -ESHUTDOWN
+								    : r;
+}
+
 int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 {
 	struct coev_worker *w = coev__worker_self();
 	coev_task_t *self = w ? w->current : NULL;
-	coev__waiter_t wt;
-	size_t i, stop, any = 0;
+	size_t i, any = 0;
 	int r = 0, found;
-	bool dup = false;
 
 	/* The index returned is an int. */
 	if ((n && !tasks) || n > INT_MAX)
@@ -360,17 +478,67 @@ int coev_wait_any(coev_task_t *const *tasks, size_t n, coev_time_t deadline)
 		deadline = coev__deadline_eff(self, deadline);
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT;
-	coev__waiter_init(&wt, self);
-	stop = any_install(tasks, n, &wt, self, &dup);
-	if (stop == n)
-		r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_JOIN, NULL,
-					 0);
-	any_withdraw(tasks, stop, &wt, self);
-	coev__waiter_fini(&wt);
-	if (dup) /* the same handle twice: withdrawn, refused */
-		return -EINVAL;
-	found = first_done(tasks, n);
-	return found >= 0 ? found : r;
+	if (self)
+		return any_wait(tasks, n, deadline, self);
+	any_plain(tasks, n, +1);
+	r = any_wait(tasks, n, deadline, NULL);
+	any_plain(tasks, n, -1);
+	return r;
+}
+
+/* --- tasks a shutdown gave up on -------------------------------------- */
+
+/* The workers have stopped and t never ends: mark its slot abandoned, so
+ * that a later join returns -ESHUTDOWN at once, and release whoever waits
+ * in it (see the top of this file). Also from coev__task_spawn, for a
+ * spawn that was let in before the shutdown and registered its task after
+ * coev__join_abandon_all had looked. */
+void coev__join_abandon(coev_task_t *t)
+{
+	/* Acquire: pairs with the acq_rel CAS that installed a waiter
+	 * (join_wait, any_install): we signal an initialised waiter. */
+	coev__waiter_t *j =
+		atomic_load_explicit(&t->joiner, memory_order_acquire);
+	struct join_waiter *jw;
+
+	do {
+		if (j != NULL && (uintptr_t)j <= (uintptr_t)JOIN_ABANDONED)
+			return; /* detached, or handle already consumed */
+		/* acq_rel: as task_finish's exchange of the slot (task.c),
+		 * against the waiter's CAS that installs or withdraws it. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->joiner, &j, JOIN_ABANDONED, memory_order_acq_rel,
+		memory_order_acquire));
+	if (j == NULL || (j->task && j->task->rt == t->rt))
+		return; /* nobody waits, or a task given up as well */
+	jw = (struct join_waiter *)j;
+	/* Relaxed: the signal's release (or the waiter's mutex) publishes
+	 * it to the waiter, which reads it after the signal. */
+	atomic_store_explicit(&jw->gone, true, memory_order_relaxed);
+	coev__waiter_signal(j, COEV_SIG_WAKE);
+}
+
+/* coev_rt_shutdown (runtime.c), once the workers have stopped: every task
+ * that has not ended is abandoned. */
+void coev__join_abandon_all(struct coev_rt *rt)
+{
+	/* Before the walk: a spawn that registers its task after the walk
+	 * has passed its registry sees it there (after taking the same
+	 * lock) and abandons the task itself (task.c). */
+	atomic_store_explicit(&rt->abandoned, true, memory_order_relaxed);
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct coev_worker *h = rt->workers[i];
+
+		/* A block in the registry is not freed while we hold its
+		 * lock (release takes it to unlink). */
+		pthread_mutex_lock(&h->reg_mu);
+		for (coev_task_t *t = h->reg_head; t; t = t->rnext)
+			if (!(atomic_load_explicit(&t->state,
+						   memory_order_acquire) &
+			      TS_DONE))
+				coev__join_abandon(t);
+		pthread_mutex_unlock(&h->reg_mu);
+	}
 }
 
 /* --- wait_for ------------------------------------------------------------ */

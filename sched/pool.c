@@ -22,6 +22,11 @@
  * Rejected: detached threads (fini could not know when the last one
  * stopped touching the pool); a fixed-size pool (four sleeping jobs would
  * then block a fifth that only needs a thread).
+ *
+ * A job may not shut down or free its own runtime: fini would wait for the
+ * job's own thread, and a shutdown for the job's task, which waits for the
+ * job. Each pool thread notes its pool (coev__tls_pool), and runtime.c
+ * refuses both calls there (coev__pool_thread_of).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -47,6 +52,13 @@ struct coev__pool_thread {
 	coev__pool_t *pool;
 	struct coev__pool_thread *next; /* [pool mu] on `ended` */
 };
+
+__thread coev__pool_t *coev__tls_pool;
+
+bool coev__pool_thread_of(struct coev_rt *rt)
+{
+	return coev__tls_pool == &rt->pool;
+}
 
 void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle)
 {
@@ -118,6 +130,7 @@ static void *pool_thread(void *arg)
 	struct timespec ts;
 	coev_time_t until;
 
+	coev__tls_pool = p;
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		if ((j = job_pop(p)) != NULL) {

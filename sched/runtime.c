@@ -10,8 +10,10 @@
  * leaves its loop at the top of its next iteration. shutdown_mu makes
  * that one shutdown: a second caller, at once or later, waits for it and
  * returns its count (the workers are joined once). Tasks still queued or
- * parked are not resumed again; coev_rt_free() releases their stacks and
- * blocks through the per-worker registries.
+ * parked are not resumed again: whoever waits for their end is released
+ * with -ESHUTDOWN (sched/join.c), and coev_rt_free() releases their
+ * stacks and blocks through the per-worker registries once the plain
+ * threads so released have left their calls.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -78,7 +80,7 @@ static int env_size(const char *name, unsigned long long lo,
 }
 
 /* Environment variable name as "0" or "1": bit set in *flags for "1";
- * -EINVAL for anything else, 0 otherwise. */
+ * 1 when set (either value), -EINVAL for anything else, 0 when unset. */
 static int env_flag(const char *name, unsigned bit, unsigned *flags)
 {
 	const char *e = getenv(name);
@@ -89,7 +91,7 @@ static int env_flag(const char *name, unsigned bit, unsigned *flags)
 		return -EINVAL;
 	if (*e == '1')
 		*flags |= bit;
-	return 0;
+	return 1;
 }
 
 /* Fold one env_size/env_flag answer k into *r: a bad variable makes it
@@ -105,6 +107,7 @@ int coev_config_init(coev_config_t *cfg)
 {
 	const char *e;
 	unsigned long long v;
+	unsigned flag = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int r = 0, k;
 
@@ -119,6 +122,7 @@ int coev_config_init(coev_config_t *cfg)
 	cfg->blocking_max = COEV_BLOCKING_DEFAULT;
 	cfg->blocking_idle = COEV_SEC(10);
 	cfg->slow_task = COEV_MSEC(100);
+	cfg->report_unjoined = 1;
 	k = env_size("COEV_BLOCKING_THREADS", 1, COEV_BLOCKING_MAX, &v);
 	if (env_ok(&r, k))
 		cfg->blocking_max = (unsigned)v;
@@ -141,6 +145,9 @@ int coev_config_init(coev_config_t *cfg)
 	k = env_size("COEV_STACK_SIZE", COEV_STACK_MIN, COEV_STACK_MAX, &v);
 	if (env_ok(&r, k))
 		cfg->stack_size = (size_t)v;
+	k = env_flag("COEV_UNJOINED", 1, &flag);
+	if (env_ok(&r, k))
+		cfg->report_unjoined = (int)flag;
 	return r;
 }
 
@@ -238,6 +245,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	rt->started = coev__plat_now();
 	rt->started_coarse = coev__plat_coarse_now();
 	rt->slow_ns = cfg->slow_task > 0 ? cfg->slow_task : COEV_MSEC(100);
+	rt->unjoined = cfg->report_unjoined || (cfg->debug & COEV_DEBUG_CHECKS);
 	rt->log = cfg->log ? cfg->log : coev__log_stderr;
 	rt->log_arg = cfg->log_arg;
 	rt->trace_events = cfg->trace_events ? cfg->trace_events : 262144;
@@ -343,14 +351,47 @@ static bool on_worker_of(const struct coev_rt *rt)
 	return w && w->rt == rt;
 }
 
-int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
+/* Wait until no task of rt is live or the deadline passes; returns the
+ * count that ended the wait. A 0 is exact (see coev__live_count), where a
+ * count read later could hold a refused spawn's brief +1. */
+static long wait_live(struct coev_rt *rt, coev_time_t deadline)
 {
 	struct timespec ts;
+	long n;
+
+	ts.tv_sec = deadline / 1000000000;
+	ts.tv_nsec = deadline % 1000000000;
+	pthread_mutex_lock(&rt->live_mu);
+	/* seq_cst: the increment of live_waiters before the loads of live
+	 * in coev__live_count, against live_drop's decrement of live before
+	 * its load of live_waiters (task.c: a task's end, or the undo of a
+	 * refused spawn's count): either we count the drop or it sees us
+	 * waiting and broadcasts under live_mu, which we hold until the wait
+	 * releases it. */
+	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	while ((n = coev__live_count(rt)) > 0 && coev__plat_now() < deadline) {
+		if (deadline == COEV_FOREVER)
+			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
+		else
+			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
+	}
+	/* seq_cst, like the increment; no store-load order rests on it: a
+	 * dropper in live_drop that still sees us waiting only takes
+	 * live_mu and broadcasts to nobody. */
+	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	pthread_mutex_unlock(&rt->live_mu);
+	return n;
+}
+
+int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
+{
 	int left;
 
 	if (!rt)
 		return -EINVAL;
-	if (on_worker_of(rt) || coev__worker_self())
+	/* A worker must not block, and a job of rt's blocking pool would
+	 * wait for its own task, which waits for the job. */
+	if (on_worker_of(rt) || coev__worker_self() || coev__pool_thread_of(rt))
 		return COEV_ENOTRT;
 	/* One shutdown: a caller that comes while another thread shuts
 	 * down waits for it (its workers must be stopped and joined once)
@@ -362,8 +403,8 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		return left;
 	}
 	/* seq_cst: the store of closed before the loads of live in
-	 * coev__live_count below, against coev__task_spawn's increment of
-	 * live before its load of closed (task.c): one of them sees the
+	 * coev__live_count (wait_live), against coev__task_spawn's increment
+	 * of live before its load of closed (task.c): one of them sees the
 	 * other, so no spawn slips past the count. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
 	if (COEV__DEBUG(rt))
@@ -372,30 +413,14 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	 * with the store above and was registered after this walk has not
 	 * run yet, and its first run sees closed and cancels it (task.c). */
 	coev__cancel_all(rt);
-	ts.tv_sec = deadline / 1000000000;
-	ts.tv_nsec = deadline % 1000000000;
-	pthread_mutex_lock(&rt->live_mu);
-	/* seq_cst: the increment of live_waiters before the loads of live
-	 * in coev__live_count, against task_finish's decrement of live
-	 * before its load of live_waiters (task.c): either we count its end
-	 * or it sees us waiting and broadcasts under live_mu, which we hold
-	 * until the wait releases it. */
-	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	while (coev__live_count(rt) > 0 && coev__plat_now() < deadline) {
-		if (deadline == COEV_FOREVER)
-			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
-		else
-			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
-	}
-	/* seq_cst, like the increment; no store-load order rests on it: a
-	 * finisher in task_finish that still sees us waiting only takes
-	 * live_mu and broadcasts to nobody. */
-	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
-	pthread_mutex_unlock(&rt->live_mu);
-	left = rt->shutdown_left = (int)coev__live_count(rt);
+	left = rt->shutdown_left = (int)wait_live(rt, deadline);
 	if (left > 0 && COEV__DEBUG(rt))
 		coev__debug_shutdown_left(rt, left);
 	stop_workers(rt, rt->nworkers);
+	/* No task runs again: whoever waits for the end of one that has not
+	 * ended is released (join.c). */
+	if (left > 0)
+		coev__join_abandon_all(rt);
 	coev__trace_flush(rt);
 	pthread_mutex_unlock(&rt->shutdown_mu);
 	return left;
@@ -408,7 +433,14 @@ void coev_rt_free(coev_rt_t *rt)
 	if (coev__worker_self())
 		coev__panic("coev_rt_free called from a worker thread; free a "
 			    "runtime from outside every runtime");
+	if (coev__pool_thread_of(rt))
+		coev__panic("coev_rt_free called from a coev_blocking job of "
+			    "that runtime (its blocking pool waits for every "
+			    "job to end); free a runtime from outside it");
 	coev_rt_shutdown(rt, coev__plat_now()); /* at once if done before */
+	/* Plain threads the shutdown released, or woke as their task ended,
+	 * may still be on their way out of a join. */
+	coev__join_drain(rt);
 	rt_release(rt);
 }
 

@@ -86,6 +86,11 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,
 		     void *arg, coev_task_t **out);
 
+/* join.c: releasing the waiters of tasks a shutdown gave up on. */
+void coev__join_abandon_all(struct coev_rt *rt);
+void coev__join_abandon(coev_task_t *t);
+void coev__join_drain(struct coev_rt *rt);
+
 /* scope.c */
 int coev__scope_adopt(struct coev_scope *s, coev_task_t *t);
 void coev__scope_child_done(coev_task_t *t);
@@ -94,6 +99,8 @@ void coev__cancel_all(struct coev_rt *rt);
 /* pool.c */
 void coev__pool_init(struct coev_rt *rt, unsigned max, coev_time_t idle);
 void coev__pool_fini(struct coev_rt *rt);
+/* The calling thread is one of rt's pool threads (running a job). */
+bool coev__pool_thread_of(struct coev_rt *rt);
 
 /* stack.c */
 struct coev_stack *coev__stack_get(struct coev_worker *w);

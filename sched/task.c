@@ -149,16 +149,41 @@ long coev__live_count(struct coev_rt *rt)
 	 * against coev__task_spawn's increment of live before its load of
 	 * closed: either the spawn sees closed or the shutdown counts the
 	 * task. And they follow shutdown's increment of live_waiters,
-	 * against task_finish's decrement of live before its load of
-	 * live_waiters: either the shutdown counts the end or the finisher
-	 * sees it waiting and broadcasts. After closed, counts only go down
-	 * (a refused spawn's +1 is undone), so a sum that reads 0 is 0. */
+	 * against live_drop's decrement of live before its load of
+	 * live_waiters (a task's end, or the undo of a spawn's count): either
+	 * the shutdown counts the drop or the dropper sees it waiting and
+	 * broadcasts. After closed, counts only go down (a refused spawn's
+	 * +1 is undone, by live_drop too), so a sum that reads 0 is 0. */
 	long n = atomic_load_explicit(&rt->live_ext, memory_order_seq_cst);
 
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		n += atomic_load_explicit(&rt->workers[i]->live,
 					  memory_order_seq_cst);
 	return n;
+}
+
+/*
+ * Drop one count of rt's live tasks (live is the share of the worker or
+ * live_ext that was counted) and wake a waiting shutdown when the count
+ * reaches 0: a task's end, and every undo of a spawn's count. Each must
+ * check, since a shutdown that reads a sum above 0 sleeps until one of
+ * them sees it waiting: a refused spawn's brief count, undone after the
+ * last task ended, is the last change the sum sees.
+ */
+static void live_drop(struct coev_rt *rt, atomic_long *live)
+{
+	/* seq_cst: the decrement of live before the load of live_waiters,
+	 * against coev_rt_shutdown's increment of live_waiters before its
+	 * loads of live in coev__live_count (runtime.c): either it sees
+	 * this decrement or we see it waiting and wake it to count again
+	 * (it holds live_mu from its check until its wait releases it). */
+	atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
+	    coev__live_count(rt) == 0) {
+		pthread_mutex_lock(&rt->live_mu);
+		pthread_cond_broadcast(&rt->live_cv);
+		pthread_mutex_unlock(&rt->live_mu);
+	}
 }
 
 /* Tasks kept by coev__task_free_all, process-wide: reachable, so that
@@ -207,11 +232,11 @@ void coev__task_free_all(struct coev_rt *rt)
 				pthread_mutex_unlock(&abandoned_mu);
 				continue;
 			}
-			if (COEV__DEBUG(rt) &&
+			if (t->result < 0 && rt->unjoined &&
 			    atomic_load_explicit(&t->joiner,
 						 memory_order_relaxed) ==
 				    JOIN_DONE)
-				coev__debug_unjoined(
+				coev__report_unjoined(
 					t,
 					"never joined; its runtime was freed");
 			if (t->stack)
@@ -293,27 +318,34 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	/* seq_cst: the increment of live before the load of closed, against
 	 * coev_rt_shutdown's store of closed (runtime.c) before its loads
 	 * of live in coev__live_count: either the spawn sees closed or the
-	 * shutdown counts this task. The undoing decrements below are
-	 * seq_cst like every change of the live counts that
-	 * coev__live_count sums (see task_finish). */
+	 * shutdown counts this task. The undoing drops below wake a
+	 * shutdown that counted this task (live_drop). */
 	atomic_fetch_add_explicit(live, 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
-		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
+		live_drop(rt, live);
 		return -ESHUTDOWN;
 	}
 	t = task_alloc(w);
 	if (!t) {
-		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
+		live_drop(rt, live);
 		return -ENOMEM;
 	}
 	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
 		free(t);
-		atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
+		live_drop(rt, live);
 		return r;
 	}
 	registry_add(t);
+	/* Let in before a shutdown that has given up on the tasks since:
+	 * its walk of the registries may have missed this one (join.c).
+	 * Relaxed: registry_add took the registry's lock after that walk
+	 * did, which orders the walk's store before this load. */
+	if (__builtin_expect(
+		    atomic_load_explicit(&rt->abandoned, memory_order_relaxed),
+		    0))
+		coev__join_abandon(t);
 	if (out)
 		*out = t;
 	if (w) {
@@ -373,6 +405,7 @@ static void task_entry(void *arg)
 static void task_finish(struct coev_worker *w, coev_task_t *t)
 {
 	struct coev_rt *rt = t->rt;
+	bool scoped = t->scope != NULL;
 	coev__waiter_t *j;
 
 	if (COEV__DEBUG(rt))
@@ -403,26 +436,15 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 				     memory_order_acq_rel);
 	if (j != NULL && j != JOIN_DETACHED)
 		coev__waiter_signal(j, COEV_SIG_RESUME);
-	else if (j == JOIN_DETACHED && COEV__DEBUG(rt))
-		coev__debug_unjoined(t, "ended detached");
-	/* seq_cst: the decrement of live before the load of live_waiters,
-	 * against coev_rt_shutdown's increment of live_waiters before its
-	 * loads of live in coev__live_count (runtime.c): either it sees
-	 * this decrement or we see it waiting and wake it to count again
-	 * (it holds live_mu from its check until its wait releases it).
-	 * The share decremented is the one the spawn incremented, its home
-	 * worker's (t->home is the spawner's worker for a task spawned by a
-	 * task), wherever the task ends: so each share counts its worker's
-	 * spawns still alive, a gauge that never goes negative. A task that
-	 * ends away from home writes that worker's line once. */
-	atomic_fetch_sub_explicit(t->ext ? &rt->live_ext : &t->home->live, 1,
-				  memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
-	    coev__live_count(rt) == 0) {
-		pthread_mutex_lock(&rt->live_mu);
-		pthread_cond_broadcast(&rt->live_cv);
-		pthread_mutex_unlock(&rt->live_mu);
-	}
+	else if (j == JOIN_DETACHED && t->result < 0 && !scoped &&
+		 rt->unjoined) /* a scope's child: its scope has the error */
+		coev__report_unjoined(t, "ended detached");
+	/* The share dropped is the one the spawn counted: its home worker's
+	 * (t->home is the spawner's worker for a task spawned by a task),
+	 * wherever the task ends, so each share counts its worker's spawns
+	 * still alive, a gauge that never goes negative. A task that ends
+	 * away from home writes that worker's line once. */
+	live_drop(rt, t->ext ? &rt->live_ext : &t->home->live);
 	coev__task_release(t);
 }
 

@@ -17,7 +17,10 @@
  *     be interrupted: the caller waits for it to end and gets its result
  *     (0 and *ret set); the cancellation stays pending for the caller's
  *     next wait. So memory a job uses stays valid while it runs.
- *  3. coev_rt_free() waits for running jobs to end.
+ *  3. coev_rt_free() waits for running jobs to end. So a job must not free
+ *     its own runtime (that aborts, naming the call) nor shut it down
+ *     (coev_rt_shutdown returns COEV_ENOTRT there): the shutdown would wait
+ *     for the job's task, which waits for the job.
  */
 #ifndef COEV_BLOCKING_H
 #define COEV_BLOCKING_H

@@ -12,8 +12,11 @@
  *     (taken by the worker itself, in a SIGURG handler, when the program
  *     has not claimed SIGURG); then, once it suspends, how long it ran;
  *   - a task that ended with an error (other than -ECANCELED) that nobody
- *     joined: when it ends detached, when it is detached after ending, or
- *     when the runtime is freed with its handle never used;
+ *     joined: when it ends detached (but not a scope's child: its scope
+ *     takes its error), when it is detached after ending, or when the
+ *     runtime is freed with its handle never used. This one is reported
+ *     outside debug mode too, unless coev_config_t.report_unjoined or
+ *     COEV_UNJOINED is 0;
  *   - the tasks still alive when a shutdown begins (they are cancelled
  *     then), and a full dump of those still alive when it gives up;
  *   - a task that used more than 75% of its stack (measured when it ends);

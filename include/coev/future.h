@@ -47,6 +47,11 @@
  *     coev_future_await (asyncio's `await fut`) cancels it then, so the
  *     producer learns the result is no longer wanted. A completion that
  *     wins the race against the give-up is delivered (the wait returns 0).
+ *     A future belongs to no runtime: when the task that would have
+ *     completed it is abandoned by a shutdown (coev/runtime.h rule 4),
+ *     nothing completes it, and a plain thread waiting without a deadline
+ *     waits until someone completes or cancels it (coev_future_cancel,
+ *     from any thread, then releases it with -ECANCELED).
  *  5. Callbacks (coev_future_on_done) run once, after completion, on the
  *     thread that completed or cancelled the future (or at once on the
  *     registering thread if it is already complete); they must not block.

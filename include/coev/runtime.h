@@ -13,10 +13,32 @@
  *  2. coev_rt_shutdown() refuses new spawns (-ESHUTDOWN), cancels every
  *     live task, waits for them up to a deadline, stops the workers, and
  *     reports how many tasks were left unfinished. It must be called from
- *     outside the runtime.
- *  3. coev_rt_free() shuts down (deadline now) if that was not done, then
- *     releases every task, stack, loop and thread the runtime holds. Task
- *     handles into the runtime are invalid afterwards.
+ *     outside the runtime: not from one of its workers, nor from a job of
+ *     its blocking pool (coev_blocking).
+ *  3. The tasks left unfinished are abandoned: they never run again. Who
+ *     waits for the end of one, a plain thread or a task of another
+ *     runtime, is released before coev_rt_shutdown() returns: coev_join()
+ *     and coev_join_dl() return -ESHUTDOWN, coev_wait_any() returns
+ *     -ESHUTDOWN unless one of its tasks had ended, coev_gather() and
+ *     coev_gather_dl() return -ESHUTDOWN at the first abandoned task. A
+ *     later join of such a handle returns -ESHUTDOWN at once; the handle
+ *     stays valid (it may be detached) until coev_rt_free().
+ *  4. Nothing else is done in an abandoned task's name: a coev mutex it
+ *     holds stays locked, and an event, semaphore, condition variable,
+ *     channel or future it would have set, released, signalled, sent on,
+ *     closed or completed is left as it is. A plain thread waiting on
+ *     such an object without a deadline waits until something else
+ *     signals it. Give such waits a deadline, or, when coev_rt_shutdown()
+ *     returned a count above 0, signal the objects from outside (close
+ *     the channel, cancel the future, set the event): they outlive the
+ *     runtime.
+ *  5. coev_rt_free() shuts down (deadline now) if that was not done, waits
+ *     until the plain threads that shutdown released (or woke, as their
+ *     task ended) have left their join, gather or wait_any, then releases
+ *     every task, stack, loop and thread the runtime holds. Task handles
+ *     into the runtime are invalid afterwards. A task of another runtime
+ *     released from a coev_wait_any() or coev_gather() on them is not
+ *     waited for: free the runtime once that call has returned.
  */
 #ifndef COEV_RUNTIME_H
 #define COEV_RUNTIME_H
@@ -61,9 +83,11 @@ typedef struct coev_config {
 	/* Debug mode (coev/debug.h): a task running longer than this without
 	 * suspending is reported (0: 100 ms). */
 	coev_time_t slow_task;
-	/* Where debug mode's reports go: log(log_arg, text), text one or
-	 * more whole lines; called from workers and the monitor thread, so
-	 * it must be thread-safe. NULL: written to stderr. */
+	/* Where the runtime's reports go (debug mode's, and failed tasks
+	 * nobody joined: report_unjoined): log(log_arg, text), text one or
+	 * more whole lines; called from workers, the monitor thread and the
+	 * threads that detach tasks or free the runtime, so it must be
+	 * thread-safe. NULL: written to stderr. */
 	void (*log)(void *arg, const char *text);
 	void *log_arg;
 	/* Chrome trace-event JSON written here at shutdown (coev/debug.h),
@@ -72,6 +96,14 @@ typedef struct coev_config {
 	 * COEV_TRACE_EVENTS_MAX (checked whether or not trace is set). */
 	const char *trace;
 	size_t trace_events;
+	/* A task that failed (a negative result other than -ECANCELED) and
+	 * whose result nobody took (it ended detached, was detached after
+	 * it ended, or its handle was never used when the runtime was
+	 * freed) is reported once to log, as asyncio reports an exception
+	 * never retrieved: 1 (the default), or 0 for no report. A scope's
+	 * child is not: its scope takes its error (coev/scope.h). Debug
+	 * mode reports them whatever this says. */
+	int report_unjoined;
 } coev_config_t;
 
 #define COEV_BLOCKING_MAX 4096
@@ -101,7 +133,8 @@ typedef struct coev_config {
  * is 1, plus COEV_DEBUG_CHECKS when COEV_DEBUG is 1 (each 0 or 1);
  * slow_task from COEV_SLOW_TASK_MS (milliseconds) or else 100 ms; trace
  * from COEV_TRACE (a file name) and trace_events from COEV_TRACE_EVENTS;
- * log NULL (stderr).
+ * log NULL (stderr); report_unjoined from COEV_UNJOINED (0 or 1) or
+ * else 1.
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.
@@ -137,18 +170,23 @@ COEV_API int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn,
  * coev_cancel), wait until every task has finished or the deadline passes,
  * then stop the workers.
  * Returns the number of tasks still unfinished (0 when all finished), or
- * COEV_ENOTRT when called from one of rt's workers, or -EINVAL for NULL.
- * Unfinished tasks are not resumed again; coev_rt_free() releases them.
- * Calling it again returns the same count without waiting; threads that
- * call it while another shuts rt down wait for that shutdown and return
- * its count. Blocks the calling thread (never a worker); never allocates.
+ * COEV_ENOTRT when called from a worker (of rt or of another runtime) or
+ * from a job of rt's blocking pool, or -EINVAL for NULL. Unfinished tasks
+ * are not resumed again: whoever waits for their end is released with
+ * -ESHUTDOWN (rule 3), and coev_rt_free() releases them. Calling it again
+ * returns the same count without waiting; threads that call it while
+ * another shuts rt down wait for that shutdown and return its count.
+ * Blocks the calling thread (never a worker); never allocates.
  */
 COEV_API int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline);
 
 /*
- * coev_rt_free — shut down if needed (deadline: now) and release rt and
- * everything it owns. rt may be NULL. Outside the runtime only; aborts with
- * a message if called from one of rt's workers.
+ * coev_rt_free — shut down if needed (deadline: now), wait for the plain
+ * threads that shutdown released to leave their calls (rule 5), and
+ * release rt and everything it owns. rt may be NULL. Outside the runtime
+ * only; aborts with a message if called from a worker thread (of any
+ * runtime) or from a job of rt's blocking pool, whose teardown would wait
+ * for that job.
  */
 COEV_API void coev_rt_free(coev_rt_t *rt);
 

@@ -103,9 +103,11 @@ COEV_API size_t coev_scope_live(coev_scope_t *s);
  * -ECANCELED (the caller was cancelled), -EINVAL (NULL tasks with n > 0,
  * n > INT_MAX, or the same handle twice: found when the call is about to
  * wait, so an array holding a task that has ended returns its index
- * first), -EDEADLK (the caller is among the tasks). A handle another
- * caller is joining aborts, as a second join does. From a task, or from a
- * plain thread (which blocks); never allocates.
+ * first), -EDEADLK (the caller is among the tasks), -ESHUTDOWN (none has
+ * ended and a shutdown gave up on one of them, which will never end:
+ * coev/runtime.h rule 3). A handle another caller is joining aborts, as a
+ * second join does. From a task, or from a plain thread (which blocks);
+ * never allocates.
  */
 COEV_API int coev_wait_any(coev_task_t *const *tasks, size_t n,
 			   coev_time_t deadline);

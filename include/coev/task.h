@@ -51,8 +51,11 @@ COEV_API int coev_spawn_named(const char *name, coev_fn fn, void *arg,
  * the caller was cancelled (in both cases t stays valid, keeps running, and
  * must still be joined or detached), -EDEADLK when t is the calling task,
  * -EINVAL for NULL t, COEV_ENOTCORO on a worker thread outside a task (a
- * loop callback must not block its worker). A handle already joined or
- * detached aborts with a message.
+ * loop callback must not block its worker). -ESHUTDOWN when t's runtime
+ * was shut down and gave up on t (coev/runtime.h rule 3): t never ends,
+ * *ret is untouched, a join already waiting returns then and a later one
+ * at once, and t stays valid (it may be detached) until coev_rt_free(). A
+ * handle already joined or detached aborts with a message.
  */
 COEV_API int coev_join(coev_task_t *t, int *ret);
 COEV_API int coev_join_dl(coev_task_t *t, coev_time_t deadline, int *ret);
@@ -78,7 +81,12 @@ COEV_API int coev_detach(coev_task_t *t);
  * Cancellation (or, for coev_gather, a pushed deadline) while waiting:
  * as asyncio.gather, the tasks not yet joined are cancelled and joined,
  * every handle is consumed (rets[] filled), and -ECANCELED (or
- * -ETIMEDOUT) is returned.
+ * -ETIMEDOUT) is returned; a task among them that its runtime's shutdown
+ * gave up on gets -ESHUTDOWN in rets[] and its handle is given up.
+ * -ESHUTDOWN when tasks[i]'s runtime was shut down and gave up on it
+ * (coev/runtime.h rule 3): the tasks before it are consumed (their rets[]
+ * set; coev_gather_dl sets their entries to NULL), tasks[i] and those
+ * after it are not (they stay valid until coev_rt_free()).
  * Same threads as coev_join(); never allocates.
  */
 COEV_API int coev_gather(coev_task_t *const *tasks, size_t n, int *rets);

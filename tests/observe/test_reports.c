@@ -4,7 +4,9 @@
  * its backtrace, then how long it ran), a failed task nobody joined, tasks
  * alive at shutdown and those that outlive its deadline, a stack used past
  * 75%, a task that ends holding a coev mutex, the SIGUSR1 dump; and none of
- * them outside debug mode.
+ * them outside debug mode but the failed task nobody joined, which is
+ * reported by default unless coev_config_t.report_unjoined (or
+ * COEV_UNJOINED) turns it off.
  *
  * Design choices:
  *  - Reports are captured through coev_config_t.log into a buffer guarded
@@ -960,6 +962,104 @@ static void test_reports_sigusr1_dump(void **state)
 	cap_fini(&c);
 }
 
+/* ---- outside debug mode: failed tasks nobody joined ------------------- */
+
+/* A task whose scope has a failing child: the scope takes the error. */
+static int scope_with_failer(void *arg)
+{
+	coev_scope_t *s;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_scope_open(0, &s), 0);
+	TU_CHECK_EQ(coev_scope_spawn(s, "scoped", return_eio, NULL), 0);
+	TU_CHECK_EQ(coev_scope_close(s), -EIO);
+	return 0;
+}
+
+/* Spawns the three kinds of failed task nobody joins (ended detached,
+ * detached after it ended, never joined when the runtime is freed) and the
+ * tasks that must never be reported (joined, -ECANCELED, success, a
+ * scope's child), then frees the runtime. */
+static void unjoined_cases(coev_rt_t *rt)
+{
+	coev_task_t *late, *orphan, *t;
+	int ret = 0;
+
+	assert_int_equal(coev_rt_spawn(rt, "failer", return_eio, NULL, NULL),
+			 0);
+	assert_int_equal(coev_rt_spawn(rt, "late", return_eio, NULL, &late), 0);
+	assert_int_equal(coev_rt_spawn(rt, "orphan", return_eio, NULL, &orphan),
+			 0);
+	assert_int_equal(coev_rt_spawn(rt, "joined", return_eio, NULL, &t), 0);
+	assert_int_equal(coev_join(t, &ret), 0);
+	assert_int_equal(ret, -EIO);
+	assert_int_equal(
+		coev_rt_spawn(rt, "ecanceled", return_ecanceled, NULL, NULL),
+		0);
+	assert_int_equal(coev_rt_spawn(rt, "fine", return_zero, NULL, NULL), 0);
+	assert_int_equal(
+		coev_rt_spawn(rt, "scope", scope_with_failer, NULL, NULL), 0);
+	rt_quiet(rt);
+	assert_int_equal(coev_detach(late), 0);
+	rt_end(rt); /* orphan's handle never used */
+}
+
+/* Reported once each without debug mode, unless the configuration (or
+ * COEV_UNJOINED=0) turns the report off. */
+static void test_reports_unjoined_error_by_default(void **state)
+{
+	cap_t c;
+	coev_config_t cfg;
+
+	(void)state;
+	unsetenv("COEV_UNJOINED");
+	cap_init(&c);
+	cfg = cap_config(&c, 2, 0);
+	assert_int_equal(cfg.report_unjoined, 1);
+	unjoined_cases(cap_rt_cfg(&cfg));
+	LOG_COUNT(&c, "failed with", 3);
+	LOG_HAS(&c, "'failer' failed with -5 (");
+	LOG_HAS(&c, "and nobody joined it: ended detached\n");
+	LOG_HAS(&c, "'late' failed with -5 (");
+	LOG_HAS(&c, "and nobody joined it: detached after it ended\n");
+	LOG_HAS(&c, "'orphan' failed with -5 (");
+	LOG_HAS(&c, "and nobody joined it: never joined; its runtime was "
+		    "freed\n");
+	assert_int_equal(cap_calls(&c), 3);
+	tu_assert_no_failures();
+	cap_fini(&c);
+
+	/* Turned off. */
+	cap_init(&c);
+	cfg = cap_config(&c, 2, 0);
+	cfg.report_unjoined = 0;
+	unjoined_cases(cap_rt_cfg(&cfg));
+	assert_int_equal(cap_calls(&c), 0);
+	cap_fini(&c);
+
+	/* From the environment: 0 or 1, anything else refused (the field
+	 * keeps its default). */
+	setenv("COEV_UNJOINED", "0", 1);
+	assert_int_equal(coev_config_init(&cfg), 0);
+	assert_int_equal(cfg.report_unjoined, 0);
+	setenv("COEV_UNJOINED", "1", 1);
+	assert_int_equal(coev_config_init(&cfg), 0);
+	assert_int_equal(cfg.report_unjoined, 1);
+	static const char *const bad[] = {"", "2", "no", "01", "-1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("COEV_UNJOINED", bad[i], 1);
+		assert_int_equal(coev_config_init(&cfg), -EINVAL);
+		assert_int_equal(cfg.report_unjoined, 1);
+	}
+	setenv("COEV_UNJOINED", "0", 1);
+	cap_init(&c);
+	cfg = cap_config(&c, 2, 0);
+	unjoined_cases(cap_rt_cfg(&cfg));
+	assert_int_equal(cap_calls(&c), 0);
+	cap_fini(&c);
+	unsetenv("COEV_UNJOINED");
+}
+
 /* ---- outside debug mode: silence ---------------------------------------- */
 
 static void test_reports_none_without_debug_mode(void **state)
@@ -977,6 +1077,7 @@ static void test_reports_none_without_debug_mode(void **state)
 	cfg = cap_config(&c, 2, 0);
 	cfg.slow_task = COEV_MSEC(SLOW_MS);
 	cfg.stack_size = STACK_KIB * 1024;
+	cfg.report_unjoined = 0; /* on by default: see the test above */
 	rt = cap_rt_cfg(&cfg);
 	assert_int_equal(run_task(rt, "hog", hog_task, &h), 0);
 	assert_int_equal(coev_rt_spawn(rt, "failer", return_eio, NULL, NULL),
@@ -1014,6 +1115,7 @@ int main(void)
 		cmocka_unit_test(test_reports_stack_high_water),
 		cmocka_unit_test(test_reports_mutex_held_at_end),
 		cmocka_unit_test(test_reports_sigusr1_dump),
+		cmocka_unit_test(test_reports_unjoined_error_by_default),
 		cmocka_unit_test(test_reports_none_without_debug_mode),
 	};
 

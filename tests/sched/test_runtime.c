@@ -8,6 +8,8 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "sched/internal.h" /* white-box: joiner slots, rt->stop */
+
 static int return_arg(void *arg)
 {
 	return (int)(intptr_t)arg;
@@ -276,6 +278,362 @@ static void test_runtime_shutdown_waits_for_finishing_tasks(void **state)
 	assert_int_equal(coev_rt_shutdown(rt, coev_deadline(COEV_SEC(60))), 0);
 	assert_int_equal(atomic_load(&p.resumed), 6);
 	coev_rt_free(rt);
+}
+
+/* ---- shutdown while spawns are refused ---------------------------------- */
+
+/* A spawn refused by a shutdown counts as live for a moment (its increment
+ * is undone after it sees the runtime closed). If the last task ends in
+ * that moment, the undo must wake the shutdown waiting for the count to
+ * reach 0: otherwise it sleeps until its deadline. */
+typedef struct spawner {
+	coev_rt_t *rt;
+	atomic_int stop;
+	atomic_int refused;
+} spawner_t;
+
+static void *spawn_until_stopped(void *arg)
+{
+	spawner_t *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		int rc = coev_rt_spawn(s->rt, "late", return_arg, NULL, NULL);
+		if (rc == -ESHUTDOWN)
+			atomic_store(&s->refused, 1);
+		else
+			TU_CHECK_EQ(rc, 0);
+	}
+	return NULL;
+}
+
+#define REFUSED_TRIALS TU_SCALE(200, 100, 30)
+
+static void test_runtime_shutdown_wakes_after_refused_spawns(void **state)
+{
+	(void)state;
+	for (int trial = 0; trial < REFUSED_TRIALS; trial++) {
+		coev_rt_t *rt = tu_new_rt(2);
+		pending_t p;
+		spawner_t s = {.rt = rt};
+		pthread_t th;
+
+		memset(&p, 0, sizeof p);
+		for (int i = 0; i < 8; i++)
+			assert_int_equal(coev_rt_spawn(rt, "sleeper",
+						       sleep_until_cancelled,
+						       &p, NULL),
+					 0);
+		wait_until_at_least(&p.started, 8);
+		assert_int_equal(
+			pthread_create(&th, NULL, spawn_until_stopped, &s), 0);
+		/* The deadline is a guard: the sleepers end as soon as they
+		 * are cancelled, so the shutdown returns at once; 5 s is a
+		 * quarter of the deadline, far beyond any stall of a loaded
+		 * machine. */
+		coev_time_t t0 = coev_now();
+		int left = coev_rt_shutdown(rt, coev_deadline(COEV_SEC(20)));
+		coev_time_t took = coev_now() - t0;
+		atomic_store(&s.stop, 1);
+		pthread_join(th, NULL);
+		coev_rt_free(rt);
+		assert_int_equal(left, 0);
+		assert_int_equal(atomic_load(&p.cancelled), 8);
+		if (took > COEV_SEC(5))
+			fail_msg("trial %d: shutdown took %.1f s with every "
+				 "task ended (deadline 20 s)",
+				 trial, (double)took / 1e9);
+	}
+	tu_assert_no_failures();
+}
+
+/* ---- shutdown and the waiters it leaves ------------------------------- */
+
+/* Tasks that ignore cancellation (shielded sleepers) are abandoned by a
+ * shutdown with a short deadline. Plain threads waiting for their end, a
+ * task of another runtime joining one, and a later join of such a handle
+ * all return -ESHUTDOWN; coev_rt_free waits for the released threads to
+ * leave their calls. */
+typedef struct waiting {
+	coev_task_t *t[6]; /* 0: join; 1, 2: wait_any; 3, 4: gather; 5 */
+	coev_task_t *quick;
+	int join_rc, any_rc, gather_rc, gather_rets[2];
+	atomic_int done;
+} waiting_t;
+
+static void *join_abandoned(void *arg)
+{
+	waiting_t *w = arg;
+	int r = 12345;
+
+	w->join_rc = coev_join(w->t[0], &r);
+	TU_CHECK_EQ(r, 12345); /* no result for a task that never ended */
+	atomic_fetch_add(&w->done, 1);
+	return NULL;
+}
+
+static void *wait_any_abandoned(void *arg)
+{
+	waiting_t *w = arg;
+
+	w->any_rc = coev_wait_any(&w->t[1], 2, COEV_FOREVER);
+	atomic_fetch_add(&w->done, 1);
+	return NULL;
+}
+
+static void *gather_abandoned(void *arg)
+{
+	waiting_t *w = arg;
+	coev_task_t *g[2] = {w->quick, w->t[3]};
+
+	w->gather_rc = coev_gather(g, 2, w->gather_rets);
+	atomic_fetch_add(&w->done, 1);
+	return NULL;
+}
+
+/* A task of another runtime joining t[4]. */
+static int join_from_other_rt(void *arg)
+{
+	waiting_t *w = arg;
+
+	return coev_join(w->t[4], NULL);
+}
+
+/* From the test thread: until t's joiner slot holds a waiter (someone
+ * waits for its end). */
+static void wait_joined(coev_task_t *t)
+{
+	coev_time_t dl = tu_guard();
+
+	while (atomic_load(&t->joiner) == NULL) {
+		assert_true(coev_now() < dl);
+		tu_nap_ms(1);
+	}
+}
+
+static void test_runtime_shutdown_releases_waiters_of_abandoned(void **state)
+{
+	coev_rt_t *rt = tu_new_rt(2), *other = tu_new_rt(1);
+	pending_t *p = calloc(1, sizeof *p);
+	waiting_t *w = calloc(1, sizeof *w);
+	pthread_t th[3];
+	coev_task_t *joiner;
+	int r = 0;
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(coev_rt_spawn(rt, "stubborn",
+					       sleep_ten_seconds, p, &w->t[i]),
+				 0);
+	assert_int_equal(coev_rt_spawn(rt, "quick", return_arg,
+				       (void *)(intptr_t)7, &w->quick),
+			 0);
+	wait_until_at_least(&p->started, 6);
+	assert_int_equal(pthread_create(&th[0], NULL, join_abandoned, w), 0);
+	assert_int_equal(pthread_create(&th[1], NULL, wait_any_abandoned, w),
+			 0);
+	assert_int_equal(pthread_create(&th[2], NULL, gather_abandoned, w), 0);
+	assert_int_equal(
+		coev_rt_spawn(other, "joiner", join_from_other_rt, w, &joiner),
+		0);
+	for (int i = 0; i < 5; i++)
+		wait_joined(w->t[i]);
+	/* The shield hides the cancel: the six are abandoned. */
+	TU_CHECK_EQ(coev_rt_shutdown(rt, coev_deadline(COEV_MSEC(20))), 6);
+	/* The task of the other runtime is released. */
+	TU_CHECK_EQ(coev_join_dl(joiner, tu_guard(), &r), 0);
+	TU_CHECK_EQ(r, -ESHUTDOWN);
+	/* A join after the shutdown returns at once, with or without a
+	 * deadline; the handle stays valid (a detach is allowed) until
+	 * coev_rt_free. */
+	r = 12345;
+	int rc = coev_join_dl(w->t[5], tu_guard(), &r);
+	TU_CHECK_EQ(rc, -ESHUTDOWN);
+	if (rc == -ESHUTDOWN)
+		TU_CHECK_EQ(coev_join(w->t[5], &r), -ESHUTDOWN);
+	TU_CHECK_EQ(r, 12345);
+	TU_CHECK_EQ(coev_detach(w->t[5]), 0);
+	coev_rt_free(rt);
+	/* Released by the shutdown; the free waited for them to leave their
+	 * calls. */
+	if (tu_thread_wait_at_least(&w->done, 3) == 0) {
+		for (int i = 0; i < 3; i++)
+			pthread_join(th[i], NULL);
+	} else {
+		TU_CHECK_MSG(0,
+			     "%d of 3 threads waiting for abandoned tasks "
+			     "returned",
+			     atomic_load(&w->done));
+		for (int i = 0; i < 3; i++)
+			pthread_detach(th[i]);
+	}
+	TU_CHECK_EQ(w->join_rc, -ESHUTDOWN);
+	TU_CHECK_EQ(w->any_rc, -ESHUTDOWN);
+	/* gather joined the quick task, then stopped at the abandoned one. */
+	TU_CHECK_EQ(w->gather_rc, -ESHUTDOWN);
+	TU_CHECK_EQ(w->gather_rets[0], 7);
+	TU_CHECK_EQ(coev_rt_shutdown(other, tu_guard()), 0);
+	coev_rt_free(other);
+	TU_CHECK_EQ(atomic_load(&p->resumed), 0);
+	tu_assert_no_failures();
+	free(w);
+	free(p);
+}
+
+/* A task that never ran, queued behind one that keeps its only worker
+ * until the workers are told to stop: abandoned without ever starting (its
+ * block is freed by coev_rt_free). A thread joining it is released too. */
+typedef struct never_ran {
+	coev_rt_t *rt;
+	coev_task_t *queued;
+	atomic_int spinning;
+	atomic_int done;
+	int rc;
+} never_ran_t;
+
+static int spin_until_stop(void *arg)
+{
+	never_ran_t *n = arg;
+
+	atomic_store(&n->spinning, 1);
+	while (!atomic_load_explicit(&n->rt->stop, memory_order_acquire))
+		tu_spin_ns(COEV_USEC(20));
+	return 0;
+}
+
+static void *join_never_ran(void *arg)
+{
+	never_ran_t *n = arg;
+
+	n->rc = coev_join(n->queued, NULL);
+	atomic_store(&n->done, 1);
+	return NULL;
+}
+
+static void test_runtime_shutdown_releases_joiner_of_never_run(void **state)
+{
+	never_ran_t n = {0};
+	pthread_t th;
+
+	(void)state;
+	n.rt = tu_new_rt(1);
+	assert_int_equal(
+		coev_rt_spawn(n.rt, "spinner", spin_until_stop, &n, NULL), 0);
+	while (!atomic_load(&n.spinning))
+		tu_nap_ms(1);
+	assert_int_equal(
+		coev_rt_spawn(n.rt, "queued", return_arg, NULL, &n.queued), 0);
+	assert_int_equal(pthread_create(&th, NULL, join_never_ran, &n), 0);
+	wait_joined(n.queued);
+	assert_int_equal(coev_rt_shutdown(n.rt, coev_now()), 2);
+	coev_rt_free(n.rt);
+	if (tu_thread_wait_at_least(&n.done, 1) != 0) {
+		pthread_detach(th);
+		fail_msg("the thread joining a task that never ran did not "
+			 "return");
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(n.rc, -ESHUTDOWN);
+}
+
+/* coev does not complete a future for an abandoned task: a thread waiting
+ * on one without a deadline waits until someone completes or cancels it. */
+typedef struct fut_wait {
+	coev_future_t *f;
+	atomic_int started, done;
+	int rc, result;
+} fut_wait_t;
+
+static int complete_later(void *arg)
+{
+	fut_wait_t *fw = arg;
+
+	coev_shield_begin();
+	atomic_store(&fw->started, 1);
+	coev_sleep(COEV_SEC(10)); /* abandoned here */
+	coev_shield_end();
+	coev_future_set(fw->f, 1);
+	return 0;
+}
+
+static void *wait_future(void *arg)
+{
+	fut_wait_t *fw = arg;
+
+	fw->rc = coev_future_wait(fw->f, &fw->result);
+	atomic_store(&fw->done, 1);
+	return NULL;
+}
+
+static void test_runtime_future_of_abandoned_task_waits_for_cancel(void **state)
+{
+	coev_rt_t *rt = tu_new_rt(2);
+	fut_wait_t fw = {0};
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(coev_future_new(&fw.f), 0);
+	assert_int_equal(
+		coev_rt_spawn(rt, "completer", complete_later, &fw, NULL), 0);
+	assert_int_equal(pthread_create(&th, NULL, wait_future, &fw), 0);
+	/* Started, and shielded: a task the shutdown cancels before its
+	 * first run never runs, and is not abandoned. */
+	assert_int_equal(tu_thread_wait_at_least(&fw.started, 1), 0);
+	assert_int_equal(coev_rt_shutdown(rt, coev_deadline(COEV_MSEC(20))), 1);
+	coev_rt_free(rt);
+	assert_int_equal(atomic_load(&fw.done), 0);
+	/* The program cancels what only an abandoned task would complete. */
+	assert_int_equal(coev_future_cancel(fw.f), 0);
+	assert_int_equal(tu_thread_wait_at_least(&fw.done, 1), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(fw.rc, 0);
+	assert_int_equal(fw.result, -ECANCELED);
+	coev_future_release(fw.f);
+}
+
+/* ---- shutdown from a blocking job --------------------------------------- */
+
+/* A job on rt's blocking pool that shuts rt down would wait for its own
+ * task (which waits for the job) and abandon it: refused. */
+typedef struct from_job {
+	coev_rt_t *rt;
+	atomic_int done;
+	int rc;
+} from_job_t;
+
+static int shutdown_in_job(void *arg)
+{
+	from_job_t *j = arg;
+
+	j->rc = coev_rt_shutdown(j->rt, coev_deadline(COEV_MSEC(50)));
+	atomic_store(&j->done, 1);
+	return 0;
+}
+
+static int run_shutdown_job(void *arg)
+{
+	int r = -1;
+
+	TU_CHECK_EQ(coev_blocking(shutdown_in_job, arg, COEV_FOREVER, &r), 0);
+	return r;
+}
+
+static void test_runtime_shutdown_from_blocking_job_refused(void **state)
+{
+	from_job_t j = {0};
+	coev_task_t *t;
+	int r = -1;
+
+	(void)state;
+	j.rt = tu_new_rt(2);
+	assert_int_equal(coev_rt_spawn(j.rt, "job", run_shutdown_job, &j, &t),
+			 0);
+	assert_int_equal(tu_thread_wait_at_least(&j.done, 1), 0);
+	assert_int_equal(j.rc, COEV_ENOTRT);
+	assert_int_equal(coev_join(t, &r), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(coev_rt_shutdown(j.rt, tu_guard()), 0);
+	coev_rt_free(j.rt);
+	tu_assert_no_failures();
 }
 
 /* ---- coev_run ----------------------------------------------------------- */
@@ -654,6 +1012,39 @@ static void test_runtime_free_from_worker_aborts(void **state)
 	expect_abort_naming(run_free_from_worker, "coev_rt_free");
 }
 
+/* coev_rt_free in a job of the runtime's own blocking pool: the pool's
+ * teardown would wait for that job forever. */
+static int free_in_job(void *arg)
+{
+	coev_rt_free(arg); /* must abort */
+	return -3;
+}
+
+static int free_from_job_main(void *arg)
+{
+	int r = 0;
+
+	(void)arg;
+	coev_blocking(free_in_job, coev_rt_current(), COEV_FOREVER, &r);
+	return r;
+}
+
+static void run_free_from_job(void *arg)
+{
+	(void)arg;
+	int rc = coev_run(free_from_job_main, NULL, NULL);
+	fprintf(stderr,
+		"coev_run returned %d after coev_rt_free in a blocking job\n",
+		rc);
+}
+
+static void test_runtime_free_from_blocking_job_aborts(void **state)
+{
+	(void)state;
+	expect_abort_naming(run_free_from_job, "coev_rt_free called from a "
+					       "coev_blocking job");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -661,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(test_runtime_join_twice_aborts),
 		cmocka_unit_test(test_runtime_join_after_detach_aborts),
 		cmocka_unit_test(test_runtime_free_from_worker_aborts),
+		cmocka_unit_test(test_runtime_free_from_blocking_job_aborts),
 		cmocka_unit_test(test_runtime_run_reports_tasks_left),
 		cmocka_unit_test(test_runtime_foreign_threads_spawn_and_join),
 		cmocka_unit_test(test_runtime_shutdown_reports_pending_tasks),
@@ -669,6 +1061,16 @@ int main(void)
 			test_runtime_free_without_shutdown_releases_tasks),
 		cmocka_unit_test(
 			test_runtime_shutdown_waits_for_finishing_tasks),
+		cmocka_unit_test(
+			test_runtime_shutdown_wakes_after_refused_spawns),
+		cmocka_unit_test(
+			test_runtime_shutdown_releases_waiters_of_abandoned),
+		cmocka_unit_test(
+			test_runtime_shutdown_releases_joiner_of_never_run),
+		cmocka_unit_test(
+			test_runtime_future_of_abandoned_task_waits_for_cancel),
+		cmocka_unit_test(
+			test_runtime_shutdown_from_blocking_job_refused),
 		cmocka_unit_test(test_runtime_run_returns_main_result),
 		cmocka_unit_test(test_runtime_new_rejects_bad_config),
 		cmocka_unit_test(test_runtime_new_with_defaults),
