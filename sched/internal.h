@@ -268,6 +268,9 @@ struct coev_worker {
 	atomic_llong run_start, park_start;
 	struct coev__trace_ring *trace; /* [init] NULL when not tracing */
 	struct coev__bt *bt;		/* [init] debug mode: signal replies */
+	/* The worker thread's kernel id (gettid), for debug mode's reports:
+	 * 0 until the thread starts. [owner writes once, any reads] */
+	atomic_int tid;
 	ck_ring_buffer_t buf[COEV_RUNQ_SIZE]; /* ring storage */
 };
 
