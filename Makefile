@@ -216,7 +216,8 @@ VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
 	test_runtime test_blocking) \
 	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
 	test_sem test_wg test_once test_select) \
-	$(addprefix tests/bridge/,test_future test_watch)
+	$(addprefix tests/bridge/,test_future test_watch) \
+	tests/io/test_resolve
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,possible --child-silent-after-fork=yes
 check-valgrind:

@@ -497,16 +497,34 @@ static int destroy(void *arg)
 	return 0;
 }
 
-void coev_ares_free(coev_ares_t *r)
+/* Wait until the deadline for the owner's destroy, whatever else happens
+ * to the caller (r must go even from a cancelled task): 0 once it ran,
+ * with its result in *res, or -ETIMEDOUT. */
+static int destroy_wait(coev_future_t *f, coev_time_t deadline, int *res)
+{
+	int rc;
+
+	if (!coev_self())
+		return coev_future_wait_dl(f, deadline, res); /* blocks */
+	coev_shield_begin();
+	/* A pushed deadline ends a wait at once: yield between tries. */
+	while ((rc = coev_future_wait_dl(f, deadline, res)) < 0 &&
+	       coev_now() < deadline)
+		coev_yield();
+	coev_shield_end();
+	return rc;
+}
+
+int coev_ares_free_dl(coev_ares_t *r, coev_time_t deadline)
 {
 	coev_future_t *f;
-	int res = -ESHUTDOWN;
+	int res = -ESHUTDOWN, rc;
 
 	if (!r)
-		return;
+		return -EINVAL;
 	if (on_owner(r)) {
 		destroy(r);
-		return;
+		return 0;
 	}
 	if (coev_worker_id() >= 0 && !coev_self())
 		die("coev_ares_free from a loop callback of a worker that does "
@@ -514,19 +532,16 @@ void coev_ares_free(coev_ares_t *r)
 	if (coev_submit(r->rt, r->owner, destroy, r, &f) < 0)
 		die("coev_ares_free: the resolver's runtime is stopping (free "
 		    "it before the runtime ends)");
-	/* Not wait's give-ups: the owner must run destroy, and r must be
-	 * gone when this returns. A pushed deadline still ends a wait at
-	 * once, so yield between tries. */
-	if (coev_self()) {
-		coev_shield_begin();
-		while (coev_future_wait(f, &res) < 0)
-			coev_yield();
-		coev_shield_end();
-	} else {
-		coev_future_wait(f, &res); /* a plain thread blocks */
-	}
+	rc = destroy_wait(f, deadline, &res);
 	coev_future_release(f);
-	if (res != 0)
+	if (rc == 0 && res != 0)
 		die("coev_ares_free: the resolver's runtime stopped before its "
 		    "owner could free it");
+	return rc < 0 ? -ETIMEDOUT : 0;
+}
+
+void coev_ares_free(coev_ares_t *r)
+{
+	if (r)
+		coev_ares_free_dl(r, COEV_FOREVER);
 }

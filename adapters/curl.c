@@ -402,19 +402,19 @@ static int free_job(void *arg)
 
 /* --- the callers' side ---------------------------------------------------- */
 
-/* Run fn(arg) on m's owner and return once it has run (or will never run:
- * the runtime stopped), whatever happens to the caller meanwhile. A task
- * or a plain thread. */
-static void owner_run(coev_curl_t *m, coev_fn fn, void *arg)
+/* Run fn(arg) on m's owner and wait until it has run, whatever happens to
+ * the caller meanwhile, or until the deadline. Returns 0 once fn ran,
+ * -ETIMEDOUT when it has not yet (it still will), or -ESHUTDOWN when it
+ * never will (the runtime stopped). A task or a plain thread. */
+static int owner_run_dl(coev_curl_t *m, coev_fn fn, void *arg,
+			coev_time_t deadline)
 {
 	bool task = coev_self() != NULL;
 	coev_future_t *f;
-	int r;
+	int r, res = -ESHUTDOWN;
 
-	if (on_owner(m)) {
-		fn(arg);
-		return;
-	}
+	if (on_owner(m))
+		return fn(arg);
 	/* A post is a few bytes; should even that fail, try again rather
 	 * than break the caller's guarantee. */
 	while ((r = coev_submit(m->rt, m->owner, fn, arg, &f)) == -ENOMEM) {
@@ -424,15 +424,22 @@ static void owner_run(coev_curl_t *m, coev_fn fn, void *arg)
 			sched_yield();
 	}
 	if (r < 0)
-		return;
+		return r;
 	if (task)
 		coev_shield_begin();
 	/* A pushed deadline that has passed ends every wait at once. */
-	while (coev_future_wait(f, NULL) < 0)
+	while ((r = coev_future_wait_dl(f, deadline, &res)) < 0 && task &&
+	       coev_now() < deadline)
 		coev_yield();
 	if (task)
 		coev_shield_end();
 	coev_future_release(f);
+	return r < 0 ? -ETIMEDOUT : res;
+}
+
+static void owner_run(coev_curl_t *m, coev_fn fn, void *arg)
+{
+	owner_run_dl(m, fn, arg, COEV_FOREVER);
 }
 
 /* Start x on the owner: directly when there, else by a post. Returns 0 or
@@ -631,18 +638,39 @@ int coev_curl_new(coev_curl_t **out)
 	return 0;
 }
 
-void coev_curl_free(coev_curl_t *m)
+/* Owner: free_job for a caller that may have stopped waiting; the post
+ * held a reference on m. */
+static int free_post(void *arg)
 {
+	free_job(arg);
+	curl_release(arg);
+	return 0;
+}
+
+int coev_curl_free_dl(coev_curl_t *m, coev_time_t deadline)
+{
+	int r;
+
 	if (!m)
-		return;
+		return -EINVAL;
 	if (!coev_self() && coev_worker_id() >= 0) {
 		fprintf(stderr, "coev: coev_curl_free called from a loop "
 				"callback (a libcurl callback?): it must wait, "
 				"so call it from a task\n");
 		abort();
 	}
-	owner_run(m, free_job, m);
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	r = owner_run_dl(m, free_post, m, deadline);
+	if (r < 0 && r != -ETIMEDOUT) /* free_post never runs: leaked */
+		atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
 	curl_release(m);
+	return r == -ETIMEDOUT ? r : 0;
+}
+
+void coev_curl_free(coev_curl_t *m)
+{
+	if (m)
+		coev_curl_free_dl(m, COEV_FOREVER);
 }
 
 unsigned coev_curl_worker(const coev_curl_t *m)

@@ -706,7 +706,10 @@ static int close_on_owner(void *arg)
 	return 0;
 }
 
-int coev_redis_close(coev_redis_t *c)
+/* The close is posted to the owner and happens there whatever becomes of
+ * the caller: the post holds c (close_on_owner drops the user's
+ * reference), so a caller that stops waiting leaves nothing behind. */
+int coev_redis_close_dl(coev_redis_t *c, coev_time_t deadline)
 {
 	coev_future_t *f;
 	int r;
@@ -719,10 +722,18 @@ int coev_redis_close(coev_redis_t *c)
 		return COEV_ENOTCORO;
 	if ((r = coev_submit(c->rt, c->owner, close_on_owner, c, &f)) < 0)
 		return r;
-	/* Not await: a cancelled caller must not cancel the close. */
-	coev_future_wait(f, NULL);
+	/* Not await: a caller that gives up must not cancel the close. */
+	r = coev_future_wait_dl(f, deadline, NULL);
 	coev_future_release(f);
-	return 0;
+	return r;
+}
+
+int coev_redis_close(coev_redis_t *c)
+{
+	int r = coev_redis_close_dl(c, COEV_FOREVER);
+
+	/* A cancelled caller stopped waiting; the close still happens. */
+	return r == -ECANCELED ? 0 : r;
 }
 
 int coev_redis_owner(const coev_redis_t *c)

@@ -112,10 +112,12 @@ int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
  * still run: arg is usually in the caller's frame. So the caller claims
  * the record: if fn has not started it never will (the call fails); if it
  * has, fn is a short loop callback, and the caller waits for it (the call
- * succeeds with its result), as sync/'s grant-or-withdraw rule has it.
+ * succeeds with its result), as sync/'s grant-or-withdraw rule has it. The
+ * deadline thus bounds the wait for a worker busy in a long task, which is
+ * the wait that can last.
  */
-int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
-		   int *result)
+int coev_submit_to_dl(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
+		      int *result, coev_time_t deadline)
 {
 	coev_task_t *t = coev__task_self();
 	int expect = CLAIM_QUEUED, r;
@@ -127,19 +129,26 @@ int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 		return COEV_ENOTCORO;
 	if ((r = submit_post(rt, i, fn, arg, 2, &s, NULL)) < 0)
 		return r;
-	r = coev_future_wait(s->f, result);
+	r = coev_future_wait_dl(s->f, deadline, result);
 	/* acq_rel/acquire: against the worker's CAS in submit_run, one of
 	 * them moves claim from QUEUED; when the worker won, its future
 	 * carries fn's result. */
 	if (r < 0 && !atomic_compare_exchange_strong_explicit(
 			     &s->claim, &expect, CLAIM_SKIPPED,
 			     memory_order_acq_rel, memory_order_acquire)) {
-		/* fn started (or the worker dropped the post): wait for it.
-		 * Only a task's wait gives up, so t is set. */
-		limit = coev__strict_begin(t);
+		/* fn started (or the worker dropped the post): wait for it,
+		 * whatever happens to the caller meanwhile. */
+		limit = t ? coev__strict_begin(t) : 0;
 		r = coev_future_wait(s->f, result);
-		coev__strict_end(t, limit);
+		if (t)
+			coev__strict_end(t, limit);
 	}
 	submit_put(s);
 	return r;
+}
+
+int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
+		   int *result)
+{
+	return coev_submit_to_dl(rt, i, fn, arg, result, COEV_FOREVER);
 }

@@ -18,6 +18,18 @@
  * for fds closed behind the runtime's back. The http benchmark measures
  * the cost of the simple form: the same requests per second as a raw epoll
  * server (wrk's ceiling), at 3x its user CPU per request (bench/README.md).
+ *
+ * Names (coev_resolve, coev_tcp_connect) are looked up with getaddrinfo on
+ * the blocking pool, unless coev_set_resolver chose another resolver.
+ * getaddrinfo cannot be interrupted and may take seconds (a DNS server that
+ * does not answer), yet the caller's deadline must bound the call: the
+ * lookup is an abandonable job (coev__blocking_abandonable, sched/pool.c)
+ * whose record, name and answer are on the heap, so a caller that gives
+ * up returns at once and the lookup frees its answer when it ends.
+ * Rejected: coev_blocking with the record in the caller's frame (the
+ * caller must wait for a running lookup: a 100 ms connect took 2 s), and
+ * a thread per lookup detached from the pool (unbounded threads, and
+ * nothing for coev_rt_free to wait for).
  */
 #include <fcntl.h>
 #include <netdb.h>
@@ -25,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -324,11 +337,15 @@ static int connect_addr(const struct sockaddr *sa, socklen_t len,
 	return fd;
 }
 
+/* A lookup on the blocking pool: on the heap with its own copy of the
+ * name, since a caller that gives up (deadline, cancel) leaves it running
+ * (coev__blocking_abandonable); resolve_free frees it and its answer. */
 struct resolve {
-	const char *host;
+	const char *host; /* name[] */
 	char port[8];
 	struct addrinfo *res;
 	int r;
+	char name[];
 };
 
 /* getaddrinfo's answer as a coev code: lookups have codes of their own
@@ -368,6 +385,15 @@ static int do_resolve(void *arg)
 	return 0;
 }
 
+static void resolve_free(void *arg)
+{
+	struct resolve *q = arg;
+
+	if (q->res)
+		freeaddrinfo(q->res);
+	free(q);
+}
+
 /* The resolver set by coev_set_resolver, or NULL for getaddrinfo(). */
 static _Atomic(coev_resolver_fn) resolver_fn;
 static void *_Atomic resolver_arg;
@@ -391,7 +417,8 @@ int coev_resolve(const char *host, unsigned port,
 		 struct sockaddr_storage *addrs, int max, coev_time_t deadline)
 {
 	coev_resolver_fn fn;
-	struct resolve q;
+	struct resolve *q;
+	size_t hlen;
 	socklen_t len;
 	int n = 0, r;
 
@@ -407,22 +434,29 @@ int coev_resolve(const char *host, unsigned port,
 		return fn(atomic_load_explicit(&resolver_arg,
 					       memory_order_relaxed),
 			  host, port, addrs, max, deadline);
-	q.host = host;
-	q.res = NULL;
-	snprintf(q.port, sizeof q.port, "%u", port);
-	if ((r = coev_blocking(do_resolve, &q, deadline, NULL)) < 0)
+	hlen = strlen(host) + 1;
+	if (!(q = malloc(sizeof *q + hlen)))
+		return -ENOMEM;
+	memcpy(q->name, host, hlen);
+	q->host = q->name;
+	q->res = NULL;
+	snprintf(q->port, sizeof q->port, "%u", port);
+	/* The deadline bounds the call, not the lookup: a caller that gives
+	 * up leaves a running getaddrinfo to end on its own. */
+	if ((r = coev__blocking_abandonable(do_resolve, q, resolve_free,
+					    deadline, NULL)) < 0)
 		return r;
-	if (q.r < 0)
-		return q.r;
-	for (struct addrinfo *ai = q.res; ai && n < max; ai = ai->ai_next) {
+	for (struct addrinfo *ai = q->res; ai && n < max && q->r == 0;
+	     ai = ai->ai_next) {
 		if (ai->ai_addrlen > sizeof addrs[n])
 			continue;
 		memset(&addrs[n], 0, sizeof addrs[n]);
 		memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
 		n++;
 	}
-	freeaddrinfo(q.res);
-	return n ? n : COEV_ENOADDR;
+	r = q->r;
+	resolve_free(q);
+	return r < 0 ? r : n ? n : COEV_ENOADDR;
 }
 
 int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)

@@ -54,8 +54,34 @@ int coev__bt_alloc(struct coev_rt *rt);
 void coev__bt_free(struct coev_rt *rt);
 void coev__bt_handler(int sig, siginfo_t *si, void *uc);
 /* Ask worker w for its backtrace during its run seq: the frame count, 0
- * without an answer, -1 when the run had ended by then. */
-int coev__bt_ask(struct coev_worker *w, uint_fast64_t seq, uintptr_t *pcs);
+ * without an answer, -1 when the run had ended by then; *cut says that
+ * the signal ended a system call early (EINTR). Only for a worker that
+ * coev__bt_where found running. */
+int coev__bt_ask(struct coev_worker *w, uint_fast64_t seq, uintptr_t *pcs,
+		 bool *cut);
+/* Where worker w's thread is, as the kernel says
+ * (/proc/self/task/TID/syscall): running (or runnable), waiting in system
+ * call nr, waiting elsewhere (a page fault), or unknown. sp and pc are
+ * the user registers at the call's entry. Returns k->how. */
+enum {
+	COEV__WHERE_UNKNOWN,
+	COEV__WHERE_RUNNING,
+	COEV__WHERE_SYSCALL,
+	COEV__WHERE_BLOCKED
+};
+typedef struct coev__where {
+	int how;
+	long nr;
+	uintptr_t sp, pc;
+} coev__where_t;
+int coev__bt_where(struct coev_worker *w, coev__where_t *k);
+/* The backtrace of task t, running on a thread blocked in the kernel with
+ * user registers sp and pc, read from outside: pc, the return addresses
+ * found above sp, then the frame chain. The monitor thread only. */
+int coev__walk_blocked(const coev_task_t *t, uintptr_t sp, uintptr_t pc,
+		       uintptr_t *pcs, int max);
+/* A system call's name ("clock_nanosleep"), or "a system call". */
+const char *coev__syscall_name(long nr);
 
 /* --- dump.c: snapshots of the live tasks ------------------------------ */
 

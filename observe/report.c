@@ -11,10 +11,11 @@
  *     path of tasks that succeed;
  *   - tasks alive when a shutdown cancels them, and a full dump of those it
  *     gives up on (coev__debug_shutdown_begin, _left);
- *   - a run longer than rt->slow_ns, with the task's backtrace, and how
- *     long it ran once it suspends (coev__debug_tick, called by the
- *     scheduler's monitor thread every period: a stuck worker cannot
- *     report itself);
+ *   - a run longer than rt->slow_ns, with the task's backtrace (read
+ *     from outside while its worker waits in a system call, asked by
+ *     SIGURG while it runs: observe/backtrace.c says why), and how long it
+ *     ran once it suspends (coev__debug_tick, called by the scheduler's
+ *     monitor thread every period: a stuck worker cannot report itself);
  *   - a task dump on SIGUSR1.
  * coev takes SIGURG (the backtrace request, observe/backtrace.c) and
  * SIGUSR1 only while they are at their defaults, and gives them back when
@@ -192,15 +193,74 @@ static void name_of(struct coev_rt *rt, uint64_t id, char *buf, size_t len)
 	}
 }
 
+/* Where the slow task is now, without changing what it does
+ * (observe/backtrace.c): read from outside while its worker waits in a
+ * system call, which a signal would cut short; asked by SIGURG while it
+ * runs. */
+static void put_where(coev__sb_t *b, struct coev_worker *w,
+		      const coev_task_t *cur, uint_fast64_t seq)
+{
+	uintptr_t pcs[COEV__BT_MAX];
+	coev__where_t k;
+	bool cut = false;
+	int n = 0;
+
+	if (coev__bt_where(w, &k) == COEV__WHERE_SYSCALL) {
+		coev__sb_printf(
+			b,
+			"  it is blocked in system call %s (%ld): a call that "
+			"blocks holds its worker as a busy loop does "
+			"(coev_sleep, coev's I/O calls and coev_blocking do "
+			"not)\n",
+			coev__syscall_name(k.nr), k.nr);
+		if (cur)
+			n = coev__walk_blocked(cur, k.sp, k.pc, pcs,
+					       COEV__BT_MAX);
+		/* Acquire: as check_slow's load; a new run means the stack
+		 * read may belong to another task. */
+		if (atomic_load_explicit(&w->run_seq, memory_order_acquire) !=
+		    seq)
+			n = -1;
+	} else if (k.how != COEV__WHERE_UNKNOWN &&
+		   atomic_load_explicit(&urg_ours, memory_order_relaxed)) {
+		n = coev__bt_ask(w, seq, pcs, &cut);
+	}
+	if (n > 0) {
+		coev__sb_printf(b, "  where it is now%s:\n",
+				k.how == COEV__WHERE_SYSCALL
+					? " (read from its stack, without a "
+					  "signal, which would cut the call "
+					  "short)"
+					: "");
+		coev__put_backtrace(b, pcs, n, true);
+	} else {
+		coev__sb_printf(
+			b, "  (no backtrace: %s)\n",
+			n < 0 ? "it suspended before the worker answered"
+			: k.how == COEV__WHERE_UNKNOWN
+				? "/proc/self/task cannot say whether the "
+				  "worker runs or waits in a system call, "
+				  "which a signal would cut short"
+			: k.how == COEV__WHERE_SYSCALL
+				? "its stack could not be read"
+			: atomic_load_explicit(&urg_ours, memory_order_relaxed)
+				? "the worker did not answer SIGURG"
+				: "the program handles SIGURG itself");
+	}
+	if (cut)
+		coev__sb_printf(b, "  (the signal came as the task entered a "
+				   "system call and ended it early: that call "
+				   "returned EINTR)\n");
+}
+
 static void report_slow(struct coev_rt *rt, struct coev_worker *w,
 			uint_fast64_t seq, coev_time_t ran)
 {
 	const coev_task_t *cur = coev__running_on(w);
 	uint64_t id = 0, ring, lifo, inbox;
-	uintptr_t pcs[COEV__BT_MAX];
+	uint_fast64_t timers, ios;
 	char name[32], d[32], lim[32];
 	coev__sb_t b = {0};
-	int n;
 
 	/* The block is live while registered: name_of finds it there. */
 	if (cur)
@@ -209,6 +269,8 @@ static void report_slow(struct coev_rt *rt, struct coev_worker *w,
 	coev__fmt_dur(d, sizeof d, ran);
 	coev__fmt_dur(lim, sizeof lim, rt->slow_ns);
 	coev__worker_depths(w, &ring, &lifo, &inbox);
+	timers = atomic_load_explicit(&w->st.timers, memory_order_relaxed);
+	ios = atomic_load_explicit(&w->st.ios, memory_order_relaxed);
 	coev__sb_printf(
 		&b,
 		"coev: slow task: task #%llu '%s' has run for %s on worker "
@@ -221,31 +283,10 @@ static void report_slow(struct coev_rt *rt, struct coev_worker *w,
 		"timer%s and %llu fd wait%s on its loop (they fire late)\n",
 		w->index, (unsigned long long)(ring + lifo),
 		ring + lifo == 1 ? "" : "s", (unsigned long long)inbox,
-		inbox == 1 ? "" : "s",
-		(unsigned long long)atomic_load_explicit(&w->st.timers,
-							 memory_order_relaxed),
-		atomic_load_explicit(&w->st.timers, memory_order_relaxed) == 1
-			? ""
-			: "s",
-		(unsigned long long)atomic_load_explicit(&w->st.ios,
-							 memory_order_relaxed),
-		atomic_load_explicit(&w->st.ios, memory_order_relaxed) == 1
-			? ""
-			: "s");
-	n = atomic_load_explicit(&urg_ours, memory_order_relaxed)
-		    ? coev__bt_ask(w, seq, pcs)
-		    : 0;
-	if (n > 0) {
-		coev__sb_printf(&b, "  where it is now:\n");
-		coev__put_backtrace(&b, pcs, n, true);
-	} else {
-		coev__sb_printf(
-			&b, "  (no backtrace: %s)\n",
-			n < 0 ? "it suspended before the worker answered"
-			: atomic_load_explicit(&urg_ours, memory_order_relaxed)
-				? "the worker did not answer SIGURG"
-				: "the program handles SIGURG itself");
-	}
+		inbox == 1 ? "" : "s", (unsigned long long)timers,
+		timers == 1 ? "" : "s", (unsigned long long)ios,
+		ios == 1 ? "" : "s");
+	put_where(&b, w, cur, seq);
 	coev__sb_log(rt, &b);
 }
 

@@ -318,3 +318,30 @@ size_t coev__symbolise(uintptr_t pc, bool ret_addr, char *buf, size_t len)
 	pthread_mutex_unlock(&cache_lock);
 	return written(n, len);
 }
+
+uintptr_t coev__function_start(uintptr_t pc)
+{
+	void *extra = NULL;
+	uintptr_t start = 0;
+	struct image *im;
+	Dl_info di;
+
+	if (!dladdr1((void *)pc, &di, &extra, RTLD_DL_LINKMAP) || !extra)
+		return 0;
+	pthread_mutex_lock(&cache_lock);
+	im = image_get((uintptr_t)di.dli_fbase,
+		       ((struct link_map *)extra)->l_name[0]
+			       ? ((struct link_map *)extra)->l_name
+			       : "/proc/self/exe");
+	if (im && im->map) {
+		uintptr_t bias = ((struct link_map *)extra)->l_addr;
+		const Elf64_Sym *s = find_function(im, pc - bias);
+
+		if (s)
+			start = bias + (uintptr_t)s->st_value;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (!start && di.dli_sname && di.dli_saddr)
+		start = (uintptr_t)di.dli_saddr;
+	return start;
+}

@@ -35,4 +35,11 @@
  */
 size_t coev__symbolise(uintptr_t pc, bool ret_addr, char *buf, size_t len);
 
+/*
+ * coev__function_start — the address where the function holding pc
+ * starts, from the same symbol tables, or 0 when no function is known.
+ * Threads and costs as coev__symbolise.
+ */
+uintptr_t coev__function_start(uintptr_t pc);
+
 #endif

@@ -269,6 +269,9 @@ struct coev_worker {
 	atomic_llong run_start, park_start;
 	struct coev__trace_ring *trace; /* [init] NULL when not tracing */
 	struct coev__bt *bt;		/* [init] debug mode: signal replies */
+	/* The worker thread's kernel id (gettid), for debug mode's reports:
+	 * 0 until the thread starts. [owner writes once, any reads] */
+	atomic_int tid;
 	ck_ring_buffer_t buf[COEV_RUNQ_SIZE]; /* ring storage */
 };
 
@@ -486,6 +489,23 @@ static inline coev_time_t coev__deadline_eff(coev_task_t *t,
 }
 
 size_t coev__pool_queued(const coev__pool_t *p); /* under p->mu */
+
+/*
+ * pool.c: coev_blocking for a job its caller may abandon: a call whose
+ * deadline and cancellation must bound it even while the job runs (a
+ * getaddrinfo that takes seconds). arg is the job's, not the caller's:
+ * release(arg) frees it and whatever fn left in it. Returns 0 once fn has
+ * run, with its result in *ret: arg is the caller's again (it reads the
+ * result and calls release). On any error (COEV_ENOTCORO, -ETIMEDOUT,
+ * -ECANCELED, -ENOMEM, -EAGAIN, -ESHUTDOWN) arg is no longer the caller's:
+ * release ran before the return when fn never started; a running fn was
+ * abandoned, and the pool thread calls release once fn returns. A plain
+ * thread runs fn itself. The abandoned job keeps its pool thread until fn
+ * returns, and coev_rt_free waits for it.
+ */
+int coev__blocking_abandonable(coev_fn fn, void *arg,
+			       void (*release)(void *arg), coev_time_t deadline,
+			       int *ret);
 
 /*
  * Note what the calling task waits on, for dumps, or that it waits no more

@@ -16,6 +16,22 @@
  *           a RUNNING one is waited for (coev__waiter_settle), since its
  *           frame holds the job and whatever the job reads and writes.
  *
+ * Abandonable jobs (coev__blocking_abandonable, for coev_resolve's
+ * getaddrinfo): a call whose deadline must bound it even while its job
+ * runs. The job and its argument are on the heap and have two owners, the
+ * waiter and the pool thread running it; the mutex decides which one
+ * frees them. A waiter that gives up on a RUNNING job marks it abandoned
+ * under the mutex and returns at once (it will get no signal, so it drops
+ * the task reference held for one); the pool thread, taking the mutex
+ * when fn returns, finds the mark and frees the job and its result
+ * (release) instead of signalling. Without the mark it sets DONE and
+ * signals, and a waiter that gives up after that waits for the signal on
+ * its way (settle, microseconds) and takes the result. Rejected: an
+ * atomic reference count (both sides take the mutex already, and the
+ * mark must be read together with the state); making coev_blocking itself
+ * abandonable (its jobs may point into the caller's frame, as its header
+ * promises).
+ *
  * Threads that end cannot join themselves: each leaves its record on the
  * `ended` list, and the next submit (or fini) joins it, so no thread is
  * ever leaked, and fini waits for every thread, running jobs included.
@@ -36,13 +52,15 @@
 
 #include "sched.h"
 
-enum { JOB_QUEUED, JOB_RUNNING };
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 struct coev__job {
 	coev_fn fn;
 	void *arg;
+	void (*release)(void *arg); /* abandonable jobs: frees arg; else NULL */
 	int result;		/* written by the pool thread before signal */
 	int state;		/* [pool mu] */
+	bool abandoned;		/* [pool mu] the waiter left a RUNNING job */
 	coev__waiter_t wt;	/* the waiting task */
 	struct coev__job *next; /* [pool mu] */
 };
@@ -122,6 +140,23 @@ static struct coev__job *job_pop(coev__pool_t *p)
 	return j;
 }
 
+/* Job j has run: signal its waiter, or free it when its waiter abandoned
+ * it. Called with p->mu held; drops it meanwhile. */
+static void job_done(coev__pool_t *p, struct coev__job *j)
+{
+	bool abandoned = j->abandoned;
+
+	j->state = JOB_DONE;
+	pthread_mutex_unlock(&p->mu);
+	if (abandoned) {
+		j->release(j->arg);
+		free(j);
+	} else {
+		coev__waiter_signal(&j->wt, COEV_SIG_WAKE);
+	}
+	pthread_mutex_lock(&p->mu);
+}
+
 static void *pool_thread(void *arg)
 {
 	struct coev__pool_thread *self = arg;
@@ -138,8 +173,8 @@ static void *pool_thread(void *arg)
 			j->result = j->fn(j->arg);
 			atomic_fetch_add_explicit(&p->jobs_run, 1,
 						  memory_order_relaxed);
-			coev__waiter_signal(&j->wt, COEV_SIG_WAKE);
 			pthread_mutex_lock(&p->mu);
+			job_done(p, j);
 			continue;
 		}
 		if (p->stop)
@@ -224,54 +259,125 @@ static int submit(coev__pool_t *p, struct coev__job *j)
 	return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 }
 
-int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
+/* j's waiter gave up (r: why). A QUEUED job is unlinked: it never runs.
+ * A RUNNING abandonable job is left to the pool thread (*kept). Otherwise
+ * j's signal is on its way (a frame job running, or any job done): wait
+ * for it, and j has run (0). */
+static int job_give_up(coev__pool_t *p, struct coev__job *j, coev_task_t *self,
+		       int r, bool *kept)
 {
-	struct coev_worker *w = coev__worker_self();
-	coev_task_t *self = w ? w->current : NULL;
-	coev__pool_t *p;
-	struct coev__job j;
+	pthread_mutex_lock(&p->mu);
+	if (j->state == JOB_QUEUED || (j->state == JOB_RUNNING && j->release)) {
+		if (j->state == JOB_QUEUED)
+			job_unlink(p, j);
+		else
+			*kept = j->abandoned = true;
+		pthread_mutex_unlock(&p->mu);
+		coev__task_release(self); /* no signal will come */
+		return r;
+	}
+	pthread_mutex_unlock(&p->mu);
+	coev__waiter_settle(&j->wt, 1);
+	return 0;
+}
+
+/* Queue j for self and wait for it until deadline: 0 once it has run
+ * (j->result), or why not. *kept: the pool thread now owns j. */
+static int job_wait(coev_task_t *self, struct coev__job *j,
+		    coev_time_t deadline, bool *kept)
+{
+	coev__pool_t *p = &self->rt->pool;
 	int r;
 
-	if (!fn)
-		return -EINVAL;
-	if (!w) { /* a plain thread may block: run it here */
-		r = fn(arg);
-		if (ret)
-			*ret = r;
-		return 0;
-	}
-	if (!self)
-		return COEV_ENOTCORO;
-	if ((r = coev__cancel_check(self)) != 0)
-		return r;
-	p = &self->rt->pool;
-	j.fn = fn;
-	j.arg = arg;
-	coev__waiter_init(&j.wt, self);
+	*kept = false;
+	j->abandoned = false;
+	coev__waiter_init(&j->wt, self);
 	coev__task_ref(self); /* held for the pool thread's signal */
 	pthread_mutex_lock(&p->mu);
 	reap(p);
-	r = submit(p, &j);
+	r = submit(p, j);
 	pthread_mutex_unlock(&p->mu);
 	if (r < 0) {
 		coev__task_release(self);
 		return r;
 	}
-	r = coev__waiter_wait_on(&j.wt, deadline, COEV_WAIT_BLOCKING, fn, 0);
-	if (r < 0) {
-		pthread_mutex_lock(&p->mu);
-		if (j.state == JOB_QUEUED) {
-			job_unlink(p, &j);
-			pthread_mutex_unlock(&p->mu);
-			coev__task_release(self);
-			return r; /* it never ran */
-		}
-		pthread_mutex_unlock(&p->mu);
-		coev__waiter_settle(&j.wt, 1); /* running: wait for it */
+	r = coev__waiter_wait_on(&j->wt, deadline, COEV_WAIT_BLOCKING, j->fn,
+				 0);
+	return r < 0 ? job_give_up(p, j, self, r, kept) : 0;
+}
+
+/* The calling task, or the reason a pool call cannot wait: 1 on a plain
+ * thread (run fn there), COEV_ENOTCORO in a loop callback, or its
+ * cancellation. */
+static int pool_caller(coev_task_t **self)
+{
+	struct coev_worker *w = coev__worker_self();
+
+	*self = w ? w->current : NULL;
+	if (!w)
+		return 1;
+	if (!*self)
+		return COEV_ENOTCORO;
+	return coev__cancel_check(*self);
+}
+
+int coev_blocking(coev_fn fn, void *arg, coev_time_t deadline, int *ret)
+{
+	coev_task_t *self;
+	struct coev__job j;
+	bool kept;
+	int r;
+
+	if (!fn)
+		return -EINVAL;
+	if ((r = pool_caller(&self)) == 1) { /* a plain thread may block */
+		r = fn(arg);
+		if (ret)
+			*ret = r;
+		return 0;
 	}
+	if (r != 0)
+		return r;
+	j.fn = fn;
+	j.arg = arg;
+	j.release = NULL;
+	if ((r = job_wait(self, &j, deadline, &kept)) < 0)
+		return r;
 	if (ret)
 		*ret = j.result;
 	return 0;
+}
+
+int coev__blocking_abandonable(coev_fn fn, void *arg,
+			       void (*release)(void *arg), coev_time_t deadline,
+			       int *ret)
+{
+	coev_task_t *self;
+	struct coev__job *j = NULL;
+	bool kept = false;
+	int r;
+
+	if ((r = pool_caller(&self)) == 1) {
+		r = fn(arg);
+		if (ret)
+			*ret = r;
+		return 0;
+	}
+	if (r == 0 && !(j = malloc(sizeof *j)))
+		r = -ENOMEM;
+	if (r == 0) {
+		j->fn = fn;
+		j->arg = arg;
+		j->release = release;
+		r = job_wait(self, j, deadline, &kept);
+	}
+	if (r == 0 && ret)
+		*ret = j->result;
+	if (!kept)
+		free(j);
+	if (r < 0 && !kept)
+		release(arg);
+	return r;
 }
 
 size_t coev__pool_queued(const coev__pool_t *p)

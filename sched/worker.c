@@ -67,6 +67,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "sched.h"
 #include "switch.h"
@@ -712,6 +714,10 @@ void *coev__worker_main(void *arg)
 	struct coev_rt *rt = w->rt;
 	coev__entry_t *t;
 
+	/* For debug mode's reports: /proc/self/task/TID tells whether this
+	 * thread runs or waits in the kernel (observe/backtrace.c). */
+	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid),
+			      memory_order_relaxed);
 	coev__stack_thread_init(w);
 	coev__switch_thread_init(w);
 	/* Acquire: pairs with the release store of stop in stop_workers

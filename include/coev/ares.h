@@ -110,12 +110,18 @@ COEV_API int coev_ares_resolver(void *arg, const char *host, unsigned port,
 				coev_time_t deadline);
 
 /*
- * coev_ares_free — end every lookup in flight with -ECANCELED, close the
- * channel's sockets and free r. NULL is ignored. From a task (any worker
- * of r's runtime; it waits, unaffected by cancellation, while the owner
- * does the work) or the owner's thread; a plain thread blocks. Aborts when
- * r's runtime no longer runs its owner (freed too late). Suspends.
+ * coev_ares_free_dl — end every lookup in flight with -ECANCELED, close
+ * the channel's sockets and free r. From a task (any worker of r's
+ * runtime; it waits, unaffected by cancellation, while the owner does the
+ * work) or the owner's thread; a plain thread blocks.
+ * Returns 0 once r is freed, or -ETIMEDOUT when the owner has not done it
+ * by the deadline (a long task holds its worker): it still does, when it
+ * next runs between tasks, and r is no longer the caller's either way
+ * (should the runtime stop first, r is leaked); -EINVAL for NULL. Aborts
+ * when r's runtime no longer runs its owner (freed too late). Suspends.
+ * coev_ares_free — coev_ares_free_dl with COEV_FOREVER; NULL is ignored.
  */
+COEV_API int coev_ares_free_dl(coev_ares_t *r, coev_time_t deadline);
 COEV_API void coev_ares_free(coev_ares_t *r);
 
 #endif

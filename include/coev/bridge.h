@@ -72,15 +72,19 @@ COEV_API struct ev_loop *coev_ev_loop(void);
  * Returns 0, COEV_ENOTRT (rt NULL on a thread that is no worker), -EINVAL
  * (fn NULL, i out of range), -ESHUTDOWN (the runtime is stopping),
  * -ENOMEM. Any thread; never blocks.
- * coev_submit_to — coev_submit, then wait for fn's result and store it in
- * *result. A caller cancelled (or timed out by a pushed deadline) before
- * fn starts returns -ECANCELED (-ETIMEDOUT) and fn never runs; once fn has
- * started the call waits for it and returns 0, so arg may live in the
- * caller's frame. Returns 0 or coev_submit's errors. From a task or a
- * plain thread.
+ * coev_submit_to_dl — coev_submit, then wait for fn's result and store it
+ * in *result. A caller whose deadline passes (or a pushed one), or that is
+ * cancelled, before fn starts returns -ETIMEDOUT (-ECANCELED) and fn never
+ * runs: the deadline bounds the wait for a worker busy in a long task.
+ * Once fn has started the call waits for it (fn is a loop callback, which
+ * does not block) and returns 0, so arg may live in the caller's frame.
+ * Returns 0 or coev_submit's errors. From a task or a plain thread.
+ * coev_submit_to — coev_submit_to_dl with COEV_FOREVER.
  */
 COEV_API int coev_submit(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 			 coev_future_t **out);
+COEV_API int coev_submit_to_dl(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
+			       int *result, coev_time_t deadline);
 COEV_API int coev_submit_to(coev_rt_t *rt, unsigned i, coev_fn fn, void *arg,
 			    int *result);
 

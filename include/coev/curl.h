@@ -63,16 +63,22 @@ typedef struct coev_curl coev_curl_t;
 COEV_API int coev_curl_new(coev_curl_t **out);
 
 /*
- * coev_curl_free — end every transfer in flight (their coev_curl_perform
- * calls return -ECANCELED, with their easy handles removed), close the
- * connections and free the multi handle. Waits until the owner has done
- * so; cancellation does not interrupt it. Calls of coev_curl_perform that
- * are already running when it starts end with -ECANCELED; starting one
- * after it began is a use after free. NULL is ignored. From a task on any
- * worker or a plain thread; calling it from a loop callback (a libcurl
- * callback of this handle included) aborts. If the runtime has already
- * stopped its workers, nothing can be freed and the handle is leaked.
+ * coev_curl_free_dl — end every transfer in flight (their
+ * coev_curl_perform calls return -ECANCELED, with their easy handles
+ * removed), close the connections and free the multi handle. Waits until
+ * the owner has done so or the deadline passes; cancellation does not
+ * interrupt it. Returns 0, or -ETIMEDOUT when the owner has not done it by
+ * the deadline (a long task holds its worker): it still does, when it
+ * next runs between tasks, and m is no longer the caller's either way.
+ * Calls of coev_curl_perform that are already running when it starts end
+ * with -ECANCELED; starting one after it began is a use after free.
+ * -EINVAL for NULL. From a task on any worker or a plain thread; calling it
+ * from a loop callback (a libcurl callback of this handle included)
+ * aborts. If the runtime has already stopped its workers (or stops before
+ * the owner got to it), nothing can be freed and the handle is leaked.
+ * coev_curl_free — coev_curl_free_dl with COEV_FOREVER; NULL is ignored.
  */
+COEV_API int coev_curl_free_dl(coev_curl_t *m, coev_time_t deadline);
 COEV_API void coev_curl_free(coev_curl_t *m);
 
 /*

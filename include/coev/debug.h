@@ -8,9 +8,17 @@
  * runtime's log function (stderr by default):
  *   - a task that has run longer than coev_config_t.slow_task (100 ms by
  *     default) without suspending: its name, id and worker, how long, what
- *     else waits for that worker, and a backtrace of where it is now
- *     (taken by the worker itself, in a SIGURG handler, when the program
- *     has not claimed SIGURG); then, once it suspends, how long it ran;
+ *     else waits for that worker, and a backtrace of where it is now;
+ *     then, once it suspends, how long it ran. A task blocked in a system
+ *     call (libc's sleep, poll, a blocking read) is reported with the
+ *     call's name and a backtrace read from its stack from outside; a
+ *     running one is asked for its backtrace with SIGURG (when the program
+ *     has not claimed SIGURG). The report does not change what the task
+ *     does: no signal is sent to a worker waiting in the kernel, since it
+ *     would end calls such as nanosleep and poll early (EINTR). What
+ *     remains: a running task that enters a system call in the
+ *     microseconds between the look and the signal may see that one call
+ *     end early; the report then says so (at most once per slow run);
  *   - a task that ended with an error (other than -ECANCELED) that nobody
  *     joined: when it ends detached (but not a scope's child: its scope
  *     takes its error), when it is detached after ending, or when the

@@ -151,6 +151,7 @@ COEV_API int coev_tcp_listen(const char *host, unsigned port, int backlog,
  * coev_resolve for a name that does not resolve, or the last address's
  * error).
  * Suspends; allocates while resolving. From a task only.
+ * The deadline bounds the name's lookup too (coev_resolve).
  */
 COEV_API int coev_tcp_connect(const char *host, unsigned port,
 			      coev_time_t deadline);
@@ -173,6 +174,10 @@ COEV_API int coev_tcp_connect(const char *host, unsigned port,
  * EAI_ADDRFAMILY), -EAGAIN (the name server failed or refused: EAI_AGAIN,
  * EAI_FAIL), -ENOMEM, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO (not in a
  * task). Suspends while looking a name up.
+ * With getaddrinfo the deadline and a cancel bound the call even while
+ * the lookup runs: the caller returns on time, and the lookup it leaves
+ * ends on its own on the blocking pool (keeping a pool thread until then;
+ * coev_rt_free waits for it) and frees its answer.
  */
 struct sockaddr_storage;
 typedef int (*coev_resolver_fn)(void *arg, const char *host, unsigned port,

@@ -45,9 +45,9 @@
  *     times out): commands on it return -EBUSY. Use another connection for PUBLISH and
  *     everything else. Each subscription is a stream of messages, buffered
  *     without bound until coev_redis_sub_next takes them.
- *  7. coev_redis_close may be called from any task (or plain thread) once
- *     no call on c is starting any more; calls already waiting return
- *     -ECANCELED. Subscriptions keep their own reference: close them too.
+ *  7. coev_redis_close (or _dl) may be called from any task (or plain
+ *     thread) once no call on c is starting any more; calls already
+ *     waiting return -ECANCELED. Subscriptions keep their own reference: close them too.
  *     Close every connection before its runtime stops.
  */
 #ifndef COEV_REDIS_H
@@ -131,15 +131,22 @@ COEV_API int coev_redis_commandargv(coev_redis_t *c, coev_time_t deadline,
 COEV_API void coev_redis_reply_free(coev_redis_reply_t *reply);
 
 /*
- * coev_redis_close — close c: commands still waiting return -ECANCELED,
- * the socket is closed, and c is freed (at once, or when the last hand-off
- * in flight to its owner has run). Returns 0, -EINVAL (NULL), or the
- * hand-off's error when called away from the owner (-ESHUTDOWN; c is
- * then closed by the owner later or, if the runtime stops first, leaked).
- * Any task or plain thread; away from the owner it waits until the owner
- * has closed the socket (a cancelled caller stops waiting, the close
- * still happens).
+ * coev_redis_close_dl — close c: commands still waiting return
+ * -ECANCELED, the socket is closed, and c is freed (at once, or when the
+ * last hand-off in flight to its owner has run). Away from the owner the
+ * close is handed to it, and the call waits until the owner has closed
+ * the socket or the deadline passes: -ETIMEDOUT (or -ECANCELED for a
+ * cancelled caller) says the owner has not done it yet, typically because
+ * a long task holds its worker; the close still happens there, and c is
+ * no longer the caller's either way. Returns 0, -ETIMEDOUT, -ECANCELED,
+ * -EINVAL (NULL), COEV_ENOTCORO (a loop callback away from the owner), or
+ * the hand-off's error (-ESHUTDOWN, -ENOMEM: nothing was handed over; with
+ * -ESHUTDOWN c is leaked, the runtime is stopping). Any task or plain
+ * thread.
+ * coev_redis_close — coev_redis_close_dl with COEV_FOREVER; a cancelled
+ * caller stops waiting and gets 0 (the close still happens).
  */
+COEV_API int coev_redis_close_dl(coev_redis_t *c, coev_time_t deadline);
 COEV_API int coev_redis_close(coev_redis_t *c);
 
 /*

@@ -659,6 +659,109 @@ typedef struct plain {
 	char *body;
 } plain_t;
 
+/* ---- free with the owner busy ---------------------------------------------- */
+
+/*
+ * The owner's worker busy in a long task (a task pinned there that spins
+ * without suspending until released), and a free from the other
+ * worker with a 100 ms deadline: it returns -ETIMEDOUT within a generous
+ * ratio of the deadline, and the free still happens on the owner once
+ * it is free (a post made after it runs after it; the fd check and ASan
+ * see the rest).
+ */
+#define DL_MS 100
+#define DL_RATIO 15
+
+typedef struct owner_spin {
+	atomic_int ready, release;
+} owner_spin_t;
+
+static int spin_on_owner(void *arg)
+{
+	owner_spin_t *s = arg;
+
+	TU_CHECK_EQ(coev_pin_to(0), 0);
+	atomic_store(&s->ready, 1);
+	while (!atomic_load(&s->release))
+		;
+	coev_unpin();
+	return 0;
+}
+
+static int noop_fn(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* As a task on worker 1: call fn(arg, deadline) with worker 0 held busy,
+ * then free worker 0 and wait until its posts so far have run. Returns
+ * fn's result; *took how long it took. */
+static int with_owner_busy(int (*fn)(void *, coev_time_t), void *arg,
+			   coev_time_t *took)
+{
+	owner_spin_t s = {0};
+	coev_task_t *st;
+	coev_time_t t0;
+	int r, res = -1;
+
+	TU_CHECK_EQ(coev_pin_to(1), 0);
+	TU_CHECK_EQ(coev_spawn(spin_on_owner, &s, &st), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&s.ready, 1), 0);
+	t0 = coev_now();
+	r = fn(arg, coev_deadline(COEV_MSEC(DL_MS)));
+	*took = coev_now() - t0;
+	atomic_store(&s.release, 1);
+	TU_CHECK_EQ(coev_join_dl(st, tu_guard(), NULL), 0);
+	TU_CHECK_EQ(coev_submit_to_dl(NULL, 0, noop_fn, NULL, &res, tu_guard()),
+		    0);
+	TU_CHECK_EQ(coev_unpin(), 0);
+	return r;
+}
+
+static void check_timed_out(const char *call, int r, coev_time_t took)
+{
+	TU_CHECK_MSG(r == -ETIMEDOUT && took <= DL_RATIO * COEV_MSEC(DL_MS),
+		     "%s with its owner busy returned %d after %.3f s; "
+		     "expected -ETIMEDOUT within %.3f s",
+		     call, r, (double)took / 1e9,
+		     (double)(DL_RATIO * COEV_MSEC(DL_MS)) / 1e9);
+}
+
+static int free_dl(void *m, coev_time_t deadline)
+{
+	return coev_curl_free_dl(m, deadline);
+}
+
+static int busy_free_main(void *arg)
+{
+	coev_curl_t *m = new_on_worker0();
+	coev_time_t took;
+	char url[128];
+	int r, status = -1;
+
+	(void)arg;
+	if (!m)
+		return 0;
+	/* A kept-alive connection, which only the free closes. */
+	url_of(url, sizeof url, "/hello");
+	TU_CHECK_EQ(coev_curl_get(m, url, tu_guard(), NULL, NULL, &status), 0);
+	TU_CHECK_EQ(status, 200);
+	r = with_owner_busy(free_dl, m, &took);
+	check_timed_out("coev_curl_free_dl", r, took);
+	return 0;
+}
+
+/* Proves: coev_curl_free_dl is bounded by its deadline when the owner's
+ * worker is busy; the handle is still freed (its connection closed: no fd
+ * left). */
+static void test_curl_free_dl_with_owner_busy(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(busy_free_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 static void *plain_thread(void *arg)
 {
 	plain_t *p = arg;
@@ -915,6 +1018,7 @@ int main(void)
 		TU_FD_TEST(test_curl_connection_refused),
 		TU_FD_TEST(test_curl_slow_server_times_out),
 		TU_FD_TEST(test_curl_free_with_transfers_in_flight),
+		TU_FD_TEST(test_curl_free_dl_with_owner_busy),
 		TU_FD_TEST(test_curl_from_plain_thread),
 		TU_FD_TEST(test_curl_busy_handle_and_callbacks),
 		TU_FD_TEST(test_curl_free_in_callback_aborts),

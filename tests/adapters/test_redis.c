@@ -1145,6 +1145,106 @@ static void test_redis_close_with_commands_in_flight(void **state)
 	run2(inflight_main, NULL);
 }
 
+/* ---- close with the owner busy ---------------------------------------------- */
+
+/*
+ * The owner's worker busy in a long task (a task pinned there that spins
+ * without suspending until released), and a close from the other
+ * worker with a 100 ms deadline: it returns -ETIMEDOUT within a generous
+ * ratio of the deadline, and the close still happens on the owner once
+ * it is free (a post made after it runs after it; the fd check and ASan
+ * see the rest).
+ */
+#define DL_MS 100
+#define DL_RATIO 15
+
+typedef struct owner_spin {
+	atomic_int ready, release;
+} owner_spin_t;
+
+static int spin_on_owner(void *arg)
+{
+	owner_spin_t *s = arg;
+
+	TU_CHECK_EQ(coev_pin_to(0), 0);
+	atomic_store(&s->ready, 1);
+	while (!atomic_load(&s->release))
+		;
+	coev_unpin();
+	return 0;
+}
+
+static int noop_fn(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* As a task on worker 1: call fn(arg, deadline) with worker 0 held busy,
+ * then free worker 0 and wait until its posts so far have run. Returns
+ * fn's result; *took how long it took. */
+static int with_owner_busy(int (*fn)(void *, coev_time_t), void *arg,
+			   coev_time_t *took)
+{
+	owner_spin_t s = {0};
+	coev_task_t *st;
+	coev_time_t t0;
+	int r, res = -1;
+
+	TU_CHECK_EQ(coev_pin_to(1), 0);
+	TU_CHECK_EQ(coev_spawn(spin_on_owner, &s, &st), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&s.ready, 1), 0);
+	t0 = coev_now();
+	r = fn(arg, coev_deadline(COEV_MSEC(DL_MS)));
+	*took = coev_now() - t0;
+	atomic_store(&s.release, 1);
+	TU_CHECK_EQ(coev_join_dl(st, tu_guard(), NULL), 0);
+	TU_CHECK_EQ(coev_submit_to_dl(NULL, 0, noop_fn, NULL, &res, tu_guard()),
+		    0);
+	TU_CHECK_EQ(coev_unpin(), 0);
+	return r;
+}
+
+static void check_timed_out(const char *call, int r, coev_time_t took)
+{
+	TU_CHECK_MSG(r == -ETIMEDOUT && took <= DL_RATIO * COEV_MSEC(DL_MS),
+		     "%s with its owner busy returned %d after %.3f s; "
+		     "expected -ETIMEDOUT within %.3f s",
+		     call, r, (double)took / 1e9,
+		     (double)(DL_RATIO * COEV_MSEC(DL_MS)) / 1e9);
+}
+
+static int close_dl(void *c, coev_time_t deadline)
+{
+	return coev_redis_close_dl(c, deadline);
+}
+
+static int busy_close_main(void *arg)
+{
+	coev_redis_t *c;
+	coev_time_t took;
+	int r;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_pin_to(0), 0);
+	c = connect_or_fail(shared_port());
+	TU_CHECK_EQ(coev_unpin(), 0);
+	if (!c)
+		return 0;
+	coev_redis_reply_free(must(c, "PING"));
+	r = with_owner_busy(close_dl, c, &took);
+	check_timed_out("coev_redis_close_dl", r, took);
+	return 0;
+}
+
+/* Proves: coev_redis_close_dl is bounded by its deadline when the owner's
+ * worker is busy; the connection is still closed (no fd left). */
+static void test_redis_close_dl_with_owner_busy(void **state)
+{
+	(void)state;
+	run2(busy_close_main, NULL);
+}
+
 /* ---- a loop callback cannot wait ------------------------------------------- */
 
 static void loop_cmd(void *arg)
@@ -1184,6 +1284,7 @@ int main(void)
 		TU_FD_TEST(
 			test_redis_deadline_and_cancel_keep_replies_in_order),
 		TU_FD_TEST(test_redis_close_with_commands_in_flight),
+		TU_FD_TEST(test_redis_close_dl_with_owner_busy),
 		TU_FD_TEST(test_redis_loop_callback_refused),
 	};
 

@@ -692,6 +692,83 @@ static void test_affinity_submit_cancelled_skips_fn(void **state)
 	tu_assert_no_failures();
 }
 
+/* A submit_to_dl to a stuck worker, measured by the caller. */
+typedef struct dl_call {
+	coev_rt_t *rt;
+	atomic_int *count;
+	int rc, res;
+	coev_time_t took;
+} dl_call_t;
+
+#define DL_MS 100
+#define DL_RATIO 15 /* the caller returns within 15 deadlines */
+
+static void submit_to_dl_once(dl_call_t *c)
+{
+	coev_time_t t0 = coev_now();
+
+	c->res = 99;
+	c->rc = coev_submit_to_dl(c->rt, 1, count_fn, c->count, &c->res,
+				  coev_deadline(COEV_MSEC(DL_MS)));
+	c->took = coev_now() - t0;
+}
+
+static int submit_to_dl_task(void *arg)
+{
+	submit_to_dl_once(arg);
+	return 0;
+}
+
+static void expect_timed_out(const dl_call_t *c, const char *who)
+{
+	if (c->rc != -ETIMEDOUT || c->res != 99 ||
+	    c->took > DL_RATIO * COEV_MSEC(DL_MS))
+		fail_msg("coev_submit_to_dl from %s to a stuck worker "
+			 "returned %d (result %d) after %.3f s; expected "
+			 "-ETIMEDOUT within %.3f s",
+			 who, c->rc, c->res, (double)c->took / 1e9,
+			 (double)(DL_RATIO * COEV_MSEC(DL_MS)) / 1e9);
+}
+
+/* Proves: coev_submit_to_dl to a worker stuck in a long task returns
+ * -ETIMEDOUT at its deadline, from a task and from a plain thread, and
+ * its fn never runs, even once the worker is free again. */
+static void test_affinity_submit_to_dl_bounds_the_wait(void **state)
+{
+	coev_rt_t *rt = tu_new_rt(2);
+	stuck_t s = {.worker = 1};
+	atomic_int count = 0;
+	dl_call_t plain = {.rt = rt, .count = &count};
+	dl_call_t task = {.rt = rt, .count = &count};
+	coev_task_t *ts, *tt;
+	int res = 0;
+
+	(void)state;
+	assert_int_equal(coev_rt_spawn(rt, "stuck", stuck_task, &s, &ts), 0);
+	assert_int_equal(tu_thread_wait_at_least(&s.ready, 1), 0);
+	submit_to_dl_once(&plain);
+	assert_int_equal(
+		coev_rt_spawn(rt, "waiter", submit_to_dl_task, &task, &tt), 0);
+	assert_int_equal(coev_join(tt, NULL), 0);
+	atomic_store(&s.release, 1);
+	assert_int_equal(coev_join(ts, NULL), 0);
+	expect_timed_out(&plain, "a plain thread");
+	expect_timed_out(&task, "a task");
+	/* A later submit to worker 1 runs after those two. */
+	assert_int_equal(coev_submit_to(rt, 1, ret_arg, (void *)1, &res), 0);
+	assert_int_equal(res, 1);
+	assert_int_equal(atomic_load(&count), 0);
+	/* An idle worker answers well within the deadline. */
+	res = 0;
+	assert_int_equal(
+		coev_submit_to_dl(rt, 1, ret_arg, (void *)2, &res, tu_guard()),
+		0);
+	assert_int_equal(res, 2);
+	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
+	coev_rt_free(rt);
+	tu_assert_no_failures();
+}
+
 typedef struct blocked {
 	coev_future_t *f;
 	atomic_int arrived;
@@ -940,6 +1017,7 @@ int main(void)
 		cmocka_unit_test(test_affinity_submit_where_and_order),
 		cmocka_unit_test(test_affinity_submit_to_results_and_errors),
 		cmocka_unit_test(test_affinity_submit_cancelled_skips_fn),
+		cmocka_unit_test(test_affinity_submit_to_dl_bounds_the_wait),
 		cmocka_unit_test(test_affinity_submit_pending_at_free),
 		cmocka_unit_test(test_affinity_submit_to_idle_worker),
 		cmocka_unit_test(test_affinity_submit_stress),

@@ -129,6 +129,8 @@ static void on_sock(coev_sockset_t *ss, int fd, unsigned ev, void *arg)
 	X(sockset_timer, coev_sockset_timer(NULL, 0))                        \
 	X(submit, coev_submit(coev_rt_current(), 0, NULL, NULL, NULL))       \
 	X(submit_to, coev_submit_to(coev_rt_current(), 0, NULL, NULL, NULL)) \
+	X(submit_to_dl,                                                      \
+	  coev_submit_to_dl(coev_rt_current(), 0, NULL, NULL, NULL, DL))     \
 	X(join, coev_join(NULL, &an_int))                                    \
 	X(join_dl, coev_join_dl(NULL, DL, &an_int))                          \
 	X(detach, coev_detach(NULL))                                         \
@@ -181,6 +183,9 @@ static void on_sock(coev_sockset_t *ss, int fd, unsigned ev, void *arg)
 	  coev_redis_commandargv(NULL, DL, &a_reply, 1,                      \
 				 (const char *const[]){"PING"}, NULL))       \
 	X(redis_close, coev_redis_close(NULL))                               \
+	X(redis_close_dl, coev_redis_close_dl(NULL, DL))                     \
+	X(ares_free_dl, coev_ares_free_dl(NULL, DL))                         \
+	X(curl_free_dl, coev_curl_free_dl(NULL, DL))                         \
 	X(redis_owner, coev_redis_owner(NULL))                               \
 	X(redis_subscribe, coev_redis_subscribe(NULL, "c", DL, &a_sub))      \
 	X(redis_sub_next, coev_redis_sub_next(NULL, DL, &a_msg))             \
