@@ -51,6 +51,10 @@ static inline void coev__spin_lock(atomic_uint *l)
 
 static inline void coev__spin_unlock(atomic_uint *l)
 {
+	/* What the holder published under the lock is already visible to
+	 * lock-free fast paths here, while the holder still has to touch the
+	 * object to let go: the simulation may run another thread now. */
+	COEV__POINT(UNLOCK);
 	/* Release: pairs with the acquire exchange in coev__spin_lock or
 	 * coev__spin_lock_slow of the next holder. */
 	atomic_store_explicit(l, 0, memory_order_release);
