@@ -45,6 +45,9 @@
 #define SIM_STEP_NS 100	     /* virtual time per scheduling point */
 #define SIM_BUDGET 4000000   /* default step budget */
 #define SIM_EPOCH 1000000000 /* the clock starts at 1 s */
+/* PCT: threads start at priorities above this; each change point and
+ * each spinner's yield takes the next one below it. */
+#define SIM_PRIO_BASE 0x40000000u
 /* The longest jump of the clock while threads can still run: time passing
  * while they are slow, which is how a deadline beats a completion. Longer
  * ones would let the runtime's own shutdown timeout (seconds) expire under
@@ -61,8 +64,8 @@ static const char *const state_name[] = {
 };
 
 static const char *const point_name[COEV__PT_COUNT] = {
-	"push", "pop",	"steal",    "park",  "unpark", "wake",	"suspend",
-	"lock", "spin", "complete", "await", "cancel", "timer",
+	"push", "pop",	  "steal", "park",     "unpark", "wake",   "suspend",
+	"lock", "unlock", "spin",  "complete", "await",	 "cancel", "timer",
 };
 
 struct sim coev__sim;
@@ -234,7 +237,9 @@ static struct sim_thread *thread_new(const char *name, void *(*fn)(void *),
 	th->arg = arg;
 	th->id = coev__sim.started++;
 	snprintf(th->name, sizeof th->name, "%s#%u", name, th->id);
-	th->prio = coev__sim.mode == SIM_PCT ? 1000 + next_rand() % 1000000 : 0;
+	th->prio = coev__sim.mode == SIM_PCT
+			   ? SIM_PRIO_BASE + next_rand() % 1000000
+			   : 0;
 	coev__ctx_init(&th->ctx, th->stack, SIM_STACK, thread_entry, th);
 	coev__sim.threads[coev__sim.nthreads++] = th;
 	return th;
@@ -359,7 +364,12 @@ int coev__sim_sched_yield(void)
 	 * on). */
 	coev__sim.steps++;
 	coev__sim.clock += SIM_STEP_NS;
-	coev__sim.spinner = coev__sim.cur;
+	coev__sim.cur->spinning = true;
+	/* Under PCT it also drops to the lowest priority, as at a change
+	 * point: the holder may be of lower priority than both the spinner
+	 * and a third thread busy with something else, and would never run. */
+	if (coev__sim.mode == SIM_PCT)
+		coev__sim.cur->prio = coev__sim.low--;
 	coev__sim_to_loop();
 	return 0;
 }
@@ -442,6 +452,27 @@ static void sim_dump(FILE *out)
 		coev__sim.describe(out, coev__sim.describe_arg);
 }
 
+/*
+ * Spinners give way to anyone else: one of the others holds what they
+ * spin on. Several may spin on one holder, so every spinner stays out
+ * until one of the others has run (giving way only to the last spinner
+ * let two spinners take turns for ever while, under PCT, a holder of
+ * lower priority never ran). When only spinners can run, any may.
+ */
+static unsigned without_spinners(struct sim_thread **r, unsigned n)
+{
+	unsigned i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (!r[i]->spinning)
+			r[k++] = r[i];
+	if (k == 0)
+		return n; /* nothing was moved */
+	for (i = 0; i < coev__sim.nthreads; i++)
+		coev__sim.threads[i]->spinning = false;
+	return k;
+}
+
 static struct sim_thread *pick(void)
 {
 	struct sim_thread *r[SIM_THREADS_MAX], *best;
@@ -469,13 +500,7 @@ static struct sim_thread *pick(void)
 		}
 		coev__sim.clock = t;
 	}
-	/* A spinner gives way to anyone else. */
-	if (coev__sim.spinner && n > 1) {
-		for (i = 0; i < n; i++)
-			if (r[i] == coev__sim.spinner)
-				r[i] = r[--n];
-	}
-	coev__sim.spinner = NULL;
+	n = without_spinners(r, n);
 	switch (coev__sim.mode) {
 	case SIM_BYTES: return r[coev__sim.pick % n];
 	case SIM_RANDOM:
@@ -537,7 +562,7 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 		unsigned d = o->depth ? o->depth : 1;
 		uint64_t k = o->expect ? o->expect : 10000;
 
-		coev__sim.low = 999;
+		coev__sim.low = SIM_PRIO_BASE - 1;
 		for (unsigned i = 0; i + 1 < d && i < 8; i++)
 			coev__sim.change[coev__sim.nchange++] =
 				1 + next_rand() % k;

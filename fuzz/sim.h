@@ -27,7 +27,8 @@
  *               thread always runs, and at d - 1 random steps of the
  *               expected run length the running thread drops to the lowest
  *               priority. A bug of depth d is found with probability at
- *               least 1 / (n k^(d-1)) per run.
+ *               least 1 / (n k^(d-1)) per run. A thread that yields in a
+ *               spin-wait drops too, so the holder it waits for runs.
  *
  * Oracles built in: a step budget (a hang or livelock aborts), a deadlock
  * and lost-wakeup detector (no thread can run and no timer is pending:

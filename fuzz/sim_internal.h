@@ -38,6 +38,7 @@ struct sim_thread {
 	struct coev_worker *w; /* PARK */
 	unsigned id;
 	uint64_t prio; /* PCT */
+	bool spinning; /* yielded in a spin-wait; someone else runs first */
 	char name[32];
 };
 
@@ -80,7 +81,7 @@ struct sim {
 	unsigned pick; /* BYTES: the next pick */
 	bool jump;     /* BYTES: advance the clock before the next pick */
 	struct sim_thread loop;
-	struct sim_thread *cur, *prev, *spinner;
+	struct sim_thread *cur, *prev;
 	struct sim_thread *threads[SIM_THREADS_MAX];
 	unsigned nthreads, started;
 	/* PCT */

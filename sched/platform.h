@@ -88,9 +88,9 @@ unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
  * places where a simulated thread can lose the CPU, so each asks the
  * platform whether to switch, and which thread runs next. They sit where
  * interleavings decide outcomes: queue push, pop and steal; park and
- * unpark; wake; entering a spin-locked section; future completion, await
- * and cancel. Blocking calls of the simulation (mutexes, condition
- * variables, park) switch by themselves.
+ * unpark; wake; entering and leaving a spin-locked section; future
+ * completion, await and cancel. Blocking calls of the simulation
+ * (mutexes, condition variables, park) switch by themselves.
  */
 enum coev__point {
 	COEV__PT_PUSH,	   /* a task entry goes into a queue */
@@ -101,6 +101,7 @@ enum coev__point {
 	COEV__PT_WAKE,	   /* a task is made ready */
 	COEV__PT_SUSPEND,  /* a task is about to switch to its scheduler */
 	COEV__PT_LOCK,	   /* a spin-locked section begins */
+	COEV__PT_UNLOCK,   /* a spin-locked section ends */
 	COEV__PT_SPIN,	   /* one turn of a spin-wait */
 	COEV__PT_COMPLETE, /* a future is completed */
 	COEV__PT_AWAIT,	   /* a future is waited for */

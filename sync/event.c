@@ -41,7 +41,7 @@ void coev_event_set(coev_event_t *pub)
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 
 	coev__spin_lock(&e->lk);
-	/* Release: pairs with the acquire in coev_event_is_set, so what was
+	/* Release: pairs with the acquire in event_is_set, so what was
 	 * written before the set is seen by a waiter that saw it set. */
 	atomic_store_explicit(&e->set, 1, memory_order_release);
 	coev__wq_grant_all(&e->q, 0, &wk);
@@ -58,13 +58,24 @@ void coev_event_clear(coev_event_t *pub)
 	coev__spin_unlock(&e->lk);
 }
 
+/* Whether e is set (coev_event_is_set, and coev_event_wait_dl's fast
+ * path). */
+static inline bool event_is_set(struct event *e)
+{
+	/* Acquire: pairs with the release store in coev_event_set. */
+	if (!atomic_load_explicit(&e->set, memory_order_acquire))
+		return false;
+	/* The set may not have unlocked yet, and whoever sees e set may
+	 * destroy it. */
+	coev__spin_wait_unlocked(&e->lk);
+	return true;
+}
+
 int coev_event_is_set(coev_event_t *pub)
 {
 	if (!pub)
 		coev__panic("coev_event_is_set: NULL event");
-	/* Acquire: pairs with the release store in coev_event_set (this is
-	 * also coev_event_wait_dl's fast path). */
-	return (int)atomic_load_explicit(&E(pub)->set, memory_order_acquire);
+	return event_is_set(E(pub));
 }
 
 static bool event_ready(void *obj)
@@ -83,7 +94,7 @@ int coev_event_wait_dl(coev_event_t *pub, coev_time_t deadline)
 		return -EINVAL;
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
-	if (coev_event_is_set(pub))
+	if (event_is_set(e))
 		return 0;
 	return coev__wq_wait_until(&e->lk, &e->q, event_ready, e, deadline);
 }

@@ -51,9 +51,35 @@ static inline void coev__spin_lock(atomic_uint *l)
 
 static inline void coev__spin_unlock(atomic_uint *l)
 {
+	/* What the holder published under the lock is already visible to
+	 * lock-free fast paths here, while the holder still has to touch the
+	 * object to let go: the simulation may run another thread now. */
+	COEV__POINT(UNLOCK);
 	/* Release: pairs with the acquire exchange in coev__spin_lock or
 	 * coev__spin_lock_slow of the next holder. */
 	atomic_store_explicit(l, 0, memory_order_release);
+}
+
+/*
+ * coev__spin_wait_unlocked — for a call that has seen, without the lock,
+ * a state some holder published under it (a wait group's count at zero,
+ * an event set, once done): wait until that holder has let go of the
+ * lock, its last touch of the object, so the call may return and its
+ * caller destroy the object at once (the lifetime rule of coev/sync.h).
+ * The state must have been read with acquire. A lock then read free was
+ * let go by that holder or a later one: the holder took it before it
+ * published (coherence: no earlier value of the lock can be read), so
+ * only its own unlock or a later one reads as free. Free, as it nearly
+ * always is, the check costs one load of a line the caller just read.
+ */
+static inline void coev__spin_wait_unlocked(atomic_uint *l)
+{
+	/* Acquire: pairs with the release in coev__spin_unlock, so the
+	 * holder's last touch happens before the caller returns. */
+	if (atomic_load_explicit(l, memory_order_acquire)) {
+		coev__spin_lock(l);
+		coev__spin_unlock(l);
+	}
 }
 
 /* --- wait nodes and queues ------------------------------------------- */
@@ -160,8 +186,11 @@ static inline int coev__wq_wait(atomic_uint *lk, coev__wq_t *q,
  * (once.c). Each keeps its condition under its spin lock, next to its wait
  * queue, and wakes every waiter when the condition becomes true
  * (grant_all), so a waiter that gives up late still returns success: it
- * was granted. The event and the wait group also publish their condition
- * in an atomic word, so a wait on a condition already true takes no lock.
+ * was granted. The event, the wait group and once also publish their
+ * condition in an atomic word, so a wait on a condition already true
+ * takes no lock; having seen it, the wait still waits for the lock to be
+ * free (coev__spin_wait_unlocked), since the granter publishes before it
+ * unlocks and the waiter's caller may destroy the object on return.
  *
  * coev__wq_wait_until — queue the caller on q under lk, unless ready(obj)
  * says the condition already holds (checked under lk). Returns 0 at once

@@ -31,6 +31,14 @@
  * Before queueing, a locker spins briefly (SPIN_ROUNDS): a holder on
  * another worker usually lets go within a few hundred nanoseconds, far
  * less than a park and a wake cost.
+ *
+ * Lifetime (coev/sync.h): whoever takes m next may unlock it and destroy
+ * it at once (POSIX's reference-count example), so an unlock touches m
+ * no more once m can be taken. The fast unlock's CAS is its last touch. A
+ * slow unlock that finds the queue emptied lets go of lk before freeing m
+ * by a CAS; one that grants a waiter does so under lk while that waiter's
+ * lock call is still in flight (m cannot be destroyed before it returns),
+ * and after unlocking touches only the waiter's node.
  */
 #include "internal.h"
 
@@ -247,16 +255,28 @@ static void unlock_slow(struct mutex *m)
 {
 	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
 	coev__wnode_t *n;
+	unsigned s;
 
-	coev__spin_lock(&m->lk);
-	n = m->q.head;
+	for (;;) {
+		coev__spin_lock(&m->lk);
+		if ((n = m->q.head) != NULL)
+			break;
+		/* The waiters withdrew since the unlock looked, so the state
+		 * is LOCKED alone (WAITERS changes with the queue, under lk).
+		 * Let go of lk first: once m is free, a locker may take it,
+		 * unlock it and destroy it at once. Release: as in
+		 * coev__mutex_unlock_checked. */
+		coev__spin_unlock(&m->lk);
+		s = M_LOCKED;
+		if (atomic_compare_exchange_strong_explicit(
+			    &m->state, &s, 0, memory_order_release,
+			    memory_order_relaxed))
+			return;
+		/* A locker queued meanwhile: serve it. */
+	}
 	/* LOCKED is set, so no CAS outside lk can change the state: plain
 	 * stores suffice. */
-	if (!n) {
-		/* The waiters withdrew since the unlock looked. Release: pairs
-		 * with the acquire CAS of the next try_take or take_or_mark. */
-		atomic_store_explicit(&m->state, 0, memory_order_release);
-	} else if ((m->flags & COEV_MUTEX_FAIR) || n->arg) {
+	if ((m->flags & COEV_MUTEX_FAIR) || n->arg) {
 		coev__wq_grant(&m->q, n, GRANT_LOCK, &wk);
 		/* Release, though no acquire reads this value (LOCKED stays
 		 * set): the handed-to waiter is ordered after us by its

@@ -24,6 +24,18 @@ static bool once_not_running(void *obj)
 	       ONCE_RUNNING;
 }
 
+/* Whether o is done (coev_once_done, and coev_once_dl's fast path). */
+static inline bool once_done(struct once *o)
+{
+	/* Acquire: pairs with the release store in once_run. */
+	if (atomic_load_explicit(&o->state, memory_order_acquire) != ONCE_DONE)
+		return false;
+	/* The runner may not have unlocked yet, and whoever sees o done may
+	 * destroy it. */
+	coev__spin_wait_unlocked(&o->lk);
+	return true;
+}
+
 /* Run fn as the runner, then publish the outcome and wake the waiters. */
 static int once_run(struct once *o, coev_once_cb fn, void *arg)
 {
@@ -32,8 +44,8 @@ static int once_run(struct once *o, coev_once_cb fn, void *arg)
 
 	coev__spin_lock(&o->lk);
 	o->runner = NULL;
-	/* Release: pairs with the acquire in coev_once_dl and
-	 * coev_once_done: fn's effects are seen by whoever sees DONE. */
+	/* Release: pairs with the acquire in once_done: fn's effects are
+	 * seen by whoever sees DONE, who then waits for our unlock. */
 	atomic_store_explicit(&o->state, r >= 0 ? ONCE_DONE : ONCE_NEW,
 			      memory_order_release);
 	coev__wq_grant_all(&o->q, r >= 0 ? ONCE_GRANT_DONE : ONCE_GRANT_RETRY,
@@ -53,9 +65,7 @@ int coev_once_dl(coev_once_t *pub, coev_once_cb fn, void *arg,
 	if (!pub || !fn)
 		return -EINVAL;
 	for (;;) {
-		/* Acquire: pairs with the release store in once_run. */
-		if (atomic_load_explicit(&o->state, memory_order_acquire) ==
-		    ONCE_DONE)
+		if (once_done(o))
 			return 0;
 		coev__spin_lock(&o->lk);
 		s = atomic_load_explicit(&o->state, memory_order_relaxed);
@@ -90,11 +100,7 @@ int coev_once(coev_once_t *o, coev_once_cb fn, void *arg)
 
 int coev_once_done(coev_once_t *pub)
 {
-	struct once *o = (struct once *)(void *)pub;
-
 	if (!pub)
 		coev__panic("coev_once_done: NULL once");
-	/* Acquire: pairs with the release store in once_run. */
-	return atomic_load_explicit(&o->state, memory_order_acquire) ==
-	       ONCE_DONE;
+	return once_done((struct once *)(void *)pub);
 }

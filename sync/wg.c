@@ -1,6 +1,11 @@
 /*
  * sync/wg.c — the wait group: a count that tasks wait to see reach zero
  * (see the family's design at coev__wq_wait_until in sync/internal.h).
+ *
+ * Lifetime: the last done publishes zero under the lock and then still
+ * unlocks, so a wait that sees zero without the lock waits for the unlock
+ * before it returns: a group on the waiter's stack (Go's idiom) may go as
+ * soon as the wait returns.
  */
 #include "internal.h"
 
@@ -87,8 +92,11 @@ int coev_wg_wait_dl(coev_wg_t *pub, coev_time_t deadline)
 	if ((r = coev__sync_may_block()) < 0)
 		return r;
 	/* Acquire: pairs with the release store in coev_wg_add. */
-	if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0)
+	if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0) {
+		/* The last done may not have unlocked yet. */
+		coev__spin_wait_unlocked(&wg->lk);
 		return 0;
+	}
 	return coev__wq_wait_until(&wg->lk, &wg->q, wg_ready, wg, deadline);
 }
 
