@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# examples/test_examples.sh — integration tests of the examples.
+# examples/test_examples.sh — integration tests of the examples: every
+# program of examples/ runs here (make check).
 #
-# First runs build/examples/pipeline and build/examples/limit with various
+# First build/examples/tour (make demo's first program, which checks what
+# it narrates) on the default workers and on one. Then runs
+# build/examples/pipeline and build/examples/limit with various
 # sizes and checks their exit status and what they report (every message
 # accounted for; the peak concurrency equal to the limit), including edge
 # cases (no messages, more tasks than messages, rendezvous channels) and
@@ -18,6 +21,11 @@
 # Chrome trace that build/examples/coev-trace-svg draws as an SVG; and
 # examples/test_trace_svg.sh (the SVG tool's own tests) runs when present.
 #
+# Then build/examples/redis_counter against the loopback redis of
+# ci/servers.sh (started here, and stopped at the end, unless it already
+# runs or COEV_SERVERS=external, as ci/run-tests.sh does): every total
+# right; without a server, exit 2.
+#
 # Then starts build/examples/http_hello and build/examples/echo on free ports of
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
 # with a small python3 socket client and with build/examples/fetch_many
@@ -33,8 +41,8 @@
 set -u
 
 B=${1:-build}
-for bin in pipeline limit wrap_callback debug_slow debug_deadlock fib_trace \
-	coev-trace-svg http_hello echo fetch_many; do
+for bin in tour pipeline limit wrap_callback debug_slow debug_deadlock \
+	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -47,15 +55,28 @@ fi
 
 tmp=$(mktemp -d)
 pids=()
+servers="$(cd "$(dirname "$0")/.." && pwd)/ci/servers.sh"
+servers_started=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 	done
+	# The loopback servers started here, by the PIDs of their pid files.
+	[ -z "$servers_started" ] || "$servers" stop >/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [ "${COEV_SERVERS:-}" != external ] && ! "$servers" status >/dev/null; then
+	servers_started=1
+	if ! "$servers" start >"$tmp/servers.log" 2>&1; then
+		echo "test_examples: the loopback servers did not start:" >&2
+		cat "$tmp/servers.log" >&2
+		exit 1
+	fi
+fi
+eval "$("$servers" env)"
 
 failures=0
 pass() { echo "ok   - $*"; }
@@ -151,6 +172,24 @@ also() {
 		sed 's/^/    /' "$tmp/run.log"
 	fi
 }
+
+# The tour: every check it makes passes (its timing checks compare the
+# concurrent runs with the same steps one after the other, in the same run:
+# they hold on a busy machine), on the default workers and on one.
+expect "every check passed" 0 \
+	'^Tour finished in [0-9.]+ s and every check passed\.$' tour
+also "the coffee, one after the other and at once" \
+	'^  One after the other: [0-9.]+ s\. Concurrently: [0-9.]+ s'
+also "gather keeps each fetch's own result" \
+	'^  coev_gather returned 2, the number of failed tasks'
+also "fib(20) as a tree of tasks" 'Task tree: +fib\(20\) = 6765 in'
+if grep -q 'UNEXPECTED' "$tmp/run.log"; then
+	fail "tour: a check failed"
+	sed 's/^/    /' "$tmp/run.log"
+fi
+COEV_WORKERS=1 expect "one worker: every check passed" 0 \
+	'^Tour finished in [0-9.]+ s and every check passed\.$' tour
+also "says it has one worker" '^The runtime has 1 worker thread\.'
 
 # The pipeline: every message must reach the store stage exactly once,
 # whatever the stage sizes, channel capacity and number of workers.
@@ -350,6 +389,16 @@ if [ -f "$(dirname "$0")/test_trace_svg.sh" ]; then
 	echo "# examples/test_trace_svg.sh $B"
 	bash "$(dirname "$0")/test_trace_svg.sh" "$B" || fail "examples/test_trace_svg.sh"
 fi
+
+# redis_counter: 100 tasks add to four fields of a hash through one shared
+# connection; every field must hold its 25,000.
+expect "100,000 HINCRBY over one connection, every total right" 0 \
+	'^totals OK$' redis_counter
+also "100 tasks, 100,000 commands" '^100 tasks, 100000 HINCRBY over one connection in'
+also "each of the four fields holds 25,000" '^  f3 = 25000$'
+closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+COEV_REDIS_PORT=$closed expect "no server: exit 2" 2 \
+	"cannot reach redis-server on 127.0.0.1:$closed" redis_counter
 
 # The test client: client.py tests|stop HELLO_PORT ECHO_PORT HELLO_PID ECHO_PID
 cat >"$tmp/client.py" <<'EOF'

@@ -23,6 +23,15 @@
  *  - tu_mkdtemp(buf), tu_rmtree(dir): a private temporary directory and
  *    its removal (one level of files).
  *  - tu_thread_wait_at_least(v, n): tu_wait_at_least for a plain thread.
+ *  - tu_wait_parked(rt, t, kind, obj): until task t is parked waiting on
+ *    (kind, obj), as coev_rt_tasks() reports it (from a task or a plain
+ *    thread); tu_wait_parked_unless(..., flag): or until *flag is set;
+ *    tu_task_info(rt, t, &info): t's line of one snapshot.
+ *  - TU_THREAD_AT(&at) in a plain thread just before it waits in a coev
+ *    call, and tu_wait_thread_parked(&at) elsewhere: until that thread is
+ *    blocked in the wait (a futex wait on a word in its own frames).
+ *    Tests line waiters up with these, never with a sleep: a worker
+ *    preempted for the length of the sleep swaps two waiters.
  *  - tu_on_loop(fn, arg), only with TU_LOOP_CALLS defined before this
  *    header (white-box: it includes sched/sched.h): from a task, run
  *    fn(arg) on the task's worker thread in a loop callback, outside any
@@ -45,6 +54,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -208,6 +218,160 @@ TU_UNUSED static int tu_thread_wait_at_least(atomic_int *v, int n)
 		nanosleep(&ts, NULL);
 	}
 	return 0;
+}
+
+/* ---- waiting on the runtime's own state --------------------------------- */
+
+/* t's line in one snapshot of rt's tasks (coev_rt_tasks; rt NULL: the
+ * calling task's runtime). Returns 1 when listed, 0 when not (released),
+ * or a negative errno. */
+TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
+				  coev_task_info_t *out)
+{
+	uint64_t id = coev_task_id(t);
+	coev_task_info_t *a = NULL;
+	size_t cap = 16;
+	int n, found = 0;
+
+	if (!rt)
+		rt = coev_rt_current();
+	for (;;) {
+		free(a);
+		a = malloc(cap * sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		n = coev_rt_tasks(rt, a, cap);
+		if (n < 0 || (size_t)n <= cap)
+			break;
+		cap = (size_t)n * 2;
+	}
+	for (int i = 0; i < n; i++)
+		if (a[i].id == id) {
+			*out = a[i];
+			found = 1;
+			break;
+		}
+	free(a);
+	return n < 0 ? n : found;
+}
+
+/*
+ * Until task t (a handle not yet joined) is parked waiting on (kind, obj),
+ * COEV_WAIT_*, obj NULL for any object of that kind. The layer that queues
+ * a waiter notes what it waits on after queueing it (sync/: in the
+ * object's wait queue, sched/internal.h's coev__wait_note), and the task
+ * shows as parked only once it has switched out; so a task seen parked on
+ * a semaphore is in that semaphore's queue, behind every task seen there
+ * before it. Returns 0; -ESRCH when t ended (or was released) first;
+ * -ETIMEDOUT after the guard. From a task of rt (rt may be NULL; it yields,
+ * then naps 1 ms, between looks) or from a plain thread (rt needed).
+ * tu_wait_parked_unless: the same, but returns 1 as soon as *flag is set
+ * (say, t got what it asked for without waiting).
+ */
+TU_UNUSED static int tu_wait_parked_unless(coev_rt_t *rt, const coev_task_t *t,
+					   int kind, const void *obj,
+					   atomic_int *flag)
+{
+	coev_time_t dl = tu_guard();
+	coev_task_info_t in;
+
+	for (int look = 0;; look++) {
+		int r = tu_task_info(rt, t, &in);
+		if (r < 0)
+			return r;
+		if (r == 1 && in.state == COEV_TASK_WAITING &&
+		    in.wait == kind && (!obj || in.obj == obj))
+			return 0;
+		if (flag && atomic_load(flag))
+			return 1;
+		if (r == 0 || in.state == COEV_TASK_DONE)
+			return -ESRCH;
+		if (coev_now() > dl)
+			return -ETIMEDOUT;
+		if (coev_self()) {
+			if (look < 64)
+				coev_yield();
+			else
+				coev_sleep(COEV_MSEC(1));
+		} else {
+			struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+TU_UNUSED static int tu_wait_parked(coev_rt_t *rt, const coev_task_t *t,
+				    int kind, const void *obj)
+{
+	return tu_wait_parked_unless(rt, t, kind, obj, NULL);
+}
+
+/* Where a plain thread waits: its id, and the frame of the function that
+ * makes the coev call (every frame of the wait lies below it). */
+typedef struct tu_thread_at {
+	pid_t tid;
+	uintptr_t frame;
+} tu_thread_at_t;
+
+/* In a plain thread, in the function that then calls the coev wait, before
+ * it publishes that it is about to wait. */
+#define TU_THREAD_AT(at)                                             \
+	do {                                                         \
+		(at)->tid = (pid_t)syscall(SYS_gettid);              \
+		(at)->frame = (uintptr_t)__builtin_frame_address(0); \
+	} while (0)
+
+/* 1 when the thread is blocked in a futex wait on a word within 1 MiB
+ * below at->frame, 0 when not, -1 when its state cannot be read. */
+TU_UNUSED static int tu_thread_in_wait(const tu_thread_at_t *at)
+{
+	char path[64], buf[256];
+	long nr;
+	unsigned long uaddr;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)at->tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof buf, f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (sscanf(buf, "%ld 0x%lx", &nr, &uaddr) != 2)
+		return 0; /* "running" */
+	return nr == SYS_futex && uaddr < at->frame &&
+	       uaddr > at->frame - (1u << 20);
+}
+
+/*
+ * Until the plain thread marked by TU_THREAD_AT(at) is blocked in its coev
+ * wait: a waiting thread sleeps on the condition variable of its waiter
+ * (sched/internal.h, coev__waiter_t), which lives in the waiting call's
+ * frame and is queued before the thread sleeps; before it is queued the
+ * thread makes no futex wait on its own stack. Returns 0, or -ETIMEDOUT
+ * after the guard (-EIO when /proc cannot say). From a task or a thread.
+ */
+TU_UNUSED static int tu_wait_thread_parked(const tu_thread_at_t *at)
+{
+	coev_time_t dl = tu_guard();
+
+	for (;;) {
+		int r = tu_thread_in_wait(at);
+		if (r < 0)
+			return -EIO;
+		if (r)
+			return 0;
+		if (coev_now() > dl)
+			return -ETIMEDOUT;
+		if (coev_self()) {
+			coev_sleep(COEV_MSEC(1));
+		} else {
+			struct timespec ts = {0, 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
 }
 
 /* ---- time helpers (never used for upper-bound assertions) ------------- */

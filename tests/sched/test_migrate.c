@@ -294,6 +294,7 @@ static void test_migrate_sleep_moves(void **state)
 typedef struct timed {
 	atomic_int ready, go, done;
 	long wakes;
+	int woken_parked; /* rounds whose wake found the waiter parked */
 } timed_t;
 
 static int timed_waiter(void *arg)
@@ -321,8 +322,12 @@ static int timed_main(void *arg)
 
 	TU_CHECK_EQ(coev_spawn(timed_waiter, tw, &t), 0);
 	for (int i = 0; i < ROUNDS / 10; i++) {
-		/* The waiter parks at least once per round. */
+		/* The wake must find the waiter parked in its timed wait, or
+		 * it only leaves a permit and nothing resumes it pinned. */
 		TU_CHECK_EQ(tu_wait_at_least(&tw->ready, i + 1), 0);
+		int r = tu_wait_parked(NULL, t, COEV_WAIT_TIMER, NULL);
+		TU_CHECK_EQ(r, 0);
+		tw->woken_parked += r == 0;
 		atomic_store(&tw->go, i + 1);
 		coev__wake(t);
 		TU_CHECK_EQ(tu_wait_at_least(&tw->done, i + 1), 0);
@@ -338,6 +343,8 @@ static void test_migrate_timed_wait_stays_pinned(void **state)
 	(void)state;
 	assert_int_equal(run_migrating(timed_main, &tw, 2), 0);
 	tu_assert_no_failures();
+	/* Every round resumed a parked waiter through its pinned worker. */
+	assert_int_equal(tw.woken_parked, ROUNDS / 10);
 	assert_true(tw.wakes >= ROUNDS / 10);
 }
 
@@ -414,29 +421,30 @@ static void test_migrate_one_worker_stays(void **state)
 
 static int count_moves_main(void *arg)
 {
-	int last = coev_worker_id(), moves = 0;
+	int *moves = arg, last = coev_worker_id();
 
-	(void)arg;
 	for (int i = 0; i < ROUNDS; i++) {
 		TU_CHECK_EQ(coev_yield(), 0);
 		if (coev_worker_id() != last)
-			moves++;
+			(*moves)++;
 		last = coev_worker_id();
 	}
-	return moves;
+	return 0;
 }
 
 /* Off, a yield goes to the back of its own worker's ring and is popped
- * there at once; only a rare steal by the idle worker moves it. */
+ * there at once; only a rare steal by the idle worker moves it. The count
+ * comes back through the argument: coev_run's result is main's or an
+ * error, and a count cannot tell them apart. */
 static void test_migrate_off_forces_nothing(void **state)
 {
 	coev_config_t cfg = migrate_config(2, 0);
-	int moves = coev_run(count_moves_main, NULL, &cfg);
+	int moves = 0;
 
 	(void)state;
+	assert_int_equal(coev_run(count_moves_main, &moves, &cfg), 0);
 	tu_assert_no_failures();
 	print_message("moved on %d of %d yields\n", moves, ROUNDS);
-	assert_true(moves >= 0);
 	assert_true(moves < ROUNDS / 2);
 }
 

@@ -3,7 +3,9 @@
  * (test_chan_*.c, test_select*.c).
  *
  *  - SETTLE, settle(): time for a task that was seen starting to reach its
- *    wait; SHORT_NS: the longest of the short random deadlines the storms
+ *    wait, a guess that a loaded machine defeats: to know that a task
+ *    waits on a channel, tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, ch)
+ *    (COEV_WAIT_SELECT, NULL for a select); SHORT_NS: the longest of the short random deadlines the storms
  *    use; rnd(), seed(): xorshift64* per endpoint; relax(): back off after
  *    a try that failed (a task yields, a thread gives up its time slice).
  *  - msg_t: a message carrying an id, its sender, a sequence number and a
@@ -39,7 +41,8 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Time for a task that was seen starting to reach its wait. */
+/* Time for a task that was seen starting to reach its wait (a guess: see
+ * tu_wait_parked). */
 #define SETTLE COEV_MSEC(TU_SCALE(20, 40, 60))
 
 /* The longest of the short random deadlines the storms use. */

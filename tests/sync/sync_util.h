@@ -6,9 +6,9 @@
 #ifndef COEV_TESTS_SYNC_UTIL_H
 #define COEV_TESTS_SYNC_UTIL_H
 
-/* Time for a task that announced it is about to wait to really wait, or for
- * something that should not happen to show itself. Only used to order
- * things; never an upper bound on anything. */
+/* Time for something that should not happen to show itself (a waiter
+ * that must stay queued, a release that must not be taken). Never used to
+ * line waiters up (parked() does that) nor as an upper bound. */
 #define SETTLE COEV_MSEC(TU_SCALE(10, 20, 30))
 
 /* xorshift32: a cheap per-test random sequence. */
@@ -23,12 +23,29 @@ static TU_UNUSED unsigned rnd_next(unsigned *s)
 }
 
 /* As a task: wait until *flag is set, then give its setter SETTLE to reach
- * the wait it announced. */
+ * the wait it announced. A guess: under load the setter may not be there
+ * yet. To line waiters up, use parked(). */
 static TU_UNUSED void settle_after(atomic_int *flag)
 {
 	TU_CHECK_EQ(tu_wait_at_least(flag, 1), 0);
 	coev_sleep(SETTLE);
 }
+
+/* As a task (or, with rt, a plain thread): until task t is parked waiting
+ * on obj (kind COEV_WAIT_*: sync/'s notes are COEV_WAIT_MUTEX for a
+ * mutex, COEV_WAIT_SEM for a semaphore or a read-write lock,
+ * COEV_WAIT_EVENT for an event, a wait group, a barrier or once,
+ * COEV_WAIT_COND for a condition variable): then it is in obj's wait
+ * queue, behind every waiter seen parked there before it. */
+#define parked(t, kind, obj) TU_CHECK_EQ(tu_wait_parked(NULL, t, kind, obj), 0)
+
+/* The same for a waiter with a deadline, which may have given up (and
+ * ended) before it was seen parked. */
+#define parked_or_ended(t, kind, obj)                                        \
+	do {                                                                 \
+		int pr_ = tu_wait_parked(NULL, t, kind, obj);                \
+		TU_CHECK_MSG(pr_ == 0 || pr_ == -ESRCH, "returned %d", pr_); \
+	} while (0)
 
 /* As a task: yield until *v >= n, or fail after the guard (for loops too
  * fast for tu_wait_at_least's 1 ms naps). */

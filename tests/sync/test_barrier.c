@@ -251,7 +251,7 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(coev_barrier_init(&b, 3), 0);
 	a = (bw_t){.b = &b, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn_named("A", barrier_waiter, &a, &ta), 0);
-	settle_after(&a.arrived);
+	parked(ta, COEV_WAIT_EVENT, &b);
 	for (int i = 0; i < 6; i++)
 		w[i] = (bw_t){.b = &b, .deadline = COEV_FOREVER};
 	w[0].deadline = coev_now() + COEV_MSEC(30);
@@ -262,7 +262,7 @@ static int giveup_main(void *arg)
 					     &t[i]),
 			    0);
 		if (i >= 3) {
-			settle_after(&w[i].arrived);
+			parked(t[i], COEV_WAIT_EVENT, &b);
 			if (i == 3)
 				TU_CHECK_EQ(coev_cancel(t[i]), 0);
 			if (i == 4) {
@@ -300,7 +300,7 @@ static int giveup_main(void *arg)
 	bw_t e = {.b = &b, .deadline = tu_guard()};
 	coev_task_t *td;
 	TU_CHECK_EQ(coev_spawn_named("D", barrier_waiter, &d, &td), 0);
-	settle_after(&d.arrived);
+	parked(td, COEV_WAIT_EVENT, &b);
 	TU_CHECK_EQ(atomic_load(&a.finished), 0);
 	TU_CHECK_EQ(pthread_create(&th, NULL, thread_barrier_waiter, &e), 0);
 	TU_CHECK_EQ(coev_join(ta, NULL), 0);
@@ -315,8 +315,8 @@ static int giveup_main(void *arg)
 	coev_task_t *ts, *tf;
 	TU_CHECK_EQ(coev_spawn_named("shielded", barrier_waiter, &s, &ts), 0);
 	TU_CHECK_EQ(coev_spawn_named("F", barrier_waiter, &f, &tf), 0);
-	settle_after(&s.arrived);
-	settle_after(&f.arrived);
+	parked(ts, COEV_WAIT_EVENT, &b);
+	parked(tf, COEV_WAIT_EVENT, &b);
 	TU_CHECK_EQ(atomic_load(&s.finished), 0);
 	int r = coev_barrier_wait(&b);
 	TU_CHECK_EQ(coev_join(ts, NULL), 0);
@@ -544,12 +544,12 @@ static int destroy_waiter(void *arg)
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_barrier_init(&misuse_b, 2);
-	coev_spawn(destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn(destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_EVENT, &misuse_b);
 	coev_barrier_destroy(&misuse_b);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;

@@ -550,8 +550,7 @@ static void test_chan_rendezvous_send_completes_only_when_taken(void **state)
 	 * finds no receiver either. */
 	assert_int_equal(coev_rt_spawn(rt, "sender", hand_one_sender, &h, &t),
 			 0);
-	assert_int_equal(tu_thread_wait_at_least(&h.about, 1), 0);
-	settle();
+	assert_int_equal(tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, h.ch), 0);
 	assert_int_equal(atomic_load(&h.done), 0);
 	assert_int_equal(coev_chan_len(h.ch), 0);
 	assert_int_equal(coev_chan_try_send(h.ch, &v), -EAGAIN);
@@ -597,6 +596,7 @@ static void test_chan_rendezvous_send_completes_only_when_taken(void **state)
 typedef struct freer {
 	coev_chan_t *ch;
 	atomic_int started;
+	tu_thread_at_t at; /* the plain thread's */
 } freer_t;
 
 static int free_waiter(void *arg)
@@ -613,6 +613,7 @@ static void *free_waiter_thread(void *arg)
 	freer_t *f = arg;
 	uint64_t v = 1;
 
+	TU_THREAD_AT(&f->at);
 	atomic_store(&f->started, 1);
 	coev_chan_send(f->ch, &v);
 	return NULL;
@@ -624,6 +625,7 @@ static void free_with_waiter_child(void *arg)
 {
 	freer_t f = {0};
 	coev_rt_t *rt = NULL;
+	coev_task_t *t = NULL;
 	pthread_t th;
 
 	if (coev_chan_new(&f.ch, sizeof(uint64_t), 0) != 0)
@@ -633,15 +635,17 @@ static void free_with_waiter_child(void *arg)
 		coev_config_init(&cfg);
 		cfg.workers = 2;
 		if (coev_rt_new(&cfg, &rt) != 0 ||
-		    coev_rt_spawn(rt, "chan-waiter", free_waiter, &f, NULL) !=
-			    0)
+		    coev_rt_spawn(rt, "chan-waiter", free_waiter, &f, &t) != 0)
 			_exit(4);
 	} else if (pthread_create(&th, NULL, free_waiter_thread, &f) != 0) {
 		_exit(5);
 	}
 	if (tu_thread_wait_at_least(&f.started, 1) != 0)
 		_exit(6);
-	settle();
+	/* In its wait: the free must find it queued. */
+	if ((t ? tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, f.ch)
+	       : tu_wait_thread_parked(&f.at)) != 0)
+		_exit(7);
 	coev_chan_free(f.ch);
 	fprintf(stderr, "coev_chan_free returned\n");
 	_exit(0);

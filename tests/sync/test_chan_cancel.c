@@ -23,8 +23,7 @@ static void cancel_one(coev_rt_t *rt, coev_chan_t *ch, bool sender)
 				       sender ? qw_sender : qw_receiver, &q,
 				       &t),
 			 0);
-	assert_int_equal(tu_thread_wait_at_least(&q.started, 1), 0);
-	settle();
+	assert_int_equal(tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, ch), 0);
 	assert_int_equal(atomic_load(&q.finished), 0); /* still waiting */
 	assert_int_equal(coev_cancel(t), 0);
 	assert_int_equal(coev_join_dl(t, tu_guard(), NULL), 0);
@@ -48,8 +47,7 @@ static int cancel_from_task_main(void *arg)
 				     c->sender ? qw_sender : qw_receiver, &q,
 				     &t),
 		    0);
-	TU_CHECK_EQ(tu_wait_at_least(&q.started, 1), 0);
-	coev_sleep(SETTLE);
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_CHANNEL, c->ch), 0);
 	TU_CHECK_EQ(atomic_load(&q.finished), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join_dl(t, tu_guard(), NULL), 0);
@@ -124,13 +122,21 @@ static void test_chan_cancel_blocked_waiter(void **state)
 
 /* A shield hides the cancel: the receive waits and gets its message; out
  * of the shield the next wait fails. */
+typedef struct shielded {
+	coev_chan_t *ch;
+	coev_task_t *receiver;
+} shielded_t;
+
 static int shield_sender(void *arg)
 {
-	coev_chan_t *ch = arg;
+	shielded_t *sh = arg;
 	uint64_t v = 31;
 
-	coev_sleep(SETTLE);
-	return coev_chan_send_dl(ch, &v, tu_guard());
+	/* Once the receiver waits. */
+	TU_CHECK_EQ(
+		tu_wait_parked(NULL, sh->receiver, COEV_WAIT_CHANNEL, sh->ch),
+		0);
+	return coev_chan_send_dl(sh->ch, &v, tu_guard());
 }
 
 static int shield_main(void *arg)
@@ -139,10 +145,12 @@ static int shield_main(void *arg)
 	coev_task_t *t;
 	uint64_t v = 0;
 	int r = -1;
+	shielded_t sh;
 
 	(void)arg;
 	TU_CHECK_EQ(coev_chan_new(&ch, sizeof v, 0), 0);
-	TU_CHECK_EQ(coev_spawn(shield_sender, ch, &t), 0);
+	sh = (shielded_t){.ch = ch, .receiver = coev_self()};
+	TU_CHECK_EQ(coev_spawn(shield_sender, &sh, &t), 0);
 	TU_CHECK_EQ(coev_cancel(coev_self()), 0);
 	TU_CHECK_EQ(coev_shield_begin(), 0);
 	TU_CHECK_EQ(coev_chan_recv_dl(ch, &v, tu_guard()), 0);

@@ -153,6 +153,7 @@ typedef struct cw {
 	atomic_int finished;
 	uint64_t val;
 	int rc;
+	tu_thread_at_t at; /* a plain thread's, for tu_wait_thread_parked */
 } cw_t;
 
 static int cw_fn(void *arg)
@@ -161,6 +162,8 @@ static int cw_fn(void *arg)
 	coev_time_t dl = w->forever ? COEV_FOREVER : tu_guard();
 
 	w->val = 4242;
+	if (!coev_self())
+		TU_THREAD_AT(&w->at);
 	atomic_store(&w->started, 1);
 	w->rc = w->sender ? coev_chan_send_dl(w->ch, &w->val, dl)
 			  : coev_chan_recv_dl(w->ch, &w->val, dl);
@@ -210,12 +213,22 @@ static void test_chan_close_wakes_every_blocked_waiter(void **state)
 					0);
 		}
 	}
+	/* Every one in its wait before the close. */
 	for (int k = 0; k < CW_N; k++)
-		for (int i = 0; i < PER; i++)
+		for (int i = 0; i < PER; i++) {
 			assert_int_equal(
 				tu_thread_wait_at_least(&w[k][i].started, 1),
 				0);
-	settle();
+			if (i < TASKS)
+				assert_int_equal(
+					tu_wait_parked(rt, t[k][i],
+						       COEV_WAIT_CHANNEL,
+						       ch[k]),
+					0);
+			else
+				assert_int_equal(
+					tu_wait_thread_parked(&w[k][i].at), 0);
+		}
 	for (int k = 0; k < CW_N; k++)
 		for (int i = 0; i < PER; i++)
 			assert_int_equal(atomic_load(&w[k][i].finished), 0);

@@ -120,15 +120,16 @@ static void test_chan_plain_threads_without_a_runtime(void **state)
 
 #define QN 6
 
-/* Spawns fn for q[0..QN), each after the previous one reached its wait. */
+/* Spawns fn for q[0..QN), each after the previous one is in the channel's
+ * queue (seen parked on it). */
 static void queue_up(coev_chan_t *ch, coev_fn fn, qw_t *q, coev_task_t **t,
 		     uint64_t base)
 {
 	for (int i = 0; i < QN; i++) {
 		q[i] = (qw_t){.ch = ch, .val = base + (uint64_t)i};
 		TU_CHECK_EQ(coev_spawn_named("queued", fn, &q[i], &t[i]), 0);
-		TU_CHECK_EQ(tu_wait_at_least(&q[i].started, 1), 0);
-		coev_sleep(SETTLE);
+		TU_CHECK_EQ(tu_wait_parked(NULL, t[i], COEV_WAIT_CHANNEL, ch),
+			    0);
 	}
 }
 

@@ -112,8 +112,7 @@ static int past_main(void *arg)
 	for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
 		q = (qw_t){.ch = rdv, .val = 0xDEAD};
 		TU_CHECK_EQ(coev_spawn_named("queued", qw_receiver, &q, &t), 0);
-		TU_CHECK_EQ(tu_wait_at_least(&q.started, 1), 0);
-		coev_sleep(SETTLE);
+		TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_CHANNEL, rdv), 0);
 		v = 10 + i;
 		TU_CHECK_EQ(coev_chan_send_dl(rdv, &v, past[i]), 0);
 		TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -123,8 +122,7 @@ static int past_main(void *arg)
 	/* With a sender waiting, a receive with a past deadline succeeds. */
 	q = (qw_t){.ch = rdv, .val = 99};
 	TU_CHECK_EQ(coev_spawn_named("queued", qw_sender, &q, &t), 0);
-	TU_CHECK_EQ(tu_wait_at_least(&q.started, 1), 0);
-	coev_sleep(SETTLE);
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_CHANNEL, rdv), 0);
 	v = 0;
 	TU_CHECK_EQ(coev_chan_recv_dl(rdv, &v, coev_now() - 1), 0);
 	TU_CHECK_EQ(v, 99);

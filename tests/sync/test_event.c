@@ -33,6 +33,7 @@ typedef struct ew {
 	int set_seen; /* *setting when the wait returned */
 	coev_time_t ended;
 	int after_rc;
+	tu_thread_at_t at; /* a plain thread's, for tu_wait_thread_parked */
 } ew_t;
 
 static int event_waiter(void *arg)
@@ -68,6 +69,7 @@ static void *thread_waiter(void *arg)
 {
 	ew_t *w = arg;
 
+	TU_THREAD_AT(&w->at);
 	atomic_store(&w->arrived, 1);
 	w->rc = w->deadline == COEV_FOREVER
 			? coev_event_wait(w->e)
@@ -199,13 +201,14 @@ static int set_clear_main(void *arg)
 			TU_CHECK_EQ(
 				pthread_create(&th, NULL, thread_waiter, &tw),
 				0);
+		/* Every waiter in the queue before the set: one that came
+		 * after the clear would wait on. */
 		for (int i = 0; i < SC_WAITERS; i++)
-			TU_CHECK_EQ(tu_wait_at_least(&w[i].arrived, 1), 0);
-		if (s->with_thread)
+			parked(t[i], COEV_WAIT_EVENT, &s->e);
+		if (s->with_thread) {
 			TU_CHECK_EQ(tu_wait_at_least(&tw.arrived, 1), 0);
-		/* On one worker the waiters are queued by now; on two,
-		 * give them time to queue. */
-		coev_sleep(SETTLE);
+			TU_CHECK_EQ(tu_wait_thread_parked(&tw.at), 0);
+		}
 		atomic_store(&s->setting, 1);
 		coev_event_set(&s->e);
 		coev_event_clear(&s->e);
@@ -329,8 +332,8 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(w2.rc, -ETIMEDOUT);
 	TU_CHECK(w2.ended >= w2.push);
 	TU_CHECK_EQ(w5.rc, -ECANCELED);
-	settle_after(&w3.arrived);
-	settle_after(&w4.arrived);
+	parked(t3, COEV_WAIT_EVENT, &e);
+	parked(t4, COEV_WAIT_EVENT, &e);
 	TU_CHECK_EQ(coev_cancel(t3), 0);
 	TU_CHECK_EQ(coev_spawn(cancel_it, t4, &c), 0);
 	TU_CHECK_EQ(coev_join(c, NULL), 0);
@@ -340,8 +343,8 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(w3.after_rc, -ECANCELED);
 	TU_CHECK_EQ(w4.rc, -ECANCELED);
 	/* Those that gave up did not disturb the others. */
-	settle_after(&w6.arrived);
-	settle_after(&w7.arrived);
+	parked(t6, COEV_WAIT_EVENT, &e);
+	parked(t7, COEV_WAIT_EVENT, &e);
 	TU_CHECK_EQ(atomic_load(&w6.finished), 0);
 	TU_CHECK_EQ(atomic_load(&w7.finished), 0);
 	TU_CHECK_EQ(coev_event_is_set(&e), 0);
@@ -381,9 +384,8 @@ static void test_event_cancel_from_thread_and_thread_waiters(void **state)
 	w2 = (ew_t){.e = &e, .deadline = COEV_FOREVER};
 	assert_int_equal(coev_rt_spawn(rt, "w1", event_waiter, &w1, &t1), 0);
 	assert_int_equal(coev_rt_spawn(rt, "w2", event_waiter, &w2, &t2), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w1.arrived, 1), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w2.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t1, COEV_WAIT_EVENT, &e), 0);
+	assert_int_equal(tu_wait_parked(rt, t2, COEV_WAIT_EVENT, &e), 0);
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel, t1), 0);
 	pthread_join(th, &crc);
 	assert_int_equal((intptr_t)crc, 0);
@@ -400,7 +402,7 @@ static void test_event_cancel_from_thread_and_thread_waiters(void **state)
 	assert_int_equal(td.rc, -ETIMEDOUT);
 	assert_true(td.ended >= td.deadline);
 	assert_int_equal(tu_thread_wait_at_least(&tf.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_thread_parked(&tf.at), 0);
 	assert_int_equal(atomic_load(&tf.finished), 0);
 	/* A set from this plain thread wakes the thread and the task. */
 	coev_event_set(&e);
@@ -622,7 +624,7 @@ static int cb_main(void *arg)
 	TU_CHECK_EQ(coev_event_init(&e), 0);
 	w = (ew_t){.e = &e, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn_named("waiter", event_waiter, &w, &t), 0);
-	settle_after(&w.arrived);
+	parked(t, COEV_WAIT_EVENT, &e);
 	TU_CHECK_EQ(tu_on_loop(event_cb, &c), 0);
 	TU_CHECK_EQ(c.dl_rc, COEV_ENOTCORO);
 	TU_CHECK_EQ(c.wait_rc, COEV_ENOTCORO);
@@ -657,12 +659,12 @@ static int destroy_waiter(void *arg)
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_event_init(&misuse_e);
-	coev_spawn_named("stuck", destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn_named("stuck", destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_EVENT, &misuse_e);
 	coev_event_destroy(&misuse_e);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;

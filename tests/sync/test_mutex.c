@@ -451,7 +451,9 @@ static int deadline_main(void *arg)
 	lw_t w3 = {.m = m, .deadline = coev_now() - 1}; /* only tries */
 	lw_t w4 = {.m = m, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn_named("dl", lock_waiter, &w1, &t1), 0);
+	parked_or_ended(t1, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(coev_spawn_named("push", lock_waiter, &w2, &t2), 0);
+	parked_or_ended(t2, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(coev_spawn_named("past", lock_waiter, &w3, &t3), 0);
 	TU_CHECK_EQ(coev_join(t3, NULL), 0);
 	TU_CHECK_EQ(w3.rc, -ETIMEDOUT);
@@ -505,13 +507,13 @@ static int cancel_main(void *arg)
 	lw_t w3 = {.m = m, .deadline = coev_deadline(COEV_SEC(60))};
 	lw_t w4 = {.m = m, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn_named("w1", lock_waiter, &w1, &t1), 0);
-	settle_after(&w1.arrived);
+	parked(t1, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(coev_spawn_named("w2", lock_waiter, &w2, &t2), 0);
-	settle_after(&w2.arrived);
+	parked(t2, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(coev_spawn_named("w3", lock_waiter, &w3, &t3), 0);
-	settle_after(&w3.arrived);
+	parked(t3, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(coev_spawn_named("w4", lock_waiter, &w4, &t4), 0);
-	settle_after(&w4.arrived);
+	parked(t4, COEV_WAIT_MUTEX, m);
 
 	/* The head waiter, cancelled by this task. */
 	TU_CHECK_EQ(coev_cancel(t1), 0);
@@ -536,7 +538,7 @@ static int cancel_main(void *arg)
 	TU_CHECK_EQ(coev_join(t5, NULL), 0);
 	TU_CHECK_EQ(w5.rc, -ECANCELED);
 	TU_CHECK_EQ(coev_spawn_named("w6", lock_waiter, &w6, &t6), 0);
-	settle_after(&w6.arrived);
+	parked(t6, COEV_WAIT_MUTEX, m);
 	TU_CHECK_EQ(atomic_load(&w6.finished), 0);
 
 	/* Nothing went to the ones that gave up: the rest get the lock. */
@@ -588,12 +590,12 @@ static void test_mutex_waiter_cancelled_from_thread(void **state)
 		assert_int_equal(coev_mutex_lock(&m), 0);
 		assert_int_equal(coev_rt_spawn(rt, "w1", lock_waiter, &w1, &t1),
 				 0);
-		assert_int_equal(tu_thread_wait_at_least(&w1.arrived, 1), 0);
-		tu_nap_ms(20);
+		assert_int_equal(tu_wait_parked(rt, t1, COEV_WAIT_MUTEX, &m),
+				 0);
 		assert_int_equal(coev_rt_spawn(rt, "w2", lock_waiter, &w2, &t2),
 				 0);
-		assert_int_equal(tu_thread_wait_at_least(&w2.arrived, 1), 0);
-		tu_nap_ms(20);
+		assert_int_equal(tu_wait_parked(rt, t2, COEV_WAIT_MUTEX, &m),
+				 0);
 		assert_int_equal(pthread_create(&th, NULL, thread_cancel, t1),
 				 0);
 		pthread_join(th, &crc);
@@ -641,7 +643,12 @@ static int fifo_main(void *arg)
 			w[i].deadline = coev_now() + SETTLE;
 		TU_CHECK_EQ(coev_spawn_named("fifo", lock_waiter, &w[i], &t[i]),
 			    0);
-		settle_after(&w[i].arrived);
+		/* In line before the next one comes (waiter 5 may have
+		 * timed out already: it leaves the line either way). */
+		if (i == 5)
+			parked_or_ended(t[i], COEV_WAIT_MUTEX, f->m);
+		else
+			parked(t[i], COEV_WAIT_MUTEX, f->m);
 	}
 	TU_CHECK_EQ(tu_wait_at_least(&w[5].finished, 1), 0);
 	TU_CHECK_EQ(w[5].rc, -ETIMEDOUT);
@@ -694,6 +701,7 @@ static void test_mutex_waiters_served_in_fifo_order(void **state)
 
 typedef struct starve {
 	coev_mutex_t *m;
+	atomic_int held;
 	atomic_int waiting;
 	atomic_int got;
 	long rounds;
@@ -713,6 +721,7 @@ static int starve_holder(void *arg)
 	starve_t *s = arg;
 
 	TU_CHECK_EQ(coev_mutex_lock(s->m), 0);
+	atomic_store(&s->held, 1);
 	TU_CHECK_EQ(spin_until(&s->waiting, 1), 0);
 	coev_time_t dl = coev_deadline(STARVE_LIMIT);
 	while (!atomic_load(&s->got)) {
@@ -748,7 +757,8 @@ static int starve_main(void *arg)
 	coev_task_t *h, *w;
 
 	TU_CHECK_EQ(coev_spawn_named("holder", starve_holder, s, &h), 0);
-	coev_sleep(COEV_MSEC(5));
+	/* The holder first (yielding: it may share this worker). */
+	TU_CHECK_EQ(spin_until(&s->held, 1), 0);
 	TU_CHECK_EQ(coev_spawn_named("waiter", starve_waiter, s, &w), 0);
 	/* Joins without a timer: this task's worker may be the busy one. */
 	TU_CHECK_EQ(coev_join(w, NULL), 0);
@@ -1144,13 +1154,13 @@ static unsigned misuse_flags;
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_mutex_init(&misuse_m, misuse_flags);
 	coev_mutex_lock(&misuse_m);
-	coev_spawn(destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn(destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_MUTEX, &misuse_m);
 	coev_mutex_destroy(&misuse_m);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;

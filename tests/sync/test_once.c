@@ -279,7 +279,8 @@ static int giveup_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_event_init(&gate), 0);
 	TU_CHECK_EQ(coev_spawn_named("runner", once_waiter, &runner, &tr), 0);
-	settle_after(&runner.arrived);
+	/* The runner is in fn, at the gate. */
+	parked(tr, COEV_WAIT_EVENT, &gate);
 	TU_CHECK_EQ(atomic_load(&in.calls), 1);
 	for (int i = 0; i < 8; i++)
 		w[i] = (ow_t){.in = &in, .deadline = COEV_FOREVER};
@@ -301,7 +302,7 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(w[3].rc, -ECANCELED);
 	for (int i = 4; i < 8; i++) {
 		TU_CHECK_EQ(coev_spawn(once_waiter, &w[i], &t[i]), 0);
-		settle_after(&w[i].arrived);
+		parked(t[i], COEV_WAIT_EVENT, &in.once);
 	}
 	TU_CHECK_EQ(coev_cancel(t[5]), 0);
 	TU_CHECK_EQ(coev_spawn(cancel_it, t[6], &c), 0);
@@ -349,11 +350,11 @@ static int takeover_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_event_init(&gate), 0);
 	TU_CHECK_EQ(coev_spawn_named("runner", once_waiter, &runner, &tr), 0);
-	settle_after(&runner.arrived);
+	parked(tr, COEV_WAIT_EVENT, &gate);
 	TU_CHECK_EQ(coev_spawn_named("w1", once_waiter, &w1, &t1), 0);
-	settle_after(&w1.arrived);
+	parked(t1, COEV_WAIT_EVENT, &in.once);
 	TU_CHECK_EQ(coev_spawn_named("w2", once_waiter, &w2, &t2), 0);
-	settle_after(&w2.arrived);
+	parked(t2, COEV_WAIT_EVENT, &in.once);
 	TU_CHECK_EQ(coev_cancel(tr), 0);
 	TU_CHECK_EQ(coev_join(tr, NULL), 0);
 	TU_CHECK_EQ(runner.rc, -ECANCELED);
@@ -389,12 +390,14 @@ typedef struct thr_once {
 	coev_time_t timeout; /* 0: coev_once */
 	atomic_int arrived;
 	int rc;
+	tu_thread_at_t at;
 } thr_once_t;
 
 static void *thread_once(void *arg)
 {
 	thr_once_t *a = arg;
 
+	TU_THREAD_AT(&a->at);
 	atomic_store(&a->arrived, 1);
 	a->rc = a->timeout ? coev_once_dl(&a->in->once, init_fn, a->in,
 					  coev_now() + a->timeout)
@@ -423,7 +426,7 @@ static void test_once_plain_thread_waits_for_a_task(void **state)
 	assert_int_equal(a.rc, -ETIMEDOUT);
 	assert_int_equal(pthread_create(&tb, NULL, thread_once, &b), 0);
 	assert_int_equal(tu_thread_wait_at_least(&b.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_thread_parked(&b.at), 0);
 	coev_event_set(&gate); /* from this plain thread */
 	pthread_join(tb, NULL);
 	assert_int_equal(b.rc, 0);
@@ -601,7 +604,7 @@ static int cb_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_event_init(&gate), 0);
 	TU_CHECK_EQ(coev_spawn_named("runner", once_waiter, &runner, &tr), 0);
-	settle_after(&runner.arrived);
+	parked(tr, COEV_WAIT_EVENT, &gate);
 	/* fn runs: the callback would have to wait. */
 	TU_CHECK_EQ(tu_on_loop(once_cb, &c), 0);
 	TU_CHECK_EQ(c.done, 0);

@@ -332,7 +332,7 @@ static int order_main(void *arg)
 				  .logn = &logn};
 		TU_CHECK_EQ(coev_spawn_named("holder", holder, &h[i], &t[i]),
 			    0);
-		settle_after(&h[i].arrived);
+		parked(t[i], COEV_WAIT_SEM, &rw);
 		if (i == 0) {
 			/* A writer waits: a new reader must wait too,
 			 * although only readers hold the lock. */
@@ -400,14 +400,19 @@ static void test_rwlock_writer_preference_and_fifo_order(void **state)
 }
 
 /* A writer waiting behind readers gives up (cancel, deadline): the readers
- * queued behind it enter at once, while the lock is still read-held. */
+ * queued behind it enter at once, while the lock is still read-held.
+ * arg: 0 for a cancel, else the writer's deadline in ms from its start.
+ * Returns 1 when the deadline passed before both readers were in line
+ * behind the writer (a machine that slow: the caller runs it again with a
+ * later deadline), else 0. */
 static int writer_gives_up_main(void *arg)
 {
-	int by_deadline = (int)(intptr_t)arg;
+	long dl_ms = (long)(intptr_t)arg;
+	int by_deadline = dl_ms != 0;
 	coev_rwlock_t rw;
 	holder_t w, r1, r2;
 	coev_task_t *tw, *t1, *t2;
-	int log[3];
+	int log[3], late = 0;
 	atomic_int logn = 0;
 
 	TU_CHECK_EQ(coev_rwlock_init(&rw), 0);
@@ -415,7 +420,7 @@ static int writer_gives_up_main(void *arg)
 	w = (holder_t){.rw = &rw,
 		       .write = 1,
 		       .id = 0,
-		       .deadline = by_deadline ? coev_now() + 4 * SETTLE
+		       .deadline = by_deadline ? coev_now() + COEV_MSEC(dl_ms)
 					       : COEV_FOREVER,
 		       .log = log,
 		       .logn = &logn};
@@ -429,14 +434,28 @@ static int writer_gives_up_main(void *arg)
 			.deadline = COEV_FOREVER,
 			.log = log,
 			.logn = &logn};
+	/* Each in line before the next comes; a reader that comes after the
+	 * writer's deadline passed enters at once (granted). */
 	TU_CHECK_EQ(coev_spawn_named("writer", holder, &w, &tw), 0);
-	settle_after(&w.arrived);
+	int r = tu_wait_parked(NULL, tw, COEV_WAIT_SEM, &rw);
+	TU_CHECK(r == 0 || (by_deadline && r == -ESRCH));
+	late |= r != 0;
 	TU_CHECK_EQ(coev_spawn_named("r1", holder, &r1, &t1), 0);
-	settle_after(&r1.arrived);
+	r = tu_wait_parked_unless(NULL, t1, COEV_WAIT_SEM, &rw, &r1.granted);
+	TU_CHECK(r == 0 || (by_deadline && r == 1));
+	late |= r != 0;
 	TU_CHECK_EQ(coev_spawn_named("r2", holder, &r2, &t2), 0);
-	settle_after(&r2.arrived);
-	TU_CHECK_EQ(atomic_load(&r1.granted), 0);
-	TU_CHECK_EQ(atomic_load(&r2.granted), 0);
+	r = tu_wait_parked_unless(NULL, t2, COEV_WAIT_SEM, &rw, &r2.granted);
+	TU_CHECK(r == 0 || (by_deadline && r == 1));
+	late |= r != 0;
+	/* Seen parked, each reader waited behind the waiting writer (only a
+	 * waiting writer holds readers back while readers hold the lock).
+	 * The writer that gives up by its deadline may do so at any moment
+	 * from now on; the one to be cancelled still waits. */
+	if (!by_deadline) {
+		TU_CHECK_EQ(atomic_load(&r1.granted), 0);
+		TU_CHECK_EQ(atomic_load(&r2.granted), 0);
+	}
 	if (!by_deadline)
 		TU_CHECK_EQ(coev_cancel(tw), 0);
 	TU_CHECK_EQ(coev_join(tw, NULL), 0);
@@ -452,14 +471,25 @@ static int writer_gives_up_main(void *arg)
 	TU_CHECK_EQ(coev_rwlock_trywrlock(&rw), 0);
 	coev_rwlock_wrunlock(&rw);
 	coev_rwlock_destroy(&rw);
-	return 0;
+	return late;
 }
 
 static void test_rwlock_waiting_writer_gives_up_readers_enter(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(writer_gives_up_main, (void *)0, 2), 0);
-	assert_int_equal(tu_run_main(writer_gives_up_main, (void *)1, 2), 0);
+	/* By deadline: 40 ms, doubled while a round found the deadline
+	 * passed before both readers were in line (a stalled machine). */
+	for (long ms = 40;; ms *= 2) {
+		int r = tu_run_main(writer_gives_up_main, (void *)ms, 2);
+		if (r == 0)
+			break;
+		assert_int_equal(r, 1);
+		print_message("the writer's %ld ms passed before the readers "
+			      "were in line; again\n",
+			      ms);
+		assert_true(ms < 1000L * TU_GUARD_S);
+	}
 	assert_int_equal(tu_run_main(writer_gives_up_main, (void *)0, 1), 0);
 	tu_assert_no_failures();
 }
@@ -570,7 +600,11 @@ static int giveup_main(void *arg)
 	for (int i = 3; i < 8; i++) {
 		TU_CHECK_EQ(coev_spawn_named("w", lock_waiter, &w[i], &t[i]),
 			    0);
-		settle_after(&w[i].arrived);
+		/* 5 was cancelled before it came: it never waits. */
+		if (i == 5)
+			parked_or_ended(t[i], COEV_WAIT_SEM, &rw);
+		else
+			parked(t[i], COEV_WAIT_SEM, &rw);
 	}
 	TU_CHECK_EQ(coev_join(t[5], NULL), 0);
 	TU_CHECK_EQ(w[5].rc, -ECANCELED);
@@ -619,6 +653,7 @@ typedef struct thr_lock {
 	atomic_int arrived;
 	int rc;
 	coev_time_t took;
+	tu_thread_at_t at;
 } thr_lock_t;
 
 static void *thread_lock(void *arg)
@@ -626,6 +661,7 @@ static void *thread_lock(void *arg)
 	thr_lock_t *a = arg;
 	coev_time_t t0 = coev_now();
 
+	TU_THREAD_AT(&a->at);
 	atomic_store(&a->arrived, 1);
 	if (a->timeout)
 		a->rc = a->write
@@ -662,11 +698,9 @@ static void test_rwlock_cancel_from_thread_and_thread_waiters(void **state)
 	w1 = (lw_t){.rw = &rw, .write = 1, .deadline = COEV_FOREVER};
 	w2 = (lw_t){.rw = &rw, .write = 0, .deadline = COEV_FOREVER};
 	assert_int_equal(coev_rt_spawn(rt, "w1", lock_waiter, &w1, &t1), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w1.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t1, COEV_WAIT_SEM, &rw), 0);
 	assert_int_equal(coev_rt_spawn(rt, "w2", lock_waiter, &w2, &t2), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w2.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t2, COEV_WAIT_SEM, &rw), 0);
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel, t1), 0);
 	pthread_join(th, &crc);
 	assert_int_equal((intptr_t)crc, 0);
@@ -687,7 +721,7 @@ static void test_rwlock_cancel_from_thread_and_thread_waiters(void **state)
 	assert_true(a.took >= COEV_MSEC(30));
 	assert_int_equal(pthread_create(&tb, NULL, thread_lock, &b), 0);
 	assert_int_equal(tu_thread_wait_at_least(&b.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_thread_parked(&b.at), 0);
 	coev_rwlock_rdunlock(&rw);
 	pthread_join(tb, NULL);
 	assert_int_equal(b.rc, 0);
@@ -1088,13 +1122,13 @@ static int destroy_waiter(void *arg)
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_rwlock_init(&misuse_rw);
 	coev_rwlock_wrlock(&misuse_rw);
-	coev_spawn(destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn(destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_SEM, &misuse_rw);
 	coev_rwlock_destroy(&misuse_rw);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;

@@ -180,13 +180,21 @@ typedef struct delayed {
 	coev_chan_t *ch;
 	uint64_t v;
 	bool send;
+	coev_task_t *selector; /* not NULL: act once it blocks in a select */
 } delayed_t;
+
+/* As a task: until task t blocks in a select. */
+static void select_parked(coev_task_t *t)
+{
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_SELECT, NULL), 0);
+}
 
 static int delayed_op(void *arg)
 {
 	delayed_t *d = arg;
 
-	coev_sleep(SETTLE);
+	if (d->selector)
+		select_parked(d->selector);
 	return d->send ? coev_chan_send_dl(d->ch, &d->v, tu_guard())
 		       : coev_chan_recv_dl(d->ch, &d->v, tu_guard());
 }
@@ -219,7 +227,7 @@ static int null_main(void *arg)
 
 	/* A blocked select with NULL cases around a real one is woken by
 	 * a partner on the real one. */
-	delayed_t d = {.ch = r, .v = 77, .send = true};
+	delayed_t d = {.ch = r, .v = 77, .send = true, .selector = coev_self()};
 	TU_CHECK_EQ(coev_spawn(delayed_op, &d, &t), 0);
 	coev_sel_t w[3] = {sel_send(NULL, &x), sel_recv(r, &z),
 			   sel_recv(NULL, &y)};
@@ -242,10 +250,18 @@ static void test_select_ignores_null_channel_cases(void **state)
 
 /* ---- closed channels ---------------------------------------------------------- */
 
+typedef struct later {
+	coev_chan_t *ch;
+	coev_task_t *selector;
+} later_t;
+
+/* Closes ch once the selector blocks in its select. */
 static int close_later(void *arg)
 {
-	coev_sleep(SETTLE);
-	return coev_chan_close(arg);
+	later_t *l = arg;
+
+	select_parked(l->selector);
+	return coev_chan_close(l->ch);
 }
 
 static int closed_main(void *arg)
@@ -299,7 +315,8 @@ static int closed_main(void *arg)
 		c[0] = k == 0 ? sel_recv(targets[k], &b)
 			      : sel_send(targets[k], &x);
 		c[1] = sel_recv(other, &bo);
-		TU_CHECK_EQ(coev_spawn(close_later, targets[k], &t), 0);
+		later_t l = {.ch = targets[k], .selector = coev_self()};
+		TU_CHECK_EQ(coev_spawn(close_later, &l, &t), 0);
 		TU_CHECK_EQ(coev_select_dl(c, 2, tu_guard()), 0);
 		TU_CHECK_EQ(c[0].result, COEV_ECLOSED);
 		TU_CHECK_EQ(b, SENTINEL);
@@ -466,13 +483,14 @@ typedef struct partner {
 	bool send;
 	uint64_t v;
 	int rc;
+	coev_task_t *selector; /* acts once it blocks in its select */
 } partner_t;
 
 static int partner_fn(void *arg)
 {
 	partner_t *p = arg;
 
-	coev_sleep(SETTLE);
+	select_parked(p->selector);
 	p->rc = p->send ? coev_chan_send_dl(p->ch, &p->v, tu_guard())
 			: coev_chan_recv_dl(p->ch, &p->v, tu_guard());
 	return 0;
@@ -534,7 +552,10 @@ static int same_main(void *arg)
 	/* With a partner: a receiver takes the send case, a sender the
 	 * receive case. */
 	for (int k = 0; k < 2; k++) {
-		partner_t p = {.ch = r, .send = k == 1, .v = k ? 66 : SENTINEL};
+		partner_t p = {.ch = r,
+			       .send = k == 1,
+			       .v = k ? 66 : SENTINEL,
+			       .selector = coev_self()};
 		buf = SENTINEL;
 		TU_CHECK_EQ(coev_spawn(partner_fn, &p, &t), 0);
 		int rc = coev_select_dl(c, 2, tu_guard());

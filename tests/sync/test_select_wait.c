@@ -98,8 +98,7 @@ static int cancel_sel_main(void *arg)
 	coev_task_t *t;
 
 	TU_CHECK_EQ(coev_spawn(blocked_sel, s, &t), 0);
-	TU_CHECK_EQ(tu_wait_at_least(&s->started, 1), 0);
-	coev_sleep(SETTLE);
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_SELECT, NULL), 0);
 	TU_CHECK_EQ(atomic_load(&s->finished), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join_dl(t, tu_guard(), NULL), 0);
@@ -129,9 +128,9 @@ static void test_select_cancel_blocked_select(void **state)
 			assert_int_equal(coev_rt_spawn(rt, "blocked",
 						       blocked_sel, &s, &t),
 					 0);
-			assert_int_equal(tu_thread_wait_at_least(&s.started, 1),
-					 0);
-			tu_nap_ms((long)(SETTLE / COEV_MSEC(1)));
+			assert_int_equal(
+				tu_wait_parked(rt, t, COEV_WAIT_SELECT, NULL),
+				0);
 			assert_int_equal(atomic_load(&s.finished), 0);
 			assert_int_equal(coev_cancel(t), 0);
 			assert_int_equal(coev_join_dl(t, tu_guard(), NULL), 0);

@@ -248,7 +248,12 @@ static int fifo_main(void *arg)
 			w[i].deadline = coev_now() + SETTLE;
 		TU_CHECK_EQ(coev_spawn_named("fifo", sem_waiter, &w[i], &t[i]),
 			    0);
-		settle_after(&w[i].arrived);
+		/* In line before the next one comes (waiter 5 may have
+		 * timed out already: it leaves the line either way). */
+		if (i == 5)
+			parked_or_ended(t[i], COEV_WAIT_SEM, &s);
+		else
+			parked(t[i], COEV_WAIT_SEM, &s);
 	}
 	TU_CHECK_EQ(tu_wait_at_least(&w[5].finished, 1), 0);
 	TU_CHECK_EQ(w[5].rc, -ETIMEDOUT);
@@ -309,7 +314,7 @@ static int batch_main(void *arg)
 			      .logn = &logn};
 		TU_CHECK_EQ(coev_spawn_named("batch", sem_waiter, &w[i], &t[i]),
 			    0);
-		settle_after(&w[i].arrived);
+		parked(t[i], COEV_WAIT_SEM, &s);
 	}
 	for (int k = 0; k < 3; k++)
 		TU_CHECK_EQ(coev_sem_release(&s), 0);
@@ -377,8 +382,8 @@ static int giveup_main(void *arg)
 	TU_CHECK(w2.ended >= w2.push);
 	TU_CHECK_EQ(w3.rc, -ETIMEDOUT);
 	TU_CHECK_EQ(w6.rc, -ECANCELED);
-	settle_after(&w4.arrived);
-	settle_after(&w5.arrived);
+	parked(t4, COEV_WAIT_SEM, &s);
+	parked(t5, COEV_WAIT_SEM, &s);
 	TU_CHECK_EQ(coev_cancel(t4), 0);
 	TU_CHECK_EQ(coev_spawn(cancel_it, t5, &c), 0);
 	TU_CHECK_EQ(coev_join(c, NULL), 0);
@@ -396,7 +401,7 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(coev_sem_value(&s), 0);
 	/* A shielded, cancelled task waits and gets the next permit. */
 	TU_CHECK_EQ(coev_spawn_named("shielded", sem_waiter, &w7, &t7), 0);
-	settle_after(&w7.arrived);
+	parked(t7, COEV_WAIT_SEM, &s);
 	TU_CHECK_EQ(atomic_load(&w7.finished), 0);
 	TU_CHECK_EQ(coev_sem_release(&s), 0);
 	TU_CHECK_EQ(coev_join(t7, NULL), 0);
@@ -424,12 +429,14 @@ typedef struct thr_acq {
 	atomic_int arrived;
 	int rc;
 	coev_time_t took;
+	tu_thread_at_t at;
 } thr_acq_t;
 
 static void *thread_acquire(void *arg)
 {
 	thr_acq_t *a = arg;
 
+	TU_THREAD_AT(&a->at);
 	atomic_store(&a->arrived, 1);
 	coev_time_t t0 = coev_now();
 	a->rc = a->timeout ? coev_sem_acquire_dl(a->s, t0 + a->timeout)
@@ -456,11 +463,9 @@ static void test_sem_cancel_from_thread_and_thread_waiters(void **state)
 	w1 = (sw_t){.s = &s, .deadline = COEV_FOREVER};
 	w2 = (sw_t){.s = &s, .deadline = COEV_FOREVER};
 	assert_int_equal(coev_rt_spawn(rt, "w1", sem_waiter, &w1, &t1), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w1.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t1, COEV_WAIT_SEM, &s), 0);
 	assert_int_equal(coev_rt_spawn(rt, "w2", sem_waiter, &w2, &t2), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w2.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t2, COEV_WAIT_SEM, &s), 0);
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel, t1), 0);
 	pthread_join(th, &crc);
 	assert_int_equal((intptr_t)crc, 0);
@@ -480,7 +485,7 @@ static void test_sem_cancel_from_thread_and_thread_waiters(void **state)
 	assert_true(ad.took >= COEV_MSEC(30));
 	assert_int_equal(pthread_create(&tb, NULL, thread_acquire, &ab), 0);
 	assert_int_equal(tu_thread_wait_at_least(&ab.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_thread_parked(&ab.at), 0);
 	assert_int_equal(coev_sem_value(&s), 0);
 	assert_int_equal(coev_sem_release(&s), 0);
 	pthread_join(tb, NULL);
@@ -796,7 +801,7 @@ static int cb_main(void *arg)
 	TU_CHECK_EQ(coev_sem_init(&s, 0), 0);
 	w = (sw_t){.s = &s, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn_named("waiter", sem_waiter, &w, &t), 0);
-	settle_after(&w.arrived);
+	parked(t, COEV_WAIT_SEM, &s);
 	TU_CHECK_EQ(tu_on_loop(sem_cb, &c), 0);
 	TU_CHECK_EQ(c.dl_rc, COEV_ENOTCORO);
 	TU_CHECK_EQ(c.acq_rc, COEV_ENOTCORO);
@@ -830,12 +835,12 @@ static int destroy_waiter(void *arg)
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_sem_init(&misuse_s, 0);
-	coev_spawn(destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn(destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_SEM, &misuse_s);
 	coev_sem_destroy(&misuse_s);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;

@@ -30,6 +30,7 @@ typedef struct ww {
 	atomic_int arrived, finished;
 	int rc, early, after_rc;
 	coev_time_t ended;
+	tu_thread_at_t at; /* a plain thread's, for tu_wait_thread_parked */
 } ww_t;
 
 static void ww_body(ww_t *w, int in_task)
@@ -42,6 +43,8 @@ static void ww_body(ww_t *w, int in_task)
 		coev_shield_begin();
 	if (in_task && w->push)
 		tok = coev_deadline_push(w->push);
+	if (!in_task)
+		TU_THREAD_AT(&w->at);
 	atomic_store(&w->arrived, 1);
 	int rc = w->deadline == COEV_FOREVER
 			 ? coev_wg_wait(w->wg)
@@ -265,7 +268,7 @@ static void test_wg_add_counts_and_negative_add(void **state)
 	w = (ww_t){.wg = &wg, .deadline = COEV_FOREVER};
 	assert_int_equal(pthread_create(&th, NULL, thread_wg_waiter, &w), 0);
 	assert_int_equal(tu_thread_wait_at_least(&w.arrived, 1), 0);
-	tu_nap_ms(10);
+	assert_int_equal(tu_wait_thread_parked(&w.at), 0);
 	coev_wg_done(&wg);
 	coev_wg_add(&wg, -3); /* one left */
 	tu_nap_ms(10);
@@ -328,7 +331,7 @@ static int giveup_main(void *arg)
 	TU_CHECK_EQ(w[3].rc, -ECANCELED);
 	for (int i = 4; i < 8; i++) {
 		TU_CHECK_EQ(coev_spawn(wg_waiter, &w[i], &t[i]), 0);
-		settle_after(&w[i].arrived);
+		parked(t[i], COEV_WAIT_EVENT, &wg);
 	}
 	TU_CHECK_EQ(coev_cancel(t[5]), 0);
 	TU_CHECK_EQ(coev_spawn(cancel_it, t[6], &c), 0);
@@ -374,9 +377,8 @@ static void test_wg_cancel_from_thread_and_thread_waiters(void **state)
 	w2 = (ww_t){.wg = &wg, .deadline = COEV_FOREVER};
 	assert_int_equal(coev_rt_spawn(rt, "w1", wg_waiter, &w1, &t1), 0);
 	assert_int_equal(coev_rt_spawn(rt, "w2", wg_waiter, &w2, &t2), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w1.arrived, 1), 0);
-	assert_int_equal(tu_thread_wait_at_least(&w2.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked(rt, t1, COEV_WAIT_EVENT, &wg), 0);
+	assert_int_equal(tu_wait_parked(rt, t2, COEV_WAIT_EVENT, &wg), 0);
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel, t1), 0);
 	pthread_join(th, &crc);
 	assert_int_equal((intptr_t)crc, 0);
@@ -390,7 +392,7 @@ static void test_wg_cancel_from_thread_and_thread_waiters(void **state)
 	assert_int_equal(td.rc, -ETIMEDOUT);
 	assert_true(td.ended >= td.deadline);
 	assert_int_equal(tu_thread_wait_at_least(&tf.arrived, 1), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_thread_parked(&tf.at), 0);
 	coev_wg_done(&wg);
 	tu_nap_ms(10);
 	assert_int_equal(atomic_load(&tf.finished), 0);
@@ -541,7 +543,7 @@ static int cb_main(void *arg)
 	coev_wg_add(&wg, 1);
 	w = (ww_t){.wg = &wg, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn(wg_waiter, &w, &t), 0);
-	settle_after(&w.arrived);
+	parked(t, COEV_WAIT_EVENT, &wg);
 	TU_CHECK_EQ(tu_on_loop(wg_cb, &c), 0);
 	TU_CHECK_EQ(c.dl_rc, COEV_ENOTCORO);
 	TU_CHECK_EQ(c.wait_rc, COEV_ENOTCORO);
@@ -643,13 +645,13 @@ static int destroy_waiter(void *arg)
 static int destroy_main(void *arg)
 {
 	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_wg_init(&misuse_wg);
 	coev_wg_add(&misuse_wg, 1);
-	coev_spawn(destroy_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn(destroy_waiter, &arrived, &t);
+	parked(t, COEV_WAIT_EVENT, &misuse_wg);
 	coev_wg_destroy(&misuse_wg);
 	fprintf(stderr, "destroy with a waiter returned\n");
 	return 0;
