@@ -11,6 +11,12 @@
  * completes every future (refused where it is complete already), so every
  * wait ends.
  *
+ * Beside them, maybe a future whose one reference is its waiter's: an
+ * actor completes it through a borrowed pointer, and the waiter releases
+ * it (freeing it) as soon as its wait returns, while the completion may
+ * still be returning (coev/future.h, rule 1; ASan builds report a touch
+ * of the freed future).
+ *
  * Oracles: each future is completed exactly once (one completion or
  * cancel returned 0, or an await that gave up cancelled it), every other
  * completion is refused with -EALREADY (after a completion) or -ECANCELED
@@ -65,6 +71,8 @@ static struct state {
 	} posts[ACTORS][ACTIONS];
 	coev_rt_t *rt;
 	int main_ret;
+	bool life;	   /* the future of the lifetime check */
+	coev_future_t *lf; /* its one reference is life_waiter's */
 } st;
 
 static void value_free(void *v)
@@ -194,13 +202,36 @@ static int waiter_main(void *arg)
 	return 0;
 }
 
+static void life_completer(void *arg)
+{
+	(void)arg;
+	H_CHECK(coev_future_set(st.lf, 42) == 0, "life future's set");
+}
+
+static int life_waiter(void *arg)
+{
+	int r, res = 0;
+
+	(void)arg;
+	r = coev_future_wait(st.lf, &res);
+	H_CHECK(r == 0 && res == 42, "life future: %d, %d", r, res);
+	coev_future_release(st.lf); /* the last reference: frees it */
+	return 0;
+}
+
 static int main_task(void *arg)
 {
-	coev_task_t *ts[WAITERS];
-	sim_actor_t as[ACTORS];
+	coev_task_t *ts[WAITERS], *lw = NULL;
+	sim_actor_t as[ACTORS], la;
 
 	(void)arg;
 	st.rt = coev_rt_current();
+	if (st.life) {
+		H_CHECK(coev_future_new(&st.lf) == 0, "future_new");
+		H_CHECK(coev_spawn(life_waiter, NULL, &lw) == 0, "spawn");
+		H_CHECK(sim_actor_start(&la, "life", life_completer, NULL) == 0,
+			"actor start");
+	}
 	for (unsigned i = 0; i < st.nw; i++)
 		H_CHECK(coev_spawn(waiter_main, &st.w[i], &ts[i]) == 0,
 			"spawn");
@@ -220,6 +251,10 @@ static int main_task(void *arg)
 		complete(j, (int)(j * 10 + 9));
 	for (unsigned i = 0; i < st.nw; i++)
 		H_CHECK(coev_join(ts[i], NULL) == 0, "join");
+	if (st.life) {
+		H_CHECK(coev_join(lw, NULL) == 0, "join");
+		sim_actor_join(la);
+	}
 	return 0;
 }
 
@@ -281,6 +316,7 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	st.nw = 1 + prog_byte(&g) % WAITERS;
 	st.na = 1 + prog_byte(&g) % ACTORS;
 	st.on_done_mask = (uint8_t)prog_byte(&g);
+	st.life = prog_byte(&g) & 1;
 	for (unsigned i = 0; i < st.nw; i++) {
 		unsigned b = prog_byte(&g);
 
