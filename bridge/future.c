@@ -15,7 +15,9 @@
  * Lifetime is a reference count only: completion, waiting and callbacks
  * never free the future, so a producer holding a reference can always
  * complete it safely, however late. The state word then tells it whether
- * anyone still wanted the result (-ECANCELED after a cancel).
+ * anyone still wanted the result (-ECANCELED after a cancel). The last
+ * release takes the lock before freeing, so a waiter that saw the
+ * completion may release at once, while the completer is still inside.
  *
  * Waking: the completer hands each waiting task to the scheduler. From a
  * thread outside the runtime that is the inject queue plus a doorbell for
@@ -88,7 +90,12 @@ void coev_future_release(coev_future_t *f)
 	if (old != 1)
 		return;
 	/* Every callback holds a reference, so none is pending here; a
-	 * waiter does not, and would wait on freed memory. */
+	 * waiter does not, and would wait on freed memory. Taking the lock
+	 * also waits out a completion still in its critical section: finish
+	 * publishes the state before it unlocks, and whoever saw the state
+	 * may release the last reference at once (coev/future.h, rule 1).
+	 * After its unlock, finish touches f only for callbacks, each with a
+	 * reference of its own. */
 	coev__sync_check_idle(&f->lk, &f->q, "future", f);
 	if (f->value && f->value_free)
 		f->value_free(f->value);

@@ -26,7 +26,11 @@
  *     with coev_future_release(). The memory lives until the last one goes,
  *     so a callback that holds a reference may arrive at any time — after
  *     its waiter timed out or was cancelled, after the runtime shut down —
- *     and is safe.
+ *     and is safe. A completion that a wait or a poll has seen is over as
+ *     far as the memory goes: the last reference may be released at once,
+ *     even while the completing call is still returning and even if the
+ *     completer holds no reference of its own (it borrowed one that the
+ *     waiter keeps until its wait returns); callbacks hold their own.
  *  2. A future completes exactly once: with a result (a non-negative value
  *     or a negative error code) and an optional value pointer, or by being
  *     cancelled (result -ECANCELED). Every later completion is refused with

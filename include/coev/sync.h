@@ -39,6 +39,36 @@
  *     a message naming the object. Destroying an idle object again does
  *     nothing; its storage may be initialised anew. None of the calls here
  *     allocate.
+ *  7. Lifetime, as POSIX and Go have it: an object may be destroyed, and
+ *     its storage freed or reused, as soon as the program knows no call on
+ *     it is in flight, where a call that completed another's wait counts
+ *     as finished once that wait has returned, even while it is still
+ *     returning itself: coev touches the object no more once a waiter can
+ *     see the completion. So an object may go
+ *       - wait group: when every wait has returned (the last coev_wg_done
+ *         may still be returning), so a group in the waiter's frame may go
+ *         with the frame;
+ *       - event: once set, when every wait has returned, or when
+ *         coev_event_is_set has returned 1 (the set may still be
+ *         returning);
+ *       - once: when a coev_once has returned 0 or coev_once_done 1, and
+ *         no other coev_once waits (the call that ran the function may
+ *         still be returning);
+ *       - mutex, read-write lock: when the caller has unlocked it and no
+ *         lock call is in flight, however it got the lock: the previous
+ *         holder's unlock may still be returning (POSIX's reference-count
+ *         example: lock, drop the last reference, unlock, destroy);
+ *       - semaphore: when no acquire is in flight (a release whose permit
+ *         was taken may still be returning);
+ *       - condition variable: when no wait is in flight (a signal or
+ *         broadcast may still be returning);
+ *       - barrier: when every party of the last round has returned (the
+ *         one that completed the round may still be returning).
+ *     Calling _destroy() first is not needed for this: it only checks that
+ *     nobody waits. Channels (coev_chan_free once no call is in flight; a
+ *     send whose message was received and a close that a receive reported
+ *     count as finished) and futures (coev/future.h, rule 1) follow the
+ *     same rule.
  */
 #ifndef COEV_SYNC_H
 #define COEV_SYNC_H
