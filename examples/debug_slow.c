@@ -16,7 +16,11 @@
  * other worker: a busy task stalls only its own worker. Each task is
  * pinned to a worker of its own so that the picture is the same in every
  * run (unpinned, the heartbeat could sit behind crunch until the monitor
- * woke the other worker to take it).
+ * woke the other worker to take it). The reports go to stderr through
+ * cfg.log, which also notes the last one: the monitor says how long
+ * crunch ran at its next look after crunch suspends, and says nothing
+ * once the runtime has stopped, so the program waits for it (on a busy
+ * machine crunch may end after the heartbeat, just before the end).
  *
  *   build/examples/debug_slow              (make examples)
  *   build/examples/debug_slow 2>/dev/null  the heartbeat alone
@@ -24,13 +28,26 @@
  */
 #include <coev.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #define BUSY_MS 400
 #define BEATS 10
 #define BEAT_MS 50
 
 static coev_time_t t0;
+static atomic_int end_reported;
+
+/* Debug mode's reports, to stderr as by default; notes the report of the
+ * end of crunch's run. */
+static void report(void *arg, const char *text)
+{
+	(void)arg;
+	fputs(text, stderr);
+	if (strstr(text, "suspended after about"))
+		atomic_store(&end_reported, 1);
+}
 
 static long ms_since(coev_time_t t)
 {
@@ -110,6 +127,9 @@ static int run(void *arg)
 		return 1;
 	}
 	coev_gather(t, 2, res);
+	/* Until debug mode has said how long crunch ran (up to 5 s). */
+	for (int i = 0; i < 5000 && !atomic_load(&end_reported); i++)
+		coev_sleep(COEV_MSEC(1));
 	return res[0] < 0 || res[1] < 0;
 }
 
@@ -121,5 +141,6 @@ int main(void)
 	coev_config_init(&cfg);
 	cfg.workers = 2;
 	cfg.debug |= COEV_DEBUG_CHECKS;
+	cfg.log = report;
 	return coev_run(run, NULL, &cfg) == 0 ? 0 : 1;
 }
