@@ -211,14 +211,16 @@ check-tsan-migrate:
 # alone takes over ten minutes), test_scope (asserts both workers got
 # children) and test_ctx (valgrind does not model MXCSR rounding modes).
 # Forked children (the abort tests) report nothing: they die with their
-# runtime still running.
+# runtime still running. --fair-sched=yes: valgrind's default lock lets a
+# thread that spins without a syscall (a spawner refused by a shutdown)
+# starve the others for tens of seconds; the ticket lock hands it round.
 VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
 	test_runtime test_blocking) \
 	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
 	test_sem test_wg test_once test_select) \
 	$(addprefix tests/bridge/,test_future test_watch) \
 	tests/io/test_resolve
-VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,possible --child-silent-after-fork=yes
 check-valgrind:
 	$(MAKE) SAN=valgrind deps lib $(VALGRIND_TESTS:%=build-valgrind/%)
