@@ -705,6 +705,47 @@ def scale_lines(ok, workloads):
     return lines
 
 
+def strace_lines(raw_path, workloads):
+    """The STRACE=1 section: system calls per task of each runtime, from
+    one extra run under strace -f -c (run.sh's STRACE lines), with the
+    three most frequent calls."""
+    got = {}
+    with open(raw_path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 or parts[0] != "STRACE":
+                continue
+            kv = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
+            got[(parts[1], parts[2])] = kv
+    if not got:
+        return []
+    rows = [("workload",) + tuple(RUNTIMES)]
+    for w in workloads:
+        cells = []
+        for rt in RUNTIMES:
+            kv = got.get((w, rt))
+            if kv is None:
+                cells.append("-")
+            elif "syscalls_per_op" not in kv:
+                cells.append("FAILED (rc=%s)" % kv.get("rc", "?"))
+            else:
+                cells.append("%s (%s)" % (
+                    fmt(num(kv, "syscalls_per_op")),
+                    kv.get("top", "").replace(",", " ")))
+        if any(c != "-" for c in cells):
+            rows.append((w,) + tuple(cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[j])
+                               for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * wd for wd in widths))
+    lines.append("cells: system calls per task, every thread, start-up "
+                 "included (most frequent calls: name:count)")
+    return lines
+
+
 def http_notes(ok):
     """Runs of http, c10k, bridge or trace-off whose numbers need a
     caveat: socket errors or non-2xx responses in wrk's report, idle
@@ -757,6 +798,10 @@ def main():
         report += ["", "== trace-off: spawn with tracing compiled out "
                    "(notrace), compiled in but off (off), on (on) =="]
         report += trace_off_lines(stats)
+    slines = strace_lines(raw, workloads)
+    if slines:
+        report += ["", "== system calls per task (STRACE=1: one more run "
+                   "under strace -f -c) =="] + slines
     report += ["", "== targets (coev vs the named peer, or the better of "
                "the peers; medians) =="] + tlines
     notes = http_notes(ok)

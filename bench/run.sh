@@ -21,6 +21,9 @@
 #   SLEEPER_RUNS   runs of sleepers and sleepers-cancel (default 3)
 #   SLEEPERS       tasks of sleepers and sleepers-cancel (default 100,000
 #                  and 1,000,000), read by the programs themselves
+#   STRACE         1: after the runs of spawn, spawn-wg, sleepers and
+#                  sleepers-cancel, one more run of each runtime under
+#                  `strace -f -c`, for the system calls per task
 #   SCALE          1: the scaling curve instead: spawn, yield and fib (or
 #                  WORKLOADS, any of spawn spawn-wg yield fib) on 1, 2, ...
 #                  SCALE_MAX workers (default: the online CPUs, nproc) for
@@ -65,6 +68,9 @@ ALL_WORKLOADS="spawn spawn-wg yield fib sleepers sleepers-cancel switch pingpong
 # The workloads of the scaling curve (SCALE=1), and what it runs by default.
 SCALE_WORKLOADS="spawn spawn-wg yield fib"
 SCALE=${SCALE:-0}
+STRACE=${STRACE:-0}
+# The workloads whose system calls STRACE=1 counts.
+STRACE_WORKLOADS="spawn spawn-wg sleepers sleepers-cancel"
 SCALE_MAX=${SCALE_MAX:-$(nproc)}
 # The workloads of coev's channels, mutex and wait group, built from their
 # own program.
@@ -227,6 +233,8 @@ if [ -n "$peer_workloads" ]; then
 	fi
 fi
 command -v gnuplot >/dev/null || missing="$missing gnuplot"
+[ "$STRACE" = 1 ] && ! command -v strace >/dev/null &&
+	die "STRACE=1 needs strace (apt-get install strace)"
 if [ -n "$http_workloads" ]; then
 	for m in $(http_missing); do missing="$missing $m"; done
 	if ! command -v go >/dev/null; then
@@ -452,10 +460,42 @@ run_many() {
 		grep . | while read -r line; do say "  $(echo "$line" | cut -d' ' -f2-)"; done
 }
 
-# run_one WORKLOAD RUNTIME WORKERS: one process, one BENCH line into $RAW
-# (or a FAIL line when it crashes, times out or prints no BENCH line).
+# strace_one WORKLOAD RUNTIME WORKERS CMD...: one extra run of CMD under
+# strace -f -c (every thread; counts, no log of each call). Writes a
+# STRACE line into $RAW: syscalls_per_op = every system call of the
+# process, start-up included, / its tasks; calls, tasks, and the three
+# most frequent calls with their counts. The run's own timings are
+# thrown away: ptrace stops slow every call down.
+strace_one() {
+	local w=$1 rt=$2 n=$3 log=$LOGS/$1-$2-strace.log
+	local st=$LOGS/strace-$1-$2.txt out rc tasks calls top
+	shift 3
+	echo "== $(date -u +%H:%M:%S) strace -f -c $*" >>"$log"
+	out=$(timeout -k 5 "$BENCH_TIMEOUT" strace -f -c -o "$st" "$@" 2>>"$log")
+	rc=$?
+	tasks=$(printf '%s\n' "$out" | grep '^BENCH ' | tail -n 1 |
+		grep -o ' tasks=[0-9]*' | cut -d= -f2)
+	# strace -c's table: % time, seconds, usecs/call, calls, [errors,]
+	# syscall; the last row is the total.
+	calls=$(awk '$NF == "total" { print $4 }' "$st" 2>/dev/null)
+	if [ "$rc" != 0 ] || [ -z "$tasks" ] || [ -z "$calls" ]; then
+		echo "STRACE $w $rt workers=$n rc=$rc failed=1" >>"$RAW"
+		say "  FAILED $w $rt under strace: $(why_failed "$rc" "$log")"
+		return 0
+	fi
+	top=$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$st" |
+		sort -rn | head -n 3 | awk '{ printf "%s%s:%s", (NR > 1 ? "," : ""), $2, $1 }')
+	line="STRACE $w $rt workers=$n syscalls_per_op=$(awk -v c="$calls" \
+		-v t="$tasks" 'BEGIN { printf "%.4f", c / t }') calls=$calls tasks=$tasks top=$top"
+	echo "$line" >>"$RAW"
+	say "  ${line#STRACE }"
+}
+
+# run_one WORKLOAD RUNTIME WORKERS [strace]: one process, one BENCH line
+# into $RAW (or a FAIL line when it crashes, times out or prints no BENCH
+# line); with strace, one run under strace instead (strace_one).
 run_one() {
-	local w=$1 rt=$2 n=$3 log out rc line
+	local w=$1 rt=$2 n=$3 mode=${4:-} log out rc line
 	log=$LOGS/$w-$rt-w$n.log
 	case $w:$rt in
 	bridge:*)
@@ -485,6 +525,10 @@ run_one() {
 		set -- "$TOKIO_BIN" "$w" "$n"
 		;;
 	esac
+	if [ "$mode" = strace ]; then
+		strace_one "$w" "$rt" "$n" "$@"
+		return 0
+	fi
 	echo "== $(date -u +%H:%M:%S) $*" >>"$log"
 	out=$(timeout -k 5 "$BENCH_TIMEOUT" "$@" 2>>"$log")
 	rc=$?
@@ -688,6 +732,14 @@ for w in $WORKLOADS; do
 			[ "$w" = fib ] && run_one fib "$rt" 1
 		done
 	done
+	# STRACE=1: one more run of each runtime, under strace.
+	if [ "$STRACE" = 1 ] && [ "$SCALE" != 1 ]; then
+		case " $STRACE_WORKLOADS " in *" $w "*)
+			say "$w: one run of each runtime under strace -f -c"
+			for rt in $RUNTIMES; do run_one "$w" "$rt" "$WORKERS" strace; done
+			;;
+		esac
+	fi
 	# The loopback servers stop once no later workload needs them.
 	case $w in redis | resolve)
 		case " ${WORKLOADS#*"$w"} " in
