@@ -7,7 +7,9 @@ RESULT lines, a table, target verdicts and a gnuplot chart.
 RAW holds, in run order, the lines the benchmark programs printed
 ("BENCH <workload> <runtime> workers=<n> key=value ...") and the lines
 run.sh wrote for runs that failed ("FAIL <workload> <runtime> workers=<n>
-rc=<code> why=<text>"). The report goes to stdout and to OUT_TXT (preceded
+rc=<code> why=<text>"), and with STRACE=1 the system call counts of one
+extra run ("STRACE <workload> <runtime> workers=<n> syscalls_per_op=<x>
+calls=<n> tasks=<n> top=<call>:<count>,..."). The report goes to stdout and to OUT_TXT (preceded
 by HEADER_FILE's text when given, followed by the raw lines); the chart is
 drawn by gnuplot into PNG from a script and data files written to CHART_DIR.
 
