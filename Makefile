@@ -14,6 +14,8 @@
 #   make fuzz-check   the simulation's PCT and random schedules (in check)
 #   make fuzz         an AFL++ campaign on the simulation (FUZZ_SECONDS)
 #   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
+#   make bench-scale  the scaling curve: spawn, yield, fib on 1..nproc workers
+#                     for coev, Go and tokio (SCALE=1 bench/run.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # SAN=asan|tsan|valgrind selects a sanitizer build in its own directory.
@@ -79,7 +81,7 @@ TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench \
+.PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench bench-scale \
 	check-tsan-migrate check-valgrind \
 	examples fuzz fuzz-check \
 	install uninstall clean format format-check
@@ -240,6 +242,9 @@ demo: deps $(B)/examples/tour $(B)/examples/pipeline $(B)/examples/limit \
 
 bench: deps lib
 	@bench/run.sh
+
+bench-scale: deps lib
+	@SCALE=1 bench/run.sh
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/lib/pkgconfig

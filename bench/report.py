@@ -7,9 +7,15 @@ RESULT lines, a table, target verdicts and a gnuplot chart.
 RAW holds, in run order, the lines the benchmark programs printed
 ("BENCH <workload> <runtime> workers=<n> key=value ...") and the lines
 run.sh wrote for runs that failed ("FAIL <workload> <runtime> workers=<n>
-rc=<code> why=<text>"). The report goes to stdout and to OUT_TXT (preceded
+rc=<code> why=<text>"), and with STRACE=1 the system call counts of one
+extra run ("STRACE <workload> <runtime> workers=<n> syscalls_per_op=<x>
+calls=<n> tasks=<n> top=<call>:<count>,..."). The report goes to stdout and to OUT_TXT (preceded
 by HEADER_FILE's text when given, followed by the raw lines); the chart is
 drawn by gnuplot into PNG from a script and data files written to CHART_DIR.
+
+With BENCH_SCALE=1 in the environment (run.sh's SCALE=1), the report also
+has the scaling curve: the spawn, spawn-wg, yield and fib runs at each
+worker count, per runtime, with the speed-up over one worker.
 """
 import math
 import os
@@ -37,7 +43,8 @@ BRIDGE_RUNTIMES = {"bridge": ["coev", "eventfd"],
 TRACE_RUNTIMES = {"trace-off": ["notrace", "off", "on"]}
 # Workloads with runtimes of their own, each its own table.
 OWN_RUNTIMES = {**BRIDGE_RUNTIMES, **TRACE_RUNTIMES}
-WORKLOADS = ["spawn", "yield", "fib", "sleepers", "switch", "pingpong",
+WORKLOADS = ["spawn", "spawn-wg", "yield", "fib", "sleepers",
+             "sleepers-cancel", "switch", "pingpong",
              "mutex", "pipeline", "trace-off", "bridge", "redis", "resolve",
              "http", "c10k"]
 WORKERS = 2
@@ -55,15 +62,37 @@ def workers_of(w, metric):
     return 1 if w in ONE_WORKER or metric == "ns_per_task_1w" else WORKERS
 
 
+# The kernel's counters per task (getrusage deltas around the measured
+# section, whole process) that the task-lifecycle workloads print.
+KCOUNT_WORKLOADS = ["spawn", "spawn-wg", "sleepers", "sleepers-cancel"]
+KCOUNT_METRICS = [("minflt_per_op", "page faults per task"),
+                  ("csw_per_op", "context switches per task"),
+                  ("sys_ns_per_op", "system time ns per task")]
+
+
+def kcount_rows(w):
+    return [(w, m, m, unit, True) for m, unit in KCOUNT_METRICS]
+
+
 # (workload, metric, source key, unit shown on the chart, lower is better)
 METRICS = [
     ("spawn", "ns_per_task", "ns_per_task", "ns per task", True),
+    *kcount_rows("spawn"),
+    ("spawn-wg", "ns_per_task", "ns_per_task", "ns per task", True),
+    *kcount_rows("spawn-wg"),
     ("yield", "ns_per_yield", "ns_per_yield", "ns per yield", True),
     ("fib", "ns_per_task", "ns_per_task", "ns per task", True),
     ("fib", "speedup", None, "speedup 2 workers / 1", False),
     ("fib", "ns_per_task_1w", "ns_per_task", "ns per task, 1 worker", True),
     ("sleepers", "kib_per_task", "kib_per_task", "KiB RSS per task", True),
     ("sleepers", "wall_s", "wall_s", "wall s", True),
+    *kcount_rows("sleepers"),
+    ("sleepers-cancel", "start_s", "start_s", "s to put all to sleep", True),
+    ("sleepers-cancel", "cancel_s", "cancel_s", "s to cancel and free all",
+     True),
+    ("sleepers-cancel", "kib_per_task", "kib_per_task", "KiB RSS per task",
+     True),
+    *kcount_rows("sleepers-cancel"),
     ("switch", "ns_per_switch", "ns_per_switch", "ns per switch", True),
     ("pingpong", "ns_per_roundtrip", "ns_per_roundtrip", "ns per round trip",
      True),
@@ -89,7 +118,8 @@ METRICS = [
      True),
     ("c10k", "req_per_s", "req_per_s", "requests/s, 10k idle held", False),
 ]
-CHART_SKIP = {("fib", "ns_per_task_1w")}
+CHART_SKIP = {("fib", "ns_per_task_1w")} | {
+    (w, m) for w in KCOUNT_WORKLOADS for m, _ in KCOUNT_METRICS}
 LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 
 COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
@@ -188,6 +218,7 @@ def collect(ok, failed):
                 ["no %s in output" % src] * (len(runs) - len(vals))
             if vals or reasons:
                 stats[(w, metric, rt)] = Stat(vals, reasons)
+                stats[(w, metric, rt)].tasks = {r.get("tasks") for r in runs}
     return stats
 
 
@@ -287,10 +318,18 @@ def tables(stats, workloads):
 # median op limit (the best peer is shown for reference).
 TARGETS = [
     ("spawn", "ns_per_task", "ratio", 1 / 3, "<=", PEERS),
+    ("spawn-wg", "ns_per_task", "ratio", 1 / 3, "<=", PEERS),
+    # Issue 15: system time per task no higher than Go's.
+    ("spawn", "sys_ns_per_op", "ratio", 1.0, "<=", ["go"]),
+    ("spawn-wg", "sys_ns_per_op", "ratio", 1.0, "<=", ["go"]),
     ("yield", "ns_per_yield", "ratio", 1 / 2, "<=", PEERS),
     ("fib", "ns_per_task", "ratio", 1 / 2, "<=", PEERS),
     ("fib", "speedup", "abs", 1.7, ">=", PEERS),
     ("sleepers", "kib_per_task", "abs", 8.0, "<=", PEERS),
+    # Issue 15: 1M sleepers started in <= 2 s, cancelled and freed in <= 2 s
+    # (with SLEEPERS at its default of 1,000,000).
+    ("sleepers-cancel", "start_s", "abs", 2.0, "<=", PEERS),
+    ("sleepers-cancel", "cancel_s", "abs", 2.0, "<=", PEERS),
     ("switch", "ns_per_switch", "abs", 10.0, "<", PEERS),
     ("pingpong", "ns_per_roundtrip", "ratio", 1 / 3, "<=", PEERS),
     ("mutex", "ns_per_pair", "ratio", 1 / 2, "<=", PEERS),
@@ -309,6 +348,11 @@ TARGETS = [
     # Tracing compiled in but off costs nothing measurable: see noise().
     ("trace-off", "ns_per_task", "noise", None, None, ["notrace"]),
 ]
+
+
+# Targets that hold for one size of the workload only (SLEEPERS can change
+# it): workload -> the task count they are stated for.
+TARGET_TASKS = {"sleepers-cancel": 1000000}
 
 
 def holds(v, op, limit):
@@ -427,6 +471,13 @@ def target_lines(stats, workloads):
                          % (w, metric))
             continue
         ps = stats.get((w, metric, peer)) if peer else None
+        want = TARGET_TASKS.get(w)
+        if want and c.ok and getattr(c, "tasks", set()) != {str(want)}:
+            lines.append("TARGET %-8s %-16s stated for tasks=%d, run with "
+                         "tasks=%s  -> N/A" % (
+                             w, metric, want,
+                             ",".join(sorted(t for t in c.tasks if t))))
+            continue
         if kind == "ratio":
             goal = "coev/%s %s %s" % (peer or "/".join(peers), op,
                                       fmt(limit))
@@ -592,6 +643,111 @@ OTHER_CPU_FLAG = 10
 NOTED = ("http", "c10k", "bridge", "trace-off")
 
 
+# The scaling curve (BENCH_SCALE=1): workload -> the metric of its runs.
+SCALE_METRICS = {"spawn": "ns_per_task", "spawn-wg": "ns_per_task",
+                 "yield": "ns_per_yield", "fib": "ns_per_task"}
+
+
+def scale_lines(ok, workloads):
+    """The scaling curve: for each workload, a row per runtime with the
+    median of its metric at each worker count and, in brackets, the
+    speed-up over the same runtime on one worker (median at 1 / median at
+    n: for these fixed amounts of work, how much faster the whole job
+    got)."""
+    lines = []
+    for w in workloads:
+        m = SCALE_METRICS.get(w)
+        if m is None:
+            continue
+        counts = sorted({k[2] for k in ok if k[0] == w})
+        if not counts:
+            continue
+        rows = [("runtime",) + tuple("%d worker%s" % (n, "" if n == 1
+                                                       else "s")
+                                     for n in counts)]
+        for rt in RUNTIMES:
+            meds = {}
+            for n in counts:
+                vals = [v for v in (num(r, m) for r in ok.get((w, rt, n), []))
+                        if v is not None]
+                if vals:
+                    meds[n] = statistics.median(vals)
+            if not meds:
+                continue
+            base = meds.get(1)
+            cells = []
+            for n in counts:
+                if n not in meds:
+                    cells.append("-")
+                elif base:
+                    cells.append("%s (x%.2f)" % (fmt(meds[n]),
+                                                 base / meds[n]))
+                else:
+                    cells.append(fmt(meds[n]))
+            rows.append((rt,) + tuple(cells))
+        if len(rows) == 1:
+            continue
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        if lines:
+            lines.append("")
+        lines.append("%s: %s, median (speed-up over 1 worker)" % (w, m))
+        for i, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(widths[j])
+                                   for j, c in enumerate(r)).rstrip())
+            if i == 0:
+                lines.append("  ".join("-" * wd for wd in widths))
+        for rt in RUNTIMES:
+            pts = " ".join("%d:%s" % (n, fmt(statistics.median(vs)))
+                           for n in counts
+                           for vs in [[v for v in (num(r, m) for r in
+                                                   ok.get((w, rt, n), []))
+                                       if v is not None]] if vs)
+            if pts:
+                lines.append("SCALE %s %s %s %s" % (w, rt, m, pts))
+    return lines
+
+
+def strace_lines(raw_path, workloads):
+    """The STRACE=1 section: system calls per task of each runtime, from
+    one extra run under strace -f -c (run.sh's STRACE lines), with the
+    three most frequent calls."""
+    got = {}
+    with open(raw_path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 or parts[0] != "STRACE":
+                continue
+            kv = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
+            got[(parts[1], parts[2])] = kv
+    if not got:
+        return []
+    rows = [("workload",) + tuple(RUNTIMES)]
+    for w in workloads:
+        cells = []
+        for rt in RUNTIMES:
+            kv = got.get((w, rt))
+            if kv is None:
+                cells.append("-")
+            elif "syscalls_per_op" not in kv:
+                cells.append("FAILED (rc=%s)" % kv.get("rc", "?"))
+            else:
+                cells.append("%s (%s)" % (
+                    fmt(num(kv, "syscalls_per_op")),
+                    kv.get("top", "").replace(",", " ")))
+        if any(c != "-" for c in cells):
+            rows.append((w,) + tuple(cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[j])
+                               for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * wd for wd in widths))
+    lines.append("cells: system calls per task, every thread, start-up "
+                 "included (most frequent calls: name:count)")
+    return lines
+
+
 def http_notes(ok):
     """Runs of http, c10k, bridge or trace-off whose numbers need a
     caveat: socket errors or non-2xx responses in wrk's report, idle
@@ -637,10 +793,17 @@ def main():
 
     report = result_lines(stats)
     report += ["", "== table =="] + tables(stats, workloads)
+    if os.environ.get("BENCH_SCALE") == "1":
+        report += ["", "== scaling curve (workers = 1 .. N) =="]
+        report += scale_lines(ok, workloads)
     if "trace-off" in workloads:
         report += ["", "== trace-off: spawn with tracing compiled out "
                    "(notrace), compiled in but off (off), on (on) =="]
         report += trace_off_lines(stats)
+    slines = strace_lines(raw, workloads)
+    if slines:
+        report += ["", "== system calls per task (STRACE=1: one more run "
+                   "under strace -f -c) =="] + slines
     report += ["", "== targets (coev vs the named peer, or the better of "
                "the peers; medians) =="] + tlines
     notes = http_notes(ok)

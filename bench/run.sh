@@ -6,18 +6,28 @@
 #   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
 #   WORKLOADS=bridge RUNS=3 bench/run.sh    coev's futures against eventfd
 #   WORKLOADS=trace-off RUNS=5 bench/run.sh the cost of tracing, off and on
+#   SCALE=1 RUNS=3 bench/run.sh           the scaling curve (make bench-scale)
 #
 # Environment:
-#   WORKLOADS      any of: spawn yield fib sleepers switch pingpong mutex
-#                  pipeline trace-off bridge redis resolve http c10k
-#                  (default: all)
+#   WORKLOADS      any of: spawn spawn-wg yield fib sleepers sleepers-cancel
+#                  switch pingpong mutex pipeline trace-off bridge redis
+#                  resolve http c10k (default: all)
 #   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
 #                  of spawn, yield, fib, sleepers, pingpong, mutex, pipeline
 #                  (bridge, redis and resolve always run coev and their own
 #                  peer: eventfd, redis-benchmark, ares-blocking)
 #   RUNS           runs per short workload and runtime (default 5; for http
 #                  and c10k, default 3)
-#   SLEEPER_RUNS   runs of the 2-second sleepers workload (default 3)
+#   SLEEPER_RUNS   runs of sleepers and sleepers-cancel (default 3)
+#   SLEEPERS       tasks of sleepers and sleepers-cancel (default 100,000
+#                  and 1,000,000), read by the programs themselves
+#   STRACE         1: after the runs of spawn, spawn-wg, sleepers and
+#                  sleepers-cancel, one more run of each runtime under
+#                  `strace -f -c`, for the system calls per task
+#   SCALE          1: the scaling curve instead: spawn, yield and fib (or
+#                  WORKLOADS, any of spawn spawn-wg yield fib) on 1, 2, ...
+#                  SCALE_MAX workers (default: the online CPUs, nproc) for
+#                  each runtime; saved as bench/results/scale-latest.txt
 #   BENCH_TIMEOUT  seconds before one run is killed and counted failed (120)
 #   HTTP_SERVERS   servers of the http workload (default: coev coev-hello
 #                  epoll libuv go tokio uvloop aiohttp)
@@ -54,14 +64,26 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn yield fib sleepers switch pingpong mutex pipeline trace-off bridge redis resolve http c10k"
-# The workloads of coev's channels and mutex, built from their own program.
-SYNC_WORKLOADS="pingpong mutex pipeline"
+ALL_WORKLOADS="spawn spawn-wg yield fib sleepers sleepers-cancel switch pingpong mutex pipeline trace-off bridge redis resolve http c10k"
+# The workloads of the scaling curve (SCALE=1), and what it runs by default.
+SCALE_WORKLOADS="spawn spawn-wg yield fib"
+SCALE=${SCALE:-0}
+STRACE=${STRACE:-0}
+# The workloads whose system calls STRACE=1 counts.
+STRACE_WORKLOADS="spawn spawn-wg sleepers sleepers-cancel"
+SCALE_MAX=${SCALE_MAX:-$(nproc)}
+# The workloads of coev's channels, mutex and wait group, built from their
+# own program.
+SYNC_WORKLOADS="pingpong mutex pipeline spawn-wg"
 # The workloads of the callback-library bridge: coev against a peer of
 # their own (not Go or tokio); redis and resolve talk to the loopback
 # servers of ci/servers.sh.
 BRIDGE_WORKLOADS="bridge redis resolve"
-WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
+if [ "$SCALE" = 1 ]; then
+	WORKLOADS=${WORKLOADS:-spawn yield fib}
+else
+	WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
+fi
 RUNTIMES=${RUNTIMES:-coev go tokio}
 # Each http or c10k run takes over 10 s, so those two default to 3 rounds
 # unless RUNS is given.
@@ -82,6 +104,15 @@ for w in $WORKLOADS; do
 	*) die "unknown workload '$w' (known: $ALL_WORKLOADS)" ;;
 	esac
 done
+if [ "$SCALE" = 1 ]; then
+	for w in $WORKLOADS; do
+		case " $SCALE_WORKLOADS " in
+		*" $w "*) ;;
+		*) die "SCALE=1 runs only $SCALE_WORKLOADS, not '$w'" ;;
+		esac
+	done
+	[ "$SCALE_MAX" -ge 1 ] 2>/dev/null || die "SCALE_MAX must be a positive number"
+fi
 for r in $RUNTIMES; do
 	case $r in coev | go | tokio) ;; *) die "unknown runtime '$r'" ;; esac
 done
@@ -202,6 +233,8 @@ if [ -n "$peer_workloads" ]; then
 	fi
 fi
 command -v gnuplot >/dev/null || missing="$missing gnuplot"
+[ "$STRACE" = 1 ] && ! command -v strace >/dev/null &&
+	die "STRACE=1 needs strace (apt-get install strace)"
 if [ -n "$http_workloads" ]; then
 	for m in $(http_missing); do missing="$missing $m"; done
 	if ! command -v go >/dev/null; then
@@ -427,10 +460,42 @@ run_many() {
 		grep . | while read -r line; do say "  $(echo "$line" | cut -d' ' -f2-)"; done
 }
 
-# run_one WORKLOAD RUNTIME WORKERS: one process, one BENCH line into $RAW
-# (or a FAIL line when it crashes, times out or prints no BENCH line).
+# strace_one WORKLOAD RUNTIME WORKERS CMD...: one extra run of CMD under
+# strace -f -c (every thread; counts, no log of each call). Writes a
+# STRACE line into $RAW: syscalls_per_op = every system call of the
+# process, start-up included, / its tasks; calls, tasks, and the three
+# most frequent calls with their counts. The run's own timings are
+# thrown away: ptrace stops slow every call down.
+strace_one() {
+	local w=$1 rt=$2 n=$3 log=$LOGS/$1-$2-strace.log
+	local st=$LOGS/strace-$1-$2.txt out rc tasks calls top
+	shift 3
+	echo "== $(date -u +%H:%M:%S) strace -f -c $*" >>"$log"
+	out=$(timeout -k 5 "$BENCH_TIMEOUT" strace -f -c -o "$st" "$@" 2>>"$log")
+	rc=$?
+	tasks=$(printf '%s\n' "$out" | grep '^BENCH ' | tail -n 1 |
+		grep -o ' tasks=[0-9]*' | cut -d= -f2)
+	# strace -c's table: % time, seconds, usecs/call, calls, [errors,]
+	# syscall; the last row is the total.
+	calls=$(awk '$NF == "total" { print $4 }' "$st" 2>/dev/null)
+	if [ "$rc" != 0 ] || [ -z "$tasks" ] || [ -z "$calls" ]; then
+		echo "STRACE $w $rt workers=$n rc=$rc failed=1" >>"$RAW"
+		say "  FAILED $w $rt under strace: $(why_failed "$rc" "$log")"
+		return 0
+	fi
+	top=$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$st" |
+		sort -rn | head -n 3 | awk '{ printf "%s%s:%s", (NR > 1 ? "," : ""), $2, $1 }')
+	line="STRACE $w $rt workers=$n syscalls_per_op=$(awk -v c="$calls" \
+		-v t="$tasks" 'BEGIN { printf "%.4f", c / t }') calls=$calls tasks=$tasks top=$top"
+	echo "$line" >>"$RAW"
+	say "  ${line#STRACE }"
+}
+
+# run_one WORKLOAD RUNTIME WORKERS [strace]: one process, one BENCH line
+# into $RAW (or a FAIL line when it crashes, times out or prints no BENCH
+# line); with strace, one run under strace instead (strace_one).
 run_one() {
-	local w=$1 rt=$2 n=$3 log out rc line
+	local w=$1 rt=$2 n=$3 mode=${4:-} log out rc line
 	log=$LOGS/$w-$rt-w$n.log
 	case $w:$rt in
 	bridge:*)
@@ -460,6 +525,10 @@ run_one() {
 		set -- "$TOKIO_BIN" "$w" "$n"
 		;;
 	esac
+	if [ "$mode" = strace ]; then
+		strace_one "$w" "$rt" "$n" "$@"
+		return 0
+	fi
 	echo "== $(date -u +%H:%M:%S) $*" >>"$log"
 	out=$(timeout -k 5 "$BENCH_TIMEOUT" "$@" 2>>"$log")
 	rc=$?
@@ -606,7 +675,7 @@ trace_round() {
 
 for w in $WORKLOADS; do
 	runs=$RUNS
-	[ "$w" = sleepers ] && runs=$SLEEPER_RUNS
+	case $w in sleepers | sleepers-cancel) runs=$SLEEPER_RUNS ;; esac
 	case $w in http | c10k) runs=$HTTP_RUNS ;; esac
 	# A bridge workload whose program is missing, or whose servers do not
 	# start, gets one FAIL line per runtime saying why, and is skipped.
@@ -646,6 +715,13 @@ for w in $WORKLOADS; do
 			for srv in $C10K_SERVERS; do http_round c10k "$srv"; done
 			continue
 		fi
+		# The scaling curve: every runtime on 1, 2, ... SCALE_MAX workers.
+		if [ "$SCALE" = 1 ]; then
+			for n in $(seq 1 "$SCALE_MAX"); do
+				for rt in $RUNTIMES; do run_one "$w" "$rt" "$n"; done
+			done
+			continue
+		fi
 		for rt in $RUNTIMES; do
 			if [ "$w" = switch ]; then
 				[ "$rt" = coev ] && run_one switch coev 1
@@ -656,6 +732,14 @@ for w in $WORKLOADS; do
 			[ "$w" = fib ] && run_one fib "$rt" 1
 		done
 	done
+	# STRACE=1: one more run of each runtime, under strace.
+	if [ "$STRACE" = 1 ] && [ "$SCALE" != 1 ]; then
+		case " $STRACE_WORKLOADS " in *" $w "*)
+			say "$w: one run of each runtime under strace -f -c"
+			for rt in $RUNTIMES; do run_one "$w" "$rt" "$WORKERS" strace; done
+			;;
+		esac
+	fi
 	# The loopback servers stop once no later workload needs them.
 	case $w in redis | resolve)
 		case " ${WORKLOADS#*"$w"} " in
@@ -678,7 +762,12 @@ HDR=$BUILD/header.txt
 	echo "coev: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no commit') ($(cc --version | head -n1))"
 	[ -n "$peer_workloads" ] && has_rt go && command -v go >/dev/null && echo "go: $(go version)"
 	[ -n "$peer_workloads" ] && has_rt tokio && echo "tokio: $(ls -d /usr/share/cargo/registry/tokio-1.* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')($(rustc --version 2>/dev/null))"
-	echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	if [ "$SCALE" = 1 ]; then
+		echo "scaling curve: workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS; workers: 1..$SCALE_MAX"
+	else
+		echo "workloads: $WORKLOADS; runtimes: $RUNTIMES; runs: $RUNS (sleepers $SLEEPER_RUNS); workers: $WORKERS"
+	fi
+	[ -n "${SLEEPERS:-}" ] && echo "SLEEPERS=$SLEEPERS"
 	if has_w trace-off; then
 		echo "trace-off: bench/coev/bench.c spawn, workers=$WORKERS: notrace (libcoev built with -DCOEV_NO_TRACE), off (build/libcoev.a, COEV_TRACE unset), on (COEV_TRACE set, default ring); runs repeated when other processes used ${TRACE_BUSY_MAX}% of the CPUs or more (at most $TRACE_RETRIES times)"
 	fi
@@ -698,7 +787,11 @@ HDR=$BUILD/header.txt
 } >"$HDR"
 
 cat "$HDR"
-python3 "$HERE/report.py" "$RAW" "$RESULTS/latest.txt" "$BUILD/chart" \
-	"$RESULTS/latest.png" "$HDR" || die "report.py failed"
-cp "$RESULTS/latest.txt" "$RESULTS/$stamp.txt"
-say "saved $RESULTS/latest.txt, $RESULTS/$stamp.txt and $RESULTS/latest.png"
+# The scaling curve is saved apart, so that latest.txt stays the last
+# ordinary session.
+pre=""
+[ "$SCALE" = 1 ] && pre=scale-
+BENCH_SCALE=$SCALE python3 "$HERE/report.py" "$RAW" "$RESULTS/${pre}latest.txt" \
+	"$BUILD/chart" "$RESULTS/${pre}latest.png" "$HDR" || die "report.py failed"
+cp "$RESULTS/${pre}latest.txt" "$RESULTS/$pre$stamp.txt"
+say "saved $RESULTS/${pre}latest.txt, $RESULTS/$pre$stamp.txt and $RESULTS/${pre}latest.png"

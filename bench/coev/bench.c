@@ -2,7 +2,7 @@
  * bench/coev/bench.c — coev side of the benchmarks: one binary, one
  * workload per run.
  *
- *   coev-bench <spawn|yield|fib|sleepers> <workers>
+ *   coev-bench <spawn|yield|fib|sleepers|sleepers-cancel> <workers>
  *
  * The runtime is configured with coev_config_init() and cfg.workers set
  * from the command line; everything else keeps its defaults (COEV_* in the
@@ -11,7 +11,14 @@
  *   BENCH <workload> coev workers=<n> <metric>=<value> ...
  * and exits non-zero when a coev call fails or a self-check does not hold.
  * Extra keys (stacks_mapped, stolen) come from coev_rt_worker_stats() and
- * are there for diagnosis only.
+ * are there for diagnosis only. spawn, sleepers and sleepers-cancel also
+ * print the kernel's counters per task over the measured section
+ * (minflt_per_op, csw_per_op, sys_ns_per_op, user_ns_per_op; see
+ * common.h). SLEEPERS in the environment sets the number of sleepers
+ * (default 100,000 for sleepers, 1,000,000 for sleepers-cancel).
+ *
+ * The detached + wait group form of spawn (spawn-wg) is in sync_bench.c,
+ * as it needs sync/'s wait group.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,6 +37,8 @@
 #define FIB_RESULT 75025
 #define SLEEPERS 100000
 #define SLEEP_NS COEV_SEC(2)
+#define CANCEL_SLEEPERS 1000000
+#define CANCEL_SLEEP_NS COEV_SEC(3600) /* cancelled long before */
 
 static char line[512];
 
@@ -64,8 +73,12 @@ static int spawn_bench(void)
 	coev_task_t **h = calloc(SPAWN_TASKS, sizeof *h);
 	int rc, ret;
 
+	struct kcount k0, k1;
+	char kc[160];
+
 	if (!h)
 		return fail("calloc", -ENOMEM);
+	kcount_read(&k0);
 	int64_t t0 = now_ns();
 	for (long i = 0; i < SPAWN_TASKS; i++)
 		if ((rc = coev_spawn(trivial, NULL, &h[i])) < 0)
@@ -77,13 +90,15 @@ static int spawn_bench(void)
 			return fail("trivial task result", ret);
 	}
 	int64_t t1 = now_ns();
+	kcount_read(&k1);
+	kcount_keys(kc, sizeof kc, &k0, &k1, SPAWN_TASKS);
 	coev_worker_stats_t st;
 
 	rt_stats(&st);
 	free(h);
 	snprintf(line, sizeof line,
-		 "tasks=%d ns_per_task=%.2f stacks_mapped=%llu stolen=%llu",
-		 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS,
+		 "tasks=%d ns_per_task=%.2f %s stacks_mapped=%llu stolen=%llu",
+		 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS, kc,
 		 (unsigned long long)st.stacks_mapped,
 		 (unsigned long long)st.stolen);
 	return 0;
@@ -200,61 +215,163 @@ static int fib_bench(void)
 	return 0;
 }
 
-/* ---- sleepers: 100k tasks asleep for 2 s at once ---- */
+/* ---- sleepers: many tasks asleep at once ---- */
 
 static atomic_long sleepers_started;
+static coev_time_t sleep_for;
 
 static int sleeper(void *arg)
 {
 	(void)arg;
 	atomic_fetch_add_explicit(&sleepers_started, 1, memory_order_relaxed);
-	return coev_sleep(SLEEP_NS);
+	return coev_sleep(sleep_for);
 }
 
-static int sleepers_bench(void)
+/* The number of sleepers: SLEEPERS from the environment, else dflt. */
+static long sleepers_count(long dflt)
 {
-	coev_task_t **h = calloc(SLEEPERS, sizeof *h);
-	long rss0, hwm0, rss1, hwm1;
-	int rc, ret;
+	const char *e = getenv("SLEEPERS");
+	char *end;
+	long n;
 
-	if (!h)
+	if (!e || !*e)
+		return dflt;
+	n = strtol(e, &end, 10);
+	if (*end || n < 1) {
+		fprintf(stderr, "coev-bench: bad SLEEPERS=%s\n", e);
+		return -1;
+	}
+	return n;
+}
+
+/* A crowd of sleepers, from the spawn of the first to all of them asleep. */
+struct crowd {
+	long n;
+	coev_task_t **h;
+	long rss0, rss1, hwm1; /* KiB: before spawning, with all asleep */
+	int64_t t0, t_asleep;  /* first spawn; every task started */
+	struct kcount k0;      /* the kernel's counters before spawning */
+};
+
+/* Spawn c->n sleepers (sleeping ns each) and wait until all have started.
+ * Returns 0 or an error (after saying so). */
+static int crowd_start(struct crowd *c, coev_time_t ns)
+{
+	long hwm0;
+	int rc;
+
+	sleep_for = ns;
+	c->h = calloc((size_t)c->n, sizeof *c->h);
+	if (!c->h)
 		return fail("calloc", -ENOMEM);
-	memset(h, 0xff, SLEEPERS * sizeof *h); /* fault the array in now */
-	mem_kib(&rss0, &hwm0);
-	if (rss0 < 0) {
+	memset(c->h, 0xff, (size_t)c->n * sizeof *c->h); /* fault it in now */
+	mem_kib(&c->rss0, &hwm0);
+	if (c->rss0 < 0) {
 		fprintf(stderr, "coev-bench: cannot read /proc/self/status\n");
 		return -1;
 	}
-	int64_t t0 = now_ns();
-	for (long i = 0; i < SLEEPERS; i++)
-		if ((rc = coev_spawn(sleeper, NULL, &h[i])) < 0)
+	kcount_read(&c->k0);
+	c->t0 = now_ns();
+	for (long i = 0; i < c->n; i++)
+		if ((rc = coev_spawn(sleeper, NULL, &c->h[i])) < 0)
 			return fail("coev_spawn", rc);
 	/* Peak: every task has started and is asleep. */
-	while (atomic_load(&sleepers_started) < SLEEPERS)
+	while (atomic_load(&sleepers_started) < c->n)
 		if ((rc = coev_sleep(COEV_MSEC(5))) < 0)
 			return fail("coev_sleep", rc);
-	int64_t t_asleep = now_ns();
-	mem_kib(&rss1, &hwm1);
+	c->t_asleep = now_ns();
+	mem_kib(&c->rss1, &c->hwm1);
+	return 0;
+}
+
+/* The growth of RSS per task, in KiB, at the peak. */
+static double crowd_kib_per_task(const struct crowd *c)
+{
+	long peak = c->rss1 > c->hwm1 ? c->rss1 : c->hwm1;
+	long grow = peak > c->rss0 ? peak - c->rss0 : 0;
+
+	return (double)grow / (double)c->n;
+}
+
+/* Join every sleeper, each of which must return want. */
+static int crowd_join(struct crowd *c, int want)
+{
+	int rc, ret;
+
+	for (long i = 0; i < c->n; i++) {
+		if ((rc = coev_join(c->h[i], &ret)) < 0)
+			return fail("coev_join", rc);
+		if (ret != want)
+			return fail("coev_sleep in a sleeper", ret);
+	}
+	return 0;
+}
+
+/* sleepers: SLEEPERS (100,000) tasks each sleep 2 s, all at once. */
+static int sleepers_bench(void)
+{
+	struct crowd c = {.n = sleepers_count(SLEEPERS)};
+	struct kcount k1;
+	char kc[160];
+	int rc;
+
+	if (c.n < 0)
+		return -EINVAL;
+	if ((rc = crowd_start(&c, SLEEP_NS)) < 0 ||
+	    (rc = crowd_join(&c, 0)) < 0)
+		return rc;
+	int64_t t1 = now_ns();
+	kcount_read(&k1);
+	kcount_keys(kc, sizeof kc, &c.k0, &k1, c.n);
 	coev_worker_stats_t st;
 
 	rt_stats(&st);
-	for (long i = 0; i < SLEEPERS; i++) {
-		if ((rc = coev_join(h[i], &ret)) < 0)
-			return fail("coev_join", rc);
-		if (ret < 0)
-			return fail("coev_sleep in a sleeper", ret);
-	}
-	int64_t t1 = now_ns();
-	long peak = rss1 > hwm1 ? rss1 : hwm1;
-	long grow = peak > rss0 ? peak - rss0 : 0;
-
-	free(h);
+	free(c.h);
 	snprintf(line, sizeof line,
-		 "tasks=%d rss0_kib=%ld rss_kib=%ld hwm_kib=%ld "
-		 "all_asleep_s=%.3f kib_per_task=%.3f wall_s=%.3f "
+		 "tasks=%ld rss0_kib=%ld rss_kib=%ld hwm_kib=%ld "
+		 "all_asleep_s=%.3f kib_per_task=%.3f wall_s=%.3f %s "
 		 "stacks_mapped=%llu stolen=%llu",
-		 SLEEPERS, rss0, rss1, hwm1, (double)(t_asleep - t0) / 1e9,
-		 (double)grow / SLEEPERS, (double)(t1 - t0) / 1e9,
+		 c.n, c.rss0, c.rss1, c.hwm1, (double)(c.t_asleep - c.t0) / 1e9,
+		 crowd_kib_per_task(&c), (double)(t1 - c.t0) / 1e9, kc,
+		 (unsigned long long)st.stacks_mapped,
+		 (unsigned long long)st.stolen);
+	return 0;
+}
+
+/* sleepers-cancel: SLEEPERS (1,000,000) tasks go to sleep for an hour;
+ * once all are asleep, each is cancelled (coev_cancel on every handle) and
+ * then joined. start_s: first spawn to all asleep; cancel_s: first cancel
+ * to the last join, which frees the last task. */
+static int sleepers_cancel_bench(void)
+{
+	struct crowd c = {.n = sleepers_count(CANCEL_SLEEPERS)};
+	struct kcount k1;
+	char kc[160];
+	int rc;
+
+	if (c.n < 0)
+		return -EINVAL;
+	if ((rc = crowd_start(&c, CANCEL_SLEEP_NS)) < 0)
+		return rc;
+	int64_t tc = now_ns();
+	for (long i = 0; i < c.n; i++)
+		if ((rc = coev_cancel(c.h[i])) < 0)
+			return fail("coev_cancel", rc);
+	if ((rc = crowd_join(&c, -ECANCELED)) < 0)
+		return rc;
+	int64_t t1 = now_ns();
+	kcount_read(&k1);
+	kcount_keys(kc, sizeof kc, &c.k0, &k1, c.n);
+	coev_worker_stats_t st;
+
+	rt_stats(&st);
+	free(c.h);
+	snprintf(line, sizeof line,
+		 "tasks=%ld rss0_kib=%ld rss_kib=%ld hwm_kib=%ld start_s=%.3f "
+		 "cancel_s=%.3f kib_per_task=%.3f %s stacks_mapped=%llu "
+		 "stolen=%llu",
+		 c.n, c.rss0, c.rss1, c.hwm1, (double)(c.t_asleep - c.t0) / 1e9,
+		 (double)(t1 - tc) / 1e9, crowd_kib_per_task(&c), kc,
 		 (unsigned long long)st.stacks_mapped,
 		 (unsigned long long)st.stolen);
 	return 0;
@@ -274,6 +391,8 @@ static int bench_main(void *arg)
 		return fib_bench();
 	if (!strcmp(w, "sleepers"))
 		return sleepers_bench();
+	if (!strcmp(w, "sleepers-cancel"))
+		return sleepers_cancel_bench();
 	fprintf(stderr, "coev-bench: unknown workload %s\n", w);
 	return -EINVAL;
 }
@@ -284,8 +403,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: coev-bench <spawn|yield|fib|sleepers> "
-				"<workers>\n");
+		fprintf(stderr, "usage: coev-bench <spawn|yield|fib|sleepers|"
+				"sleepers-cancel> <workers>\n");
 		return 2;
 	}
 	if ((rc = bench_config(&cfg, argv[2])) != 0)

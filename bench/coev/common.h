@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "coev.h"
@@ -23,6 +24,45 @@ static inline int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The kernel's counters of the whole process (every thread), read with
+ * getrusage(RUSAGE_SELF) before and after a measured section. */
+struct kcount {
+	long minflt;  /* page faults served without I/O */
+	long csw;     /* context switches, voluntary + involuntary */
+	int64_t sys;  /* system time, ns */
+	int64_t user; /* user time, ns */
+};
+
+static inline void kcount_read(struct kcount *k)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	k->minflt = ru.ru_minflt;
+	k->csw = ru.ru_nvcsw + ru.ru_nivcsw;
+	k->sys = (int64_t)ru.ru_stime.tv_sec * 1000000000 +
+		 (int64_t)ru.ru_stime.tv_usec * 1000;
+	k->user = (int64_t)ru.ru_utime.tv_sec * 1000000000 +
+		  (int64_t)ru.ru_utime.tv_usec * 1000;
+}
+
+/* Write the counters' growth from a to b, per op of ops, into buf as the
+ * keys every benchmark program prints the same way: minflt_per_op,
+ * csw_per_op, sys_ns_per_op and user_ns_per_op (getrusage's times tick
+ * in microseconds at best, enough over a million operations). */
+static inline void kcount_keys(char *buf, size_t size, const struct kcount *a,
+			       const struct kcount *b, long ops)
+{
+	double n = (double)ops;
+
+	snprintf(buf, size,
+		 "minflt_per_op=%.4f csw_per_op=%.4f sys_ns_per_op=%.2f "
+		 "user_ns_per_op=%.2f",
+		 (double)(b->minflt - a->minflt) / n,
+		 (double)(b->csw - a->csw) / n, (double)(b->sys - a->sys) / n,
+		 (double)(b->user - a->user) / n);
 }
 
 /* Report a failed call or check on stderr, named after the program; returns

@@ -2,7 +2,7 @@
  * bench/coev/sync_bench.c — coev side of the synchronisation workloads:
  * channels and the mutex. One binary, one workload per run.
  *
- *   coev-sync-bench <pingpong|mutex|pipeline> <workers>
+ *   coev-sync-bench <pingpong|mutex|pipeline|spawn-wg> <workers>
  *
  * Configured as bench.c is (coev_config_init(), then cfg.workers from the
  * command line); the workload runs in coev_run()'s main task, which spawns
@@ -11,6 +11,10 @@
  * and exits non-zero when a coev call fails or a self-check does not hold.
  * The extra keys are sums of coev_rt_worker_stats() over the workers, for
  * diagnosis: polls (task resumptions), parks (times a worker slept), stolen.
+ *
+ * spawn-wg is bench.c's spawn in Go's idiom: detached tasks counted down
+ * on a wait group. It is here because it needs sync/'s wait group, and
+ * prints the kernel's counters per task as bench.c's spawn does.
  *
  * It is a program of its own, not part of bench.c, so that the task
  * workloads still build and run when sync/ does not.
@@ -32,6 +36,7 @@
 #define PIPELINE_MSGS 10000000ULL
 #define PIPELINE_CAP 1024
 #define MAX_TASKS 8 /* tasks of one workload */
+#define SPAWN_TASKS 1000000
 
 static char line[512];
 
@@ -321,6 +326,49 @@ static int pipeline_bench(void)
 	return 0;
 }
 
+/* ---- spawn-wg: 1M detached trivial tasks, counted down on a wait group ---- */
+
+static int wg_done(void *arg)
+{
+	coev_wg_done(arg);
+	return 0;
+}
+
+static int spawn_wg_bench(void)
+{
+	struct kcount k0, k1;
+	char kc[160];
+	coev_wg_t wg;
+	int rc;
+
+	if ((rc = coev_wg_init(&wg)) < 0)
+		return fail("coev_wg_init", rc);
+	kcount_read(&k0);
+	int64_t t0 = now_ns();
+	/* Added up front, as Go's wg.Add(n): a task that ends early cannot
+	 * bring the count to zero before the last spawn. */
+	coev_wg_add(&wg, SPAWN_TASKS);
+	for (long i = 0; i < SPAWN_TASKS; i++) {
+		if ((rc = coev_spawn(wg_done, &wg, NULL)) < 0) {
+			/* The tasks not spawned will never count down. */
+			coev_wg_add(&wg, -(SPAWN_TASKS - i));
+			coev_wg_wait(&wg);
+			coev_wg_destroy(&wg);
+			return fail("coev_spawn", rc);
+		}
+	}
+	if ((rc = coev_wg_wait(&wg)) < 0)
+		return fail("coev_wg_wait", rc);
+	int64_t t1 = now_ns();
+	kcount_read(&k1);
+	coev_wg_destroy(&wg);
+	kcount_keys(kc, sizeof kc, &k0, &k1, SPAWN_TASKS);
+	int n = snprintf(line, sizeof line, "tasks=%d ns_per_task=%.2f %s",
+			 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS, kc);
+	stats_keys(n);
+	return 0;
+}
+
 /* ---- driver ---- */
 
 static int bench_main(void *arg)
@@ -333,6 +381,8 @@ static int bench_main(void *arg)
 		return mutex_bench();
 	if (!strcmp(w, "pipeline"))
 		return pipeline_bench();
+	if (!strcmp(w, "spawn-wg"))
+		return spawn_wg_bench();
 	fprintf(stderr, "coev-sync-bench: unknown workload %s\n", w);
 	return -EINVAL;
 }
@@ -344,8 +394,8 @@ int main(int argc, char **argv)
 
 	if (argc != 3) {
 		fprintf(stderr,
-			"usage: coev-sync-bench <pingpong|mutex|pipeline> "
-			"<workers>\n");
+			"usage: coev-sync-bench "
+			"<pingpong|mutex|pipeline|spawn-wg> <workers>\n");
 		return 2;
 	}
 	if ((rc = bench_config(&cfg, argv[2])) != 0)
