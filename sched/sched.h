@@ -17,6 +17,15 @@
  * its loop, so neither starves behind a busy local queue. */
 #define COEV_TICK_GLOBAL 61
 
+/* A searcher that found nothing keeps looking this long (and at most
+ * COEV_SPIN_ROUNDS rounds) before it parks, while another worker is awake
+ * to make work: a doorbell and a wake of a parked thread on another CPU
+ * cost tens of microseconds on a VM, more than a burst's gaps. */
+#ifndef COEV_SPIN_NS
+#define COEV_SPIN_NS 20000
+#endif
+#define COEV_SPIN_ROUNDS 256
+
 /* Task control blocks kept per worker for reuse. */
 #define COEV_TASK_CACHE 512
 /* Idle stacks kept per worker for reuse. */

@@ -588,19 +588,28 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	return first;
 }
 
-static coev__entry_t *take_inject(struct coev_worker *w)
+/* Take from the inject queue: one entry on a fairness tick (Go's
+ * globrunqget(pp, 1) there), else a batch of this worker's share that fits
+ * in the ring. The ring is not filled past its free space: an overflow
+ * would pass the batch's entries through the inject queue again, and a
+ * batch taken on every tick of a busy worker made each entry cross the
+ * ring many times. */
+static coev__entry_t *take_inject(struct coev_worker *w, bool one)
 {
 	struct coev_rt *rt = w->rt;
 	coev__entry_t *first = NULL, *t, *next;
 	size_t len =
 		atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
-	size_t max, n;
+	size_t max, n, room;
 
 	if (!len)
 		return NULL;
-	max = len / rt->nworkers + 1;
+	max = one ? 1 : len / rt->nworkers + 1;
 	if (max > COEV_RUNQ_SIZE / 2)
 		max = COEV_RUNQ_SIZE / 2;
+	room = ck_ring_capacity(&w->ring) - 1 - ring_size(w);
+	if (max > room + 1)
+		max = room + 1;
 	n = inject_pop_batch(&rt->inject, max, &first);
 	if (!n)
 		return NULL;
@@ -640,7 +649,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * is. */
 		coev__plat_poll(w);
 		w->now_ms = coarse_ms(w);
-		if ((t = take_inject(w)) != NULL)
+		if ((t = take_inject(w, true)) != NULL)
 			return t;
 	}
 	/* After the poll, which may consume the doorbell of a post: a post
@@ -678,7 +687,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t; /* the inbox's turn was skipped, and nothing else */
-	return take_inject(w);
+	return take_inject(w, false);
 }
 
 static coev__entry_t *search(struct coev_worker *w)
@@ -705,7 +714,44 @@ static coev__entry_t *search(struct coev_worker *w)
 				return t;
 		}
 	}
-	return take_inject(w);
+	return take_inject(w, false);
+}
+
+/*
+ * Before parking: keep searching for up to COEV_SPIN_NS, still counted as
+ * a searcher, so producers see someone searching and skip their doorbell
+ * (Go's spinning M). Only a searcher spins (at most half the workers), and
+ * only while another worker is awake to make work: with every other
+ * worker asleep, work comes from the loop or other threads, whose wake
+ * costs the same whether we spin or park.
+ */
+static coev__entry_t *spin(struct coev_worker *w)
+{
+	struct coev_rt *rt = w->rt;
+	coev_time_t until = 0;
+	coev__entry_t *t;
+
+	for (unsigned i = 0; i < COEV_SPIN_ROUNDS && w->searching; i++) {
+		uint_fast64_t s = atomic_load_explicit(&rt->idle_state,
+						       memory_order_relaxed);
+
+		if (N_UNPARKED(s) < 2 ||
+		    atomic_load_explicit(&rt->stop, memory_order_relaxed))
+			return NULL;
+		for (unsigned k = 0; k < 16; k++)
+			coev__cpu_pause();
+		if ((t = next_local(w)) != NULL || (t = search(w)) != NULL)
+			return t;
+		if (i % 8 == 0) {
+			coev_time_t now = coev__plat_now();
+
+			if (!until)
+				until = now + COEV_SPIN_NS;
+			else if (now >= until)
+				return NULL;
+		}
+	}
+	return NULL;
 }
 
 void *coev__worker_main(void *arg)
@@ -726,6 +772,8 @@ void *coev__worker_main(void *arg)
 		t = next_local(w);
 		if (!t)
 			t = search(w);
+		if (!t)
+			t = spin(w);
 		if (t) {
 			stop_searching(w);
 			coev__task_run(w, t);
