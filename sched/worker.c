@@ -6,8 +6,9 @@
  * in order (the model is tokio's multi-threaded scheduler and Go's
  * findrunnable):
  *   1. every COEV_TICK_GLOBAL ticks: poll its loop without blocking (due
- *      timers, ready fds) and take from the inject queue first, so neither
- *      starves behind a busy local queue;
+ *      timers, ready fds; skipped when nothing is armed) and take one
+ *      entry from the inject queue first, so neither starves behind a busy
+ *      local queue;
  *   2. its inbox: tasks pinned to this worker (resuming after a timed wait
  *      armed on this loop); thieves never look there; at most
  *      COEV_LIFO_MAX times in a row, then after the LIFO slot and ring, so
@@ -17,12 +18,16 @@
  *      a row, so two tasks waking each other cannot starve the ring (new
  *      and boosted children are exempt: see next_local());
  *   4. the local ring (ck_ring SPMC, COEV_RUNQ_SIZE slots, FIFO);
- *   5. the inject queue, taking a batch into the ring;
+ *   5. the inject queue, taking a batch (its share, no more than the
+ *      ring has room for) into the ring;
  *   6. stealing: become a searcher (at most half the workers search at
  *      once), then take half of a random victim's ring (or, if it is empty,
  *      its LIFO entry when the owner leaves it there for 3 us), visiting
  *      every other worker once from a random start;
- *   7. parking inside its loop (coev__plat_park), woken by the doorbell.
+ *   7. spinning: a searcher that found nothing keeps searching for up to
+ *      COEV_SPIN_NS while another worker is awake, still counted as
+ *      searching, so producers ring no doorbell (spin());
+ *   8. parking inside its loop (coev__plat_park), woken by the doorbell.
  *
  * Who may touch what: only the owner pushes to its ring and sets its LIFO
  * slot; any worker may pop from the ring (CAS on the consumer head), and a
