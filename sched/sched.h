@@ -80,6 +80,9 @@ void coev__schedule(coev_task_t *t, bool yielded);
 void coev__schedule_entry(coev__entry_t *e, bool yielded);
 void coev__wake_resume(coev_task_t *t);
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *e);
+/* A task of w's runtime that yielded on w: coev__schedule_entry(e, true)
+ * without the questions the scheduler answered already. */
+void coev__schedule_yield(struct coev_worker *w, coev__entry_t *e);
 void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);

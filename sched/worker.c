@@ -203,24 +203,14 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
  * entries of children that a join already ran); if that freed at least a
  * quarter of the ring the live ones go back in, else they and t go to the
  * inject queue in one batch (Go's runqputslow). */
-static void ring_push(struct coev_worker *w, coev__entry_t *t)
+static void ring_push(struct coev_worker *w, coev__entry_t *t);
+
+static __attribute__((noinline, cold)) void ring_overflow(struct coev_worker *w,
+							  coev__entry_t *t)
 {
 	coev__entry_t *first = NULL, *last = NULL, *x, *next;
 	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
-	bool ok;
 
-	COEV__POINT(PUSH);
-	/* Publish edge: the enqueue's store fence and p_tail store pair
-	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
-	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
-	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
-	 * ring_pop. */
-	COEV_TSAN_RELEASE(&w->ring);
-	RING_READS_BEGIN();
-	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
-	RING_READS_END();
-	if (ok)
-		return;
 	/* The live entries are out of every queue now: chain them through
 	 * their own links (no array on what may be a task's stack). */
 	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
@@ -248,6 +238,24 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 	else
 		first = t;
 	coev__inject_push(&w->rt->inject, first, t, n + 1);
+}
+
+static inline void ring_push(struct coev_worker *w, coev__entry_t *t)
+{
+	bool ok;
+
+	COEV__POINT(PUSH);
+	/* Publish edge: the enqueue's store fence and p_tail store pair
+	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
+	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
+	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
+	 * ring_pop. */
+	COEV_TSAN_RELEASE(&w->ring);
+	RING_READS_BEGIN();
+	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
+	RING_READS_END();
+	if (__builtin_expect(!ok, 0))
+		ring_overflow(w, t);
 }
 
 /* --- idle workers ------------------------------------------------------ */
@@ -299,6 +307,18 @@ void coev__notify_parked(struct coev_rt *rt, bool strict)
 				  memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->idle_mu);
 	coev__plat_unpark(v);
+}
+
+/* The caller's first look of coev__notify_parked (not strict), inline: on
+ * the paths of every spawn and yield, nobody asleep or someone searching
+ * is the common answer. */
+static inline void notify_if_idle(struct coev_rt *rt)
+{
+	uint_fast64_t s =
+		atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
+
+	if (N_SEARCHING(s) == 0 && N_UNPARKED(s) < rt->nworkers)
+		coev__notify_parked(rt, false);
 }
 
 static bool try_become_searching(struct coev_worker *w)
@@ -459,7 +479,7 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 	 * LIFO slot is this worker's next task. */
 	if (prev) {
 		ring_push(w, prev);
-		coev__notify_parked(w->rt, false);
+		notify_if_idle(w->rt);
 	}
 }
 
@@ -520,7 +540,19 @@ void coev__schedule_entry(coev__entry_t *e, bool yielded)
 		return;
 	}
 	ring_push(w, e);
-	coev__notify_parked(w->rt, false);
+	notify_if_idle(w->rt);
+}
+
+void coev__schedule_yield(struct coev_worker *w, coev__entry_t *e)
+{
+	coev_task_t *t = coev__entry_task(e);
+
+	if (__builtin_expect(t->pin != NULL || t->rt->migrate, 0)) {
+		coev__schedule_entry(e, true);
+		return;
+	}
+	ring_push(w, e);
+	notify_if_idle(w->rt);
 }
 
 /* Take v's LIFO entry if v leaves it there for LIFO_GRACE_NS: v is then
