@@ -8,6 +8,9 @@
  *   x86_64:  rbx rbp r12-r15, rsp, MXCSR control bits and the x87 control
  *            word (the SysV ABI makes both callee-saved);
  *   aarch64: x19-x29, x30 (lr), sp, d8-d15 and FPCR.
+ * The floating-point control state is saved on every switch but loaded only
+ * when the resumed flow's differs from the current one (loading it stalls
+ * the pipeline, and flows almost always share it).
  * Everything else is caller-saved, so a C call to the switch already
  * assumes it is clobbered. The implementation is chosen by the Makefile:
  * ctx_x86_64.S or ctx_aarch64.S.

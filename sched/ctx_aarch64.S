@@ -25,14 +25,20 @@ coev__ctx_switch:	/* x0 = from, x1 = to */
 	stp	d10, d11, [sp, #112]
 	stp	d12, d13, [sp, #128]
 	stp	d14, d15, [sp, #144]
-	mrs	x9, fpcr
-	str	x9, [sp, #160]
+	mrs	x10, fpcr
+	str	x10, [sp, #160]
 	mov	x9, sp
 	str	x9, [x0]
 	ldr	x9, [x1]
 	mov	sp, x9
-	ldr	x9, [sp, #160]
-	msr	fpcr, x9
+	/* A write of FPCR can stall the pipeline, and almost every flow
+	 * runs with the same value: write it only when it differs. x10 and
+	 * x11 are caller-saved. */
+	ldr	x11, [sp, #160]
+	cmp	x10, x11
+	b.eq	1f
+	msr	fpcr, x11
+1:
 	ldp	x19, x20, [sp, #0]
 	ldp	x21, x22, [sp, #16]
 	ldp	x23, x24, [sp, #32]

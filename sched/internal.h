@@ -215,6 +215,7 @@ struct coev_worker {
 		now_ms; /* [owner] coarse ms from rt->started_coarse, for ages */
 	bool searching; /* [owner] counted as searcher */
 	bool debug;	/* [init] COEV__DEBUG(rt), on the owner's hot line */
+	bool loop_lent; /* [owner] coev_ev_loop handed out: always poll */
 	uint64_t rng;	/* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
 	coev_task_t *task_cache;       /* [owner] free blocks */
@@ -443,6 +444,18 @@ void coev__wake_unpin(coev_task_t *t);
 void coev__wake_shared(coev_task_t *t);
 
 /* task.c: a reference held for a later coev__task_release(). */
+/* Tell the CPU this is a spin-wait loop (a scheduling point in the
+ * simulation). */
+static inline void coev__cpu_pause(void)
+{
+	COEV__POINT(SPIN);
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 static inline void coev__task_ref(coev_task_t *t)
 {
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);

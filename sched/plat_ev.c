@@ -142,13 +142,23 @@ void coev__plat_park(struct coev_worker *w)
 	ev_run(w->loop, EVRUN_ONCE);
 }
 
+/* A poll that can find nothing is skipped: with no timer and no fd armed,
+ * and the loop never handed to a user (coev_ev_loop, whose watchers we
+ * cannot see), only the doorbell can be ready, and what it announces
+ * (posts, the inbox) the scheduler reads without the loop. A ring left
+ * unread ends the next park at once. */
 void coev__plat_poll(struct coev_worker *w)
 {
+	if (!w->loop_lent &&
+	    !atomic_load_explicit(&w->st.timers, memory_order_relaxed) &&
+	    !atomic_load_explicit(&w->st.ios, memory_order_relaxed))
+		return;
 	ev_run(w->loop, EVRUN_NOWAIT);
 }
 
 void *coev__plat_native_loop(struct coev_worker *w)
 {
+	w->loop_lent = true; /* its users' watchers are polled from now on */
 	return w->loop;
 }
 

@@ -75,7 +75,8 @@ int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
 
 /* The backend's own loop object for w (a struct ev_loop * for plat_ev),
- * for libraries that attach to it; NULL when the backend has none. */
+ * for libraries that attach to it; NULL when the backend has none. Called
+ * on w's thread; from then on w's polls always run the loop. */
 void *coev__plat_native_loop(struct coev_worker *w);
 
 /* Choices: a number in [0, n) for worker w (n > 0). */

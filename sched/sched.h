@@ -17,6 +17,15 @@
  * its loop, so neither starves behind a busy local queue. */
 #define COEV_TICK_GLOBAL 61
 
+/* A searcher that found nothing keeps looking this long (and at most
+ * COEV_SPIN_ROUNDS rounds) before it parks, while another worker is awake
+ * to make work: a doorbell and a wake of a parked thread on another CPU
+ * cost tens of microseconds on a VM, more than a burst's gaps. */
+#ifndef COEV_SPIN_NS
+#define COEV_SPIN_NS 20000
+#endif
+#define COEV_SPIN_ROUNDS 256
+
 /* Task control blocks kept per worker for reuse. */
 #define COEV_TASK_CACHE 512
 /* Idle stacks kept per worker for reuse. */
@@ -71,6 +80,9 @@ void coev__schedule(coev_task_t *t, bool yielded);
 void coev__schedule_entry(coev__entry_t *e, bool yielded);
 void coev__wake_resume(coev_task_t *t);
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *e);
+/* A task of w's runtime that yielded on w: coev__schedule_entry(e, true)
+ * without the questions the scheduler answered already. */
+void coev__schedule_yield(struct coev_worker *w, coev__entry_t *e);
 void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);

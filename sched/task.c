@@ -599,7 +599,7 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 
 	switch (t->yield) {
 	case TY_YIELD:
-		coev__schedule_entry(coev__entry(t, ENTRY_YIELD), true);
+		coev__schedule_yield(w, coev__entry(t, ENTRY_YIELD));
 		break;
 	case TY_PARK:
 		COEV__POINT(SUSPEND);

@@ -6,8 +6,9 @@
  * in order (the model is tokio's multi-threaded scheduler and Go's
  * findrunnable):
  *   1. every COEV_TICK_GLOBAL ticks: poll its loop without blocking (due
- *      timers, ready fds) and take from the inject queue first, so neither
- *      starves behind a busy local queue;
+ *      timers, ready fds; skipped when nothing is armed) and take one
+ *      entry from the inject queue first, so neither starves behind a busy
+ *      local queue;
  *   2. its inbox: tasks pinned to this worker (resuming after a timed wait
  *      armed on this loop); thieves never look there; at most
  *      COEV_LIFO_MAX times in a row, then after the LIFO slot and ring, so
@@ -17,12 +18,16 @@
  *      a row, so two tasks waking each other cannot starve the ring (new
  *      and boosted children are exempt: see next_local());
  *   4. the local ring (ck_ring SPMC, COEV_RUNQ_SIZE slots, FIFO);
- *   5. the inject queue, taking a batch into the ring;
+ *   5. the inject queue, taking a batch (its share, no more than the
+ *      ring has room for) into the ring;
  *   6. stealing: become a searcher (at most half the workers search at
  *      once), then take half of a random victim's ring (or, if it is empty,
  *      its LIFO entry when the owner leaves it there for 3 us), visiting
  *      every other worker once from a random start;
- *   7. parking inside its loop (coev__plat_park), woken by the doorbell.
+ *   7. spinning: a searcher that found nothing keeps searching for up to
+ *      COEV_SPIN_NS while another worker is awake, still counted as
+ *      searching, so producers ring no doorbell (spin());
+ *   8. parking inside its loop (coev__plat_park), woken by the doorbell.
  *
  * Who may touch what: only the owner pushes to its ring and sets its LIFO
  * slot; any worker may pop from the ring (CAS on the consumer head), and a
@@ -198,24 +203,14 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
  * entries of children that a join already ran); if that freed at least a
  * quarter of the ring the live ones go back in, else they and t go to the
  * inject queue in one batch (Go's runqputslow). */
-static void ring_push(struct coev_worker *w, coev__entry_t *t)
+static void ring_push(struct coev_worker *w, coev__entry_t *t);
+
+static __attribute__((noinline, cold)) void ring_overflow(struct coev_worker *w,
+							  coev__entry_t *t)
 {
 	coev__entry_t *first = NULL, *last = NULL, *x, *next;
 	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
-	bool ok;
 
-	COEV__POINT(PUSH);
-	/* Publish edge: the enqueue's store fence and p_tail store pair
-	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
-	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
-	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
-	 * ring_pop. */
-	COEV_TSAN_RELEASE(&w->ring);
-	RING_READS_BEGIN();
-	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
-	RING_READS_END();
-	if (ok)
-		return;
 	/* The live entries are out of every queue now: chain them through
 	 * their own links (no array on what may be a task's stack). */
 	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
@@ -243,6 +238,24 @@ static void ring_push(struct coev_worker *w, coev__entry_t *t)
 	else
 		first = t;
 	coev__inject_push(&w->rt->inject, first, t, n + 1);
+}
+
+static inline void ring_push(struct coev_worker *w, coev__entry_t *t)
+{
+	bool ok;
+
+	COEV__POINT(PUSH);
+	/* Publish edge: the enqueue's store fence and p_tail store pair
+	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
+	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
+	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
+	 * ring_pop. */
+	COEV_TSAN_RELEASE(&w->ring);
+	RING_READS_BEGIN();
+	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
+	RING_READS_END();
+	if (__builtin_expect(!ok, 0))
+		ring_overflow(w, t);
 }
 
 /* --- idle workers ------------------------------------------------------ */
@@ -294,6 +307,18 @@ void coev__notify_parked(struct coev_rt *rt, bool strict)
 				  memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->idle_mu);
 	coev__plat_unpark(v);
+}
+
+/* The caller's first look of coev__notify_parked (not strict), inline: on
+ * the paths of every spawn and yield, nobody asleep or someone searching
+ * is the common answer. */
+static inline void notify_if_idle(struct coev_rt *rt)
+{
+	uint_fast64_t s =
+		atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
+
+	if (N_SEARCHING(s) == 0 && N_UNPARKED(s) < rt->nworkers)
+		coev__notify_parked(rt, false);
 }
 
 static bool try_become_searching(struct coev_worker *w)
@@ -454,7 +479,7 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 	 * LIFO slot is this worker's next task. */
 	if (prev) {
 		ring_push(w, prev);
-		coev__notify_parked(w->rt, false);
+		notify_if_idle(w->rt);
 	}
 }
 
@@ -515,7 +540,19 @@ void coev__schedule_entry(coev__entry_t *e, bool yielded)
 		return;
 	}
 	ring_push(w, e);
-	coev__notify_parked(w->rt, false);
+	notify_if_idle(w->rt);
+}
+
+void coev__schedule_yield(struct coev_worker *w, coev__entry_t *e)
+{
+	coev_task_t *t = coev__entry_task(e);
+
+	if (__builtin_expect(t->pin != NULL || t->rt->migrate, 0)) {
+		coev__schedule_entry(e, true);
+		return;
+	}
+	ring_push(w, e);
+	notify_if_idle(w->rt);
 }
 
 /* Take v's LIFO entry if v leaves it there for LIFO_GRACE_NS: v is then
@@ -588,19 +625,28 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	return first;
 }
 
-static coev__entry_t *take_inject(struct coev_worker *w)
+/* Take from the inject queue: one entry on a fairness tick (Go's
+ * globrunqget(pp, 1) there), else a batch of this worker's share that fits
+ * in the ring. The ring is not filled past its free space: an overflow
+ * would pass the batch's entries through the inject queue again, and a
+ * batch taken on every tick of a busy worker made each entry cross the
+ * ring many times. */
+static coev__entry_t *take_inject(struct coev_worker *w, bool one)
 {
 	struct coev_rt *rt = w->rt;
 	coev__entry_t *first = NULL, *t, *next;
 	size_t len =
 		atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
-	size_t max, n;
+	size_t max, n, room;
 
 	if (!len)
 		return NULL;
-	max = len / rt->nworkers + 1;
+	max = one ? 1 : len / rt->nworkers + 1;
 	if (max > COEV_RUNQ_SIZE / 2)
 		max = COEV_RUNQ_SIZE / 2;
+	room = ck_ring_capacity(&w->ring) - 1 - ring_size(w);
+	if (max > room + 1)
+		max = room + 1;
 	n = inject_pop_batch(&rt->inject, max, &first);
 	if (!n)
 		return NULL;
@@ -640,7 +686,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * is. */
 		coev__plat_poll(w);
 		w->now_ms = coarse_ms(w);
-		if ((t = take_inject(w)) != NULL)
+		if ((t = take_inject(w, true)) != NULL)
 			return t;
 	}
 	/* After the poll, which may consume the doorbell of a post: a post
@@ -678,7 +724,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 	if (atomic_load_explicit(&w->inbox.len, memory_order_relaxed) &&
 	    (t = coev__inject_pop(&w->inbox)) != NULL)
 		return t; /* the inbox's turn was skipped, and nothing else */
-	return take_inject(w);
+	return take_inject(w, false);
 }
 
 static coev__entry_t *search(struct coev_worker *w)
@@ -705,7 +751,44 @@ static coev__entry_t *search(struct coev_worker *w)
 				return t;
 		}
 	}
-	return take_inject(w);
+	return take_inject(w, false);
+}
+
+/*
+ * Before parking: keep searching for up to COEV_SPIN_NS, still counted as
+ * a searcher, so producers see someone searching and skip their doorbell
+ * (Go's spinning M). Only a searcher spins (at most half the workers), and
+ * only while another worker is awake to make work: with every other
+ * worker asleep, work comes from the loop or other threads, whose wake
+ * costs the same whether we spin or park.
+ */
+static coev__entry_t *spin(struct coev_worker *w)
+{
+	struct coev_rt *rt = w->rt;
+	coev_time_t until = 0;
+	coev__entry_t *t;
+
+	for (unsigned i = 0; i < COEV_SPIN_ROUNDS && w->searching; i++) {
+		uint_fast64_t s = atomic_load_explicit(&rt->idle_state,
+						       memory_order_relaxed);
+
+		if (N_UNPARKED(s) < 2 ||
+		    atomic_load_explicit(&rt->stop, memory_order_relaxed))
+			return NULL;
+		for (unsigned k = 0; k < 16; k++)
+			coev__cpu_pause();
+		if ((t = next_local(w)) != NULL || (t = search(w)) != NULL)
+			return t;
+		if (i % 8 == 0) {
+			coev_time_t now = coev__plat_now();
+
+			if (!until)
+				until = now + COEV_SPIN_NS;
+			else if (now >= until)
+				return NULL;
+		}
+	}
+	return NULL;
 }
 
 void *coev__worker_main(void *arg)
@@ -726,6 +809,8 @@ void *coev__worker_main(void *arg)
 		t = next_local(w);
 		if (!t)
 			t = search(w);
+		if (!t)
+			t = spin(w);
 		if (t) {
 			stop_searching(w);
 			coev__task_run(w, t);

@@ -29,17 +29,6 @@
  */
 void coev__spin_lock_slow(atomic_uint *l);
 
-/* Tell the CPU this is a spin-wait loop. */
-static inline void coev__cpu_pause(void)
-{
-	COEV__POINT(SPIN);
-#if defined(__x86_64__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 static inline void coev__spin_lock(atomic_uint *l)
 {
 	COEV__POINT(LOCK);
