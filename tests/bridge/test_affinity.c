@@ -20,10 +20,12 @@
 #include "tests/testutil.h"
 #include "tests/sync/sync_util.h"
 
+#include <ev.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* Tell the CPU this is a spin-wait loop. */
 static void cpu_pause(void)
@@ -429,6 +431,65 @@ static void test_affinity_outside_tasks(void **state)
 	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
 	coev_rt_free(rt);
 	tu_assert_no_failures();
+}
+
+/* A watcher a library starts on coev_ev_loop fires while the worker never
+ * parks: the worker's fairness poll runs the loop although coev itself has
+ * no timer or fd armed there (it skips polls that could find nothing). */
+typedef struct lent {
+	ev_io io;
+	atomic_int fired;
+} lent_t;
+
+static void lent_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	lent_t *l = (lent_t *)io;
+
+	(void)loop;
+	(void)revents;
+	atomic_store(&l->fired, 1);
+	ev_io_stop(loop, io);
+}
+
+#define LENT_YIELDS 10000000L
+
+static int lent_main(void *arg)
+{
+	lent_t *l = arg;
+	struct ev_loop *loop = coev_ev_loop();
+	int fds[2];
+	long n = 0;
+
+	TU_CHECK(loop != NULL);
+	TU_CHECK_EQ(pipe(fds), 0);
+	ev_io_init(&l->io, lent_cb, fds[0], EV_READ);
+	ev_io_start(loop, &l->io);
+	TU_CHECK_EQ(write(fds[1], "x", 1), 1);
+	/* One worker, one task that only yields: the worker never parks,
+	 * so only its fairness poll can run the watcher. The bound turns a
+	 * poll that never comes into a failure, not a hang. */
+	while (!atomic_load(&l->fired) && n < LENT_YIELDS) {
+		TU_CHECK_EQ(coev_yield(), 0);
+		n++;
+	}
+	TU_CHECK_MSG(atomic_load(&l->fired),
+		     "the loop's watcher did not fire in %ld yields", n);
+	if (!atomic_load(&l->fired))
+		ev_io_stop(loop, &l->io);
+	close(fds[0]);
+	close(fds[1]);
+	return 0;
+}
+
+static void test_affinity_lent_loop_polled_while_busy(void **state)
+{
+	lent_t l;
+
+	(void)state;
+	memset(&l, 0, sizeof l);
+	assert_int_equal(tu_run_main(lent_main, &l, 1), 0);
+	tu_assert_no_failures();
+	assert_int_equal(atomic_load(&l.fired), 1);
 }
 
 /* ---- submit: where, when, in which order ---------------------------------- */
@@ -1021,6 +1082,7 @@ int main(void)
 		cmocka_unit_test(test_affinity_submit_pending_at_free),
 		cmocka_unit_test(test_affinity_submit_to_idle_worker),
 		cmocka_unit_test(test_affinity_submit_stress),
+		cmocka_unit_test(test_affinity_lent_loop_polled_while_busy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
