@@ -225,6 +225,11 @@ typedef struct coev_worker_stats {
 	uint64_t inject_pops;	/* tasks taken from the inject queue */
 	uint64_t stacks_mapped; /* stacks this worker created (not reused) */
 	uint64_t stacks_pooled; /* stacks now idle in this worker's pool */
+	uint64_t stacks_unguarded; /* stacks this worker created without a
+				    * guard region (sched/stack.c: only on
+				    * kernels before 6.13, past the map-count
+				    * budget); 0 means every stack of this
+				    * worker is guarded */
 } coev_worker_stats_t;
 
 /*
