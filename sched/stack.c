@@ -14,8 +14,10 @@
  * page-table markers that fault on any access, inside one mapping, so a
  * million guarded stacks cost a million markers but only ARENA_BYTES-sized
  * mappings (32 MiB holds 102 stacks of the 256 KiB default: 1M stacks are
- * about 10,000 mappings, well inside the default vm.max_map_count of
- * 65530). ARENA_BYTES is a trade: larger arenas mean fewer mmap calls and
+ * at most about 10,000 mappings, well inside the default vm.max_map_count
+ * of 65530, and the kernel merges adjacent arenas: 1M sleepers measured 52
+ * lines of /proc/self/maps). A new stack costs one madvise (its guard) and
+ * a share of one mmap; a reused one costs no system call. ARENA_BYTES is a trade: larger arenas mean fewer mmap calls and
  * mappings, but a runtime keeps every arena it carved until it is freed,
  * so a burst leaves address space (not memory) behind; 32 MiB makes the
  * mmap a rare event (one per ~100 new stacks) and wastes at most one
@@ -42,12 +44,13 @@
  * go to the runtime's free list of arena stacks, keeping their address
  * range and their guard: guard markers survive MADV_DONTNEED (checked on
  * 6.18; the kernel's documentation of MADV_GUARD_INSTALL says so too), so
- * a reused stack needs no system call. Busy workers never pay for madvise
- * and its TLB shootdowns. Arenas are unmapped when the runtime is freed,
+ * a reused stack needs no system call. Busy workers never pay for
+ * MADV_DONTNEED and its TLB shootdowns. Arenas are unmapped when the runtime is freed,
  * unless a task abandoned at shutdown may still be on one (keep_arenas).
  *
  * Fallback (kernels before 6.13, where MADV_GUARD_INSTALL fails with
- * EINVAL; probed once per process): today's older scheme. Each stack is its
+ * EINVAL; probed once per process on a scratch page, and again by every
+ * carve's own madvise): the older scheme. Each stack is its
  * own mapping with a GUARD_BYTES region mprotect'ed PROT_NONE below it, two
  * kernel mappings per stack; guarded stacks are counted process-wide, and
  * past half of vm.max_map_count minus a reserve for everything else (or
@@ -75,7 +78,6 @@
  * fault kill the process; any other fault goes to the handler that was
  * installed before coev's.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -127,8 +129,11 @@ struct coev_arena {
 };
 
 static size_t page_size;
-static bool guard_madvise; /* MADV_GUARD_INSTALL works on this kernel */
-static long guard_limit;   /* fallback: own-mapping guarded stacks */
+/* MADV_GUARD_INSTALL works on this kernel: set by stack_once, cleared for
+ * good by a carve that meets EINVAL (relaxed: a hint read and written by
+ * any thread taking a stack, ordering nothing). */
+static atomic_bool guard_madvise;
+static long guard_limit; /* fallback: own-mapping guarded stacks */
 static atomic_long guarded_live;
 static atomic_bool fallback_said;
 static struct sigaction old_segv;
@@ -137,7 +142,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void segv_handler(int sig, siginfo_t *si, void *uc);
 
 /* Whether this kernel installs guard regions: try it on a scratch page.
- * EINVAL means an older kernel (or an emulator that does not know it). */
+ * EINVAL means an older kernel (or an emulator that does not know it).
+ * Without memory for the scratch page the answer is yes: a carve that then
+ * fails with EINVAL turns the fallback on (arena_take). */
 static bool probe_guard_madvise(void)
 {
 	void *m = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
@@ -145,8 +152,8 @@ static bool probe_guard_madvise(void)
 	bool ok;
 
 	if (m == MAP_FAILED)
-		return false;
-	ok = madvise(m, page_size, MADV_GUARD_INSTALL) == 0;
+		return true;
+	ok = madvise(m, page_size, MADV_GUARD_INSTALL) == 0 || errno != EINVAL;
 	munmap(m, 2 * page_size);
 	return ok;
 }
@@ -164,7 +171,8 @@ static void stack_once(void)
 		fclose(f);
 	}
 	guard_limit = max > 2 * MAP_RESERVE ? (max - MAP_RESERVE) / 2 : 0;
-	guard_madvise = probe_guard_madvise();
+	atomic_store_explicit(&guard_madvise, probe_guard_madvise(),
+			      memory_order_relaxed);
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = segv_handler;
@@ -191,9 +199,10 @@ static void say_unguarded(struct coev_worker *w)
 		   "coev: further coroutine stacks have no guard region (%s); "
 		   "they are checked for overflow when their task ends, and "
 		   "counted in stacks_unguarded",
-		   guard_madvise ? "MADV_GUARD_INSTALL failed"
-				 : "vm.max_map_count or mprotect ran out; "
-				   "raise it with sysctl vm.max_map_count=N");
+		   atomic_load_explicit(&guard_madvise, memory_order_relaxed)
+			   ? "MADV_GUARD_INSTALL failed"
+			   : "vm.max_map_count or mprotect ran out; "
+			     "raise it with sysctl vm.max_map_count=N");
 }
 
 static struct coev_stack *header_at(void *lo, size_t size, void *map,
@@ -308,8 +317,12 @@ static struct coev_stack *arena_take(struct coev_rt *rt, bool guarded)
 	if (!guarded)
 		return header_at(slot, rt->stack_size, NULL, 0, false);
 	/* A failure here (ENOMEM for page tables) leaves the slot usable
-	 * but unguarded: it is then checked by its canary and counted. */
+	 * but unguarded: it is then checked by its canary and counted.
+	 * EINVAL (a kernel the probe could not ask) turns the fallback on. */
 	guarded = madvise(slot, GUARD_BYTES, MADV_GUARD_INSTALL) == 0;
+	if (!guarded && errno == EINVAL)
+		atomic_store_explicit(&guard_madvise, false,
+				      memory_order_relaxed);
 	return header_at(slot + GUARD_BYTES, rt->stack_size, NULL, 0, guarded);
 }
 
@@ -413,7 +426,7 @@ struct coev_stack *coev__stack_get(struct coev_worker *w)
 		return s;
 	}
 	coev__page_size();
-	if (guard_madvise) {
+	if (atomic_load_explicit(&guard_madvise, memory_order_relaxed)) {
 		s = arena_take(w->rt, true);
 	} else {
 		s = map_guarded(w->rt);

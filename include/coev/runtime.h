@@ -71,7 +71,8 @@ typedef struct coev_config {
 	/* Debugging aids: COEV_DEBUG_* flags, 0 for none. */
 	unsigned debug;
 	/* Usable bytes per coroutine stack: COEV_STACK_MIN..COEV_STACK_MAX;
-	 * rounded up to whole pages. A guard page is added below. */
+	 * rounded up to whole pages. A 64 KiB guard region is added
+	 * below (sched/stack.c). */
 	size_t stack_size;
 	/* How long coev_run() waits for tasks still alive when main returns. */
 	coev_time_t shutdown_timeout;
