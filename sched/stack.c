@@ -21,7 +21,8 @@
  * mappings, but a runtime keeps every arena it carved until it is freed,
  * so a burst leaves address space (not memory) behind; 32 MiB makes the
  * mmap a rare event (one per ~100 new stacks) and wastes at most one
- * partly carved arena per runtime. GUARD_BYTES (64 KiB) is sized so that
+ * partly carved arena per runtime. An arena's record takes its first page,
+ * below the first slot, so arenas cost no heap block. GUARD_BYTES (64 KiB) is sized so that
  * a frame that does not probe its pages still faults in the guard unless
  * it is larger than 64 KiB; the library and coev.pc's Cflags add
  * -fstack-clash-protection, with which every frame larger than a page
@@ -121,7 +122,9 @@ _Static_assert(sizeof(struct coev_stack) <= HEADER_BYTES,
 /* A mapping stacks are carved from: n slots of slot bytes, the first
  * carved of them in use or on a free list. */
 struct coev_arena {
-	void *map;
+	void *map; /* this record's page, then the slots */
+	size_t len;
+	char *slots;
 	size_t slot;
 	unsigned n, carved; /* [arena_mu] */
 	bool guarded;	    /* slots begin with a guard region */
@@ -263,23 +266,26 @@ static void stack_unmap(struct coev_stack *s)
 }
 
 /* A new arena of guarded or plain slots, pushed on rt->arenas; called with
- * arena_mu held (an mmap every ~100 new stacks). NULL without memory. */
+ * arena_mu held (an mmap every ~100 new stacks). Its record sits in its
+ * first page, below the first slot, so an arena is no heap block: a stack
+ * can fail only for want of a mapping. NULL without memory. */
 static struct coev_arena *arena_new(struct coev_rt *rt, bool guarded)
 {
 	size_t slot = rt->stack_size + (guarded ? GUARD_BYTES : 0);
 	size_t n = ARENA_BYTES / slot ? ARENA_BYTES / slot : 1;
-	struct coev_arena *a = malloc(sizeof *a);
+	struct coev_arena *a;
+	void *m;
 
-	if (!a)
+	/* page + slot * n <= page + max(ARENA_BYTES, slot): no overflow. */
+	m = mmap(NULL, page_size + slot * n, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
+		 0);
+	if (m == MAP_FAILED)
 		return NULL;
-	/* slot * n <= max(ARENA_BYTES, slot): no overflow. */
-	a->map = mmap(NULL, slot * n, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-		      -1, 0);
-	if (a->map == MAP_FAILED) {
-		free(a);
-		return NULL;
-	}
+	a = m;
+	a->map = m;
+	a->len = page_size + slot * n;
+	a->slots = (char *)m + page_size;
 	a->slot = slot;
 	a->n = (unsigned)n;
 	a->carved = 0;
@@ -309,7 +315,7 @@ static struct coev_stack *arena_take(struct coev_rt *rt, bool guarded)
 		if (!a || a->carved == a->n || a->guarded != guarded)
 			a = arena_new(rt, guarded);
 		if (a)
-			slot = (char *)a->map + a->slot * a->carved++;
+			slot = a->slots + a->slot * a->carved++;
 	}
 	pthread_mutex_unlock(&rt->arena_mu);
 	if (s || !slot)
@@ -510,7 +516,7 @@ static void arena_deregister(struct coev_arena *a)
 {
 #if defined(COEV_VALGRIND)
 	for (unsigned i = 1; i <= a->carved; i++) {
-		char *top = (char *)a->map + i * a->slot;
+		char *top = a->slots + i * a->slot;
 		VG_STACK_DEREGISTER((struct coev_stack *)(top - HEADER_BYTES));
 	}
 #else
@@ -528,15 +534,13 @@ void coev__stack_arenas_free(struct coev_rt *rt)
 	rt->stack_pool = NULL;
 	rt->stack_pool_len = 0;
 
-	while ((a = rt->arenas) != NULL) {
+	/* Kept when an abandoned task's stack may be in one. */
+	while (!rt->keep_arenas && (a = rt->arenas) != NULL) {
 		rt->arenas = a->next;
-		/* Kept when an abandoned task's stack may be in it. */
-		if (!rt->keep_arenas) {
-			arena_deregister(a);
-			munmap(a->map, a->slot * a->n);
-		}
-		free(a);
+		arena_deregister(a);
+		munmap(a->map, a->len); /* a with it */
 	}
+	rt->arenas = NULL;
 	rt->arena_free = NULL;
 }
 

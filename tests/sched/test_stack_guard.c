@@ -337,9 +337,13 @@ static void test_stack_guard_many_live_stacks(void **state)
 		      (unsigned long long)unguarded, maps);
 	assert_true(mapped >= (uint64_t)LIVE_TASKS);
 	assert_int_equal(unguarded, 0);
+#if !defined(COEV_TSAN)
 	/* Guards inside arenas cost no mapping each: far fewer mappings
-	 * than stacks (the per-stack scheme needed two per stack). */
+	 * than stacks (the per-stack scheme needed two per stack). TSan
+	 * maps memory of its own for every fiber, so its count says
+	 * nothing about coev's. */
 	assert_true(maps < LIVE_TASKS / 20 + 1000);
+#endif
 
 	coev_event_set(&live_go);
 	for (long i = 0; i < LIVE_TASKS; i++) {
@@ -420,7 +424,10 @@ static void test_stack_guard_free_with_tasks_parked(void **state)
 		      before >> 20, during >> 20, PARKED_TASKS, after >> 20);
 	assert_int_equal(atomic_load(&parked_cancelled), PARKED_TASKS);
 	assert_true(during - before >= PARKED_ARENA_BYTES);
+#if !defined(COEV_TSAN)
+	/* TSan keeps the shadow and fiber memory of the freed stacks. */
 	assert_true(after - before < PARKED_ARENA_BYTES / 2);
+#endif
 }
 
 int main(void)
