@@ -51,7 +51,10 @@
  * (installers replace files by rename, which leaves the mapped inode
  * whole). An object dlopen'ed by a relative path is looked for relative to
  * the current directory. Paths of PATH_BYTES or more are not read. Not
- * async-signal-safe.
+ * async-signal-safe. The one caller in a signal handler, the stack overflow
+ * report (sched/stack.c), goes through coev__symbol_name_try, which never
+ * waits for the cache's lock and never mallocs: a process that is about to
+ * die of SIGSEGV may open and map its own executable, but not deadlock.
  */
 #include <dlfcn.h>
 #include <elf.h>
