@@ -217,7 +217,7 @@ check-tsan-migrate:
 # Forked children (the abort tests) report nothing: they die with their
 # runtime still running.
 VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
-	test_runtime test_blocking) \
+	test_runtime test_blocking test_stack_guard) \
 	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
 	test_sem test_wg test_once test_select) \
 	$(addprefix tests/bridge/,test_future test_watch) \
