@@ -2,13 +2,16 @@
  * tests/sched/test_stack_guard.c — every stack guarded (sched/stack.c): a
  * frame larger than the stack and deep recursion of large frames die with
  * a message naming the task and its function, a neighbour task's stack
- * stays intact, 200,000 live stacks all have guards without running out of
- * kernel mappings, and a runtime freed with tasks parked frees them.
+ * stays intact, a stack whose pages were given back keeps its guard,
+ * 200,000 live stacks all have guards without running out of kernel
+ * mappings, and a runtime freed with tasks parked frees them.
  *
  * The death tests run in children (tu_run_in_child) with one worker, so
  * that the stacks are carved one after another from one arena.
  */
 #include "tests/testutil.h"
+
+#include "sched/internal.h"
 
 #define STACK_BYTES (256 * 1024)
 
@@ -271,6 +274,134 @@ static void test_stack_guard_neighbour_intact(void **state)
 	free(res);
 }
 
+/* ---- a recycled stack keeps its guard ----------------------------------- */
+
+/*
+ * A worker that parks gives the pages of idle stacks beyond its pools back
+ * with MADV_DONTNEED and keeps them on the runtime's free list (sched/
+ * stack.c). The guard must survive that: here a task overflows a stack
+ * taken from that list, and a handler over coev's checks that the fault
+ * lies in that very stack's guard (64 KiB below its lowest byte).
+ */
+#define RECYCLE_BURST 400
+#define GUARD_BYTES (64 * 1024)
+
+static coev_event_t burst_go = COEV_EVENT_INIT;
+static coev_event_t fillers_never = COEV_EVENT_INIT;
+static coev_wg_t burst_started = COEV_WG_INIT;
+static coev_wg_t fillers_started = COEV_WG_INIT;
+static volatile uintptr_t recycled_lo;
+
+static int burst_task(void *arg)
+{
+	(void)arg;
+	coev_wg_done(&burst_started);
+	return coev_event_wait(&burst_go);
+}
+
+static int filler_task(void *arg)
+{
+	(void)arg;
+	coev_wg_done(&fillers_started);
+	return coev_event_wait(&fillers_never);
+}
+
+static void recycled_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr, lo = recycled_lo;
+
+	if (lo && a >= lo - GUARD_BYTES && a < lo)
+		say("verdict: fault in the recycled stack's guard\n");
+	coev_segv.sa_sigaction(sig, si, uc);
+}
+
+/* The head of rt's free list of released stacks, and how many idle stacks
+ * the pools hold before it would be reached. */
+static struct coev_stack *released_head(struct coev_rt *rt, long *pooled)
+{
+	struct coev_stack *s;
+
+	pthread_mutex_lock(&rt->arena_mu);
+	s = rt->arena_free;
+	pthread_mutex_unlock(&rt->arena_mu);
+	pthread_mutex_lock(&rt->stack_mu);
+	*pooled = (long)rt->stack_pool_len +
+		  (long)atomic_load(&rt->workers[0]->stack_pool_len);
+	pthread_mutex_unlock(&rt->stack_mu);
+	return s;
+}
+
+static int recycle_main(void *arg)
+{
+	struct coev_rt *rt = coev_rt_current();
+	coev_task_t *t[RECYCLE_BURST], *o;
+	struct coev_stack *head = NULL;
+	struct sigaction sa;
+	long pooled = 0;
+	int r = 0;
+
+	(void)arg;
+	coev_wg_add(&burst_started, RECYCLE_BURST);
+	for (int i = 0; i < RECYCLE_BURST; i++)
+		if (coev_spawn(burst_task, NULL, &t[i]) != 0)
+			return -1;
+	coev_wg_wait(&burst_started);
+	coev_event_set(&burst_go);
+	coev_gather(t, RECYCLE_BURST, NULL);
+	/* Let the only worker park (it trims then), until stacks were
+	 * released; bounded, and the condition itself is checked. */
+	for (int i = 0; i < 5000 && !head; i++) {
+		coev_sleep(COEV_MSEC(1));
+		head = released_head(rt, &pooled);
+	}
+	if (!head)
+		return -4;
+	/* Empty the pools, so that the next stack is the released one. */
+	coev_wg_add(&fillers_started, pooled);
+	for (long i = 0; i < pooled; i++)
+		if (coev_spawn(filler_task, NULL, NULL) != 0)
+			return -1;
+	coev_wg_wait(&fillers_started);
+	if (released_head(rt, &pooled) != head || pooled != 0)
+		return -5;
+	recycled_lo = (uintptr_t)head->lo;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = recycled_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, &coev_segv) != 0 ||
+	    !(coev_segv.sa_flags & SA_SIGINFO))
+		return -3;
+	if (coev_spawn_named("recycled", big_array_task, NULL, &o) != 0)
+		return -1;
+	coev_join(o, &r);
+	return -2;
+}
+
+static void run_recycle(void *arg)
+{
+	coev_config_t cfg = child_config();
+
+	(void)arg;
+	int rc = coev_run(recycle_main, NULL, &cfg);
+	fprintf(stderr, "coev_run returned %d: no overflow detected\n", rc);
+}
+
+static void test_stack_guard_survives_release(void **state)
+{
+	tu_child_t *res = malloc(sizeof *res);
+
+	(void)state;
+	assert_non_null(res);
+	assert_int_equal(tu_run_in_child(run_recycle, NULL, res), 0);
+	expect_named_death(res, "recycled", "big_array_task", NULL);
+	if (!strstr(res->out, "verdict: fault in the recycled stack's guard"))
+		tu_child_dump(res);
+	assert_non_null(strstr(res->out,
+			       "verdict: fault in the recycled stack's guard"));
+	free(res);
+}
+
 /* ---- many live stacks, all guarded -------------------------------------- */
 
 #define LIVE_TASKS TU_SCALE(200000, 200000, 20000)
@@ -437,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_stack_guard_names_big_frame),
 		cmocka_unit_test(test_stack_guard_names_large_frame_recursion),
 		cmocka_unit_test(test_stack_guard_neighbour_intact),
+		cmocka_unit_test(test_stack_guard_survives_release),
 		cmocka_unit_test(test_stack_guard_many_live_stacks),
 		cmocka_unit_test(test_stack_guard_free_with_tasks_parked),
 	};
