@@ -53,6 +53,7 @@ int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
 	st->stacks_mapped = LOAD(w, stacks_mapped);
 	st->stacks_pooled =
 		atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
+	st->stacks_unguarded = LOAD(w, stacks_unguarded);
 	st->idle_ns = idle_now(w, now);
 	up = (uint64_t)(now - rt->started);
 	st->busy_ns = up > st->idle_ns ? up - st->idle_ns : 0;
@@ -196,6 +197,13 @@ static const struct series {
 	  "Tasks spawned by tasks on this worker and not yet ended, "
 	  "wherever they run.",
 	  alive, 1),
+	S("stacks_mapped_total", "counter",
+	  "Stacks this worker created rather than reused.", stacks_mapped, 1),
+	S("stacks_pooled", "gauge", "Stacks idle in this worker's pool.",
+	  stacks_pooled, 1),
+	S("stacks_unguarded_total", "counter",
+	  "Stacks this worker created without a guard region.",
+	  stacks_unguarded, 1),
 #undef S
 };
 

@@ -51,7 +51,10 @@
  * (installers replace files by rename, which leaves the mapped inode
  * whole). An object dlopen'ed by a relative path is looked for relative to
  * the current directory. Paths of PATH_BYTES or more are not read. Not
- * async-signal-safe.
+ * async-signal-safe. The one caller in a signal handler, the stack overflow
+ * report (sched/stack.c), goes through coev__symbol_name_try, which never
+ * waits for the cache's lock and never mallocs: a process that is about to
+ * die of SIGSEGV may open and map its own executable, but not deadlock.
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -65,6 +68,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sched/internal.h"
 #include "symbol.h"
 
 #define CACHE_SLOTS 16
@@ -344,4 +348,42 @@ uintptr_t coev__function_start(uintptr_t pc)
 	if (!start && di.dli_sname && di.dli_saddr)
 		start = (uintptr_t)di.dli_saddr;
 	return start;
+}
+
+/* The SIGSEGV handler's variant (sched/stack.c names an overflow): a busy
+ * cache is not waited for, since the faulting thread may be the one that
+ * holds it; dladdr's exported name is the fallback. */
+size_t coev__symbol_name_try(uintptr_t pc, char *buf, size_t len)
+{
+	const char *name = NULL;
+	void *extra = NULL;
+	struct image *im;
+	Dl_info di;
+	bool locked;
+
+	if (len == 0 || !dladdr1((void *)pc, &di, &extra, RTLD_DL_LINKMAP) ||
+	    !extra)
+		return 0;
+	locked = pthread_mutex_trylock(&cache_lock) == 0;
+	if (locked) {
+		im = image_get((uintptr_t)di.dli_fbase,
+			       ((struct link_map *)extra)->l_name[0]
+				       ? ((struct link_map *)extra)->l_name
+				       : "/proc/self/exe");
+		if (im && im->map) {
+			const Elf64_Sym *s = find_function(
+				im, pc - ((struct link_map *)extra)->l_addr);
+			if (s)
+				name = im->str + s->st_name;
+		}
+	}
+	if (!name)
+		name = di.dli_sname;
+	size_t n = name ? strnlen(name, len - 1) : 0;
+	if (n)
+		memcpy(buf, name, n);
+	buf[n] = '\0';
+	if (locked)
+		pthread_mutex_unlock(&cache_lock);
+	return n;
 }

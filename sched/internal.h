@@ -156,9 +156,9 @@ typedef struct coev__post {
 struct coev_stack {
 	void *lo;    /* lowest usable byte */
 	size_t size; /* usable bytes */
-	void *map;   /* mapping to unmap, or NULL inside a slab */
+	void *map;   /* its own mapping to unmap, or NULL inside an arena */
 	size_t map_len;
-	bool guarded;		 /* a PROT_NONE page lies just below lo */
+	bool guarded;		 /* a guard region lies just below lo */
 	struct coev_stack *next; /* pool link */
 #if defined(COEV_VALGRIND)
 	unsigned vg_id; /* valgrind's name for the stack while it is mapped */
@@ -259,7 +259,7 @@ struct coev_worker {
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
 			steal_ops, parks, unparks, inject_pops, stacks_mapped,
-			idle_ns, timers, ios;
+			stacks_unguarded, idle_ns, timers, ios;
 	} st;
 	/* What the worker runs, for the monitor (monitor.c): run_seq is odd
 	 * while a task runs and changes at every run's start and end (the
@@ -321,11 +321,11 @@ struct coev_rt {
 	unsigned stack_pool_len;       /* [stack_mu] */
 	atomic_bool stack_pool_any;    /* [any] hint: stack_pool != NULL */
 	coev__pool_t pool;	       /* the blocking pool */
-	/* Unguarded stack slabs (the fallback when guard pages run out). */
-	pthread_mutex_t slab_mu;
-	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
-	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
-	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
+	/* Arenas: the large mappings stacks are carved from (stack.c). */
+	pthread_mutex_t arena_mu;
+	struct coev_arena *arenas;     /* [arena_mu] all, newest first */
+	struct coev_stack *arena_free; /* [arena_mu] released arena stacks */
+	bool keep_arenas; /* [teardown] abandoned tasks' stacks stay mapped */
 	/* The monitor (monitor.c) and observability (observe/). */
 	coev_time_t started;	    /* [init] */
 	coev_time_t started_coarse; /* [init] the same on the coarse clock */
@@ -588,6 +588,12 @@ void coev__debug_task_end(struct coev_worker *w, coev_task_t *t);
 void coev__report_unjoined(coev_task_t *t, const char *when);
 void coev__debug_shutdown_begin(struct coev_rt *rt);
 void coev__debug_shutdown_left(struct coev_rt *rt, int left);
+
+/* symbol.c: the name of the function holding pc into buf (NUL-terminated),
+ * returning its length, or 0 when none is known or the symbol cache is busy
+ * on another thread: for the SIGSEGV handler's overflow report, which must
+ * not wait for a lock. Never mallocs. */
+size_t coev__symbol_name_try(uintptr_t pc, char *buf, size_t len);
 
 /* stack.c: bytes of s's stack that were touched (debug mode). */
 size_t coev__stack_used(const struct coev_stack *s);

@@ -203,12 +203,12 @@ static void rt_release(struct coev_rt *rt)
 	coev__trace_free(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		worker_free(rt->workers[i]);
-	coev__stack_slabs_free(rt);
+	coev__stack_arenas_free(rt);
 	pthread_mutex_destroy(&rt->inject.mu);
 	pthread_mutex_destroy(&rt->idle_mu);
 	pthread_mutex_destroy(&rt->live_mu);
 	pthread_mutex_destroy(&rt->shutdown_mu);
-	pthread_mutex_destroy(&rt->slab_mu);
+	pthread_mutex_destroy(&rt->arena_mu);
 	pthread_mutex_destroy(&rt->stack_mu);
 	pthread_cond_destroy(&rt->live_cv);
 	free(rt->workers);
@@ -257,7 +257,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	pthread_mutex_init(&rt->idle_mu, NULL);
 	pthread_mutex_init(&rt->live_mu, NULL);
 	pthread_mutex_init(&rt->shutdown_mu, NULL);
-	pthread_mutex_init(&rt->slab_mu, NULL);
+	pthread_mutex_init(&rt->arena_mu, NULL);
 	pthread_mutex_init(&rt->stack_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -124,7 +124,7 @@ void coev__stack_altstack_free(struct coev_worker *w);
 void coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
-void coev__stack_slabs_free(struct coev_rt *rt);
+void coev__stack_arenas_free(struct coev_rt *rt);
 size_t coev__page_size(void);
 
 /* monitor.c: the thread that rescues work queued behind a stuck worker. */

@@ -1,55 +1,99 @@
 /*
- * sched/stack.c — coroutine stacks: mapping, guard pages, per-worker pools,
- * the fallback when guard pages run out, and naming a stack overflow.
+ * sched/stack.c — coroutine stacks: arenas with guard regions, per-worker
+ * pools, the fallback for kernels without guard regions, and naming a
+ * stack overflow.
  *
- * Layout of one guarded stack (one mmap, two kernel mappings once the guard
- * is protected):
+ * Layout. Stacks are carved from arenas, large anonymous mappings of
+ * ARENA_BYTES (fewer when one stack is larger), each slot a guard region of
+ * GUARD_BYTES followed by a usable stack:
  *
- *   map                 lo                                     lo+size  end
- *   | guard (PROT_NONE) | usable stack, grows down  <--------  | header |
+ *   arena    slot 0                          slot 1
+ *   | guard | stack 0, grows down <- |hdr| guard | stack 1 <- |hdr| ...
  *
- * The header (struct coev_stack) sits in the top bytes of the mapping, so a
+ * The guard is installed with madvise(MADV_GUARD_INSTALL) (Linux 6.13):
+ * page-table markers that fault on any access, inside one mapping, so a
+ * million guarded stacks cost a million markers but only ARENA_BYTES-sized
+ * mappings (32 MiB holds 102 stacks of the 256 KiB default: 1M stacks are
+ * at most about 10,000 mappings, well inside the default vm.max_map_count
+ * of 65530, and the kernel merges adjacent arenas: 1M sleepers measured 52
+ * lines of /proc/self/maps). A new stack costs one madvise (its guard) and
+ * a share of one mmap; a reused one costs no system call. ARENA_BYTES is a trade: larger arenas mean fewer mmap calls and
+ * mappings, but a runtime keeps every arena it carved until it is freed,
+ * so a burst leaves address space (not memory) behind; 32 MiB makes the
+ * mmap a rare event (one per ~100 new stacks) and wastes at most one
+ * partly carved arena per runtime. An arena's record takes its first page,
+ * below the first slot, so arenas cost no heap block. GUARD_BYTES (64 KiB) is sized so that
+ * a frame that does not probe its pages still faults in the guard unless
+ * it is larger than 64 KiB; the library and coev.pc's Cflags add
+ * -fstack-clash-protection, with which every frame larger than a page
+ * touches each page on its way down and so cannot step over the guard.
+ * Address space is cheap: the guard pages never become resident.
+ *
+ * The header (struct coev_stack) sits in the top bytes of a stack, so a
  * stack needs no separate allocation, and only the pages a task touches
  * become resident: a task that sleeps after a few calls costs one page.
  *
- * A task takes a stack when it first runs (coev__stack_get from the running
- * worker's pool) and gives it back to the pool of the worker it ends on, so
- * a million short tasks run on a handful of stacks. A pool that grows past
- * 2 * COEV_STACK_CACHE spills COEV_STACK_CACHE stacks to the runtime's
- * shared pool (one lock per batch), and an empty pool refills from it
- * before mapping new ones, so tasks that end on another worker than they
- * started on do not make one worker map while another hoards. Stacks go
- * back to the kernel only when a worker parks (coev__stack_trim): busy
- * workers never pay for munmap and its TLB shootdowns.
+ * Pools. A task takes a stack when it first runs (coev__stack_get from the
+ * running worker's pool) and gives it back to the pool of the worker it
+ * ends on, so a million short tasks run on a handful of stacks. A pool that
+ * grows past 2 * COEV_STACK_CACHE spills COEV_STACK_CACHE stacks to the
+ * runtime's shared pool (one lock per batch), and an empty pool refills
+ * from it before carving new ones, so tasks that end on another worker
+ * than they started on do not make one worker carve while another hoards.
+ * When a worker parks (coev__stack_trim), stacks beyond the pools' limits
+ * give their pages back with MADV_DONTNEED (all but the header's page) and
+ * go to the runtime's free list of arena stacks, keeping their address
+ * range and their guard: guard markers survive MADV_DONTNEED (checked on
+ * 6.18; the kernel's documentation of MADV_GUARD_INSTALL says so too), so
+ * a reused stack needs no system call. Busy workers never pay for
+ * MADV_DONTNEED and its TLB shootdowns. Arenas are unmapped when the runtime is freed,
+ * unless a task abandoned at shutdown may still be on one (keep_arenas).
  *
- * Guard pages and vm.max_map_count: each guarded stack costs two mappings
- * and the kernel's default limit is 65530 per process. Guarded stacks are
- * counted process-wide; past half the limit minus a reserve for everything
- * else (or when mmap/mprotect fails with ENOMEM), new stacks come from
- * unguarded slabs of SLAB_STACKS stacks (one mapping each), and coev says
- * so once on stderr. An unguarded stack is checked when its task ends: its
+ * Fallback (kernels before 6.13, where MADV_GUARD_INSTALL fails with
+ * EINVAL; probed once per process on a scratch page, and again by every
+ * carve's own madvise): the older scheme. Each stack is its
+ * own mapping with a GUARD_BYTES region mprotect'ed PROT_NONE below it, two
+ * kernel mappings per stack; guarded stacks are counted process-wide, and
+ * past half of vm.max_map_count minus a reserve for everything else (or
+ * when mmap/mprotect fails with ENOMEM) new stacks are carved from arenas
+ * without guards. An unguarded stack is checked when its task ends: its
  * lowest CANARY_BYTES must still be zero (fresh anonymous memory reads as
  * zero without becoming resident, so the check costs no memory); if not,
- * the task reached the end of its stack and coev aborts naming it. Idle
- * slab stacks beyond the pool limit are returned to the kernel with
- * MADV_DONTNEED and kept for reuse.
+ * the task reached the end of its stack and coev aborts naming it. No
+ * warning is printed unless debug mode is on (COEV_DEBUG, through the
+ * runtime's log); the metrics count every unguarded stack
+ * (coev_worker_stats_t.stacks_unguarded, coev_stacks_unguarded_total).
+ *
+ * Rejected: one mapping per stack with mprotect (the fallback) costs two
+ * mappings and three system calls per new stack and runs out of mappings
+ * at ~30,700 stacks; PROT_NONE gaps made by mprotect inside an arena split
+ * it into two mappings per stack all the same; guarding only every arena's
+ * bottom leaves neighbours unprotected from each other.
  *
  * Stack overflow: each worker thread has an alternate signal stack, and a
- * SIGSEGV handler checks whether the fault address lies in the guard page
- * of the task running on this thread. If so it writes a message naming the
- * task (its name, id and function) and lets the fault kill the process; any
- * other fault goes to the handler that was installed before coev's.
+ * SIGSEGV handler checks whether the fault address lies in the guard
+ * region of the task running on this thread. If so it writes a message
+ * naming the task (its name, id and function) and the function that
+ * faulted, by symbol (observe/'s symbol tables through
+ * coev__symbol_name_try, dladdr's names when those are busy), and lets the
+ * fault kill the process; any other fault goes to the handler that was
+ * installed before coev's.
  */
-#include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "sched.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
 
 /* Under valgrind (COEV_VALGRIND builds) every stack is registered while it
  * is mapped: valgrind then knows a context switch for what it is, not a
@@ -67,27 +111,55 @@
 
 #define HEADER_BYTES 64
 #define CANARY_BYTES 64
-#define SLAB_STACKS 16
+#define GUARD_BYTES ((size_t)64 * 1024)
+#define ARENA_BYTES ((size_t)32 * 1024 * 1024)
 #define ALTSTACK_BYTES (64 * 1024)
 #define MAP_RESERVE 4096
 
 _Static_assert(sizeof(struct coev_stack) <= HEADER_BYTES,
 	       "stack header too large");
 
-struct coev_slab {
-	void *map;
+/* A mapping stacks are carved from: n slots of slot bytes, the first
+ * carved of them in use or on a free list. */
+struct coev_arena {
+	void *map; /* this record's page, then the slots */
 	size_t len;
-	struct coev_slab *next;
+	char *slots;
+	size_t slot;
+	unsigned n, carved; /* [arena_mu] */
+	bool guarded;	    /* slots begin with a guard region */
+	struct coev_arena *next;
 };
 
 static size_t page_size;
-static long guard_limit;
+/* MADV_GUARD_INSTALL works on this kernel: set by stack_once, cleared for
+ * good by a carve that meets EINVAL (relaxed: a hint read and written by
+ * any thread taking a stack, ordering nothing). */
+static atomic_bool guard_madvise;
+static long guard_limit; /* fallback: own-mapping guarded stacks */
 static atomic_long guarded_live;
 static atomic_bool fallback_said;
 static struct sigaction old_segv;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void segv_handler(int sig, siginfo_t *si, void *uc);
+
+/* Whether this kernel installs guard regions: try it on a scratch page.
+ * EINVAL means an older kernel (or an emulator that does not know it).
+ * Without memory for the scratch page the answer is yes: a carve that then
+ * fails with EINVAL turns the fallback on (arena_take). */
+static bool probe_guard_madvise(void)
+{
+	void *m = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	bool ok;
+
+	if (m == MAP_FAILED)
+		return true;
+	ok = madvise(m, page_size, MADV_GUARD_INSTALL) == 0 || errno != EINVAL;
+	munmap(m, 2 * page_size);
+	return ok;
+}
 
 static void stack_once(void)
 {
@@ -102,6 +174,8 @@ static void stack_once(void)
 		fclose(f);
 	}
 	guard_limit = max > 2 * MAP_RESERVE ? (max - MAP_RESERVE) / 2 : 0;
+	atomic_store_explicit(&guard_madvise, probe_guard_madvise(),
+			      memory_order_relaxed);
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = segv_handler;
@@ -116,19 +190,22 @@ size_t coev__page_size(void)
 	return page_size;
 }
 
-static void say_fallback(const char *why)
+/* Debug mode only: say once per process that stacks go unguarded. */
+static void say_unguarded(struct coev_worker *w)
 {
 	/* seq_cst (plain atomic_exchange) protects no store-load order: a
-	 * once flag between the threads that map stacks, against this same
+	 * once flag between the threads that take stacks, against this same
 	 * exchange on another thread; only its atomicity is needed. */
-	if (atomic_exchange(&fallback_said, true))
+	if (!w->debug || atomic_exchange(&fallback_said, true))
 		return;
-	fprintf(stderr,
-		"coev: %s: further coroutine stacks have no guard page "
-		"(vm.max_map_count allows about %ld guarded stacks; raise it "
-		"with sysctl vm.max_map_count=N to keep guards). Unguarded "
-		"stacks are checked for overflow when their task ends.\n",
-		why, guard_limit);
+	coev__logf(w->rt,
+		   "coev: further coroutine stacks have no guard region (%s); "
+		   "they are checked for overflow when their task ends, and "
+		   "counted in stacks_unguarded",
+		   atomic_load_explicit(&guard_madvise, memory_order_relaxed)
+			   ? "MADV_GUARD_INSTALL failed"
+			   : "vm.max_map_count or mprotect ran out; "
+			     "raise it with sysctl vm.max_map_count=N");
 }
 
 static struct coev_stack *header_at(void *lo, size_t size, void *map,
@@ -147,19 +224,20 @@ static struct coev_stack *header_at(void *lo, size_t size, void *map,
 	return s;
 }
 
+/* The fallback's guarded stack: a mapping of its own, two kernel mappings
+ * once its guard is protected. */
 static struct coev_stack *map_guarded(struct coev_rt *rt)
 {
-	size_t len = rt->stack_size + page_size;
+	size_t len = rt->stack_size + GUARD_BYTES;
 	void *m;
 
 	/* seq_cst (plain atomic_fetch_*) protects no store-load order: the
 	 * count is a budget shared with every other mapper here and with
-	 * the decrements of stack_release and pool_list_free; each RMW is
-	 * atomic, which is all the budget needs, and it publishes no
-	 * data. The decrements below give back this increment. */
+	 * the decrements of stack_unmap; each RMW is atomic, which is all
+	 * the budget needs, and it publishes no data. The decrements below
+	 * give back this increment. */
 	if (atomic_fetch_add(&guarded_live, 1) >= guard_limit) {
 		atomic_fetch_sub(&guarded_live, 1);
-		say_fallback("guarded stacks reached the map-count budget");
 		return NULL;
 	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -169,63 +247,89 @@ static struct coev_stack *map_guarded(struct coev_rt *rt)
 		atomic_fetch_sub(&guarded_live, 1);
 		return NULL;
 	}
-	if (mprotect(m, page_size, PROT_NONE) != 0) {
+	if (mprotect(m, GUARD_BYTES, PROT_NONE) != 0) {
 		munmap(m, len);
 		atomic_fetch_sub(&guarded_live, 1);
-		say_fallback("mprotect of a guard page failed");
 		return NULL;
 	}
-	return header_at((char *)m + page_size, rt->stack_size, m, len, true);
+	return header_at((char *)m + GUARD_BYTES, rt->stack_size, m, len, true);
 }
 
-/* Carve a new slab into rt->slab_free; returns one stack or NULL. */
-static struct coev_stack *map_slab(struct coev_rt *rt)
+/* Unmap a stack that has a mapping of its own (the fallback's). */
+static void stack_unmap(struct coev_stack *s)
 {
-	struct coev_slab *sl;
-	struct coev_stack *first = NULL, *s;
-	size_t len;
+	VG_STACK_DEREGISTER(s);
+	munmap(s->map, s->map_len);
+	/* seq_cst (plain): gives back map_guarded's increment; no
+	 * store-load order, as there. */
+	atomic_fetch_sub(&guarded_live, 1);
+}
+
+/* A new arena of guarded or plain slots, pushed on rt->arenas; called with
+ * arena_mu held (an mmap every ~100 new stacks). Its record sits in its
+ * first page, below the first slot, so an arena is no heap block: a stack
+ * can fail only for want of a mapping. NULL without memory. */
+static struct coev_arena *arena_new(struct coev_rt *rt, bool guarded)
+{
+	size_t slot = rt->stack_size + (guarded ? GUARD_BYTES : 0);
+	size_t n = ARENA_BYTES / slot ? ARENA_BYTES / slot : 1;
+	struct coev_arena *a;
 	void *m;
 
-	/* Bounded by COEV_STACK_MAX; checked for 32-bit size_t. */
-	if (__builtin_mul_overflow(rt->stack_size, SLAB_STACKS, &len) ||
-	    !(sl = malloc(sizeof *sl)))
-		return NULL;
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	/* page + slot * n <= page + max(ARENA_BYTES, slot): no overflow. */
+	m = mmap(NULL, page_size + slot * n, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
 		 0);
-	if (m == MAP_FAILED) {
-		free(sl);
+	if (m == MAP_FAILED)
 		return NULL;
-	}
-	sl->map = m;
-	sl->len = len;
-	pthread_mutex_lock(&rt->slab_mu);
-	sl->next = rt->slabs;
-	rt->slabs = sl;
-	for (unsigned i = 0; i < SLAB_STACKS; i++) {
-		s = header_at((char *)m + i * rt->stack_size, rt->stack_size,
-			      NULL, 0, false);
-		if (!first) {
-			first = s;
-			continue;
-		}
-		s->next = rt->slab_free;
-		rt->slab_free = s;
-	}
-	pthread_mutex_unlock(&rt->slab_mu);
-	return first;
+	a = m;
+	a->map = m;
+	a->len = page_size + slot * n;
+	a->slots = (char *)m + page_size;
+	a->slot = slot;
+	a->n = (unsigned)n;
+	a->carved = 0;
+	a->guarded = guarded;
+	a->next = rt->arenas;
+	rt->arenas = a;
+	return a;
 }
 
-static struct coev_stack *slab_take(struct coev_rt *rt)
+/*
+ * A stack from rt's arenas: a released one if any (its guard, if it had
+ * one, is still installed), else the next slot of the newest arena, whose
+ * guard is installed here, outside the lock. Returns NULL without memory.
+ */
+static struct coev_stack *arena_take(struct coev_rt *rt, bool guarded)
 {
 	struct coev_stack *s;
+	struct coev_arena *a;
+	char *slot = NULL;
 
-	pthread_mutex_lock(&rt->slab_mu);
-	s = rt->slab_free;
-	if (s)
-		rt->slab_free = s->next;
-	pthread_mutex_unlock(&rt->slab_mu);
-	return s ? s : map_slab(rt);
+	pthread_mutex_lock(&rt->arena_mu);
+	s = rt->arena_free;
+	if (s) {
+		rt->arena_free = s->next;
+	} else {
+		a = rt->arenas;
+		if (!a || a->carved == a->n || a->guarded != guarded)
+			a = arena_new(rt, guarded);
+		if (a)
+			slot = a->slots + a->slot * a->carved++;
+	}
+	pthread_mutex_unlock(&rt->arena_mu);
+	if (s || !slot)
+		return s;
+	if (!guarded)
+		return header_at(slot, rt->stack_size, NULL, 0, false);
+	/* A failure here (ENOMEM for page tables) leaves the slot usable
+	 * but unguarded: it is then checked by its canary and counted.
+	 * EINVAL (a kernel the probe could not ask) turns the fallback on. */
+	guarded = madvise(slot, GUARD_BYTES, MADV_GUARD_INSTALL) == 0;
+	if (!guarded && errno == EINVAL)
+		atomic_store_explicit(&guard_madvise, false,
+				      memory_order_relaxed);
+	return header_at(slot + GUARD_BYTES, rt->stack_size, NULL, 0, guarded);
 }
 
 /* The pool length has one writer, the owner; statistics read it. */
@@ -239,25 +343,36 @@ static unsigned pool_len(struct coev_worker *w)
 	return atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
 }
 
-/* Give a stack back to the kernel: unmap a guarded one; keep a slab slot
- * but return its pages, all but the top page, which holds the header
- * (madvise rounds lengths up). */
-static void stack_release(struct coev_rt *rt, struct coev_stack *s)
+/*
+ * Give the stacks of the list drop back to the kernel: unmap those with a
+ * mapping of their own; return the pages of arena stacks, all but the top
+ * page, which holds the header (madvise rounds lengths up), and keep them
+ * on rt's free list with their address range and guard.
+ */
+static void stacks_release(struct coev_rt *rt, struct coev_stack *drop)
 {
-	if (s->guarded) {
-		VG_STACK_DEREGISTER(s);
-		munmap(s->map, s->map_len);
-		/* seq_cst (plain): gives back map_guarded's increment; no
-		 * store-load order, as there. */
-		atomic_fetch_sub(&guarded_live, 1);
-		return;
+	struct coev_stack *keep = NULL, *last = NULL, *s;
+
+	while ((s = drop) != NULL) {
+		drop = s->next;
+		if (s->map) {
+			stack_unmap(s);
+			continue;
+		}
+		madvise(s->lo,
+			(size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
+			MADV_DONTNEED);
+		s->next = keep;
+		keep = s;
+		if (!last)
+			last = s;
 	}
-	madvise(s->lo, (size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
-		MADV_DONTNEED);
-	pthread_mutex_lock(&rt->slab_mu);
-	s->next = rt->slab_free;
-	rt->slab_free = s;
-	pthread_mutex_unlock(&rt->slab_mu);
+	if (!keep)
+		return;
+	pthread_mutex_lock(&rt->arena_mu);
+	last->next = rt->arena_free;
+	rt->arena_free = keep;
+	pthread_mutex_unlock(&rt->arena_mu);
 }
 
 /* Move up to n stacks from w's pool to the runtime's shared pool. */
@@ -317,11 +432,20 @@ struct coev_stack *coev__stack_get(struct coev_worker *w)
 		return s;
 	}
 	coev__page_size();
-	s = map_guarded(w->rt);
+	if (atomic_load_explicit(&guard_madvise, memory_order_relaxed)) {
+		s = arena_take(w->rt, true);
+	} else {
+		s = map_guarded(w->rt);
+		if (!s)
+			s = arena_take(w->rt, false);
+	}
 	if (!s)
-		s = slab_take(w->rt);
-	if (s)
-		COEV_STAT_ADD(w, stacks_mapped, 1);
+		return NULL;
+	COEV_STAT_ADD(w, stacks_mapped, 1);
+	if (!s->guarded) {
+		COEV_STAT_ADD(w, stacks_unguarded, 1);
+		say_unguarded(w);
+	}
 	return s;
 }
 
@@ -365,10 +489,7 @@ void coev__stack_trim(struct coev_worker *w)
 		drop = s;
 	}
 	pthread_mutex_unlock(&rt->stack_mu);
-	while ((s = drop) != NULL) {
-		drop = s->next;
-		stack_release(rt, s);
-	}
+	stacks_release(rt, drop);
 }
 
 static void pool_list_free(struct coev_stack *s)
@@ -377,13 +498,8 @@ static void pool_list_free(struct coev_stack *s)
 
 	for (; s; s = next) {
 		next = s->next;
-		if (s->guarded) {
-			VG_STACK_DEREGISTER(s);
-			munmap(s->map, s->map_len);
-			/* seq_cst (plain): gives back map_guarded's
-			 * increment; no store-load order, as there. */
-			atomic_fetch_sub(&guarded_live, 1);
-		}
+		if (s->map)
+			stack_unmap(s);
 	}
 }
 
@@ -394,41 +510,38 @@ void coev__stack_pool_free(struct coev_worker *w)
 	pool_len_set(w, 0);
 }
 
-/* Forget a slab's stacks before it is unmapped (valgrind builds): each
- * stack's header tops its slot. */
-static void slab_deregister(struct coev_rt *rt, struct coev_slab *sl)
+/* Forget an arena's stacks before it is unmapped (valgrind builds): each
+ * carved stack's header tops its slot. */
+static void arena_deregister(struct coev_arena *a)
 {
 #if defined(COEV_VALGRIND)
-	for (unsigned i = 1; i <= SLAB_STACKS; i++) {
-		char *top = (char *)sl->map + i * rt->stack_size;
+	for (unsigned i = 1; i <= a->carved; i++) {
+		char *top = a->slots + i * a->slot;
 		VG_STACK_DEREGISTER((struct coev_stack *)(top - HEADER_BYTES));
 	}
 #else
-	(void)rt;
-	(void)sl;
+	(void)a;
 #endif
 }
 
-/* Unmap the shared pool and every slab of rt (after all workers' pools
+/* Unmap the shared pool and every arena of rt (after all workers' pools
  * were emptied). */
-void coev__stack_slabs_free(struct coev_rt *rt)
+void coev__stack_arenas_free(struct coev_rt *rt)
 {
-	struct coev_slab *sl;
+	struct coev_arena *a;
 
 	pool_list_free(rt->stack_pool);
 	rt->stack_pool = NULL;
 	rt->stack_pool_len = 0;
 
-	while ((sl = rt->slabs) != NULL) {
-		rt->slabs = sl->next;
-		/* Kept when an abandoned task's stack may be in it. */
-		if (!rt->keep_slabs) {
-			slab_deregister(rt, sl);
-			munmap(sl->map, sl->len);
-		}
-		free(sl);
+	/* Kept when an abandoned task's stack may be in one. */
+	while (!rt->keep_arenas && (a = rt->arenas) != NULL) {
+		rt->arenas = a->next;
+		arena_deregister(a);
+		munmap(a->map, a->len); /* a with it */
 	}
-	rt->slab_free = NULL;
+	rt->arenas = NULL;
+	rt->arena_free = NULL;
 }
 
 /* --- naming an overflow ---------------------------------------------------- */
@@ -454,11 +567,22 @@ static void put_u64(char *buf, size_t *n, size_t cap, uint64_t v, int base)
 	buf[*n] = '\0';
 }
 
+/* Writes the name of the function holding pc, or its address. */
+static void put_function(char *buf, size_t *n, size_t cap, uintptr_t pc)
+{
+	char name[256];
+
+	if (coev__symbol_name_try(pc, name, sizeof name) > 0) {
+		put(buf, n, cap, name);
+	} else {
+		put(buf, n, cap, "0x");
+		put_u64(buf, n, cap, pc, 16);
+	}
+}
+
 /* Writes "task 7 'name' (function f)" into buf. */
 static void describe_task(char *buf, size_t *n, size_t cap, coev_task_t *t)
 {
-	Dl_info di;
-
 	put(buf, n, cap, "task ");
 	put_u64(buf, n, cap, t->id, 10);
 	if (t->name[0]) {
@@ -467,13 +591,48 @@ static void describe_task(char *buf, size_t *n, size_t cap, coev_task_t *t)
 		put(buf, n, cap, "'");
 	}
 	put(buf, n, cap, " (function ");
-	if (dladdr((void *)(uintptr_t)t->fn, &di) && di.dli_sname) {
-		put(buf, n, cap, di.dli_sname);
-	} else {
-		put(buf, n, cap, "0x");
-		put_u64(buf, n, cap, (uintptr_t)t->fn, 16);
-	}
+	put_function(buf, n, cap, (uintptr_t)t->fn);
 	put(buf, n, cap, ")");
+}
+
+/* The faulting instruction's address, or 0 where unknown. */
+static uintptr_t fault_pc(const void *uc)
+{
+	const ucontext_t *u = uc;
+
+#if defined(__x86_64__)
+	return (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uintptr_t)u->uc_mcontext.pc;
+#else
+	(void)u;
+	return 0;
+#endif
+}
+
+/* Names the overflow of t's stack on w (a fault at a in its guard). */
+static void say_overflow(struct coev_worker *w, coev_task_t *t, uintptr_t a,
+			 const void *uc)
+{
+	uintptr_t pc = fault_pc(uc);
+	char msg[1024];
+	size_t n = 0;
+
+	put(msg, &n, sizeof msg, "coev: stack overflow in ");
+	describe_task(msg, &n, sizeof msg, t);
+	put(msg, &n, sizeof msg, " on worker ");
+	put_u64(msg, &n, sizeof msg, w->index, 10);
+	if (pc) {
+		put(msg, &n, sizeof msg, ", in function ");
+		put_function(msg, &n, sizeof msg, pc);
+	}
+	put(msg, &n, sizeof msg, ": it touched 0x");
+	put_u64(msg, &n, sizeof msg, a, 16);
+	put(msg, &n, sizeof msg, ", in the guard below its stack of ");
+	put_u64(msg, &n, sizeof msg, t->stack->size, 10);
+	put(msg, &n, sizeof msg,
+	    " bytes; raise coev_config_t.stack_size or COEV_STACK_SIZE\n");
+	coev__write_all(2, msg, n, NULL);
 }
 
 static void segv_handler(int sig, siginfo_t *si, void *uc)
@@ -481,23 +640,11 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 	struct coev_worker *w = coev__tls_worker;
 	coev_task_t *t = w ? w->current : NULL;
 	uintptr_t a = (uintptr_t)si->si_addr, lo;
-	char msg[512];
-	size_t n = 0;
 
 	if (t && t->stack && t->stack->guarded) {
 		lo = (uintptr_t)t->stack->lo;
-		if (a >= lo - page_size && a < lo) {
-			put(msg, &n, sizeof msg, "coev: stack overflow in ");
-			describe_task(msg, &n, sizeof msg, t);
-			put(msg, &n, sizeof msg, " on worker ");
-			put_u64(msg, &n, sizeof msg, w->index, 10);
-			put(msg, &n, sizeof msg, ": its stack holds ");
-			put_u64(msg, &n, sizeof msg, t->stack->size, 10);
-			put(msg, &n, sizeof msg,
-			    " bytes; raise coev_config_t.stack_size or "
-			    "COEV_STACK_SIZE\n");
-			if (write(2, msg, n) < 0)
-				n = 0;
+		if (a >= lo - GUARD_BYTES && a < lo) {
+			say_overflow(w, t, a, uc);
 			signal(SIGSEGV, SIG_DFL);
 			return; /* the fault repeats and kills the process */
 		}
@@ -527,8 +674,8 @@ void coev__stack_check(coev_task_t *t)
 		describe_task(msg, &n, sizeof msg, t);
 		put(msg, &n, sizeof msg,
 		    ": it reached the end of an unguarded stack; raise "
-		    "coev_config_t.stack_size or COEV_STACK_SIZE, or "
-		    "vm.max_map_count");
+		    "coev_config_t.stack_size or COEV_STACK_SIZE (or "
+		    "vm.max_map_count on kernels before 6.13)");
 		coev__panic("%s", msg);
 	}
 }

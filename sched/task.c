@@ -225,7 +225,7 @@ void coev__task_free_all(struct coev_rt *rt)
 				atomic_fetch_or_explicit(&t->state, TS_DONE,
 							 memory_order_acq_rel);
 				coev__task_ref(t); /* never freed */
-				rt->keep_slabs = true;
+				rt->keep_arenas = true;
 				pthread_mutex_lock(&abandoned_mu);
 				t->next = abandoned;
 				abandoned = t;

@@ -71,7 +71,8 @@ typedef struct coev_config {
 	/* Debugging aids: COEV_DEBUG_* flags, 0 for none. */
 	unsigned debug;
 	/* Usable bytes per coroutine stack: COEV_STACK_MIN..COEV_STACK_MAX;
-	 * rounded up to whole pages. A guard page is added below. */
+	 * rounded up to whole pages. A 64 KiB guard region is added
+	 * below (sched/stack.c). */
 	size_t stack_size;
 	/* How long coev_run() waits for tasks still alive when main returns. */
 	coev_time_t shutdown_timeout;
@@ -225,6 +226,11 @@ typedef struct coev_worker_stats {
 	uint64_t inject_pops;	/* tasks taken from the inject queue */
 	uint64_t stacks_mapped; /* stacks this worker created (not reused) */
 	uint64_t stacks_pooled; /* stacks now idle in this worker's pool */
+	uint64_t stacks_unguarded; /* stacks this worker created without a
+				    * guard region (sched/stack.c: only on
+				    * kernels before 6.13, past the map-count
+				    * budget); 0 means every stack of this
+				    * worker is guarded */
 } coev_worker_stats_t;
 
 /*

@@ -671,6 +671,9 @@ static const struct {
 	W("coev_timers_armed", timers, F_COUNT),
 	W("coev_fd_waits_armed", fds, F_COUNT),
 	W("coev_tasks_alive", alive, F_LONG),
+	W("coev_stacks_mapped_total", stacks_mapped, F_PARKS),
+	W("coev_stacks_pooled", stacks_pooled, F_PARKS),
+	W("coev_stacks_unguarded_total", stacks_unguarded, F_COUNT),
 #undef W
 };
 

@@ -1,6 +1,6 @@
 /*
  * tests/sched/test_stack.c — coroutine stacks: reuse from the pools, the
- * guard page and its overflow report, and the configured size.
+ * guard region and its overflow report, and the configured size.
  */
 #include "tests/testutil.h"
 
