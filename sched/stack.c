@@ -63,6 +63,11 @@
  * warning is printed unless debug mode is on (COEV_DEBUG, through the
  * runtime's log); the metrics count every unguarded stack
  * (coev_worker_stats_t.stacks_unguarded, coev_stacks_unguarded_total).
+ * The environment variable COEV_STACK_GUARD=mprotect, read once with the
+ * probe, forces the fallback as if the probe had failed: so that the
+ * fallback stays tested on kernels that have guard regions (the tests
+ * run test_stack_guard and test_fault both ways). Any other value is
+ * ignored.
  *
  * Rejected: one mapping per stack with mprotect (the fallback) costs two
  * mappings and three system calls per new stack and runs out of mappings
@@ -161,6 +166,15 @@ static bool probe_guard_madvise(void)
 	return ok;
 }
 
+/* COEV_STACK_GUARD=mprotect: behave as on a kernel without guard
+ * regions (the fallback). Read once, by stack_once. */
+static bool mprotect_forced(void)
+{
+	const char *v = getenv("COEV_STACK_GUARD");
+
+	return v && strcmp(v, "mprotect") == 0;
+}
+
 static void stack_once(void)
 {
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
@@ -174,7 +188,8 @@ static void stack_once(void)
 		fclose(f);
 	}
 	guard_limit = max > 2 * MAP_RESERVE ? (max - MAP_RESERVE) / 2 : 0;
-	atomic_store_explicit(&guard_madvise, probe_guard_madvise(),
+	atomic_store_explicit(&guard_madvise,
+			      !mprotect_forced() && probe_guard_madvise(),
 			      memory_order_relaxed);
 
 	memset(&sa, 0, sizeof sa);

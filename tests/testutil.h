@@ -32,6 +32,10 @@
  *    blocked in the wait (a futex wait on a word in its own frames).
  *    Tests line waiters up with these, never with a sleep: a worker
  *    preempted for the length of the sleep swaps two waiters.
+ *  - tu_stack_guard_regions(): whether the library guards stacks with
+ *    madvise(MADV_GUARD_INSTALL) in this process, or uses its fallback;
+ *    tu_rerun_fallback(argv, rc): run the binary again with the fallback
+ *    forced (COEV_STACK_GUARD=mprotect), so a suite tests both.
  *  - tu_on_loop(fn, arg), only with TU_LOOP_CALLS defined before this
  *    header (white-box: it includes sched/sched.h): from a task, run
  *    fn(arg) on the task's worker thread in a loop callback, outside any
@@ -52,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -652,6 +657,73 @@ TU_UNUSED static void tu_child_dump(const tu_child_t *res)
 TU_UNUSED static int tu_child_signaled(const tu_child_t *res, int sig)
 {
 	return WIFSIGNALED(res->status) && WTERMSIG(res->status) == sig;
+}
+
+/* ---- stack guards: regions or the fallback ------------------------------- */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+
+/*
+ * Whether sched/stack.c guards this process's stacks with guard regions:
+ * the library's own decision, made the same way: not when
+ * COEV_STACK_GUARD=mprotect forces the fallback, else by trying
+ * MADV_GUARD_INSTALL on a scratch page (EINVAL: a kernel without them).
+ */
+TU_UNUSED static int tu_stack_guard_regions(void)
+{
+	const char *v = getenv("COEV_STACK_GUARD");
+	long page = sysconf(_SC_PAGESIZE);
+	void *m;
+	int ok;
+
+	if (v && strcmp(v, "mprotect") == 0)
+		return 0;
+	m = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return 1; /* the library's answer too */
+	ok = madvise(m, (size_t)page, MADV_GUARD_INSTALL) == 0 ||
+	     errno != EINVAL;
+	munmap(m, 2 * (size_t)page);
+	return ok;
+}
+
+/*
+ * Called at the end of main with the suite's result rc: unless
+ * COEV_STACK_GUARD is set, runs this binary again (argv) with
+ * COEV_STACK_GUARD=mprotect, writing where this one writes, so that its
+ * cmocka summary is counted with this one's, and returns rc, or 1 when
+ * the second run failed. The library reads the variable once per
+ * process, hence a new process; under valgrind the second run is not
+ * traced (run it there with the variable set).
+ */
+TU_UNUSED static int tu_rerun_fallback(char **argv, int rc)
+{
+	pid_t pid;
+	int st;
+
+	if (getenv("COEV_STACK_GUARD"))
+		return rc;
+	printf("---- again with COEV_STACK_GUARD=mprotect ----\n");
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		setenv("COEV_STACK_GUARD", "mprotect", 1);
+		execv(argv[0], argv);
+		perror("execv");
+		_exit(127);
+	}
+	if (pid < 0)
+		return 1;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return 1;
+	return rc;
 }
 
 /* ---- loop callbacks (white-box) ----------------------------------------- */

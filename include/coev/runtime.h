@@ -135,7 +135,10 @@ typedef struct coev_config {
  * slow_task from COEV_SLOW_TASK_MS (milliseconds) or else 100 ms; trace
  * from COEV_TRACE (a file name) and trace_events from COEV_TRACE_EVENTS;
  * log NULL (stderr); report_unjoined from COEV_UNJOINED (0 or 1) or
- * else 1.
+ * else 1. Not a field: COEV_STACK_GUARD=mprotect, read once per process
+ * when stacks are first set up, makes coev guard stacks as on a kernel
+ * without MADV_GUARD_INSTALL (a mapping per stack, then unguarded stacks
+ * counted in stacks_unguarded; README.md); other values are ignored.
  * Returns 0, or -EINVAL when an environment variable is malformed or out of
  * range (that field then keeps its built-in default; the others are set).
  * Any thread; never suspends; never allocates. cfg is the caller's.

@@ -32,6 +32,13 @@
  * fds free: a real exhaustion, which also reaches the fds libev makes for
  * itself.
  *
+ * Stacks: with guard regions (Linux 6.13) a new stack's guard is an
+ * madvise, which is not wrapped, so no mprotect is made; in the fallback
+ * (sched/stack.c) each stack's guard is an mprotect. main runs the suite
+ * once as the library chooses and once more with COEV_STACK_GUARD=
+ * mprotect (tu_rerun_fallback), where the operations that map stacks
+ * must reach mprotect too (stack_kinds), so both paths meet failures.
+ *
  * Task bodies record failures with TU_CHECK; the sweep checks
  * tu_assert_no_failures() after every trial.
  */
@@ -70,6 +77,11 @@ typedef struct op {
 } op_t;
 
 static char trial_name[160];
+
+/* The kinds of call a new stack makes: an mmap (its arena's, one per
+ * stack here: ARENA_STACK), and in the fallback its guard's mprotect.
+ * Set by main. */
+static unsigned stack_kinds;
 
 /* Sites and trials per operation and kind, for the closing table. */
 #define OPS_MAX 40
@@ -428,13 +440,11 @@ static void test_fault_rt_new(void **state)
 
 static void test_fault_run(void **state)
 {
-	static const op_t op = {
-		.name = "coev_run (2 workers, a child, a sleep)",
-		.run = op_run,
-		/* mprotect: only kernels without MADV_GUARD_INSTALL guard
-		 * stacks with it (sched/stack.c). */
-		.sites = ALL_KINDS & ~KIND(FAULT_MPROTECT),
-		.errs = {-ENOMEM, -EAGAIN, -EMFILE, COEV_ESTACKMAP}};
+	const op_t op = {.name = "coev_run (2 workers, a child, a sleep)",
+			 .run = op_run,
+			 .sites = (ALL_KINDS & ~KIND(FAULT_MPROTECT)) |
+				  stack_kinds,
+			 .errs = {-ENOMEM, -EAGAIN, -EMFILE, COEV_ESTACKMAP}};
 
 	(void)state;
 	sweep_op(&op);
@@ -637,16 +647,16 @@ static void test_fault_spawn(void **state)
 static void test_fault_first_run_maps_a_stack(void **state)
 {
 	/* Each stack fills an arena of its own here (ARENA_STACK), whose
-	 * record is in the mapping; its guard is an madvise, mprotect only
-	 * on kernels without MADV_GUARD_INSTALL. */
-	static const op_t op = {.name = "first run of two tasks (stacks)",
-				.run = op_first_run,
-				.sites = KIND(FAULT_MMAP),
-				.never = KIND(FAULT_THREAD) | KIND(FAULT_FD),
-				.errs = {COEV_ESTACKMAP, 0}};
-	/* With every mprotect failing (kernels without guard regions: the
-	 * fallback's guard pages), stacks come from unguarded arenas, whose
-	 * mapping may fail. */
+	 * record is in the mapping; its guard is an madvise, or in the
+	 * fallback an mprotect (stack_kinds). */
+	const op_t op = {.name = "first run of two tasks (stacks)",
+			 .run = op_first_run,
+			 .sites = stack_kinds,
+			 .never = KIND(FAULT_THREAD) | KIND(FAULT_FD),
+			 .errs = {COEV_ESTACKMAP, 0}};
+	/* The fallback with every mprotect failing: stacks come from
+	 * unguarded arenas, whose mapping may fail. (With guard regions
+	 * there is no mprotect to fail: that run is the one above.) */
 	static const op_t slab = {
 		.name = "first run, mprotect failing (unguarded arenas)",
 		.run = op_first_run,
@@ -656,17 +666,16 @@ static void test_fault_first_run_maps_a_stack(void **state)
 
 	(void)state;
 	sweep_op(&op);
-	sweep_op(&slab);
+	if (stack_kinds & KIND(FAULT_MPROTECT))
+		sweep_op(&slab);
 }
 
 static void test_fault_wait_for(void **state)
 {
-	static const op_t op = {.name = "coev_wait_for",
-				.run = op_wait_for,
-				/* No mprotect: stacks are guarded by madvise
-				 * (ARENA_STACK's comment). */
-				.sites = KIND(FAULT_ALLOC) | KIND(FAULT_MMAP),
-				.errs = {-ENOMEM, COEV_ESTACKMAP, 0}};
+	const op_t op = {.name = "coev_wait_for",
+			 .run = op_wait_for,
+			 .sites = KIND(FAULT_ALLOC) | stack_kinds,
+			 .errs = {-ENOMEM, COEV_ESTACKMAP, 0}};
 
 	(void)state;
 	sweep_op(&op);
@@ -770,13 +779,10 @@ static int op_scope(trial_t *tr)
 
 static void test_fault_scope(void **state)
 {
-	static const op_t op = {
-		.name = "scope open, spawn (nested), close",
-		.run = op_scope,
-		/* No mprotect: stacks are guarded by madvise (ARENA_STACK's
-		 * comment). */
-		.sites = KIND(FAULT_ALLOC) | KIND(FAULT_MMAP),
-		.errs = {-ENOMEM, COEV_ESTACKMAP, -ECANCELED, 0}};
+	const op_t op = {.name = "scope open, spawn (nested), close",
+			 .run = op_scope,
+			 .sites = KIND(FAULT_ALLOC) | stack_kinds,
+			 .errs = {-ENOMEM, COEV_ESTACKMAP, -ECANCELED, 0}};
 
 	(void)state;
 	sweep_op(&op);
@@ -1618,12 +1624,10 @@ static int op_busy(trial_t *tr)
 
 static void test_fault_busy_runtime(void **state)
 {
-	static const op_t op = {.name = "a busy runtime (6 tasks, 2 workers)",
-				.run = op_busy,
-				/* No mprotect: stacks are guarded by madvise
-				 * (ARENA_STACK's comment). */
-				.sites = KIND(FAULT_ALLOC) | KIND(FAULT_MMAP),
-				.errs = {-ENOMEM, COEV_ESTACKMAP, 0}};
+	const op_t op = {.name = "a busy runtime (6 tasks, 2 workers)",
+			 .run = op_busy,
+			 .sites = KIND(FAULT_ALLOC) | stack_kinds,
+			 .errs = {-ENOMEM, COEV_ESTACKMAP, 0}};
 
 	(void)state;
 	/* The calls interleave differently each time: sweep again. */
@@ -1830,7 +1834,7 @@ static int print_table(void **state)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		TU_FD_TEST(test_fault_rt_new),
@@ -1853,5 +1857,14 @@ int main(void)
 		TU_FD_TEST(test_fault_busy_runtime),
 		TU_FD_TEST(test_fault_fd_limit_rt_new),
 	};
-	return cmocka_run_group_tests(tests, group_setup, print_table);
+	int rc;
+
+	(void)argc;
+	stack_kinds = KIND(FAULT_MMAP) |
+		      (tu_stack_guard_regions() ? 0 : KIND(FAULT_MPROTECT));
+	printf("stacks guarded by %s\n", stack_kinds & KIND(FAULT_MPROTECT)
+						 ? "the fallback (mprotect)"
+						 : "guard regions (madvise)");
+	rc = cmocka_run_group_tests(tests, group_setup, print_table);
+	return tu_rerun_fallback(argv, rc);
 }
