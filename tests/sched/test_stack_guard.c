@@ -474,7 +474,8 @@ static void test_stack_guard_survives_release(void **state)
  * fallback each guarded stack costs two mappings, so stacks are guarded
  * up to (vm.max_map_count - 4096) / 2 live at once (sched/stack.c), and
  * those beyond go unguarded: counted in stacks_unguarded, and never
- * mentioned in the runtime's log outside debug mode.
+ * mentioned in the runtime's log outside debug mode; a debug runtime's
+ * log mentions them once.
  */
 
 #define LIVE_TASKS TU_SCALE(200000, 200000, 20000)
@@ -538,6 +539,37 @@ static void stack_sums(coev_rt_t *rt, uint64_t *mapped, uint64_t *unguarded)
 	}
 }
 
+static int quick_task(void *arg)
+{
+	(void)arg;
+	return 7;
+}
+
+/* While the live tasks hold their stacks: a debug runtime's one task
+ * takes a new stack, unguarded when the budget is spent (expect 1), and
+ * then its log says so, once. */
+static void debug_runtime_says(uint64_t expect)
+{
+	coev_config_t cfg = tu_config(1);
+	coev_rt_t *rt = NULL;
+	coev_task_t *t;
+	uint64_t mapped, unguarded;
+	int r = 0;
+
+	cfg.stack_size = STACK_BYTES;
+	cfg.debug = COEV_DEBUG_CHECKS;
+	cfg.log = live_log;
+	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
+	assert_int_equal(coev_rt_spawn(rt, NULL, quick_task, NULL, &t), 0);
+	assert_int_equal(coev_join(t, &r), 0);
+	assert_int_equal(r, 7);
+	stack_sums(rt, &mapped, &unguarded);
+	coev_rt_free(rt);
+	assert_int_equal(mapped, 1);
+	assert_int_equal(unguarded, expect);
+	assert_int_equal(atomic_load(&unguarded_said), expect);
+}
+
 static void test_stack_guard_many_live_stacks(void **state)
 {
 	coev_config_t cfg = tu_config(2);
@@ -586,6 +618,7 @@ static void test_stack_guard_many_live_stacks(void **state)
 		assert_true(LIVE_TASKS <= budget || unguarded > 0);
 		assert_true(maps >= 2 * (long)guarded);
 	}
+	debug_runtime_says(!regions && LIVE_TASKS >= budget);
 
 	coev_event_set(&live_go);
 	for (long i = 0; i < LIVE_TASKS; i++) {
