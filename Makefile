@@ -228,10 +228,15 @@ VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
 	tests/io/test_resolve
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,possible --child-silent-after-fork=yes
+# test_stack_guard runs its suite again with COEV_STACK_GUARD=mprotect in
+# a process valgrind does not trace: that run is made here directly.
 check-valgrind:
 	$(MAKE) SAN=valgrind deps lib $(VALGRIND_TESTS:%=build-valgrind/%)
 	COEV_TEST_WRAPPER="$(VALGRIND)" ci/run-tests.sh build-valgrind \
 		$(VALGRIND_TESTS:%=build-valgrind/%)
+	COEV_STACK_GUARD=mprotect COEV_TEST_WRAPPER="$(VALGRIND)" \
+		ci/run-tests.sh build-valgrind/fallback \
+		build-valgrind/tests/sched/test_stack_guard
 
 # The tour; a callback library wrapped with futures (wrap_callback);
 # channels (pipeline) and a semaphore (limit); then the hello web server with
