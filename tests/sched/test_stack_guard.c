@@ -308,6 +308,14 @@ static void test_stack_guard_neighbour_intact(void **state)
 		tu_child_dump(res);
 	assert_non_null(strstr(res->out, "verdict: canary intact"));
 	assert_null(strstr(res->out, "canary broken"));
+#if defined(COEV_TSAN)
+	/* TSan maps memory of its own for each new fiber, between the
+	 * fallback's stack mappings: no neighbour need lie right below. */
+	if (!regions) {
+		free(res);
+		return;
+	}
+#endif
 	assert_non_null(strstr(res->out, "within the frame's reach"));
 	free(res);
 }
@@ -490,9 +498,10 @@ static void test_stack_guard_survives_release(void **state)
 
 #define LIVE_TASKS TU_SCALE(200000, 200000, 20000)
 /* valgrind's address space manager tracks a bounded number of segments
- * (VG_N_SEGMENTS): 20,000 fallback stacks of two mappings each exceed
- * it. */
-#if defined(COEV_VALGRIND)
+ * (VG_N_SEGMENTS), and TSan needs mappings of its own for each fiber
+ * (about 35,000 for 20,000 stacks) within vm.max_map_count: 20,000
+ * fallback stacks of two mappings each exceed either. */
+#if defined(COEV_VALGRIND) || defined(COEV_TSAN)
 #define LIVE_FALLBACK 5000
 #else
 #define LIVE_FALLBACK LIVE_TASKS
