@@ -647,12 +647,13 @@ static void test_fault_spawn(void **state)
 static void test_fault_first_run_maps_a_stack(void **state)
 {
 	/* Each stack fills an arena of its own here (ARENA_STACK), whose
-	 * record is in the mapping; its guard is an madvise, or in the
-	 * fallback an mprotect (stack_kinds). */
+	 * record is in the mapping; its guard is an madvise (and then no
+	 * mprotect is made), or in the fallback an mprotect (stack_kinds). */
 	const op_t op = {.name = "first run of two tasks (stacks)",
 			 .run = op_first_run,
 			 .sites = stack_kinds,
-			 .never = KIND(FAULT_THREAD) | KIND(FAULT_FD),
+			 .never = KIND(FAULT_THREAD) | KIND(FAULT_FD) |
+				  (KIND(FAULT_MPROTECT) & ~stack_kinds),
 			 .errs = {COEV_ESTACKMAP, 0}};
 	/* The fallback with every mprotect failing: stacks come from
 	 * unguarded arenas, whose mapping may fail. (With guard regions
