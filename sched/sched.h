@@ -75,7 +75,7 @@ enum {
 
 /* --- cross-file functions of sched/ ----------------------------------- */
 
-/* worker.c */
+/* worker.c, inject.c */
 void coev__schedule(coev_task_t *t, bool yielded);
 void coev__schedule_entry(coev__entry_t *e, bool yielded);
 void coev__wake_resume(coev_task_t *t);
@@ -87,6 +87,9 @@ void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);
 coev__entry_t *coev__inject_pop(coev__inject_t *q);
+/* Pop up to max entries as a list; returns the count, *out the first. */
+size_t coev__inject_pop_batch(coev__inject_t *q, size_t max,
+			      coev__entry_t **out);
 /* post.c: run every post (run false: the runtime is freed, fail them). */
 void coev__worker_run_posts(struct coev_worker *w, bool run);
 

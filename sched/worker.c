@@ -90,63 +90,6 @@ static uint32_t coarse_ms(struct coev_worker *w)
 			  1000000);
 }
 
-/* --- the inject queue ------------------------------------------------- */
-
-void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
-		       coev__entry_t *last, size_t n)
-{
-	COEV__POINT(PUSH);
-	*coev__entry_link(last) = NULL;
-	pthread_mutex_lock(&q->mu);
-	if (q->tail)
-		*coev__entry_link(q->tail) = first;
-	else
-		q->head = first;
-	q->tail = last;
-	atomic_store_explicit(
-		&q->len,
-		atomic_load_explicit(&q->len, memory_order_relaxed) + n,
-		memory_order_relaxed);
-	pthread_mutex_unlock(&q->mu);
-}
-
-/* Pop up to max tasks as a list; returns the count, *out the first. */
-static size_t inject_pop_batch(coev__inject_t *q, size_t max,
-			       coev__entry_t **out)
-{
-	size_t n = 0;
-	coev__entry_t *t, *prev = NULL;
-
-	COEV__POINT(POP);
-	if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
-		return 0;
-	pthread_mutex_lock(&q->mu);
-	t = q->head;
-	*out = t;
-	while (t && n < max) {
-		prev = t;
-		t = *coev__entry_link(t);
-		n++;
-	}
-	if (prev)
-		*coev__entry_link(prev) = NULL;
-	q->head = t;
-	if (!t)
-		q->tail = NULL;
-	atomic_store_explicit(
-		&q->len,
-		atomic_load_explicit(&q->len, memory_order_relaxed) - n,
-		memory_order_relaxed);
-	pthread_mutex_unlock(&q->mu);
-	return n;
-}
-
-coev__entry_t *coev__inject_pop(coev__inject_t *q)
-{
-	coev__entry_t *t = NULL;
-	return inject_pop_batch(q, 1, &t) ? t : NULL;
-}
-
 /* --- the local ring ---------------------------------------------------- */
 
 /* ck's ring publishes with a store fence and plain (volatile) stores, and
@@ -647,7 +590,7 @@ static coev__entry_t *take_inject(struct coev_worker *w, bool one)
 	room = ck_ring_capacity(&w->ring) - 1 - ring_size(w);
 	if (max > room + 1)
 		max = room + 1;
-	n = inject_pop_batch(&rt->inject, max, &first);
+	n = coev__inject_pop_batch(&rt->inject, max, &first);
 	if (!n)
 		return NULL;
 	COEV_STAT_ADD(w, inject_pops, n);
