@@ -212,7 +212,7 @@ check-tsan-migrate:
 # children) and test_ctx (valgrind does not model MXCSR rounding modes).
 # Forked children (the abort tests) report nothing: they die with their
 # runtime still running.
-VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
+VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel test_block \
 	test_runtime test_blocking) \
 	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
 	test_sem test_wg test_once test_select) \

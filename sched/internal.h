@@ -165,6 +165,14 @@ struct coev_stack {
 #endif
 };
 
+/* --- task block chunks (block.c) ------------------------------------ */
+
+/* The header at the start of each chunk of task blocks. */
+struct coev__chunk {
+	struct coev__chunk *next; /* [rt->block_mu] */
+	bool kept; /* [teardown] holds an abandoned task: never unmapped */
+};
+
 /* --- the inject queue ------------------------------------------------- */
 
 /*
@@ -217,8 +225,11 @@ struct coev_worker {
 	bool debug;	/* [init] COEV__DEBUG(rt), on the owner's hot line */
 	uint64_t rng;	/* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
-	coev_task_t *task_cache;       /* [owner] free blocks */
+	coev_task_t *task_cache;       /* [owner] free blocks (block.c) */
 	unsigned task_cache_len;       /* [owner] */
+	coev_task_t *task_spare;       /* [owner] a full batch in reserve */
+	char *task_bump;	       /* [owner] next block to carve */
+	char *task_bump_end;	       /* [owner] end of the chunk carved */
 	struct coev_stack *stack_pool; /* [owner] idle stacks */
 	atomic_uint stack_pool_len;    /* [owner writes, any reads] */
 	void *san_sched_fiber;	       /* [owner] TSan */
@@ -258,7 +269,7 @@ struct coev_worker {
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
 			steal_ops, parks, unparks, inject_pops, stacks_mapped,
-			idle_ns, timers, ios;
+			idle_ns, timers, ios, task_chunks;
 	} st;
 	/* What the worker runs, for the monitor (monitor.c): run_seq is odd
 	 * while a task runs and changes at every run's start and end (the
@@ -325,6 +336,13 @@ struct coev_rt {
 	struct coev_slab *slabs;      /* [slab_mu] every slab, for unmapping */
 	struct coev_stack *slab_free; /* [slab_mu] idle slab stacks */
 	bool keep_slabs; /* [teardown] abandoned tasks' stacks stay mapped */
+	/* Task blocks (block.c): chunks, and batches of free blocks. */
+	pthread_mutex_t block_mu;
+	struct coev__chunk *chunks; /* [block_mu] every chunk, for unmapping */
+	coev_task_t *batches;	    /* [block_mu] stack of free batches */
+	char *bump, *bump_end;	    /* [block_mu] plain threads' carving */
+	atomic_bool batches_any;    /* [any] hint: batches != NULL */
+	atomic_uint block_chunks;   /* [any] chunks mapped */
 	/* The monitor (monitor.c) and observability (observe/). */
 	coev_time_t started;	    /* [init] */
 	coev_time_t started_coarse; /* [init] the same on the coarse clock */

@@ -210,6 +210,7 @@ static void rt_release(struct coev_rt *rt)
 	pthread_mutex_destroy(&rt->shutdown_mu);
 	pthread_mutex_destroy(&rt->slab_mu);
 	pthread_mutex_destroy(&rt->stack_mu);
+	pthread_mutex_destroy(&rt->block_mu);
 	pthread_cond_destroy(&rt->live_cv);
 	free(rt->workers);
 	free(rt->sleepers);
@@ -259,6 +260,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	pthread_mutex_init(&rt->shutdown_mu, NULL);
 	pthread_mutex_init(&rt->slab_mu, NULL);
 	pthread_mutex_init(&rt->stack_mu, NULL);
+	pthread_mutex_init(&rt->block_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rt->live_cv, &ca);

@@ -45,7 +45,9 @@
  * the task ends) and transient references held by waiters. The block is
  * released when the count reaches zero; every block stays on its home
  * worker's registry until then, so a runtime being freed can find tasks
- * that never finished.
+ * that never finished. Blocks come from per-worker pools carved from
+ * large mappings (block.c); a released block goes back to the pool of
+ * the thread that released it.
  *
  * The current worker is read from thread-local storage only through a
  * non-inlined function with a compiler barrier: a coroutine may resume on
@@ -77,19 +79,6 @@ coev_task_t *coev__task_self(void)
 }
 
 /* --- allocation ---------------------------------------------------------- */
-
-static coev_task_t *task_alloc(struct coev_worker *w)
-{
-	coev_task_t *t;
-
-	if (w && w->task_cache) {
-		t = w->task_cache;
-		w->task_cache = t->next;
-		w->task_cache_len--;
-		return t;
-	}
-	return malloc(sizeof *t);
-}
 
 static void registry_add(coev_task_t *t)
 {
@@ -131,13 +120,7 @@ void coev__task_release(coev_task_t *t)
 	registry_remove(t);
 	atomic_store_explicit(&t->joiner, JOIN_FREED, memory_order_relaxed);
 	w = coev__worker_self();
-	if (w && w->rt == t->rt && w->task_cache_len < COEV_TASK_CACHE) {
-		t->next = w->task_cache;
-		w->task_cache = t;
-		w->task_cache_len++;
-		return;
-	}
-	free(t);
+	coev__block_put(t->rt, w, t);
 }
 
 /* Tasks spawned and not yet ended in rt. Exact when nothing spawns or
@@ -225,6 +208,7 @@ void coev__task_free_all(struct coev_rt *rt)
 				atomic_fetch_or_explicit(&t->state, TS_DONE,
 							 memory_order_acq_rel);
 				coev__task_ref(t); /* never freed */
+				coev__block_keep(rt, t);
 				rt->keep_slabs = true;
 				pthread_mutex_lock(&abandoned_mu);
 				t->next = abandoned;
@@ -245,15 +229,11 @@ void coev__task_free_all(struct coev_rt *rt)
 			if (t->san_fiber)
 				__tsan_destroy_fiber(t->san_fiber);
 #endif
-			free(t);
+			coev__block_drop(t);
 		}
 		w->reg_head = NULL;
-		while ((t = w->task_cache) != NULL) {
-			w->task_cache = t->next;
-			free(t);
-		}
-		w->task_cache_len = 0;
 	}
+	coev__block_fini(rt);
 }
 
 /* --- spawn ----------------------------------------------------------------- */
@@ -325,7 +305,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		live_drop(rt, live);
 		return -ESHUTDOWN;
 	}
-	t = task_alloc(w);
+	t = coev__block_get(rt, w);
 	if (!t) {
 		live_drop(rt, live);
 		return -ENOMEM;
@@ -333,7 +313,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
-		free(t);
+		coev__block_put(rt, w, t);
 		live_drop(rt, live);
 		return r;
 	}

@@ -225,6 +225,8 @@ typedef struct coev_worker_stats {
 	uint64_t inject_pops;	/* tasks taken from the inject queue */
 	uint64_t stacks_mapped; /* stacks this worker created (not reused) */
 	uint64_t stacks_pooled; /* stacks now idle in this worker's pool */
+	uint64_t task_chunks;	/* chunks of task blocks this worker mapped
+				 * (2 MiB each; freed blocks are reused) */
 } coev_worker_stats_t;
 
 /*
