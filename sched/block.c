@@ -39,10 +39,22 @@
  * page fault per 2 MiB instead of one per 4 KiB, and a small runtime
  * touches only the 4 KiB pages of its first chunk.
  *
+ * Finding every task. There is no registry: coev__task_each walks every
+ * chunk's blocks and takes a reference on each whose count is above zero
+ * (try_ref: a CAS that never raises a count from zero), so a block it
+ * looks at is not freed, and so not reused, until it lets go. A spawn
+ * publishes its block by storing the count last, after every field is
+ * written (task.c), and a free block's count is zero, as is a block
+ * never carved (chunks are zero-filled). Shutdown (cancel, abandon),
+ * dumps, reports and coev_rt_free use the walk: cold paths, at one CAS
+ * per block in use.
+ *
  * Rejected: malloc per block (glibc grows each thread's arena with an
  * mprotect per 128 KiB or so and a page fault per page: over half the
  * time of spawning a million tasks was system time); one shared free list
- * under a lock (a lock per spawn and per finish).
+ * under a lock (a lock per spawn and per finish); a registry of live
+ * tasks per worker under a mutex (two lock round trips per task, and a
+ * shared line whenever a task ends away from its spawner's worker).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +80,13 @@
 #include <valgrind/valgrind.h>
 #define VG_BORN(t) VALGRIND_MALLOCLIKE_BLOCK(t, sizeof(coev_task_t), 0, 0)
 #define VG_DEAD(t) VALGRIND_FREELIKE_BLOCK(t, 0)
+#define VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
+#define VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
 #else
 #define VG_BORN(t) ((void)(t))
 #define VG_DEAD(t) ((void)(t))
+#define VG_QUIET_BEGIN() ((void)0)
+#define VG_QUIET_END() ((void)0)
 #endif
 
 #if defined(COEV_ASAN) || defined(COEV_VALGRIND)
@@ -352,6 +368,87 @@ void coev__block_put(struct coev_rt *rt, struct coev_worker *w, coev_task_t *t)
 void coev__block_drop(coev_task_t *t)
 {
 	dead(t);
+}
+
+/* Whether t is live, at teardown (nothing else touches blocks then). */
+__attribute__((no_sanitize("address"))) static bool try_peek(coev_task_t *t)
+{
+	/* Relaxed: the workers are joined, which ordered their writes. */
+	return atomic_load_explicit(&t->refs, memory_order_relaxed) != 0;
+}
+
+/* --- finding every live task ------------------------------------------- */
+
+/* A reference on t if it is live (refs above zero), without ever raising
+ * a count from zero: a block being freed, free, or never carved (chunks
+ * are zero-filled) is skipped, so the block cannot be reused under the
+ * caller until it drops the reference. Reads free blocks, which the
+ * sanitizers see as freed: ASan is told not to check, valgrind not to
+ * report. */
+__attribute__((no_sanitize("address"))) static bool try_ref(coev_task_t *t)
+{
+	/* Relaxed: only a hint for the CAS. */
+	unsigned r = atomic_load_explicit(&t->refs, memory_order_relaxed);
+
+	/* seq_cst: the CAS's load is the load half of a store-load order,
+	 * against coev__task_spawn's store of refs (the publication of the
+	 * block, task.c) before its load of rt->abandoned: after
+	 * coev__join_abandon_all's store of abandoned, either this walk sees
+	 * the block or the spawn sees abandoned. The acquire half pairs with
+	 * that store's release, so the fields spawn wrote are read whole. */
+	while (r != 0)
+		if (atomic_compare_exchange_weak_explicit(&t->refs, &r, r + 1,
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* For each live block of rt (refs above zero): fn(t, arg). ref: with a
+ * reference held across the call, dropped after it (the block may be
+ * freed then); without one only at teardown, no thread running tasks.
+ * Chunks mapped after the walk began are not visited: their blocks were
+ * published after it began. */
+static void walk(struct coev_rt *rt, bool ref,
+		 void (*fn)(coev_task_t *t, void *arg), void *arg)
+{
+	struct coev__chunk *c;
+
+	/* The lock orders the links of every chunk listed so far before the
+	 * reads of c->next below. */
+	pthread_mutex_lock(&rt->block_mu);
+	c = rt->chunks;
+	pthread_mutex_unlock(&rt->block_mu);
+	for (; c; c = c->next) {
+		char *p = (char *)c + CHUNK_HEADER;
+		char *end = (char *)c + CHUNK_BYTES;
+
+		for (; p + BLOCK_BYTES <= end; p += BLOCK_BYTES) {
+			coev_task_t *t = (coev_task_t *)(void *)p;
+			bool live;
+
+			VG_QUIET_BEGIN();
+			live = ref ? try_ref(t) : try_peek(t);
+			VG_QUIET_END();
+			if (!live)
+				continue;
+			fn(t, arg);
+			if (ref)
+				coev__task_release(t);
+		}
+	}
+}
+
+void coev__task_each(struct coev_rt *rt, void (*fn)(coev_task_t *t, void *arg),
+		     void *arg)
+{
+	walk(rt, true, fn, arg);
+}
+
+void coev__block_each_unref(struct coev_rt *rt,
+			    void (*fn)(coev_task_t *t, void *arg), void *arg)
+{
+	walk(rt, false, fn, arg);
 }
 
 /* t belongs to an abandoned task: its chunk is never unmapped. A walk of

@@ -115,10 +115,9 @@ struct coev_task {
 		struct coev_task *next; /* free-list link (a freed block) */
 		uint64_t trace_flow;	/* [waker, then runner] wake flow */
 	};
-	bool boosted;	     /* a work-first join queued it [joiner] */
-	uint16_t locks_held; /* [runner] coev mutexes held */
-	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
-	struct coev_worker *home;	 /* registry list holding it [init] */
+	bool boosted;		  /* a work-first join queued it [joiner] */
+	uint16_t locks_held;	  /* [runner] coev mutexes held */
+	struct coev_worker *home; /* live count holding it [init] */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
@@ -240,9 +239,6 @@ struct coev_worker {
 	coev__inject_t inbox;
 	/* Functions posted to run here (a LIFO stack; any thread pushes). */
 	_Atomic(coev__post_t *) posts;
-	/* Live tasks whose home is this worker. */
-	pthread_mutex_t reg_mu;
-	coev_task_t *reg_head; /* [reg_mu] */
 	/* This worker's share of the live-task count: +1 per spawn made here,
 	 * -1 when such a task ends, on whichever worker (task_finish); the
 	 * runtime's count is the sum over the workers and live_ext (exact
@@ -386,6 +382,14 @@ void coev__notify_parked(struct coev_rt *rt, bool strict);
 long coev__live_count(struct coev_rt *rt);
 /* Drop a reference taken with coev__task_ref (task.c). */
 void coev__task_release(coev_task_t *t);
+/* fn(t, arg) for every live task block of rt (spawned and not released:
+ * running, ready, waiting, or ended and not joined), with a reference
+ * held across the call so the block is not reused meanwhile; the
+ * reference is dropped after (which may free the block). A walk of the
+ * chunks (block.c): cold paths only (shutdown, dumps, reports). Any
+ * thread; takes block_mu once; never suspends. */
+void coev__task_each(struct coev_rt *rt, void (*fn)(coev_task_t *t, void *arg),
+		     void *arg);
 /* Queued blocking-pool jobs, under p->mu (pool.c, for metrics). */
 size_t coev__pool_queued(const coev__pool_t *p);
 

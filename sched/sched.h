@@ -97,6 +97,9 @@ void coev__block_drop(coev_task_t *t);
 void coev__block_keep(struct coev_rt *rt, coev_task_t *t);
 void coev__block_fini(struct coev_rt *rt);
 unsigned coev__block_chunks(struct coev_rt *rt);
+/* coev__task_each without references: teardown only (task.c). */
+void coev__block_each_unref(struct coev_rt *rt,
+			    void (*fn)(coev_task_t *t, void *arg), void *arg);
 size_t coev__block_mapped(void);
 
 /* join.c: releasing the waiters of tasks a shutdown gave up on. */

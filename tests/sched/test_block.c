@@ -146,9 +146,11 @@ static void test_block_chunks_unmapped_by_rt_free(void **state)
 }
 
 /* Tasks parked on an event nobody sets, and handles never joined: the
- * runtime's shutdown cancels them, and coev_rt_free frees their blocks
+ * walk of the chunks finds each of them, the runtime's shutdown cancels
+ * them, and coev_rt_free frees their blocks
  * and unmaps every chunk (ASan and valgrind see no leak). */
-#define PARKED 500
+/* More than one chunk's worth (8,191 blocks of 256 bytes per chunk). */
+#define PARKED TU_SCALE(9000, 9000, 7000)
 
 struct park_ctx {
 	coev_event_t ev;
@@ -181,6 +183,9 @@ static void test_block_rt_freed_with_tasks_parked(void **state)
 					       i % 2 ? &t : NULL),
 				 0);
 	assert_int_equal(coev_wg_wait_dl(&c->started, tu_guard()), 0);
+	assert_true(coev__block_chunks(rt) >= 2);
+	/* The walk of the chunks finds every one of them. */
+	assert_int_equal(coev_rt_tasks(rt, NULL, 0), PARKED);
 	assert_true(coev__block_mapped() > before);
 	/* Cancelled, they end: none is abandoned, so nothing is kept. */
 	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
@@ -191,6 +196,68 @@ static void test_block_rt_freed_with_tasks_parked(void **state)
 	free(c);
 }
 
+/* Snapshots from a plain thread while tasks are spawned and released on
+ * the workers: the walk takes a reference on each live block, so none is
+ * reused under it (ASan and TSan check the memory), and every task it
+ * lists is one that was spawned here. */
+#define SNAPSHOTS TU_SCALE(300, 100, 50)
+
+struct churn {
+	atomic_bool stop;
+	atomic_long spawned;
+};
+
+static int churn_main(void *arg)
+{
+	struct churn *c = arg;
+	coev_task_t *t[64];
+
+	while (!atomic_load(&c->stop)) {
+		for (int i = 0; i < 64; i++) {
+			TU_CHECK_EQ(coev_spawn_named("churn", trivial, NULL,
+						     i % 2 ? &t[i] : NULL),
+				    0);
+			atomic_fetch_add(&c->spawned, 1);
+		}
+		for (int i = 1; i < 64; i += 2)
+			TU_CHECK_EQ(coev_join(t[i], NULL), 0);
+	}
+	return 0;
+}
+
+static void test_block_walk_races_spawn_and_release(void **state)
+{
+	coev_rt_t *rt = tu_new_rt(2);
+	struct churn c = {false, 0};
+	coev_task_info_t info[32];
+	coev_task_t *main;
+	long seen = 0;
+
+	(void)state;
+	assert_int_equal(coev_rt_spawn(rt, "main", churn_main, &c, &main), 0);
+	for (int i = 0; i < SNAPSHOTS; i++) {
+		int n = coev_rt_tasks(rt, info, 32);
+
+		assert_true(n >= 1); /* main, at least */
+		for (int k = 0; k < n && k < 32; k++) {
+			assert_true(info[k].id != 0);
+			assert_true(strcmp(info[k].name, "churn") == 0 ||
+				    strcmp(info[k].name, "main") == 0);
+		}
+		seen += n;
+	}
+	atomic_store(&c.stop, true);
+	assert_int_equal(coev_join(main, NULL), 0);
+	print_message("%ld tasks spawned, %ld seen in %d snapshots\n",
+		      atomic_load(&c.spawned), seen, SNAPSHOTS);
+	assert_true(atomic_load(&c.spawned) > 0);
+	/* Once every task has ended, none is listed. */
+	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
+	assert_int_equal(coev_rt_tasks(rt, NULL, 0), 0);
+	coev_rt_free(rt);
+	tu_assert_no_failures();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_block_reused_from_plain_thread),
 		cmocka_unit_test(test_block_chunks_unmapped_by_rt_free),
 		cmocka_unit_test(test_block_rt_freed_with_tasks_parked),
+		cmocka_unit_test(test_block_walk_races_spawn_and_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
