@@ -27,9 +27,10 @@
  * block is free) in plain builds, so the joiner word keeps JOIN_FREED for
  * misuse checks. In ASan and valgrind builds they live in a tail just
  * past the struct, outside what the sanitizer is told is the block: a
- * free block is poisoned (ASan) or freed (valgrind's FREELIKE), so a use
- * after free is still reported, and a block handed out again is made
- * fresh (unpoisoned, MALLOCLIKE) before its spawn writes it.
+ * free block is poisoned (ASan) or freed (valgrind's FREELIKE), all but
+ * its joiner word, so a use after free is still reported, and a block
+ * handed out again is made fresh (unpoisoned, MALLOCLIKE) before its
+ * spawn writes it.
  *
  * Chunks are listed on the runtime (appended under block_mu when mapped)
  * and unmapped only by coev_rt_free, never on the hot path; a chunk that
@@ -56,6 +57,7 @@
  * tasks per worker under a mutex (two lock round trips per task, and a
  * shared line whenever a task ends away from its spawner's worker).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -77,14 +79,17 @@
 #endif
 
 #if defined(COEV_VALGRIND)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define VG_BORN(t) VALGRIND_MALLOCLIKE_BLOCK(t, sizeof(coev_task_t), 0, 0)
 #define VG_DEAD(t) VALGRIND_FREELIKE_BLOCK(t, 0)
+#define VG_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED(p, n)
 #define VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
 #define VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
 #else
 #define VG_BORN(t) ((void)(t))
 #define VG_DEAD(t) ((void)(t))
+#define VG_DEFINED(p, n) ((void)(p), (void)(n))
 #define VG_QUIET_BEGIN() ((void)0)
 #define VG_QUIET_END() ((void)0)
 #endif
@@ -141,16 +146,24 @@ static coev_task_t *born(coev_task_t *t)
 	return t;
 }
 
-/* A block becomes free: a later access is a use after free. Under ASan
- * it is zeroed first, so stale pointers in it keep nothing reachable for
- * LeakSanitizer (chunks are its root regions). */
+/* A block becomes free: a later access is a use after free, except to
+ * its joiner word, which keeps JOIN_FREED so that a second join or detach
+ * of the handle still aborts naming the misuse (sched/join.c). Under ASan
+ * the rest is zeroed first, so stale pointers in it keep nothing
+ * reachable for LeakSanitizer (chunks are its root regions). */
 static void dead(coev_task_t *t)
 {
+	size_t j = offsetof(coev_task_t, joiner);
+	size_t e = j + sizeof t->joiner;
+
 #if defined(COEV_ASAN)
-	memset(t, 0, sizeof *t);
+	memset(t, 0, j);
+	memset((char *)t + e, 0, sizeof *t - e);
 #endif
-	BLK_POISON(t, sizeof *t);
+	BLK_POISON(t, j);
+	BLK_POISON((char *)t + e, sizeof *t - e);
 	VG_DEAD(t);
+	VG_DEFINED(&t->joiner, e - j);
 }
 
 /* --- chunks ---------------------------------------------------------------- */

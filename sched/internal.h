@@ -90,9 +90,10 @@ typedef struct coev__waiter {
 	pthread_cond_t cv;
 } coev__waiter_t;
 
-/* 256 bytes in plain builds (four cache lines): small fields fill the
- * holes after yield, boosted and pin_depth; check with a layout print
- * before adding one. */
+/* 240 bytes in plain builds, carved as blocks of 256 (four cache lines,
+ * block.c): 16 bytes are left, and small fields fill the holes after
+ * yield, boosted and pin_depth; check with a layout print before adding
+ * one. */
 struct coev_task {
 	_Alignas(16) atomic_uint state;	  /* [any] see TS_* */
 	atomic_uint refs;		  /* [any] handle + run + wakers */

@@ -150,7 +150,7 @@ static void test_block_chunks_unmapped_by_rt_free(void **state)
  * them, and coev_rt_free frees their blocks
  * and unmaps every chunk (ASan and valgrind see no leak). */
 /* More than one chunk's worth (8,191 blocks of 256 bytes per chunk). */
-#define PARKED TU_SCALE(9000, 9000, 7000)
+#define PARKED 9000
 
 struct park_ctx {
 	coev_event_t ev;
@@ -205,12 +205,14 @@ static void test_block_rt_freed_with_tasks_parked(void **state)
 struct churn {
 	atomic_bool stop;
 	atomic_long spawned;
+	coev_wg_t going; /* done after the first batch */
 };
 
 static int churn_main(void *arg)
 {
 	struct churn *c = arg;
 	coev_task_t *t[64];
+	int first = 0;
 
 	while (!atomic_load(&c->stop)) {
 		for (int i = 0; i < 64; i++) {
@@ -221,6 +223,8 @@ static int churn_main(void *arg)
 		}
 		for (int i = 1; i < 64; i += 2)
 			TU_CHECK_EQ(coev_join(t[i], NULL), 0);
+		if (!first++)
+			coev_wg_done(&c->going);
 	}
 	return 0;
 }
@@ -228,13 +232,17 @@ static int churn_main(void *arg)
 static void test_block_walk_races_spawn_and_release(void **state)
 {
 	coev_rt_t *rt = tu_new_rt(2);
-	struct churn c = {false, 0};
+	struct churn c = {.stop = false};
 	coev_task_info_t info[32];
 	coev_task_t *main;
 	long seen = 0;
 
 	(void)state;
+	assert_int_equal(coev_wg_init(&c.going), 0);
+	coev_wg_add(&c.going, 1);
 	assert_int_equal(coev_rt_spawn(rt, "main", churn_main, &c, &main), 0);
+	/* The snapshots begin once tasks are spawned and released. */
+	assert_int_equal(coev_wg_wait_dl(&c.going, tu_guard()), 0);
 	for (int i = 0; i < SNAPSHOTS; i++) {
 		int n = coev_rt_tasks(rt, info, 32);
 
@@ -250,11 +258,12 @@ static void test_block_walk_races_spawn_and_release(void **state)
 	assert_int_equal(coev_join(main, NULL), 0);
 	print_message("%ld tasks spawned, %ld seen in %d snapshots\n",
 		      atomic_load(&c.spawned), seen, SNAPSHOTS);
-	assert_true(atomic_load(&c.spawned) > 0);
+	assert_true(atomic_load(&c.spawned) >= 64);
 	/* Once every task has ended, none is listed. */
 	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
 	assert_int_equal(coev_rt_tasks(rt, NULL, 0), 0);
 	coev_rt_free(rt);
+	coev_wg_destroy(&c.going);
 	tu_assert_no_failures();
 }
 
