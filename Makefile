@@ -220,7 +220,7 @@ check-tsan-migrate:
 # runtime still running. --fair-sched=yes: valgrind's default lock lets a
 # thread that spins without a syscall (a spawner refused by a shutdown)
 # starve the others for tens of seconds; the ticket lock hands it round.
-VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel \
+VALGRIND_TESTS := $(addprefix tests/sched/,test_task test_cancel test_block \
 	test_runtime test_blocking test_stack_guard) \
 	$(addprefix tests/sync/,test_chan_basic test_chan_close test_event \
 	test_sem test_wg test_once test_select) \

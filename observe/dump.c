@@ -1,10 +1,10 @@
 /*
  * observe/dump.c — task dumps: coev_rt_tasks() and coev_rt_dump().
  *
- * A snapshot walks every worker's registry of live tasks under that
- * worker's registry lock, which keeps the task blocks valid while they are
- * read. Every field a snapshot reads is set before the task was
- * registered, atomic, or read with coev__peek (a runner's plain fields,
+ * A snapshot visits every live task with coev__task_each, which holds a
+ * reference on each task block while it is read, so the block is not
+ * reused meanwhile. Every field a snapshot reads is set before the task
+ * was published (its spawn's store of refs), atomic, or read with coev__peek (a runner's plain fields,
  * the saved stack pointer, a mutex's holder): a task that moves on
  * meanwhile gives a stale line, never a fault. What a parked task waits
  * on is the note its wait left (coev__wait_note): the kind, the object and
@@ -108,46 +108,54 @@ static void snap_task(struct coev_rt *rt, const coev_task_t *t, coev__snap_t *s,
 	}
 }
 
-/* Every task in rt's registries; *out is malloc'd (NULL when none or on
+struct snap_walk {
+	struct coev_rt *rt;
+	coev__snap_t *a;
+	size_t n, cap;
+	coev_time_t now;
+	bool full; /* an allocation failed: keep what fits */
+};
+
+static void snap_one(coev_task_t *t, void *arg)
+{
+	struct snap_walk *s = arg;
+	/* An ended task is listed while its handle waits for a join; a
+	 * joined or detached one is gone, however long its block lingers
+	 * for the last reference. Acquire: pairs with task_finish's acq_rel
+	 * exchange of JOIN_DONE (sched/task.c) and coev_detach's exchange
+	 * (sched/join.c); only the sentinel is used. */
+	coev__waiter_t *j =
+		atomic_load_explicit(&t->joiner, memory_order_acquire);
+
+	if (s->full || j == JOIN_FREED ||
+	    (j == JOIN_DETACHED &&
+	     (atomic_load_explicit(&t->state, memory_order_relaxed) & TS_DONE)))
+		return;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		coev__snap_t *na = realloc(s->a, nc * sizeof *na);
+
+		if (!na) {
+			s->full = true;
+			return;
+		}
+		s->a = na;
+		s->cap = nc;
+	}
+	snap_task(s->rt, t, &s->a[s->n++], s->now);
+}
+
+/* Every live task of rt; *out is malloc'd (NULL when none or on
  * allocation failure, with the count of those that fit). */
 size_t coev__snapshot(struct coev_rt *rt, coev__snap_t **out)
 {
-	coev__snap_t *a = NULL;
-	size_t n = 0, cap = 0;
-	coev_time_t now = coev__plat_coarse_now();
+	struct snap_walk s = {rt, NULL, 0, 0, coev__plat_coarse_now(), false};
+	coev__snap_t *a;
+	size_t n;
 
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct coev_worker *w = rt->workers[i];
-
-		pthread_mutex_lock(&w->reg_mu);
-		for (coev_task_t *t = w->reg_head; t; t = t->rnext) {
-			/* An ended task is listed while its handle waits for
-			 * a join; a joined or detached one is gone, however
-			 * long its block lingers for the last reference.
-			 * Acquire: pairs with task_finish's acq_rel exchange
-			 * of JOIN_DONE (sched/task.c) and coev_detach's
-			 * exchange (sched/join.c); only the sentinel is
-			 * used. */
-			coev__waiter_t *j = atomic_load_explicit(
-				&t->joiner, memory_order_acquire);
-			if (j == JOIN_FREED ||
-			    (j == JOIN_DETACHED &&
-			     (atomic_load_explicit(&t->state,
-						   memory_order_relaxed) &
-			      TS_DONE)))
-				continue;
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				coev__snap_t *na = realloc(a, nc * sizeof *a);
-				if (!na)
-					break;
-				a = na;
-				cap = nc;
-			}
-			snap_task(rt, t, &a[n++], now);
-		}
-		pthread_mutex_unlock(&w->reg_mu);
-	}
+	coev__task_each(rt, snap_one, &s);
+	a = s.a;
+	n = s.n;
 	/* Name mutex holders that are tasks of this snapshot. */
 	for (size_t i = 0; i < n; i++) {
 		if (!a[i].owner)

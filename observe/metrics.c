@@ -51,6 +51,7 @@ int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
 	st->unparks = LOAD(w, unparks);
 	st->inject_pops = LOAD(w, inject_pops);
 	st->stacks_mapped = LOAD(w, stacks_mapped);
+	st->task_chunks = LOAD(w, task_chunks);
 	st->stacks_pooled =
 		atomic_load_explicit(&w->stack_pool_len, memory_order_relaxed);
 	st->stacks_unguarded = LOAD(w, stacks_unguarded);

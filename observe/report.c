@@ -177,20 +177,27 @@ static void signals_give(void)
 	pthread_mutex_unlock(&sig_mu);
 }
 
-/* Name the task with this id, from the registries. */
+struct name_of {
+	uint64_t id;
+	char *buf;
+	size_t len;
+};
+
+static void name_if(coev_task_t *t, void *arg)
+{
+	struct name_of *q = arg;
+
+	if (t->id == q->id)
+		snprintf(q->buf, q->len, "%s", coev__task_label(t->name));
+}
+
+/* Name the live task with this id. */
 static void name_of(struct coev_rt *rt, uint64_t id, char *buf, size_t len)
 {
-	snprintf(buf, len, "(ended)");
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct coev_worker *w = rt->workers[i];
+	struct name_of q = {id, buf, len};
 
-		pthread_mutex_lock(&w->reg_mu);
-		for (coev_task_t *t = w->reg_head; t; t = t->rnext)
-			if (t->id == id)
-				snprintf(buf, len, "%s",
-					 coev__task_label(t->name));
-		pthread_mutex_unlock(&w->reg_mu);
-	}
+	snprintf(buf, len, "(ended)");
+	coev__task_each(rt, name_if, &q);
 }
 
 /* Where the slow task is now, without changing what it does

@@ -90,9 +90,10 @@ typedef struct coev__waiter {
 	pthread_cond_t cv;
 } coev__waiter_t;
 
-/* 256 bytes in plain builds (four cache lines): small fields fill the
- * holes after yield, boosted and pin_depth; check with a layout print
- * before adding one. */
+/* 240 bytes in plain builds, carved as blocks of 256 (four cache lines,
+ * block.c): 16 bytes are left, and small fields fill the holes after
+ * yield, boosted and pin_depth; check with a layout print before adding
+ * one. */
 struct coev_task {
 	_Alignas(16) atomic_uint state;	  /* [any] see TS_* */
 	atomic_uint refs;		  /* [any] handle + run + wakers */
@@ -115,10 +116,9 @@ struct coev_task {
 		struct coev_task *next; /* free-list link (a freed block) */
 		uint64_t trace_flow;	/* [waker, then runner] wake flow */
 	};
-	bool boosted;	     /* a work-first join queued it [joiner] */
-	uint16_t locks_held; /* [runner] coev mutexes held */
-	struct coev_task *rprev, *rnext; /* live-task registry [home lock] */
-	struct coev_worker *home;	 /* registry list holding it [init] */
+	bool boosted;		  /* a work-first join queued it [joiner] */
+	uint16_t locks_held;	  /* [runner] coev mutexes held */
+	struct coev_worker *home; /* live count holding it [init] */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
@@ -163,6 +163,14 @@ struct coev_stack {
 #if defined(COEV_VALGRIND)
 	unsigned vg_id; /* valgrind's name for the stack while it is mapped */
 #endif
+};
+
+/* --- task block chunks (block.c) ------------------------------------ */
+
+/* The header at the start of each chunk of task blocks. */
+struct coev__chunk {
+	struct coev__chunk *next; /* [rt->block_mu] */
+	bool kept; /* [teardown] holds an abandoned task: never unmapped */
 };
 
 /* --- the inject queue ------------------------------------------------- */
@@ -218,8 +226,11 @@ struct coev_worker {
 	bool loop_lent; /* [owner] coev_ev_loop handed out: always poll */
 	uint64_t rng;	/* [owner] plat_ev's choices */
 	uint64_t id_next, id_end;      /* [owner] block of task ids */
-	coev_task_t *task_cache;       /* [owner] free blocks */
+	coev_task_t *task_cache;       /* [owner] free blocks (block.c) */
 	unsigned task_cache_len;       /* [owner] */
+	coev_task_t *task_spare;       /* [owner] a full batch in reserve */
+	char *task_bump;	       /* [owner] next block to carve */
+	char *task_bump_end;	       /* [owner] end of the chunk carved */
 	struct coev_stack *stack_pool; /* [owner] idle stacks */
 	atomic_uint stack_pool_len;    /* [owner writes, any reads] */
 	void *san_sched_fiber;	       /* [owner] TSan */
@@ -230,9 +241,6 @@ struct coev_worker {
 	coev__inject_t inbox;
 	/* Functions posted to run here (a LIFO stack; any thread pushes). */
 	_Atomic(coev__post_t *) posts;
-	/* Live tasks whose home is this worker. */
-	pthread_mutex_t reg_mu;
-	coev_task_t *reg_head; /* [reg_mu] */
 	/* This worker's share of the live-task count: +1 per spawn made here,
 	 * -1 when such a task ends, on whichever worker (task_finish); the
 	 * runtime's count is the sum over the workers and live_ext (exact
@@ -259,7 +267,7 @@ struct coev_worker {
 	struct {
 		atomic_uint_fast64_t polls, spawned, finished, stolen,
 			steal_ops, parks, unparks, inject_pops, stacks_mapped,
-			stacks_unguarded, idle_ns, timers, ios;
+			stacks_unguarded, idle_ns, timers, ios, task_chunks;
 	} st;
 	/* What the worker runs, for the monitor (monitor.c): run_seq is odd
 	 * while a task runs and changes at every run's start and end (the
@@ -326,6 +334,13 @@ struct coev_rt {
 	struct coev_arena *arenas;     /* [arena_mu] all, newest first */
 	struct coev_stack *arena_free; /* [arena_mu] released arena stacks */
 	bool keep_arenas; /* [teardown] abandoned tasks' stacks stay mapped */
+	/* Task blocks (block.c): chunks, and batches of free blocks. */
+	pthread_mutex_t block_mu;
+	struct coev__chunk *chunks; /* [block_mu] every chunk, for unmapping */
+	coev_task_t *batches;	    /* [block_mu] stack of free batches */
+	char *bump, *bump_end;	    /* [block_mu] plain threads' carving */
+	atomic_bool batches_any;    /* [any] hint: batches != NULL */
+	atomic_uint block_chunks;   /* [any] chunks mapped */
 	/* The monitor (monitor.c) and observability (observe/). */
 	coev_time_t started;	    /* [init] */
 	coev_time_t started_coarse; /* [init] the same on the coarse clock */
@@ -369,6 +384,14 @@ void coev__notify_parked(struct coev_rt *rt, bool strict);
 long coev__live_count(struct coev_rt *rt);
 /* Drop a reference taken with coev__task_ref (task.c). */
 void coev__task_release(coev_task_t *t);
+/* fn(t, arg) for every live task block of rt (spawned and not released:
+ * running, ready, waiting, or ended and not joined), with a reference
+ * held across the call so the block is not reused meanwhile; the
+ * reference is dropped after (which may free the block). A walk of the
+ * chunks (block.c): cold paths only (shutdown, dumps, reports). Any
+ * thread; takes block_mu once; never suspends. */
+void coev__task_each(struct coev_rt *rt, void (*fn)(coev_task_t *t, void *arg),
+		     void *arg);
 /* Queued blocking-pool jobs, under p->mu (pool.c, for metrics). */
 size_t coev__pool_queued(const coev__pool_t *p);
 

@@ -518,27 +518,25 @@ void coev__join_abandon(coev_task_t *t)
 	coev__waiter_signal(j, COEV_SIG_WAKE);
 }
 
+static void abandon_one(coev_task_t *t, void *arg)
+{
+	(void)arg;
+	if (!(atomic_load_explicit(&t->state, memory_order_acquire) & TS_DONE))
+		coev__join_abandon(t);
+}
+
 /* coev_rt_shutdown (runtime.c), once the workers have stopped: every task
- * that has not ended is abandoned. */
+ * that has not ended is abandoned. The walk holds a reference on each
+ * block while it looks at it, so none is freed meanwhile. */
 void coev__join_abandon_all(struct coev_rt *rt)
 {
-	/* Before the walk: a spawn that registers its task after the walk
-	 * has passed its registry sees it there (after taking the same
-	 * lock) and abandons the task itself (task.c). */
-	atomic_store_explicit(&rt->abandoned, true, memory_order_relaxed);
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct coev_worker *h = rt->workers[i];
-
-		/* A block in the registry is not freed while we hold its
-		 * lock (release takes it to unlink). */
-		pthread_mutex_lock(&h->reg_mu);
-		for (coev_task_t *t = h->reg_head; t; t = t->rnext)
-			if (!(atomic_load_explicit(&t->state,
-						   memory_order_acquire) &
-			      TS_DONE))
-				coev__join_abandon(t);
-		pthread_mutex_unlock(&h->reg_mu);
-	}
+	/* Before the walk: a spawn that publishes its block after the walk
+	 * has passed it sees this and abandons the task itself (task.c).
+	 * seq_cst: the store half of a store-load order, against the
+	 * spawn's store of refs before its load of abandoned: the walk's
+	 * CAS (block.c: try_ref) sees the block or the spawn sees this. */
+	atomic_store_explicit(&rt->abandoned, true, memory_order_seq_cst);
+	coev__task_each(rt, abandon_one, NULL);
 }
 
 /* --- wait_for ------------------------------------------------------------ */

@@ -160,7 +160,6 @@ static void worker_free(struct coev_worker *w)
 	coev__stack_altstack_free(w);
 	coev__plat_loop_destroy(w);
 	pthread_mutex_destroy(&w->inbox.mu);
-	pthread_mutex_destroy(&w->reg_mu);
 	free(w);
 }
 
@@ -182,7 +181,6 @@ static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 	if (!w->rng)
 		w->rng = 1;
 	pthread_mutex_init(&w->inbox.mu, NULL);
-	pthread_mutex_init(&w->reg_mu, NULL);
 	r = coev__plat_loop_init(w);
 	if (r == 0)
 		r = coev__stack_altstack_new(w);
@@ -210,6 +208,7 @@ static void rt_release(struct coev_rt *rt)
 	pthread_mutex_destroy(&rt->shutdown_mu);
 	pthread_mutex_destroy(&rt->arena_mu);
 	pthread_mutex_destroy(&rt->stack_mu);
+	pthread_mutex_destroy(&rt->block_mu);
 	pthread_cond_destroy(&rt->live_cv);
 	free(rt->workers);
 	free(rt->sleepers);
@@ -259,6 +258,7 @@ static int rt_alloc(const coev_config_t *cfg, struct coev_rt **out)
 	pthread_mutex_init(&rt->shutdown_mu, NULL);
 	pthread_mutex_init(&rt->arena_mu, NULL);
 	pthread_mutex_init(&rt->stack_mu, NULL);
+	pthread_mutex_init(&rt->block_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rt->live_cv, &ca);
@@ -409,8 +409,8 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
 	if (COEV__DEBUG(rt))
 		coev__debug_shutdown_begin(rt);
-	/* Every task in a registry now is cancelled; one whose spawn raced
-	 * with the store above and was registered after this walk has not
+	/* Every live task now is cancelled; one whose spawn raced with the
+	 * store above and was published after this walk has not
 	 * run yet, and its first run sees closed and cancels it (task.c). */
 	coev__cancel_all(rt);
 	left = rt->shutdown_left = (int)wait_live(rt, deadline);

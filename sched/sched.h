@@ -26,8 +26,11 @@
 #endif
 #define COEV_SPIN_ROUNDS 256
 
-/* Task control blocks kept per worker for reuse. */
+/* Task blocks kept per worker for reuse (block.c): a list of up to this
+ * many, plus one full batch of this many in reserve. */
+#ifndef COEV_TASK_CACHE
 #define COEV_TASK_CACHE 512
+#endif
 /* Idle stacks kept per worker for reuse. */
 #ifndef COEV_STACK_CACHE
 #define COEV_STACK_CACHE 64
@@ -100,6 +103,19 @@ void coev__task_free_all(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,
 		     void *arg, coev_task_t **out);
+
+/* block.c: task blocks. get and put take the calling thread's worker
+ * (NULL, or a worker of another runtime, for a plain thread). */
+coev_task_t *coev__block_get(struct coev_rt *rt, struct coev_worker *w);
+void coev__block_put(struct coev_rt *rt, struct coev_worker *w, coev_task_t *t);
+void coev__block_drop(coev_task_t *t);
+void coev__block_keep(struct coev_rt *rt, coev_task_t *t);
+void coev__block_fini(struct coev_rt *rt);
+unsigned coev__block_chunks(struct coev_rt *rt);
+/* coev__task_each without references: teardown only (task.c). */
+void coev__block_each_unref(struct coev_rt *rt,
+			    void (*fn)(coev_task_t *t, void *arg), void *arg);
+size_t coev__block_mapped(void);
 
 /* join.c: releasing the waiters of tasks a shutdown gave up on. */
 void coev__join_abandon_all(struct coev_rt *rt);

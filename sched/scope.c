@@ -271,17 +271,15 @@ int coev_scope_close(coev_scope_t *s)
 
 /* --- shutdown ---------------------------------------------------------- */
 
+static void cancel_one(coev_task_t *t, void *arg)
+{
+	(void)arg;
+	coev_cancel(t);
+}
+
+/* Every live task is cancelled; the walk holds a reference on each block
+ * while it cancels it, so none is freed meanwhile. */
 void coev__cancel_all(struct coev_rt *rt)
 {
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct coev_worker *h = rt->workers[i];
-
-		/* A block in the registry is not freed while we hold its
-		 * lock (release takes it to unlink), so each is safe to
-		 * cancel. */
-		pthread_mutex_lock(&h->reg_mu);
-		for (coev_task_t *t = h->reg_head; t; t = t->rnext)
-			coev_cancel(t);
-		pthread_mutex_unlock(&h->reg_mu);
-	}
+	coev__task_each(rt, cancel_one, NULL);
 }

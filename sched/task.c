@@ -43,14 +43,20 @@
  *
  * Lifetime: refs counts the handle (until join or detach), the run (until
  * the task ends) and transient references held by waiters. The block is
- * released when the count reaches zero; every block stays on its home
- * worker's registry until then, so a runtime being freed can find tasks
- * that never finished.
+ * released when the count reaches zero. Blocks come from per-worker pools
+ * carved from large mappings (block.c), and a released block goes back
+ * to the pool of the thread that released it. There is no registry of
+ * live tasks: a runtime being freed, a dump or a shutdown finds every
+ * task by walking the chunks (coev__task_each), taking a reference on
+ * each block whose count is above zero, so a block is never reused under
+ * them. A spawn publishes its block by storing its count last, after
+ * every field is written; spawn and release take no lock.
  *
  * The current worker is read from thread-local storage only through a
  * non-inlined function with a compiler barrier: a coroutine may resume on
  * another thread, and a compiler may keep a TLS address across a call.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,46 +84,6 @@ coev_task_t *coev__task_self(void)
 
 /* --- allocation ---------------------------------------------------------- */
 
-static coev_task_t *task_alloc(struct coev_worker *w)
-{
-	coev_task_t *t;
-
-	if (w && w->task_cache) {
-		t = w->task_cache;
-		w->task_cache = t->next;
-		w->task_cache_len--;
-		return t;
-	}
-	return malloc(sizeof *t);
-}
-
-static void registry_add(coev_task_t *t)
-{
-	struct coev_worker *h = t->home;
-
-	pthread_mutex_lock(&h->reg_mu);
-	t->rprev = NULL;
-	t->rnext = h->reg_head;
-	if (h->reg_head)
-		h->reg_head->rprev = t;
-	h->reg_head = t;
-	pthread_mutex_unlock(&h->reg_mu);
-}
-
-static void registry_remove(coev_task_t *t)
-{
-	struct coev_worker *h = t->home;
-
-	pthread_mutex_lock(&h->reg_mu);
-	if (t->rprev)
-		t->rprev->rnext = t->rnext;
-	else
-		h->reg_head = t->rnext;
-	if (t->rnext)
-		t->rnext->rprev = t->rprev;
-	pthread_mutex_unlock(&h->reg_mu);
-}
-
 void coev__task_release(coev_task_t *t)
 {
 	struct coev_worker *w;
@@ -128,16 +94,9 @@ void coev__task_release(coev_task_t *t)
 	 * frees the block. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	registry_remove(t);
 	atomic_store_explicit(&t->joiner, JOIN_FREED, memory_order_relaxed);
 	w = coev__worker_self();
-	if (w && w->rt == t->rt && w->task_cache_len < COEV_TASK_CACHE) {
-		t->next = w->task_cache;
-		w->task_cache = t;
-		w->task_cache_len++;
-		return;
-	}
-	free(t);
+	coev__block_put(t->rt, w, t);
 }
 
 /* Tasks spawned and not yet ended in rt. Exact when nothing spawns or
@@ -201,59 +160,46 @@ static coev_task_t *abandoned;
  * coev_rt_shutdown reported), and it is marked done so that a later
  * signal finds a task that never runs again, rather than freed memory.
  */
+static void free_one(coev_task_t *t, void *arg)
+{
+	struct coev_rt *rt = arg;
+	/* Acquire: pairs with the last acq_rel RMW of the state word by a
+	 * worker (publish_park, task_finish); the workers are joined by now,
+	 * so the join already orders them and this adds nothing needed. */
+	unsigned st = atomic_load_explicit(&t->state, memory_order_acquire);
+
+	if ((st & TS_STARTED) && !(st & TS_DONE)) {
+		/* acq_rel: against notify's acq_rel fetch_or of a signal from
+		 * outside the runtime that comes later (a library thread
+		 * completing a future): one RMW chain on the state word, so
+		 * that signal finds DONE and queues nothing. */
+		atomic_fetch_or_explicit(&t->state, TS_DONE,
+					 memory_order_acq_rel);
+		coev__task_ref(t); /* never freed */
+		coev__block_keep(rt, t);
+		rt->keep_arenas = true;
+		pthread_mutex_lock(&abandoned_mu);
+		t->next = abandoned;
+		abandoned = t;
+		pthread_mutex_unlock(&abandoned_mu);
+		return;
+	}
+	if (t->result < 0 && rt->unjoined &&
+	    atomic_load_explicit(&t->joiner, memory_order_relaxed) == JOIN_DONE)
+		coev__report_unjoined(t, "never joined; its runtime was freed");
+	if (t->stack)
+		coev__stack_put(t->home, t->stack);
+#if defined(COEV_TSAN)
+	if (t->san_fiber)
+		__tsan_destroy_fiber(t->san_fiber);
+#endif
+	coev__block_drop(t);
+}
+
 void coev__task_free_all(struct coev_rt *rt)
 {
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct coev_worker *w = rt->workers[i];
-		coev_task_t *t, *next;
-
-		for (t = w->reg_head; t; t = next) {
-			/* Acquire: pairs with the last acq_rel RMW of the
-			 * state word by a worker (publish_park, task_finish);
-			 * the workers are joined by now, so the join already
-			 * orders them and this adds nothing that is needed. */
-			unsigned st = atomic_load_explicit(
-				&t->state, memory_order_acquire);
-
-			next = t->rnext;
-			if ((st & TS_STARTED) && !(st & TS_DONE)) {
-				/* acq_rel: against notify's acq_rel fetch_or
-				 * of a signal from outside the runtime that
-				 * comes later (a library thread completing a
-				 * future): one RMW chain on the state word, so
-				 * that signal finds DONE and queues nothing. */
-				atomic_fetch_or_explicit(&t->state, TS_DONE,
-							 memory_order_acq_rel);
-				coev__task_ref(t); /* never freed */
-				rt->keep_arenas = true;
-				pthread_mutex_lock(&abandoned_mu);
-				t->next = abandoned;
-				abandoned = t;
-				pthread_mutex_unlock(&abandoned_mu);
-				continue;
-			}
-			if (t->result < 0 && rt->unjoined &&
-			    atomic_load_explicit(&t->joiner,
-						 memory_order_relaxed) ==
-				    JOIN_DONE)
-				coev__report_unjoined(
-					t,
-					"never joined; its runtime was freed");
-			if (t->stack)
-				coev__stack_put(w, t->stack);
-#if defined(COEV_TSAN)
-			if (t->san_fiber)
-				__tsan_destroy_fiber(t->san_fiber);
-#endif
-			free(t);
-		}
-		w->reg_head = NULL;
-		while ((t = w->task_cache) != NULL) {
-			w->task_cache = t->next;
-			free(t);
-		}
-		w->task_cache_len = 0;
-	}
+	coev__block_each_unref(rt, free_one, rt);
+	coev__block_fini(rt);
 }
 
 /* --- spawn ----------------------------------------------------------------- */
@@ -278,9 +224,11 @@ static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
 		      bool ext, const char *name, coev_fn fn, void *arg,
 		      bool handle)
 {
-	memset(t, 0, sizeof *t);
-	atomic_init(&t->state, TS_NOTIFIED);
-	atomic_init(&t->refs, handle ? 2 : 1);
+	/* Not refs (zero in a free block): walkers read it at any time, and
+	 * the spawn stores it last (publish). Not state: only atomics. */
+	memset((char *)t + offsetof(coev_task_t, joiner), 0,
+	       sizeof *t - offsetof(coev_task_t, joiner));
+	atomic_store_explicit(&t->state, TS_NOTIFIED, memory_order_relaxed);
 	atomic_init(&t->joiner, handle ? NULL : JOIN_DETACHED);
 	t->rt = rt;
 	t->fn = fn;
@@ -325,7 +273,7 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		live_drop(rt, live);
 		return -ESHUTDOWN;
 	}
-	t = task_alloc(w);
+	t = coev__block_get(rt, w);
 	if (!t) {
 		live_drop(rt, live);
 		return -ENOMEM;
@@ -333,17 +281,21 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
-		free(t);
+		coev__block_put(rt, w, t);
 		live_drop(rt, live);
 		return r;
 	}
-	registry_add(t);
+	/* Publish: walkers (coev__task_each) take references on the block
+	 * from now on. Release: the fields written above are read whole by
+	 * a walker's acquiring CAS (block.c: try_ref). seq_cst: the store
+	 * half of a store-load order, before the load of abandoned below,
+	 * against coev__join_abandon_all's store of abandoned before its
+	 * walk's CAS: the walk finds the block or we see abandoned. */
+	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_seq_cst);
 	/* Let in before a shutdown that has given up on the tasks since:
-	 * its walk of the registries may have missed this one (join.c).
-	 * Relaxed: registry_add took the registry's lock after that walk
-	 * did, which orders the walk's store before this load. */
+	 * its walk may have missed this one (join.c). seq_cst: see above. */
 	if (__builtin_expect(
-		    atomic_load_explicit(&rt->abandoned, memory_order_relaxed),
+		    atomic_load_explicit(&rt->abandoned, memory_order_seq_cst),
 		    0))
 		coev__join_abandon(t);
 	if (out)

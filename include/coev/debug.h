@@ -100,7 +100,9 @@ typedef struct coev_task_info {
  * not yet released: running, ready, waiting, or ended and not joined).
  * Returns the number of such tasks (which may exceed max: call again with
  * more room), or -EINVAL for a NULL rt or a NULL out with max > 0. Any
- * thread; never suspends; takes each worker's registry lock in turn.
+ * thread; never suspends; holds a reference on each task while it reads it
+ * (its cost follows the most tasks rt ever had alive at once: it walks
+ * every chunk of task blocks rt has mapped).
  */
 COEV_API int coev_rt_tasks(coev_rt_t *rt, coev_task_info_t *out, size_t max);
 

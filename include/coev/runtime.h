@@ -234,6 +234,8 @@ typedef struct coev_worker_stats {
 				    * kernels before 6.13, past the map-count
 				    * budget); 0 means every stack of this
 				    * worker is guarded */
+	uint64_t task_chunks;	   /* chunks of task blocks this worker mapped
+				 * (2 MiB each; freed blocks are reused) */
 } coev_worker_stats_t;
 
 /*
