@@ -138,13 +138,20 @@ struct coev_stack *coev__stack_get(struct coev_worker *w);
 void coev__stack_put(struct coev_worker *w, struct coev_stack *s);
 void coev__stack_pool_free(struct coev_worker *w);
 void coev__stack_trim(struct coev_worker *w);
+void coev__stack_arenas_free(struct coev_rt *rt);
+size_t coev__page_size(void);
+/* The guard region below every guarded stack, and the bytes at the bottom
+ * of an unguarded stack that must stay zero (stack.c, overflow.c). */
+#define COEV__GUARD_BYTES ((size_t)64 * 1024)
+#define COEV__CANARY_BYTES 64
+
+/* overflow.c: naming a stack overflow. */
+void coev__overflow_install(void); /* once, from stack.c's set-up */
 int coev__stack_altstack_new(struct coev_worker *w);
 void coev__stack_altstack_free(struct coev_worker *w);
 void coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
-void coev__stack_arenas_free(struct coev_rt *rt);
-size_t coev__page_size(void);
 
 /* monitor.c: the thread that rescues work queued behind a stuck worker. */
 int coev__monitor_start(struct coev_rt *rt);

@@ -1,11 +1,10 @@
 /*
  * sched/stack.c — coroutine stacks: arenas with guard regions, per-worker
- * pools, the fallback for kernels without guard regions, and naming a
- * stack overflow.
+ * pools, the fallback for kernels without guard regions.
  *
  * Layout. Stacks are carved from arenas, large anonymous mappings of
  * ARENA_BYTES (fewer when one stack is larger), each slot a guard region of
- * GUARD_BYTES followed by a usable stack:
+ * COEV__GUARD_BYTES followed by a usable stack:
  *
  *   arena    slot 0                          slot 1
  *   | guard | stack 0, grows down <- |hdr| guard | stack 1 <- |hdr| ...
@@ -22,7 +21,7 @@
  * so a burst leaves address space (not memory) behind; 32 MiB makes the
  * mmap a rare event (one per ~100 new stacks) and wastes at most one
  * partly carved arena per runtime. An arena's record takes its first page,
- * below the first slot, so arenas cost no heap block. GUARD_BYTES (64 KiB) is sized so that
+ * below the first slot, so arenas cost no heap block. COEV__GUARD_BYTES (64 KiB) is sized so that
  * a frame that does not probe its pages still faults in the guard unless
  * it is larger than 64 KiB; the library and coev.pc's Cflags add
  * -fstack-clash-protection, with which every frame larger than a page
@@ -52,12 +51,12 @@
  * Fallback (kernels before 6.13, where MADV_GUARD_INSTALL fails with
  * EINVAL; probed once per process on a scratch page, and again by every
  * carve's own madvise): the older scheme. Each stack is its
- * own mapping with a GUARD_BYTES region mprotect'ed PROT_NONE below it, two
+ * own mapping with a COEV__GUARD_BYTES region mprotect'ed PROT_NONE below it, two
  * kernel mappings per stack; guarded stacks are counted process-wide, and
  * past half of vm.max_map_count minus a reserve for everything else (or
  * when mmap/mprotect fails with ENOMEM) new stacks are carved from arenas
  * without guards. An unguarded stack is checked when its task ends: its
- * lowest CANARY_BYTES must still be zero (fresh anonymous memory reads as
+ * lowest COEV__CANARY_BYTES must still be zero (fresh anonymous memory reads as
  * zero without becoming resident, so the check costs no memory); if not,
  * the task reached the end of its stack and coev aborts naming it. No
  * warning is printed unless debug mode is on (COEV_DEBUG, through the
@@ -75,23 +74,18 @@
  * it into two mappings per stack all the same; guarding only every arena's
  * bottom leaves neighbours unprotected from each other.
  *
- * Stack overflow: each worker thread has an alternate signal stack, and a
- * SIGSEGV handler checks whether the fault address lies in the guard
- * region of the task running on this thread. If so it writes a message
- * naming the task (its name, id and function) and the function that
- * faulted, by symbol (observe/'s symbol tables through
- * coev__symbol_name_try, dladdr's names when those are busy), and lets the
- * fault kill the process; any other fault goes to the handler that was
- * installed before coev's.
+ * Stack overflow: a fault in a guard region is named by sched/overflow.c
+ * (the SIGSEGV handler, installed with the probe, and the canary check of
+ * unguarded stacks).
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sched.h"
@@ -115,10 +109,7 @@
 #endif
 
 #define HEADER_BYTES 64
-#define CANARY_BYTES 64
-#define GUARD_BYTES ((size_t)64 * 1024)
 #define ARENA_BYTES ((size_t)32 * 1024 * 1024)
-#define ALTSTACK_BYTES (64 * 1024)
 #define MAP_RESERVE 4096
 
 _Static_assert(sizeof(struct coev_stack) <= HEADER_BYTES,
@@ -144,10 +135,7 @@ static atomic_bool guard_madvise;
 static long guard_limit; /* fallback: own-mapping guarded stacks */
 static atomic_long guarded_live;
 static atomic_bool fallback_said;
-static struct sigaction old_segv;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void segv_handler(int sig, siginfo_t *si, void *uc);
 
 /* Whether this kernel installs guard regions: try it on a scratch page.
  * EINVAL means an older kernel (or an emulator that does not know it).
@@ -179,7 +167,6 @@ static void stack_once(void)
 {
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
 	long max = 65530;
-	struct sigaction sa;
 
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 	if (f) {
@@ -191,12 +178,7 @@ static void stack_once(void)
 	atomic_store_explicit(&guard_madvise,
 			      !mprotect_forced() && probe_guard_madvise(),
 			      memory_order_relaxed);
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = segv_handler;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
+	coev__overflow_install();
 }
 
 size_t coev__page_size(void)
@@ -243,7 +225,7 @@ static struct coev_stack *header_at(void *lo, size_t size, void *map,
  * once its guard is protected. */
 static struct coev_stack *map_guarded(struct coev_rt *rt)
 {
-	size_t len = rt->stack_size + GUARD_BYTES;
+	size_t len = rt->stack_size + COEV__GUARD_BYTES;
 	void *m;
 
 	/* seq_cst (plain atomic_fetch_*) protects no store-load order: the
@@ -262,12 +244,13 @@ static struct coev_stack *map_guarded(struct coev_rt *rt)
 		atomic_fetch_sub(&guarded_live, 1);
 		return NULL;
 	}
-	if (mprotect(m, GUARD_BYTES, PROT_NONE) != 0) {
+	if (mprotect(m, COEV__GUARD_BYTES, PROT_NONE) != 0) {
 		munmap(m, len);
 		atomic_fetch_sub(&guarded_live, 1);
 		return NULL;
 	}
-	return header_at((char *)m + GUARD_BYTES, rt->stack_size, m, len, true);
+	return header_at((char *)m + COEV__GUARD_BYTES, rt->stack_size, m, len,
+			 true);
 }
 
 /* Unmap a stack that has a mapping of its own (the fallback's). */
@@ -286,7 +269,7 @@ static void stack_unmap(struct coev_stack *s)
  * can fail only for want of a mapping. NULL without memory. */
 static struct coev_arena *arena_new(struct coev_rt *rt, bool guarded)
 {
-	size_t slot = rt->stack_size + (guarded ? GUARD_BYTES : 0);
+	size_t slot = rt->stack_size + (guarded ? COEV__GUARD_BYTES : 0);
 	size_t n = ARENA_BYTES / slot ? ARENA_BYTES / slot : 1;
 	struct coev_arena *a;
 	void *m;
@@ -340,11 +323,12 @@ static struct coev_stack *arena_take(struct coev_rt *rt, bool guarded)
 	/* A failure here (ENOMEM for page tables) leaves the slot usable
 	 * but unguarded: it is then checked by its canary and counted.
 	 * EINVAL (a kernel the probe could not ask) turns the fallback on. */
-	guarded = madvise(slot, GUARD_BYTES, MADV_GUARD_INSTALL) == 0;
+	guarded = madvise(slot, COEV__GUARD_BYTES, MADV_GUARD_INSTALL) == 0;
 	if (!guarded && errno == EINVAL)
 		atomic_store_explicit(&guard_madvise, false,
 				      memory_order_relaxed);
-	return header_at(slot + GUARD_BYTES, rt->stack_size, NULL, 0, guarded);
+	return header_at(slot + COEV__GUARD_BYTES, rt->stack_size, NULL, 0,
+			 guarded);
 }
 
 /* The pool length has one writer, the owner; statistics read it. */
@@ -359,14 +343,60 @@ static unsigned pool_len(struct coev_worker *w)
 }
 
 /*
+ * Return the pages of n ranges with MADV_DONTNEED. Each madvise that
+ * drops pages of a process whose other threads run ends with a TLB
+ * shootdown, an interrupt to every other CPU of the process (on this VM a
+ * third of the sleepers workload went to those interrupts, one per stack);
+ * process_madvise on ourselves (PIDFD_SELF, Linux 6.15) drops all n ranges
+ * with one shootdown. Where it is refused, or under valgrind, which does
+ * not know it, each range gets its own madvise.
+ */
+#define RELEASE_BATCH 128
+#define PIDFD_SELF_PROCESS (-10001) /* linux/pidfd.h: this process */
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+
+static atomic_bool batch_refused;
+
+static void pages_release(struct iovec *iov, unsigned n)
+{
+#if !defined(COEV_VALGRIND)
+	size_t want = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	/* Relaxed: a hint; a refusal seen late costs one refused call. */
+	if (n > 1 &&
+	    !atomic_load_explicit(&batch_refused, memory_order_relaxed)) {
+		long r = syscall(SYS_process_madvise, PIDFD_SELF_PROCESS, iov,
+				 n, MADV_DONTNEED, 0);
+
+		if (r >= 0 && (size_t)r == want)
+			return;
+		if (r < 0 && errno != EINTR && errno != EAGAIN &&
+		    errno != ENOMEM)
+			atomic_store_explicit(&batch_refused, true,
+					      memory_order_relaxed);
+		/* A partial answer: dropping pages twice is harmless. */
+	}
+#endif
+	for (unsigned i = 0; i < n; i++)
+		madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
+/*
  * Give the stacks of the list drop back to the kernel: unmap those with a
  * mapping of their own; return the pages of arena stacks, all but the top
- * page, which holds the header (madvise rounds lengths up), and keep them
- * on rt's free list with their address range and guard.
+ * page, which holds the header (madvise rounds lengths up), in batches
+ * (pages_release), and keep them on rt's free list with their address
+ * range and guard.
  */
 static void stacks_release(struct coev_rt *rt, struct coev_stack *drop)
 {
 	struct coev_stack *keep = NULL, *last = NULL, *s;
+	struct iovec iov[RELEASE_BATCH];
+	unsigned n = 0;
 
 	while ((s = drop) != NULL) {
 		drop = s->next;
@@ -374,14 +404,20 @@ static void stacks_release(struct coev_rt *rt, struct coev_stack *drop)
 			stack_unmap(s);
 			continue;
 		}
-		madvise(s->lo,
-			(size_t)((char *)s - (char *)s->lo) & ~(page_size - 1),
-			MADV_DONTNEED);
+		iov[n].iov_base = s->lo;
+		iov[n].iov_len =
+			(size_t)((char *)s - (char *)s->lo) & ~(page_size - 1);
+		if (++n == RELEASE_BATCH) {
+			pages_release(iov, n);
+			n = 0;
+		}
 		s->next = keep;
 		keep = s;
 		if (!last)
 			last = s;
 	}
+	if (n)
+		pages_release(iov, n);
 	if (!keep)
 		return;
 	pthread_mutex_lock(&rt->arena_mu);
@@ -557,186 +593,6 @@ void coev__stack_arenas_free(struct coev_rt *rt)
 	}
 	rt->arenas = NULL;
 	rt->arena_free = NULL;
-}
-
-/* --- naming an overflow ---------------------------------------------------- */
-
-static void put(char *buf, size_t *n, size_t cap, const char *s)
-{
-	while (*s && *n + 1 < cap)
-		buf[(*n)++] = *s++;
-	buf[*n] = '\0';
-}
-
-static void put_u64(char *buf, size_t *n, size_t cap, uint64_t v, int base)
-{
-	char tmp[24];
-	int i = 0;
-
-	do {
-		tmp[i++] = "0123456789abcdef"[v % (unsigned)base];
-		v /= (unsigned)base;
-	} while (v && i < 23);
-	while (i > 0 && *n + 1 < cap)
-		buf[(*n)++] = tmp[--i];
-	buf[*n] = '\0';
-}
-
-/* Writes the name of the function holding pc, or its address. */
-static void put_function(char *buf, size_t *n, size_t cap, uintptr_t pc)
-{
-	char name[256];
-
-	if (coev__symbol_name_try(pc, name, sizeof name) > 0) {
-		put(buf, n, cap, name);
-	} else {
-		put(buf, n, cap, "0x");
-		put_u64(buf, n, cap, pc, 16);
-	}
-}
-
-/* Writes "task 7 'name' (function f)" into buf. */
-static void describe_task(char *buf, size_t *n, size_t cap, coev_task_t *t)
-{
-	put(buf, n, cap, "task ");
-	put_u64(buf, n, cap, t->id, 10);
-	if (t->name[0]) {
-		put(buf, n, cap, " '");
-		put(buf, n, cap, t->name);
-		put(buf, n, cap, "'");
-	}
-	put(buf, n, cap, " (function ");
-	put_function(buf, n, cap, (uintptr_t)t->fn);
-	put(buf, n, cap, ")");
-}
-
-/* The faulting instruction's address, or 0 where unknown. */
-static uintptr_t fault_pc(const void *uc)
-{
-	const ucontext_t *u = uc;
-
-#if defined(__x86_64__)
-	return (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-	return (uintptr_t)u->uc_mcontext.pc;
-#else
-	(void)u;
-	return 0;
-#endif
-}
-
-/* Names the overflow of t's stack on w (a fault at a in its guard). */
-static void say_overflow(struct coev_worker *w, coev_task_t *t, uintptr_t a,
-			 const void *uc)
-{
-	uintptr_t pc = fault_pc(uc);
-	char msg[1024];
-	size_t n = 0;
-
-	put(msg, &n, sizeof msg, "coev: stack overflow in ");
-	describe_task(msg, &n, sizeof msg, t);
-	put(msg, &n, sizeof msg, " on worker ");
-	put_u64(msg, &n, sizeof msg, w->index, 10);
-	if (pc) {
-		put(msg, &n, sizeof msg, ", in function ");
-		put_function(msg, &n, sizeof msg, pc);
-	}
-	put(msg, &n, sizeof msg, ": it touched 0x");
-	put_u64(msg, &n, sizeof msg, a, 16);
-	put(msg, &n, sizeof msg, ", in the guard below its stack of ");
-	put_u64(msg, &n, sizeof msg, t->stack->size, 10);
-	put(msg, &n, sizeof msg,
-	    " bytes; raise coev_config_t.stack_size or COEV_STACK_SIZE\n");
-	coev__write_all(2, msg, n, NULL);
-}
-
-static void segv_handler(int sig, siginfo_t *si, void *uc)
-{
-	struct coev_worker *w = coev__tls_worker;
-	coev_task_t *t = w ? w->current : NULL;
-	uintptr_t a = (uintptr_t)si->si_addr, lo;
-
-	if (t && t->stack && t->stack->guarded) {
-		lo = (uintptr_t)t->stack->lo;
-		if (a >= lo - GUARD_BYTES && a < lo) {
-			say_overflow(w, t, a, uc);
-			signal(SIGSEGV, SIG_DFL);
-			return; /* the fault repeats and kills the process */
-		}
-	}
-	if (old_segv.sa_flags & SA_SIGINFO) {
-		old_segv.sa_sigaction(sig, si, uc);
-	} else if (old_segv.sa_handler == SIG_DFL ||
-		   old_segv.sa_handler == SIG_IGN) {
-		signal(SIGSEGV, SIG_DFL);
-	} else {
-		old_segv.sa_handler(sig);
-	}
-}
-
-void coev__stack_check(coev_task_t *t)
-{
-	const unsigned char *p = t->stack->lo;
-	char msg[512];
-	size_t n = 0;
-
-	if (t->stack->guarded)
-		return;
-	for (int i = 0; i < CANARY_BYTES; i++) {
-		if (p[i] == 0)
-			continue;
-		put(msg, &n, sizeof msg, "coev: stack overflow in ");
-		describe_task(msg, &n, sizeof msg, t);
-		put(msg, &n, sizeof msg,
-		    ": it reached the end of an unguarded stack; raise "
-		    "coev_config_t.stack_size or COEV_STACK_SIZE (or "
-		    "vm.max_map_count on kernels before 6.13)");
-		coev__panic("%s", msg);
-	}
-}
-
-/* The worker's alternate signal stack is mapped with the worker, before
- * its thread starts, so that running out of memory is coev_rt_new's
- * -ENOMEM rather than a worker whose stack overflows go unnamed. */
-int coev__stack_altstack_new(struct coev_worker *w)
-{
-	void *m = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (m == MAP_FAILED)
-		return -ENOMEM;
-	w->altstack = m;
-	return 0;
-}
-
-void coev__stack_altstack_free(struct coev_worker *w)
-{
-	if (w->altstack)
-		munmap(w->altstack, ALTSTACK_BYTES);
-	w->altstack = NULL;
-}
-
-void coev__stack_thread_init(struct coev_worker *w)
-{
-	stack_t ss;
-
-	coev__page_size();
-	coev__tls_worker = w;
-	ss.ss_sp = w->altstack;
-	ss.ss_size = ALTSTACK_BYTES;
-	ss.ss_flags = 0;
-	sigaltstack(&ss, NULL);
-}
-
-void coev__stack_thread_fini(struct coev_worker *w)
-{
-	stack_t ss;
-
-	(void)w;
-	coev__tls_worker = NULL;
-	memset(&ss, 0, sizeof ss);
-	ss.ss_flags = SS_DISABLE;
-	sigaltstack(&ss, NULL);
 }
 
 /*
