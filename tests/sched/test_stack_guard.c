@@ -298,26 +298,28 @@ static void run_canary(void *arg)
 static void test_stack_guard_neighbour_intact(void **state)
 {
 	tu_child_t *res = malloc(sizeof *res);
+	bool intact, broken, reach;
 
 	(void)state;
 	assert_non_null(res);
 	assert_int_equal(tu_run_in_child(run_canary, NULL, res), 0);
 	expect_named_death(res, "overflower", "overflower_task", NULL);
-	if (!strstr(res->out, "canary intact") ||
-	    !strstr(res->out, "within the frame's reach"))
+	intact = strstr(res->out, "verdict: canary intact") != NULL;
+	broken = strstr(res->out, "canary broken") != NULL;
+	reach = strstr(res->out, "within the frame's reach") != NULL;
+	if (!intact || broken || (regions && !reach))
 		tu_child_dump(res);
-	assert_non_null(strstr(res->out, "verdict: canary intact"));
-	assert_null(strstr(res->out, "canary broken"));
-#if defined(COEV_TSAN)
-	/* TSan maps memory of its own for each new fiber, between the
-	 * fallback's stack mappings: no neighbour need lie right below. */
-	if (!regions) {
-		free(res);
-		return;
-	}
-#endif
-	assert_non_null(strstr(res->out, "within the frame's reach"));
 	free(res);
+	assert_true(intact);
+	assert_false(broken);
+	/* With guard regions the arena puts a neighbour right below the
+	 * overflower's guard, so the frame would have reached it. In the
+	 * fallback each stack is a mapping of its own, placed by the kernel,
+	 * and other mappings (a sanitizer's, the allocator's) may lie in
+	 * between: the guard catching the frame before it writes is the
+	 * promise there, and the intact canaries show it. */
+	if (regions)
+		assert_true(reach);
 }
 
 /* ---- a stack taken after a trim is guarded ------------------------------ */
