@@ -357,7 +357,9 @@ static unsigned pool_len(struct coev_worker *w)
 #define SYS_process_madvise 440
 #endif
 
+#if !defined(COEV_VALGRIND)
 static atomic_bool batch_refused;
+#endif
 
 static void pages_release(struct iovec *iov, unsigned n)
 {
