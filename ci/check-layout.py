@@ -41,7 +41,8 @@ INTERFACE = {
     "bridge": set(),
     "adapters": set(),
     "fuzz": {"fuzz/sim.h", "fuzz/harness.h"},
-    "tests": {"tests/testutil.h", "tests/json.h", "tests/sync/sync_util.h",
+    "tests": {"tests/testutil.h", "tests/json.h", "tests/nudge.h",
+              "tests/sync/sync_util.h",
               "tests/sync/chan_util.h"},
 }
 # Whose interface each folder may use (besides its own files and include/).

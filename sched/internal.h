@@ -377,9 +377,8 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p);
 /* What is queued on w now (read from any thread: a snapshot). */
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox);
-/* Wake a sleeping worker to search for work (strict: even when one is
- * already searching). */
-void coev__notify_parked(struct coev_rt *rt, bool strict);
+/* Wake a sleeping worker to search for work, unless one searches. */
+void coev__notify_parked(struct coev_rt *rt);
 /* Live tasks of rt (task.c). */
 long coev__live_count(struct coev_rt *rt);
 /* Drop a reference taken with coev__task_ref (task.c). */

@@ -76,7 +76,7 @@ static void rescue(struct coev_rt *rt, struct coev__monitor *m)
 			if (ring || lifo) {
 				atomic_fetch_add_explicit(&rt->stuck_kicks, 1,
 							  memory_order_relaxed);
-				coev__notify_parked(rt, true);
+				coev__notify_parked(rt);
 			}
 		}
 		m->seen[i] = seq;

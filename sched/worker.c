@@ -204,27 +204,19 @@ static inline void ring_push(struct coev_worker *w, coev__entry_t *t)
 /* --- idle workers ------------------------------------------------------ */
 
 /*
- * Wake a sleeping worker to search if nobody searches. strict: the caller
- * is not a running worker of rt (or is a parker's re-check), so the work it
- * made visible might otherwise sit unseen: the seq_cst fence pairs with the
- * seq_cst RMW of idle_state in park_worker(), so either the parker's
- * re-check sees the push or we see the parker asleep. Not strict: the
- * caller is a worker that will run the work itself if nobody else does, so
- * a first relaxed look that finds someone searching or nobody asleep ends
- * it without a fence; the rare miss (a worker parking at that instant) is
- * repaired by the next push, and loses parallelism, never work.
+ * Wake a sleeping worker to search if nobody searches. The seq_cst fence
+ * pairs with the seq_cst RMW of idle_state in park_worker(), so either the
+ * parker's re-check sees the work the caller made visible or we see the
+ * parker asleep. Callers that are running workers of rt, which will run
+ * the work themselves if nobody else does, first take notify_if_idle's
+ * relaxed look instead.
  */
-void coev__notify_parked(struct coev_rt *rt, bool strict)
+void coev__notify_parked(struct coev_rt *rt)
 {
 	uint_fast64_t s;
 	unsigned i;
 	struct coev_worker *v;
 
-	if (!strict) {
-		s = atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
-		if (N_SEARCHING(s) != 0 || N_UNPARKED(s) >= rt->nworkers)
-			return;
-	}
 	/* seq_cst: the store-load order of the producing side, our push
 	 * before the load of idle_state below, against park_worker's
 	 * seq_cst RMW before its re-check (see above). */
@@ -252,16 +244,18 @@ void coev__notify_parked(struct coev_rt *rt, bool strict)
 	coev__plat_unpark(v);
 }
 
-/* The caller's first look of coev__notify_parked (not strict), inline: on
- * the paths of every spawn and yield, nobody asleep or someone searching
- * is the common answer. */
+/* A running worker's wake of a sleeper, after a relaxed first look without
+ * the fence (inline: on the paths of every spawn and yield, nobody asleep
+ * or someone searching is the common answer). A worker parking at that
+ * instant is missed: the next push repairs it, and parallelism is lost,
+ * never work, since the caller runs the work if nobody else does. */
 static inline void notify_if_idle(struct coev_rt *rt)
 {
 	uint_fast64_t s =
 		atomic_load_explicit(&rt->idle_state, memory_order_relaxed);
 
 	if (N_SEARCHING(s) == 0 && N_UNPARKED(s) < rt->nworkers)
-		coev__notify_parked(rt, false);
+		coev__notify_parked(rt);
 }
 
 static bool try_become_searching(struct coev_worker *w)
@@ -295,13 +289,13 @@ static void stop_searching(struct coev_worker *w)
 		return;
 	w->searching = false;
 	/* seq_cst: the decrement before coev__notify_parked's fence and
-	 * load of idle_state (strict), against producers' fence and load
+	 * load of idle_state, against producers' fence and load
 	 * there: a producer that still saw us searching and skipped its
 	 * wake is covered by the wake the last searcher makes here. */
 	prev = atomic_fetch_sub_explicit(&w->rt->idle_state, SEARCH_ONE,
 					 memory_order_seq_cst);
 	if (N_SEARCHING(prev) == 1)
-		coev__notify_parked(w->rt, true);
+		coev__notify_parked(w->rt);
 }
 
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
@@ -345,7 +339,7 @@ static void unpark_worker(struct coev_worker *w)
 		w->sleeping = false;
 		/* seq_cst, like every RMW of idle_state; it protects no
 		 * store-load order: it counts us awake again for the
-		 * relaxed first looks of coev__notify_parked and the
+		 * relaxed first looks of notify_if_idle and the
 		 * monitor's next_look (monitor.c). */
 		atomic_fetch_add_explicit(&rt->idle_state, UNPARK_ONE,
 					  memory_order_seq_cst);
@@ -382,7 +376,7 @@ static void park_worker(struct coev_worker *w)
 	pthread_mutex_unlock(&rt->idle_mu);
 
 	if (last_searcher && any_work(rt))
-		coev__notify_parked(rt, true);
+		coev__notify_parked(rt);
 	coev__stack_trim(w);
 	COEV__POINT(PARK);
 	/* Acquire: pairs with the release store of stop in stop_workers
@@ -429,7 +423,7 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e)
 {
 	coev__inject_push(&rt->inject, e, e, 1);
-	coev__notify_parked(rt, true);
+	coev__notify_parked(rt);
 }
 
 /* COEV_DEBUG_MIGRATE: queue e on the inbox of the worker after the one

@@ -14,6 +14,7 @@
  * microseconds, at an arbitrary instruction of its calls; nothing sleeps.
  */
 #include "tests/testutil.h"
+#include "tests/nudge.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -22,8 +23,6 @@
 
 #define RING 4096
 #define FUTURES TU_SCALE(400000, 100000, 40000)
-#define NUDGE_SIG (SIGRTMIN + 3)
-#define NUDGE_NS 50000
 
 typedef struct chase {
 	_Atomic(coev_future_t *) slot[RING];
@@ -32,61 +31,6 @@ typedef struct chase {
 	int cpu;
 	int own_ref; /* the completer holds a reference of its own */
 } chase_t;
-
-static int one_cpu(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		return -1;
-	for (int i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, &set))
-			return i;
-	return -1;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	(void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static void nudged(int sig)
-{
-	(void)sig;
-	sched_yield();
-}
-
-/* Interrupt the calling thread every NUDGE_NS (best effort). */
-static int nudge_start(timer_t *t)
-{
-	struct sigevent ev;
-	struct itimerspec its = {{0, NUDGE_NS}, {0, NUDGE_NS}};
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = nudged;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(NUDGE_SIG, &sa, NULL) != 0)
-		return -1;
-	memset(&ev, 0, sizeof ev);
-	ev.sigev_notify = SIGEV_THREAD_ID;
-	ev.sigev_signo = NUDGE_SIG;
-	ev._sigev_un._tid = gettid(); /* glibc 2.36 names no macro */
-	if (timer_create(CLOCK_MONOTONIC, &ev, t) != 0)
-		return -1;
-	if (timer_settime(*t, 0, &its, NULL) != 0) {
-		timer_delete(*t);
-		return -1;
-	}
-	return 0;
-}
 
 static void *completer_main(void *arg)
 {

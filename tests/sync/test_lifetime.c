@@ -20,6 +20,7 @@
  * poll that finds nothing yields the CPU back; nothing sleeps.
  */
 #include "tests/testutil.h"
+#include "tests/nudge.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -36,8 +37,6 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define OBJECTS TU_SCALE(400000, 100000, 40000)
 #define PATTERN 0xa5
 /* The waker's interruptions. */
-#define NUDGE_SIG (SIGRTMIN + 3)
-#define NUDGE_NS 50000
 
 typedef struct obj {
 	coev_mutex_t mu; /* mutex, condition variable */
@@ -81,64 +80,6 @@ typedef struct chase {
 } chase_t;
 
 /* ---- pinning and giving up ----------------------------------------------- */
-
-/* The first CPU the test may run on, or -1. */
-static int one_cpu(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		return -1;
-	for (int i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, &set))
-			return i;
-	return -1;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Best effort: without it the test still checks the rule, only the
-	 * windows are rarer. */
-	(void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static void nudged(int sig)
-{
-	(void)sig;
-	sched_yield();
-}
-
-/* Interrupt the calling thread every NUDGE_NS (best effort). */
-static int nudge_start(timer_t *t)
-{
-	struct sigevent ev;
-	struct itimerspec its = {{0, NUDGE_NS}, {0, NUDGE_NS}};
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = nudged;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(NUDGE_SIG, &sa, NULL) != 0)
-		return -1;
-	memset(&ev, 0, sizeof ev);
-	ev.sigev_notify = SIGEV_THREAD_ID;
-	ev.sigev_signo = NUDGE_SIG;
-	ev._sigev_un._tid = gettid(); /* glibc 2.36 names no macro */
-	if (timer_create(CLOCK_MONOTONIC, &ev, t) != 0)
-		return -1;
-	if (timer_settime(*t, 0, &its, NULL) != 0) {
-		timer_delete(*t);
-		return -1;
-	}
-	return 0;
-}
 
 static void gone(obj_t *o)
 {
