@@ -163,7 +163,6 @@ check: deps lib $(TEST_BIN) examples
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
 	@examples/test_examples.sh $(B)
-	@examples/test_trace_svg.sh $(B)
 	@$(MAKE) --no-print-directory fuzz-check
 
 # The simulation's model tests (fuzz/check.sh): PCT and random schedules,

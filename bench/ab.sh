@@ -6,7 +6,7 @@
 #   WORKLOADS=spawn RUNS=11 bench/ab.sh HEAD~3
 #
 # Environment:
-#   WORKLOADS      any of: spawn yield fib pingpong mutex
+#   WORKLOADS      any of: spawn spawn-wg yield fib pingpong mutex
 #                  (default: spawn yield pingpong)
 #   RUNS           runs per workload and build (default 7)
 #   BENCH_TIMEOUT  seconds before one run is killed and counted failed (120)
@@ -64,7 +64,7 @@ case $1 in -h | --help) usage ;; esac
 # several-fold within a session with where its stages land.
 metric_of() {
 	case $1 in
-	spawn | fib) echo ns_per_task ;;
+	spawn | spawn-wg | fib) echo ns_per_task ;;
 	yield) echo ns_per_yield ;;
 	pingpong) echo ns_per_roundtrip ;;
 	mutex) echo ns_per_pair ;;
@@ -75,11 +75,11 @@ metric_of() {
 prog_of() {
 	case $1 in
 	spawn | yield | fib) echo bench ;;
-	pingpong | mutex) echo sync_bench ;;
+	spawn-wg | pingpong | mutex) echo sync_bench ;;
 	esac
 }
 for w in $WORKLOADS; do
-	[ -n "$(metric_of "$w")" ] || die "unknown workload '$w' (known: spawn yield fib pingpong mutex)"
+	[ -n "$(metric_of "$w")" ] || die "unknown workload '$w' (known: spawn spawn-wg yield fib pingpong mutex)"
 done
 
 # Revisions are resolved once, so that a commit made meanwhile in this

@@ -119,7 +119,10 @@ for h in $harnesses; do
 	# Minimise the corpus from what both instances found.
 	rm -rf $b/corpus/$h
 	mkdir -p $b/corpus
-	afl-cmin -i "$out/main/queue" -o $b/corpus/$h -m none -t 2000 -- $bin "$h" \
+	# AFL_ALLOW_TMP: afl-cmin refuses directories under /tmp (a guard
+	# against other users' symlinks there); ours are inside this clone's
+	# own build directory, which a clone under /tmp (as CI's) still owns.
+	AFL_ALLOW_TMP=1 afl-cmin -i "$out/main/queue" -o $b/corpus/$h -m none -t 2000 -- $bin "$h" \
 		>"$out/cmin.log" 2>&1 || echo "ci/fuzz.sh: $h: afl-cmin failed (see $out/cmin.log)" >&2
 	if [ $update = 1 ] && [ -d $b/corpus/$h ]; then
 		rm -f fuzz/corpus/$h/*
