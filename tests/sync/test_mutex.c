@@ -478,17 +478,23 @@ static int deadline_main(void *arg)
 	return 0;
 }
 
-static void test_mutex_lock_deadline(void **state)
+/* Run main_fn(m) on two workers for a default and a fair mutex m. */
+static void run_main_each_kind(int (*main_fn)(void *))
 {
 	coev_mutex_t m;
 
-	(void)state;
 	for (unsigned flags = 0; flags <= COEV_MUTEX_FAIR; flags++) {
 		assert_int_equal(coev_mutex_init(&m, flags), 0);
-		assert_int_equal(tu_run_main(deadline_main, &m, 2), 0);
+		assert_int_equal(tu_run_main(main_fn, &m, 2), 0);
 		tu_assert_no_failures();
 		coev_mutex_destroy(&m);
 	}
+}
+
+static void test_mutex_lock_deadline(void **state)
+{
+	(void)state;
+	run_main_each_kind(deadline_main);
 }
 
 static int cancel_it(void *arg)
@@ -556,15 +562,8 @@ static int cancel_main(void *arg)
 
 static void test_mutex_waiter_cancelled_from_task(void **state)
 {
-	coev_mutex_t m;
-
 	(void)state;
-	for (unsigned flags = 0; flags <= COEV_MUTEX_FAIR; flags++) {
-		assert_int_equal(coev_mutex_init(&m, flags), 0);
-		assert_int_equal(tu_run_main(cancel_main, &m, 2), 0);
-		tu_assert_no_failures();
-		coev_mutex_destroy(&m);
-	}
+	run_main_each_kind(cancel_main);
 }
 
 static void *thread_cancel(void *arg)
@@ -1239,15 +1238,8 @@ static int cross_main(void *arg)
 
 static void test_mutex_waiter_on_other_worker_is_woken(void **state)
 {
-	coev_mutex_t m;
-
 	(void)state;
-	for (unsigned flags = 0; flags <= COEV_MUTEX_FAIR; flags++) {
-		assert_int_equal(coev_mutex_init(&m, flags), 0);
-		assert_int_equal(tu_run_main(cross_main, &m, 2), 0);
-		tu_assert_no_failures();
-		coev_mutex_destroy(&m);
-	}
+	run_main_each_kind(cross_main);
 }
 
 static void test_mutex_destroy_with_waiters_aborts(void **state)
