@@ -52,6 +52,15 @@
  *     more (tokio's transition_worker_from_searching).
  *   - The doorbell keeps a ring that comes before the park, so a notify
  *     between "pushed onto the sleepers" and "blocked in the loop" is kept.
+ *   - What a wake costs: a ring of an awake worker (or one not yet
+ *     blocked) costs no system call (libev writes the eventfd only while
+ *     the loop blocks, plat_ev.c), and a producer that sees a searcher
+ *     rings nothing. Waking a sleeper costs three: the waker's eventfd
+ *     write, the sleeper's epoll_wait return and its eventfd read, the
+ *     same as a hand-written eventfd loop. Counted with perf on the
+ *     pipeline and bridge workloads, eventfd writes equal the parks'
+ *     epoll_wait calls (5,056 and 5,055 for 10M pipeline messages): no
+ *     ring goes to a worker that is not asleep or falling asleep.
  *
  * The one hole in that protocol, and who closes it: filling the LIFO slot
  * notifies nobody (a wake per message-passing hop would cost a syscall),

@@ -200,8 +200,11 @@ void coev__sync_check_idle(atomic_uint *lk, coev__wq_t *q, const char *what,
 /* The identity of the calling task, or of the calling thread outside any
  * task: the owner recorded by mutexes. One call (coev__worker_self, which
  * is never cached across a switch); a thread outside any task never
- * switches, so its token's address may be. */
-extern __thread char coev__sync_token;
+ * switches, so its token's address may be. Initial-exec, as
+ * coev__tls_worker: its address is the thread pointer plus a constant,
+ * with no __tls_get_addr call on the mutex's fast paths. */
+extern __thread char coev__sync_token
+	__attribute__((tls_model("initial-exec")));
 
 /* COEV_ENOTCORO on a worker thread outside a task (a loop callback), where
  * a blocking call must not be made even when it would not block; else 0. */

@@ -62,7 +62,7 @@ void coev__waiter_abandon(coev__waiter_t *wt)
 	coev__waiter_fini(wt);
 }
 
-__thread char coev__sync_token;
+__thread char coev__sync_token __attribute__((tls_model("initial-exec")));
 
 uint32_t coev__sync_rand(void)
 {

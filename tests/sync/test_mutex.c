@@ -478,17 +478,23 @@ static int deadline_main(void *arg)
 	return 0;
 }
 
-static void test_mutex_lock_deadline(void **state)
+/* Run main_fn(m) on two workers for a default and a fair mutex m. */
+static void run_main_each_kind(int (*main_fn)(void *))
 {
 	coev_mutex_t m;
 
-	(void)state;
 	for (unsigned flags = 0; flags <= COEV_MUTEX_FAIR; flags++) {
 		assert_int_equal(coev_mutex_init(&m, flags), 0);
-		assert_int_equal(tu_run_main(deadline_main, &m, 2), 0);
+		assert_int_equal(tu_run_main(main_fn, &m, 2), 0);
 		tu_assert_no_failures();
 		coev_mutex_destroy(&m);
 	}
+}
+
+static void test_mutex_lock_deadline(void **state)
+{
+	(void)state;
+	run_main_each_kind(deadline_main);
 }
 
 static int cancel_it(void *arg)
@@ -556,15 +562,8 @@ static int cancel_main(void *arg)
 
 static void test_mutex_waiter_cancelled_from_task(void **state)
 {
-	coev_mutex_t m;
-
 	(void)state;
-	for (unsigned flags = 0; flags <= COEV_MUTEX_FAIR; flags++) {
-		assert_int_equal(coev_mutex_init(&m, flags), 0);
-		assert_int_equal(tu_run_main(cancel_main, &m, 2), 0);
-		tu_assert_no_failures();
-		coev_mutex_destroy(&m);
-	}
+	run_main_each_kind(cancel_main);
 }
 
 static void *thread_cancel(void *arg)
@@ -1182,6 +1181,67 @@ static void test_mutex_unlock_by_non_owner_aborts(void **state)
 		     "unlock of a task's mutex by a thread");
 }
 
+/* A waiter on another worker than the holder: only trying fails at once
+ * on a held mutex and takes a free one; parked, it is woken by the
+ * holder's unlock on the other worker (a lost wake would hang the join),
+ * and the holder then finds the mutex free again. */
+struct cross {
+	coev_mutex_t *m;
+	coev_event_t freed, held, tried;
+	int free_rc, try_rc, wait_rc;
+};
+
+static int cross_locker(void *arg)
+{
+	struct cross *a = arg;
+
+	TU_CHECK_EQ(coev_pin_to(1), 0);
+	a->free_rc = coev_mutex_lock_dl(a->m, coev_now());
+	if (a->free_rc == 0)
+		coev_mutex_unlock(a->m);
+	coev_event_set(&a->freed);
+	TU_CHECK_EQ(coev_event_wait(&a->held), 0);
+	a->try_rc = coev_mutex_lock_dl(a->m, coev_now());
+	coev_event_set(&a->tried);
+	a->wait_rc = coev_mutex_lock(a->m);
+	if (a->wait_rc == 0)
+		coev_mutex_unlock(a->m);
+	return 0;
+}
+
+static int cross_main(void *arg)
+{
+	struct cross a = {.m = arg};
+	coev_task_t *t;
+
+	TU_CHECK_EQ(coev_event_init(&a.freed), 0);
+	TU_CHECK_EQ(coev_event_init(&a.held), 0);
+	TU_CHECK_EQ(coev_event_init(&a.tried), 0);
+	TU_CHECK_EQ(coev_pin_to(0), 0);
+	TU_CHECK_EQ(coev_mutex_lock(a.m), 0);
+	coev_mutex_unlock(a.m);
+	TU_CHECK_EQ(coev_spawn_named("cross", cross_locker, &a, &t), 0);
+	TU_CHECK_EQ(coev_event_wait(&a.freed), 0);
+	TU_CHECK_EQ(a.free_rc, 0);
+	TU_CHECK_EQ(coev_mutex_lock(a.m), 0);
+	coev_event_set(&a.held);
+	TU_CHECK_EQ(coev_event_wait(&a.tried), 0);
+	TU_CHECK_EQ(a.try_rc, -ETIMEDOUT);
+	parked(t, COEV_WAIT_MUTEX, a.m);
+	coev_mutex_unlock(a.m);
+	TU_CHECK_EQ(coev_join(t, NULL), 0);
+	TU_CHECK_EQ(a.wait_rc, 0);
+	TU_CHECK_EQ(coev_mutex_trylock(a.m), 0);
+	coev_mutex_unlock(a.m);
+	return 0;
+}
+
+static void test_mutex_waiter_on_other_worker_is_woken(void **state)
+{
+	(void)state;
+	run_main_each_kind(cross_main);
+}
+
 static void test_mutex_destroy_with_waiters_aborts(void **state)
 {
 	(void)state;
@@ -1207,6 +1267,7 @@ int main(void)
 		TU_FD_TEST(test_mutex_default_does_not_starve_a_waiter),
 		TU_FD_TEST(test_mutex_cancel_and_timeout_race_unlock),
 		TU_FD_TEST(test_mutex_from_loop_callback),
+		TU_FD_TEST(test_mutex_waiter_on_other_worker_is_woken),
 		TU_FD_TEST(test_mutex_unlock_by_non_owner_aborts),
 		TU_FD_TEST(test_mutex_destroy_with_waiters_aborts),
 	};
