@@ -625,18 +625,33 @@ void coev__chan_want(coev_chan_t *ch, bool send)
 
 void coev__chan_settle(coev_chan_t *ch)
 {
-	unsigned f = atomic_load_explicit(&ch->wflags, memory_order_relaxed);
+	unsigned was = atomic_load_explicit(&ch->wflags, memory_order_relaxed);
+	unsigned f = was;
 
+	/* Plain stores: while a side is marked, only the lock's holder
+	 * changes its word of the ring (and the close, under the lock). */
 	if ((f & COEV__WF_RECV) && coev__wq_empty(&ch->recvq)) {
 		if (ch->ring)
-			atomic_fetch_and(&ch->head, ~COEV__H_RWAIT);
-		atomic_fetch_and(&ch->wflags, ~COEV__WF_RECV);
+			atomic_store_explicit(
+				&ch->head,
+				atomic_load_explicit(&ch->head,
+						     memory_order_relaxed) &
+					~COEV__H_RWAIT,
+				memory_order_relaxed);
+		f &= ~COEV__WF_RECV;
 	}
 	if ((f & COEV__WF_SEND) && coev__wq_empty(&ch->sendq)) {
 		if (ch->ring)
-			atomic_fetch_and(&ch->tail, ~COEV__T_SWAIT);
-		atomic_fetch_and(&ch->wflags, ~COEV__WF_SEND);
+			atomic_store_explicit(
+				&ch->tail,
+				atomic_load_explicit(&ch->tail,
+						     memory_order_relaxed) &
+					~COEV__T_SWAIT,
+				memory_order_relaxed);
+		f &= ~COEV__WF_SEND;
 	}
+	if (f != was)
+		atomic_store_explicit(&ch->wflags, f, memory_order_relaxed);
 }
 
 /* A waiter gave up: its queue may be empty now. */

@@ -12,6 +12,14 @@
  * claims itself (winner -1 -> -2) to withdraw: if that fails a partner
  * won, and the select settles for that case. Either way it then unlinks
  * its remaining nodes under all the locks.
+ *
+ * A bounded channel's buffer is a lock-free ring (sync/chan.c): before
+ * its last attempt a select that may wait marks each case's side of its
+ * channel (coev__chan_want), so that lock-free sends and receives that
+ * complete afterwards come to the lock and serve its nodes; each unlock
+ * settles the marks of queues left empty. While a side is marked, only
+ * the lock's holder moves that side of the ring, so a partner that saw a
+ * message or a free slot may claim a select for it.
  */
 #include <string.h>
 

@@ -217,9 +217,8 @@ static void test_chan_fast_unbounded_close_in_the_middle(void **state)
 	run_cap(COEV_CHAN_UNBOUNDED);
 }
 
-/* Try forms only, from tasks on both workers: no message lost while
- * fast paths and the lock race (try_recv may say -EAGAIN while a send
- * is half done, but never loses it). */
+/* Try forms only, from tasks on both workers: no message lost or
+ * duplicated while the fast paths and the lock race. */
 struct tryst {
 	coev_chan_t *ch;
 	atomic_uint_fast64_t sum_sent, sum_recv, n_recv;
