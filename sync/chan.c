@@ -309,6 +309,8 @@ static void serve_recv(coev_chan_t *ch, coev__wake_t *wk)
 {
 	coev__wnode_t *n;
 
+	if (coev__wq_empty(&ch->recvq))
+		return;
 	while (buf_ready(ch) && (n = partner(&ch->recvq)) != NULL) {
 		must(buf_pop(ch, n->buf), "a receive for a waiter");
 		coev__wq_grant(&ch->recvq, n, 0, wk);
@@ -472,14 +474,18 @@ __attribute__((noinline)) static int chan_slow(coev_chan_t *ch, void *buf,
 	int r;
 
 	coev__spin_lock(&ch->lk);
+	/* Mark before the last look that may end queued (the header's "no
+	 * lost wakeup"). A receive here found the ring empty and will most
+	 * likely wait: it marks first. A send here most often hands its
+	 * message to a waiting receiver: it looks first, and marks and
+	 * looks again only if it must wait. */
+	if (wait && !send)
+		coev__chan_want(ch, false);
 	r = send ? coev__chan_send_locked(ch, buf, &wk)
 		 : coev__chan_recv_locked(ch, buf, &wk);
-	if (r == -EAGAIN && wait && !wanted(ch, send)) {
-		/* Mark, then look again before queueing (the header's "no
-		 * lost wakeup"); a call that does not wait leaves no mark. */
-		coev__chan_want(ch, send);
-		r = send ? coev__chan_send_locked(ch, buf, &wk)
-			 : coev__chan_recv_locked(ch, buf, &wk);
+	if (r == -EAGAIN && wait && send && !wanted(ch, true)) {
+		coev__chan_want(ch, true);
+		r = coev__chan_send_locked(ch, buf, &wk);
 	}
 	if (r == -EAGAIN && wait) {
 		/* Under the lock: for a task this only fills the waiter; a
