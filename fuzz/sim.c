@@ -64,8 +64,9 @@ static const char *const state_name[] = {
 };
 
 static const char *const point_name[COEV__PT_COUNT] = {
-	"push", "pop",	  "steal", "park",     "unpark", "wake",   "suspend",
-	"lock", "unlock", "spin",  "complete", "await",	 "cancel", "timer",
+	"push",	    "pop",     "steal",	 "park",   "unpark",
+	"wake",	    "suspend", "lock",	 "unlock", "spin",
+	"complete", "await",   "cancel", "timer",  "chan",
 };
 
 struct sim coev__sim;

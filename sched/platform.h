@@ -90,7 +90,8 @@ unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
  * platform whether to switch, and which thread runs next. They sit where
  * interleavings decide outcomes: queue push, pop and steal; park and
  * unpark; wake; entering and leaving a spin-locked section; future
- * completion, await and cancel. Blocking calls of the simulation
+ * completion, await and cancel; between the steps of a channel's
+ * lock-free send and receive. Blocking calls of the simulation
  * (mutexes, condition variables, park) switch by themselves.
  */
 enum coev__point {
@@ -108,6 +109,7 @@ enum coev__point {
 	COEV__PT_AWAIT,	   /* a future is waited for */
 	COEV__PT_CANCEL,   /* a cancellation is delivered */
 	COEV__PT_TIMER,	   /* a timer is armed or disarmed */
+	COEV__PT_CHAN,	   /* a step of a channel's lock-free ring */
 	COEV__PT_COUNT
 };
 

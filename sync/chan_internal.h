@@ -6,6 +6,8 @@
 #ifndef COEV_SYNC_CHAN_INTERNAL_H
 #define COEV_SYNC_CHAN_INTERNAL_H
 
+#include <stdalign.h>
+
 #include "internal.h"
 
 /* A waiting select's state, shared by its wait nodes (wnode.sel). */
@@ -13,16 +15,38 @@ struct coev__sel {
 	atomic_int winner; /* -1 open, -2 withdrawn, else the case index */
 };
 
+#define COEV__CHAN_LINE 64
+
+/*
+ * The layout (sync/chan.c explains the protocol). Four cache lines: what
+ * never changes; the lock with the wait queues and the unbounded buffer;
+ * the waiter flags (written only when a queue becomes empty or not, read
+ * by every lock-free operation); the ring's tail (senders') and its head
+ * (receivers'), each alone.
+ */
 struct coev_chan {
-	atomic_uint lk;
-	coev__wq_t sendq, recvq; /* [lk] */
-	size_t esize;		 /* [init] */
-	size_t cap;		 /* [init] 0, n or COEV_CHAN_UNBOUNDED */
-	size_t size;		 /* [lk] slots in buf */
-	size_t head;		 /* [lk] index of the oldest message */
-	atomic_size_t len;	 /* [lk] messages buffered; any reads */
+	size_t esize;	     /* [init] */
+	size_t cap;	     /* [init] 0, n or COEV_CHAN_UNBOUNDED */
+	size_t stride;	     /* [init] bytes per ring slot: seq, message */
+	size_t mask;	     /* [init] cap - 1 when cap is a power of two */
+	bool pow2;	     /* [init] */
+	unsigned char *ring; /* [init] cap slots: bounded, cap > 0 */
+
+	alignas(COEV__CHAN_LINE) atomic_uint lk;
 	atomic_bool closed;	 /* [lk] set once; any reads */
-	unsigned char *buf;	 /* [lk] size * esize bytes */
+	coev__wq_t sendq, recvq; /* [lk] */
+	size_t size;		 /* [lk] unbounded: slots in buf */
+	size_t first;		 /* [lk] unbounded: the oldest message */
+	atomic_size_t len;	 /* [lk] unbounded: buffered; any reads */
+	unsigned char *buf;	 /* [lk] unbounded: size * esize bytes */
+
+	/* COEV__WF_*: set under lk, read by anyone */
+	alignas(COEV__CHAN_LINE) atomic_uint wflags;
+
+	/* position << 2 | COEV__T_CLOSED | COEV__T_SWAIT */
+	alignas(COEV__CHAN_LINE) atomic_size_t tail;
+	/* position << 1 | COEV__H_RWAIT */
+	alignas(COEV__CHAN_LINE) atomic_size_t head;
 };
 
 /*
@@ -35,5 +59,16 @@ struct coev_chan {
  */
 int coev__chan_send_locked(coev_chan_t *ch, const void *msg, coev__wake_t *wk);
 int coev__chan_recv_locked(coev_chan_t *ch, void *out, coev__wake_t *wk);
+
+/*
+ * coev__chan_want — under ch->lk, before an attempt that may end with the
+ * caller queued on ch (as a sender if send, else as a receiver): publish
+ * that such a waiter may exist, so lock-free operations that complete
+ * after it come to the lock to serve it (sync/chan.c, "waiters").
+ * coev__chan_settle — under ch->lk, last before unlocking: withdraw that
+ * mark for a queue that ended up empty.
+ */
+void coev__chan_want(coev_chan_t *ch, bool send);
+void coev__chan_settle(coev_chan_t *ch);
 
 #endif

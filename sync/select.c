@@ -12,6 +12,14 @@
  * claims itself (winner -1 -> -2) to withdraw: if that fails a partner
  * won, and the select settles for that case. Either way it then unlinks
  * its remaining nodes under all the locks.
+ *
+ * A bounded channel's buffer is a lock-free ring (sync/chan.c): before
+ * its last attempt a select that may wait marks each case's side of its
+ * channel (coev__chan_want), so that lock-free sends and receives that
+ * complete afterwards come to the lock and serve its nodes; each unlock
+ * settles the marks of queues left empty. While a side is marked, only
+ * the lock's holder moves that side of the ring, so a partner that saw a
+ * message or a free slot may claim a select for it.
  */
 #include <string.h>
 
@@ -70,8 +78,24 @@ static void lock_all(struct select *s)
 
 static void unlock_all(struct select *s)
 {
-	for (size_t i = s->nlocks; i > 0; i--)
+	for (size_t i = s->nlocks; i > 0; i--) {
+		coev__chan_settle(s->locks[i - 1]);
 		coev__spin_unlock(&s->locks[i - 1]->lk);
+	}
+}
+
+/* Under all locks, before the last attempt of a select that may wait:
+ * mark each case's side of its channel as maybe waited on (sync/chan.c,
+ * "waiters"), so that lock-free operations come to serve it. */
+static void want_all(struct select *s)
+{
+	coev_sel_t *c;
+
+	for (size_t i = 0; i < s->n; i++) {
+		c = &s->cases[i];
+		if (c->ch)
+			coev__chan_want(c->ch, c->op == COEV_SEL_SEND);
+	}
 }
 
 /* Under all locks: perform the first case that can proceed, in the
@@ -132,6 +156,7 @@ static int select_wait(struct select *s, coev_time_t deadline)
 		return r;
 	atomic_init(&sel.winner, -1);
 	lock_all(s);
+	want_all(s);
 	if ((win = select_try(s, &wk)) >= 0) {
 		unlock_all(s);
 		coev__wq_wake(&wk);
@@ -140,6 +165,8 @@ static int select_wait(struct select *s, coev_time_t deadline)
 	}
 	select_queue(s, nodes, &sel, &wt);
 	unlock_all(s);
+	/* The attempts may have served other waiters on the way. */
+	coev__wq_wake(&wk);
 	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SELECT, s, 0);
 	lock_all(s);
 	/* Acq_rel, and acquire in the load: pair with a partner's claiming

@@ -1,0 +1,291 @@
+/*
+ * fuzz/h_chan.c — the channel harness: the bounded channel's lock-free
+ * ring (sync/chan.c) against its waiters, select and close.
+ *
+ * Program: workers (1-3); a capacity (1-4 mostly, sometimes 0 or
+ * unbounded); 1-3 producers sending 1-6 numbered messages each and 1-3
+ * consumers receiving until the channel closes, each call in a form the
+ * program picks (blocking, try with yields, a short deadline retried,
+ * select with a case on a channel nobody uses); who closes: main once
+ * the producers are done, or one producer after one of its sends, while
+ * the others still send. A program byte also lets one consumer take a
+ * short-deadline receive that may give up.
+ *
+ * Oracles: every message whose send reported success is received exactly
+ * once, and none whose send failed; each consumer sees each producer's
+ * messages in the order they were sent; once a producer saw
+ * COEV_ECLOSED every later send of it fails the same way, and every send
+ * after the close fails; while the channel is open every message sent
+ * reaches a consumer with nothing else happening (main waits for that
+ * before it closes); every consumer ends with COEV_ECLOSED; len never
+ * exceeds the capacity; no wait is left hanging (the deadlock detector:
+ * a lost wakeup); nothing leaked.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fuzz/harness.h"
+
+#define PRODUCERS 3
+#define CONSUMERS 3
+#define ITEMS 6
+#define TRIES 8 /* try-form attempts before falling back to blocking */
+
+enum { F_BLOCK, F_TRY, F_DL, F_SELECT, F_FORMS };
+
+static struct state {
+	unsigned workers, nprod, ncons, items;
+	size_t cap;
+	unsigned closer;      /* a producer index, or nprod: main closes */
+	unsigned close_after; /* the closer's item after which it closes */
+	uint8_t form[PRODUCERS + CONSUMERS][ITEMS * 2];
+	coev_chan_t *ch, *never_r, *never_s;
+	bool closed;		  /* a close returned 0 */
+	unsigned sent[PRODUCERS]; /* sends that succeeded: items 0..sent-1 */
+	unsigned seen[PRODUCERS][ITEMS];
+	int last[CONSUMERS][PRODUCERS];
+	const char *doing[PRODUCERS + CONSUMERS];
+	unsigned received, total; /* total: once the producers are done */
+	bool prods_done;
+	coev_event_t drained; /* every sent message received */
+	int main_ret;
+} st;
+
+static void check_len(void)
+{
+	size_t n = coev_chan_len(st.ch);
+
+	if (st.cap != COEV_CHAN_UNBOUNDED)
+		H_CHECK(n <= st.cap, "len %zu above capacity %zu", n, st.cap);
+}
+
+static int send_form(unsigned form, int *msg)
+{
+	coev_sel_t c[2];
+	int r;
+
+	switch (form) {
+	case F_TRY:
+		for (int i = 0; i < TRIES; i++) {
+			if ((r = coev_chan_try_send(st.ch, msg)) != -EAGAIN)
+				return r;
+			coev_yield();
+		}
+		return coev_chan_send(st.ch, msg);
+	case F_DL:
+		for (int i = 0; i < 2; i++) {
+			r = coev_chan_send_dl(st.ch, msg, coev_now() + 300);
+			if (r != -ETIMEDOUT)
+				return r;
+		}
+		return coev_chan_send(st.ch, msg);
+	case F_SELECT:
+		c[0] = (coev_sel_t){st.never_r, COEV_SEL_RECV, &(int){0}, 0};
+		c[1] = (coev_sel_t){st.ch, COEV_SEL_SEND, msg, 0};
+		r = coev_select(c, 2);
+		H_CHECK(r == 1, "select send chose %d", r);
+		return c[1].result;
+	default: return coev_chan_send(st.ch, msg);
+	}
+}
+
+static int recv_form(unsigned form, int *msg)
+{
+	coev_sel_t c[2];
+	int r;
+
+	switch (form) {
+	case F_TRY:
+		for (int i = 0; i < TRIES; i++) {
+			if ((r = coev_chan_try_recv(st.ch, msg)) != -EAGAIN)
+				return r;
+			coev_yield();
+		}
+		return coev_chan_recv(st.ch, msg);
+	case F_DL:
+		for (int i = 0; i < 2; i++) {
+			r = coev_chan_recv_dl(st.ch, msg, coev_now() + 300);
+			if (r != -ETIMEDOUT)
+				return r;
+		}
+		return coev_chan_recv(st.ch, msg);
+	case F_SELECT:
+		c[0] = (coev_sel_t){st.ch, COEV_SEL_RECV, msg, 0};
+		c[1] = (coev_sel_t){st.never_s, COEV_SEL_SEND, &(int){0}, 0};
+		r = coev_select(c, 2);
+		H_CHECK(r == 0, "select receive chose %d", r);
+		return c[0].result;
+	default: return coev_chan_recv(st.ch, msg);
+	}
+}
+
+static int producer(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	bool saw_closed = false;
+	int r;
+
+	for (unsigned i = 0; i < st.items; i++) {
+		int msg = (int)(id * 100 + i);
+		bool closed_before = st.closed;
+
+		st.doing[id] = "send";
+		r = send_form(st.form[id][i] % F_FORMS, &msg);
+		if (r == 0) {
+			H_CHECK(!saw_closed && !closed_before,
+				"producer %u: send %u succeeded after %s", id,
+				i, saw_closed ? "a COEV_ECLOSED" : "the close");
+			H_CHECK(st.sent[id] == i, "producer %u: gap", id);
+			st.sent[id] = i + 1;
+		} else {
+			H_CHECK(r == COEV_ECLOSED, "producer %u: send %u: %d",
+				id, i, r);
+			saw_closed = true;
+		}
+		check_len();
+		if (id == st.closer && i == st.close_after) {
+			st.doing[id] = "close";
+			r = coev_chan_close(st.ch);
+			H_CHECK(r == 0, "close: %d", r);
+			st.closed = true;
+		}
+	}
+	st.doing[id] = "done";
+	return 0;
+}
+
+static int consumer(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	unsigned k = 0;
+	int msg, r;
+
+	for (;;) {
+		st.doing[PRODUCERS + id] = "recv";
+		r = recv_form(st.form[PRODUCERS + id][k++ % (ITEMS * 2)] %
+				      F_FORMS,
+			      &msg);
+		if (r == COEV_ECLOSED)
+			break;
+		H_CHECK(r == 0, "consumer %u: recv: %d", id, r);
+		unsigned p = (unsigned)msg / 100, seq = (unsigned)msg % 100;
+
+		H_CHECK(p < st.nprod && seq < st.items, "bad message %d", msg);
+		H_CHECK(st.last[id][p] < (int)seq,
+			"consumer %u: producer %u's %u after %d", id, p, seq,
+			st.last[id][p]);
+		st.last[id][p] = (int)seq;
+		H_CHECK(++st.seen[p][seq] == 1, "message %d received twice",
+			msg);
+		check_len();
+		if (++st.received == st.total && st.prods_done)
+			coev_event_set(&st.drained);
+	}
+	/* Closed and drained: stays so. */
+	H_CHECK(coev_chan_try_recv(st.ch, &msg) == COEV_ECLOSED,
+		"consumer %u: a receive after COEV_ECLOSED", id);
+	st.doing[PRODUCERS + id] = "done";
+	return 0;
+}
+
+static int main_task(void *arg)
+{
+	coev_task_t *ps[PRODUCERS], *cs[CONSUMERS];
+	int r;
+
+	(void)arg;
+	for (unsigned i = 0; i < st.ncons; i++)
+		H_CHECK(coev_spawn(consumer, (void *)(uintptr_t)i, &cs[i]) == 0,
+			"spawn");
+	for (unsigned i = 0; i < st.nprod; i++)
+		H_CHECK(coev_spawn(producer, (void *)(uintptr_t)i, &ps[i]) == 0,
+			"spawn");
+	for (unsigned i = 0; i < st.nprod; i++)
+		H_CHECK(coev_join(ps[i], NULL) == 0, "join producer");
+	if (!st.closed) {
+		/* Open, every send returned: each message must reach a
+		 * consumer without anything else happening (a receiver
+		 * left parked beside a buffered message is a lost wakeup,
+		 * which the close would otherwise hide). */
+		for (unsigned i = 0; i < st.nprod; i++)
+			st.total += st.sent[i];
+		st.prods_done = true;
+		if (st.received < st.total)
+			H_CHECK(coev_event_wait(&st.drained) == 0, "drained");
+	}
+	r = coev_chan_close(st.ch);
+	H_CHECK(r == (st.closed ? COEV_ECLOSED : 0), "main's close: %d", r);
+	st.closed = true;
+	for (unsigned i = 0; i < st.ncons; i++)
+		H_CHECK(coev_join(cs[i], NULL) == 0, "join consumer");
+	return 0;
+}
+
+static void host(void *arg)
+{
+	coev_config_t cfg;
+
+	(void)arg;
+	h_config(&cfg, st.workers);
+	H_CHECK(coev_chan_new(&st.ch, sizeof(int), st.cap) == 0, "chan_new");
+	H_CHECK(coev_event_init(&st.drained) == 0, "event_init");
+	H_CHECK(coev_chan_new(&st.never_r, sizeof(int), 0) == 0, "chan_new");
+	H_CHECK(coev_chan_new(&st.never_s, sizeof(int), 0) == 0, "chan_new");
+	st.main_ret = coev_run(main_task, NULL, &cfg);
+	coev_chan_free(st.ch);
+	coev_chan_free(st.never_r);
+	coev_chan_free(st.never_s);
+	coev_event_destroy(&st.drained);
+}
+
+static void describe(FILE *out, void *arg)
+{
+	(void)arg;
+	fprintf(out, "  channel: capacity %zd, closer %u after %u\n",
+		(ssize_t)st.cap, st.closer, st.close_after);
+	for (unsigned i = 0; i < st.nprod; i++)
+		fprintf(out, "  producer %u: %s (%u sent)\n", i,
+			st.doing[i] ? st.doing[i] : "not started", st.sent[i]);
+	for (unsigned i = 0; i < st.ncons; i++)
+		fprintf(out, "  consumer %u: %s\n", i,
+			st.doing[PRODUCERS + i] ? st.doing[PRODUCERS + i]
+						: "not started");
+}
+
+static void run(const uint8_t *data, size_t len, struct sim_opts *o)
+{
+	struct prog g = {data, len, 0};
+	unsigned c;
+
+	memset(&st, 0, sizeof st);
+	st.workers = 1 + prog_byte(&g) % 3;
+	c = prog_byte(&g) % 8;
+	st.cap = c < 6 ? 1 + c % 4 : c == 6 ? 0 : COEV_CHAN_UNBOUNDED;
+	st.nprod = 1 + prog_byte(&g) % PRODUCERS;
+	st.ncons = 1 + prog_byte(&g) % CONSUMERS;
+	st.items = 1 + prog_byte(&g) % ITEMS;
+	st.closer = prog_byte(&g) % (st.nprod + 1);
+	st.close_after = prog_byte(&g) % st.items;
+	for (unsigned i = 0; i < PRODUCERS + CONSUMERS; i++)
+		for (unsigned j = 0; j < ITEMS * 2; j++)
+			st.form[i][j] = (uint8_t)prog_byte(&g);
+	for (unsigned i = 0; i < CONSUMERS; i++)
+		for (unsigned p = 0; p < PRODUCERS; p++)
+			st.last[i][p] = -1;
+	sim_set_describe(describe, NULL);
+	h_run(&g, o, host, NULL);
+	H_CHECK(st.main_ret == 0, "coev_run returned %d", st.main_ret);
+	for (unsigned p = 0; p < st.nprod; p++)
+		for (unsigned i = 0; i < st.items; i++)
+			H_CHECK(st.seen[p][i] == (i < st.sent[p]),
+				"producer %u's message %u: sent %s, received "
+				"%u times",
+				p, i, i < st.sent[p] ? "yes" : "no",
+				st.seen[p][i]);
+}
+
+const struct harness h_chan = {
+	"chan",
+	"a channel's lock-free ring, waiters, select and close",
+	run,
+};
