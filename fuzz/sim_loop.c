@@ -235,3 +235,13 @@ void coev__plat_unpark(struct coev_worker *w)
 	COEV__POINT(UNPARK);
 	loop_of(w)->ring = true;
 }
+
+/* Owned fds' edge-triggered registrations (sched/fd.c) are not simulated:
+ * the simulation's fds are the harness's, which take the one-shot path. */
+int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key)
+{
+	(void)w;
+	(void)fd;
+	(void)key;
+	return -EOPNOTSUPP;
+}

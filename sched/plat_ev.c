@@ -16,7 +16,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include <string.h>
 #include <time.h>
 
 #include "sched.h"
@@ -90,6 +89,9 @@ static int probe_eventfd(void)
 	return 0;
 }
 
+/* Ids of the loops' epoll sets, for coev__fd_event (fd.c). */
+static atomic_uint_fast64_t loop_ids;
+
 int coev__plat_loop_init(struct coev_worker *w)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -118,6 +120,9 @@ int coev__plat_loop_init(struct coev_worker *w)
 	ev_io_start(loop, iow);
 	ev_set_userdata(loop, w);
 	w->loop = loop;
+	w->io_id = atomic_fetch_add_explicit(&loop_ids, 1,
+					     memory_order_relaxed) +
+		   1;
 	return 0;
 }
 
@@ -132,9 +137,13 @@ void coev__plat_loop_destroy(struct coev_worker *w)
 	ev_loop_destroy(loop);
 	w->loop = NULL;
 	close(w->io_fd);
-	free(w->io_slots);
-	w->io_slots = NULL;
-	w->io_nslots = 0;
+	if (w->io_pages) {
+		for (size_t i = 0; i < COEV_FD_MAX / 1024; i++)
+			free(atomic_load_explicit(&w->io_pages[i],
+						  memory_order_relaxed));
+		free(w->io_pages);
+		w->io_pages = NULL;
+	}
 }
 
 void coev__plat_park(struct coev_worker *w)
@@ -149,7 +158,7 @@ void coev__plat_park(struct coev_worker *w)
  * unread ends the next park at once. */
 void coev__plat_poll(struct coev_worker *w)
 {
-	if (!w->loop_lent &&
+	if (!w->loop_lent && !w->io_ets &&
 	    !atomic_load_explicit(&w->st.timers, memory_order_relaxed) &&
 	    !atomic_load_explicit(&w->st.ios, memory_order_relaxed))
 		return;
@@ -203,23 +212,16 @@ struct io_impl {
 _Static_assert(sizeof(struct io_impl) <= sizeof(((coev__io_t *)0)->impl),
 	       "coev__io_t.impl too small");
 
+/* fd's slot, in a table bounded whatever the fd (fd.c): NULL for an fd
+ * out of its range, or when a page is missing and cannot be had. */
 static struct io_slot *io_slot(struct coev_worker *w, int fd, bool grow)
 {
-	struct io_slot *p;
-	size_t n = w->io_nslots;
-
-	if ((size_t)fd < n)
-		return (struct io_slot *)w->io_slots + fd;
-	if (!grow)
-		return NULL;
-	while (n <= (size_t)fd)
-		n = n ? n * 2 : 1024;
-	if (!(p = realloc(w->io_slots, n * sizeof *p)))
-		return NULL;
-	memset(p + w->io_nslots, 0, (n - w->io_nslots) * sizeof *p);
-	w->io_slots = p;
-	w->io_nslots = n;
-	return p + fd;
+	if (!w->io_pages) {
+		if (!grow || !(w->io_pages = calloc(COEV_FD_MAX / 1024,
+						    sizeof *w->io_pages)))
+			return NULL;
+	}
+	return coev__fd_table(w->io_pages, sizeof(struct io_slot), fd, grow);
 }
 
 /* Make the kernel's entry for fd match the slot's waiters. */
@@ -258,10 +260,12 @@ int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 		      unsigned events)
 {
 	struct io_impl *p = (struct io_impl *)io->impl;
-	struct io_slot *sl = io_slot(w, fd, true);
+	struct io_slot *sl;
 	int r;
 
-	if (!sl)
+	if (fd >= COEV_FD_MAX)
+		return -EBADF;
+	if (!(sl = io_slot(w, fd, true)))
 		return -ENOMEM;
 	if (((events & COEV_READ) && sl->rd) ||
 	    ((events & COEV_WRITE) && sl->wr))
@@ -319,17 +323,25 @@ static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 	for (int i = 0; i < n; i++) {
 		int fd = (int)evs[i].data.u64;
 		uint32_t e = evs[i].events;
-		struct io_slot *sl = io_slot(w, fd, false);
+		struct io_slot *sl;
 		coev__io_t *rd = NULL, *wr = NULL;
 		unsigned got = 0;
 
-		if (!sl)
-			continue;
-		sl->armed = false; /* one shot: the entry is disabled now */
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			got |= COEV_READ;
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			got |= COEV_WRITE;
+		if (evs[i].data.u64 >> 63) {
+			if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				got |= COEV__FD_CLOSED_READ;
+			if (e & (EPOLLHUP | EPOLLERR))
+				got |= COEV__FD_CLOSED_WRITE;
+			coev__fd_event(w, evs[i].data.u64, got);
+			continue;
+		}
+		if (!(sl = io_slot(w, fd, false)))
+			continue;
+		sl->armed = false; /* one shot: the entry is disabled now */
 		if (sl->rd && (got & COEV_READ)) {
 			rd = sl->rd;
 			sl->rd = NULL;
@@ -364,6 +376,20 @@ static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 			wr->fire(wr, got);
 		}
 	}
+}
+
+int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key)
+{
+	struct epoll_event ev;
+
+	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	ev.data.u64 = key;
+	if (epoll_ctl(w->io_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	/* The same file registered before, under an older key. */
+	if (errno == EEXIST && epoll_ctl(w->io_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	return -errno;
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *et, int revents)

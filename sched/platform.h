@@ -73,6 +73,10 @@ void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm);
 int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 		      unsigned events);
 void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
+/* Register fd for good, edge-triggered for reading and writing, in w's
+ * set (w's thread): its events reach coev__fd_event(w, key, events) until
+ * the fd is closed. 0, -EPERM (cannot be polled), or a negative errno. */
+int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key);
 
 /* The backend's own loop object for w (a struct ev_loop * for plat_ev),
  * for libraries that attach to it; NULL when the backend has none. Called
