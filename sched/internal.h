@@ -253,8 +253,13 @@ struct coev_worker {
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
-	void *loop;				 /* [owner after start] */
-	_Alignas(16) unsigned char doorbell[64]; /* backend watcher */
+	void *loop; /* [owner after start] */
+	/* The doorbell (the backend's): an eventfd, written only when the
+	 * worker sleeps in its loop or is about to (db_sleeping) and no ring
+	 * is pending yet (db_pending). */
+	int db_fd;		  /* [init] */
+	atomic_int db_pending;	  /* [any] */
+	atomic_int db_sleeping;	  /* [owner writes, any reads] */
 	/* fd readiness (the backend's): its own epoll set, watched by the
 	 * loop, and the waits registered per fd. [owner] */
 	int io_fd;

@@ -2,13 +2,24 @@
  * sched/plat_ev.c — the real platform: pthreads, CLOCK_MONOTONIC and one
  * libev loop per worker (see platform.h for the contract).
  *
- * Each worker's loop is created with ev_loop_new() (epoll where available)
- * and carries one ev_async, the doorbell. libev keeps an ev_async_send()
- * that arrives while the loop is not blocked as pending, and only writes to
- * its eventfd when the loop is about to block or blocked, so ringing a busy
- * worker costs a few atomic operations and no syscall. Only the owning
- * worker's thread runs or changes its loop; ev_async_send is libev's one
- * call that is safe from other threads.
+ * Each worker has a libev loop (ev_loop_new(): epoll where available), for
+ * timers and for libraries that attach to it (coev_ev_loop), and an epoll
+ * set of its own (io_fd) for fd readiness and the doorbell; libev watches
+ * that set with one ev_io. A park or poll with no libev timer armed and
+ * the loop never lent waits on the worker's set directly: one epoll_wait
+ * per round instead of libev's plus the set's (the http benchmark's
+ * server parks with no timer). Otherwise it runs libev, which wakes when
+ * the set is ready and dispatches it (io_dispatch).
+ *
+ * The doorbell is an eventfd in the worker's set. As libev's ev_async did,
+ * a ring costs a system call only when the worker sleeps in its loop or is
+ * about to (db_sleeping) and no ring is pending (db_pending): ringing a
+ * busy worker costs one atomic exchange. A ring that comes before a park
+ * ends it at once; a park consumes the pending ring, a poll leaves it.
+ * Rejected: libev's ev_async kept beside a direct wait on the set (its
+ * eventfd is in libev's set, which the direct wait does not watch).
+ * Only the owning worker's thread runs or changes its loop and its set's
+ * waits; coev__plat_unpark is the one call made from other threads.
  */
 #include <ev.h>
 #include <pthread.h>
@@ -26,8 +37,6 @@ _Static_assert(EV_READ == COEV_READ && EV_WRITE == COEV_WRITE,
 	       "coev's event bits are libev's");
 _Static_assert(sizeof(ev_io) <= sizeof(((struct coev_worker *)0)->io_watch),
 	       "coev_worker.io_watch too small for ev_io");
-_Static_assert(sizeof(ev_async) <= sizeof(((struct coev_worker *)0)->doorbell),
-	       "coev_worker.doorbell too small for ev_async");
 
 coev_time_t coev__plat_now(void)
 {
@@ -62,60 +71,40 @@ void coev__plat_thread_join(coev__thread_t th)
 }
 
 static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents);
-
-static void doorbell_cb(struct ev_loop *loop, ev_async *a, int revents)
-{
-	/* The ring's only job is to end the loop's wait. */
-	(void)loop;
-	(void)a;
-	(void)revents;
-}
-
-/*
- * libev makes the doorbell's eventfd inside ev_async_start and aborts the
- * process when it cannot (no fd left). So an eventfd is made here first,
- * where failing is an error, and closed just before ev_async_start, whose
- * eventfd then gets the same number (the lowest free one). Only an fd
- * opened by another thread between the two calls can still make libev
- * abort.
- */
-static int probe_eventfd(void)
-{
-	int fd = eventfd(0, EFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	close(fd);
-	return 0;
-}
+static void io_poll(struct coev_worker *w, int timeout_ms);
 
 /* Ids of the loops' epoll sets, for coev__fd_event (fd.c). */
 static atomic_uint_fast64_t loop_ids;
 
+/* The doorbell's key in the worker's epoll set: neither an fd (the
+ * one-shot path's keys) nor an owned fd's (bit 63). */
+#define KEY_DOORBELL (1ull << 62)
+
 int coev__plat_loop_init(struct coev_worker *w)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-	ev_async *db = (ev_async *)w->doorbell;
-	int r;
+	ev_io *iow = (ev_io *)w->io_watch;
+	struct epoll_event ev;
+	int e;
 
 	if (!loop)
 		return -EMFILE;
-	ev_io *iow = (ev_io *)w->io_watch;
-
 	w->io_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->io_fd < 0) {
-		int e = errno;
-
+	w->db_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ev.events = EPOLLIN;
+	ev.data.u64 = KEY_DOORBELL;
+	if (w->io_fd < 0 || w->db_fd < 0 ||
+	    epoll_ctl(w->io_fd, EPOLL_CTL_ADD, w->db_fd, &ev) < 0) {
+		e = errno;
+		if (w->io_fd >= 0)
+			close(w->io_fd);
+		if (w->db_fd >= 0)
+			close(w->db_fd);
 		ev_loop_destroy(loop);
 		return -e;
 	}
-	if ((r = probe_eventfd()) < 0) {
-		close(w->io_fd);
-		ev_loop_destroy(loop);
-		return r;
-	}
-	ev_async_init(db, doorbell_cb);
-	ev_async_start(loop, db);
+	atomic_init(&w->db_pending, 0);
+	atomic_init(&w->db_sleeping, 0);
 	ev_io_init(iow, io_dispatch, w->io_fd, EV_READ);
 	ev_io_start(loop, iow);
 	ev_set_userdata(loop, w);
@@ -132,11 +121,11 @@ void coev__plat_loop_destroy(struct coev_worker *w)
 
 	if (!loop)
 		return;
-	ev_async_stop(loop, (ev_async *)w->doorbell);
 	ev_io_stop(loop, (ev_io *)w->io_watch);
 	ev_loop_destroy(loop);
 	w->loop = NULL;
 	close(w->io_fd);
+	close(w->db_fd);
 	if (w->io_pages) {
 		for (size_t i = 0; i < COEV_FD_MAX / 1024; i++)
 			free(atomic_load_explicit(&w->io_pages[i],
@@ -146,22 +135,51 @@ void coev__plat_loop_destroy(struct coev_worker *w)
 	}
 }
 
-void coev__plat_park(struct coev_worker *w)
+/* Whether only w's own epoll set can have anything for it: no libev timer
+ * armed and the loop never lent. Then the set is waited on directly, one
+ * epoll_wait, rather than through libev's set that watches it (two). */
+static bool direct(struct coev_worker *w)
 {
-	ev_run(w->loop, EVRUN_ONCE);
+	return !w->loop_lent &&
+	       !atomic_load_explicit(&w->st.timers, memory_order_relaxed);
 }
 
-/* A poll that can find nothing is skipped: with no timer and no fd armed,
- * and the loop never handed to a user (coev_ev_loop, whose watchers we
- * cannot see), only the doorbell can be ready, and what it announces
- * (posts, the inbox) the scheduler reads without the loop. A ring left
- * unread ends the next park at once. */
+void coev__plat_park(struct coev_worker *w)
+{
+	bool rung;
+
+	/* seq_cst (this store and the load of db_pending): the store-load
+	 * order of the parking side, against the exchange-then-load of
+	 * coev__plat_unpark: either the ringer sees us sleeping and
+	 * writes the eventfd, or we see its ring and do not block. */
+	atomic_store_explicit(&w->db_sleeping, 1, memory_order_seq_cst);
+	rung = atomic_load_explicit(&w->db_pending, memory_order_seq_cst);
+	if (direct(w))
+		io_poll(w, rung ? 0 : -1);
+	else
+		ev_run(w->loop, rung ? EVRUN_NOWAIT : EVRUN_ONCE);
+	atomic_store_explicit(&w->db_sleeping, 0, memory_order_relaxed);
+	/* Acquire: pairs with the exchange in coev__plat_unpark, so what
+	 * the ringer published before ringing (a queued task, a post) is
+	 * seen by the scheduler's look after this park. */
+	if (atomic_load_explicit(&w->db_pending, memory_order_relaxed))
+		atomic_exchange_explicit(&w->db_pending, 0,
+					 memory_order_acquire);
+}
+
+/* A poll that can find nothing is skipped: with no timer and no fd armed
+ * or registered, and the loop never handed to a user (coev_ev_loop, whose
+ * watchers we cannot see), only the doorbell can be ready, and what it
+ * announces (posts, the inbox) the scheduler reads without the loop. A
+ * ring is left pending: it ends the next park at once. */
 void coev__plat_poll(struct coev_worker *w)
 {
-	if (!w->loop_lent && !w->io_ets &&
-	    !atomic_load_explicit(&w->st.timers, memory_order_relaxed) &&
-	    !atomic_load_explicit(&w->st.ios, memory_order_relaxed))
+	if (direct(w)) {
+		if (w->io_ets ||
+		    atomic_load_explicit(&w->st.ios, memory_order_relaxed))
+			io_poll(w, 0);
 		return;
+	}
 	ev_run(w->loop, EVRUN_NOWAIT);
 }
 
@@ -173,7 +191,16 @@ void *coev__plat_native_loop(struct coev_worker *w)
 
 void coev__plat_unpark(struct coev_worker *w)
 {
-	ev_async_send(w->loop, (ev_async *)w->doorbell);
+	uint64_t one = 1;
+
+	/* seq_cst: see coev__plat_park. A ring already pending was
+	 * written, or will be seen by the park's load: nothing to do. */
+	if (atomic_exchange_explicit(&w->db_pending, 1, memory_order_seq_cst))
+		return;
+	if (atomic_load_explicit(&w->db_sleeping, memory_order_seq_cst) &&
+	    write(w->db_fd, &one, sizeof one) < 0) {
+		/* EAGAIN: the counter is full, so it is readable anyway. */
+	}
 }
 
 /*
@@ -311,21 +338,37 @@ void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io)
 	}
 }
 
+/* libev found w's set ready (a park or poll through libev). */
 static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 {
-	struct coev_worker *w = ev_userdata(loop);
-	struct epoll_event evs[128];
-	int n;
-
 	(void)watch;
 	(void)revents;
-	n = epoll_wait(w->io_fd, evs, 128, 0);
+	io_poll(ev_userdata(loop), 0);
+}
+
+/* Wait up to timeout_ms (-1: no limit) for w's set and dispatch what it
+ * has: the doorbell, owned fds' edges (fd.c), one-shot waits. */
+static void io_poll(struct coev_worker *w, int timeout_ms)
+{
+	struct epoll_event evs[128];
+	uint64_t cnt;
+	int n;
+
+	n = epoll_wait(w->io_fd, evs, 128, timeout_ms);
 	for (int i = 0; i < n; i++) {
 		int fd = (int)evs[i].data.u64;
 		uint32_t e = evs[i].events;
 		struct io_slot *sl;
 		coev__io_t *rd = NULL, *wr = NULL;
 		unsigned got = 0;
+
+		if (evs[i].data.u64 == KEY_DOORBELL) {
+			/* Reset the counter; the ring is db_pending's. */
+			if (read(w->db_fd, &cnt, sizeof cnt) < 0) {
+				/* EAGAIN: another read got it */
+			}
+			continue;
+		}
 
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			got |= COEV_READ;
