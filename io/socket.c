@@ -1,23 +1,29 @@
 /*
  * io/socket.c — non-blocking socket and fd calls for tasks.
  *
- * Every call follows one pattern (IO_RETRY): check the task's
- * cancellation, try the system call, and only when it reports EAGAIN wait
- * for readiness on the current worker's loop (coev__wait_fd, wait.c), then
- * try again. Trying first makes the common case (data already there, room
- * in the socket buffer) one system call and no loop work, as in Go's
- * netpoller; waiting registers the fd for that one wait, one-shot, in the
- * worker's own epoll set (sched/plat_ev.c), with an epoll_ctl per wait.
- * errno is read right after the system call, before any switch: a task may
- * resume on another thread, whose errno is another variable.
+ * Every call follows one pattern (IO_RETRY_N): check the task's
+ * cancellation, try the system call, and only when the fd is not ready
+ * wait for readiness, then try again. Trying first makes the common case
+ * (data already there, room in the socket buffer) one system call and no
+ * loop work, as in Go's netpoller. errno is read right after the system
+ * call, before any switch: a task may resume on another thread, whose
+ * errno is another variable.
  *
- * Not done yet: registering each fd once, edge-triggered, with a per-fd
- * state block (Go's pollDesc, tokio's ScheduledIo) that also remembers
- * "drained" after a short read. It would save the epoll_ctl of every wait
- * and the read that returns EAGAIN, but it needs an fd table and a rule
- * for fds closed behind the runtime's back. The http benchmark measures
- * the cost of the simple form: the same requests per second as a raw epoll
- * server (wrk's ceiling), at 3x its user CPU per request (bench/README.md).
+ * Fds created here are owned (sched/fd.c): registered once, edge-triggered,
+ * at their first wait, with readiness remembered per direction. A call on
+ * an owned fd reads the direction's edge count (seq) first; a direction
+ * found drained at that count (EAGAIN, or a short transfer on a stream
+ * socket) waits for the next edge without trying the call, which saves the
+ * read that returns EAGAIN after a short read; after a full read the next
+ * read goes straight to the system call. Short transfers do not drain
+ * datagram sockets (more datagrams may wait), a peek (the bytes stay), an
+ * accept (no count) or a stream whose peer's end came (the next read
+ * returns 0 and no edge announces it). coev_close disowns before closing,
+ * so the number, once reused, starts afresh. Fds from elsewhere take the
+ * one-shot path (coev__wait_fd: an epoll_ctl per wait), safe against any
+ * close. Rejected: owning any fd at its first coev call (a foreign fd
+ * closed by its library, hiredis or curl, and its number reused, would
+ * keep a stale registration and wait forever).
  *
  * Names (coev_resolve, coev_tcp_connect) are looked up with getaddrinfo on
  * the blocking pool, unless coev_set_resolver chose another resolver.

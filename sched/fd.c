@@ -316,34 +316,20 @@ int coev__fd_disarm(coev__io_t *io)
 	return r;
 }
 
-void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events)
+/* Under f's lock: an edge of events came; take the waiters it ends, the
+ * local ones (w's) into local[] with their results in lres[], the others'
+ * tasks, referenced, into ts[]. */
+static void fd_edge(struct coev__fd *f, struct coev_worker *w, unsigned events,
+		    coev__io_t *local[2], int lres[2], int *nl,
+		    coev_task_t *ts[2], int *nr)
 {
-	int fd = (int)(key & 0xffffffffu);
-	uint32_t gen = (uint32_t)(key >> 32) & 0x7fffffff;
-	struct coev__fd *f = coev__fd_table(fd_pages, sizeof *f, fd, false);
-	coev__io_t *local[2];
-	int lres[2];
-	coev_task_t *ts[2];
-	int nl = 0, nr = 0;
-
-	if (!f)
-		return;
-	fd_lock(f);
-	if (!atomic_load_explicit(&f->owned, memory_order_relaxed) ||
-	    atomic_load_explicit(&f->gen, memory_order_relaxed) != gen ||
-	    !f->reg || f->reg_id != w->io_id) {
-		fd_unlock(f); /* an older generation's, or an older set's */
-		return;
-	}
 	if (events & (COEV__FD_CLOSED_READ | COEV__FD_CLOSED_WRITE))
-		atomic_fetch_or_explicit(&f->closed,
-					 (events & COEV__FD_CLOSED_READ
-						  ? COEV_READ
-						  : 0) |
-						 (events & COEV__FD_CLOSED_WRITE
-							  ? COEV_WRITE
-							  : 0),
-					 memory_order_relaxed);
+		atomic_fetch_or_explicit(
+			&f->closed,
+			(events & COEV__FD_CLOSED_READ ? COEV_READ : 0) |
+				(events & COEV__FD_CLOSED_WRITE ? COEV_WRITE
+								: 0),
+			memory_order_relaxed);
 	for (unsigned ev = COEV_READ; ev <= COEV_WRITE; ev <<= 1) {
 		unsigned d = coev__fd_dir(ev);
 		coev__io_t *io = f->waiter[d];
@@ -365,13 +351,35 @@ void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events)
 		p = (struct fd_wait *)io->impl;
 		take(f, io, (int)(events & p->events & (COEV_READ | COEV_WRITE)));
 		if (p->w == w) {
-			lres[nl] = p->result;
-			local[nl++] = io;
+			lres[*nl] = p->result;
+			local[(*nl)++] = io;
 		} else {
-			ts[nr] = p->task;
-			coev__task_ref(ts[nr++]);
+			ts[*nr] = p->task;
+			coev__task_ref(ts[(*nr)++]);
 		}
 	}
+}
+
+void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events)
+{
+	int fd = (int)(key & 0xffffffffu);
+	uint32_t gen = (uint32_t)(key >> 32) & 0x7fffffff;
+	struct coev__fd *f = coev__fd_table(fd_pages, sizeof *f, fd, false);
+	coev__io_t *local[2];
+	int lres[2];
+	coev_task_t *ts[2];
+	int nl = 0, nr = 0;
+
+	if (!f)
+		return;
+	fd_lock(f);
+	if (!atomic_load_explicit(&f->owned, memory_order_relaxed) ||
+	    atomic_load_explicit(&f->gen, memory_order_relaxed) != gen ||
+	    !f->reg || f->reg_id != w->io_id) {
+		fd_unlock(f); /* an older generation's, or an older set's */
+		return;
+	}
+	fd_edge(f, w, events, local, lres, &nl, ts, &nr);
 	fd_unlock(f);
 	wake_all(ts, nr);
 	/* A local waiter's task is pinned here and we run here: its frame

@@ -205,7 +205,11 @@ void coev__plat_unpark(struct coev_worker *w)
 
 /*
  * fd readiness. Each worker has its own epoll set, watched by one ev_io of
- * its loop, and registers each waited-for fd there with EPOLLONESHOT:
+ * its loop (or waited on directly, see the header). Owned fds (sched/fd.c)
+ * are registered there once, edge-triggered, keyed with bit 63, their
+ * generation and number; coev__fd_event takes their events. Every other
+ * waited-for fd is registered for one wait with EPOLLONESHOT, keyed by its
+ * number:
  *   arm:    the first wait on an fd ADDs it, later waits MOD it (a MOD
  *           that finds no entry, because the fd was closed and its number
  *           reused, ADDs): one epoll_ctl per wait;
@@ -214,15 +218,15 @@ void coev__plat_unpark(struct coev_worker *w)
  *           the other direction still waiting;
  *   disarm: a wait ended otherwise (deadline, cancel) DELs the entry.
  * So once a wait has ended the loop never touches its fd again, and the
- * task may move to another worker and close the fd there.
+ * task may move to another worker and close the fd there, as the
+ * adapters' libraries close theirs.
  * Rejected: libev's own ev_io per wait. libev stops an fd lazily: the fd
  * stays in the kernel's set until an event comes for it, and then libev
  * calls epoll_ctl on it from this worker while the task, moved elsewhere,
  * may be closing it (TSan caught the race; an EBADF also makes libev
  * rebuild its whole epoll set). libev does not expose its epoll fd to
- * remove the fd eagerly. Rejected too: a permanent edge-triggered
- * registration per fd (Go's pollDesc): without owning every close, a
- * reused fd number cannot be told from the old one.
+ * remove the fd eagerly. The slots sit in a two-level table bounded by
+ * COEV_FD_MAX (fd.c's coev__fd_table).
  */
 struct io_slot {
 	coev__io_t *rd, *wr; /* waiting for read / write, or NULL */
@@ -348,6 +352,50 @@ static void io_dispatch(struct ev_loop *loop, ev_io *watch, int revents)
 
 /* Wait up to timeout_ms (-1: no limit) for w's set and dispatch what it
  * has: the doorbell, owned fds' edges (fd.c), one-shot waits. */
+/* A one-shot registration of fd fired with got: wake its waiters. */
+static void io_fire_oneshot(struct coev_worker *w, int fd, unsigned got)
+{
+	struct io_slot *sl = io_slot(w, fd, false);
+	coev__io_t *rd = NULL, *wr = NULL;
+
+	if (!sl)
+		return;
+	sl->armed = false; /* one shot: the entry is disabled now */
+	if (sl->rd && (got & COEV_READ)) {
+		rd = sl->rd;
+		sl->rd = NULL;
+	}
+	if (sl->wr && (got & COEV_WRITE)) {
+		wr = sl->wr;
+		sl->wr = NULL;
+	}
+	/* An io armed for both directions fires once, whichever came, and
+	 * leaves the slot for both. */
+	if (rd && sl->wr == rd)
+		sl->wr = NULL;
+	if (wr && sl->rd == wr)
+		sl->rd = NULL;
+	if (rd == wr)
+		wr = NULL;
+	if (sl->rd || sl->wr)
+		io_sync(w, fd, sl); /* the other direction waits on */
+	/* rd's fire may disarm (and free) wr, or grow the slots: wr is
+	 * looked up again after it. */
+	sl->pending = wr;
+	if (rd) {
+		COEV_STAT_ADD(w, ios, -1);
+		rd->fire(rd, got);
+	}
+	if (!wr || !(sl = io_slot(w, fd, false)))
+		return;
+	wr = sl->pending;
+	sl->pending = NULL;
+	if (wr) {
+		COEV_STAT_ADD(w, ios, -1);
+		wr->fire(wr, got);
+	}
+}
+
 static void io_poll(struct coev_worker *w, int timeout_ms)
 {
 	struct epoll_event evs[128];
@@ -356,68 +404,30 @@ static void io_poll(struct coev_worker *w, int timeout_ms)
 
 	n = epoll_wait(w->io_fd, evs, 128, timeout_ms);
 	for (int i = 0; i < n; i++) {
-		int fd = (int)evs[i].data.u64;
+		uint64_t key = evs[i].data.u64;
 		uint32_t e = evs[i].events;
-		struct io_slot *sl;
-		coev__io_t *rd = NULL, *wr = NULL;
 		unsigned got = 0;
 
-		if (evs[i].data.u64 == KEY_DOORBELL) {
+		if (key == KEY_DOORBELL) {
 			/* Reset the counter; the ring is db_pending's. */
 			if (read(w->db_fd, &cnt, sizeof cnt) < 0) {
 				/* EAGAIN: another read got it */
 			}
 			continue;
 		}
-
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			got |= COEV_READ;
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			got |= COEV_WRITE;
-		if (evs[i].data.u64 >> 63) {
-			if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-				got |= COEV__FD_CLOSED_READ;
-			if (e & (EPOLLHUP | EPOLLERR))
-				got |= COEV__FD_CLOSED_WRITE;
-			coev__fd_event(w, evs[i].data.u64, got);
+		if (!(key >> 63)) {
+			io_fire_oneshot(w, (int)key, got);
 			continue;
 		}
-		if (!(sl = io_slot(w, fd, false)))
-			continue;
-		sl->armed = false; /* one shot: the entry is disabled now */
-		if (sl->rd && (got & COEV_READ)) {
-			rd = sl->rd;
-			sl->rd = NULL;
-		}
-		if (sl->wr && (got & COEV_WRITE)) {
-			wr = sl->wr;
-			sl->wr = NULL;
-		}
-		/* An io armed for both directions fires once, whichever
-		 * came, and leaves the slot for both. */
-		if (rd && sl->wr == rd)
-			sl->wr = NULL;
-		if (wr && sl->rd == wr)
-			sl->rd = NULL;
-		if (rd == wr)
-			wr = NULL;
-		if (sl->rd || sl->wr)
-			io_sync(w, fd, sl); /* the other direction waits on */
-		/* rd's fire may disarm (and free) wr, or grow the slots:
-		 * wr is looked up again after it. */
-		sl->pending = wr;
-		if (rd) {
-			COEV_STAT_ADD(w, ios, -1);
-			rd->fire(rd, got);
-		}
-		if (!wr || !(sl = io_slot(w, fd, false)))
-			continue;
-		wr = sl->pending;
-		sl->pending = NULL;
-		if (wr) {
-			COEV_STAT_ADD(w, ios, -1);
-			wr->fire(wr, got);
-		}
+		if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			got |= COEV__FD_CLOSED_READ;
+		if (e & (EPOLLHUP | EPOLLERR))
+			got |= COEV__FD_CLOSED_WRITE;
+		coev__fd_event(w, key, got);
 	}
 }
 

@@ -61,7 +61,8 @@ void coev__plat_thread_join(coev__thread_t th);
  * waits for the same event on fd, -EPERM for an fd that cannot be polled
  * (a regular file: always ready), or another negative errno (bad fd). Once
  * an io has fired or been disarmed, the backend never touches its fd
- * again, so the fd may be closed on any thread. */
+ * again, so the fd may be closed on any thread. (coev__plat_fd_register,
+ * below, is the one exception: for fds coev owns, sched/fd.c.) */
 int coev__plat_loop_init(struct coev_worker *w);
 void coev__plat_loop_destroy(struct coev_worker *w);
 void coev__plat_park(struct coev_worker *w);
