@@ -87,10 +87,10 @@ static int io_again(int fd, unsigned events, coev_time_t deadline)
 
 /* Before a call on owned f: 0 to make the call, 1 to look again (waited
  * for an edge), or the error to return. */
-static int io_owned_gate(struct coev__fd *f, int fd, unsigned ev,
+static int io_owned_gate(struct coev__fd *f, int fd, unsigned ev, uint32_t gen,
 			 uint32_t seq, bool tried, coev_time_t deadline)
 {
-	uint32_t snap[2] = {seq, seq};
+	struct coev__fd_snap snap = {gen, {seq, seq}};
 	int r;
 
 	/* Relaxed: drained is written and read by the direction's one user
@@ -100,7 +100,7 @@ static int io_owned_gate(struct coev__fd *f, int fd, unsigned ev,
 		return 0;
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return tried ? -ETIMEDOUT : 0; /* only try */
-	r = coev__fd_wait(f, fd, ev, snap, deadline);
+	r = coev__fd_wait(f, fd, ev, &snap, deadline);
 	return r < 0 ? r : 1;
 }
 
@@ -112,9 +112,9 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 	_Atomic uint32_t *dr = &f->drained[coev__fd_dir(ev)];
 
 	/* Relaxed: closed is read after the acquire load of seq. */
-	if (r < 0 || (r > 0 && r < n && f->stream &&
-		      !(atomic_load_explicit(&f->closed, memory_order_relaxed) &
-			ev)))
+	if (r < 0 ||
+	    (r > 0 && r < n && f->stream &&
+	     !(atomic_load_explicit(&f->closed, memory_order_relaxed) & ev)))
 		atomic_store_explicit(dr, seq | 1, memory_order_relaxed);
 	else if (atomic_load_explicit(dr, memory_order_relaxed))
 		atomic_store_explicit(dr, 0, memory_order_relaxed);
@@ -122,44 +122,46 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 
 /* The seq of an owned fd is read with acquire: pairs with the release
  * store in coev__fd_event (sched/fd.c), so closed is as new as seq. */
-#define IO_RETRY_N(call, fd, events, n, deadline)                            \
-	do {                                                                 \
-		struct coev__fd *f_;                                         \
-		ssize_t r_;                                                  \
-		int e_;                                                      \
-		if ((e_ = io_enter()) != 0)                                  \
-			return e_;                                           \
-		if ((f_ = coev__fd_owned(fd)) != NULL) {                     \
-			bool tried_ = false;                                 \
-			for (;;) {                                           \
-				uint32_t s_ = atomic_load_explicit(          \
-					&f_->seq[coev__fd_dir(events)],      \
-					memory_order_acquire);               \
-				e_ = io_owned_gate(f_, fd, events, s_,       \
-						   tried_, deadline);        \
-				if (e_ < 0)                                  \
-					return e_;                           \
-				if (e_ > 0)                                  \
-					continue;                            \
-				r_ = (call);                                 \
-				tried_ = true;                               \
-				if (r_ < 0 && errno == EINTR)                \
-					continue;                            \
-				if (r_ < 0 && errno != EAGAIN &&             \
-				    errno != EWOULDBLOCK)                    \
-					return -errno;                       \
-				io_owned_done(f_, events, s_, r_, (n));      \
-				if (r_ >= 0)                                 \
-					return r_;                           \
-			}                                                    \
-		}                                                            \
-		for (;;) {                                                   \
-			r_ = (call);                                         \
-			if (r_ >= 0)                                         \
-				return r_;                                   \
-			if ((e_ = io_again(fd, events, deadline)) != 0)      \
-				return e_;                                   \
-		}                                                            \
+#define IO_RETRY_N(call, fd, events, n, deadline)                          \
+	do {                                                               \
+		struct coev__fd *f_;                                       \
+		ssize_t r_;                                                \
+		int e_;                                                    \
+		if ((e_ = io_enter()) != 0)                                \
+			return e_;                                         \
+		if ((f_ = coev__fd_owned(fd)) != NULL) {                   \
+			uint32_t g_ = atomic_load_explicit(                \
+				&f_->gen, memory_order_relaxed);           \
+			bool tried_ = false;                               \
+			for (;;) {                                         \
+				uint32_t s_ = atomic_load_explicit(        \
+					&f_->seq[coev__fd_dir(events)],    \
+					memory_order_acquire);             \
+				e_ = io_owned_gate(f_, fd, events, g_, s_, \
+						   tried_, deadline);      \
+				if (e_ < 0)                                \
+					return e_;                         \
+				if (e_ > 0)                                \
+					continue;                          \
+				r_ = (call);                               \
+				tried_ = true;                             \
+				if (r_ < 0 && errno == EINTR)              \
+					continue;                          \
+				if (r_ < 0 && errno != EAGAIN &&           \
+				    errno != EWOULDBLOCK)                  \
+					return -errno;                     \
+				io_owned_done(f_, events, s_, r_, (n));    \
+				if (r_ >= 0)                               \
+					return r_;                         \
+			}                                                  \
+		}                                                          \
+		for (;;) {                                                 \
+			r_ = (call);                                       \
+			if (r_ >= 0)                                       \
+				return r_;                                 \
+			if ((e_ = io_again(fd, events, deadline)) != 0)    \
+				return e_;                                 \
+		}                                                          \
 	} while (0)
 
 #define IO_RETRY(call, fd, events, deadline) \
@@ -188,16 +190,17 @@ static int poll_now(int fd, unsigned events)
 static int wait_owned(struct coev__fd *f, int fd, unsigned events,
 		      coev_time_t deadline)
 {
-	uint32_t snap[2];
+	struct coev__fd_snap snap;
 	int r;
 
+	snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
 	for (;;) {
 		for (int d = 0; d < 2; d++)
-			snap[d] = atomic_load_explicit(&f->seq[d],
-						       memory_order_relaxed);
+			snap.seq[d] = atomic_load_explicit(
+				&f->seq[d], memory_order_relaxed);
 		if ((r = poll_now(fd, events)) != 0)
 			return r & (int)events ? r & (int)events : r;
-		if ((r = coev__fd_wait(f, fd, events, snap, deadline)) != 0)
+		if ((r = coev__fd_wait(f, fd, events, &snap, deadline)) != 0)
 			return r;
 	}
 }
@@ -387,19 +390,22 @@ int coev_connect(int fd, const struct sockaddr *addr, socklen_t alen,
 	int r, err;
 	socklen_t len = sizeof err;
 	struct coev__fd *f;
-	uint32_t snap[2];
+	struct coev__fd_snap snap;
 
 	if ((r = io_enter()) != 0)
 		return r;
-	if ((f = coev__fd_owned(fd)) != NULL)
-		snap[0] = snap[1] = atomic_load_explicit(
-			&f->seq[coev__fd_dir(COEV_WRITE)], memory_order_relaxed);
+	if ((f = coev__fd_owned(fd)) != NULL) {
+		snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
+		snap.seq[0] = snap.seq[1] =
+			atomic_load_explicit(&f->seq[coev__fd_dir(COEV_WRITE)],
+					     memory_order_relaxed);
+	}
 	if (connect(fd, addr, alen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -errno;
 	for (;;) {
-		r = f ? coev__fd_wait(f, fd, COEV_WRITE, snap, deadline)
+		r = f ? coev__fd_wait(f, fd, COEV_WRITE, &snap, deadline)
 		      : coev__wait_fd(fd, COEV_WRITE, deadline);
 		if (r < 0)
 			return r;

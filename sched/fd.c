@@ -105,8 +105,8 @@ static void fd_lock(struct coev__fd *f)
 	COEV__POINT(LOCK);
 	/* Acquire: pairs with the release in fd_unlock. */
 	while (atomic_exchange_explicit(&f->lock, 1, memory_order_acquire)) {
-		for (int i = 0; atomic_load_explicit(&f->lock,
-						     memory_order_relaxed);
+		for (int i = 0;
+		     atomic_load_explicit(&f->lock, memory_order_relaxed);
 		     i++) {
 			if (i < 64)
 				coev__cpu_pause();
@@ -194,11 +194,11 @@ static void fd_reset(struct coev__fd *f, bool own, bool stream)
 
 	fd_lock(f);
 	n = take_all(f, -EBADF, ts);
-	atomic_store_explicit(&f->gen,
-			      (atomic_load_explicit(&f->gen,
-						    memory_order_relaxed) +
-			       1) & 0x7fffffff,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&f->gen,
+		(atomic_load_explicit(&f->gen, memory_order_relaxed) + 1) &
+			0x7fffffff,
+		memory_order_relaxed);
 	f->stream = stream;
 	f->reg = false;
 	atomic_store_explicit(&f->closed, 0, memory_order_relaxed);
@@ -247,14 +247,17 @@ static bool reg_live(const struct coev__fd *f, struct coev_worker *w)
 
 int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 		 struct coev_worker *w, coev_task_t *t, unsigned events,
-		 const uint32_t snap[2])
+		 const struct coev__fd_snap *snap)
 {
 	struct fd_wait *p = (struct fd_wait *)io->impl;
 	unsigned ready = 0;
 	int r;
 
 	fd_lock(f);
-	if (!atomic_load_explicit(&f->owned, memory_order_relaxed)) {
+	/* A call that began before a close through coev, woken by an edge
+	 * just before it, must not wait on the number's next owner. */
+	if (!atomic_load_explicit(&f->owned, memory_order_relaxed) ||
+	    atomic_load_explicit(&f->gen, memory_order_relaxed) != snap->gen) {
 		fd_unlock(f);
 		return -EBADF;
 	}
@@ -264,7 +267,7 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 		if (!(events & ev))
 			continue;
 		if (atomic_load_explicit(&f->seq[d], memory_order_relaxed) !=
-		    snap[d])
+		    snap->seq[d])
 			ready |= ev;
 		else if (f->waiter[d]) {
 			fd_unlock(f);
@@ -276,8 +279,8 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 		return (int)ready;
 	}
 	if (!reg_live(f, w)) {
-		uint32_t gen = atomic_load_explicit(&f->gen,
-						    memory_order_relaxed);
+		uint32_t gen =
+			atomic_load_explicit(&f->gen, memory_order_relaxed);
 
 		r = coev__plat_fd_register(
 			w, fd, KEY_OWNED | (uint64_t)gen << 32 | (unsigned)fd);
@@ -349,7 +352,8 @@ static void fd_edge(struct coev__fd *f, struct coev_worker *w, unsigned events,
 		if (!io)
 			continue;
 		p = (struct fd_wait *)io->impl;
-		take(f, io, (int)(events & p->events & (COEV_READ | COEV_WRITE)));
+		take(f, io,
+		     (int)(events & p->events & (COEV_READ | COEV_WRITE)));
 		if (p->w == w) {
 			lres[*nl] = p->result;
 			local[(*nl)++] = io;
@@ -386,4 +390,11 @@ void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events)
 	 * stays until its fire has woken it. */
 	for (int i = 0; i < nl; i++)
 		local[i]->fire(local[i], (unsigned)lres[i]);
+}
+
+void coev__fd_table_free(void)
+{
+	for (size_t i = 0; i < TOP_LEN; i++)
+		free(atomic_exchange_explicit(&fd_pages[i], NULL,
+					      memory_order_relaxed));
 }

@@ -109,9 +109,9 @@ int coev__plat_loop_init(struct coev_worker *w)
 	ev_io_start(loop, iow);
 	ev_set_userdata(loop, w);
 	w->loop = loop;
-	w->io_id = atomic_fetch_add_explicit(&loop_ids, 1,
-					     memory_order_relaxed) +
-		   1;
+	w->io_id =
+		atomic_fetch_add_explicit(&loop_ids, 1, memory_order_relaxed) +
+		1;
 	return 0;
 }
 

@@ -231,7 +231,8 @@ static void wait_io_fire(coev__io_t *io, unsigned events)
  * when nothing was armed: *r is then the wait's answer (a regular file
  * cannot be polled and is always ready). */
 static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
-		     const uint32_t *snap, coev_time_t deadline, int *r)
+		     const struct coev__fd_snap *snap, coev_time_t deadline,
+		     int *r)
 {
 	struct coev_worker *w = t->worker;
 
@@ -265,7 +266,7 @@ static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
 }
 
 static int wait_common(int fd, unsigned events, struct coev__fd *owned,
-		       const uint32_t *snap, coev_time_t deadline)
+		       const struct coev__fd_snap *snap, coev_time_t deadline)
 {
 	coev_task_t *t = coev__task_self();
 	struct wait wt;
@@ -320,7 +321,7 @@ int coev__wait_fd(int fd, unsigned events, coev_time_t deadline)
 }
 
 int coev__fd_wait(struct coev__fd *f, int fd, unsigned events,
-		  const uint32_t snap[2], coev_time_t deadline)
+		  const struct coev__fd_snap *snap, coev_time_t deadline)
 {
 	return wait_common(fd, events, f, snap, deadline);
 }

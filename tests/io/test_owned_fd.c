@@ -106,9 +106,9 @@ static int reuse_main(void *arg)
 	/* The number is reused by a new socket at once (the lowest free). */
 	c2 = coev_socket(AF_INET, SOCK_STREAM, 0);
 	TU_CHECK_EQ(c2, s);
-	TU_CHECK_EQ(coev_connect(c2, (struct sockaddr *)&a, sizeof a,
-				 tu_guard()),
-		    0);
+	TU_CHECK_EQ(
+		coev_connect(c2, (struct sockaddr *)&a, sizeof a, tu_guard()),
+		0);
 	s2 = coev_accept(lfd, NULL, NULL, tu_guard());
 	TU_CHECK(s2 >= 0);
 
@@ -279,8 +279,7 @@ static int reads_main(void *arg)
 	TU_CHECK_EQ(coev_write(c, data, 4, tu_guard()), 4);
 	plain_poll_in(s);
 	TU_CHECK_EQ(coev_read(s, buf, sizeof buf, coev_now() - 1), 4);
-	TU_CHECK_EQ(coev_read(s, buf, sizeof buf, coev_now() - 1),
-		    -ETIMEDOUT);
+	TU_CHECK_EQ(coev_read(s, buf, sizeof buf, coev_now() - 1), -ETIMEDOUT);
 
 	/* The peer's end after a short read: the next read returns 0. */
 	TU_CHECK_EQ(coev_write(c, data, 9, tu_guard()), 9);
@@ -316,9 +315,9 @@ static int echo_serve(void *arg)
 	ssize_t n;
 
 	while ((n = coev_read(fd, buf, sizeof buf, tu_guard())) > 0)
-		TU_CHECK_EQ(coev_write_all(fd, buf, (size_t)n, NULL,
-					   tu_guard()),
-			    n);
+		TU_CHECK_EQ(
+			coev_write_all(fd, buf, (size_t)n, NULL, tu_guard()),
+			n);
 	TU_CHECK_EQ(n, 0);
 	TU_CHECK_EQ(coev_close(fd), 0);
 	return 0;
