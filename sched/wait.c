@@ -224,7 +224,11 @@ static void wait_timer_fire(coev__timer_t *tm)
 
 static void wait_io_fire(coev__io_t *io, unsigned events)
 {
-	wait_fired(io->data, (int)events);
+	struct wait *wt = io->data;
+
+	/* The backend took the io down before firing it. */
+	wt->io_armed = false;
+	wait_fired(wt, (int)events);
 }
 
 /* Arm wt's watchers on t's worker and pin t there while it waits. False
