@@ -47,6 +47,10 @@
  * disowns it first: the generation moves on, waiters get -EBADF, and the
  * kernel drops the registration with the file. A reused number owned
  * again starts afresh (a new generation, registered at its first wait).
+ * A call carries the generation it began with into its waits
+ * (struct coev__fd_snap): a call woken by an edge just before a close,
+ * that finds the direction drained again, gets -EBADF rather than waiting
+ * on the number's next owner (the fd harness found that case).
  * An owned fd closed behind coev's back (close(2)) whose number is then
  * reused by an fd coev did not create: calls on it would take the stale
  * state and could wait forever. coev_fd_nonblock, what a foreign fd gets
