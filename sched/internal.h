@@ -270,6 +270,7 @@ struct coev_worker {
 	 * void); io_ets: some fd was registered, so polls read io_fd. */
 	uint64_t io_id;	       /* [init] */
 	bool io_ets;	       /* [owner] */
+	bool io_parked;	       /* [owner] parked since the last fairness poll */
 	coev__thread_t thread; /* [init] */
 	/* Counters: written by the owner, read by anyone (relaxed). timers
 	 * and ios are gauges (armed now), kept by the backend. */
