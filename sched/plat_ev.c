@@ -409,6 +409,10 @@ static void io_poll(struct coev_worker *w, int timeout_ms)
 	int n;
 
 	n = epoll_wait(w->io_fd, evs, 128, timeout_ms);
+	/* Awake from here: the wakes of what is dispatched below (and of
+	 * libev's timers) must not write the doorbell, which the next park
+	 * would then find rung (an eventfd write and read per round). */
+	atomic_store_explicit(&w->db_sleeping, 0, memory_order_relaxed);
 	for (int i = 0; i < n; i++) {
 		uint64_t key = evs[i].data.u64;
 		uint32_t e = evs[i].events;
@@ -457,6 +461,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *et, int revents)
 	struct coev_worker *w = ev_userdata(loop);
 
 	(void)revents;
+	atomic_store_explicit(&w->db_sleeping, 0, memory_order_relaxed);
 	ev_timer_stop(loop, et); /* one shot (a no-op: it has no repeat) */
 	COEV_STAT_ADD(w, timers, -1);
 	tm->fire(tm);
