@@ -1,5 +1,5 @@
 /*
- * fuzz/driver.c — coev-fuzz, the one binary of the four harnesses.
+ * fuzz/driver.c — coev-fuzz, the one binary of the five harnesses.
  *
  *   coev-fuzz HARNESS                    AFL++ (persistent mode when built
  *                                        with afl-clang-fast; else one
@@ -13,7 +13,7 @@
  *                                        N random programs under PCT
  *   coev-fuzz --list                     the harnesses
  *
- * HARNESS is sched, sync, chan, future or timer. Each mode ends with a line of
+ * HARNESS is sched, sync, chan, future, timer or fd. Each mode ends with a line of
  * figures (runs, steps, runs per second) on stderr; a broken oracle aborts
  * with a dump, and the random and PCT modes first print the seed and the
  * input that reproduces it (fuzz/replay takes that file).
@@ -37,7 +37,7 @@ __AFL_FUZZ_INIT();
 #endif
 
 static const struct harness *const harnesses[] = {
-	&h_sched, &h_sync, &h_chan, &h_future, &h_timer,
+	&h_sched, &h_sync, &h_chan, &h_future, &h_timer, &h_fd,
 };
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
 

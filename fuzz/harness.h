@@ -65,6 +65,6 @@ struct harness {
 	void (*run)(const uint8_t *data, size_t len, struct sim_opts *o);
 };
 
-extern const struct harness h_sched, h_sync, h_chan, h_future, h_timer;
+extern const struct harness h_sched, h_sync, h_chan, h_future, h_timer, h_fd;
 
 #endif

@@ -20,6 +20,9 @@ coev_time_t coev__plat_coarse_now(void)
 	return coev__sim.clock;
 }
 
+/* Ids of the loops, for the owned fds' registrations (sched/fd.c). */
+static uint64_t loop_ids;
+
 int coev__plat_loop_init(struct coev_worker *w)
 {
 	struct sim_loop *l = calloc(1, sizeof *l);
@@ -27,6 +30,7 @@ int coev__plat_loop_init(struct coev_worker *w)
 	if (!l)
 		return -ENOMEM;
 	w->loop = l;
+	w->io_id = ++loop_ids;
 	return 0;
 }
 
@@ -97,6 +101,14 @@ coev__timer_t *coev__sim_first_timer(struct sim_loop *l)
 #define SIM_FDS 64
 static unsigned fd_ready[SIM_FDS];
 static bool fd_open[SIM_FDS];
+/* Owned fds' registrations (sched/fd.c), edge-triggered: the worker whose
+ * loop delivers them, their key, and the edges not yet delivered (every
+ * sim_fd_set is an arrival of the events it sets). */
+static struct {
+	struct coev_worker *w;
+	uint64_t key;
+	unsigned edge;
+} fd_et[SIM_FDS];
 
 int sim_fd_new(void)
 {
@@ -104,6 +116,8 @@ int sim_fd_new(void)
 		if (!fd_open[i]) {
 			fd_open[i] = true;
 			fd_ready[i] = 0;
+			fd_et[i].w = NULL;
+			fd_et[i].edge = 0;
 			return SIM_FD_BASE + i;
 		}
 	}
@@ -113,16 +127,21 @@ int sim_fd_new(void)
 void sim_fd_set(int fd, unsigned events)
 {
 	fd_ready[fd - SIM_FD_BASE] = events;
+	if (fd_et[fd - SIM_FD_BASE].w)
+		fd_et[fd - SIM_FD_BASE].edge |= events;
 }
 
 void sim_fd_close(int fd)
 {
+	/* The kernel drops a closed fd's registrations. */
 	fd_open[fd - SIM_FD_BASE] = false;
+	fd_et[fd - SIM_FD_BASE].w = NULL;
 }
 
 void coev__sim_fd_reset(void)
 {
 	memset(fd_open, 0, sizeof fd_open);
+	memset(fd_et, 0, sizeof fd_et);
 }
 
 static unsigned fd_events(int fd)
@@ -182,11 +201,20 @@ static coev__io_t *ready_io(struct sim_loop *l)
 	return NULL;
 }
 
+/* A registered owned fd of l's worker with an edge to deliver, or -1. */
+static int ready_et(struct sim_loop *l)
+{
+	for (int i = 0; i < SIM_FDS; i++)
+		if (fd_et[i].w && loop_of(fd_et[i].w) == l && fd_et[i].edge)
+			return i;
+	return -1;
+}
+
 bool coev__sim_loop_due(struct sim_loop *l)
 {
 	coev__timer_t *tm = coev__sim_first_timer(l);
 
-	return l->ring || ready_io(l) ||
+	return l->ring || ready_io(l) || ready_et(l) >= 0 ||
 	       (tm && ((struct timer_impl *)tm->impl)->when <= coev__sim.clock);
 }
 
@@ -197,6 +225,7 @@ static void loop_run(struct coev_worker *w)
 	struct sim_loop *l = loop_of(w);
 	coev__timer_t *tm;
 	coev__io_t *io;
+	int i;
 
 	l->ring = false;
 	while ((io = ready_io(l)) != NULL) {
@@ -205,6 +234,12 @@ static void loop_run(struct coev_worker *w)
 
 		coev__plat_io_disarm(w, io);
 		io->fire(io, got);
+	}
+	while ((i = ready_et(l)) >= 0) {
+		unsigned e = fd_et[i].edge;
+
+		fd_et[i].edge = 0;
+		coev__fd_event(w, fd_et[i].key, e);
 	}
 	while ((tm = coev__sim_first_timer(l)) != NULL &&
 	       ((struct timer_impl *)tm->impl)->when <= coev__sim.clock) {
@@ -234,4 +269,18 @@ void coev__plat_unpark(struct coev_worker *w)
 {
 	COEV__POINT(UNPARK);
 	loop_of(w)->ring = true;
+}
+
+/* An owned fd's registration (sched/fd.c): as epoll's ADD, it reports
+ * the readiness the fd has now as an edge. */
+int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key)
+{
+	int i = fd - SIM_FD_BASE;
+
+	if (fd < SIM_FD_BASE || fd >= SIM_FD_BASE + SIM_FDS || !fd_open[i])
+		return -EBADF;
+	fd_et[i].w = w;
+	fd_et[i].key = key;
+	fd_et[i].edge = fd_ready[i];
+	return 0;
 }

@@ -1,23 +1,29 @@
 /*
  * io/socket.c — non-blocking socket and fd calls for tasks.
  *
- * Every call follows one pattern (IO_RETRY): check the task's
- * cancellation, try the system call, and only when it reports EAGAIN wait
- * for readiness on the current worker's loop (coev__wait_fd, wait.c), then
- * try again. Trying first makes the common case (data already there, room
- * in the socket buffer) one system call and no loop work, as in Go's
- * netpoller; waiting registers the fd for that one wait, one-shot, in the
- * worker's own epoll set (sched/plat_ev.c), with an epoll_ctl per wait.
- * errno is read right after the system call, before any switch: a task may
- * resume on another thread, whose errno is another variable.
+ * Every call follows one pattern (IO_RETRY_N): check the task's
+ * cancellation, try the system call, and only when the fd is not ready
+ * wait for readiness, then try again. Trying first makes the common case
+ * (data already there, room in the socket buffer) one system call and no
+ * loop work, as in Go's netpoller. errno is read right after the system
+ * call, before any switch: a task may resume on another thread, whose
+ * errno is another variable.
  *
- * Not done yet: registering each fd once, edge-triggered, with a per-fd
- * state block (Go's pollDesc, tokio's ScheduledIo) that also remembers
- * "drained" after a short read. It would save the epoll_ctl of every wait
- * and the read that returns EAGAIN, but it needs an fd table and a rule
- * for fds closed behind the runtime's back. The http benchmark measures
- * the cost of the simple form: the same requests per second as a raw epoll
- * server (wrk's ceiling), at 3x its user CPU per request (bench/README.md).
+ * Fds created here are owned (sched/fd.c): registered once, edge-triggered,
+ * at their first wait, with readiness remembered per direction. A call on
+ * an owned fd reads the direction's edge count (seq) first; a direction
+ * found drained at that count (EAGAIN, or a short transfer on a stream
+ * socket) waits for the next edge without trying the call, which saves the
+ * read that returns EAGAIN after a short read; after a full read the next
+ * read goes straight to the system call. Short transfers do not drain
+ * datagram sockets (more datagrams may wait), a peek (the bytes stay), an
+ * accept (no count) or a stream whose peer's end came (the next read
+ * returns 0 and no edge announces it). coev_close disowns before closing,
+ * so the number, once reused, starts afresh. Fds from elsewhere take the
+ * one-shot path (coev__wait_fd: an epoll_ctl per wait), safe against any
+ * close. Rejected: owning any fd at its first coev call (a foreign fd
+ * closed by its library, hiredis or curl, and its number reused, would
+ * keep a stale registration and wait forever).
  *
  * Names (coev_resolve, coev_tcp_connect) are looked up with getaddrinfo on
  * the blocking pool, unless coev_set_resolver chose another resolver.
@@ -32,6 +38,7 @@
  * nothing for coev_rt_free to wait for).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -70,24 +77,137 @@ static int io_again(int fd, unsigned events, coev_time_t deadline)
 	return r < 0 ? r : 0;
 }
 
-#define IO_RETRY(call, fd, events, deadline)                            \
-	do {                                                            \
-		ssize_t r_;                                             \
-		int e_;                                                 \
-		if ((e_ = io_enter()) != 0)                             \
-			return e_;                                      \
-		for (;;) {                                              \
-			r_ = (call);                                    \
-			if (r_ >= 0)                                    \
-				return r_;                              \
-			if ((e_ = io_again(fd, events, deadline)) != 0) \
-				return e_;                              \
-		}                                                       \
+/*
+ * An owned fd (sched/fd.c): the seq of the direction is read before the
+ * system call; a direction found drained at the seq read (an EAGAIN, or a
+ * short transfer on a stream socket) is waited for without trying the
+ * call again, until an edge moves its seq. A deadline already past still
+ * tries the call once.
+ */
+
+/* Before a call on owned f: 0 to make the call, 1 to look again (waited
+ * for an edge), or the error to return. */
+static int io_owned_gate(struct coev__fd *f, int fd, unsigned ev, uint32_t gen,
+			 uint32_t seq, bool tried, coev_time_t deadline)
+{
+	struct coev__fd_snap snap = {gen, {seq, seq}};
+	int r;
+
+	/* Relaxed: drained is written and read by the direction's one user
+	 * (io.h rule 3), whose calls are ordered by whatever orders them. */
+	if (atomic_load_explicit(&f->drained[coev__fd_dir(ev)],
+				 memory_order_relaxed) != (seq | 1))
+		return 0;
+	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
+		return tried ? -ETIMEDOUT : 0; /* only try */
+	r = coev__fd_wait(f, fd, ev, &snap, deadline);
+	return r < 0 ? r : 1;
+}
+
+/* After a call on owned f that moved r of n (n < 0: no count, as accept's
+ * new fd; r < 0: EAGAIN): note the direction drained at seq, or not. */
+static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
+			  ssize_t r, ssize_t n)
+{
+	_Atomic uint32_t *dr = &f->drained[coev__fd_dir(ev)];
+
+	/* Relaxed: closed is read after the acquire load of seq. */
+	if (r < 0 ||
+	    (r > 0 && r < n && f->stream &&
+	     !(atomic_load_explicit(&f->closed, memory_order_relaxed) & ev)))
+		atomic_store_explicit(dr, seq | 1, memory_order_relaxed);
+	else if (atomic_load_explicit(dr, memory_order_relaxed))
+		atomic_store_explicit(dr, 0, memory_order_relaxed);
+}
+
+/* The seq of an owned fd is read with acquire: pairs with the release
+ * store in coev__fd_event (sched/fd.c), so closed is as new as seq. */
+#define IO_RETRY_N(call, fd, events, n, deadline)                          \
+	do {                                                               \
+		struct coev__fd *f_;                                       \
+		ssize_t r_;                                                \
+		int e_;                                                    \
+		if ((e_ = io_enter()) != 0)                                \
+			return e_;                                         \
+		if ((f_ = coev__fd_owned(fd)) != NULL) {                   \
+			uint32_t g_ = atomic_load_explicit(                \
+				&f_->gen, memory_order_relaxed);           \
+			bool tried_ = false;                               \
+			for (;;) {                                         \
+				uint32_t s_ = atomic_load_explicit(        \
+					&f_->seq[coev__fd_dir(events)],    \
+					memory_order_acquire);             \
+				e_ = io_owned_gate(f_, fd, events, g_, s_, \
+						   tried_, deadline);      \
+				if (e_ < 0)                                \
+					return e_;                         \
+				if (e_ > 0)                                \
+					continue;                          \
+				r_ = (call);                               \
+				tried_ = true;                             \
+				if (r_ < 0 && errno == EINTR)              \
+					continue;                          \
+				if (r_ < 0 && errno != EAGAIN &&           \
+				    errno != EWOULDBLOCK)                  \
+					return -errno;                     \
+				io_owned_done(f_, events, s_, r_, (n));    \
+				if (r_ >= 0)                               \
+					return r_;                         \
+			}                                                  \
+		}                                                          \
+		for (;;) {                                                 \
+			r_ = (call);                                       \
+			if (r_ >= 0)                                       \
+				return r_;                                 \
+			if ((e_ = io_again(fd, events, deadline)) != 0)    \
+				return e_;                                 \
+		}                                                          \
 	} while (0)
+
+#define IO_RETRY(call, fd, events, deadline) \
+	IO_RETRY_N(call, fd, events, -1, deadline)
+
+/* poll(2) fd once: the ready events (> 0), 0, or a negative errno. */
+static int poll_now(int fd, unsigned events)
+{
+	struct pollfd pfd;
+	int r;
+
+	pfd.fd = fd;
+	pfd.events = (short)((events & COEV_READ ? POLLIN : 0) |
+			     (events & COEV_WRITE ? POLLOUT : 0));
+	if ((r = poll(&pfd, 1, 0)) < 0)
+		return -errno;
+	if (r == 0)
+		return 0;
+	return (pfd.revents & (POLLIN | POLLHUP | POLLERR) ? COEV_READ : 0) |
+	       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE : 0);
+}
+
+/* coev_wait_fd on an owned fd: its remembered readiness says nothing of a
+ * direction not drained, so poll once after reading the seqs, and wait
+ * for an edge after them when nothing is ready. */
+static int wait_owned(struct coev__fd *f, int fd, unsigned events,
+		      coev_time_t deadline)
+{
+	struct coev__fd_snap snap;
+	int r;
+
+	snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
+	for (;;) {
+		for (int d = 0; d < 2; d++)
+			snap.seq[d] = atomic_load_explicit(
+				&f->seq[d], memory_order_relaxed);
+		if ((r = poll_now(fd, events)) != 0)
+			return r & (int)events ? r & (int)events : r;
+		if ((r = coev__fd_wait(f, fd, events, &snap, deadline)) != 0)
+			return r;
+	}
+}
 
 int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 {
-	struct pollfd pfd;
+	struct coev__fd *f;
 	int r;
 
 	if (fd < 0 || !(events & (COEV_READ | COEV_WRITE)) ||
@@ -97,16 +217,13 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 		return r;
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now()) {
 		/* Only try. */
-		pfd.fd = fd;
-		pfd.events = (short)((events & COEV_READ ? POLLIN : 0) |
-				     (events & COEV_WRITE ? POLLOUT : 0));
-		if (poll(&pfd, 1, 0) <= 0)
-			return -ETIMEDOUT;
-		return (pfd.revents & (POLLIN | POLLHUP | POLLERR) ? COEV_READ
-								   : 0) |
-		       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE
-								    : 0);
+		r = poll_now(fd, events);
+		return r > 0 ? r : -ETIMEDOUT;
 	}
+	if (fd >= COEV_FD_MAX)
+		return -EBADF;
+	if ((f = coev__fd_owned(fd)) != NULL)
+		return wait_owned(f, fd, events, deadline);
 	while ((r = coev__wait_fd(fd, events, deadline)) == 0)
 		; /* woken for another reason: wait on */
 	return r;
@@ -114,45 +231,65 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 
 int coev_fd_nonblock(int fd)
 {
-	int fl = fcntl(fd, F_GETFL);
+	int fl;
 
+	/* A foreign fd: a number coev owned was closed behind its back. */
+	coev__fd_disown(fd);
+	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	return 0;
 }
 
+/* The bytes iov asks for (a short transfer is one of fewer), or -1 (no
+ * count) for a bad iovcnt, which the system call refuses. */
+static ssize_t iov_len(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	if (iovcnt < 0 || iovcnt > IOV_MAX)
+		return -1;
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return (ssize_t)n;
+}
+
 ssize_t coev_read(int fd, void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY(read(fd, buf, n), fd, COEV_READ, deadline);
+	IO_RETRY_N(read(fd, buf, n), fd, COEV_READ, (ssize_t)n, deadline);
 }
 
 ssize_t coev_write(int fd, const void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY(write(fd, buf, n), fd, COEV_WRITE, deadline);
+	IO_RETRY_N(write(fd, buf, n), fd, COEV_WRITE, (ssize_t)n, deadline);
 }
 
 ssize_t coev_readv(int fd, const struct iovec *iov, int iovcnt,
 		   coev_time_t deadline)
 {
-	IO_RETRY(readv(fd, iov, iovcnt), fd, COEV_READ, deadline);
+	IO_RETRY_N(readv(fd, iov, iovcnt), fd, COEV_READ, iov_len(iov, iovcnt),
+		   deadline);
 }
 
 ssize_t coev_writev(int fd, const struct iovec *iov, int iovcnt,
 		    coev_time_t deadline)
 {
-	IO_RETRY(writev(fd, iov, iovcnt), fd, COEV_WRITE, deadline);
+	IO_RETRY_N(writev(fd, iov, iovcnt), fd, COEV_WRITE,
+		   iov_len(iov, iovcnt), deadline);
 }
 
 ssize_t coev_recv(int fd, void *buf, size_t n, int flags, coev_time_t deadline)
 {
-	IO_RETRY(recv(fd, buf, n, flags), fd, COEV_READ, deadline);
+	/* A short peek leaves the bytes there: it does not drain. */
+	IO_RETRY_N(recv(fd, buf, n, flags), fd, COEV_READ,
+		   flags & MSG_PEEK ? -1 : (ssize_t)n, deadline);
 }
 
 ssize_t coev_send(int fd, const void *buf, size_t n, int flags,
 		  coev_time_t deadline)
 {
-	IO_RETRY(send(fd, buf, n, flags | MSG_NOSIGNAL), fd, COEV_WRITE,
-		 deadline);
+	IO_RETRY_N(send(fd, buf, n, flags | MSG_NOSIGNAL), fd, COEV_WRITE,
+		   (ssize_t)n, deadline);
 }
 
 ssize_t coev_sendto(int fd, const void *buf, size_t n, int flags,
@@ -214,16 +351,30 @@ int coev_socket(int domain, int type, int protocol)
 {
 	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	/* Not owned (a number past the table, no memory): the calls on it
+	 * take the one-shot path. */
+	coev__fd_own(fd, (type & 0xf) == SOCK_STREAM);
+	return fd;
 }
 
 static int accept_once(int lfd, struct sockaddr *addr, socklen_t *alen)
 {
-	int fd = accept4(lfd, addr, alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(lfd, addr, alen, SOCK_NONBLOCK | SOCK_CLOEXEC), e;
+	struct coev__fd *lf;
 
 	/* A connection reset while in the kernel's queue: take the next. */
 	if (fd < 0 && errno == ECONNABORTED)
 		errno = EINTR;
+	if (fd >= 0) {
+		/* A foreign listener's kind is not known: only EAGAIN
+		 * drains its connections. */
+		lf = coev__fd_owned(lfd);
+		e = errno;
+		coev__fd_own(fd, lf && lf->stream);
+		errno = e;
+	}
 	return fd;
 }
 
@@ -238,15 +389,24 @@ int coev_connect(int fd, const struct sockaddr *addr, socklen_t alen,
 {
 	int r, err;
 	socklen_t len = sizeof err;
+	struct coev__fd *f;
+	struct coev__fd_snap snap;
 
 	if ((r = io_enter()) != 0)
 		return r;
+	if ((f = coev__fd_owned(fd)) != NULL) {
+		snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
+		snap.seq[0] = snap.seq[1] =
+			atomic_load_explicit(&f->seq[coev__fd_dir(COEV_WRITE)],
+					     memory_order_relaxed);
+	}
 	if (connect(fd, addr, alen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -errno;
 	for (;;) {
-		r = coev__wait_fd(fd, COEV_WRITE, deadline);
+		r = f ? coev__fd_wait(f, fd, COEV_WRITE, &snap, deadline)
+		      : coev__wait_fd(fd, COEV_WRITE, deadline);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -287,7 +447,7 @@ static int numeric_addr(const char *host, unsigned port,
 /* Close fd keeping the error that made us give it up. */
 static int fail_close(int fd, int err)
 {
-	close(fd);
+	coev_close(fd);
 	return err;
 }
 
@@ -554,6 +714,8 @@ int coev_shutdown(int fd, int how)
 
 int coev_close(int fd)
 {
+	/* Before the close: once closed, the number may be another's. */
+	coev__fd_disown(fd);
 	/* Linux frees the fd even when close is interrupted: never retry. */
 	if (close(fd) < 0 && errno != EINTR)
 		return -errno;

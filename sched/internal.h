@@ -253,14 +253,24 @@ struct coev_worker {
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
-	void *loop;				 /* [owner after start] */
-	_Alignas(16) unsigned char doorbell[64]; /* backend watcher */
+	void *loop; /* [owner after start] */
+	/* The doorbell (the backend's): an eventfd, written only when the
+	 * worker sleeps in its loop or is about to (db_sleeping) and no ring
+	 * is pending yet (db_pending). */
+	int db_fd;		/* [init] */
+	atomic_int db_pending;	/* [any] */
+	atomic_int db_sleeping; /* [owner writes, any reads] */
 	/* fd readiness (the backend's): its own epoll set, watched by the
 	 * loop, and the waits registered per fd. [owner] */
 	int io_fd;
 	_Alignas(16) unsigned char io_watch[64];
-	void *io_slots;
-	size_t io_nslots;
+	void *_Atomic *io_pages; /* [owner] coev__fd_table of io slots */
+	/* The owned fds registered in io_fd (fd.c): io_id tells this set
+	 * from any earlier one (a registration of a destroyed loop is
+	 * void); io_ets: some fd was registered, so polls read io_fd. */
+	uint64_t io_id;	       /* [init] */
+	bool io_ets;	       /* [owner] */
+	bool io_parked;	       /* [owner] parked since the last fairness poll */
 	coev__thread_t thread; /* [init] */
 	/* Counters: written by the owner, read by anyone (relaxed). timers
 	 * and ios are gauges (armed now), kept by the backend. */
@@ -428,6 +438,80 @@ int coev__park_until(coev_time_t deadline);
  * current worker's loop for this one wait only.
  */
 int coev__wait_fd(int fd, unsigned events, coev_time_t deadline);
+
+/*
+ * fd.c: the fds coev owns. An fd created through coev's socket calls
+ * (io/socket.c) is owned until coev_close: it has a state block that is
+ * registered once, edge-triggered, in the epoll set of the worker that
+ * first waits on it, and remembers per direction how many edges came (seq,
+ * even numbers) and at which seq the direction was last seen drained (an
+ * EAGAIN or a short transfer: drained = seq | 1). See fd.c's header.
+ *
+ * COEV_FD_MAX bounds every fd table (the owned fds' and each worker's
+ * one-shot slots): fds at or above it are refused (-EBADF).
+ */
+#define COEV_FD_MAX (1 << 24)
+struct coev__fd {
+	atomic_uint lock;
+	_Atomic uint32_t gen;	     /* [lock writes, any reads] */
+	atomic_bool owned;	     /* [lock writes, any reads] */
+	bool stream;		     /* [lock] a short transfer drains */
+	bool reg;		     /* [lock] registered in reg_id's set */
+	unsigned reg_idx;	     /* [lock] that worker's index */
+	uint64_t reg_id;	     /* [lock] that worker's io_id */
+	_Atomic uint32_t seq[2];     /* [lock writes, any reads] per dir */
+	_Atomic uint32_t drained[2]; /* [the direction's user] */
+	atomic_uint closed;	     /* [lock writes, any reads] COEV_READ: the
+				     * peer's end came (a short read no longer
+				     * drains), COEV_WRITE: error or hang-up */
+	coev__io_t *waiter[2];	     /* [lock] per direction */
+};
+
+/* A slot of a two-level table indexed by fd (top: COEV_FD_MAX / 1024
+ * pointers to pages of 1024 elements of size bytes, a page allocated on
+ * first use when grow); NULL for an fd out of range or a page missing. */
+void *coev__fd_table(void *_Atomic *top, size_t size, int fd, bool grow);
+/* fd's state block if coev owns fd, else NULL. Lock-free. */
+struct coev__fd *coev__fd_owned(int fd);
+/* Own fd (just created by coev); stream: a short read or write drains
+ * it. 0, or -EBADF (fd >= COEV_FD_MAX) / -ENOMEM: then not owned, and
+ * the calls on it take the one-shot path. */
+int coev__fd_own(int fd, bool stream);
+/* Drop fd's ownership before closing it: waiters on it get -EBADF. */
+void coev__fd_disown(int fd);
+/* Free the owned fds' table: for the end of a simulated run (no runtime,
+ * no fd owned any more), whose allocations must all come back. */
+void coev__fd_table_free(void);
+/* What a call saw of an owned fd before its system call: the generation
+ * (read when the call began) and the seq of each direction. */
+struct coev__fd_snap {
+	uint32_t gen, seq[2];
+};
+/* Wait until an edge of events came after snap's seqs, or the deadline:
+ * the events (> 0), or -ETIMEDOUT, -ECANCELED, -EBADF (closed through
+ * coev since snap's generation, even if the number is owned again),
+ * -EBUSY, or the registration's error. Suspends (wait.c). */
+int coev__fd_wait(struct coev__fd *f, int fd, unsigned events,
+		  const struct coev__fd_snap *snap, coev_time_t deadline);
+/* fd.c for wait.c: arm io for t's wait on worker w; 0 armed, > 0 ready
+ * events (nothing armed), < 0 error. disarm: take io back; the result a
+ * dispatcher or a close left in it (events, -EBADF), or 0. */
+int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
+		 struct coev_worker *w, coev_task_t *t, unsigned events,
+		 const struct coev__fd_snap *snap);
+int coev__fd_disarm(coev__io_t *io);
+/* The backend's: an event of key (what coev__plat_fd_register got) came
+ * on w's set: COEV_READ, COEV_WRITE, and what ended a direction for good
+ * (COEV__FD_CLOSED_READ: EPOLLRDHUP, EPOLLHUP, EPOLLERR; _WRITE: the last
+ * two). */
+#define COEV__FD_CLOSED_READ 4u
+#define COEV__FD_CLOSED_WRITE 8u
+void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events);
+
+static inline unsigned coev__fd_dir(unsigned ev)
+{
+	return ev == COEV_WRITE;
+}
 
 /*
  * wait.c: the waiter protocol, for waits that another thread ends by

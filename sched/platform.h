@@ -61,7 +61,8 @@ void coev__plat_thread_join(coev__thread_t th);
  * waits for the same event on fd, -EPERM for an fd that cannot be polled
  * (a regular file: always ready), or another negative errno (bad fd). Once
  * an io has fired or been disarmed, the backend never touches its fd
- * again, so the fd may be closed on any thread. */
+ * again, so the fd may be closed on any thread. (coev__plat_fd_register,
+ * below, is the one exception: for fds coev owns, sched/fd.c.) */
 int coev__plat_loop_init(struct coev_worker *w);
 void coev__plat_loop_destroy(struct coev_worker *w);
 void coev__plat_park(struct coev_worker *w);
@@ -73,6 +74,10 @@ void coev__plat_timer_disarm(struct coev_worker *w, coev__timer_t *tm);
 int coev__plat_io_arm(struct coev_worker *w, coev__io_t *io, int fd,
 		      unsigned events);
 void coev__plat_io_disarm(struct coev_worker *w, coev__io_t *io);
+/* Register fd for good, edge-triggered for reading and writing, in w's
+ * set (w's thread): its events reach coev__fd_event(w, key, events) until
+ * the fd is closed. 0, -EPERM (cannot be polled), or a negative errno. */
+int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key);
 
 /* The backend's own loop object for w (a struct ev_loop * for plat_ev),
  * for libraries that attach to it; NULL when the backend has none. Called

@@ -187,18 +187,30 @@ struct wait {
 	coev__io_t io;
 	coev_task_t *task;
 	struct coev_worker *w;
+	struct coev__fd *owned;	    /* an owned fd's wait (fd.c), or NULL */
 	bool timer_armed, io_armed; /* [w] */
 	int fired;		    /* [w] ready events, or -ETIMEDOUT */
 };
 
+/* Take wt's io down: what ended it meanwhile (an owned fd's dispatcher on
+ * another worker, or a close, leaves its result in the io), or 0. */
+static int wait_io_disarm(struct wait *wt)
+{
+	if (wt->owned)
+		return coev__fd_disarm(&wt->io);
+	coev__plat_io_disarm(wt->w, &wt->io);
+	return 0;
+}
+
 static void wait_fired(struct wait *wt, int why)
 {
 	coev_task_t *t = wt->task;
+	int r;
 
 	if (wt->timer_armed)
 		coev__plat_timer_disarm(wt->w, &wt->tm);
-	if (wt->io_armed)
-		coev__plat_io_disarm(wt->w, &wt->io);
+	if (wt->io_armed && (r = wait_io_disarm(wt)) != 0)
+		why = r; /* the io's end came first (from another worker) */
 	wt->timer_armed = wt->io_armed = false;
 	wt->fired = why;
 	/* wt may vanish from here on: the task can run at once. */
@@ -212,14 +224,19 @@ static void wait_timer_fire(coev__timer_t *tm)
 
 static void wait_io_fire(coev__io_t *io, unsigned events)
 {
-	wait_fired(io->data, (int)events);
+	struct wait *wt = io->data;
+
+	/* The backend took the io down before firing it. */
+	wt->io_armed = false;
+	wait_fired(wt, (int)events);
 }
 
 /* Arm wt's watchers on t's worker and pin t there while it waits. False
  * when nothing was armed: *r is then the wait's answer (a regular file
  * cannot be polled and is always ready). */
 static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
-		     coev_time_t deadline, int *r)
+		     const struct coev__fd_snap *snap, coev_time_t deadline,
+		     int *r)
 {
 	struct coev_worker *w = t->worker;
 
@@ -237,7 +254,10 @@ static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
 	if (wt->io_armed) {
 		wt->io.fire = wait_io_fire;
 		wt->io.data = wt;
-		if ((*r = coev__plat_io_arm(w, &wt->io, fd, events)) < 0) {
+		*r = wt->owned ? coev__fd_arm(wt->owned, fd, &wt->io, w, t,
+					      events, snap)
+			       : coev__plat_io_arm(w, &wt->io, fd, events);
+		if (*r != 0) {
 			if (wt->timer_armed)
 				coev__plat_timer_disarm(w, &wt->tm);
 			t->pin = t->pin_depth ? w : NULL;
@@ -249,7 +269,8 @@ static bool wait_arm(struct wait *wt, coev_task_t *t, int fd, unsigned events,
 	return true;
 }
 
-static int wait_common(int fd, unsigned events, coev_time_t deadline)
+static int wait_common(int fd, unsigned events, struct coev__fd *owned,
+		       const struct coev__fd_snap *snap, coev_time_t deadline)
 {
 	coev_task_t *t = coev__task_self();
 	struct wait wt;
@@ -267,7 +288,8 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	}
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now())
 		return -ETIMEDOUT;
-	if (!wait_arm(&wt, t, fd, events, deadline, &r))
+	wt.owned = owned;
+	if (!wait_arm(&wt, t, fd, events, snap, deadline, &r))
 		return r;
 	noted = atomic_load_explicit(&t->wait_kind, memory_order_relaxed) !=
 		COEV_WAIT_NONE;
@@ -282,8 +304,8 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 	 * are still pinned and so running on wt.w, where we take them down. */
 	if (wt.timer_armed)
 		coev__plat_timer_disarm(wt.w, &wt.tm);
-	if (wt.io_armed)
-		coev__plat_io_disarm(wt.w, &wt.io);
+	if (wt.io_armed && (r = wait_io_disarm(&wt)) != 0 && !wt.fired)
+		wt.fired = r;
 	/* A task pinned by coev_pin stays pinned (to wt.w, where it already
 	 * was). */
 	t->pin = t->pin_depth ? wt.w : NULL;
@@ -294,12 +316,18 @@ static int wait_common(int fd, unsigned events, coev_time_t deadline)
 
 int coev__park_until(coev_time_t deadline)
 {
-	return wait_common(-1, 0, deadline);
+	return wait_common(-1, 0, NULL, NULL, deadline);
 }
 
 int coev__wait_fd(int fd, unsigned events, coev_time_t deadline)
 {
-	return wait_common(fd, events, deadline);
+	return wait_common(fd, events, NULL, NULL, deadline);
+}
+
+int coev__fd_wait(struct coev__fd *f, int fd, unsigned events,
+		  const struct coev__fd_snap *snap, coev_time_t deadline)
+{
+	return wait_common(fd, events, f, snap, deadline);
 }
 
 int coev_sleep_until(coev_time_t deadline)

@@ -20,10 +20,22 @@
  *     timed out), -ECANCELED, and the system's codes (-ECONNRESET,
  *     -EPIPE, ...). A read returning 0 means end of stream.
  *  3. At most one task reads and one task writes an fd at a time (a second
- *     task waiting for the same direction of an fd on the same worker gets
- *     -EBUSY). Do not close an fd another task is waiting on: cancel that
- *     task first. Once a call has returned, the fd may be closed from any
- *     task or thread.
+ *     task waiting for the same direction of an fd gets -EBUSY). Once a
+ *     call has returned, the fd may be closed from any task or thread. A
+ *     task waiting on an fd that coev created and another task closes with
+ *     coev_close gets -EBADF; do not close an fd another task waits on by
+ *     other means: cancel that task first.
+ *  6. Fds created here (coev_socket, coev_accept, coev_tcp_listen,
+ *     coev_tcp_connect, coev_udp_bind, coev_unix_listen,
+ *     coev_unix_connect) are owned by coev until coev_close: each is
+ *     registered once with an event loop, edge-triggered, and its
+ *     readiness is remembered (a read that found it empty waits for new
+ *     data without trying again). Close them with coev_close, never
+ *     close(2): a closed owned fd whose number is reused by an fd from
+ *     elsewhere would keep the old state, unless that fd goes through
+ *     coev_fd_nonblock first. Other fds are registered for each wait.
+ *  7. Fd numbers at or above 2^24 are refused with -EBADF by every call
+ *     that waits (the runtime's fd tables are bounded).
  *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
  *     otherwise); calls that never wait (listen, socket, close) work from
  *     any thread.
@@ -49,15 +61,19 @@
 /*
  * coev_wait_fd — wait until fd is ready for any of events (COEV_READ,
  * COEV_WRITE) or the deadline. Returns the ready events (> 0), or
- * -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd or no events), COEV_ENOTCORO,
- * -ENOMEM (see below). Suspends. Allocates only to grow the worker's
- * table of waits, indexed by fd: at the first wait on a worker and at a
- * wait on a higher fd than any before; if that fails, the call returns
- * -ENOMEM and nothing was waited for.
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (negative fd, or no events), -EBADF (fd
+ * not open, or >= 2^24; an owned fd closed by coev_close meanwhile),
+ * COEV_ENOTCORO, -ENOMEM (see below). Suspends. On an owned fd (rule 6)
+ * it polls once before waiting. Allocates only a page of the runtime's
+ * fd tables (1,024 entries) at the first wait on an fd in a range of
+ * 1,024 numbers not used before; if that fails, the call returns -ENOMEM
+ * and nothing was waited for.
  */
 COEV_API int coev_wait_fd(int fd, unsigned events, coev_time_t deadline);
 
-/* coev_fd_nonblock — make fd non-blocking. Returns 0 or a negative errno. */
+/* coev_fd_nonblock — make fd non-blocking, and take it as an fd coev does
+ * not own (a number an owned fd closed by close(2) had is forgotten).
+ * Returns 0 or a negative errno. */
 COEV_API int coev_fd_nonblock(int fd);
 
 /*
@@ -213,7 +229,9 @@ COEV_API int coev_sock_port(int fd);
 /*
  * coev_shutdown — shutdown(2) (SHUT_RD, SHUT_WR, SHUT_RDWR). coev_close —
  * close(2); an interrupted close is not retried (the fd is gone either
- * way on Linux). Return 0 or a negative errno. Any thread.
+ * way on Linux). For an fd coev owns (rule 6) it first ends the ownership:
+ * a task waiting on it gets -EBADF. Return 0 or a negative errno. Any
+ * thread.
  */
 COEV_API int coev_shutdown(int fd, int how);
 COEV_API int coev_close(int fd);
