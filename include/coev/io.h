@@ -25,6 +25,12 @@
  *     task waiting on an fd that coev created and another task closes with
  *     coev_close gets -EBADF; do not close an fd another task waits on by
  *     other means: cancel that task first.
+ *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
+ *     otherwise); calls that never wait (listen, socket, close) work from
+ *     any thread.
+ *  5. The runtime sets SIGPIPE to be ignored when it was at its default,
+ *     as Rust's and Go's runtimes do: a write to a closed peer returns
+ *     -EPIPE instead of killing the process.
  *  6. Fds created here (coev_socket, coev_accept, coev_tcp_listen,
  *     coev_tcp_connect, coev_udp_bind, coev_unix_listen,
  *     coev_unix_connect) are owned by coev until coev_close: each is
@@ -36,12 +42,6 @@
  *     coev_fd_nonblock first. Other fds are registered for each wait.
  *  7. Fd numbers at or above 2^24 are refused with -EBADF by every call
  *     that waits (the runtime's fd tables are bounded).
- *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
- *     otherwise); calls that never wait (listen, socket, close) work from
- *     any thread.
- *  5. The runtime sets SIGPIPE to be ignored when it was at its default,
- *     as Rust's and Go's runtimes do: a write to a closed peer returns
- *     -EPIPE instead of killing the process.
  */
 #ifndef COEV_IO_H
 #define COEV_IO_H
