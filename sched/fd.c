@@ -102,31 +102,6 @@ void *coev__fd_table(void *_Atomic *top, size_t size, int fd, bool grow)
 	return (char *)p + (size_t)(fd & (PAGE_LEN - 1)) * size;
 }
 
-/* The block's lock: sections of a few dozen instructions (and the one
- * epoll_ctl of a registration). */
-static void fd_lock(struct coev__fd *f)
-{
-	COEV__POINT(LOCK);
-	/* Acquire: pairs with the release in fd_unlock. */
-	while (atomic_exchange_explicit(&f->lock, 1, memory_order_acquire)) {
-		for (int i = 0;
-		     atomic_load_explicit(&f->lock, memory_order_relaxed);
-		     i++) {
-			if (i < 64)
-				coev__cpu_pause();
-			else
-				sched_yield();
-		}
-	}
-}
-
-static void fd_unlock(struct coev__fd *f)
-{
-	COEV__POINT(UNLOCK);
-	/* Release: pairs with the acquire exchange in fd_lock. */
-	atomic_store_explicit(&f->lock, 0, memory_order_release);
-}
-
 /* An owned wait, in the io's impl. */
 struct fd_wait {
 	struct coev__fd *f;
@@ -196,7 +171,7 @@ static void fd_reset(struct coev__fd *f, bool own, bool stream)
 	coev_task_t *ts[2];
 	int n;
 
-	fd_lock(f);
+	coev__spin_lock(&f->lock);
 	n = take_all(f, -EBADF, ts);
 	atomic_store_explicit(
 		&f->gen,
@@ -212,7 +187,7 @@ static void fd_reset(struct coev__fd *f, bool own, bool stream)
 	}
 	/* Release: pairs with the acquire load in coev__fd_owned. */
 	atomic_store_explicit(&f->owned, own, memory_order_release);
-	fd_unlock(f);
+	coev__spin_unlock(&f->lock);
 	wake_all(ts, n);
 }
 
@@ -257,12 +232,12 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 	unsigned ready = 0;
 	int r;
 
-	fd_lock(f);
+	coev__spin_lock(&f->lock);
 	/* A call that began before a close through coev, woken by an edge
 	 * just before it, must not wait on the number's next owner. */
 	if (!atomic_load_explicit(&f->owned, memory_order_relaxed) ||
 	    atomic_load_explicit(&f->gen, memory_order_relaxed) != snap->gen) {
-		fd_unlock(f);
+		coev__spin_unlock(&f->lock);
 		return -EBADF;
 	}
 	for (unsigned ev = COEV_READ; ev <= COEV_WRITE; ev <<= 1) {
@@ -274,12 +249,12 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 		    snap->seq[d])
 			ready |= ev;
 		else if (f->waiter[d]) {
-			fd_unlock(f);
+			coev__spin_unlock(&f->lock);
 			return -EBUSY;
 		}
 	}
 	if (ready) {
-		fd_unlock(f);
+		coev__spin_unlock(&f->lock);
 		return (int)ready;
 	}
 	if (!reg_live(f, w)) {
@@ -289,7 +264,7 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 		r = coev__plat_fd_register(
 			w, fd, KEY_OWNED | (uint64_t)gen << 32 | (unsigned)fd);
 		if (r < 0) {
-			fd_unlock(f);
+			coev__spin_unlock(&f->lock);
 			return r == -EPERM ? (int)events : r;
 		}
 		f->reg = true;
@@ -305,7 +280,7 @@ int coev__fd_arm(struct coev__fd *f, int fd, coev__io_t *io,
 	for (unsigned ev = COEV_READ; ev <= COEV_WRITE; ev <<= 1)
 		if (events & ev)
 			f->waiter[coev__fd_dir(ev)] = io;
-	fd_unlock(f);
+	coev__spin_unlock(&f->lock);
 	return 0;
 }
 
@@ -315,11 +290,11 @@ int coev__fd_disarm(coev__io_t *io)
 	struct coev__fd *f = p->f;
 	int r;
 
-	fd_lock(f);
+	coev__spin_lock(&f->lock);
 	if (f->waiter[0] == io || f->waiter[1] == io)
 		take(f, io, 0);
 	r = p->result;
-	fd_unlock(f);
+	coev__spin_unlock(&f->lock);
 	return r;
 }
 
@@ -380,15 +355,16 @@ void coev__fd_event(struct coev_worker *w, uint64_t key, unsigned events)
 
 	if (!f)
 		return;
-	fd_lock(f);
+	coev__spin_lock(&f->lock);
 	if (!atomic_load_explicit(&f->owned, memory_order_relaxed) ||
 	    atomic_load_explicit(&f->gen, memory_order_relaxed) != gen ||
 	    !f->reg || f->reg_id != w->io_id) {
-		fd_unlock(f); /* an older generation's, or an older set's */
+		coev__spin_unlock(
+			&f->lock); /* an older generation's, or an older set's */
 		return;
 	}
 	fd_edge(f, w, events, local, lres, &nl, ts, &nr);
-	fd_unlock(f);
+	coev__spin_unlock(&f->lock);
 	wake_all(ts, nr);
 	/* A local waiter's task is pinned here and we run here: its frame
 	 * stays until its fire has woken it. */

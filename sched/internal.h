@@ -562,6 +562,38 @@ static inline void coev__cpu_pause(void)
 #endif
 }
 
+/* --- the spin lock of sync/'s objects and of an fd's state block ---------------------------------------- */
+
+/*
+ * Each object's state and its wait queue sit under one small spin lock.
+ * Critical sections are a few dozen instructions and never switch
+ * coroutines, so a holder is only ever delayed by its OS thread being
+ * preempted; the slow path yields the CPU after a short spin for that
+ * case. Rejected: pthread mutexes (a 40-byte lock and a futex round trip
+ * in every contended section, for sections shorter than the syscall).
+ */
+void coev__spin_lock_slow(atomic_uint *l);
+
+static inline void coev__spin_lock(atomic_uint *l)
+{
+	COEV__POINT(LOCK);
+	/* Acquire: pairs with the release in coev__spin_unlock. */
+	if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
+		return;
+	coev__spin_lock_slow(l);
+}
+
+static inline void coev__spin_unlock(atomic_uint *l)
+{
+	/* What the holder published under the lock is already visible to
+	 * lock-free fast paths here, while the holder still has to touch the
+	 * object to let go: the simulation may run another thread now. */
+	COEV__POINT(UNLOCK);
+	/* Release: pairs with the acquire exchange in coev__spin_lock or
+	 * coev__spin_lock_slow of the next holder. */
+	atomic_store_explicit(l, 0, memory_order_release);
+}
+
 static inline void coev__task_ref(coev_task_t *t)
 {
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);

@@ -28,6 +28,7 @@
  * Every wait checks the task's cancellation first and after it wakes, and
  * is bounded by the task's pushed deadline (coev_deadline_push).
  */
+#include <sched.h>
 #include <time.h>
 
 #include "sched.h"
@@ -355,4 +356,27 @@ int coev_sleep_until(coev_time_t deadline)
 int coev_sleep(coev_time_t ns)
 {
 	return coev_sleep_until(coev_deadline(ns));
+}
+
+/* --- the spin lock (sched/internal.h) --- */
+
+/* Spins before each yield of the CPU: long enough for a critical section
+ * on another core, short against a time slice. */
+#define SPIN_TRIES 64
+
+void coev__spin_lock_slow(atomic_uint *l)
+{
+	for (;;) {
+		for (int i = 0; i < SPIN_TRIES; i++) {
+			/* Acquire: pairs with the release in
+			 * coev__spin_unlock. */
+			if (!atomic_load_explicit(l, memory_order_relaxed) &&
+			    !atomic_exchange_explicit(l, 1,
+						      memory_order_acquire))
+				return;
+			coev__cpu_pause();
+		}
+		/* The holder's thread was preempted: let it run. */
+		sched_yield();
+	}
 }

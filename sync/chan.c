@@ -402,6 +402,15 @@ void coev__chan_want(coev_chan_t *ch, bool send)
 	atomic_fetch_or(&ch->wflags, f);
 }
 
+/* Clear bit of a ring word; only the lock's holder writes it while
+ * marked. */
+static inline void clear_mark(atomic_size_t *word, size_t bit)
+{
+	atomic_store_explicit(
+		word, atomic_load_explicit(word, memory_order_relaxed) & ~bit,
+		memory_order_relaxed);
+}
+
 void coev__chan_settle(coev_chan_t *ch)
 {
 	unsigned was = atomic_load_explicit(&ch->wflags, memory_order_relaxed);
@@ -411,22 +420,12 @@ void coev__chan_settle(coev_chan_t *ch)
 	 * changes its word of the ring (and the close, under the lock). */
 	if ((f & COEV__WF_RECV) && coev__wq_empty(&ch->recvq)) {
 		if (ch->ring)
-			atomic_store_explicit(
-				&ch->head,
-				atomic_load_explicit(&ch->head,
-						     memory_order_relaxed) &
-					~COEV__H_RWAIT,
-				memory_order_relaxed);
+			clear_mark(&ch->head, COEV__H_RWAIT);
 		f &= ~COEV__WF_RECV;
 	}
 	if ((f & COEV__WF_SEND) && coev__wq_empty(&ch->sendq)) {
 		if (ch->ring)
-			atomic_store_explicit(
-				&ch->tail,
-				atomic_load_explicit(&ch->tail,
-						     memory_order_relaxed) &
-					~COEV__T_SWAIT,
-				memory_order_relaxed);
+			clear_mark(&ch->tail, COEV__T_SWAIT);
 		f &= ~COEV__WF_SEND;
 	}
 	if (f != was)

@@ -17,38 +17,6 @@
 #include "coev.h"
 #include "sched/internal.h"
 
-/* --- the lock of a wait queue ---------------------------------------- */
-
-/*
- * Each object's state and its wait queue sit under one small spin lock.
- * Critical sections are a few dozen instructions and never switch
- * coroutines, so a holder is only ever delayed by its OS thread being
- * preempted; the slow path yields the CPU after a short spin for that
- * case. Rejected: pthread mutexes (a 40-byte lock and a futex round trip
- * in every contended section, for sections shorter than the syscall).
- */
-void coev__spin_lock_slow(atomic_uint *l);
-
-static inline void coev__spin_lock(atomic_uint *l)
-{
-	COEV__POINT(LOCK);
-	/* Acquire: pairs with the release in coev__spin_unlock. */
-	if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
-		return;
-	coev__spin_lock_slow(l);
-}
-
-static inline void coev__spin_unlock(atomic_uint *l)
-{
-	/* What the holder published under the lock is already visible to
-	 * lock-free fast paths here, while the holder still has to touch the
-	 * object to let go: the simulation may run another thread now. */
-	COEV__POINT(UNLOCK);
-	/* Release: pairs with the acquire exchange in coev__spin_lock or
-	 * coev__spin_lock_slow of the next holder. */
-	atomic_store_explicit(l, 0, memory_order_release);
-}
-
 /*
  * coev__spin_wait_unlocked — for a call that has seen, without the lock,
  * a state some holder published under it (a wait group's count at zero,

@@ -16,30 +16,7 @@
  * rule, a call either did what it was asked or did nothing, which is also
  * how a task's own result outranks a racing cancel (coev/task.h).
  */
-#include <sched.h>
-
 #include "internal.h"
-
-/* Spins before each yield of the CPU: long enough for a critical section
- * on another core, short against a time slice. */
-#define SPIN_TRIES 64
-
-void coev__spin_lock_slow(atomic_uint *l)
-{
-	for (;;) {
-		for (int i = 0; i < SPIN_TRIES; i++) {
-			/* Acquire: pairs with the release in
-			 * coev__spin_unlock. */
-			if (!atomic_load_explicit(l, memory_order_relaxed) &&
-			    !atomic_exchange_explicit(l, 1,
-						      memory_order_acquire))
-				return;
-			coev__cpu_pause();
-		}
-		/* The holder's thread was preempted: let it run. */
-		sched_yield();
-	}
-}
 
 /* --- waiters ---------------------------------------------------------- */
 
