@@ -296,6 +296,7 @@ typedef struct fw {
 	int rc, res;
 	coev_time_t ended;
 	const void *value;
+	tu_thread_at_t at; /* fw_thread's, for tu_wait_thread_parked */
 } fw_t;
 
 static int fw_wait(fw_t *w)
@@ -323,7 +324,10 @@ static int fw_task(void *arg)
 
 static void *fw_thread(void *arg)
 {
-	fw_task(arg);
+	fw_t *w = arg;
+
+	TU_THREAD_AT(&w->at);
+	fw_task(w);
 	return NULL;
 }
 
@@ -350,7 +354,7 @@ static int wait_task_main(void *arg)
 	TU_CHECK_EQ(coev_future_new(&f), 0);
 	fw_t w = {.f = f, .deadline = COEV_FOREVER};
 	TU_CHECK_EQ(coev_spawn(fw_task, &w, &t), 0);
-	settle_after(&w.arrived);
+	parked(t, COEV_WAIT_FUTURE, f);
 	TU_CHECK_EQ(atomic_load(&w.finished), 0);
 	TU_CHECK_EQ(coev_future_complete(f, 42, v, val_free), 0);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -405,8 +409,8 @@ static int wait_task_main(void *arg)
 	coev_task_t *td, *ta;
 	TU_CHECK_EQ(coev_spawn(fw_task, &wd, &td), 0);
 	TU_CHECK_EQ(coev_spawn(fw_task, &ad, &ta), 0);
-	settle_after(&wd.arrived);
-	settle_after(&ad.arrived);
+	parked(td, COEV_WAIT_FUTURE, f);
+	parked(ta, COEV_WAIT_FUTURE, f);
 	TU_CHECK_EQ(coev_future_set(f, 3), 0);
 	TU_CHECK_EQ(coev_join(td, NULL), 0);
 	TU_CHECK_EQ(coev_join(ta, NULL), 0);
@@ -432,9 +436,8 @@ static void test_future_wait_from_task(void **state)
 	assert_int_equal(vals_live(), 0);
 }
 
-static int complete_later(void *arg)
+static int complete_fw(void *arg)
 {
-	coev_sleep(COEV_MSEC(20));
 	return coev_future_complete(arg, 77, val_new(77), val_free);
 }
 
@@ -459,11 +462,11 @@ static void test_future_wait_from_plain_thread(void **state)
 				 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(tu_thread_wait_at_least(&w[i].arrived, 1), 0);
-	tu_nap_ms(10);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(tu_wait_thread_parked(&w[i].at), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(atomic_load(&w[i].finished), 0);
-	assert_int_equal(coev_rt_spawn(rt, "completer", complete_later, f, &t),
-			 0);
+	assert_int_equal(coev_rt_spawn(rt, "completer", complete_fw, f, &t), 0);
 	for (int i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
 		assert_int_equal(w[i].rc, 0);
@@ -544,7 +547,7 @@ static int loop_cb_main(void *arg)
 		TU_CHECK_EQ(coev_future_new(&m.f), 0);
 		fw_t w = {.f = m.f, .deadline = COEV_FOREVER, .await = 1};
 		TU_CHECK_EQ(coev_spawn(fw_task, &w, &t), 0);
-		settle_after(&w.arrived);
+		parked(t, COEV_WAIT_FUTURE, m.f);
 		TU_CHECK_EQ(coev_submit_to(NULL, i, submit_fn, &m, &r), 0);
 		TU_CHECK_EQ(r, 0);
 		TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -602,7 +605,7 @@ static int cancel_waiter_main(void *arg)
 				  .deadline = from_thread ? tu_guard()
 							  : COEV_FOREVER};
 			TU_CHECK_EQ(coev_spawn(fw_task, &w, &t), 0);
-			settle_after(&w.arrived);
+			parked(t, COEV_WAIT_FUTURE, f);
 			if (from_thread) {
 				void *crc;
 				TU_CHECK_EQ(pthread_create(&th, NULL,
@@ -1555,20 +1558,19 @@ static coev_future_t *misuse_f;
 
 static int misuse_waiter(void *arg)
 {
-	atomic_store((atomic_int *)arg, 1);
+	(void)arg;
 	coev_future_wait(misuse_f, NULL); /* holds no reference: a bug */
 	return 0;
 }
 
 static int misuse_main(void *arg)
 {
-	atomic_int arrived = 0;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_future_new(&misuse_f);
-	coev_spawn_named("stuck", misuse_waiter, &arrived, NULL);
-	tu_wait_at_least(&arrived, 1);
-	coev_sleep(SETTLE);
+	coev_spawn_named("stuck", misuse_waiter, NULL, &t);
+	parked(t, COEV_WAIT_FUTURE, misuse_f);
 	coev_future_release(misuse_f);
 	fprintf(stderr, "release with a waiter returned\n");
 	return 0;

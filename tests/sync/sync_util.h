@@ -22,15 +22,6 @@ static TU_UNUSED unsigned rnd_next(unsigned *s)
 	return *s = x;
 }
 
-/* As a task: wait until *flag is set, then give its setter SETTLE to reach
- * the wait it announced. A guess: under load the setter may not be there
- * yet. To line waiters up, use parked(). */
-static TU_UNUSED void settle_after(atomic_int *flag)
-{
-	TU_CHECK_EQ(tu_wait_at_least(flag, 1), 0);
-	coev_sleep(SETTLE);
-}
-
 /* As a task (or, with rt, a plain thread): until task t is parked waiting
  * on obj (kind COEV_WAIT_*: sync/'s notes are COEV_WAIT_MUTEX for a
  * mutex, COEV_WAIT_SEM for a semaphore or a read-write lock,
