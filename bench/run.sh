@@ -756,6 +756,24 @@ elapsed=$((SECONDS - start))
 busy_end=$(cpu_busy)
 stamp=$(date -u +%Y%m%d-%H%M%S)
 HDR=$BUILD/header.txt
+# A virtio balloon that reports free pages (feature bit 5,
+# VIRTIO_BALLOON_F_REPORTING) lets the host drop free 2 MiB blocks of the
+# guest, so memory that a run touches for the first time costs what the
+# host takes to fill it again: up to 20 times more after a few idle
+# seconds than right after another process freed it (docs/ARCHITECTURE.md,
+# task blocks). Said in the header, since it makes spawn's and the
+# sleepers' times vary from run to run.
+mem_note() {
+	local f thp
+	thp=$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+	for f in /sys/bus/virtio/drivers/virtio_balloon/virtio*/features; do
+		[ -r "$f" ] || continue
+		if [ "$(cut -c6 "$f")" = 1 ]; then
+			echo "memory: the host drops the guest's free pages (virtio-balloon free page reporting); fresh memory costs vary from run to run (transparent huge pages: ${thp:-unknown})"
+			return
+		fi
+	done
+}
 {
 	echo "coev benchmarks — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
@@ -778,6 +796,7 @@ HDR=$BUILD/header.txt
 		echo "http/c10k: servers: $HTTP_SERVERS (c10k: $C10K_SERVERS); rounds: $HTTP_RUNS; one server thread; wrk -t1 -c$HTTP_CONNS -d${HTTP_DURATION}s; c10k idle connections: $C10K_IDLE; descriptor limit: $HTTP_NOFILE"
 		echo "http peers: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-3); libuv $(dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null); $($HTTP_PY -c 'import sys, uvloop, aiohttp; print("python %s, uvloop %s, aiohttp %s" % (sys.version.split()[0], uvloop.__version__, aiohttp.__version__))' 2>/dev/null)"
 	fi
+	mem_note
 	echo "total time: ${elapsed}s (builds included)"
 	echo "CPU busy with other processes (1 s sample): ${busy_start}% before the runs, ${busy_end}% after"
 	if [ "$busy_start" -ge 15 ] || [ "$busy_end" -ge 15 ]; then

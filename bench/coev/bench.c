@@ -11,11 +11,15 @@
  *   BENCH <workload> coev workers=<n> <metric>=<value> ...
  * and exits non-zero when a coev call fails or a self-check does not hold.
  * Extra keys (stacks_mapped, stolen) come from coev_rt_worker_stats() and
- * are there for diagnosis only. spawn, sleepers and sleepers-cancel also
- * print the kernel's counters per task over the measured section
- * (minflt_per_op, csw_per_op, sys_ns_per_op, user_ns_per_op; see
- * common.h). SLEEPERS in the environment sets the number of sleepers
- * (default 100,000 for sleepers, 1,000,000 for sleepers-cancel).
+ * are there for diagnosis only; so are spawn's ended_before_join (the
+ * share of its tasks that had ended when the last spawn returned: the rest
+ * were still queued, each holding its task block) and hwm_kib (the peak
+ * resident set, nearly all of it task blocks while the handles are kept).
+ * spawn, sleepers and sleepers-cancel also print the kernel's counters per
+ * task over the measured section (minflt_per_op, csw_per_op,
+ * sys_ns_per_op, user_ns_per_op; see common.h). SLEEPERS in the
+ * environment sets the number of sleepers (default 100,000 for sleepers,
+ * 1,000,000 for sleepers-cancel).
  *
  * The detached + wait group form of spawn (spawn-wg) is in sync_bench.c,
  * as it needs sync/'s wait group.
@@ -75,14 +79,21 @@ static int spawn_bench(void)
 
 	struct kcount k0, k1;
 	char kc[160];
+	coev_worker_stats_t st;
+	uint64_t ended;
+	long rss, hwm;
 
 	if (!h)
 		return fail("calloc", -ENOMEM);
+	rt_stats(&st);
+	ended = st.finished;
 	kcount_read(&k0);
 	int64_t t0 = now_ns();
 	for (long i = 0; i < SPAWN_TASKS; i++)
 		if ((rc = coev_spawn(trivial, NULL, &h[i])) < 0)
 			return fail("coev_spawn", rc);
+	rt_stats(&st);
+	ended = st.finished - ended;
 	for (long i = 0; i < SPAWN_TASKS; i++) {
 		if ((rc = coev_join(h[i], &ret)) < 0)
 			return fail("coev_join", rc);
@@ -92,15 +103,16 @@ static int spawn_bench(void)
 	int64_t t1 = now_ns();
 	kcount_read(&k1);
 	kcount_keys(kc, sizeof kc, &k0, &k1, SPAWN_TASKS);
-	coev_worker_stats_t st;
-
+	mem_kib(&rss, &hwm);
 	rt_stats(&st);
 	free(h);
 	snprintf(line, sizeof line,
-		 "tasks=%d ns_per_task=%.2f %s stacks_mapped=%llu stolen=%llu",
+		 "tasks=%d ns_per_task=%.2f %s stacks_mapped=%llu stolen=%llu "
+		 "ended_before_join=%.3f hwm_kib=%ld",
 		 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS, kc,
 		 (unsigned long long)st.stacks_mapped,
-		 (unsigned long long)st.stolen);
+		 (unsigned long long)st.stolen, (double)ended / SPAWN_TASKS,
+		 hwm);
 	return 0;
 }
 
