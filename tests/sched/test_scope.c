@@ -347,7 +347,12 @@ static void test_scope_cancel_from_foreign_thread(void **state)
 	assert_int_equal(coev_rt_spawn(rt, "owner", scope_owner, &o, &t), 0);
 	assert_int_equal(thread_wait_at_least(&o.started, SIBLINGS), 0);
 	assert_int_equal(thread_wait_at_least(&o.in_close, 1), 0);
-	tu_nap_ms(20);
+	/* The owner waits in close for its children, which sleep. */
+	assert_int_equal(
+		tu_wait_parked(rt, t, COEV_WAIT_SCOPE, atomic_load(&o.scope)),
+		0);
+	assert_int_equal(tu_wait_parked_n(rt, COEV_WAIT_TIMER, NULL, SIBLINGS),
+			 0);
 	coev_time_t t0 = coev_now();
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel_scope, &o), 0);
 	pthread_join(th, &rc);
