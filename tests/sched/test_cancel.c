@@ -369,7 +369,7 @@ static int blocking_main(void *arg)
 	TU_CHECK_EQ(tu_wait_at_least(&occupy.started, 1), 0);
 	TU_CHECK_EQ(coev_spawn_named("queued", blk_caller, &bq, &q), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&bq.calling, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, q, COEV_WAIT_BLOCKING, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(q), 0);
 	TU_CHECK_EQ(coev_join(q, NULL), 0);
 	TU_CHECK_EQ(bq.rc, -ECANCELED);
@@ -395,7 +395,7 @@ static int blocking_main(void *arg)
 	int ret = 0;
 	TU_CHECK_EQ(coev_blocking(job_fn, &later, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 3);
-	coev_sleep(COEV_MSEC(50));
+	coev_sleep(COEV_MSEC(50)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&queued.started), 0);
 	return 0;
 }
@@ -525,7 +525,8 @@ static int xworker_main(void *arg)
 	TU_CHECK_EQ(coev_spawn_named("reader", reader, &wr, &tr), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&ws.started, 1), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&wr.started, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, ts, COEV_WAIT_TIMER, NULL), 0);
+	TU_CHECK_EQ(tu_wait_parked(NULL, tr, COEV_WAIT_FD, NULL), 0);
 
 	TU_CHECK_MSG(cancel_from_other_worker(&ws, ts),
 		     "no canceller ran on the other worker");
@@ -579,7 +580,7 @@ static int before_main(void *arg)
 	TU_CHECK_EQ(coev_spawn(count_run, &ran, &t), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_detach(t), 0);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&ran), 0);
 	return 0;
 }
@@ -780,7 +781,7 @@ static int shield_main(void *arg)
 	TU_CHECK_EQ(coev_shield_begin(), 0); /* to wait for t ourselves */
 	TU_CHECK_EQ(coev_spawn_named("shielded", shielded_sleeper, &s, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&s.in_shield, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_TIMER, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	t0 = coev_now();
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -854,10 +855,19 @@ static int slow_return(void *arg)
 	return (int)(intptr_t)arg;
 }
 
+/* Returns 4 once the event is set: a join of it ends only by the event
+ * or the join's deadline, however loaded the machine. */
+static int gated_return(void *arg)
+{
+	TU_CHECK_EQ(coev_event_wait(arg), 0);
+	return 4;
+}
+
 static int push_main(void *arg)
 {
 	int p[2];
 	coev_time_t took;
+	coev_event_t gate;
 
 	(void)arg;
 	TU_CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
@@ -911,12 +921,15 @@ static int push_main(void *arg)
 	coev_deadline_pop(t1);
 	coev_task_t *k;
 	int r = 0;
-	TU_CHECK_EQ(coev_spawn(slow_return, (void *)(intptr_t)4, &k), 0);
+	TU_CHECK_EQ(coev_event_init(&gate), 0);
+	TU_CHECK_EQ(coev_spawn(gated_return, &gate, &k), 0);
 	t1 = coev_deadline_push(coev_now() + COEV_MSEC(30));
 	TU_CHECK_EQ(coev_join(k, &r), -ETIMEDOUT);
 	coev_deadline_pop(t1);
+	coev_event_set(&gate);
 	TU_CHECK_EQ(coev_join(k, &r), 0); /* still valid, and no deadline */
 	TU_CHECK_EQ(r, 4);
+	coev_event_destroy(&gate);
 	close(p[0]);
 	close(p[1]);
 	return 0;
@@ -1021,7 +1034,8 @@ static int wait_for_main(void *arg)
 	coev_task_t *t;
 	TU_CHECK_EQ(coev_spawn_named("wf-caller", wf_caller, &w, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&w.fn.started, 1), 0);
-	coev_sleep(COEV_MSEC(10));
+	/* The caller waits for fn's task, which sleeps. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_JOIN, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 	TU_CHECK_EQ(w.rc, -ECANCELED);
