@@ -239,6 +239,7 @@ static void test_scope_without_fail_fast_siblings_complete(void **state)
 
 typedef struct canceller {
 	coev_scope_t *s;
+	coev_task_t *owner; /* s's */
 	atomic_int *started;
 	int want_started;
 	int cancel_rc, spawn_rc;
@@ -250,7 +251,7 @@ static int scope_canceller(void *arg)
 	canceller_t *c = arg;
 
 	TU_CHECK_EQ(tu_wait_at_least(c->started, c->want_started), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, c->owner, COEV_WAIT_SCOPE, c->s), 0);
 	c->cancel_rc = coev_scope_cancel(c->s);
 	/* s is still open (its owner is in close) but cancelled. */
 	c->spawn_rc = coev_scope_spawn(c->s, "never", kid, &c->never);
@@ -267,7 +268,10 @@ static int cancel_task_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_scope_open(0, &s), 0);
 	TU_CHECK_EQ(spawn_kids(s, k, SIBLINGS), 0);
-	canceller_t c = {.s = s, .started = &started, .want_started = SIBLINGS};
+	canceller_t c = {.s = s,
+			 .owner = coev_self(),
+			 .started = &started,
+			 .want_started = SIBLINGS};
 	/* The canceller is not in the scope. */
 	TU_CHECK_EQ(coev_spawn_named("canceller", scope_canceller, &c, &ct), 0);
 	coev_time_t t0 = coev_now();
@@ -400,7 +404,12 @@ static int nest_canceller(void *arg)
 	nest_t *n = arg;
 
 	TU_CHECK_EQ(tu_wait_at_least(&n->started, 2 * GRANDKIDS), 0);
-	coev_sleep(COEV_MSEC(20));
+	/* The owner waits in p's close and the child in its inner close,
+	 * over sleeping grandchildren. */
+	TU_CHECK_EQ(tu_wait_parked_n(NULL, COEV_WAIT_SCOPE, NULL, 2), 0);
+	TU_CHECK_EQ(
+		tu_wait_parked_n(NULL, COEV_WAIT_TIMER, NULL, 2 * GRANDKIDS),
+		0);
 	TU_CHECK_EQ(coev_scope_cancel(n->outer), 0);
 	return 0;
 }
@@ -497,7 +506,7 @@ static int spawn_cancelled_main(void *arg)
 	TU_CHECK_EQ(l.open_rc, 0);
 	TU_CHECK_EQ(l.spawn_rc, -ECANCELED);
 	TU_CHECK_EQ(l.close_rc, 0);
-	coev_sleep(COEV_MSEC(10));
+	coev_sleep(COEV_MSEC(10)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&never.ran), 0);
 	TU_CHECK_EQ(atomic_load(&never2.ran), 0);
 	TU_CHECK_EQ(atomic_load(&l.never.ran), 0);
@@ -605,7 +614,11 @@ static int owner_cancel_main(void *arg)
 	TU_CHECK_EQ(tu_wait_at_least(&o.started, SIBLINGS), 0);
 	if (!pre)
 		TU_CHECK_EQ(tu_wait_at_least(&o.in_close, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	/* The owner waits: in its sleep before close, or in close. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t,
+				   pre ? COEV_WAIT_TIMER : COEV_WAIT_SCOPE,
+				   NULL),
+		    0);
 	TU_CHECK_EQ(atomic_load(&o.ended), 0);
 	coev_time_t t0 = coev_now();
 	TU_CHECK_EQ(coev_cancel(t), 0);
@@ -776,7 +789,9 @@ static int wait_any_main(void *arg)
 		TU_CHECK_EQ(
 			coev_spawn(sleep_ms_return, (void *)(intptr_t)0, &t[k]),
 			0);
-	coev_sleep(COEV_MSEC(20));
+	/* All three end (a wait for one does not consume its handle). */
+	for (int k = 0; k < 3; k++)
+		TU_CHECK_EQ(coev_wait_any(&t[k], 1, tu_guard()), 0);
 	TU_CHECK_EQ(coev_wait_any(t, 3, coev_now()), 0);
 	TU_CHECK_EQ(coev_wait_any(t + 1, 2, coev_now()), 0);
 	TU_CHECK_EQ(coev_gather(t, 3, (int[3]){0}), 0);
