@@ -386,7 +386,7 @@ static int queued_main(void *arg)
 	/* Queued, then cancelled: -ECANCELED. */
 	TU_CHECK_EQ(coev_spawn_named("cancelled", caller, &cc, &tc), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&cc.calling, 1), 0);
-	coev_sleep(COEV_MSEC(10));
+	TU_CHECK_EQ(tu_wait_parked(NULL, tc, COEV_WAIT_BLOCKING, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(tc), 0);
 	TU_CHECK_EQ(coev_join(tc, NULL), 0);
 	TU_CHECK_EQ(coev_join(tt, NULL), 0);
@@ -412,7 +412,7 @@ static int queued_main(void *arg)
 	int ret = 0;
 	TU_CHECK_EQ(coev_blocking(job_fn, &later, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 4);
-	coev_sleep(COEV_MSEC(50));
+	coev_sleep(COEV_MSEC(50)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&timed.started), 0);
 	TU_CHECK_EQ(atomic_load(&cancelled.started), 0);
 	return 0;
@@ -449,6 +449,7 @@ static int running_main(void *arg)
 	} else {
 		TU_CHECK_EQ(c.rc, -ETIMEDOUT);
 		print_message("the job did not start within 50 ms\n");
+		/* A negative check: time for a wrong start to show itself. */
 		coev_sleep(COEV_MSEC(300));
 		TU_CHECK_EQ(atomic_load(&j.started), 0);
 	}
