@@ -893,7 +893,10 @@ static int kill_main(void *arg)
 	TU_CHECK_EQ(coev_spawn(sub_task, k, &t[n++]), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&k->started, n), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&k->incrs, 100), 0);
-	coev_sleep(COEV_MSEC(20)); /* the BLPOPs are surely sent */
+	/* The BLPOPs are sent: each waits for its reply. */
+	for (int i = KILL_INCR; i < KILL_INCR + KILL_BLPOP; i++)
+		TU_CHECK_EQ(tu_wait_parked(NULL, t[i], COEV_WAIT_FUTURE, NULL),
+			    0);
 
 	TU_CHECK_EQ(kill(k->srv.pid, SIGKILL), 0);
 	for (int i = 0; i < n; i++) {
@@ -1129,7 +1132,11 @@ static int inflight_main(void *arg)
 			coev_yield();
 		}
 		TU_CHECK_EQ(tu_wait_at_least(&in->sent, 10), 0);
-		coev_sleep(COEV_MSEC(20));
+		/* All ten wait for their replies. */
+		for (int i = 0; i < 10; i++)
+			TU_CHECK_EQ(tu_wait_parked(NULL, t[i], COEV_WAIT_FUTURE,
+						   NULL),
+				    0);
 		in->pin = round;
 		TU_CHECK_EQ(coev_spawn(inflight_closer, in, &ct), 0);
 		TU_CHECK_EQ(coev_join_dl(ct, tu_guard(), NULL), 0);
