@@ -280,6 +280,21 @@ TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
 	return n < 0 ? n : found;
 }
 
+/* Between two looks of a bounded poll: a task yields for its first 64
+ * looks, then sleeps 1 ms; a plain thread naps 50 us, then 1 ms. */
+TU_UNUSED static void tu_look_pause(int look)
+{
+	if (coev_self()) {
+		if (look < 64)
+			coev_yield();
+		else
+			coev_sleep(COEV_MSEC(1));
+	} else {
+		struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 /*
  * Until task t (a handle not yet joined) is parked waiting on (kind, obj),
  * COEV_WAIT_*, obj NULL for any object of that kind. The layer that queues
@@ -313,15 +328,7 @@ TU_UNUSED static int tu_wait_parked_unless(coev_rt_t *rt, const coev_task_t *t,
 			return -ESRCH;
 		if (coev_now() > dl)
 			return -ETIMEDOUT;
-		if (coev_self()) {
-			if (look < 64)
-				coev_yield();
-			else
-				coev_sleep(COEV_MSEC(1));
-		} else {
-			struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		tu_look_pause(look);
 	}
 }
 
@@ -353,15 +360,7 @@ TU_UNUSED static int tu_wait_parked_n(coev_rt_t *rt, int kind, const void *obj,
 			return 0;
 		if (coev_now() > dl)
 			return -ETIMEDOUT;
-		if (coev_self()) {
-			if (look < 64)
-				coev_yield();
-			else
-				coev_sleep(COEV_MSEC(1));
-		} else {
-			struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		tu_look_pause(look);
 	}
 }
 
