@@ -26,7 +26,9 @@
  *  - tu_wait_parked(rt, t, kind, obj): until task t is parked waiting on
  *    (kind, obj), as coev_rt_tasks() reports it (from a task or a plain
  *    thread); tu_wait_parked_unless(..., flag): or until *flag is set;
- *    tu_task_info(rt, t, &info): t's line of one snapshot.
+ *    tu_task_info(rt, t, &info): t's line of one snapshot;
+ *    tu_wait_parked_n(rt, kind, obj, n): until n tasks are parked on
+ *    (kind, obj); tu_tasks(rt, &a): one snapshot of all tasks.
  *  - TU_THREAD_AT(&at) in a plain thread just before it waits in a coev
  *    call, and tu_wait_thread_parked(&at) elsewhere: until that thread is
  *    blocked in the wait (a futex wait on a word in its own frames).
@@ -227,17 +229,16 @@ TU_UNUSED static int tu_thread_wait_at_least(atomic_int *v, int n)
 
 /* ---- waiting on the runtime's own state --------------------------------- */
 
-/* t's line in one snapshot of rt's tasks (coev_rt_tasks; rt NULL: the
- * calling task's runtime). Returns 1 when listed, 0 when not (released),
- * or a negative errno. */
-TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
-				  coev_task_info_t *out)
+/* One snapshot of rt's tasks (coev_rt_tasks; rt NULL: the calling task's
+ * runtime) in *out (malloc'd; the caller frees it). Returns the number of
+ * tasks, or a negative errno. */
+TU_UNUSED static int tu_tasks(coev_rt_t *rt, coev_task_info_t **out)
 {
-	uint64_t id = coev_task_id(t);
 	coev_task_info_t *a = NULL;
 	size_t cap = 16;
-	int n, found = 0;
+	int n;
 
+	*out = NULL;
 	if (!rt)
 		rt = coev_rt_current();
 	for (;;) {
@@ -250,6 +251,25 @@ TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
 			break;
 		cap = (size_t)n * 2;
 	}
+	if (n < 0) {
+		free(a);
+		a = NULL;
+	}
+	*out = a;
+	return n;
+}
+
+/* t's line in one snapshot of rt's tasks (rt NULL: the calling task's
+ * runtime). Returns 1 when listed, 0 when not (released), or a negative
+ * errno. */
+TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
+				  coev_task_info_t *out)
+{
+	uint64_t id = coev_task_id(t);
+	coev_task_info_t *a = NULL;
+	int found = 0;
+	int n = tu_tasks(rt, &a);
+
 	for (int i = 0; i < n; i++)
 		if (a[i].id == id) {
 			*out = a[i];
@@ -258,6 +278,21 @@ TU_UNUSED static int tu_task_info(coev_rt_t *rt, const coev_task_t *t,
 		}
 	free(a);
 	return n < 0 ? n : found;
+}
+
+/* Between two looks of a bounded poll: a task yields for its first 64
+ * looks, then sleeps 1 ms; a plain thread naps 50 us, then 1 ms. */
+TU_UNUSED static void tu_look_pause(int look)
+{
+	if (coev_self()) {
+		if (look < 64)
+			coev_yield();
+		else
+			coev_sleep(COEV_MSEC(1));
+	} else {
+		struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /*
@@ -293,15 +328,7 @@ TU_UNUSED static int tu_wait_parked_unless(coev_rt_t *rt, const coev_task_t *t,
 			return -ESRCH;
 		if (coev_now() > dl)
 			return -ETIMEDOUT;
-		if (coev_self()) {
-			if (look < 64)
-				coev_yield();
-			else
-				coev_sleep(COEV_MSEC(1));
-		} else {
-			struct timespec ts = {0, look < 64 ? 50000L : 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		tu_look_pause(look);
 	}
 }
 
@@ -309,6 +336,32 @@ TU_UNUSED static int tu_wait_parked(coev_rt_t *rt, const coev_task_t *t,
 				    int kind, const void *obj)
 {
 	return tu_wait_parked_unless(rt, t, kind, obj, NULL);
+}
+
+/* Until at least n tasks of rt are parked waiting on (kind, obj) (obj NULL:
+ * any object of that kind), as tu_wait_parked sees one. Returns 0, or
+ * -ETIMEDOUT after the guard. From a task (rt may be NULL) or a plain
+ * thread (rt needed). One snapshot per look: for many waiters at once. */
+TU_UNUSED static int tu_wait_parked_n(coev_rt_t *rt, int kind, const void *obj,
+				      int n)
+{
+	coev_time_t dl = tu_guard();
+
+	for (int look = 0;; look++) {
+		coev_task_info_t *a = NULL;
+		int m = tu_tasks(rt, &a), c = 0;
+		if (m < 0)
+			return m;
+		for (int i = 0; i < m; i++)
+			c += a[i].state == COEV_TASK_WAITING &&
+			     a[i].wait == kind && (!obj || a[i].obj == obj);
+		free(a);
+		if (c >= n)
+			return 0;
+		if (coev_now() > dl)
+			return -ETIMEDOUT;
+		tu_look_pause(look);
+	}
 }
 
 /* Where a plain thread waits: its id, and the frame of the function that

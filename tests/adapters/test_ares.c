@@ -558,7 +558,8 @@ static int main_cancel(void *arg)
 		return -1;
 	w.r = resolver_for(s.srv, SILENT_TIMEOUT_MS, 1, COEV_ARES_NO_HOSTS);
 	TU_CHECK_EQ(coev_spawn(waiter_task, &w, &t), 0);
-	coev_sleep(COEV_MSEC(50));
+	/* Waiting for its answer (the lookup's future). */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_FUTURE, NULL), 0);
 	TU_CHECK_EQ(atomic_load(&w.arrived), 1);
 	t0 = coev_now();
 	TU_CHECK_EQ(coev_cancel(t), 0);
@@ -622,8 +623,10 @@ static int main_free_in_flight(void *arg)
 	for (int i = 0; i < INFLIGHT; i++)
 		while (!atomic_load(&w[i].arrived))
 			coev_sleep(COEV_MSEC(1));
-	/* Every lookup has reached c-ares (or at least the inbox). */
-	coev_sleep(COEV_MSEC(100));
+	/* Every lookup has reached c-ares (or at least the inbox): its
+	 * waiter waits on the lookup's future. */
+	TU_CHECK_EQ(tu_wait_parked_n(NULL, COEV_WAIT_FUTURE, NULL, INFLIGHT),
+		    0);
 	coev_time_t t0 = coev_now();
 	if (from_other) {
 		freeing_t fr = {.r = r, .pin = owner == 0 ? 2 : 1};

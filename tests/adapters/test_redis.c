@@ -439,7 +439,8 @@ static int refused_main(void *arg)
 	h->deadline = COEV_FOREVER;
 	h->rc = 1;
 	TU_CHECK_EQ(coev_spawn(connect_task, h, &t), 0);
-	coev_sleep(COEV_MSEC(50));
+	/* Waiting for the connect (its future). */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_FUTURE, NULL), 0);
 	TU_CHECK_EQ(h->rc, 1);
 	coev_cancel(t);
 	TU_CHECK_EQ(coev_join_dl(t, tu_guard(), NULL), 0);
@@ -466,7 +467,9 @@ static void test_redis_connect_refused_and_timeout(void **state)
 				 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
 	}
-	tu_nap_ms(20);
+	/* The first is established (in the queue), filling it. */
+	struct pollfd pf = {.fd = fill[0], .events = POLLOUT};
+	assert_int_equal(poll(&pf, 1, TU_GUARD_S * 1000), 1);
 	h.port = ntohs(sa.sin_port);
 	run2(refused_main, &h);
 	for (int i = 0; i < 4; i++)
@@ -890,7 +893,10 @@ static int kill_main(void *arg)
 	TU_CHECK_EQ(coev_spawn(sub_task, k, &t[n++]), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&k->started, n), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&k->incrs, 100), 0);
-	coev_sleep(COEV_MSEC(20)); /* the BLPOPs are surely sent */
+	/* The BLPOPs are sent: each waits for its reply. */
+	for (int i = KILL_INCR; i < KILL_INCR + KILL_BLPOP; i++)
+		TU_CHECK_EQ(tu_wait_parked(NULL, t[i], COEV_WAIT_FUTURE, NULL),
+			    0);
 
 	TU_CHECK_EQ(kill(k->srv.pid, SIGKILL), 0);
 	for (int i = 0; i < n; i++) {
@@ -995,7 +1001,8 @@ static int slow_main(void *arg)
 	strcpy(sl.tok, "0.3");
 	sl.deadline = coev_deadline(COEV_MSEC(50));
 	TU_CHECK_EQ(coev_spawn(sleep_task, &sl, &st), 0);
-	coev_sleep(COEV_MSEC(10));
+	/* Its command is first in the pipeline: it waits for the reply. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, st, COEV_WAIT_FUTURE, NULL), 0);
 	for (int i = 0; i < SLOW_ECHO; i++) {
 		memset(&e[i], 0, sizeof e[i]);
 		e[i].c = c;
@@ -1022,7 +1029,7 @@ static int slow_main(void *arg)
 	strcpy(sl.tok, "0.3");
 	sl.deadline = COEV_FOREVER;
 	TU_CHECK_EQ(coev_spawn(sleep_task, &sl, &st), 0);
-	coev_sleep(COEV_MSEC(50));
+	TU_CHECK_EQ(tu_wait_parked(NULL, st, COEV_WAIT_FUTURE, NULL), 0);
 	coev_cancel(st);
 	TU_CHECK_EQ(coev_join_dl(st, tu_guard(), NULL), 0);
 	TU_CHECK_EQ(sl.rc, -ECANCELED);
@@ -1125,7 +1132,11 @@ static int inflight_main(void *arg)
 			coev_yield();
 		}
 		TU_CHECK_EQ(tu_wait_at_least(&in->sent, 10), 0);
-		coev_sleep(COEV_MSEC(20));
+		/* All ten wait for their replies. */
+		for (int i = 0; i < 10; i++)
+			TU_CHECK_EQ(tu_wait_parked(NULL, t[i], COEV_WAIT_FUTURE,
+						   NULL),
+				    0);
 		in->pin = round;
 		TU_CHECK_EQ(coev_spawn(inflight_closer, in, &ct), 0);
 		TU_CHECK_EQ(coev_join_dl(ct, tu_guard(), NULL), 0);

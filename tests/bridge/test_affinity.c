@@ -734,7 +734,8 @@ static void test_affinity_submit_cancelled_skips_fn(void **state)
 	assert_int_equal(coev_rt_spawn(rt, "waiter", submit_to_waiter, &w, &tw),
 			 0);
 	assert_int_equal(tu_thread_wait_at_least(&w.arrived, 1), 0);
-	tu_nap_ms(20);
+	/* The waiter waits on its submit's future. */
+	assert_int_equal(tu_wait_parked(rt, tw, COEV_WAIT_FUTURE, NULL), 0);
 	assert_int_equal(coev_cancel(tw), 0);
 	assert_int_equal(coev_join(tw, NULL), 0);
 	assert_int_equal(w.rc, -ECANCELED);
@@ -834,25 +835,41 @@ typedef struct blocked {
 	coev_future_t *f;
 	atomic_int arrived;
 	int rc, res;
+	tu_thread_at_t at;
 } blocked_t;
 
 static void *block_on(void *arg)
 {
 	blocked_t *b = arg;
 
+	TU_THREAD_AT(&b->at);
 	atomic_store(&b->arrived, 1);
 	b->rc = coev_future_wait(b->f, &b->res);
 	return NULL;
 }
 
-static void *release_later(void *arg)
-{
-	stuck_t *s = arg;
+typedef struct release_after {
+	coev_rt_t *rt;
+	stuck_t *s;
+	atomic_int *count;
+} release_after_t;
 
-	/* Well after the shutdown deadline (30 ms): the shutdown must find
-	 * the stuck task still live there. */
-	tu_nap_ms(TU_SCALE(200, 300, 500));
-	atomic_store(&s->release, 1);
+/* Lets the stuck task go once the shutdown has given up on it: its
+ * workers are stopping, and a submit is refused with -ESHUTDOWN (the
+ * shutdown joins the workers, so it cannot return before this). A submit
+ * taken before that stays pending and completes with -ESHUTDOWN at free,
+ * unrun, like the test's own. */
+static void *release_after_shutdown(void *arg)
+{
+	release_after_t *r = arg;
+	coev_time_t dl = tu_guard();
+	int rc;
+
+	while ((rc = coev_submit(r->rt, 1, count_fn, r->count, NULL)) == 0 &&
+	       coev_now() < dl)
+		tu_nap_ms(1);
+	TU_CHECK_EQ(rc, -ESHUTDOWN);
+	atomic_store(&r->s->release, 1);
 	return NULL;
 }
 
@@ -868,6 +885,7 @@ static void test_affinity_submit_pending_at_free(void **state)
 	blocked_t b = {.res = 99};
 	pthread_t tb, tr;
 	coev_future_t *f2;
+	release_after_t ra = {.rt = rt, .s = &s, .count = &count};
 
 	(void)state;
 	assert_int_equal(coev_rt_spawn(rt, "stuck", stuck_task, &s, NULL), 0);
@@ -877,7 +895,9 @@ static void test_affinity_submit_pending_at_free(void **state)
 	assert_int_equal(coev_submit(rt, 1, count_fn, &count, NULL), 0);
 	assert_int_equal(pthread_create(&tb, NULL, block_on, &b), 0);
 	assert_int_equal(tu_thread_wait_at_least(&b.arrived, 1), 0);
-	assert_int_equal(pthread_create(&tr, NULL, release_later, &s), 0);
+	assert_int_equal(tu_wait_thread_parked(&b.at), 0);
+	assert_int_equal(pthread_create(&tr, NULL, release_after_shutdown, &ra),
+			 0);
 	/* The stuck task ignores its cancel past the deadline: one left. */
 	assert_int_equal(coev_rt_shutdown(rt, coev_now() + COEV_MSEC(30)), 1);
 	pthread_join(tr, NULL);

@@ -1145,6 +1145,7 @@ static void test_future_late_completion_after_rt_free(void **state)
 	late_t l = {0};
 	late_done_t d = {.l = &l};
 	coev_rt_t *rt = tu_new_rt(2);
+	coev_task_t *tw, *ta;
 	pthread_t th;
 
 	(void)state;
@@ -1154,10 +1155,13 @@ static void test_future_late_completion_after_rt_free(void **state)
 	/* One reference each for the tasks; ours go to the completer. */
 	coev_future_ref(l.fw);
 	coev_future_ref(l.fa);
-	assert_int_equal(coev_rt_spawn(rt, "w", late_waiter_w, &l, NULL), 0);
-	assert_int_equal(coev_rt_spawn(rt, "a", late_waiter_a, &l, NULL), 0);
-	assert_int_equal(tu_thread_wait_at_least(&l.arrived, 2), 0);
-	tu_nap_ms(30);
+	assert_int_equal(coev_rt_spawn(rt, "w", late_waiter_w, &l, &tw), 0);
+	assert_int_equal(coev_rt_spawn(rt, "a", late_waiter_a, &l, &ta), 0);
+	/* The await task has timed out and ended; the wait task waits. */
+	assert_int_equal(coev_join(ta, NULL), 0);
+	assert_int_equal(tu_wait_parked(rt, tw, COEV_WAIT_FUTURE, l.fw), 0);
+	assert_int_equal(coev_detach(tw), 0);
+	assert_int_equal(atomic_load(&l.arrived), 2);
 	/* Cancels the wait task; the await one timed out already. */
 	assert_int_equal(coev_rt_shutdown(rt, tu_guard()), 0);
 	coev_rt_free(rt);
@@ -1182,13 +1186,11 @@ static void test_future_late_completion_after_rt_free(void **state)
  * abandoned, and coev_rt_free releases it: its wait must not be left in
  * the future for a late completion to find. */
 static coev_future_t *aband_f;
-static atomic_int aband_arrived;
 
 static int aband_waiter(void *arg)
 {
 	(void)arg;
 	coev_shield_begin();
-	atomic_store(&aband_arrived, 1);
 	coev_future_wait(aband_f, NULL);
 	coev_shield_end();
 	return 0;
@@ -1198,15 +1200,17 @@ static void child_abandoned_waiter(void *arg)
 {
 	coev_config_t cfg;
 	coev_rt_t *rt;
+	coev_task_t *t;
 
 	(void)arg;
 	coev_config_init(&cfg);
 	cfg.workers = 2;
 	coev_rt_new(&cfg, &rt);
 	coev_future_new(&aband_f);
-	coev_rt_spawn(rt, "abandoned", aband_waiter, NULL, NULL);
-	tu_thread_wait_at_least(&aband_arrived, 1);
-	tu_nap_ms(20);
+	coev_rt_spawn(rt, "abandoned", aband_waiter, NULL, &t);
+	fprintf(stderr, "parked: %d\n",
+		tu_wait_parked(rt, t, COEV_WAIT_FUTURE, aband_f));
+	coev_detach(t);
 	fprintf(stderr, "left: %d\n",
 		coev_rt_shutdown(rt, coev_now() + COEV_MSEC(30)));
 	coev_rt_free(rt);
@@ -1227,7 +1231,7 @@ static void test_future_late_completion_abandoned_waiter(void **state)
 	assert_non_null(res);
 	assert_int_equal(tu_run_in_child(child_abandoned_waiter, NULL, res), 0);
 	int ok = WIFEXITED(res->status) && WEXITSTATUS(res->status) == 0 &&
-		 strstr(res->out, "left: 1") &&
+		 strstr(res->out, "parked: 0") && strstr(res->out, "left: 1") &&
 		 strstr(res->out, "late set: 0") &&
 		 strstr(res->out, "released");
 	if (!ok) {
@@ -1277,9 +1281,17 @@ static int mw_task(void *arg)
 	return mw_wait(m, (int)(coev_task_id(coev_self()) & 3));
 }
 
+typedef struct mw_th {
+	mw_t *m;
+	tu_thread_at_t at;
+} mw_th_t;
+
 static void *mw_thread(void *arg)
 {
-	mw_wait(arg, 1);
+	mw_th_t *w = arg;
+
+	TU_THREAD_AT(&w->at);
+	mw_wait(w->m, 1);
 	return NULL;
 }
 
@@ -1292,6 +1304,7 @@ static void test_future_many_waiters(void **state)
 	mw_t *m = calloc(1, sizeof *m);
 	coev_task_t **t = calloc(MW_TASKS, sizeof *t);
 	pthread_t th[MW_THREADS];
+	mw_th_t tw[MW_THREADS];
 
 	(void)state;
 	assert_non_null(m);
@@ -1308,13 +1321,21 @@ static void test_future_many_waiters(void **state)
 		for (int i = 0; i < MW_TASKS; i++)
 			assert_int_equal(
 				coev_rt_spawn(rt, "mw", mw_task, m, &t[i]), 0);
-		for (int i = 0; i < MW_THREADS; i++)
+		for (int i = 0; i < MW_THREADS; i++) {
+			tw[i].m = m;
 			assert_int_equal(
-				pthread_create(&th[i], NULL, mw_thread, m), 0);
+				pthread_create(&th[i], NULL, mw_thread, &tw[i]),
+				0);
+		}
 		assert_int_equal(tu_thread_wait_at_least(&m->arrived,
 							 MW_TASKS + MW_THREADS),
 				 0);
-		tu_nap_ms(20);
+		/* Every waiter is queued on f before it is completed. */
+		assert_int_equal(
+			tu_wait_parked_n(rt, COEV_WAIT_FUTURE, m->f, MW_TASKS),
+			0);
+		for (int i = 0; i < MW_THREADS; i++)
+			assert_int_equal(tu_wait_thread_parked(&tw[i].at), 0);
 		assert_int_equal(atomic_load(&m->finished), 0);
 		assert_int_equal(
 			coev_future_complete(m->f, m->result, v, val_free), 0);

@@ -639,7 +639,7 @@ static void timer_body(void)
 	TU_CHECK_EQ(coev_timer_set(r.tm, coev_now() + COEV_MSEC(5)), 0);
 	TU_CHECK_EQ(coev_timer_set(r.tm, COEV_FOREVER), 0);
 	TU_CHECK_EQ(coev_timer_set(r.tm, COEV_FOREVER), 0);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* negative: past the 5 ms */
 	TU_CHECK_EQ(r.calls, 2);
 	/* A past deadline fires at the loop's next turn. */
 	coev_event_clear(&r.reached);
@@ -650,7 +650,7 @@ static void timer_body(void)
 	/* Freed while armed: never called. */
 	TU_CHECK_EQ(coev_timer_set(r.tm, coev_now() + COEV_MSEC(5)), 0);
 	trec_fini(&r);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* negative: past the 5 ms */
 	TU_CHECK_EQ(r.calls, 3);
 
 	/* Re-armed inside its callback, then freed inside it. */
@@ -800,7 +800,7 @@ static void sockset_body(void)
 	/* COEV_FOREVER stops it. */
 	TU_CHECK_EQ(coev_sockset_timer(r->ss, coev_now() + COEV_MSEC(5)), 0);
 	TU_CHECK_EQ(coev_sockset_timer(r->ss, COEV_FOREVER), 0);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* negative: past the 5 ms */
 	TU_CHECK_EQ(r->timer_calls, 1);
 	TU_CHECK_EQ(r->calls, 5);
 	srec_fini(r);
@@ -838,7 +838,7 @@ static void sockset_free_body(void)
 	TU_CHECK_EQ(coev_sockset_watch(r->ss, sv[1][0], COEV_READ), 0);
 	TU_CHECK_EQ(coev_sockset_timer(r->ss, coev_now() + COEV_MSEC(5)), 0);
 	TU_CHECK_EQ(coev_event_wait_dl(&r->reached, short_dl()), 0);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* negative: past the 5 ms */
 	TU_CHECK_EQ(r->calls, 1);
 	TU_CHECK(r->ss == NULL);
 	srec_fini(r);

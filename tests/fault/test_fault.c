@@ -502,7 +502,7 @@ static int spawn_body(trial_t *tr)
 	}
 	if (r[2] == 0)
 		TU_CHECK_EQ(tu_wait_at_least(&ran[2], 1), 0);
-	coev_sleep(COEV_MSEC(1));
+	coev_sleep(COEV_MSEC(1)); /* a negative check: no run, or one */
 	TU_CHECK_EQ(atomic_load(&ran[2]), r[2] == 0 ? 1 : 0);
 	return first_error(e, r[2]);
 }
@@ -1685,7 +1685,8 @@ static int fd_table_body(trial_t *tr)
 	atomic_init(&fr.parked, 0);
 	TU_CHECK_EQ(coev_spawn(low_reader, &fr, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&fr.parked, 1), 0);
-	coev_sleep(COEV_MSEC(1)); /* the reader waits on its low fd */
+	/* The reader waits on its low fd. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_FD, NULL), 0);
 	TU_CHECK_EQ(write(fr.high[1], "h", 1), 1);
 	arm(tr);
 	r = coev_wait_fd(fr.high[0], COEV_READ, tu_guard());

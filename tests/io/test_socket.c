@@ -891,7 +891,7 @@ static int reset_main(void *arg)
 	TU_CHECK_EQ(tcp_pair(&r.fd, &peer), 0);
 	TU_CHECK_EQ(coev_spawn(reset_reader, &r, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&r.waiting, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_FD, NULL), 0);
 	hard_close(peer);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 	TU_CHECK_MSG(r.rc == -ECONNRESET, "read after reset: %zd (%s)", r.rc,
@@ -913,7 +913,8 @@ static int reset_main(void *arg)
 	TU_CHECK_EQ(set_int_opt(r2.fd, SOL_SOCKET, SO_SNDBUF, SMALLBUF), 0);
 	TU_CHECK_EQ(coev_spawn(reset_writer, &r2, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&r2.waiting, 1), 0);
-	coev_sleep(COEV_MSEC(50));
+	/* Blocked: the socket's buffers are full. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_FD, NULL), 0);
 	hard_close(peer);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 	TU_CHECK_MSG(r2.rc == -ECONNRESET || r2.rc == -EPIPE,
@@ -1575,13 +1576,15 @@ static void test_socket_tcp_connect_refused(void **state)
 typedef struct pipe_io {
 	int p[2];
 	atomic_int acted;
+	coev_task_t *waiter; /* the task that waits for the late act */
 } pipe_io_t;
 
+/* Writes once the waiter waits on the fd. */
 static int pipe_late_writer(void *arg)
 {
 	pipe_io_t *pp = arg;
 
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, pp->waiter, COEV_WAIT_FD, NULL), 0);
 	atomic_store(&pp->acted, 1);
 	TU_CHECK_EQ(write(pp->p[1], "z", 1), 1);
 	return 0;
@@ -1592,7 +1595,7 @@ static int pipe_late_drainer(void *arg)
 	pipe_io_t *pp = arg;
 	static char sink[1 << 16];
 
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, pp->waiter, COEV_WAIT_FD, NULL), 0);
 	atomic_store(&pp->acted, 1);
 	TU_CHECK(coev_read(pp->p[0], sink, sizeof sink, tu_guard()) > 0);
 	return 0;
@@ -1600,7 +1603,7 @@ static int pipe_late_drainer(void *arg)
 
 static int pipe_main(void *arg)
 {
-	pipe_io_t pp = {0};
+	pipe_io_t pp = {.waiter = coev_self()};
 	coev_task_t *t;
 	char c;
 
@@ -1614,7 +1617,7 @@ static int pipe_main(void *arg)
 	TU_CHECK_EQ(r, -ETIMEDOUT);
 	TU_CHECK(took >= COEV_MSEC(30) && took < COEV_SEC(5));
 
-	/* A writer 20 ms later makes it readable. */
+	/* A writer makes it readable, once we wait. */
 	TU_CHECK_EQ(coev_spawn(pipe_late_writer, &pp, &t), 0);
 	r = coev_wait_fd(pp.p[0], COEV_READ, tu_guard());
 	TU_CHECK_EQ(r, COEV_READ);

@@ -60,7 +60,7 @@ static int second_joiner_main(void *arg)
 	if (coev_spawn(wait_gate, NULL, &t) != 0 ||
 	    coev_spawn(join_it, t, &j) != 0)
 		return -1;
-	coev_sleep(COEV_MSEC(50)); /* j is waiting in coev_join(t) */
+	tu_wait_parked(NULL, j, COEV_WAIT_JOIN, t); /* j waits to join t */
 	coev_join(t, NULL);
 	return -3;
 }
@@ -73,7 +73,7 @@ static int wait_any_joined_main(void *arg)
 	if (coev_spawn(wait_gate, NULL, &t) != 0 ||
 	    coev_spawn(join_it, t, &j) != 0)
 		return -1;
-	coev_sleep(COEV_MSEC(50));
+	tu_wait_parked(NULL, j, COEV_WAIT_JOIN, t); /* j waits to join t */
 	coev_wait_any(&t, 1, COEV_FOREVER);
 	return -3;
 }
@@ -393,7 +393,8 @@ static int longest_main(void *arg)
 	int before = tu_thread_count();
 	TU_CHECK_EQ(coev_blocking(count_job, NULL, tu_guard(), &r), 0);
 	TU_CHECK_EQ(r, 5);
-	/* The pool thread stays: an idle time of forever never ends. */
+	/* The pool thread stays: an idle time of forever never ends (a
+	 * negative check: time for a wrong exit to show itself). */
 	coev_sleep(COEV_MSEC(50));
 	TU_CHECK_EQ(tu_thread_count(), before + 1);
 	return 0;

@@ -314,6 +314,7 @@ static int far_main(void *arg)
 	for (intptr_t i = 0; i < 3; i++)
 		TU_CHECK_EQ(coev_spawn(far_sleeper, (void *)i, &s[i]), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&f.waiting, 1), 0);
+	/* A negative check: time for a wrong timeout to show itself. */
 	coev_sleep(COEV_MSEC(30));
 	/* Nothing timed out: the deadlines are far, not past. */
 	int rc = coev_join_dl(w, coev_now(), &r);
@@ -340,16 +341,19 @@ static int far_main(void *arg)
 typedef struct far_thread {
 	coev_event_t ev;
 	coev_task_t *t;
-	atomic_int waiting;
+	atomic_int waiting; /* 1: in the event wait, 2: in the join */
 	int rc_ev, rc_join, r;
+	tu_thread_at_t at;
 } far_thread_t;
 
 static void *far_thread(void *arg)
 {
 	far_thread_t *f = arg;
 
+	TU_THREAD_AT(&f->at);
 	atomic_store(&f->waiting, 1);
 	f->rc_ev = coev_event_wait_dl(&f->ev, FAR);
+	atomic_store(&f->waiting, 2);
 	f->rc_join = coev_join_dl(f->t, FAR, &f->r);
 	return NULL;
 }
@@ -374,10 +378,14 @@ static void test_misuse_far_deadlines_wait(void **state)
 	assert_int_equal(coev_event_init(&f.ev), 0);
 	assert_int_equal(coev_rt_spawn(rt, NULL, wait_gate, NULL, &f.t), 0);
 	assert_int_equal(pthread_create(&th, NULL, far_thread, &f), 0);
+	/* Each wait blocks (a past deadline would return at once) and
+	 * lasts until its event. */
 	assert_int_equal(tu_thread_wait_at_least(&f.waiting, 1), 0);
-	tu_nap_ms(30);
+	assert_int_equal(tu_wait_thread_parked(&f.at), 0);
+	assert_int_equal(atomic_load(&f.waiting), 1);
 	coev_event_set(&f.ev);
-	tu_nap_ms(30);
+	assert_int_equal(tu_thread_wait_at_least(&f.waiting, 2), 0);
+	assert_int_equal(tu_wait_thread_parked(&f.at), 0);
 	atomic_store(&gate_open, 1);
 	pthread_join(th, NULL);
 	assert_int_equal(f.rc_ev, 0);
@@ -411,7 +419,7 @@ static int timer_main(void *arg)
 	TU_CHECK_EQ(coev_timer_set(tm, INT64_MIN), -EINVAL);
 	/* Far: armed, does not fire. */
 	TU_CHECK_EQ(coev_timer_set(tm, FAR), 0);
-	coev_sleep(COEV_MSEC(30));
+	coev_sleep(COEV_MSEC(30)); /* a negative check: time to fire wrongly */
 	TU_CHECK_EQ(atomic_load(&f.fired), 0);
 	/* Past (but not negative): fires at the loop's next turn. */
 	TU_CHECK_EQ(coev_timer_set(tm, 1), 0);
@@ -419,7 +427,7 @@ static int timer_main(void *arg)
 	/* COEV_FOREVER disarms. */
 	TU_CHECK_EQ(coev_timer_set(tm, coev_now() + COEV_MSEC(10)), 0);
 	TU_CHECK_EQ(coev_timer_set(tm, COEV_FOREVER), 0);
-	coev_sleep(COEV_MSEC(30));
+	coev_sleep(COEV_MSEC(30)); /* a negative check: the old 10 ms passes */
 	TU_CHECK_EQ(atomic_load(&f.fired), 1);
 	coev_timer_free(tm);
 	TU_CHECK_EQ(coev_unpin(), 0);

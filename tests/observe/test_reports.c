@@ -354,6 +354,8 @@ static void check_hog(cap_t *c, const coev_config_t *cfg, coev_time_t spin,
 
 	assert_int_equal(run_task(rt, "hog", hog_task, &h), 0);
 	cap_wait(c, "suspended after about", 1, TU_GUARD_S * 1000L);
+	/* A negative check: a few of the monitor's periods, for a second
+	 * report that must not come. */
 	tu_nap_ms(4 * SLOW_MS);
 	rt_end(rt);
 	tu_assert_no_failures();
@@ -1257,6 +1259,7 @@ static void test_reports_none_without_debug_mode(void **state)
 	assert_int_equal(coev_rt_spawn(rt, "left", sleep_an_hour, NULL, NULL),
 			 0);
 	wait_parked(rt, "left");
+	/* A negative check: a few periods in which no report may come. */
 	tu_nap_ms(4 * SLOW_MS);
 	rt_end(rt);
 	assert_int_equal(cap_calls(&c), 0);

@@ -128,16 +128,16 @@ static int connector(void *arg)
 	return waiter_end(w, t0, rc);
 }
 
-/* Cancels t once w has started waiting (plus a little, so that the wait
- * is really in progress), joins it and checks that the wait ended with
- * -ECANCELED promptly and the task's next wait did too. */
-static void cancel_waiter_and_check(coev_task_t *t, waiter_t *w,
+/* Cancels t once it is parked in its wait (kind COEV_WAIT_*), joins it and
+ * checks that the wait ended with -ECANCELED promptly and the task's next
+ * wait did too. */
+static void cancel_waiter_and_check(coev_task_t *t, waiter_t *w, int kind,
 				    const char *what)
 {
 	int r = 0;
 
 	TU_CHECK_EQ(tu_wait_at_least(&w->started, 1), 0);
-	coev_sleep(COEV_MSEC(30));
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, kind, NULL), 0);
 	TU_CHECK_MSG(!atomic_load(&w->finished), "%s ended before the cancel",
 		     what);
 	coev_time_t t0 = coev_now();
@@ -190,7 +190,7 @@ static int connect_main(void *arg)
 	w.fd = coev_socket(AF_INET, SOCK_STREAM, 0);
 	TU_CHECK(w.fd >= 0);
 	TU_CHECK_EQ(coev_spawn_named("connector", connector, &w, &t), 0);
-	cancel_waiter_and_check(t, &w, "connect");
+	cancel_waiter_and_check(t, &w, COEV_WAIT_FD, "connect");
 	TU_CHECK_EQ(coev_close(w.fd), 0);
 	for (int i = 0; i < nheld; i++)
 		TU_CHECK_EQ(coev_close(held[i]), 0);
@@ -216,7 +216,7 @@ static int read_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(tcp_pair(&w.fd, &peer), 0);
 	TU_CHECK_EQ(coev_spawn_named("reader", reader, &w, &t), 0);
-	cancel_waiter_and_check(t, &w, "read");
+	cancel_waiter_and_check(t, &w, COEV_WAIT_FD, "read");
 	/* The cancelled read consumed nothing: the fd still works. */
 	char buf[4];
 	TU_CHECK_EQ(coev_write(peer, "abc", 3, tu_guard()), 3);
@@ -231,7 +231,7 @@ static int read_main(void *arg)
 	TU_CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
 	w2.fd = p[0];
 	TU_CHECK_EQ(coev_spawn_named("pipe-reader", reader, &w2, &t), 0);
-	cancel_waiter_and_check(t, &w2, "pipe read");
+	cancel_waiter_and_check(t, &w2, COEV_WAIT_FD, "pipe read");
 	close(p[0]);
 	close(p[1]);
 	return 0;
@@ -251,7 +251,7 @@ static int sleep_main(void *arg)
 
 	(void)arg;
 	TU_CHECK_EQ(coev_spawn_named("sleeper", sleeper, &w, &t), 0);
-	cancel_waiter_and_check(t, &w, "sleep");
+	cancel_waiter_and_check(t, &w, COEV_WAIT_TIMER, "sleep");
 	TU_CHECK(w.took < PROMPT);
 	return 0;
 }
@@ -298,7 +298,7 @@ static int join_main(void *arg)
 
 	(void)arg;
 	TU_CHECK_EQ(coev_spawn_named("joiner", joiner, &j, &t), 0);
-	cancel_waiter_and_check(t, &j.w, "join");
+	cancel_waiter_and_check(t, &j.w, COEV_WAIT_JOIN, "join");
 	TU_CHECK_EQ(j.child_join_rc, 0);
 	TU_CHECK_EQ(j.child_ret, -ECANCELED);
 	TU_CHECK_EQ(j.child.rc, -ECANCELED);
@@ -369,7 +369,7 @@ static int blocking_main(void *arg)
 	TU_CHECK_EQ(tu_wait_at_least(&occupy.started, 1), 0);
 	TU_CHECK_EQ(coev_spawn_named("queued", blk_caller, &bq, &q), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&bq.calling, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, q, COEV_WAIT_BLOCKING, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(q), 0);
 	TU_CHECK_EQ(coev_join(q, NULL), 0);
 	TU_CHECK_EQ(bq.rc, -ECANCELED);
@@ -395,7 +395,7 @@ static int blocking_main(void *arg)
 	int ret = 0;
 	TU_CHECK_EQ(coev_blocking(job_fn, &later, tu_guard(), &ret), 0);
 	TU_CHECK_EQ(ret, 3);
-	coev_sleep(COEV_MSEC(50));
+	coev_sleep(COEV_MSEC(50)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&queued.started), 0);
 	return 0;
 }
@@ -442,7 +442,8 @@ static void test_cancel_from_foreign_thread(void **state)
 	assert_int_equal(coev_rt_spawn(rt, "reader", reader, &wr, &f.t[1]), 0);
 	assert_int_equal(thread_wait_at_least(&ws.started, 1), 0);
 	assert_int_equal(thread_wait_at_least(&wr.started, 1), 0);
-	tu_nap_ms(30);
+	assert_int_equal(tu_wait_parked(rt, f.t[0], COEV_WAIT_TIMER, NULL), 0);
+	assert_int_equal(tu_wait_parked(rt, f.t[1], COEV_WAIT_FD, NULL), 0);
 	assert_int_equal(pthread_create(&th, NULL, foreign_canceller, &f), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(f.rc[0], 0);
@@ -524,7 +525,8 @@ static int xworker_main(void *arg)
 	TU_CHECK_EQ(coev_spawn_named("reader", reader, &wr, &tr), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&ws.started, 1), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&wr.started, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, ts, COEV_WAIT_TIMER, NULL), 0);
+	TU_CHECK_EQ(tu_wait_parked(NULL, tr, COEV_WAIT_FD, NULL), 0);
 
 	TU_CHECK_MSG(cancel_from_other_worker(&ws, ts),
 		     "no canceller ran on the other worker");
@@ -578,7 +580,7 @@ static int before_main(void *arg)
 	TU_CHECK_EQ(coev_spawn(count_run, &ran, &t), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_detach(t), 0);
-	coev_sleep(COEV_MSEC(20));
+	coev_sleep(COEV_MSEC(20)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&ran), 0);
 	return 0;
 }
@@ -779,7 +781,7 @@ static int shield_main(void *arg)
 	TU_CHECK_EQ(coev_shield_begin(), 0); /* to wait for t ourselves */
 	TU_CHECK_EQ(coev_spawn_named("shielded", shielded_sleeper, &s, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&s.in_shield, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_TIMER, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	t0 = coev_now();
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
@@ -853,10 +855,19 @@ static int slow_return(void *arg)
 	return (int)(intptr_t)arg;
 }
 
+/* Returns 4 once the event is set: a join of it ends only by the event
+ * or the join's deadline, however loaded the machine. */
+static int gated_return(void *arg)
+{
+	TU_CHECK_EQ(coev_event_wait(arg), 0);
+	return 4;
+}
+
 static int push_main(void *arg)
 {
 	int p[2];
 	coev_time_t took;
+	coev_event_t gate;
 
 	(void)arg;
 	TU_CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
@@ -910,12 +921,15 @@ static int push_main(void *arg)
 	coev_deadline_pop(t1);
 	coev_task_t *k;
 	int r = 0;
-	TU_CHECK_EQ(coev_spawn(slow_return, (void *)(intptr_t)4, &k), 0);
+	TU_CHECK_EQ(coev_event_init(&gate), 0);
+	TU_CHECK_EQ(coev_spawn(gated_return, &gate, &k), 0);
 	t1 = coev_deadline_push(coev_now() + COEV_MSEC(30));
 	TU_CHECK_EQ(coev_join(k, &r), -ETIMEDOUT);
 	coev_deadline_pop(t1);
+	coev_event_set(&gate);
 	TU_CHECK_EQ(coev_join(k, &r), 0); /* still valid, and no deadline */
 	TU_CHECK_EQ(r, 4);
+	coev_event_destroy(&gate);
 	close(p[0]);
 	close(p[1]);
 	return 0;
@@ -1020,7 +1034,8 @@ static int wait_for_main(void *arg)
 	coev_task_t *t;
 	TU_CHECK_EQ(coev_spawn_named("wf-caller", wf_caller, &w, &t), 0);
 	TU_CHECK_EQ(tu_wait_at_least(&w.fn.started, 1), 0);
-	coev_sleep(COEV_MSEC(10));
+	/* The caller waits for fn's task, which sleeps. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_JOIN, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(t), 0);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);
 	TU_CHECK_EQ(w.rc, -ECANCELED);
@@ -1274,7 +1289,10 @@ static void test_cancel_shutdown_cancels_sleeping_tasks(void **state)
 	}
 	assert_int_equal(
 		thread_wait_at_least(&started, SD_SLEEPERS + SD_READERS), 0);
-	tu_nap_ms(20);
+	assert_int_equal(
+		tu_wait_parked_n(rt, COEV_WAIT_TIMER, NULL, SD_SLEEPERS), 0);
+	assert_int_equal(tu_wait_parked_n(rt, COEV_WAIT_FD, NULL, SD_READERS),
+			 0);
 	coev_time_t t0 = coev_now();
 	int left = coev_rt_shutdown(rt, coev_deadline(COEV_SEC(20)));
 	coev_time_t took = coev_now() - t0;
@@ -1306,7 +1324,7 @@ static void test_cancel_shutdown_reports_tasks_ignoring_cancel(void **state)
 			0);
 	}
 	assert_int_equal(thread_wait_at_least(&started, 4), 0);
-	tu_nap_ms(20);
+	assert_int_equal(tu_wait_parked_n(rt, COEV_WAIT_TIMER, NULL, 4), 0);
 	coev_time_t dl = coev_deadline(COEV_MSEC(200));
 	int left = coev_rt_shutdown(rt, dl);
 	coev_time_t back = coev_now();

@@ -45,6 +45,8 @@ typedef struct kid {
 	atomic_int *ended;
 	int sleep_rc; /* the sleep's result */
 	atomic_int ran;
+	atomic_int *hold; /* if set: after a cancelled sleep, shielded, until
+			   * *hold is set (keeps the scope open) */
 } kid_t;
 
 static int kid(void *arg)
@@ -61,6 +63,11 @@ static int kid(void *arg)
 	if (k->sleep_rc != 0 && k->cleanup_ms > 0) {
 		coev_shield_begin();
 		coev_sleep(COEV_MSEC(k->cleanup_ms));
+		coev_shield_end();
+	}
+	if (k->sleep_rc != 0 && k->hold) {
+		coev_shield_begin();
+		TU_CHECK_EQ(tu_wait_at_least(k->hold, 1), 0);
 		coev_shield_end();
 	}
 	if (k->ended)
@@ -239,10 +246,12 @@ static void test_scope_without_fail_fast_siblings_complete(void **state)
 
 typedef struct canceller {
 	coev_scope_t *s;
+	coev_task_t *owner; /* s's */
 	atomic_int *started;
 	int want_started;
 	int cancel_rc, spawn_rc;
 	kid_t never;
+	atomic_int spawned; /* the spawn into s was tried */
 } canceller_t;
 
 static int scope_canceller(void *arg)
@@ -250,10 +259,12 @@ static int scope_canceller(void *arg)
 	canceller_t *c = arg;
 
 	TU_CHECK_EQ(tu_wait_at_least(c->started, c->want_started), 0);
-	coev_sleep(COEV_MSEC(20));
+	TU_CHECK_EQ(tu_wait_parked(NULL, c->owner, COEV_WAIT_SCOPE, c->s), 0);
 	c->cancel_rc = coev_scope_cancel(c->s);
-	/* s is still open (its owner is in close) but cancelled. */
+	/* s is still open (its owner is in close, a child holds on until
+	 * we are done) but cancelled. */
 	c->spawn_rc = coev_scope_spawn(c->s, "never", kid, &c->never);
+	atomic_store(&c->spawned, 1);
 	return 0;
 }
 
@@ -266,8 +277,12 @@ static int cancel_task_main(void *arg)
 
 	(void)arg;
 	TU_CHECK_EQ(coev_scope_open(0, &s), 0);
+	canceller_t c = {.s = s,
+			 .owner = coev_self(),
+			 .started = &started,
+			 .want_started = SIBLINGS};
+	k[0].hold = &c.spawned;
 	TU_CHECK_EQ(spawn_kids(s, k, SIBLINGS), 0);
-	canceller_t c = {.s = s, .started = &started, .want_started = SIBLINGS};
 	/* The canceller is not in the scope. */
 	TU_CHECK_EQ(coev_spawn_named("canceller", scope_canceller, &c, &ct), 0);
 	coev_time_t t0 = coev_now();
@@ -347,7 +362,12 @@ static void test_scope_cancel_from_foreign_thread(void **state)
 	assert_int_equal(coev_rt_spawn(rt, "owner", scope_owner, &o, &t), 0);
 	assert_int_equal(thread_wait_at_least(&o.started, SIBLINGS), 0);
 	assert_int_equal(thread_wait_at_least(&o.in_close, 1), 0);
-	tu_nap_ms(20);
+	/* The owner waits in close for its children, which sleep. */
+	assert_int_equal(
+		tu_wait_parked(rt, t, COEV_WAIT_SCOPE, atomic_load(&o.scope)),
+		0);
+	assert_int_equal(tu_wait_parked_n(rt, COEV_WAIT_TIMER, NULL, SIBLINGS),
+			 0);
 	coev_time_t t0 = coev_now();
 	assert_int_equal(pthread_create(&th, NULL, thread_cancel_scope, &o), 0);
 	pthread_join(th, &rc);
@@ -395,7 +415,12 @@ static int nest_canceller(void *arg)
 	nest_t *n = arg;
 
 	TU_CHECK_EQ(tu_wait_at_least(&n->started, 2 * GRANDKIDS), 0);
-	coev_sleep(COEV_MSEC(20));
+	/* The owner waits in p's close and the child in its inner close,
+	 * over sleeping grandchildren. */
+	TU_CHECK_EQ(tu_wait_parked_n(NULL, COEV_WAIT_SCOPE, NULL, 2), 0);
+	TU_CHECK_EQ(
+		tu_wait_parked_n(NULL, COEV_WAIT_TIMER, NULL, 2 * GRANDKIDS),
+		0);
 	TU_CHECK_EQ(coev_scope_cancel(n->outer), 0);
 	return 0;
 }
@@ -492,7 +517,7 @@ static int spawn_cancelled_main(void *arg)
 	TU_CHECK_EQ(l.open_rc, 0);
 	TU_CHECK_EQ(l.spawn_rc, -ECANCELED);
 	TU_CHECK_EQ(l.close_rc, 0);
-	coev_sleep(COEV_MSEC(10));
+	coev_sleep(COEV_MSEC(10)); /* a negative check: time to run wrongly */
 	TU_CHECK_EQ(atomic_load(&never.ran), 0);
 	TU_CHECK_EQ(atomic_load(&never2.ran), 0);
 	TU_CHECK_EQ(atomic_load(&l.never.ran), 0);
@@ -600,7 +625,11 @@ static int owner_cancel_main(void *arg)
 	TU_CHECK_EQ(tu_wait_at_least(&o.started, SIBLINGS), 0);
 	if (!pre)
 		TU_CHECK_EQ(tu_wait_at_least(&o.in_close, 1), 0);
-	coev_sleep(COEV_MSEC(20));
+	/* The owner waits: in its sleep before close, or in close. */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t,
+				   pre ? COEV_WAIT_TIMER : COEV_WAIT_SCOPE,
+				   NULL),
+		    0);
 	TU_CHECK_EQ(atomic_load(&o.ended), 0);
 	coev_time_t t0 = coev_now();
 	TU_CHECK_EQ(coev_cancel(t), 0);
@@ -727,40 +756,81 @@ static int sleep_ms_return(void *arg)
 	return ms;
 }
 
-/* Sleeps far enough apart that a loaded machine keeps their order. */
-static const int order_ms[3] = {150, 50, 100};
+/*
+ * Three tasks that end in the order 1, 2, 0: each waits for its own event
+ * (released one at a time by the test, which a loaded machine cannot
+ * reorder, unlike sleeps of different lengths) and returns its value.
+ */
+typedef struct gated {
+	coev_event_t go;
+	int value;
+} gated_t;
+
+static const int order_end[3] = {1, 2, 0};
+
+static int gated_return(void *arg)
+{
+	gated_t *g = arg;
+	int r = coev_event_wait(&g->go);
+
+	return r ? r : g->value;
+}
+
+static void gated_init(gated_t g[3])
+{
+	for (int i = 0; i < 3; i++) {
+		TU_CHECK_EQ(coev_event_init(&g[i].go), 0);
+		g[i].value = 100 + i;
+	}
+}
+
+static void gated_destroy(gated_t g[3])
+{
+	for (int i = 0; i < 3; i++)
+		coev_event_destroy(&g[i].go);
+}
 
 static int wait_any_main(void *arg)
 {
 	coev_task_t *t[3];
+	gated_t g[3];
 	int r = 0;
 
 	(void)arg;
 	/* The first to finish. */
+	gated_init(g);
 	for (int i = 0; i < 3; i++)
-		TU_CHECK_EQ(coev_spawn(sleep_ms_return,
-				       (void *)(intptr_t)order_ms[i], &t[i]),
-			    0);
+		TU_CHECK_EQ(coev_spawn(gated_return, &g[i], &t[i]), 0);
+	TU_CHECK_EQ(coev_wait_any(t, 3, coev_now() + COEV_MSEC(10)),
+		    -ETIMEDOUT);
+	coev_event_set(&g[1].go);
 	int first = coev_wait_any(t, 3, tu_guard());
 	TU_CHECK_EQ(first, 1);
 	/* It consumed nothing: every handle is still ours. */
+	coev_event_set(&g[0].go);
+	coev_event_set(&g[2].go);
 	TU_CHECK_EQ(coev_gather(t, 3, (int[3]){0}), 0);
+	gated_destroy(g);
 
 	/* As completed: 1, 2, 0. */
+	gated_init(g);
 	for (int i = 0; i < 3; i++)
-		TU_CHECK_EQ(coev_spawn(sleep_ms_return,
-				       (void *)(intptr_t)order_ms[i], &t[i]),
-			    0);
+		TU_CHECK_EQ(coev_spawn(gated_return, &g[i], &t[i]), 0);
 	int order[3] = {-1, -1, -1}, n = 0, i;
-	while ((i = coev_wait_any(t, 3, tu_guard())) >= 0) {
+	for (;;) {
+		if (n < 3)
+			coev_event_set(&g[order_end[n]].go);
+		if ((i = coev_wait_any(t, 3, tu_guard())) < 0)
+			break;
 		TU_CHECK(n < 3);
 		if (n >= 3)
 			break;
 		order[n++] = i;
 		TU_CHECK_EQ(coev_join(t[i], &r), 0);
-		TU_CHECK_EQ(r, order_ms[i]);
+		TU_CHECK_EQ(r, g[i].value);
 		t[i] = NULL;
 	}
+	gated_destroy(g);
 	TU_CHECK_EQ(i, -ENOENT); /* the loop ends when all are NULL */
 	TU_CHECK_EQ(n, 3);
 	TU_CHECK_MSG(order[0] == 1 && order[1] == 2 && order[2] == 0,
@@ -771,7 +841,9 @@ static int wait_any_main(void *arg)
 		TU_CHECK_EQ(
 			coev_spawn(sleep_ms_return, (void *)(intptr_t)0, &t[k]),
 			0);
-	coev_sleep(COEV_MSEC(20));
+	/* All three end (a wait for one does not consume its handle). */
+	for (int k = 0; k < 3; k++)
+		TU_CHECK_EQ(coev_wait_any(&t[k], 1, tu_guard()), 0);
 	TU_CHECK_EQ(coev_wait_any(t, 3, coev_now()), 0);
 	TU_CHECK_EQ(coev_wait_any(t + 1, 2, coev_now()), 0);
 	TU_CHECK_EQ(coev_gather(t, 3, (int[3]){0}), 0);
@@ -795,9 +867,11 @@ static int wait_any_errors_main(void *arg)
 	TU_CHECK_EQ(coev_wait_any(t, 0, tu_guard()), -ENOENT);
 	TU_CHECK_EQ(coev_wait_any(NULL, 0, tu_guard()), -ENOENT);
 	TU_CHECK_EQ(coev_wait_any(NULL, 2, tu_guard()), -EINVAL);
-	/* A slow one: -ETIMEDOUT after the deadline, handle still ours. */
-	TU_CHECK_EQ(coev_spawn(sleep_ms_return, (void *)(intptr_t)300, &t[1]),
-		    0);
+	/* A slow one (until its event): -ETIMEDOUT after the deadline,
+	 * handle still ours. */
+	gated_t g[3];
+	gated_init(g);
+	TU_CHECK_EQ(coev_spawn(gated_return, &g[1], &t[1]), 0);
 	coev_time_t t0 = coev_now();
 	TU_CHECK_EQ(coev_wait_any(t, 3, t0 + COEV_MSEC(30)), -ETIMEDOUT);
 	coev_time_t took = coev_now() - t0;
@@ -810,10 +884,12 @@ static int wait_any_errors_main(void *arg)
 	TU_CHECK_EQ(coev_cancel(coev_self()), 0);
 	TU_CHECK_EQ(coev_wait_any(t, 3, tu_guard()), -ECANCELED);
 	TU_CHECK_EQ(coev_shield_begin(), 0);
+	coev_event_set(&g[1].go);
 	TU_CHECK_EQ(coev_wait_any(t, 3, tu_guard()), 1);
 	TU_CHECK_EQ(coev_join(t[1], &r), 0);
 	TU_CHECK_EQ(coev_shield_end(), 0);
-	TU_CHECK_EQ(r, 300);
+	TU_CHECK_EQ(r, g[1].value);
+	gated_destroy(g);
 	return 0;
 }
 
@@ -830,24 +906,29 @@ static void test_scope_wait_any_from_a_thread(void **state)
 	coev_config_t cfg = tu_config(2);
 	coev_rt_t *rt;
 	coev_task_t *t[3];
+	gated_t g[3];
 	int order[3], n = 0, i, r;
 
 	(void)state;
 	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
+	gated_init(g);
 	for (int k = 0; k < 3; k++)
-		assert_int_equal(coev_rt_spawn(rt, NULL, sleep_ms_return,
-					       (void *)(intptr_t)order_ms[k],
-					       &t[k]),
-				 0);
+		assert_int_equal(
+			coev_rt_spawn(rt, NULL, gated_return, &g[k], &t[k]), 0);
 	assert_int_equal(coev_wait_any(t, 3, coev_now() + COEV_MSEC(10)),
 			 -ETIMEDOUT);
-	while ((i = coev_wait_any(t, 3, tu_guard())) >= 0 && n < 3) {
+	for (;;) {
+		if (n < 3)
+			coev_event_set(&g[order_end[n]].go);
+		if ((i = coev_wait_any(t, 3, tu_guard())) < 0 || n >= 3)
+			break;
 		order[n++] = i;
 		assert_int_equal(coev_join(t[i], &r), 0);
-		assert_int_equal(r, order_ms[i]);
+		assert_int_equal(r, g[i].value);
 		t[i] = NULL;
 	}
 	assert_int_equal(i, -ENOENT);
+	gated_destroy(g);
 	assert_int_equal(coev_rt_shutdown(rt, coev_deadline(PROMPT)), 0);
 	coev_rt_free(rt);
 	assert_int_equal(n, 3);

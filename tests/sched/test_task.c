@@ -292,9 +292,10 @@ static int gather_dl_main(void *arg)
 	for (int i = 0; i < N; i++)
 		TU_CHECK_EQ(coev_spawn(i % 2 ? gdl_slow : gdl_quick, &g, &t[i]),
 			    0);
-	while (atomic_load(&g.quick_done) < N / 2)
-		coev_sleep(COEV_MSEC(1));
-	coev_sleep(COEV_MSEC(50)); /* let them end after their last store */
+	/* The quick ones have ended (a wait_any consumes nothing). */
+	for (int i = 0; i < N; i += 2)
+		TU_CHECK_EQ(coev_wait_any(&t[i], 1, tu_guard()), 0);
+	TU_CHECK_EQ(atomic_load(&g.quick_done), N / 2);
 
 	coev_time_t dl = coev_deadline(COEV_MSEC(20));
 	TU_CHECK_EQ(coev_gather_dl(t, N, rets, dl), -ETIMEDOUT);
@@ -469,8 +470,9 @@ static int detach_main(void *arg)
 	(void)arg;
 	/* Detached while it still runs. */
 	TU_CHECK_EQ(coev_spawn(detached_body, &d, &t), 0);
+	/* Started, and waiting for go (1 ms sleeps). */
+	TU_CHECK_EQ(tu_wait_parked(NULL, t, COEV_WAIT_TIMER, NULL), 0);
 	TU_CHECK_EQ(coev_detach(t), 0);
-	coev_sleep(COEV_MSEC(5));
 	atomic_store(&d.go, 1);
 	while (atomic_load(&d.ran) < 1)
 		coev_sleep(COEV_MSEC(1));
@@ -478,9 +480,8 @@ static int detach_main(void *arg)
 	/* Detached after it finished. */
 	atomic_int n = 0;
 	TU_CHECK_EQ(coev_spawn(count_up, &n, &t), 0);
-	while (atomic_load(&n) < 1)
-		coev_sleep(COEV_MSEC(1));
-	coev_sleep(COEV_MSEC(5));
+	TU_CHECK_EQ(coev_wait_any(&t, 1, tu_guard()), 0);
+	TU_CHECK_EQ(atomic_load(&n), 1);
 	TU_CHECK_EQ(coev_detach(t), 0);
 
 	/* Detached from the start: out == NULL. */

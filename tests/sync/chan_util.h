@@ -2,12 +2,12 @@
  * tests/sync/chan_util.h — helpers shared by the channel and select suites
  * (test_chan_*.c, test_select*.c).
  *
- *  - SETTLE, settle(): time for a task that was seen starting to reach its
- *    wait, a guess that a loaded machine defeats: to know that a task
- *    waits on a channel, tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, ch)
- *    (COEV_WAIT_SELECT, NULL for a select); SHORT_NS: the longest of the short random deadlines the storms
- *    use; rnd(), seed(): xorshift64* per endpoint; relax(): back off after
- *    a try that failed (a task yields, a thread gives up its time slice).
+ *  - No sleep lines a waiter up: to know that a task waits on a channel,
+ *    tu_wait_parked(rt, t, COEV_WAIT_CHANNEL, ch) (COEV_WAIT_SELECT, NULL
+ *    for a select). SHORT_NS: the longest of the short random deadlines
+ *    the storms use; rnd(), seed(): xorshift64* per endpoint; relax():
+ *    back off after a try that failed (a task yields, a thread gives up
+ *    its time slice).
  *  - msg_t: a message carrying an id, its sender, a sequence number and a
  *    checksum (msg_make, msg_ok); msg_blank / msg_untouched() for receive
  *    buffers that must stay unwritten.
@@ -40,10 +40,6 @@
 #include <stdbool.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Time for a task that was seen starting to reach its wait (a guess: see
- * tu_wait_parked). */
-#define SETTLE COEV_MSEC(TU_SCALE(20, 40, 60))
 
 /* The longest of the short random deadlines the storms use. */
 #define SHORT_NS COEV_USEC(TU_SCALE(100, 200, 400))
@@ -79,15 +75,6 @@ TU_UNUSED static void relax(void)
 		coev_yield();
 	else
 		sched_yield();
-}
-
-/* Let a waiter that was seen starting reach its wait. */
-TU_UNUSED static void settle(void)
-{
-	if (coev_self())
-		coev_sleep(SETTLE);
-	else
-		tu_nap_ms((long)(SETTLE / COEV_MSEC(1)));
 }
 
 /* ---- messages and the ledger -------------------------------------------- */

@@ -389,7 +389,7 @@ static int order_main(void *arg)
 		coev_cond_signal(&c);
 		coev_mutex_unlock(&m);
 		TU_CHECK_EQ(tu_wait_at_least(&w[k].returned, 1), 0);
-		coev_sleep(COEV_MSEC(2));
+		coev_sleep(COEV_MSEC(2)); /* a negative check: no other wakes */
 		for (int i = 0; i < ORD_N; i++)
 			TU_CHECK_MSG(atomic_load(&w[i].returned) == (i <= k),
 				     "after signal %d: waiter %d returned=%d",
@@ -613,7 +613,9 @@ static int relock_main(void *arg)
 	TU_CHECK_EQ(coev_mutex_lock(&m), 0);
 	if (by_cancel)
 		TU_CHECK_EQ(coev_cancel(t), 0);
-	coev_sleep(COEV_MSEC(20) + SETTLE);
+	/* Out of the condition's queue (deadline or cancel), it waits for
+	 * the mutex, and cannot return before it has it. */
+	parked(t, COEV_WAIT_MUTEX, &m);
 	TU_CHECK_EQ(atomic_load(&w.returned), 0);
 	coev_mutex_unlock(&m);
 	TU_CHECK_EQ(coev_join(t, NULL), 0);

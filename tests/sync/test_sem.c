@@ -270,7 +270,7 @@ static int fifo_main(void *arg)
 		TU_CHECK_EQ(coev_sem_tryacquire(&s), -EAGAIN);
 		TU_CHECK_EQ(coev_sem_value(&s), 0);
 		TU_CHECK_EQ(tu_wait_at_least(&logn, k + 1), 0);
-		coev_sleep(COEV_MSEC(2));
+		coev_sleep(COEV_MSEC(2)); /* a negative check: one grant only */
 		TU_CHECK_EQ(atomic_load(&logn), k + 1);
 		TU_CHECK_MSG(log[k] == want[k],
 			     "permit %d went to waiter %d, want %d", k, log[k],

@@ -271,7 +271,8 @@ static void test_wg_add_counts_and_negative_add(void **state)
 	assert_int_equal(tu_wait_thread_parked(&w.at), 0);
 	coev_wg_done(&wg);
 	coev_wg_add(&wg, -3); /* one left */
-	tu_nap_ms(10);
+	/* A negative check: time for a wrong wake to show itself (SETTLE). */
+	tu_nap_ms((long)(SETTLE / COEV_MSEC(1)));
 	assert_int_equal(atomic_load(&w.finished), 0);
 	coev_wg_add(&wg, 2);
 	coev_wg_add(&wg, -3); /* zero */
@@ -394,7 +395,8 @@ static void test_wg_cancel_from_thread_and_thread_waiters(void **state)
 	assert_int_equal(tu_thread_wait_at_least(&tf.arrived, 1), 0);
 	assert_int_equal(tu_wait_thread_parked(&tf.at), 0);
 	coev_wg_done(&wg);
-	tu_nap_ms(10);
+	/* A negative check: time for a wrong wake to show itself (SETTLE). */
+	tu_nap_ms((long)(SETTLE / COEV_MSEC(1)));
 	assert_int_equal(atomic_load(&tf.finished), 0);
 	assert_int_equal(atomic_load(&w2.finished), 0);
 	coev_wg_done(&wg);
