@@ -98,7 +98,15 @@ void coev__worker_run_posts(struct coev_worker *w, bool run);
 
 /* task.c */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);
-bool coev__entry_stale(coev__entry_t *e);
+/* True when e can no longer claim its task: a spawn or boost entry whose
+ * task has started (a state that never returns to plain NOTIFIED).
+ * Inline: every pop and every entry an overflow moves asks it. */
+static inline bool coev__entry_stale(coev__entry_t *e)
+{
+	return !coev__entry_runs(e) &&
+	       atomic_load_explicit(&coev__entry_task(e)->state,
+				    memory_order_relaxed) != TS_NOTIFIED;
+}
 void coev__task_free_all(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,

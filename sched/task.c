@@ -99,50 +99,136 @@ void coev__task_release(coev_task_t *t)
 	coev__block_put(t->rt, w, t);
 }
 
-/* Tasks spawned and not yet ended in rt. Exact when nothing spawns or
- * ends meanwhile; otherwise a value the count had or will have. */
+/*
+ * The live count: tasks spawned and not yet ended, which a shutdown waits
+ * to see reach 0. Tasks spawned by a task on worker h count in h's
+ * st.spawned (+1 before the spawn looks at closed, -1 if it is refused),
+ * and their ends in the live_ends[h] of the worker where they end; tasks
+ * spawned from outside the workers count in live_ext (+1 at the spawn, -1
+ * at the end). Every worker counter has one writer, its owner, which
+ * adds with a load and a store: no locked instruction on spawn or end.
+ * The count is live_ext + sum(spawned) - sum(live_ends), and h's share
+ * (coev_worker_stats_t.alive) is its spawned minus the live_ends[h] of
+ * every worker.
+ *
+ * The shutdown handshake (runtime.c: coev_rt_shutdown, wait_live) is two
+ * store-load orders, each made of a light fence on the workers and a
+ * heavy fence (membarrier) on the shutdown's side (sched/platform.h):
+ *   1. a spawn counts itself, then loads closed; the shutdown stores
+ *      closed, then counts: a spawn that missed closed is counted;
+ *   2. an end (or a refused spawn's undo) stores its count, then loads
+ *      live_waiters; a shutdown increments live_waiters, then counts: it
+ *      counts the end, or the end sees it waiting, takes live_mu (which
+ *      the shutdown holds from its count until its wait releases it) and
+ *      counts again, broadcasting at 0. Two ends that both see it
+ *      waiting count under live_mu, so the later one sees both.
+ * Why a 0 is exact: the counts are read after the heavy fence, ends
+ * before spawns (acquire loads of ends, against the release stores in
+ * live_end): every end read is of a spawn already counted in what is
+ * read after it, so the difference never drops below the tasks left;
+ * every spawn that succeeded counted itself before the shutdown's
+ * fence, so it is in the sum. A refused spawn's brief +1 can only make
+ * the sum larger; its undo wakes the shutdown like an end.
+ *
+ * Rejected: one count per worker that ends on other workers decrement
+ * (the previous design: a locked add at every spawn and a locked
+ * subtract at every end, about a quarter of a detached task's cost), and
+ * a seq_cst fence in place of each locked instruction (the same cost).
+ */
 long coev__live_count(struct coev_rt *rt)
 {
-	/* seq_cst: these loads are the load half of two store-load orders.
-	 * In coev_rt_shutdown (runtime.c) they follow its store of closed,
-	 * against coev__task_spawn's increment of live before its load of
-	 * closed: either the spawn sees closed or the shutdown counts the
-	 * task. And they follow shutdown's increment of live_waiters,
-	 * against live_drop's decrement of live before its load of
-	 * live_waiters (a task's end, or the undo of a spawn's count): either
-	 * the shutdown counts the drop or the dropper sees it waiting and
-	 * broadcasts. After closed, counts only go down (a refused spawn's
-	 * +1 is undone, by live_drop too), so a sum that reads 0 is 0. */
-	long n = atomic_load_explicit(&rt->live_ext, memory_order_seq_cst);
+	uint64_t ends = 0, spawns = 0;
+	unsigned n = rt->nworkers;
 
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		n += atomic_load_explicit(&rt->workers[i]->live,
-					  memory_order_seq_cst);
-	return n;
+	/* Acquire: pairs with live_end's release store; the spawns read
+	 * below then include every spawn whose end was read here. */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned h = 0; h < n; h++)
+			ends += atomic_load_explicit(
+				&rt->workers[i]->live_ends[h],
+				memory_order_acquire);
+	for (unsigned h = 0; h < n; h++)
+		spawns += atomic_load_explicit(&rt->workers[h]->st.spawned,
+					       memory_order_relaxed);
+	/* seq_cst: the load half of the non-workers' store-load orders
+	 * (live_ext_drop, coev__task_spawn). */
+	return atomic_load_explicit(&rt->live_ext, memory_order_seq_cst) +
+	       (long)(spawns - ends);
 }
 
-/*
- * Drop one count of rt's live tasks (live is the share of the worker or
- * live_ext that was counted) and wake a waiting shutdown when the count
- * reaches 0: a task's end, and every undo of a spawn's count. Each must
- * check, since a shutdown that reads a sum above 0 sleeps until one of
- * them sees it waiting: a refused spawn's brief count, undone after the
- * last task ended, is the last change the sum sees.
- */
-static void live_drop(struct coev_rt *rt, atomic_long *live)
+long coev__live_share(struct coev_rt *rt, unsigned h)
 {
-	/* seq_cst: the decrement of live before the load of live_waiters,
-	 * against coev_rt_shutdown's increment of live_waiters before its
-	 * loads of live in coev__live_count (runtime.c): either it sees
-	 * this decrement or we see it waiting and wake it to count again
-	 * (it holds live_mu from its check until its wait releases it). */
-	atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
-	    coev__live_count(rt) == 0) {
-		pthread_mutex_lock(&rt->live_mu);
+	uint64_t ends = 0;
+
+	/* Acquire, and ends before spawns: as in coev__live_count, so the
+	 * share is never negative. */
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		ends += atomic_load_explicit(&rt->workers[i]->live_ends[h],
+					     memory_order_acquire);
+	return (long)(atomic_load_explicit(&rt->workers[h]->st.spawned,
+					   memory_order_relaxed) -
+		      ends);
+}
+
+/* A shutdown waits for the count to reach 0: count again under live_mu,
+ * and wake it at 0 (see the handshake above). */
+static void live_wake(struct coev_rt *rt)
+{
+	pthread_mutex_lock(&rt->live_mu);
+	if (coev__live_count(rt) == 0)
 		pthread_cond_broadcast(&rt->live_cv);
-		pthread_mutex_unlock(&rt->live_mu);
+	pthread_mutex_unlock(&rt->live_mu);
+}
+
+/* After a worker's count went down (an end, an undone spawn): step 2 of
+ * the handshake. */
+static inline void live_check(struct coev_rt *rt)
+{
+	COEV__POINT(LIVE);
+	coev__fence_light(); /* store-load: against wait_live's heavy fence */
+	if (__builtin_expect(atomic_load_explicit(&rt->live_waiters,
+						  memory_order_relaxed),
+			     0))
+		live_wake(rt);
+}
+
+/* Undo a worker's count of a spawn that was refused. */
+static void live_undo(struct coev_rt *rt, struct coev_worker *w)
+{
+	atomic_store_explicit(
+		&w->st.spawned,
+		atomic_load_explicit(&w->st.spawned, memory_order_relaxed) - 1,
+		memory_order_relaxed);
+	live_check(rt);
+}
+
+/* The end of a task counted in live_ext, or the undo of such a count. */
+static void live_ext_drop(struct coev_rt *rt)
+{
+	/* seq_cst: the decrement before the load of live_waiters, against
+	 * wait_live's increment of live_waiters and heavy fence before its
+	 * loads (step 2 of the handshake, with a locked RMW on this side). */
+	atomic_fetch_sub_explicit(&rt->live_ext, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst))
+		live_wake(rt);
+}
+
+/* Count the end of t on w. */
+static inline void live_end(struct coev_worker *w, coev_task_t *t)
+{
+	atomic_uint_fast64_t *c;
+
+	if (t->ext) {
+		live_ext_drop(t->rt);
+		return;
 	}
+	c = &w->live_ends[t->home->index];
+	/* Release: pairs with the acquire loads in coev__live_count and
+	 * coev__live_share, which then read the spawn's count too. */
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_release);
+	live_check(t->rt);
 }
 
 /* Tasks kept by coev__task_free_all, process-wide: reachable, so that
@@ -220,9 +306,9 @@ static uint64_t take_id(struct coev_worker *w)
 }
 
 /* Fill a new task block (spawn). */
-static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
-		      bool ext, const char *name, coev_fn fn, void *arg,
-		      bool handle)
+static inline __attribute__((always_inline)) void
+task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w, bool ext,
+	  const char *name, coev_fn fn, void *arg, bool handle)
 {
 	/* Not refs (zero in a free block): walkers read it at any time, and
 	 * the spawn stores it last (publish). Not state: only atomics. */
@@ -250,58 +336,75 @@ static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
 	}
 }
 
-int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
-		     struct coev_scope *scope, const char *name, coev_fn fn,
-		     void *arg, coev_task_t **out)
+/* coev__task_spawn, inlined into coev_spawn and coev_spawn_named (a call
+ * level and a prologue less on every spawn from a task). */
+static inline __attribute__((always_inline)) int
+spawn(struct coev_rt *rt, struct coev_worker *w, struct coev_scope *scope,
+      const char *name, coev_fn fn, void *arg, coev_task_t **out)
 {
 	coev_task_t *t;
-	atomic_long *live;
+	bool closed;
 	int r;
 
 	if (!rt || !fn)
 		return -EINVAL;
 	if (w && w->rt != rt)
 		w = NULL;
-	live = w ? &w->live : &rt->live_ext;
-	/* seq_cst: the increment of live before the load of closed, against
-	 * coev_rt_shutdown's store of closed (runtime.c) before its loads
-	 * of live in coev__live_count: either the spawn sees closed or the
-	 * shutdown counts this task. The undoing drops below wake a
-	 * shutdown that counted this task (live_drop). */
-	atomic_fetch_add_explicit(live, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
-		live_drop(rt, live);
-		return -ESHUTDOWN;
+	/* Step 1 of the live count's handshake (above): count, then load
+	 * closed; either the spawn sees closed or the shutdown counts it. */
+	if (w) {
+		COEV_STAT_ADD(w, spawned, 1);
+		COEV__POINT(LIVE);
+		coev__fence_light(); /* against coev_rt_shutdown's heavy one */
+		closed =
+			atomic_load_explicit(&rt->closed, memory_order_relaxed);
+	} else {
+		/* seq_cst: the RMW before the load is this side's fence. */
+		atomic_fetch_add_explicit(&rt->live_ext, 1,
+					  memory_order_seq_cst);
+		closed =
+			atomic_load_explicit(&rt->closed, memory_order_seq_cst);
+	}
+	if (closed) {
+		r = -ESHUTDOWN;
+		goto undo;
 	}
 	t = coev__block_get(rt, w);
 	if (!t) {
-		live_drop(rt, live);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto undo;
 	}
-	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
+	task_init(t, rt, w, w == NULL, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
 		coev__block_put(rt, w, t);
-		live_drop(rt, live);
-		return r;
+		goto undo;
 	}
 	/* Publish: walkers (coev__task_each) take references on the block
 	 * from now on. Release: the fields written above are read whole by
-	 * a walker's acquiring CAS (block.c: try_ref). seq_cst: the store
-	 * half of a store-load order, before the load of abandoned below,
-	 * against coev__join_abandon_all's store of abandoned before its
-	 * walk's CAS: the walk finds the block or we see abandoned. */
-	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_seq_cst);
-	/* Let in before a shutdown that has given up on the tasks since:
-	 * its walk may have missed this one (join.c). seq_cst: see above. */
-	if (__builtin_expect(
-		    atomic_load_explicit(&rt->abandoned, memory_order_seq_cst),
-		    0))
-		coev__join_abandon(t);
+	 * a walker's acquiring CAS (block.c: try_ref). A worker's spawn
+	 * needs no more: coev__join_abandon_all runs after the workers are
+	 * joined (runtime.c), so its walk sees every block they published. */
+	if (w) {
+		atomic_store_explicit(&t->refs, out ? 2 : 1,
+				      memory_order_release);
+	} else {
+		/* seq_cst: the store half of a store-load order, before the
+		 * load of abandoned below, against coev__join_abandon_all's
+		 * store of abandoned before its walk's CAS: the walk finds
+		 * the block or we see abandoned. */
+		atomic_store_explicit(&t->refs, out ? 2 : 1,
+				      memory_order_seq_cst);
+		/* Let in before a shutdown that has given up on the tasks
+		 * since: its walk may have missed this one (join.c). */
+		if (__builtin_expect(atomic_load_explicit(&rt->abandoned,
+							  memory_order_seq_cst),
+				     0))
+			coev__join_abandon(t);
+	}
 	if (out)
 		*out = t;
 	if (w) {
-		COEV_STAT_ADD(w, spawned, 1);
 		if (COEV__TRACING(w))
 			coev__trace_spawn(w, t);
 		coev__schedule_lifo(w, coev__entry(t, ENTRY_SPAWN));
@@ -309,6 +412,19 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		coev__schedule_inject(rt, coev__entry(t, ENTRY_SPAWN));
 	}
 	return 0;
+undo:
+	if (w)
+		live_undo(rt, w);
+	else
+		live_ext_drop(rt);
+	return r;
+}
+
+int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
+		     struct coev_scope *scope, const char *name, coev_fn fn,
+		     void *arg, coev_task_t **out)
+{
+	return spawn(rt, w, scope, name, fn, arg, out);
 }
 
 int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
@@ -317,12 +433,16 @@ int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
 
 	if (!w || !w->current)
 		return COEV_ENOTCORO;
-	return coev__task_spawn(w->rt, w, NULL, name, fn, arg, out);
+	return spawn(w->rt, w, NULL, name, fn, arg, out);
 }
 
 int coev_spawn(coev_fn fn, void *arg, coev_task_t **out)
 {
-	return coev_spawn_named(NULL, fn, arg, out);
+	struct coev_worker *w = coev__worker_self();
+
+	if (!w || !w->current)
+		return COEV_ENOTCORO;
+	return spawn(w->rt, w, NULL, NULL, fn, arg, out);
 }
 
 int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn, void *arg,
@@ -363,7 +483,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	if (COEV__DEBUG(rt))
 		coev__debug_task_end(w, t);
 	if (t->stack) {
-		coev__stack_check(t);
+		if (!t->stack->guarded) /* its canary (overflow.c) */
+			coev__stack_check(t);
 		coev__stack_put(w, t->stack);
 		t->stack = NULL;
 	}
@@ -391,22 +512,10 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	else if (j == JOIN_DETACHED && t->result < 0 && !scoped &&
 		 rt->unjoined) /* a scope's child: its scope has the error */
 		coev__report_unjoined(t, "ended detached");
-	/* The share dropped is the one the spawn counted: its home worker's
-	 * (t->home is the spawner's worker for a task spawned by a task),
-	 * wherever the task ends, so each share counts its worker's spawns
-	 * still alive, a gauge that never goes negative. A task that ends
-	 * away from home writes that worker's line once. */
-	live_drop(rt, t->ext ? &rt->live_ext : &t->home->live);
+	/* Counted on this worker, against the spawner's (t->home) share:
+	 * no line of another worker is written. */
+	live_end(w, t);
 	coev__task_release(t);
-}
-
-/* True when e can no longer claim its task: a spawn or boost entry whose
- * task has started (a state that never returns to plain NOTIFIED). */
-bool coev__entry_stale(coev__entry_t *e)
-{
-	return !coev__entry_runs(e) &&
-	       atomic_load_explicit(&coev__entry_task(e)->state,
-				    memory_order_relaxed) != TS_NOTIFIED;
 }
 
 /* Claim the task of a queue entry. A spawn or boost entry claims only a

@@ -150,22 +150,53 @@ static coev__entry_t *ring_pop(struct coev_worker *v)
 	return p;
 }
 
-/* Owner only. When the ring is full, its older half is taken out: stale
- * entries are dropped (this is where fork-join code sheds the spawn
- * entries of children that a join already ran); if that freed at least a
- * quarter of the ring the live ones go back in, else they and t go to the
- * inject queue in one batch (Go's runqputslow). */
+/* Owner only: claim the n oldest entries of the owner's own ring with one
+ * CAS on the consumer head, against thieves' pops of the same word (Go's
+ * runqputslow and tokio's push_overflow claim their batch the same way):
+ * true with *at the head they start at, false when fewer than n are
+ * queued. The caller reads the slots after the claim: only the owner
+ * writes slots, and it pushes nothing before it has read them. */
+static bool ring_claim(struct coev_worker *w, unsigned n, unsigned *at)
+{
+	unsigned head, tail;
+
+	COEV__POINT(POP);
+	/* Relaxed: the owner wrote every slot and p_tail itself. */
+	head = ck_pr_load_uint(&w->ring.c_head);
+	do {
+		tail = ck_pr_load_uint(&w->ring.p_tail);
+		if (tail - head < n)
+			return false;
+		/* The CAS decides between us and a thief that read the same
+		 * head (ck_ring_dequeue_spmc's CAS on c_head). */
+	} while (!ck_pr_cas_uint_value(&w->ring.c_head, head, head + n, &head));
+	*at = head;
+	return true;
+}
+
+/* Owner only. When the ring is full, its older half is taken out (one
+ * claim): stale entries are dropped (this is where fork-join code sheds
+ * the spawn entries of children that a join already ran); if that freed
+ * at least a quarter of the ring the live ones go back in, else they and
+ * t go to the inject queue in one batch (Go's runqputslow). */
 static void ring_push(struct coev_worker *w, coev__entry_t *t);
 
 static __attribute__((noinline, cold)) void ring_overflow(struct coev_worker *w,
 							  coev__entry_t *t)
 {
 	coev__entry_t *first = NULL, *last = NULL, *x, *next;
-	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
+	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i, at;
 
+	/* Thieves took some since the push found the ring full: there is
+	 * room now. */
+	if (!ring_claim(w, half, &at)) {
+		ring_push(w, t);
+		return;
+	}
 	/* The live entries are out of every queue now: chain them through
 	 * their own links (no array on what may be a task's stack). */
-	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
+	for (i = 0; i < half; i++) {
+		x = w->buf[(at + i) & w->ring.mask].value;
 		if (coev__entry_stale(x)) {
 			coev__task_release(coev__entry_task(x));
 			continue;
