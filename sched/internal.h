@@ -47,6 +47,12 @@
 #define COEV_RUNQ_SIZE 1024
 #endif
 
+/* Entries a worker takes from its own ring at once (worker.c, "The
+ * owner's batch"): one CAS per this many pops of a long ring. */
+#ifndef COEV_BATCH
+#define COEV_BATCH 8
+#endif
+
 /* --- tasks ------------------------------------------------------------ */
 
 /* A queue entry: a tagged task pointer (its encoding is private to sched/,
@@ -212,7 +218,14 @@ struct coev_worker {
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
-	struct coev_rt *rt;    /* [init] */
+	struct coev_rt *rt; /* [init] */
+	/* The batch (worker.c, "The owner's batch"): up to COEV_BATCH of the
+	 * ring's oldest entries, claimed with one CAS and popped without
+	 * one. Entries [batch_i, batch_n) are left. [owner; while it is
+	 * stuck in one task, the monitor through batch_gone] */
+	atomic_uint batch_i, batch_n; /* [owner writes, any reads] */
+	atomic_uint batch_gone; /* [monitor sets, owner clears] see worker.c */
+	coev__entry_t *batch[COEV_BATCH];
 	unsigned index;	       /* [init] */
 	coev_task_t *current;  /* [owner] task being run */
 	coev__ctx_t sched_ctx; /* [owner] scheduler context */

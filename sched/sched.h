@@ -93,6 +93,9 @@ coev__entry_t *coev__inject_pop(coev__inject_t *q);
 /* Pop up to max entries as a list; returns the count, *out the first. */
 size_t coev__inject_pop_batch(coev__inject_t *q, size_t max,
 			      coev__entry_t **out);
+/* The monitor: w has stayed in the run it began at seq (odd) for a whole
+ * period; hand its batch to other workers (worker.c). */
+void coev__worker_batch_rescue(struct coev_worker *w, uint_fast64_t seq);
 /* post.c: run every post (run false: the runtime is freed, fail them). */
 void coev__worker_run_posts(struct coev_worker *w, bool run);
 

@@ -174,6 +174,144 @@ static bool ring_claim(struct coev_worker *w, unsigned n, unsigned *at)
 	return true;
 }
 
+/*
+ * The owner's batch. The owner does not pop its ring one CAS at a time: it
+ * claims up to COEV_BATCH of the oldest entries with one CAS (ring_claim)
+ * into w->batch and pops them from there with no atomic instruction, so a
+ * long queue of yielding tasks pays a CAS per COEV_BATCH runs. It claims
+ * at most half of what the ring holds (rounded up), so that at the claim
+ * at least as much is left for thieves as it took.
+ *
+ * What thieves cannot see. Entries in the batch are the owner's: a thief
+ * steals only from the ring. They are at most COEV_BATCH - 1 tasks, each
+ * of which the owner runs as soon as the task it runs suspends, as it
+ * would run its LIFO slot. A task that runs long without suspending would
+ * keep them waiting, and that is what the monitor rescues (monitor.c):
+ * finding the worker in the same run a whole period later with a batch
+ * left, it calls coev__worker_batch_rescue, which takes the batch away
+ * from the owner in a handshake of two store-load orders (the asymmetric
+ * fence, sched/platform.h):
+ *   1. the monitor stores batch_gone = 1, issues the heavy fence, and
+ *      loads run_seq again; the owner, at the end of every run, stores
+ *      run_seq (run_end, task.c), issues the light fence in next_local
+ *      and loads batch_gone before it touches the batch;
+ *   2. if run_seq is still the stuck run's, the owner has not left it
+ *      and, when it does, will see batch_gone: the monitor moves the
+ *      batch to the inject queue, empties it and stores batch_gone = 2
+ *      (release), then notifies a sleeper; the owner, seeing 2
+ *      (acquire), finds its batch empty and clears batch_gone;
+ *   3. if run_seq changed, the owner may be using the batch: the monitor
+ *      stores batch_gone = 0 and leaves; an owner that saw the 1 waits
+ *      for that (a few instructions away).
+ * The batch's fields are the owner's but for that window: the owner's
+ * last writes before the stuck run are published by run_begin's release
+ * store of run_seq, which the monitor acquires.
+ *
+ * Rejected: a Chase-Lev deque (the owner pops the end it pushes, which
+ * makes a yield LIFO, and its pop needs a store-load fence, which costs
+ * what the CAS does); a CAS-free pop guarded by "nobody searches" (every
+ * search would then need a heavy fence, and message passing between two
+ * workers starts a search at every hop).
+ */
+static coev__entry_t *batch_pop(struct coev_worker *w)
+{
+	/* Relaxed, here and below: the owner's own fields, atomic only so
+	 * that the monitor's and metrics' looks are no data race. */
+	unsigned i = atomic_load_explicit(&w->batch_i, memory_order_relaxed);
+	unsigned size, n, at, off;
+
+	if (i == atomic_load_explicit(&w->batch_n, memory_order_relaxed)) {
+		size = ring_size(w);
+		if (!size)
+			return NULL;
+		n = (size + 1) / 2;
+		if (n > COEV_BATCH)
+			n = COEV_BATCH;
+		/* Thieves took some since we looked: one at a time then. */
+		if (!ring_claim(w, n, &at))
+			return ring_pop(w);
+		off = at & w->ring.mask;
+		if (off + n <= COEV_RUNQ_SIZE) {
+			memcpy(w->batch, &w->buf[off], n * sizeof w->buf[0]);
+		} else {
+			for (unsigned j = 0; j < n; j++)
+				w->batch[j] =
+					w->buf[(at + j) & w->ring.mask].value;
+		}
+		i = 0;
+		atomic_store_explicit(&w->batch_n, n, memory_order_relaxed);
+	}
+	atomic_store_explicit(&w->batch_i, i + 1, memory_order_relaxed);
+	return w->batch[i];
+}
+
+/* The owner's half of the batch handshake (steps 2 and 3 above), when
+ * the monitor has begun one: wait for its outcome. */
+static __attribute__((noinline, cold)) void batch_back(struct coev_worker *w)
+{
+	unsigned g;
+
+	/* Acquire: pairs with the monitor's release store of 2 (the batch
+	 * it emptied) or of 0 (it left the batch alone). */
+	while ((g = atomic_load_explicit(&w->batch_gone,
+					 memory_order_acquire)) == 1)
+		coev__cpu_pause();
+	if (g == 2)
+		atomic_store_explicit(&w->batch_gone, 0, memory_order_relaxed);
+}
+
+static inline void batch_check(struct coev_worker *w)
+{
+	/* Store-load: run_end's store of run_seq before this load, against
+	 * coev__worker_batch_rescue's store of batch_gone and heavy fence
+	 * before its load of run_seq. */
+	coev__fence_light();
+	if (__builtin_expect(
+		    atomic_load_explicit(&w->batch_gone, memory_order_relaxed),
+		    0))
+		batch_back(w);
+}
+
+void coev__worker_batch_rescue(struct coev_worker *w, uint_fast64_t seq)
+{
+	coev__entry_t *first = NULL, *last = NULL, *x;
+	unsigned n;
+	unsigned i = atomic_load_explicit(&w->batch_i, memory_order_relaxed);
+	unsigned end = atomic_load_explicit(&w->batch_n, memory_order_relaxed);
+
+	if (i == end)
+		return;
+	atomic_store_explicit(&w->batch_gone, 1, memory_order_relaxed);
+	coev__plat_fence_heavy();
+	/* Acquire: pairs with run_begin's release store of seq, which
+	 * published the batch as the owner left it. */
+	if (atomic_load_explicit(&w->run_seq, memory_order_acquire) != seq) {
+		/* Release: pairs with batch_back's acquire. */
+		atomic_store_explicit(&w->batch_gone, 0, memory_order_release);
+		return;
+	}
+	/* Read again: the owner may have popped since the first look and
+	 * before the run began; that run's release store published it. */
+	i = atomic_load_explicit(&w->batch_i, memory_order_relaxed);
+	end = atomic_load_explicit(&w->batch_n, memory_order_relaxed);
+	n = end - i;
+	for (; i < end; i++) {
+		x = w->batch[i];
+		if (last)
+			*coev__entry_link(last) = x;
+		else
+			first = x;
+		last = x;
+	}
+	atomic_store_explicit(&w->batch_i, end, memory_order_relaxed);
+	/* Release: pairs with batch_back's acquire; the batch is empty. */
+	atomic_store_explicit(&w->batch_gone, 2, memory_order_release);
+	if (n) {
+		coev__inject_push(&w->rt->inject, first, last, n);
+		coev__notify_parked(w->rt);
+	}
+}
+
 /* Owner only. When the ring is full, its older half is taken out (one
  * claim): stale entries are dropped (this is where fork-join code sheds
  * the spawn entries of children that a join already ran); if that freed
@@ -341,7 +479,11 @@ static void stop_searching(struct coev_worker *w)
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox)
 {
-	*ring = ring_size(w);
+	unsigned bi = atomic_load_explicit(&w->batch_i, memory_order_relaxed);
+	unsigned bn = atomic_load_explicit(&w->batch_n, memory_order_relaxed);
+
+	/* The batch counts as ring; a refill seen half-way reads as 0. */
+	*ring = ring_size(w) + (bn > bi ? bn - bi : 0);
 	*lifo = atomic_load_explicit(&w->lifo, memory_order_relaxed) != NULL;
 	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
 }
@@ -643,7 +785,7 @@ static inline coev__entry_t *take_lifo(struct coev_worker *w)
 	COEV__POINT(POP);
 	/* acq_rel: against steal_lifo's CAS in a thief (one RMW chain
 	 * decides who gets the entry, and a thief may have taken it since
-	 * next_local looked: t is then NULL and the caller searches); the
+	 * next_local looked: t is then NULL and next_local goes on); the
 	 * entry is ours, set by coev__schedule_lifo on this thread. */
 	t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
 	if (coev__entry_kind(t) == ENTRY_RUN)
@@ -657,6 +799,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;
 
+	batch_check(w);
 	if (++w->tick % COEV_TICK_GLOBAL == 0) {
 		/* Fairness: the loop and the inject queue get a turn at least
 		 * every COEV_TICK_GLOBAL polls, however busy the local queue
@@ -688,11 +831,16 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * each other must not starve the ring. A new or boosted
 		 * child continues its parent's work, as a call would, and a
 		 * joiner resumed by its ended child is that call returning;
-		 * running them first keeps fork-join code depth-first. */
-		return take_lifo(w);
+		 * running them first keeps fork-join code depth-first. A
+		 * thief may have taken it since we looked: then the batch
+		 * and the ring, which must not be left behind (a worker whose
+		 * next_local finds nothing may park, and its batch is seen
+		 * by nobody else). */
+		if ((t = take_lifo(w)) != NULL)
+			return t;
 	}
 	w->lifo_runs = 0;
-	if ((t = ring_pop(w)) != NULL)
+	if ((t = batch_pop(w)) != NULL)
 		return t;
 	/* acq_rel: against steal_lifo's CAS, as above. */
 	if ((t = atomic_exchange_explicit(&w->lifo, NULL,
