@@ -244,7 +244,7 @@ struct coev_worker {
 	coev_task_t *task_spare;  /* [owner] a full batch in reserve */
 	char *task_bump;	  /* [owner] next block to carve */
 	char *task_bump_end;	  /* [owner] end of the chunk carved */
-	/* The live count (task.c, coev__live_count): ends on this worker of
+	/* The live count (live.c): ends on this worker of
 	 * tasks spawned by tasks, one counter per spawning worker (indexed
 	 * by its index), nworkers of them; the spawns are st.spawned. Only
 	 * the owner writes, so neither side takes a locked instruction.

@@ -369,7 +369,7 @@ static long wait_live(struct coev_rt *rt, coev_time_t deadline)
 	/* The increment of live_waiters before the loads of the counts in
 	 * coev__live_count, against a task's end (or the undo of a refused
 	 * spawn's count) storing its count before it loads live_waiters
-	 * (task.c: live_end): either we count the end or it sees us waiting
+	 * (sched.h: coev__live_end): either we count the end or it sees us waiting
 	 * and broadcasts under live_mu, which we hold until the wait
 	 * releases it. The heavy fence is our half of that store-load order
 	 * (the workers' half is a light fence: sched/platform.h); seq_cst

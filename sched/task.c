@@ -99,138 +99,6 @@ void coev__task_release(coev_task_t *t)
 	coev__block_put(t->rt, w, t);
 }
 
-/*
- * The live count: tasks spawned and not yet ended, which a shutdown waits
- * to see reach 0. Tasks spawned by a task on worker h count in h's
- * st.spawned (+1 before the spawn looks at closed, -1 if it is refused),
- * and their ends in the live_ends[h] of the worker where they end; tasks
- * spawned from outside the workers count in live_ext (+1 at the spawn, -1
- * at the end). Every worker counter has one writer, its owner, which
- * adds with a load and a store: no locked instruction on spawn or end.
- * The count is live_ext + sum(spawned) - sum(live_ends), and h's share
- * (coev_worker_stats_t.alive) is its spawned minus the live_ends[h] of
- * every worker.
- *
- * The shutdown handshake (runtime.c: coev_rt_shutdown, wait_live) is two
- * store-load orders, each made of a light fence on the workers and a
- * heavy fence (membarrier) on the shutdown's side (sched/platform.h):
- *   1. a spawn counts itself, then loads closed; the shutdown stores
- *      closed, then counts: a spawn that missed closed is counted;
- *   2. an end (or a refused spawn's undo) stores its count, then loads
- *      live_waiters; a shutdown increments live_waiters, then counts: it
- *      counts the end, or the end sees it waiting, takes live_mu (which
- *      the shutdown holds from its count until its wait releases it) and
- *      counts again, broadcasting at 0. Two ends that both see it
- *      waiting count under live_mu, so the later one sees both.
- * Why a 0 is exact: the counts are read after the heavy fence, ends
- * before spawns (acquire loads of ends, against the release stores in
- * live_end): every end read is of a spawn already counted in what is
- * read after it, so the difference never drops below the tasks left;
- * every spawn that succeeded counted itself before the shutdown's
- * fence, so it is in the sum. A refused spawn's brief +1 can only make
- * the sum larger; its undo wakes the shutdown like an end.
- *
- * Rejected: one count per worker that ends on other workers decrement
- * (the previous design: a locked add at every spawn and a locked
- * subtract at every end, about a quarter of a detached task's cost), and
- * a seq_cst fence in place of each locked instruction (the same cost).
- */
-long coev__live_count(struct coev_rt *rt)
-{
-	uint64_t ends = 0, spawns = 0;
-	unsigned n = rt->nworkers;
-
-	/* Acquire: pairs with live_end's release store; the spawns read
-	 * below then include every spawn whose end was read here. */
-	for (unsigned i = 0; i < n; i++)
-		for (unsigned h = 0; h < n; h++)
-			ends += atomic_load_explicit(
-				&rt->workers[i]->live_ends[h],
-				memory_order_acquire);
-	for (unsigned h = 0; h < n; h++)
-		spawns += atomic_load_explicit(&rt->workers[h]->st.spawned,
-					       memory_order_relaxed);
-	/* seq_cst: the load half of the non-workers' store-load orders
-	 * (live_ext_drop, coev__task_spawn). */
-	return atomic_load_explicit(&rt->live_ext, memory_order_seq_cst) +
-	       (long)(spawns - ends);
-}
-
-long coev__live_share(struct coev_rt *rt, unsigned h)
-{
-	uint64_t ends = 0;
-
-	/* Acquire, and ends before spawns: as in coev__live_count, so the
-	 * share is never negative. */
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		ends += atomic_load_explicit(&rt->workers[i]->live_ends[h],
-					     memory_order_acquire);
-	return (long)(atomic_load_explicit(&rt->workers[h]->st.spawned,
-					   memory_order_relaxed) -
-		      ends);
-}
-
-/* A shutdown waits for the count to reach 0: count again under live_mu,
- * and wake it at 0 (see the handshake above). */
-static void live_wake(struct coev_rt *rt)
-{
-	pthread_mutex_lock(&rt->live_mu);
-	if (coev__live_count(rt) == 0)
-		pthread_cond_broadcast(&rt->live_cv);
-	pthread_mutex_unlock(&rt->live_mu);
-}
-
-/* After a worker's count went down (an end, an undone spawn): step 2 of
- * the handshake. */
-static inline void live_check(struct coev_rt *rt)
-{
-	COEV__POINT(LIVE);
-	coev__fence_light(); /* store-load: against wait_live's heavy fence */
-	if (__builtin_expect(atomic_load_explicit(&rt->live_waiters,
-						  memory_order_relaxed),
-			     0))
-		live_wake(rt);
-}
-
-/* Undo a worker's count of a spawn that was refused. */
-static void live_undo(struct coev_rt *rt, struct coev_worker *w)
-{
-	atomic_store_explicit(
-		&w->st.spawned,
-		atomic_load_explicit(&w->st.spawned, memory_order_relaxed) - 1,
-		memory_order_relaxed);
-	live_check(rt);
-}
-
-/* The end of a task counted in live_ext, or the undo of such a count. */
-static void live_ext_drop(struct coev_rt *rt)
-{
-	/* seq_cst: the decrement before the load of live_waiters, against
-	 * wait_live's increment of live_waiters and heavy fence before its
-	 * loads (step 2 of the handshake, with a locked RMW on this side). */
-	atomic_fetch_sub_explicit(&rt->live_ext, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst))
-		live_wake(rt);
-}
-
-/* Count the end of t on w. */
-static inline void live_end(struct coev_worker *w, coev_task_t *t)
-{
-	atomic_uint_fast64_t *c;
-
-	if (t->ext) {
-		live_ext_drop(t->rt);
-		return;
-	}
-	c = &w->live_ends[t->home->index];
-	/* Release: pairs with the acquire loads in coev__live_count and
-	 * coev__live_share, which then read the spawn's count too. */
-	atomic_store_explicit(c,
-			      atomic_load_explicit(c, memory_order_relaxed) + 1,
-			      memory_order_release);
-	live_check(t->rt);
-}
-
 /* Tasks kept by coev__task_free_all, process-wide: reachable, so that
  * the retained memory is on record (and not reported as lost) rather than
  * dropped on the floor. */
@@ -336,6 +204,32 @@ task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w, bool ext,
 	}
 }
 
+/* Publish a spawned block: walkers (coev__task_each) take references on
+ * it from now on. Release: the fields written before are read whole by a
+ * walker's acquiring CAS (block.c: try_ref). A worker's spawn needs no
+ * more: coev__join_abandon_all runs after the workers are joined
+ * (runtime.c), so its walk sees every block they published. */
+static inline void publish(struct coev_rt *rt, struct coev_worker *w,
+			   coev_task_t *t, bool handle)
+{
+	if (w) {
+		atomic_store_explicit(&t->refs, handle ? 2 : 1,
+				      memory_order_release);
+		return;
+	}
+	/* seq_cst: the store half of a store-load order, before the load of
+	 * abandoned below, against coev__join_abandon_all's store of
+	 * abandoned before its walk's CAS: the walk finds the block or we
+	 * see abandoned. */
+	atomic_store_explicit(&t->refs, handle ? 2 : 1, memory_order_seq_cst);
+	/* Let in before a shutdown that has given up on the tasks since: its
+	 * walk may have missed this one (join.c). */
+	if (__builtin_expect(
+		    atomic_load_explicit(&rt->abandoned, memory_order_seq_cst),
+		    0))
+		coev__join_abandon(t);
+}
+
 /* coev__task_spawn, inlined into coev_spawn and coev_spawn_named (a call
  * level and a prologue less on every spawn from a task). */
 static inline __attribute__((always_inline)) int
@@ -343,29 +237,14 @@ spawn(struct coev_rt *rt, struct coev_worker *w, struct coev_scope *scope,
       const char *name, coev_fn fn, void *arg, coev_task_t **out)
 {
 	coev_task_t *t;
-	bool closed;
 	int r;
 
 	if (!rt || !fn)
 		return -EINVAL;
 	if (w && w->rt != rt)
 		w = NULL;
-	/* Step 1 of the live count's handshake (above): count, then load
-	 * closed; either the spawn sees closed or the shutdown counts it. */
-	if (w) {
-		COEV_STAT_ADD(w, spawned, 1);
-		COEV__POINT(LIVE);
-		coev__fence_light(); /* against coev_rt_shutdown's heavy one */
-		closed =
-			atomic_load_explicit(&rt->closed, memory_order_relaxed);
-	} else {
-		/* seq_cst: the RMW before the load is this side's fence. */
-		atomic_fetch_add_explicit(&rt->live_ext, 1,
-					  memory_order_seq_cst);
-		closed =
-			atomic_load_explicit(&rt->closed, memory_order_seq_cst);
-	}
-	if (closed) {
+	/* Step 1 of the live count's handshake (live.c). */
+	if (coev__live_add(rt, w)) {
 		r = -ESHUTDOWN;
 		goto undo;
 	}
@@ -380,28 +259,7 @@ spawn(struct coev_rt *rt, struct coev_worker *w, struct coev_scope *scope,
 		coev__block_put(rt, w, t);
 		goto undo;
 	}
-	/* Publish: walkers (coev__task_each) take references on the block
-	 * from now on. Release: the fields written above are read whole by
-	 * a walker's acquiring CAS (block.c: try_ref). A worker's spawn
-	 * needs no more: coev__join_abandon_all runs after the workers are
-	 * joined (runtime.c), so its walk sees every block they published. */
-	if (w) {
-		atomic_store_explicit(&t->refs, out ? 2 : 1,
-				      memory_order_release);
-	} else {
-		/* seq_cst: the store half of a store-load order, before the
-		 * load of abandoned below, against coev__join_abandon_all's
-		 * store of abandoned before its walk's CAS: the walk finds
-		 * the block or we see abandoned. */
-		atomic_store_explicit(&t->refs, out ? 2 : 1,
-				      memory_order_seq_cst);
-		/* Let in before a shutdown that has given up on the tasks
-		 * since: its walk may have missed this one (join.c). */
-		if (__builtin_expect(atomic_load_explicit(&rt->abandoned,
-							  memory_order_seq_cst),
-				     0))
-			coev__join_abandon(t);
-	}
+	publish(rt, w, t, out != NULL);
 	if (out)
 		*out = t;
 	if (w) {
@@ -414,9 +272,9 @@ spawn(struct coev_rt *rt, struct coev_worker *w, struct coev_scope *scope,
 	return 0;
 undo:
 	if (w)
-		live_undo(rt, w);
+		coev__live_undo(rt, w);
 	else
-		live_ext_drop(rt);
+		coev__live_ext_drop(rt);
 	return r;
 }
 
@@ -514,7 +372,7 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 		coev__report_unjoined(t, "ended detached");
 	/* Counted on this worker, against the spawner's (t->home) share:
 	 * no line of another worker is written. */
-	live_end(w, t);
+	coev__live_end(w, t);
 	coev__task_release(t);
 }
 
