@@ -70,9 +70,11 @@ LIB_ASM := sched/ctx_$(ARCH).S
 # SIM=1: the deterministic simulation build (fuzz/sim.c in place of
 # sched/plat_ev.c, the pthread calls redirected by fuzz/sim_redirect.h), in
 # its own directory; the fuzz harnesses link it.
+# Its run queues have 8 slots, so that a handful of tasks reaches the ring's
+# wrap-around, overflow and the owner's batch claims (sched/worker.c).
 ifeq ($(SIM),1)
 B := $(B)-sim
-SANFLAGS += -DCOEV_SIM=1
+SANFLAGS += -DCOEV_SIM=1 -DCOEV_RUNQ_SIZE=8
 SIM_INCLUDE := -include fuzz/sim_redirect.h
 LIB_SRC := $(filter-out sched/plat_ev.c,$(LIB_SRC)) fuzz/sim.c fuzz/sim_loop.c fuzz/sim_sync.c
 endif

@@ -6,12 +6,17 @@
  * spawned: spawn a leaf, join, cancel or detach the newest, gather them
  * all, wait_for a leaf with a short deadline, yield, sleep; a task joins
  * what it still holds when its operations end. Leaves yield a few times
- * and return a value that names them.
+ * and return a value that names them. Some leaves first spawn a detached
+ * twig: a spawn that may race with the shutdown coev_run starts when main
+ * returns (the live count's handshake, sched/task.c).
  *
  * Oracles: every leaf that is not cancelled runs exactly once, and none
  * runs twice; a join or gather gets the leaf's own value, or -ECANCELED
  * for a leaf cancelled before it started (which then never ran); every
- * started leaf finishes; the runtime ends with nothing leaked.
+ * started leaf finishes; the runtime ends with nothing leaked. A twig's
+ * spawn succeeds or, once the shutdown began, fails with -ESHUTDOWN; a
+ * spawned twig runs at most once, and coev_run (whose shutdown waits for
+ * the live count to reach 0) returns 0, so no task outlived it.
  */
 #include <errno.h>
 #include <string.h>
@@ -37,6 +42,9 @@ enum {
 struct leaf {
 	int id;
 	unsigned yields;
+	bool twig; /* spawns a detached twig first */
+	int twig_rc;
+	int twig_ran;
 	int started, finished;
 	bool cancelled, detached;
 };
@@ -60,12 +68,27 @@ static int leaf_value(int id)
 	return 1000 + id;
 }
 
+static int twig_main(void *arg)
+{
+	struct leaf *l = arg;
+
+	l->twig_ran++;
+	H_CHECK(l->twig_ran == 1, "twig of leaf %d ran twice", l->id);
+	coev_yield();
+	return 0;
+}
+
 static int leaf_main(void *arg)
 {
 	struct leaf *l = arg;
 
 	l->started++;
 	H_CHECK(l->started == 1, "leaf %d started twice", l->id);
+	if (l->twig) {
+		l->twig_rc = coev_spawn(twig_main, l, NULL);
+		H_CHECK(l->twig_rc == 0 || l->twig_rc == -ESHUTDOWN,
+			"twig spawn: %d", l->twig_rc);
+	}
 	for (unsigned i = 0; i < l->yields; i++)
 		coev_yield();
 	l->finished++;
@@ -82,6 +105,7 @@ static struct leaf *new_leaf(unsigned arg)
 	memset(l, 0, sizeof *l);
 	l->id = st.nleaves++;
 	l->yields = arg % 4;
+	l->twig = arg / 4 % 2;
 	return l;
 }
 
@@ -266,6 +290,8 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 		 * coev_run then cancels it. */
 		H_CHECK(l->started == 1 || l->cancelled || l->detached,
 			"leaf %d never ran and was not cancelled", i);
+		H_CHECK(l->twig_ran <= (l->started && l->twig && !l->twig_rc),
+			"leaf %d: a twig ran that was not spawned", i);
 	}
 }
 

@@ -64,9 +64,9 @@ static const char *const state_name[] = {
 };
 
 static const char *const point_name[COEV__PT_COUNT] = {
-	"push",	    "pop",     "steal",	 "park",   "unpark",
-	"wake",	    "suspend", "lock",	 "unlock", "spin",
-	"complete", "await",   "cancel", "timer",  "chan",
+	"push",	   "pop",   "steal",  "park", "unpark",	  "wake",
+	"suspend", "lock",  "unlock", "spin", "complete", "await",
+	"cancel",  "timer", "chan",   "live",
 };
 
 struct sim coev__sim;
@@ -339,6 +339,23 @@ void sim_set_describe(void (*fn)(FILE *, void *), void *arg)
 uint64_t sim_steps(void)
 {
 	return coev__sim.steps;
+}
+
+/* --- fences ------------------------------------------------------------ */
+
+/* Simulated threads share one OS thread and switch only at scheduling
+ * points: every interleaving the simulation makes is sequentially
+ * consistent, so both halves of the asymmetric fence are compiler
+ * barriers (sched/platform.h). */
+bool coev__plat_fence_cheap = true;
+
+void coev__plat_fence_init(void)
+{
+}
+
+void coev__plat_fence_heavy(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
 }
 
 /* --- points ------------------------------------------------------------ */

@@ -61,7 +61,7 @@ int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
 	coev__worker_depths(w, &st->local_depth, &st->lifo, &st->inbox_depth);
 	st->timers = LOAD(w, timers);
 	st->fds = LOAD(w, ios);
-	st->alive = atomic_load_explicit(&w->live, memory_order_relaxed);
+	st->alive = coev__live_share((struct coev_rt *)rt, i);
 	return 0;
 }
 

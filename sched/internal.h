@@ -47,6 +47,12 @@
 #define COEV_RUNQ_SIZE 1024
 #endif
 
+/* Entries a worker takes from its own ring at once (worker.c, "The
+ * owner's batch"): one CAS per this many pops of a long ring. */
+#ifndef COEV_BATCH
+#define COEV_BATCH 8
+#endif
+
 /* --- tasks ------------------------------------------------------------ */
 
 /* A queue entry: a tagged task pointer (its encoding is private to sched/,
@@ -118,7 +124,7 @@ struct coev_task {
 	};
 	bool boosted;		  /* a work-first join queued it [joiner] */
 	uint16_t locks_held;	  /* [runner] coev mutexes held */
-	struct coev_worker *home; /* live count holding it [init] */
+	struct coev_worker *home; /* [init] spawner's worker (live count) */
 	/* Cancellation (task.c) and structured concurrency (scope.c). */
 	atomic_uint cancel;	  /* [any] 1 once cancelled; never cleared */
 	unsigned shield;	  /* [runner] shield depth */
@@ -212,7 +218,14 @@ struct coev_worker {
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
-	struct coev_rt *rt;    /* [init] */
+	struct coev_rt *rt; /* [init] */
+	/* The batch (worker.c, "The owner's batch"): up to COEV_BATCH of the
+	 * ring's oldest entries, claimed with one CAS and popped without
+	 * one. Entries [batch_i, batch_n) are left. [owner; while it is
+	 * stuck in one task, the monitor through batch_gone] */
+	atomic_uint batch_i, batch_n; /* [owner writes, any reads] */
+	atomic_uint batch_gone; /* [monitor sets, owner clears] see worker.c */
+	coev__entry_t *batch[COEV_BATCH];
 	unsigned index;	       /* [init] */
 	coev_task_t *current;  /* [owner] task being run */
 	coev__ctx_t sched_ctx; /* [owner] scheduler context */
@@ -225,12 +238,18 @@ struct coev_worker {
 	bool debug;	/* [init] COEV__DEBUG(rt), on the owner's hot line */
 	bool loop_lent; /* [owner] coev_ev_loop handed out: always poll */
 	uint64_t rng;	/* [owner] plat_ev's choices */
-	uint64_t id_next, id_end;      /* [owner] block of task ids */
-	coev_task_t *task_cache;       /* [owner] free blocks (block.c) */
-	unsigned task_cache_len;       /* [owner] */
-	coev_task_t *task_spare;       /* [owner] a full batch in reserve */
-	char *task_bump;	       /* [owner] next block to carve */
-	char *task_bump_end;	       /* [owner] end of the chunk carved */
+	uint64_t id_next, id_end; /* [owner] block of task ids */
+	coev_task_t *task_cache;  /* [owner] free blocks (block.c) */
+	unsigned task_cache_len;  /* [owner] */
+	coev_task_t *task_spare;  /* [owner] a full batch in reserve */
+	char *task_bump;	  /* [owner] next block to carve */
+	char *task_bump_end;	  /* [owner] end of the chunk carved */
+	/* The live count (live.c): ends on this worker of
+	 * tasks spawned by tasks, one counter per spawning worker (indexed
+	 * by its index), nworkers of them; the spawns are st.spawned. Only
+	 * the owner writes, so neither side takes a locked instruction.
+	 * [init pointer; owner writes the counters, any reads them] */
+	atomic_uint_fast64_t *live_ends;
 	struct coev_stack *stack_pool; /* [owner] idle stacks */
 	atomic_uint stack_pool_len;    /* [owner writes, any reads] */
 	void *san_sched_fiber;	       /* [owner] TSan */
@@ -241,15 +260,6 @@ struct coev_worker {
 	coev__inject_t inbox;
 	/* Functions posted to run here (a LIFO stack; any thread pushes). */
 	_Atomic(coev__post_t *) posts;
-	/* This worker's share of the live-task count: +1 per spawn made here,
-	 * -1 when such a task ends, on whichever worker (task_finish); the
-	 * runtime's count is the sum over the workers and live_ext (exact
-	 * when read under quiescence, and see coev__live_count). Its own
-	 * cache line: no sharing on spawn, nor on the ends of tasks that
-	 * stayed home. */
-	char pad1[COEV_CACHELINE];
-	atomic_long live; /* [owner adds, any subtracts, any reads] */
-	char pad2[COEV_CACHELINE - sizeof(atomic_long)];
 	/* Idle bookkeeping [rt->idle_mu]. */
 	bool sleeping;
 	/* Loop (the backend's), doorbell and thread. */
@@ -389,8 +399,12 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox);
 /* Wake a sleeping worker to search for work, unless one searches. */
 void coev__notify_parked(struct coev_rt *rt);
-/* Live tasks of rt (task.c). */
+/* Live tasks of rt (task.c): exact when nothing spawns or ends meanwhile;
+ * otherwise a value the count had or will have. */
 long coev__live_count(struct coev_rt *rt);
+/* Tasks spawned by tasks on worker h and not yet ended, wherever they run
+ * or end; never negative (task.c). */
+long coev__live_share(struct coev_rt *rt, unsigned h);
 /* Drop a reference taken with coev__task_ref (task.c). */
 void coev__task_release(coev_task_t *t);
 /* fn(t, arg) for every live task block of rt (spawned and not released:

@@ -71,7 +71,9 @@ static void rescue(struct coev_rt *rt, struct coev__monitor *m)
 		uint64_t ring, lifo, inbox;
 
 		if ((seq & 1) && seq == m->seen[i]) {
-			/* Stuck in one run for a period at least. */
+			/* Stuck in one run for a period at least: its batch
+			 * goes to the inject queue (worker.c). */
+			coev__worker_batch_rescue(w, seq);
 			coev__worker_depths(w, &ring, &lifo, &inbox);
 			if (ring || lifo) {
 				atomic_fetch_add_explicit(&rt->stuck_kicks, 1,

@@ -21,11 +21,15 @@
  * Only the owning worker's thread runs or changes its loop and its set's
  * waits; coev__plat_unpark is the one call made from other threads.
  */
+#include <errno.h>
 #include <ev.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -52,6 +56,40 @@ coev_time_t coev__plat_coarse_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (coev_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The asymmetric fence (platform.h). Registered once per process: the
+ * registration is for the whole address space and is never undone. */
+bool coev__plat_fence_cheap;
+static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
+
+static void fence_register(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		    0, 0) != 0)
+		return; /* the light fence stays a full fence */
+	coev__plat_fence_cheap = true;
+}
+
+void coev__plat_fence_init(void)
+{
+	pthread_once(&fence_once, fence_register);
+}
+
+void coev__plat_fence_heavy(void)
+{
+	/* seq_cst: our own half of the order (the membarrier call is a full
+	 * barrier on this thread too, but say so to the compiler). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (coev__plat_fence_cheap &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) !=
+		    0)
+		coev__panic("membarrier failed after it was registered: %s",
+			    strerror(errno));
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 int coev__plat_thread_start(coev__thread_t *th, void *(*fn)(void *), void *arg)

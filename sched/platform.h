@@ -15,6 +15,8 @@
 #ifndef COEV_SCHED_PLATFORM_H
 #define COEV_SCHED_PLATFORM_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "coev/time.h"
@@ -84,6 +86,38 @@ int coev__plat_fd_register(struct coev_worker *w, int fd, uint64_t key);
  * on w's thread; from then on w's polls always run the loop. */
 void *coev__plat_native_loop(struct coev_worker *w);
 
+/*
+ * The asymmetric fence: a store-load order between a hot path and a rare
+ * one, with no locked instruction on the hot path (Dekker's pattern with
+ * the cost moved to one side, as in userspace RCU). The hot side stores,
+ * calls coev__fence_light(), then loads; the rare side stores, calls
+ * coev__plat_fence_heavy(), then loads: at least one of the two loads
+ * sees the other side's store. The heavy fence makes every thread of the
+ * process that runs at that moment execute a full barrier (Linux
+ * membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED: an IPI to the CPUs that
+ * run them; a thread that does not run passes a barrier in its context
+ * switch), so the light one only has to keep the compiler from moving the
+ * load above the store. coev__plat_fence_init (at each runtime's
+ * creation, before its workers start) registers the process; where
+ * membarrier is missing (kernels before 4.14, seccomp filters) it leaves
+ * coev__plat_fence_cheap false and the light fence is a full one, which
+ * is what the hot path paid before. The simulation runs every simulated
+ * thread on one OS thread, interleaved only at scheduling points: both
+ * fences are compiler barriers there.
+ */
+extern bool coev__plat_fence_cheap; /* [set before any worker starts] */
+void coev__plat_fence_init(void);
+void coev__plat_fence_heavy(void);
+
+static inline void coev__fence_light(void)
+{
+	/* seq_cst: see above; a signal fence is a compiler barrier. */
+	if (__builtin_expect(coev__plat_fence_cheap, 1))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+}
+
 /* Choices: a number in [0, n) for worker w (n > 0). */
 unsigned coev__plat_choose(struct coev_worker *w, unsigned n);
 
@@ -115,6 +149,7 @@ enum coev__point {
 	COEV__PT_CANCEL,   /* a cancellation is delivered */
 	COEV__PT_TIMER,	   /* a timer is armed or disarmed */
 	COEV__PT_CHAN,	   /* a step of a channel's lock-free ring */
+	COEV__PT_LIVE,	   /* between a live-count step and its check */
 	COEV__PT_COUNT
 };
 

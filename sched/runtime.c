@@ -160,6 +160,7 @@ static void worker_free(struct coev_worker *w)
 	coev__stack_altstack_free(w);
 	coev__plat_loop_destroy(w);
 	pthread_mutex_destroy(&w->inbox.mu);
+	free(w->live_ends);
 	free(w);
 }
 
@@ -181,7 +182,8 @@ static int worker_new(struct coev_rt *rt, unsigned i, struct coev_worker **out)
 	if (!w->rng)
 		w->rng = 1;
 	pthread_mutex_init(&w->inbox.mu, NULL);
-	r = coev__plat_loop_init(w);
+	w->live_ends = calloc(rt->nworkers, sizeof *w->live_ends);
+	r = w->live_ends ? coev__plat_loop_init(w) : -ENOMEM;
 	if (r == 0)
 		r = coev__stack_altstack_new(w);
 	if (r < 0) {
@@ -317,6 +319,8 @@ int coev_rt_new(const coev_config_t *cfg, coev_rt_t **out)
 	    (cfg->debug & ~(COEV_DEBUG_MIGRATE | COEV_DEBUG_CHECKS)))
 		return -EINVAL;
 	ignore_sigpipe();
+	/* Before any worker starts: they read coev__plat_fence_cheap. */
+	coev__plat_fence_init();
 	if ((r = rt_alloc(cfg, &rt)) < 0)
 		return r;
 	for (i = 0; i < rt->nworkers; i++) {
@@ -362,22 +366,25 @@ static long wait_live(struct coev_rt *rt, coev_time_t deadline)
 	ts.tv_sec = deadline / 1000000000;
 	ts.tv_nsec = deadline % 1000000000;
 	pthread_mutex_lock(&rt->live_mu);
-	/* seq_cst: the increment of live_waiters before the loads of live
-	 * in coev__live_count, against live_drop's decrement of live before
-	 * its load of live_waiters (task.c: a task's end, or the undo of a
-	 * refused spawn's count): either we count the drop or it sees us
-	 * waiting and broadcasts under live_mu, which we hold until the wait
-	 * releases it. */
+	/* The increment of live_waiters before the loads of the counts in
+	 * coev__live_count, against a task's end (or the undo of a refused
+	 * spawn's count) storing its count before it loads live_waiters
+	 * (sched.h: coev__live_end): either we count the end or it sees us waiting
+	 * and broadcasts under live_mu, which we hold until the wait
+	 * releases it. The heavy fence is our half of that store-load order
+	 * (the workers' half is a light fence: sched/platform.h); seq_cst
+	 * RMWs are the half of the non-workers' count, live_ext. */
 	atomic_fetch_add_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
+	coev__plat_fence_heavy();
 	while ((n = coev__live_count(rt)) > 0 && coev__plat_now() < deadline) {
 		if (deadline == COEV_FOREVER)
 			pthread_cond_wait(&rt->live_cv, &rt->live_mu);
 		else
 			pthread_cond_timedwait(&rt->live_cv, &rt->live_mu, &ts);
 	}
-	/* seq_cst, like the increment; no store-load order rests on it: a
-	 * dropper in live_drop that still sees us waiting only takes
-	 * live_mu and broadcasts to nobody. */
+	/* seq_cst, like the increment; no store-load order rests on it: an
+	 * end that still sees us waiting only takes live_mu and broadcasts
+	 * to nobody. */
 	atomic_fetch_sub_explicit(&rt->live_waiters, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->live_mu);
 	return n;
@@ -402,11 +409,17 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 		pthread_mutex_unlock(&rt->shutdown_mu);
 		return left;
 	}
-	/* seq_cst: the store of closed before the loads of live in
-	 * coev__live_count (wait_live), against coev__task_spawn's increment
-	 * of live before its load of closed (task.c): one of them sees the
-	 * other, so no spawn slips past the count. */
+	/* The store of closed before the loads of the counts in
+	 * coev__live_count (wait_live) and before cancel_all's walk, against
+	 * coev__task_spawn's count of a spawn before its load of closed
+	 * (task.c): one of them sees the other, so no spawn slips past the
+	 * count, and a spawn that does not see closed was counted and
+	 * published before the walk (or its first run sees closed). seq_cst
+	 * and the heavy fence: the store half of that order against the
+	 * workers' light fence (sched/platform.h) and the non-workers'
+	 * seq_cst RMW of live_ext. */
 	atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+	coev__plat_fence_heavy();
 	if (COEV__DEBUG(rt))
 		coev__debug_shutdown_begin(rt);
 	/* Every live task now is cancelled; one whose spawn raced with the

@@ -93,12 +93,82 @@ coev__entry_t *coev__inject_pop(coev__inject_t *q);
 /* Pop up to max entries as a list; returns the count, *out the first. */
 size_t coev__inject_pop_batch(coev__inject_t *q, size_t max,
 			      coev__entry_t **out);
+/* The monitor: w has stayed in the run it began at seq (odd) for a whole
+ * period; hand its batch to other workers (worker.c). */
+void coev__worker_batch_rescue(struct coev_worker *w, uint_fast64_t seq);
 /* post.c: run every post (run false: the runtime is freed, fail them). */
 void coev__worker_run_posts(struct coev_worker *w, bool run);
 
+/* live.c: the live count (see its header). */
+void coev__live_wake(struct coev_rt *rt);
+void coev__live_ext_drop(struct coev_rt *rt);
+
+/* Count a spawn by a task on w (w NULL: from outside), then load closed:
+ * step 1 of the handshake. True when the runtime is closed: the caller
+ * refuses the spawn and undoes the count. */
+static inline bool coev__live_add(struct coev_rt *rt, struct coev_worker *w)
+{
+	if (w) {
+		COEV_STAT_ADD(w, spawned, 1);
+		COEV__POINT(LIVE);
+		coev__fence_light(); /* against coev_rt_shutdown's heavy one */
+		return atomic_load_explicit(&rt->closed, memory_order_relaxed);
+	}
+	/* seq_cst: the RMW before the load is this side's fence. */
+	atomic_fetch_add_explicit(&rt->live_ext, 1, memory_order_seq_cst);
+	return atomic_load_explicit(&rt->closed, memory_order_seq_cst);
+}
+
+/* After a worker's count went down (an end, an undone spawn): step 2. */
+static inline void coev__live_check(struct coev_rt *rt)
+{
+	COEV__POINT(LIVE);
+	coev__fence_light(); /* store-load: against wait_live's heavy fence */
+	if (__builtin_expect(atomic_load_explicit(&rt->live_waiters,
+						  memory_order_relaxed),
+			     0))
+		coev__live_wake(rt);
+}
+
+/* Undo a worker's count of a spawn that was refused. */
+static inline void coev__live_undo(struct coev_rt *rt, struct coev_worker *w)
+{
+	atomic_store_explicit(
+		&w->st.spawned,
+		atomic_load_explicit(&w->st.spawned, memory_order_relaxed) - 1,
+		memory_order_relaxed);
+	coev__live_check(rt);
+}
+
+/* Count the end of t on w. */
+static inline void coev__live_end(struct coev_worker *w, coev_task_t *t)
+{
+	atomic_uint_fast64_t *c;
+
+	if (t->ext) {
+		coev__live_ext_drop(t->rt);
+		return;
+	}
+	c = &w->live_ends[t->home->index];
+	/* Release: pairs with the acquire loads in coev__live_count and
+	 * coev__live_share, which then read the spawn's count too. */
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_release);
+	coev__live_check(t->rt);
+}
+
 /* task.c */
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);
-bool coev__entry_stale(coev__entry_t *e);
+/* True when e can no longer claim its task: a spawn or boost entry whose
+ * task has started (a state that never returns to plain NOTIFIED).
+ * Inline: every pop and every entry an overflow moves asks it. */
+static inline bool coev__entry_stale(coev__entry_t *e)
+{
+	return !coev__entry_runs(e) &&
+	       atomic_load_explicit(&coev__entry_task(e)->state,
+				    memory_order_relaxed) != TS_NOTIFIED;
+}
 void coev__task_free_all(struct coev_rt *rt);
 int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		     struct coev_scope *scope, const char *name, coev_fn fn,

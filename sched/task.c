@@ -99,52 +99,6 @@ void coev__task_release(coev_task_t *t)
 	coev__block_put(t->rt, w, t);
 }
 
-/* Tasks spawned and not yet ended in rt. Exact when nothing spawns or
- * ends meanwhile; otherwise a value the count had or will have. */
-long coev__live_count(struct coev_rt *rt)
-{
-	/* seq_cst: these loads are the load half of two store-load orders.
-	 * In coev_rt_shutdown (runtime.c) they follow its store of closed,
-	 * against coev__task_spawn's increment of live before its load of
-	 * closed: either the spawn sees closed or the shutdown counts the
-	 * task. And they follow shutdown's increment of live_waiters,
-	 * against live_drop's decrement of live before its load of
-	 * live_waiters (a task's end, or the undo of a spawn's count): either
-	 * the shutdown counts the drop or the dropper sees it waiting and
-	 * broadcasts. After closed, counts only go down (a refused spawn's
-	 * +1 is undone, by live_drop too), so a sum that reads 0 is 0. */
-	long n = atomic_load_explicit(&rt->live_ext, memory_order_seq_cst);
-
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		n += atomic_load_explicit(&rt->workers[i]->live,
-					  memory_order_seq_cst);
-	return n;
-}
-
-/*
- * Drop one count of rt's live tasks (live is the share of the worker or
- * live_ext that was counted) and wake a waiting shutdown when the count
- * reaches 0: a task's end, and every undo of a spawn's count. Each must
- * check, since a shutdown that reads a sum above 0 sleeps until one of
- * them sees it waiting: a refused spawn's brief count, undone after the
- * last task ended, is the last change the sum sees.
- */
-static void live_drop(struct coev_rt *rt, atomic_long *live)
-{
-	/* seq_cst: the decrement of live before the load of live_waiters,
-	 * against coev_rt_shutdown's increment of live_waiters before its
-	 * loads of live in coev__live_count (runtime.c): either it sees
-	 * this decrement or we see it waiting and wake it to count again
-	 * (it holds live_mu from its check until its wait releases it). */
-	atomic_fetch_sub_explicit(live, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->live_waiters, memory_order_seq_cst) &&
-	    coev__live_count(rt) == 0) {
-		pthread_mutex_lock(&rt->live_mu);
-		pthread_cond_broadcast(&rt->live_cv);
-		pthread_mutex_unlock(&rt->live_mu);
-	}
-}
-
 /* Tasks kept by coev__task_free_all, process-wide: reachable, so that
  * the retained memory is on record (and not reported as lost) rather than
  * dropped on the floor. */
@@ -220,9 +174,9 @@ static uint64_t take_id(struct coev_worker *w)
 }
 
 /* Fill a new task block (spawn). */
-static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
-		      bool ext, const char *name, coev_fn fn, void *arg,
-		      bool handle)
+static inline __attribute__((always_inline)) void
+task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w, bool ext,
+	  const char *name, coev_fn fn, void *arg, bool handle)
 {
 	/* Not refs (zero in a free block): walkers read it at any time, and
 	 * the spawn stores it last (publish). Not state: only atomics. */
@@ -250,58 +204,65 @@ static void task_init(coev_task_t *t, struct coev_rt *rt, struct coev_worker *w,
 	}
 }
 
-int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
-		     struct coev_scope *scope, const char *name, coev_fn fn,
-		     void *arg, coev_task_t **out)
+/* Publish a spawned block: walkers (coev__task_each) take references on
+ * it from now on. Release: the fields written before are read whole by a
+ * walker's acquiring CAS (block.c: try_ref). A worker's spawn needs no
+ * more: coev__join_abandon_all runs after the workers are joined
+ * (runtime.c), so its walk sees every block they published. */
+static inline void publish(struct coev_rt *rt, struct coev_worker *w,
+			   coev_task_t *t, bool handle)
+{
+	if (w) {
+		atomic_store_explicit(&t->refs, handle ? 2 : 1,
+				      memory_order_release);
+		return;
+	}
+	/* seq_cst: the store half of a store-load order, before the load of
+	 * abandoned below, against coev__join_abandon_all's store of
+	 * abandoned before its walk's CAS: the walk finds the block or we
+	 * see abandoned. */
+	atomic_store_explicit(&t->refs, handle ? 2 : 1, memory_order_seq_cst);
+	/* Let in before a shutdown that has given up on the tasks since: its
+	 * walk may have missed this one (join.c). */
+	if (__builtin_expect(
+		    atomic_load_explicit(&rt->abandoned, memory_order_seq_cst),
+		    0))
+		coev__join_abandon(t);
+}
+
+/* coev__task_spawn, inlined into coev_spawn and coev_spawn_named (a call
+ * level and a prologue less on every spawn from a task). */
+static inline __attribute__((always_inline)) int
+spawn(struct coev_rt *rt, struct coev_worker *w, struct coev_scope *scope,
+      const char *name, coev_fn fn, void *arg, coev_task_t **out)
 {
 	coev_task_t *t;
-	atomic_long *live;
 	int r;
 
 	if (!rt || !fn)
 		return -EINVAL;
 	if (w && w->rt != rt)
 		w = NULL;
-	live = w ? &w->live : &rt->live_ext;
-	/* seq_cst: the increment of live before the load of closed, against
-	 * coev_rt_shutdown's store of closed (runtime.c) before its loads
-	 * of live in coev__live_count: either the spawn sees closed or the
-	 * shutdown counts this task. The undoing drops below wake a
-	 * shutdown that counted this task (live_drop). */
-	atomic_fetch_add_explicit(live, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
-		live_drop(rt, live);
-		return -ESHUTDOWN;
+	/* Step 1 of the live count's handshake (live.c). */
+	if (coev__live_add(rt, w)) {
+		r = -ESHUTDOWN;
+		goto undo;
 	}
 	t = coev__block_get(rt, w);
 	if (!t) {
-		live_drop(rt, live);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto undo;
 	}
-	task_init(t, rt, w, live == &rt->live_ext, name, fn, arg, out != NULL);
+	task_init(t, rt, w, w == NULL, name, fn, arg, out != NULL);
 	/* Joined to its scope before it can run, and so before it can end. */
 	if (scope && (r = coev__scope_adopt(scope, t)) != 0) {
 		coev__block_put(rt, w, t);
-		live_drop(rt, live);
-		return r;
+		goto undo;
 	}
-	/* Publish: walkers (coev__task_each) take references on the block
-	 * from now on. Release: the fields written above are read whole by
-	 * a walker's acquiring CAS (block.c: try_ref). seq_cst: the store
-	 * half of a store-load order, before the load of abandoned below,
-	 * against coev__join_abandon_all's store of abandoned before its
-	 * walk's CAS: the walk finds the block or we see abandoned. */
-	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_seq_cst);
-	/* Let in before a shutdown that has given up on the tasks since:
-	 * its walk may have missed this one (join.c). seq_cst: see above. */
-	if (__builtin_expect(
-		    atomic_load_explicit(&rt->abandoned, memory_order_seq_cst),
-		    0))
-		coev__join_abandon(t);
+	publish(rt, w, t, out != NULL);
 	if (out)
 		*out = t;
 	if (w) {
-		COEV_STAT_ADD(w, spawned, 1);
 		if (COEV__TRACING(w))
 			coev__trace_spawn(w, t);
 		coev__schedule_lifo(w, coev__entry(t, ENTRY_SPAWN));
@@ -309,6 +270,19 @@ int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
 		coev__schedule_inject(rt, coev__entry(t, ENTRY_SPAWN));
 	}
 	return 0;
+undo:
+	if (w)
+		coev__live_undo(rt, w);
+	else
+		coev__live_ext_drop(rt);
+	return r;
+}
+
+int coev__task_spawn(struct coev_rt *rt, struct coev_worker *w,
+		     struct coev_scope *scope, const char *name, coev_fn fn,
+		     void *arg, coev_task_t **out)
+{
+	return spawn(rt, w, scope, name, fn, arg, out);
 }
 
 int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
@@ -317,12 +291,16 @@ int coev_spawn_named(const char *name, coev_fn fn, void *arg, coev_task_t **out)
 
 	if (!w || !w->current)
 		return COEV_ENOTCORO;
-	return coev__task_spawn(w->rt, w, NULL, name, fn, arg, out);
+	return spawn(w->rt, w, NULL, name, fn, arg, out);
 }
 
 int coev_spawn(coev_fn fn, void *arg, coev_task_t **out)
 {
-	return coev_spawn_named(NULL, fn, arg, out);
+	struct coev_worker *w = coev__worker_self();
+
+	if (!w || !w->current)
+		return COEV_ENOTCORO;
+	return spawn(w->rt, w, NULL, NULL, fn, arg, out);
 }
 
 int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn, void *arg,
@@ -363,7 +341,8 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	if (COEV__DEBUG(rt))
 		coev__debug_task_end(w, t);
 	if (t->stack) {
-		coev__stack_check(t);
+		if (!t->stack->guarded) /* its canary (overflow.c) */
+			coev__stack_check(t);
 		coev__stack_put(w, t->stack);
 		t->stack = NULL;
 	}
@@ -391,22 +370,10 @@ static void task_finish(struct coev_worker *w, coev_task_t *t)
 	else if (j == JOIN_DETACHED && t->result < 0 && !scoped &&
 		 rt->unjoined) /* a scope's child: its scope has the error */
 		coev__report_unjoined(t, "ended detached");
-	/* The share dropped is the one the spawn counted: its home worker's
-	 * (t->home is the spawner's worker for a task spawned by a task),
-	 * wherever the task ends, so each share counts its worker's spawns
-	 * still alive, a gauge that never goes negative. A task that ends
-	 * away from home writes that worker's line once. */
-	live_drop(rt, t->ext ? &rt->live_ext : &t->home->live);
+	/* Counted on this worker, against the spawner's (t->home) share:
+	 * no line of another worker is written. */
+	coev__live_end(w, t);
 	coev__task_release(t);
-}
-
-/* True when e can no longer claim its task: a spawn or boost entry whose
- * task has started (a state that never returns to plain NOTIFIED). */
-bool coev__entry_stale(coev__entry_t *e)
-{
-	return !coev__entry_runs(e) &&
-	       atomic_load_explicit(&coev__entry_task(e)->state,
-				    memory_order_relaxed) != TS_NOTIFIED;
 }
 
 /* Claim the task of a queue entry. A spawn or boost entry claims only a

@@ -84,6 +84,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "runq.h"
 #include "sched.h"
 #include "switch.h"
 
@@ -97,117 +98,6 @@ static uint32_t coarse_ms(struct coev_worker *w)
 {
 	return (uint32_t)((coev__plat_coarse_now() - w->rt->started_coarse) /
 			  1000000);
-}
-
-/* --- the local ring ---------------------------------------------------- */
-
-/* ck's ring publishes with a store fence and plain (volatile) stores, and
- * reads its indexes and slots with plain loads, none of which
- * ThreadSanitizer understands even with CK_USE_CC_BUILTINS (only ck's CAS
- * becomes a compiler atomic). So in TSan builds the reads inside every ring
- * call are not tracked, and the ring's one synchronisation edge is named
- * instead: the enqueue's fence + p_tail store (release) pairs with the
- * dequeue's load of p_tail (acquire). A thief's read of a slot that its CAS
- * then rejects is the ring's designed, validated race. */
-#if defined(COEV_TSAN)
-void AnnotateIgnoreReadsBegin(const char *file, int line);
-void AnnotateIgnoreReadsEnd(const char *file, int line);
-#define RING_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
-#define RING_READS_END() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
-#else
-#define RING_READS_BEGIN() ((void)0)
-#define RING_READS_END() ((void)0)
-#endif
-
-static unsigned ring_size(struct coev_worker *v)
-{
-	unsigned n;
-
-	RING_READS_BEGIN();
-	n = ck_ring_size(&v->ring);
-	RING_READS_END();
-	return n;
-}
-
-static coev__entry_t *ring_pop(struct coev_worker *v)
-{
-	void *p;
-	bool ok;
-
-	COEV__POINT(POP);
-	RING_READS_BEGIN();
-	/* Consume edge: the dequeue's load of p_tail (then a load fence)
-	 * pairs with the owner's store fence and p_tail store in
-	 * ck_ring_enqueue_spmc (ring_push), so the entry's task is seen as
-	 * its queuer left it; the CAS on c_head decides between thieves
-	 * and the owner. COEV_TSAN_ACQUIRE names that edge for TSan and
-	 * pairs with COEV_TSAN_RELEASE in ring_push. */
-	ok = ck_ring_dequeue_spmc(&v->ring, v->buf, &p);
-	RING_READS_END();
-	if (!ok)
-		return NULL;
-	COEV_TSAN_ACQUIRE(&v->ring);
-	return p;
-}
-
-/* Owner only. When the ring is full, its older half is taken out: stale
- * entries are dropped (this is where fork-join code sheds the spawn
- * entries of children that a join already ran); if that freed at least a
- * quarter of the ring the live ones go back in, else they and t go to the
- * inject queue in one batch (Go's runqputslow). */
-static void ring_push(struct coev_worker *w, coev__entry_t *t);
-
-static __attribute__((noinline, cold)) void ring_overflow(struct coev_worker *w,
-							  coev__entry_t *t)
-{
-	coev__entry_t *first = NULL, *last = NULL, *x, *next;
-	unsigned half = ck_ring_capacity(&w->ring) / 2, n = 0, i;
-
-	/* The live entries are out of every queue now: chain them through
-	 * their own links (no array on what may be a task's stack). */
-	for (i = 0; i < half && (x = ring_pop(w)) != NULL; i++) {
-		if (coev__entry_stale(x)) {
-			coev__task_release(coev__entry_task(x));
-			continue;
-		}
-		if (last)
-			*coev__entry_link(last) = x;
-		else
-			first = x;
-		last = x;
-		n++;
-	}
-	if (half - n >= half / 2) {
-		for (x = first; n-- > 0; x = next) {
-			next = *coev__entry_link(x);
-			ring_push(w, x);
-		}
-		ring_push(w, t);
-		return;
-	}
-	if (last)
-		*coev__entry_link(last) = t;
-	else
-		first = t;
-	coev__inject_push(&w->rt->inject, first, t, n + 1);
-}
-
-static inline void ring_push(struct coev_worker *w, coev__entry_t *t)
-{
-	bool ok;
-
-	COEV__POINT(PUSH);
-	/* Publish edge: the enqueue's store fence and p_tail store pair
-	 * with the load of p_tail in ck_ring_dequeue_spmc (ring_pop, in the
-	 * owner or a thief). COEV_TSAN_RELEASE, before the enqueue, names
-	 * that edge for TSan and pairs with COEV_TSAN_ACQUIRE in
-	 * ring_pop. */
-	COEV_TSAN_RELEASE(&w->ring);
-	RING_READS_BEGIN();
-	ok = ck_ring_enqueue_spmc(&w->ring, w->buf, t);
-	RING_READS_END();
-	if (__builtin_expect(!ok, 0))
-		ring_overflow(w, t);
 }
 
 /* --- idle workers ------------------------------------------------------ */
@@ -310,7 +200,11 @@ static void stop_searching(struct coev_worker *w)
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox)
 {
-	*ring = ring_size(w);
+	unsigned bi = atomic_load_explicit(&w->batch_i, memory_order_relaxed);
+	unsigned bn = atomic_load_explicit(&w->batch_n, memory_order_relaxed);
+
+	/* The batch counts as ring; a refill seen half-way reads as 0. */
+	*ring = ring_size(w) + (bn > bi ? bn - bi : 0);
 	*lifo = atomic_load_explicit(&w->lifo, memory_order_relaxed) != NULL;
 	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
 }
@@ -612,7 +506,7 @@ static inline coev__entry_t *take_lifo(struct coev_worker *w)
 	COEV__POINT(POP);
 	/* acq_rel: against steal_lifo's CAS in a thief (one RMW chain
 	 * decides who gets the entry, and a thief may have taken it since
-	 * next_local looked: t is then NULL and the caller searches); the
+	 * next_local looked: t is then NULL and next_local goes on); the
 	 * entry is ours, set by coev__schedule_lifo on this thread. */
 	t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
 	if (coev__entry_kind(t) == ENTRY_RUN)
@@ -626,6 +520,7 @@ static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;
 
+	batch_check(w);
 	if (++w->tick % COEV_TICK_GLOBAL == 0) {
 		/* Fairness: the loop and the inject queue get a turn at least
 		 * every COEV_TICK_GLOBAL polls, however busy the local queue
@@ -657,11 +552,16 @@ static coev__entry_t *next_local(struct coev_worker *w)
 		 * each other must not starve the ring. A new or boosted
 		 * child continues its parent's work, as a call would, and a
 		 * joiner resumed by its ended child is that call returning;
-		 * running them first keeps fork-join code depth-first. */
-		return take_lifo(w);
+		 * running them first keeps fork-join code depth-first. A
+		 * thief may have taken it since we looked: then the batch
+		 * and the ring, which must not be left behind (a worker whose
+		 * next_local finds nothing may park, and its batch is seen
+		 * by nobody else). */
+		if ((t = take_lifo(w)) != NULL)
+			return t;
 	}
 	w->lifo_runs = 0;
-	if ((t = ring_pop(w)) != NULL)
+	if ((t = batch_pop(w)) != NULL)
 		return t;
 	/* acq_rel: against steal_lifo's CAS, as above. */
 	if ((t = atomic_exchange_explicit(&w->lifo, NULL,

@@ -221,7 +221,9 @@ typedef struct coev_worker_stats {
 				 * negative); the shares plus the tasks
 				 * spawned from outside and alive make
 				 * coev_rt_stats().alive */
-	uint64_t spawned;	/* tasks spawned by tasks on this worker */
+	uint64_t spawned;	/* tasks spawned by tasks on this worker (a
+				 * spawn a shutdown refuses counts for an
+				 * instant: it is the live count's) */
 	uint64_t finished;	/* tasks that ended on this worker */
 	uint64_t stolen;	/* tasks this worker took from others */
 	uint64_t steal_ops;	/* successful steal operations */

@@ -1,6 +1,7 @@
 /*
  * tests/sched/test_worker.c — workers: work stealing, wakes across workers
- * (sched/internal.h: coev__park / coev__wake), per-worker statistics.
+ * (sched/internal.h: coev__park / coev__wake), per-worker statistics, the
+ * owner's batch and the monitor's rescue of it (sched/worker.c).
  *
  * A lost wake shows up as a task parked forever; the joins below use a
  * generous deadline so that it fails with a message rather than only by the
@@ -10,7 +11,7 @@
 
 #include <pthread.h>
 
-#include "sched/internal.h"
+#include "sched/sched.h"
 
 /* How long a stress test may take before it is declared stuck. */
 #define STUCK_AFTER COEV_SEC(TU_SCALE(120, 150, 170))
@@ -800,9 +801,117 @@ static void test_worker_stats_count_work(void **state)
 	assert_true(sum.stolen >= sum.steal_ops);
 }
 
+/* ---- the owner's batch (worker.c, "The owner's batch") ---------------- */
+
+/*
+ * One worker, so nothing is stolen: the main task M spawns S, R, Y and Z
+ * and ends. Each spawn displaces the last into the ring: the ring holds
+ * S, R, Y and the LIFO slot Z. The worker runs Z, then claims half of the
+ * ring rounded up (S and R) into its batch and runs S, leaving R in the
+ * batch and Y in the ring. S, as the monitor would while S runs,
+ * calls coev__worker_batch_rescue: first with a run_seq that is not the
+ * current run's (the owner "left the run": the batch must stay), then
+ * with the current one (R must move to the inject queue). Then Y runs
+ * from the ring before R from the inject queue, and the worker clears
+ * batch_gone.
+ */
+typedef struct batch_scene {
+	atomic_int order[4]; /* which of S, R, Y, Z ran n-th */
+	atomic_int ran;
+	int left_before, left_kept, left_after, gone, inject_len;
+	bool r_in_batch;
+	coev_task_t *r;
+} batch_scene_t;
+
+static batch_scene_t bs;
+
+enum { B_S, B_R, B_Y, B_Z };
+
+static void batch_mark(int who)
+{
+	atomic_store(&bs.order[atomic_fetch_add(&bs.ran, 1)], who);
+}
+
+static int batch_leaf(void *arg)
+{
+	batch_mark((int)(intptr_t)arg);
+	return 0;
+}
+
+static unsigned batch_left(struct coev_worker *w)
+{
+	return atomic_load(&w->batch_n) - atomic_load(&w->batch_i);
+}
+
+static int batch_s(void *arg)
+{
+	struct coev_worker *w = coev__worker_self();
+	uint_fast64_t seq = atomic_load(&w->run_seq);
+
+	(void)arg;
+	batch_mark(B_S);
+	bs.left_before = (int)batch_left(w);
+	bs.r_in_batch =
+		bs.left_before == 1 &&
+		coev__entry_task(w->batch[atomic_load(&w->batch_i)]) == bs.r;
+	/* A run the worker has left: the rescue backs off. */
+	coev__worker_batch_rescue(w, seq - 2);
+	bs.left_kept = (int)batch_left(w);
+	TU_CHECK_EQ(atomic_load(&w->batch_gone), 0);
+	/* This run, still going: the batch goes to the inject queue. */
+	coev__worker_batch_rescue(w, seq);
+	bs.left_after = (int)batch_left(w);
+	bs.gone = (int)atomic_load(&w->batch_gone);
+	bs.inject_len = (int)atomic_load(&w->rt->inject.len);
+	return 0;
+}
+
+static int batch_main(void *arg)
+{
+	(void)arg;
+	TU_CHECK_EQ(coev_spawn(batch_s, NULL, NULL), 0);
+	TU_CHECK_EQ(coev_spawn(batch_leaf, (void *)(intptr_t)B_R, &bs.r), 0);
+	TU_CHECK_EQ(coev_spawn(batch_leaf, (void *)(intptr_t)B_Y, NULL), 0);
+	TU_CHECK_EQ(coev_spawn(batch_leaf, (void *)(intptr_t)B_Z, NULL), 0);
+	return 0;
+}
+
+static void test_worker_batch_rescued_from_stuck_run(void **state)
+{
+	coev_config_t cfg = tu_config(1);
+	coev_rt_t *rt;
+	coev_task_t *t;
+
+	(void)state;
+	memset(&bs, 0, sizeof bs);
+	cfg.debug &= ~COEV_DEBUG_MIGRATE;
+	assert_int_equal(coev_rt_new(&cfg, &rt), 0);
+	assert_int_equal(coev_rt_spawn(rt, "batch-main", batch_main, NULL, &t),
+			 0);
+	assert_int_equal(join_or_fail(t, NULL, "batch-main"), 0);
+	assert_int_equal(tu_thread_wait_at_least(&bs.ran, 4), 0);
+	assert_int_equal(join_or_fail(bs.r, NULL, "batch-r"), 0);
+	assert_int_equal(atomic_load(&rt->workers[0]->batch_gone), 0);
+	coev_rt_free(rt);
+	tu_assert_no_failures();
+
+	assert_int_equal(atomic_load(&bs.order[0]), B_Z);
+	assert_int_equal(atomic_load(&bs.order[1]), B_S);
+	assert_true(bs.r_in_batch);
+	assert_int_equal(bs.left_before, 1);
+	assert_int_equal(bs.left_kept, 1);
+	assert_int_equal(bs.left_after, 0);
+	assert_int_equal(bs.gone, 2);
+	assert_int_equal(bs.inject_len, 1);
+	/* Y from the ring, then R from the inject queue. */
+	assert_int_equal(atomic_load(&bs.order[2]), B_Y);
+	assert_int_equal(atomic_load(&bs.order[3]), B_R);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_worker_batch_rescued_from_stuck_run),
 		cmocka_unit_test(test_worker_park_outside_task_aborts),
 		cmocka_unit_test(test_worker_stealing_moves_tasks),
 		cmocka_unit_test(test_worker_no_lost_wakes_one_pair),
