@@ -210,6 +210,12 @@ struct coev_worker {
 	/* Shared with thieves. */
 	ck_ring_t ring;		       /* SPMC: owner pushes */
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
+	/* Hand-off partners (worker.c, partners_only): lifo_run is the
+	 * run_seq of the run that last woke a task into lifo, 0 when a spawn
+	 * or a join filled it since [owner writes, any reads]; stuck_run is
+	 * a run_seq the monitor found stuck with work queued behind it
+	 * [monitor writes, any reads]. */
+	atomic_uint_fast64_t lifo_run, stuck_run;
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
 	struct coev_rt *rt;    /* [init] */
@@ -387,6 +393,9 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p);
 /* What is queued on w now (read from any thread: a snapshot). */
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox);
+/* The monitor found w in run run (its run_seq) for a whole period with
+ * work queued: thieves may take its hand-off partners (worker.c). */
+void coev__worker_stuck(struct coev_worker *w, uint_fast64_t run);
 /* Wake a sleeping worker to search for work, unless one searches. */
 void coev__notify_parked(struct coev_rt *rt);
 /* Live tasks of rt (task.c). */

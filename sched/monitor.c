@@ -74,6 +74,7 @@ static void rescue(struct coev_rt *rt, struct coev__monitor *m)
 			/* Stuck in one run for a period at least. */
 			coev__worker_depths(w, &ring, &lifo, &inbox);
 			if (ring || lifo) {
+				coev__worker_stuck(w, seq);
 				atomic_fetch_add_explicit(&rt->stuck_kicks, 1,
 							  memory_order_relaxed);
 				coev__notify_parked(rt);
