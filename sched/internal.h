@@ -393,9 +393,6 @@ void coev__worker_post(struct coev_worker *w, coev__post_t *p);
 /* What is queued on w now (read from any thread: a snapshot). */
 void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox);
-/* The monitor found w in run run (its run_seq) for a whole period with
- * work queued: thieves may take its hand-off partners (worker.c). */
-void coev__worker_stuck(struct coev_worker *w, uint_fast64_t run);
 /* Wake a sleeping worker to search for work, unless one searches. */
 void coev__notify_parked(struct coev_rt *rt);
 /* Live tasks of rt (task.c). */

@@ -23,9 +23,8 @@
  *   6. stealing: become a searcher (at most half the workers search at
  *      once), then take half of a random victim's ring (or, if it is empty,
  *      its LIFO entry when the owner leaves it there for 3 us), visiting
- *      every other worker once from a random start; a victim whose queue
- *      holds only the hand-off partners of its running task is left
- *      alone until the monitor finds that task stuck (partners_only);
+ *      every other worker once from a random start; but not the hand-off
+ *      partners of a victim's running task (partners_only);
  *   7. spinning: a searcher that found nothing keeps searching for up to
  *      COEV_SPIN_NS while another worker is awake, still counted as
  *      searching, so producers ring no doorbell (spin());
@@ -67,8 +66,7 @@
  * The one hole in that protocol, and who closes it: filling the LIFO slot
  * notifies nobody (a wake per message-passing hop would cost a syscall),
  * so a task left in the LIFO slot (or ring) of a worker that then runs one
- * task for a long time without suspending would wait for it; and thieves
- * leave a running task's hand-off partners alone on purpose. The monitor
+ * task for a long time without suspending would wait for it. The monitor
  * (monitor.c) is the other half of this file's policy: it watches every
  * worker's run_seq (odd while a task runs, written at each run's start and
  * end) and, when a worker stays in one run for a whole period with work
@@ -319,63 +317,33 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 }
 
 /*
- * Hand-off partners. A task that v's running task woke went to v's LIFO
- * slot (and the one it displaced, to v's ring): a channel or mutex
- * partner of the running task, which runs next on v, in v's cache, once
- * the running task suspends. Taken to another worker, the two pass every
- * message between cores: the pipeline workload (bench/coev/sync_bench.c)
- * moved half as many messages per second split over two workers as on
- * one, and thieves kept splitting the partners that each hand-off had
- * just put together (10,000 to 50,000 steals per run). So while v's queue
- * holds no more than its partners (PARTNER_RING_MAX ring entries and the
- * LIFO slot, filled by a wake in this run or the one before, which is
- * usually the partner itself), thieves leave it alone, a displaced
- * partner rings no doorbell, and a parking worker's re-check (any_work)
- * does not count it: v runs it when its task suspends. If that task runs
- * on instead, the monitor (monitor.c) finds v stuck in one run with work
- * queued, for a whole period, marks the run in stuck_run and rings a
- * sleeper, which then steals as before: the same promise, in the same
- * time, as for work queued behind a long task in general. A backlog
- * (more ring entries) is stolen at once, and entries made by a spawn, a
- * join or a yield are no partners. Rejected: a time grace counted by the
- * thief (a run that keeps its partners queued is exactly the run that
- * does not suspend soon: the producer of a pipeline split over two
- * workers ran for milliseconds, the grace expired, and the split stayed);
- * Go's 3 us runnext grace, which coev keeps for an entry that an earlier
- * run left in the slot (steal_lifo).
+ * Hand-off partners: what v's running task (or the one before) woke into
+ * its LIFO slot, and the one that displaced to the ring (n <= 1), run next
+ * on v, in its cache. Thieves leave them, the displaced one rings no
+ * doorbell and any_work skips it, until the monitor marks v's run stuck
+ * (docs/ARCHITECTURE.md, "Thieves leave hand-off partners together").
+ * Relaxed: a stale answer costs a steal, or leaves one to v or the monitor.
  */
-#define PARTNER_RING_MAX 1
-
 static bool partners_only(struct coev_worker *v, unsigned n)
 {
-	uint_fast64_t run, lifo_run;
+	uint_fast64_t run = atomic_load_explicit(&v->run_seq,
+						 memory_order_relaxed),
+		      lr = atomic_load_explicit(&v->lifo_run,
+						memory_order_relaxed);
 
-	if (n > PARTNER_RING_MAX)
-		return false;
-	/* Relaxed: a stale answer costs one steal too many or one left to
-	 * the owner (or the monitor); the entries are taken with RMWs. */
-	run = atomic_load_explicit(&v->run_seq, memory_order_relaxed);
-	lifo_run = atomic_load_explicit(&v->lifo_run, memory_order_relaxed);
-	return (run & 1) && lifo_run && run - lifo_run <= 2 &&
+	return n <= 1 && (run & 1) && lr && run - lr <= 2 &&
 	       atomic_load_explicit(&v->stuck_run, memory_order_relaxed) != run;
-}
-
-void coev__worker_stuck(struct coev_worker *w, uint_fast64_t run)
-{
-	atomic_store_explicit(&w->stuck_run, run, memory_order_relaxed);
 }
 
 static bool any_work(struct coev_rt *rt)
 {
-	unsigned n;
-
 	if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
 		return true;
 	/* LIFO slots are not counted: a busy worker's slot changes all the
 	 * time, and waking a worker for it would make an idle worker spin
 	 * between parking and searching. Searchers still take a slot that
 	 * stays put (steal_lifo). Nor are hand-off partners. */
-	for (unsigned i = 0; i < rt->nworkers; i++)
+	for (unsigned i = 0, n; i < rt->nworkers; i++)
 		if ((n = ring_size(rt->workers[i])) != 0 &&
 		    !partners_only(rt->workers[i], n))
 			return true;
@@ -465,27 +433,23 @@ static void park_worker(struct coev_worker *w)
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
 	coev__entry_t *prev;
+	uint_fast64_t run;
 
 	COEV__POINT(PUSH);
+	/* Relaxed: a hint for thieves (partners_only). */
+	run = atomic_load_explicit(&w->run_seq, memory_order_relaxed);
+	atomic_store_explicit(&w->lifo_run,
+			      coev__entry_kind(t) == ENTRY_RUN ? run : 0,
+			      memory_order_relaxed);
 	/* acq_rel: the release publishes t's task (its spawn's
 	 * initialisation, a waker's writes) to a thief's acq_rel CAS in
 	 * steal_lifo; prev is this worker's own earlier entry or a thief's
 	 * NULL, so the acquire half pairs with steal_lifo's CAS only to
 	 * order its taking before ours. */
-	/* Relaxed: a hint for thieves (partners_only), who take the entry
-	 * itself with the RMWs below. */
-	atomic_store_explicit(
-		&w->lifo_run,
-		coev__entry_kind(t) == ENTRY_RUN
-			? atomic_load_explicit(&w->run_seq,
-					       memory_order_relaxed)
-			: 0,
-		memory_order_relaxed);
 	prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
-	/* Only work that thieves can see (the ring) is worth a wake-up: the
-	 * LIFO slot is this worker's next task; and not the displaced
-	 * partner of a hand-off, which no thief takes. */
+	/* Only work that thieves can see (the ring, but not a hand-off
+	 * partner) is worth a wake-up: the LIFO slot runs next here. */
 	if (prev) {
 		ring_push(w, prev);
 		if (!partners_only(w, ring_size(w)))
@@ -616,8 +580,7 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	coev__entry_t *first = NULL, *t;
 
 	COEV__POINT(STEAL);
-	n = ring_size(v);
-	if (partners_only(v, n))
+	if (partners_only(v, n = ring_size(v)))
 		return NULL;
 	if (n == 0)
 		return steal_lifo(w, v);
