@@ -321,17 +321,17 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
  * its LIFO slot, and the one that displaced to the ring (n <= 1), run next
  * on v, in its cache. Thieves leave them, the displaced one rings no
  * doorbell and any_work skips it, until the monitor marks v's run stuck
- * (docs/ARCHITECTURE.md, "Thieves leave hand-off partners together").
- * Relaxed: a stale answer costs a steal, or leaves one to v or the monitor.
+ * (docs/ARCHITECTURE.md). Relaxed: a stale answer costs a steal, or a wait.
  */
 static bool partners_only(struct coev_worker *v, unsigned n)
 {
-	uint_fast64_t run = atomic_load_explicit(&v->run_seq,
-						 memory_order_relaxed),
-		      lr = atomic_load_explicit(&v->lifo_run,
-						memory_order_relaxed);
+	uint_fast64_t run,
+		lr = atomic_load_explicit(&v->lifo_run, memory_order_relaxed);
 
-	return n <= 1 && (run & 1) && lr && run - lr <= 2 &&
+	if (n > 1 || !lr)
+		return false; /* before run_seq's line, written at every run */
+	run = atomic_load_explicit(&v->run_seq, memory_order_relaxed);
+	return (run & 1) && run - lr <= 2 &&
 	       atomic_load_explicit(&v->stuck_run, memory_order_relaxed) != run;
 }
 
