@@ -6,14 +6,15 @@
  * unbounded); 1-3 producers sending 1-6 numbered messages each and 1-3
  * consumers receiving until the channel closes, each call in a form the
  * program picks (blocking, try with yields, a short deadline retried,
- * select with a case on a channel nobody uses); who closes: main once
+ * select with a case on a channel nobody uses; a consumer also a batch
+ * receive of 1-4 messages, in the same three waiting forms); who closes: main once
  * the producers are done, or one producer after one of its sends, while
  * the others still send. A program byte also lets one consumer take a
  * short-deadline receive that may give up.
  *
  * Oracles: every message whose send reported success is received exactly
  * once, and none whose send failed; each consumer sees each producer's
- * messages in the order they were sent; once a producer saw
+ * messages in the order they were sent, within a batch and across; once a producer saw
  * COEV_ECLOSED every later send of it fails the same way, and every send
  * after the close fails; while the channel is open every message sent
  * reaches a consumer with nothing else happening (main waits for that
@@ -31,7 +32,11 @@
 #define ITEMS 6
 #define TRIES 8 /* try-form attempts before falling back to blocking */
 
-enum { F_BLOCK, F_TRY, F_DL, F_SELECT, F_FORMS };
+/* F_BATCH: a batch receive (coev_chan_recv_batch) of 1 to BATCH_MAX
+ * messages, blocking, try with yields or a short deadline retried; a
+ * producer given it sends blocking. */
+enum { F_BLOCK, F_TRY, F_DL, F_SELECT, F_BATCH, F_FORMS };
+#define BATCH_MAX 4
 
 static struct state {
 	unsigned workers, nprod, ncons, items;
@@ -119,6 +124,36 @@ static int recv_form(unsigned form, int *msg)
 	}
 }
 
+/* Messages into msgs by the form the program byte picks: a count (1 to
+ * BATCH_MAX), or a receive's error. */
+static int recv_some(unsigned byte, int *msgs)
+{
+	size_t max = 1 + (byte / F_FORMS) % BATCH_MAX;
+	int r;
+
+	if (byte % F_FORMS != F_BATCH)
+		return (r = recv_form(byte % F_FORMS, msgs)) == 0 ? 1 : r;
+	switch (byte / F_FORMS / BATCH_MAX % 3) {
+	case 1:
+		for (int i = 0; i < TRIES; i++) {
+			r = coev_chan_try_recv_batch(st.ch, msgs, max);
+			if (r != -EAGAIN)
+				return r;
+			coev_yield();
+		}
+		break;
+	case 2:
+		for (int i = 0; i < 2; i++) {
+			r = coev_chan_recv_batch(st.ch, msgs, max,
+						 coev_now() + 300);
+			if (r != -ETIMEDOUT)
+				return r;
+		}
+		break;
+	}
+	return coev_chan_recv_batch(st.ch, msgs, max, COEV_FOREVER);
+}
+
 static int producer(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
@@ -158,28 +193,32 @@ static int consumer(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
 	unsigned k = 0;
-	int msg, r;
+	int msgs[BATCH_MAX], msg, r;
 
 	for (;;) {
 		st.doing[PRODUCERS + id] = "recv";
-		r = recv_form(st.form[PRODUCERS + id][k++ % (ITEMS * 2)] %
-				      F_FORMS,
-			      &msg);
+		r = recv_some(st.form[PRODUCERS + id][k++ % (ITEMS * 2)], msgs);
 		if (r == COEV_ECLOSED)
 			break;
-		H_CHECK(r == 0, "consumer %u: recv: %d", id, r);
-		unsigned p = (unsigned)msg / 100, seq = (unsigned)msg % 100;
+		H_CHECK(r >= 1 && r <= BATCH_MAX, "consumer %u: recv: %d", id,
+			r);
+		for (int j = 0; j < r; j++) {
+			msg = msgs[j];
+			unsigned p = (unsigned)msg / 100,
+				 seq = (unsigned)msg % 100;
 
-		H_CHECK(p < st.nprod && seq < st.items, "bad message %d", msg);
-		H_CHECK(st.last[id][p] < (int)seq,
-			"consumer %u: producer %u's %u after %d", id, p, seq,
-			st.last[id][p]);
-		st.last[id][p] = (int)seq;
-		H_CHECK(++st.seen[p][seq] == 1, "message %d received twice",
-			msg);
+			H_CHECK(p < st.nprod && seq < st.items,
+				"bad message %d", msg);
+			H_CHECK(st.last[id][p] < (int)seq,
+				"consumer %u: producer %u's %u after %d", id, p,
+				seq, st.last[id][p]);
+			st.last[id][p] = (int)seq;
+			H_CHECK(++st.seen[p][seq] == 1,
+				"message %d received twice", msg);
+			if (++st.received == st.total && st.prods_done)
+				coev_event_set(&st.drained);
+		}
 		check_len();
-		if (++st.received == st.total && st.prods_done)
-			coev_event_set(&st.drained);
 	}
 	/* Closed and drained: stays so. */
 	H_CHECK(coev_chan_try_recv(st.ch, &msg) == COEV_ECLOSED,

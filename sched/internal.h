@@ -216,6 +216,12 @@ struct coev_worker {
 	/* Shared with thieves. */
 	ck_ring_t ring;		       /* SPMC: owner pushes */
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
+	/* Hand-off partners (worker.c, partners_only): lifo_run is the
+	 * run_seq of the run that last woke a task into lifo, 0 when a spawn
+	 * or a join filled it since [owner writes, any reads]; stuck_run is
+	 * a run_seq the monitor found stuck with work queued behind it
+	 * [monitor writes, any reads]. */
+	atomic_uint_fast64_t lifo_run, stuck_run;
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
 	struct coev_rt *rt; /* [init] */

@@ -76,6 +76,10 @@ static void rescue(struct coev_rt *rt, struct coev__monitor *m)
 			coev__worker_batch_rescue(w, seq);
 			coev__worker_depths(w, &ring, &lifo, &inbox);
 			if (ring || lifo) {
+				/* Relaxed: read by thieves after the
+				 * wake below (partners_only, worker.c). */
+				atomic_store_explicit(&w->stuck_run, seq,
+						      memory_order_relaxed);
 				atomic_fetch_add_explicit(&rt->stuck_kicks, 1,
 							  memory_order_relaxed);
 				coev__notify_parked(rt);

@@ -23,7 +23,8 @@
  *   6. stealing: become a searcher (at most half the workers search at
  *      once), then take half of a random victim's ring (or, if it is empty,
  *      its LIFO entry when the owner leaves it there for 3 us), visiting
- *      every other worker once from a random start;
+ *      every other worker once from a random start; but not the hand-off
+ *      partners of a victim's running task (partners_only);
  *   7. spinning: a searcher that found nothing keeps searching for up to
  *      COEV_SPIN_NS while another worker is awake, still counted as
  *      searching, so producers ring no doorbell (spin());
@@ -209,6 +210,25 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
 }
 
+/*
+ * Hand-off partners: what v's running task (or the one before) woke into
+ * its LIFO slot, and the one that displaced to the ring (n <= 1), run next
+ * on v, in its cache. Thieves leave them, the displaced one rings no
+ * doorbell and any_work skips it, until the monitor marks v's run stuck
+ * (docs/ARCHITECTURE.md). Relaxed: a stale answer costs a steal, or a wait.
+ */
+static bool partners_only(struct coev_worker *v, unsigned n)
+{
+	uint_fast64_t run,
+		lr = atomic_load_explicit(&v->lifo_run, memory_order_relaxed);
+
+	if (n > 1 || !lr)
+		return false; /* before run_seq's line, written at every run */
+	run = atomic_load_explicit(&v->run_seq, memory_order_relaxed);
+	return (run & 1) && run - lr <= 2 &&
+	       atomic_load_explicit(&v->stuck_run, memory_order_relaxed) != run;
+}
+
 static bool any_work(struct coev_rt *rt)
 {
 	if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
@@ -216,9 +236,10 @@ static bool any_work(struct coev_rt *rt)
 	/* LIFO slots are not counted: a busy worker's slot changes all the
 	 * time, and waking a worker for it would make an idle worker spin
 	 * between parking and searching. Searchers still take a slot that
-	 * stays put (steal_lifo). */
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		if (ring_size(rt->workers[i]))
+	 * stays put (steal_lifo). Nor are hand-off partners. */
+	for (unsigned i = 0, n; i < rt->nworkers; i++)
+		if ((n = ring_size(rt->workers[i])) != 0 &&
+		    !partners_only(rt->workers[i], n))
 			return true;
 	return false;
 }
@@ -306,8 +327,14 @@ static void park_worker(struct coev_worker *w)
 void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 {
 	coev__entry_t *prev;
+	uint_fast64_t run;
 
 	COEV__POINT(PUSH);
+	/* Relaxed: a hint for thieves (partners_only). */
+	run = atomic_load_explicit(&w->run_seq, memory_order_relaxed);
+	atomic_store_explicit(&w->lifo_run,
+			      coev__entry_kind(t) == ENTRY_RUN ? run : 0,
+			      memory_order_relaxed);
 	/* acq_rel: the release publishes t's task (its spawn's
 	 * initialisation, a waker's writes) to a thief's acq_rel CAS in
 	 * steal_lifo; prev is this worker's own earlier entry or a thief's
@@ -315,11 +342,12 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *t)
 	 * order its taking before ours. */
 	prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
-	/* Only work that thieves can see (the ring) is worth a wake-up: the
-	 * LIFO slot is this worker's next task. */
+	/* Only work that thieves can see (the ring, but not a hand-off
+	 * partner) is worth a wake-up: the LIFO slot runs next here. */
 	if (prev) {
 		ring_push(w, prev);
-		notify_if_idle(w->rt);
+		if (!partners_only(w, ring_size(w)))
+			notify_if_idle(w->rt);
 	}
 }
 
@@ -446,7 +474,9 @@ static coev__entry_t *steal_from(struct coev_worker *w, struct coev_worker *v)
 	coev__entry_t *first = NULL, *t;
 
 	COEV__POINT(STEAL);
-	if ((n = ring_size(v)) == 0)
+	if (partners_only(v, n = ring_size(v)))
+		return NULL;
+	if (n == 0)
 		return steal_lifo(w, v);
 	take = n - n / 2;
 	while (got < take && (t = ring_pop(v)) != NULL) {

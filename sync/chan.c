@@ -75,6 +75,13 @@
  * unlock of each channel; close grants receivers COEV_ECLOSED only once
  * the ring holds nothing, while its senders' claims are all written.
  *
+ * A batch receive (coev_chan_recv_batch) claims the run of written slots
+ * at the head, up to its max, with one CAS of the head (expecting
+ * COEV__H_RWAIT clear, as a single receive does) and copies them out in
+ * the same call; the wflags check after the CAS is the single receive's.
+ * When none is ready it takes one message as a receive would, waiting if
+ * allowed, and then whatever else is there without waiting.
+ *
  * The rendezvous and unbounded channels keep the older locked design:
  * every operation under the lock; an unbounded channel's buffer doubles
  * under it (a failed allocation fails that send with -ENOMEM and changes
@@ -83,6 +90,7 @@
  * while the buffer is full (always, for a rendezvous) and no receiver
  * waits; a closed channel has no waiting senders.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,6 +554,50 @@ static inline int chan_recv(coev_chan_t *ch, void *out, coev_time_t deadline,
 		return 0;
 	}
 	return chan_slow(ch, out, false, deadline, wait);
+}
+
+/*
+ * A batch receive: what the ring holds ready, up to max, with one claim
+ * (ring_pop_batch_fast); else one message as coev_chan_recv takes it
+ * (waiting, if wait), then whatever else is there without waiting. Each
+ * message is copied out in the call that claims it, so a wait that ends
+ * in a deadline or a cancel has claimed nothing, and none is lost.
+ */
+static int chan_recv_batch(coev_chan_t *ch, void *out, size_t max,
+			   coev_time_t deadline, bool wait)
+{
+	unsigned char *o = out;
+	int n, r;
+
+	if (!ch || !out || max == 0)
+		return -EINVAL;
+	if (max > INT_MAX)
+		max = INT_MAX;
+	if (wait && (r = coev__sync_may_block()) < 0)
+		return r;
+	if (ch->ring && (n = ring_pop_batch_fast(ch, o, max)) > 0) {
+		/* Seq_cst: after the claim's CAS (the header). */
+		if (atomic_load(&ch->wflags) & COEV__WF_SEND)
+			serve(ch, false);
+		return n;
+	}
+	if ((r = chan_slow(ch, o, false, deadline, wait)) != 0)
+		return r;
+	for (n = 1; (size_t)n < max; n++)
+		if (chan_recv(ch, o + (size_t)n * ch->esize, 0, false) != 0)
+			break;
+	return n;
+}
+
+int coev_chan_recv_batch(coev_chan_t *ch, void *out, size_t max,
+			 coev_time_t deadline)
+{
+	return chan_recv_batch(ch, out, max, deadline, true);
+}
+
+int coev_chan_try_recv_batch(coev_chan_t *ch, void *out, size_t max)
+{
+	return chan_recv_batch(ch, out, max, 0, false);
 }
 
 int coev_chan_send_dl(coev_chan_t *ch, const void *msg, coev_time_t deadline)

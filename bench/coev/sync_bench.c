@@ -2,7 +2,7 @@
  * bench/coev/sync_bench.c — coev side of the synchronisation workloads:
  * channels and the mutex. One binary, one workload per run.
  *
- *   coev-sync-bench <pingpong|mutex|pipeline|spawn-wg> <workers>
+ *   coev-sync-bench <pingpong|mutex|pipeline|pipeline-batch|spawn-wg> <workers>
  *
  * Configured as bench.c is (coev_config_init(), then cfg.workers from the
  * command line); the workload runs in coev_run()'s main task, which spawns
@@ -23,6 +23,7 @@
  * error, so that its partners' waits end (with COEV_ECLOSED) and every
  * join returns.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -237,6 +238,20 @@ static void pipeline_hang_up(void *arg)
 	coev_chan_close(p->b);
 }
 
+/* A stage's end: its input closed and drained (rc COEV_ECLOSED), it closes
+ * its output (if any) and returns 0; any other rc is a failure, which
+ * makes the partners give up too. */
+static int stage_end(struct pipeline *p, int rc, coev_chan_t *out)
+{
+	if (rc != COEV_ECLOSED) {
+		pipeline_hang_up(p);
+		return rc;
+	}
+	if (out)
+		coev_chan_close(out);
+	return 0;
+}
+
 /* Sends 0 .. PIPELINE_MSGS - 1 into A, then closes A. */
 static int producer(void *arg)
 {
@@ -266,12 +281,7 @@ static int processor(void *arg)
 		if ((rc = coev_chan_send(p->b, &x)) < 0)
 			break;
 	}
-	if (rc != COEV_ECLOSED) {
-		pipeline_hang_up(p);
-		return rc;
-	}
-	coev_chan_close(p->b);
-	return 0;
+	return stage_end(p, rc, p->b);
 }
 
 /* Adds up what comes out of B until it is closed and drained. */
@@ -283,17 +293,55 @@ static int consumer(void *arg)
 
 	while ((rc = coev_chan_recv(p->b, &y)) == 0)
 		sum += y;
-	if (rc != COEV_ECLOSED) {
-		pipeline_hang_up(p);
-		return rc;
-	}
 	p->sum = sum;
-	return 0;
+	return stage_end(p, rc, NULL);
 }
 
-static int pipeline_bench(void)
+/* pipeline-batch: the processor and the consumer take what is ready in
+ * batches (coev_chan_recv_batch); the messages and the producer are the
+ * same. Not one of run.sh's workloads (Go's peer receives one at a
+ * time): it shows what a batch receive saves. */
+#define PIPELINE_BATCH 64
+
+static int processor_batch(void *arg)
 {
-	static const coev_fn fns[] = {producer, processor, consumer};
+	struct pipeline *p = arg;
+	uint64_t x[PIPELINE_BATCH];
+	int rc, n;
+
+	while ((n = rc = coev_chan_recv_batch(p->a, x, PIPELINE_BATCH,
+					      COEV_FOREVER)) > 0) {
+		for (int i = 0; i < n; i++) {
+			x[i] = x[i] * 2 + 1;
+			if ((rc = coev_chan_send(p->b, &x[i])) < 0)
+				break;
+		}
+		if (rc < 0)
+			break;
+	}
+	return stage_end(p, rc, p->b);
+}
+
+static int consumer_batch(void *arg)
+{
+	struct pipeline *p = arg;
+	uint64_t y[PIPELINE_BATCH], sum = 0;
+	int rc;
+
+	while ((rc = coev_chan_recv_batch(p->b, y, PIPELINE_BATCH,
+					  COEV_FOREVER)) > 0)
+		for (int i = 0; i < rc; i++)
+			sum += y[i];
+	p->sum = sum;
+	return stage_end(p, rc, NULL);
+}
+
+static int pipeline_bench(bool batch)
+{
+	static const coev_fn one[] = {producer, processor, consumer};
+	static const coev_fn many[] = {producer, processor_batch,
+				       consumer_batch};
+	const coev_fn *fns = batch ? many : one;
 	struct pipeline p = {0};
 	/* The sum of 2x + 1 over x = 0 .. n - 1 is n * n. */
 	const uint64_t want = PIPELINE_MSGS * PIPELINE_MSGS;
@@ -380,7 +428,9 @@ static int bench_main(void *arg)
 	if (!strcmp(w, "mutex"))
 		return mutex_bench();
 	if (!strcmp(w, "pipeline"))
-		return pipeline_bench();
+		return pipeline_bench(false);
+	if (!strcmp(w, "pipeline-batch"))
+		return pipeline_bench(true);
 	if (!strcmp(w, "spawn-wg"))
 		return spawn_wg_bench();
 	fprintf(stderr, "coev-sync-bench: unknown workload %s\n", w);
@@ -395,7 +445,7 @@ int main(int argc, char **argv)
 	if (argc != 3) {
 		fprintf(stderr,
 			"usage: coev-sync-bench "
-			"<pingpong|mutex|pipeline|spawn-wg> <workers>\n");
+			"<pingpong|mutex|pipeline|pipeline-batch|spawn-wg> <workers>\n");
 		return 2;
 	}
 	if ((rc = bench_config(&cfg, argv[2])) != 0)

@@ -80,6 +80,23 @@ COEV_API int coev_chan_recv_dl(coev_chan_t *ch, void *out,
 COEV_API int coev_chan_try_recv(coev_chan_t *ch, void *out);
 
 /*
+ * coev_chan_recv_batch — take up to max of the oldest messages into out
+ * (an array of max elements), waiting until the deadline (COEV_FOREVER:
+ * no limit) for the first; the others are what is there without waiting.
+ * Each message as coev_chan_recv would take it: rules 1 to 3 hold per
+ * message, and a wait that fails took none. A bounded channel hands over
+ * the ready messages at its head with one claim (one atomic operation and
+ * one pass over their cache lines, not one per message). Returns how many
+ * (1 to max), or COEV_ECLOSED (closed and empty), -ETIMEDOUT, -ECANCELED,
+ * COEV_ENOTCORO, -EINVAL (NULL argument, max 0). At most INT_MAX per call.
+ * coev_chan_try_recv_batch — the same without waiting: -EAGAIN when empty
+ * and open. Any thread; no allocation.
+ */
+COEV_API int coev_chan_recv_batch(coev_chan_t *ch, void *out, size_t max,
+				  coev_time_t deadline);
+COEV_API int coev_chan_try_recv_batch(coev_chan_t *ch, void *out, size_t max);
+
+/*
  * coev_chan_close — close ch (rule 2) and wake everyone waiting on it.
  * Returns 0, or COEV_ECLOSED if it was closed already. Any thread.
  * coev_chan_len — messages buffered now (a snapshot); coev_chan_cap — the

@@ -14,6 +14,11 @@
  *       A stops long before its cap;
  *   (b) several children: all but the last go to the ring, all of them
  *       run on the other worker;
+ *   (p) the same with hand-off partners: tasks waiting on a channel
+ *       that A sends to, which go to A's worker's LIFO slot and ring as
+ *       the partners that thieves leave alone while A runs (worker.c,
+ *       partners_only); the monitor's kick lifts that, and the other
+ *       worker takes them;
  *   (c) a task sleeping on A's worker's loop (coev_sleep, timer armed on
  *       that loop) is not rescued: a libev loop belongs to its thread, so
  *       the timer fires only when A's worker gets back to its loop. The
@@ -40,6 +45,8 @@
  * Task bodies record failures with TU_CHECK; the test thread checks
  * tu_assert_no_failures().
  */
+#include <stdbool.h>
+
 #include "tests/testutil.h"
 
 #define WORKERS 2
@@ -58,7 +65,9 @@ typedef struct stuck {
 	atomic_int where[CHILDREN]; /* each child's worker */
 	coev_time_t spin_start, spin_end;
 	coev_time_t child_at[CHILDREN];
-	int by_flag; /* A stopped because every child ran */
+	int by_flag;	    /* A stopped because every child ran */
+	coev_chan_t *ch;    /* (p): the partners wait on it, A sends */
+	atomic_int waiting; /* (p): partners about to receive */
 } stuck_t;
 
 typedef struct child {
@@ -128,14 +137,37 @@ static int rescuer(void *arg)
 	return 0;
 }
 
-/* A: spawn the children, then spin without suspending until all of them
- * ran or the cap. */
+/* (p): wait for A's message, then be rescued. */
+static int partner(void *arg)
+{
+	child_t *c = arg;
+	int msg;
+
+	atomic_fetch_add(&c->s->waiting, 1);
+	TU_CHECK_EQ(coev_chan_recv(c->s->ch, &msg), 0);
+	return rescuer(arg);
+}
+
+/* A: spawn the children (or, with a channel, wake the partners waiting
+ * on it), then spin without suspending until all of them ran or the
+ * cap. */
 static int spinner(void *arg)
 {
 	stuck_t *s = arg;
 	child_t c[CHILDREN];
 	coev_time_t cap;
 
+	for (int i = 0; s->ch && i < s->n; i++) {
+		c[i] = (child_t){s, i};
+		atomic_store(&s->where[i], -1);
+		TU_CHECK_EQ(coev_spawn_named("partner", partner, &c[i], NULL),
+			    0);
+	}
+	/* The partners run and wait before the other worker is seen
+	 * asleep (its 2 ms sleep lets them); one that is late finds its
+	 * message in the ring and is no partner, so the kick is checked
+	 * by the caller only when all were waiting. */
+	TU_CHECK_EQ(tu_wait_at_least(&s->waiting, s->ch ? s->n : 0), 0);
 	TU_CHECK(wait_other_asleep(s->rt) >= 0);
 	/* From here on A never suspends: it stays on this worker. */
 	s->wa = coev_worker_id();
@@ -143,6 +175,11 @@ static int spinner(void *arg)
 	 * may be taken at once. */
 	s->spin_start = coev_now();
 	for (int i = 0; i < s->n; i++) {
+		if (s->ch) {
+			/* A waiting partner is woken into our LIFO slot. */
+			TU_CHECK_EQ(coev_chan_try_send(s->ch, &i), 0);
+			continue;
+		}
 		c[i] = (child_t){s, i};
 		atomic_store(&s->where[i], -1);
 		TU_CHECK_EQ(coev_spawn_named("rescuer", rescuer, &c[i], NULL),
@@ -162,9 +199,10 @@ static int spinner(void *arg)
 	return 0;
 }
 
-/* Runs A with n children on a fresh runtime and checks that every child
- * ran on the other worker before A's cap. Returns the stuck_kicks count. */
-static uint64_t run_spinner(int n)
+/* Runs A with n children (partners: n tasks waiting on a channel) on a
+ * fresh runtime and checks that every child ran on the other worker
+ * before A's cap. Returns the stuck_kicks count. */
+static uint64_t run_spinner(int n, bool partners)
 {
 	coev_rt_t *rt = new_rt();
 	stuck_t *s = calloc(1, sizeof *s);
@@ -175,6 +213,9 @@ static uint64_t run_spinner(int n)
 	assert_non_null(s);
 	s->rt = rt;
 	s->n = n;
+	if (partners)
+		assert_int_equal(coev_chan_new(&s->ch, sizeof(int), CHILDREN),
+				 0);
 	assert_int_equal(coev_rt_spawn(rt, "spinner", spinner, s, &t), 0);
 	assert_int_equal(coev_join_dl(t, tu_guard(), &ret), 0);
 	assert_int_equal(ret, 0);
@@ -201,6 +242,7 @@ static uint64_t run_spinner(int n)
 		      (double)(s->spin_end - s->spin_start) / 1e6,
 		      (unsigned long long)st.stuck_kicks,
 		      st.stuck_kicks == 1 ? "" : "s");
+	coev_chan_free(s->ch);
 	free(s);
 	return st.stuck_kicks;
 }
@@ -210,13 +252,27 @@ static void test_monitor_lifo_child_is_rescued(void **state)
 	(void)state;
 	/* The child in the LIFO slot wakes nobody and the other worker
 	 * sleeps: only the monitor's wake can have brought it over. */
-	assert_true(run_spinner(1) >= 1);
+	assert_true(run_spinner(1, false) >= 1);
 }
 
 static void test_monitor_ring_children_run_elsewhere(void **state)
 {
 	(void)state;
-	run_spinner(CHILDREN);
+	run_spinner(CHILDREN, false);
+}
+
+/* A partner in the LIFO slot, and one displaced to the ring (thieves
+ * leave both alone while A runs): the monitor's wake brings them over. */
+static void test_monitor_lifo_partner_is_rescued(void **state)
+{
+	(void)state;
+	assert_true(run_spinner(1, true) >= 1);
+}
+
+static void test_monitor_ring_partner_is_rescued(void **state)
+{
+	(void)state;
+	assert_true(run_spinner(2, true) >= 1);
 }
 
 /* ---- (c) a timer on the stuck worker's loop fires late ----------------- */
@@ -382,6 +438,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		TU_FD_TEST(test_monitor_lifo_child_is_rescued),
 		TU_FD_TEST(test_monitor_ring_children_run_elsewhere),
+		TU_FD_TEST(test_monitor_lifo_partner_is_rescued),
+		TU_FD_TEST(test_monitor_ring_partner_is_rescued),
 		TU_FD_TEST(test_monitor_timer_on_stuck_loop_fires_late),
 		TU_FD_TEST(test_monitor_pinned_yielder_does_not_starve),
 	};

@@ -2,7 +2,8 @@
  * tests/sync/test_chan_fast.c — the bounded channel's lock-free ring
  * (sync/chan.c) under contention: 4 producer and 4 consumer tasks on 2
  * workers, each call taking a random form (blocking, try, deadline,
- * select with a case that never fires), with the channel closed in the
+ * select with a case that never fires, and for consumers a batch receive
+ * of 1 to 8 messages, blocking, try or deadline), with the channel closed in the
  * middle by one producer while the others send. Every message whose send reported success is received exactly
  * once, each consumer sees each producer's messages in increasing order,
  * every send after the close fails with COEV_ECLOSED and its message is
@@ -87,6 +88,32 @@ static int recv_one(struct fast *f, uint64_t *m, uint64_t *rs)
 	}
 }
 
+#define BATCH 8
+
+/* Some messages into m (at most BATCH): a count, or a receive's error.
+ * Half the time one message as recv_one takes it, else a batch receive
+ * of 1 to BATCH in a random form (blocking, try, deadline). */
+static int recv_some(struct fast *f, uint64_t *m, uint64_t *rs)
+{
+	size_t max = 1 + rnd(rs) % BATCH;
+	int r;
+
+	switch (rnd(rs) % 6) {
+	case 0: return coev_chan_recv_batch(f->ch, m, max, COEV_FOREVER);
+	case 1:
+		while ((r = coev_chan_try_recv_batch(f->ch, m, max)) == -EAGAIN)
+			coev_yield();
+		return r;
+	case 2:
+		do
+			r = coev_chan_recv_batch(f->ch, m, max,
+						 coev_now() + COEV_USEC(50));
+		while (r == -ETIMEDOUT);
+		return r;
+	default: return (r = recv_one(f, m, rs)) == 0 ? 1 : r;
+	}
+}
+
 static int producer(void *arg)
 {
 	struct prod *p = arg;
@@ -118,14 +145,22 @@ static int consumer(void *arg)
 {
 	struct prod *p = arg;
 	struct fast *f = p->f;
-	uint64_t rs = seed((uint64_t)p->id + 100, f->cap), m;
+	uint64_t rs = seed((uint64_t)p->id + 100, f->cap), ms[BATCH];
 	uint64_t last[NP];
 	size_t len;
-	int r;
+	int r = 0, n = 0, k = 0;
 
 	for (int i = 0; i < NP; i++)
 		last[i] = UINT64_MAX;
-	while ((r = recv_one(f, &m, &rs)) == 0) {
+	for (;;) {
+		if (k == n) {
+			if ((r = recv_some(f, ms, &rs)) <= 0)
+				break;
+			TU_CHECK(r <= BATCH);
+			n = r;
+			k = 0;
+		}
+		uint64_t m = ms[k++];
 		unsigned pid = (unsigned)(m >> 32);
 		uint64_t seq = m & 0xffffffffu;
 
@@ -294,12 +329,124 @@ static void test_chan_fast_try_forms_under_contention(void **state)
 	}
 }
 
+/* A batch receive's answers, on this plain thread: what is ready, in
+ * order, at most max, across the ring's wrap; -EAGAIN when empty and
+ * open, COEV_ECLOSED once closed and drained, -EINVAL for max 0; the
+ * same on an unbounded channel (the locked path). */
+static void check_batch_answers(size_t cap)
+{
+	coev_chan_t *ch;
+	uint64_t m[8], next = 0, want = 0;
+
+	assert_int_equal(coev_chan_new(&ch, sizeof(uint64_t), cap), 0);
+	assert_int_equal(coev_chan_try_recv_batch(ch, m, 8), -EAGAIN);
+	assert_int_equal(coev_chan_recv_batch(ch, m, 8, coev_now()),
+			 -ETIMEDOUT);
+	assert_int_equal(coev_chan_recv_batch(ch, m, 0, COEV_FOREVER), -EINVAL);
+	assert_int_equal(coev_chan_recv_batch(NULL, m, 1, COEV_FOREVER),
+			 -EINVAL);
+	/* 3 in, then 2 and 1 out, many times: positions wrap a 4-slot
+	 * ring. */
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 3; i++, next++)
+			assert_int_equal(coev_chan_try_send(ch, &next), 0);
+		assert_int_equal(coev_chan_try_recv_batch(ch, m, 2), 2);
+		assert_int_equal(m[0], want);
+		assert_int_equal(m[1], want + 1);
+		assert_int_equal(coev_chan_recv_batch(ch, m, 8, COEV_FOREVER),
+				 1);
+		assert_int_equal(m[0], want + 2);
+		want += 3;
+	}
+	for (int i = 0; i < 4; i++, next++)
+		assert_int_equal(coev_chan_try_send(ch, &next), 0);
+	assert_int_equal(coev_chan_close(ch), 0);
+	/* Closed: what is buffered first, then COEV_ECLOSED. */
+	assert_int_equal(coev_chan_recv_batch(ch, m, 8, COEV_FOREVER), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(m[i], want + (uint64_t)i);
+	assert_int_equal(coev_chan_recv_batch(ch, m, 8, COEV_FOREVER),
+			 COEV_ECLOSED);
+	assert_int_equal(coev_chan_try_recv_batch(ch, m, 8), COEV_ECLOSED);
+	coev_chan_free(ch);
+}
+
+static void test_chan_fast_batch_receive_answers(void **state)
+{
+	(void)state;
+	check_batch_answers(4);
+	check_batch_answers(COEV_CHAN_UNBOUNDED);
+}
+
+/* A batch receiver cancelled while messages arrive: whatever its call
+ * claimed it returns (a count), or it returns -ECANCELED having claimed
+ * nothing; with the rest drained after, every message arrives once, in
+ * order. */
+struct cancel_round {
+	coev_chan_t *ch;
+	uint64_t m[4];
+	int r;
+};
+
+static int batch_waiter(void *arg)
+{
+	struct cancel_round *c = arg;
+
+	c->r = coev_chan_recv_batch(c->ch, c->m, 4, COEV_FOREVER);
+	return 0;
+}
+
+static int cancel_main(void *arg)
+{
+	uint64_t rs = seed(7, 0), next = 0, want = 0, m[4];
+	struct cancel_round c;
+	coev_task_t *t;
+	int n;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_chan_new(&c.ch, sizeof(uint64_t), 4), 0);
+	for (int round = 0; round < TU_SCALE(2000, 500, 200); round++) {
+		int sends = (int)(rnd(&rs) % 4), yields = (int)(rnd(&rs) % 3);
+
+		/* A waiter cancelled before it ran took nothing. */
+		c.r = -ECANCELED;
+		TU_CHECK_EQ(coev_spawn_named("bw", batch_waiter, &c, &t), 0);
+		for (int i = 0; i < yields; i++)
+			coev_yield();
+		for (int i = 0; i < sends; i++, next++)
+			TU_CHECK_EQ(coev_chan_try_send(c.ch, &next), 0);
+		if (rnd(&rs) % 2)
+			coev_yield();
+		TU_CHECK_EQ(coev_cancel(t), 0);
+		TU_CHECK_EQ(coev_join(t, NULL), 0);
+		TU_CHECK(c.r == -ECANCELED || (c.r >= 1 && c.r <= 4));
+		for (int i = 0; i < c.r; i++, want++)
+			TU_CHECK_EQ(c.m[i], want);
+		while ((n = coev_chan_try_recv_batch(c.ch, m, 4)) > 0)
+			for (int i = 0; i < n; i++, want++)
+				TU_CHECK_EQ(m[i], want);
+		TU_CHECK_EQ(n, -EAGAIN);
+		TU_CHECK_EQ(want, next);
+	}
+	coev_chan_free(c.ch);
+	return 0;
+}
+
+static void test_chan_fast_cancelled_batch_loses_nothing(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(cancel_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TU_FD_TEST(test_chan_fast_bounded_close_in_the_middle),
 		TU_FD_TEST(test_chan_fast_unbounded_close_in_the_middle),
 		TU_FD_TEST(test_chan_fast_try_forms_under_contention),
+		TU_FD_TEST(test_chan_fast_batch_receive_answers),
+		TU_FD_TEST(test_chan_fast_cancelled_batch_loses_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
