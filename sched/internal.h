@@ -215,6 +215,10 @@ struct coev_worker {
 	struct coev_rt *rt;    /* [init] */
 	unsigned index;	       /* [init] */
 	coev_task_t *current;  /* [owner] task being run */
+	/* [owner] a task that parked by switching straight to current (a
+	 * hand-off, task.c) and is not yet published parked: current
+	 * publishes it first thing after the switch. */
+	coev_task_t *handoff_from;
 	coev__ctx_t sched_ctx; /* [owner] scheduler context */
 	uint32_t tick;	       /* [owner] */
 	uint32_t lifo_runs;    /* [owner] consecutive LIFO runs */

@@ -129,15 +129,24 @@ static int thread_wait(coev__waiter_t *wt, int n, coev_time_t deadline)
 
 int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 {
+	coev_task_t *t = wt->task; /* the calling task */
 	int r;
 
-	if (!wt->task)
+	if (!t)
 		return thread_wait(wt, n, deadline);
-	/* Acquire (both loads): pairs with the release fetch_add of done in
-	 * coev__waiter_signal, so what each signaller wrote before its
-	 * signal is visible once done reaches n. */
+	/* Acquire (both loads): pairs with the release fetch_add of
+	 * done in coev__waiter_signal, so what each signaller wrote before
+	 * its signal is visible once done reaches n. */
 	while (atomic_load_explicit(&wt->done, memory_order_acquire) < n) {
-		r = coev__park_until(deadline);
+		/* Without a deadline, the park without wait_common's
+		 * questions (coev__park_until's answer for it). */
+		if (coev__deadline_eff(t, deadline) == COEV_FOREVER &&
+		    !coev__cancel_check(t)) {
+			coev__park_task(t);
+			r = coev__cancel_check(t);
+		} else {
+			r = coev__park_until(deadline);
+		}
 		if (r < 0 &&
 		    atomic_load_explicit(&wt->done, memory_order_acquire) < n)
 			return r;

@@ -622,6 +622,41 @@ static inline coev__entry_t *take_lifo(struct coev_worker *w)
 	return t;
 }
 
+/*
+ * The entry a task parking on w may switch to directly (the hand-off,
+ * task.c), taken out of the LIFO slot; NULL when the scheduler must
+ * choose. A hand-off is a run of next_local's LIFO step without the trip
+ * through the scheduler, so it keeps next_local's order: it counts a
+ * tick and yields to the fairness tick (loop poll, inject queue), to
+ * posts and to the inbox; only a wake or a joiner's resume (a started
+ * task) qualifies, not a spawn; and a wake counts against COEV_LIFO_MAX,
+ * past which the ring gets its turn if it holds anything. Two tasks that
+ * hand off to each other forever so give way to the ring every
+ * COEV_LIFO_MAX runs and to the loop every COEV_TICK_GLOBAL, as two tasks
+ * waking each other through the scheduler do; thieves see the ring as
+ * before, and run_seq still changes at every run for the monitor.
+ */
+coev__entry_t *coev__worker_handoff(struct coev_worker *w)
+{
+	coev__entry_t *t = atomic_load_explicit(&w->lifo, memory_order_relaxed);
+	unsigned kind = coev__entry_kind(t);
+
+	if (!t || (kind != ENTRY_RUN && kind != ENTRY_RESUME) ||
+	    (w->tick + 1) % COEV_TICK_GLOBAL == 0 ||
+	    atomic_load_explicit(&w->posts, memory_order_relaxed) ||
+	    atomic_load_explicit(&w->inbox.len, memory_order_relaxed))
+		return NULL;
+	if (kind == ENTRY_RUN && w->lifo_runs >= COEV_LIFO_MAX) {
+		if (ring_size(w))
+			return NULL;
+		w->lifo_runs = 0; /* nothing waits: as next_local would */
+	}
+	w->tick++;
+	w->inbox_runs = 0;
+	/* NULL when a thief took the entry since the look above. */
+	return take_lifo(w);
+}
+
 static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;
