@@ -13,10 +13,11 @@
  *   wake:   fetch_or NOTIFIED; only if the task was parked (no NOTIFIED,
  *           RUNNING or DONE bit) does the waker queue it (exactly one
  *           waker wins that)
- *   park:   the task switches to its scheduler FIRST; the scheduler THEN
- *           publishes: CAS RUNNING -> IDLE. If the CAS fails a wake came
- *           while the task ran (RUNNING|NOTIFIED): the permit is consumed
- *           and the task is queued again instead of sleeping.
+ *   park:   the task switches to its scheduler FIRST (or, in a hand-off,
+ *           to the next task of its worker); the scheduler (or that task)
+ *           THEN publishes: CAS RUNNING -> IDLE. If the CAS fails a wake
+ *           came while the task ran (RUNNING|NOTIFIED): the permit is
+ *           consumed and the task is queued again instead of sleeping.
  *   yield:  no change: queued at the back of the ring with a yield
  *           entry, still RUNNING (a wake meanwhile leaves the permit)
  *   exit:   exchange -> DONE; the result is then published through the
@@ -604,7 +605,18 @@ static void suspend(coev_task_t *t, uint8_t why)
  * by the next task right after the switch (handoff_land): a wake of t
  * meanwhile finds it RUNNING and leaves the permit that publish_park
  * turns into a requeue, as for any park. Only tasks that already run on a
- * stack qualify (never a first run), so the switch needs no set-up.
+ * stack qualify (a wake or a joiner's resume, never a first run), so the
+ * switch needs no set-up.
+ *
+ * The bound (coev__worker_handoff): a hand-off is next_local's LIFO step
+ * without the trip through the scheduler, taken only when next_local
+ * would take it. It counts a tick and gives way to the fairness tick
+ * (loop poll, inject queue), to posts and to the inbox, and a wake counts
+ * against COEV_LIFO_MAX, past which the ring gets its turn if it holds
+ * anything. Two tasks that hand off to each other forever so let the
+ * ring run every COEV_LIFO_MAX runs and the loop every COEV_TICK_GLOBAL
+ * (Go bounds runnext by the time slice instead), thieves see the ring as
+ * before, and run_seq changes at every run for the monitor.
  */
 static void handoff(struct coev_worker *w, coev_task_t *t, coev__entry_t *e)
 {

@@ -622,20 +622,9 @@ static inline coev__entry_t *take_lifo(struct coev_worker *w)
 	return t;
 }
 
-/*
- * The entry a task parking on w may switch to directly (the hand-off,
- * task.c), taken out of the LIFO slot; NULL when the scheduler must
- * choose. A hand-off is a run of next_local's LIFO step without the trip
- * through the scheduler, so it keeps next_local's order: it counts a
- * tick and yields to the fairness tick (loop poll, inject queue), to
- * posts and to the inbox; only a wake or a joiner's resume (a started
- * task) qualifies, not a spawn; and a wake counts against COEV_LIFO_MAX,
- * past which the ring gets its turn if it holds anything. Two tasks that
- * hand off to each other forever so give way to the ring every
- * COEV_LIFO_MAX runs and to the loop every COEV_TICK_GLOBAL, as two tasks
- * waking each other through the scheduler do; thieves see the ring as
- * before, and run_seq still changes at every run for the monitor.
- */
+/* The LIFO entry a task parking on w may switch to (the hand-off, task.c
+ * tells the bound), or NULL: next_local's LIFO step, taken only when
+ * next_local would take it. */
 coev__entry_t *coev__worker_handoff(struct coev_worker *w)
 {
 	coev__entry_t *t = atomic_load_explicit(&w->lifo, memory_order_relaxed);
