@@ -215,9 +215,9 @@ struct coev_worker {
 	_Atomic(coev__entry_t *) lifo; /* [any] owner sets, thieves take */
 	char pad0[COEV_CACHELINE];
 	/* Owner's hot state. */
-	struct coev_rt *rt;    /* [init] */
-	unsigned index;	       /* [init] */
-	coev_task_t *current;  /* [owner] task being run */
+	struct coev_rt *rt;   /* [init] */
+	unsigned index;	      /* [init] */
+	coev_task_t *current; /* [owner] task being run */
 	/* [owner] a task that parked by switching straight to current (a
 	 * hand-off, task.c) and is not yet published parked: current
 	 * publishes it first thing after the switch. */
@@ -546,8 +546,7 @@ void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
  * waiter, once it sees 1, waits the few instructions until 2 before it
  * leaves, so the task outlives the wake without a reference (two atomic
  * read-modify-writes fewer per wait). */
-static inline void coev__waiter_init_once(coev__waiter_t *wt,
-					  coev_task_t *self)
+static inline void coev__waiter_init_once(coev__waiter_t *wt, coev_task_t *self)
 {
 	if (!self) {
 		coev__waiter_init(wt, NULL);

@@ -109,10 +109,9 @@ static void run_pair(int via)
 	atomic_store(&p->a, ta);
 	atomic_store(&p->b, tb);
 	if (via == VIA_TIMER)
-		assert_int_equal(
-			coev_rt_spawn(rt, "sleeper", sleep_then_stop,
-				      (void *)&p->stop, &ts),
-			0);
+		assert_int_equal(coev_rt_spawn(rt, "sleeper", sleep_then_stop,
+					       (void *)&p->stop, &ts),
+				 0);
 	/* From this plain thread: the entry goes to the inject queue, which
 	 * the worker looks at only on its fairness tick. */
 	if (via == VIA_INJECT) {
@@ -216,10 +215,10 @@ static void test_handoff_no_lost_wakes(void **state)
 		atomic_store(&c.t[0], t[0]);
 		atomic_store(&c.t[1], t[1]);
 		for (int i = 0; i < 2; i++) {
-			assert_int_equal(coev_join_dl(t[i],
-						      coev_deadline(STUCK_AFTER),
-						      &r[i]),
-					 0);
+			assert_int_equal(
+				coev_join_dl(t[i], coev_deadline(STUCK_AFTER),
+					     &r[i]),
+				0);
 			assert_int_equal(r[i], 0);
 			assert_int_equal(atomic_load(&c.seen[i]), c.rounds);
 		}
