@@ -58,8 +58,10 @@ static int side(pair_t *p, _Atomic(coev_task_t *) *peer_slot, long spawn_at)
 		coev__wake(peer);
 		coev__park();
 	}
-	atomic_fetch_add(&p->out, 1);
 	coev__wake(peer); /* it may be parked: let it see stop */
+	/* The last touch of peer: the test joins (and so frees) the tasks
+	 * only once both sides are out. */
+	atomic_fetch_add(&p->out, 1);
 	if (t && (coev_join(t, &ret) < 0 || ret != 0))
 		return -1;
 	return 0;
@@ -121,6 +123,7 @@ static void run_pair(int via)
 					       (void *)&p->stop, &ts),
 				 0);
 	}
+	assert_int_equal(tu_thread_wait_at_least(&p->out, 2), 0);
 	assert_int_equal(coev_join_dl(ta, coev_deadline(STUCK_AFTER), &ra), 0);
 	assert_int_equal(coev_join_dl(tb, coev_deadline(STUCK_AFTER), &rb), 0);
 	if (ts)
@@ -166,6 +169,7 @@ static void test_handoff_pair_lets_a_timer_fire(void **state)
 typedef struct counted {
 	_Atomic(coev_task_t *) t[2];
 	atomic_long seen[2];
+	atomic_int out; /* sides done touching their peer */
 	long rounds;
 } counted_t;
 
@@ -181,6 +185,7 @@ static int counted_side(counted_t *c, int me)
 			coev__park();
 	}
 	coev__wake(peer);
+	atomic_fetch_add(&c->out, 1); /* the last touch of peer */
 	return 0;
 }
 
@@ -208,12 +213,14 @@ static void test_handoff_no_lost_wakes(void **state)
 		atomic_store(&c.t[1], NULL);
 		atomic_store(&c.seen[0], 0);
 		atomic_store(&c.seen[1], 0);
+		atomic_store(&c.out, 0);
 		assert_int_equal(coev_rt_spawn(rt, "a", counted_a, &c, &t[0]),
 				 0);
 		assert_int_equal(coev_rt_spawn(rt, "b", counted_b, &c, &t[1]),
 				 0);
 		atomic_store(&c.t[0], t[0]);
 		atomic_store(&c.t[1], t[1]);
+		assert_int_equal(tu_thread_wait_at_least(&c.out, 2), 0);
 		for (int i = 0; i < 2; i++) {
 			assert_int_equal(
 				coev_join_dl(t[i], coev_deadline(STUCK_AFTER),
