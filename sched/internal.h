@@ -92,6 +92,9 @@ struct coev_worker;
 typedef struct coev__waiter {
 	coev_task_t *task;
 	atomic_int done;
+	/* [init] a task waiter signalled once that holds no reference on
+	 * its task (coev__waiter_init_once): done goes 0, 1, 2. */
+	bool once;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 } coev__waiter_t;
@@ -234,6 +237,10 @@ struct coev_worker {
 	coev__entry_t *batch[COEV_BATCH];
 	unsigned index;	       /* [init] */
 	coev_task_t *current;  /* [owner] task being run */
+	/* [owner] a task that parked by switching straight to current (a
+	 * hand-off, task.c) and is not yet published parked: current
+	 * publishes it first thing after the switch. */
+	coev_task_t *handoff_from;
 	coev__ctx_t sched_ctx; /* [owner] scheduler context */
 	uint32_t tick;	       /* [owner] */
 	uint32_t lifo_runs;    /* [owner] consecutive LIFO runs */
@@ -553,6 +560,22 @@ static inline unsigned coev__fd_dir(unsigned ev)
  * (coev__task_ref; join does).
  */
 void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self);
+/* For a waiter signalled exactly once (sync/'s wait queues): no reference
+ * on the task is taken for the signal, nor dropped by it. The signaller
+ * marks done 1, wakes the task, and marks it 2 as its last touch; the
+ * waiter, once it sees 1, waits the few instructions until 2 before it
+ * leaves, so the task outlives the wake without a reference (two atomic
+ * read-modify-writes fewer per wait). */
+static inline void coev__waiter_init_once(coev__waiter_t *wt, coev_task_t *self)
+{
+	if (!self) {
+		coev__waiter_init(wt, NULL);
+		return;
+	}
+	wt->task = self;
+	wt->once = true;
+	atomic_init(&wt->done, 0);
+}
 /* How a signalled task is queued: as a wake (the signaller's next task),
  * as a joiner resumed by the task it joined, or on the signaller's ring
  * where idle workers may take it at once (for a signaller that keeps

@@ -87,6 +87,8 @@ void coev__schedule_lifo(struct coev_worker *w, coev__entry_t *e);
  * without the questions the scheduler answered already. */
 void coev__schedule_yield(struct coev_worker *w, coev__entry_t *e);
 void coev__schedule_inject(struct coev_rt *rt, coev__entry_t *e);
+/* The LIFO entry a task parking on w may hand off to, or NULL. */
+coev__entry_t *coev__worker_handoff(struct coev_worker *w);
 void coev__inject_push(coev__inject_t *q, coev__entry_t *first,
 		       coev__entry_t *last, size_t n);
 coev__entry_t *coev__inject_pop(coev__inject_t *q);
@@ -159,6 +161,8 @@ static inline void coev__live_end(struct coev_worker *w, coev_task_t *t)
 }
 
 /* task.c */
+/* coev__park for t, the calling task. */
+void coev__park_task(coev_task_t *t);
 bool coev__task_run(struct coev_worker *w, coev__entry_t *e);
 /* True when e can no longer claim its task: a spawn or boost entry whose
  * task has started (a state that never returns to plain NOTIFIED).

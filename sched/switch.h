@@ -6,9 +6,13 @@
  * or it reports false stack overflows and loses fake frames; ThreadSanitizer
  * keeps one shadow state per fiber (create/switch_to/destroy_fiber). Both
  * hooks compile to nothing in plain builds, so the switch stays a few
- * instructions. Only the scheduler context and task contexts ever switch:
- * a task always returns to the scheduler of the worker it runs on, and the
- * scheduler picks the next task (no task-to-task switches).
+ * instructions. Three switches exist: the scheduler to a task, a task back
+ * to the scheduler of the worker it runs on, and the hand-off (task.c): a
+ * parking task straight to the task its worker would run next, on the
+ * same thread. A task may therefore resume from the scheduler or from
+ * another task; which one is told by w->handoff_from, set by a hand-off
+ * before its switch, and the sanitizers learn the scheduler's stack only
+ * from a switch that came from the scheduler.
  */
 #ifndef COEV_SCHED_SWITCH_H
 #define COEV_SCHED_SWITCH_H
@@ -45,8 +49,10 @@ static inline void coev__switch_thread_init(struct coev_worker *w)
 #endif
 }
 
-/* Scheduler side: run t until it switches back. */
-static inline void coev__switch_to_task(struct coev_worker *w, coev_task_t *t)
+/* Scheduler side: run t until a task switches back, and return that task:
+ * t, or the last task of a chain of hand-offs that t began. */
+static inline coev_task_t *coev__switch_to_task(struct coev_worker *w,
+						coev_task_t *t)
 {
 #if defined(COEV_ASAN)
 	void *fake = NULL;
@@ -58,6 +64,7 @@ static inline void coev__switch_to_task(struct coev_worker *w, coev_task_t *t)
 	__tsan_switch_to_fiber(t->san_fiber, 0);
 #endif
 	coev__ctx_switch(&w->sched_ctx, &t->ctx);
+	t = w->current;
 #if defined(COEV_ASAN)
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -67,6 +74,22 @@ static inline void coev__switch_to_task(struct coev_worker *w, coev_task_t *t)
 		t->san_fiber = NULL;
 	}
 #endif
+	return t;
+}
+
+/* Task side, just resumed on worker w: tell ASan which stack it came
+ * from. Only a switch from the scheduler gives w's scheduler stack; a
+ * hand-off came from another task (w->handoff_from is set). */
+static inline void coev__switch_landed(coev_task_t *t, struct coev_worker *w)
+{
+#if defined(COEV_ASAN)
+	if (w->handoff_from)
+		__sanitizer_finish_switch_fiber(t->san_fake, NULL, NULL);
+	else
+		__sanitizer_finish_switch_fiber(t->san_fake, &w->san_sched_lo,
+						&w->san_sched_size);
+#endif
+	(void)t;
 	(void)w;
 }
 
@@ -95,10 +118,23 @@ static inline void coev__switch_to_sched(coev_task_t *t)
 	__tsan_switch_to_fiber(w->san_sched_fiber, 0);
 #endif
 	coev__ctx_switch(&t->ctx, &w->sched_ctx);
+	coev__switch_landed(t, t->worker);
+}
+
+/* Task side: a hand-off from the running task from to to, a started task
+ * that was claimed on the same worker. When this returns from has been
+ * resumed, as after coev__switch_to_sched. */
+static inline void coev__switch_to_peer(coev_task_t *from, coev_task_t *to)
+{
 #if defined(COEV_ASAN)
-	__sanitizer_finish_switch_fiber(t->san_fake, &t->worker->san_sched_lo,
-					&t->worker->san_sched_size);
+	__sanitizer_start_switch_fiber(&from->san_fake, to->stack->lo,
+				       to->stack->size);
 #endif
+#if defined(COEV_TSAN)
+	__tsan_switch_to_fiber(to->san_fiber, 0);
+#endif
+	coev__ctx_switch(&from->ctx, &to->ctx);
+	coev__switch_landed(from, from->worker);
 }
 
 #endif

@@ -13,10 +13,11 @@
  *   wake:   fetch_or NOTIFIED; only if the task was parked (no NOTIFIED,
  *           RUNNING or DONE bit) does the waker queue it (exactly one
  *           waker wins that)
- *   park:   the task switches to its scheduler FIRST; the scheduler THEN
- *           publishes: CAS RUNNING -> IDLE. If the CAS fails a wake came
- *           while the task ran (RUNNING|NOTIFIED): the permit is consumed
- *           and the task is queued again instead of sleeping.
+ *   park:   the task switches to its scheduler FIRST (or, in a hand-off,
+ *           to the next task of its worker); the scheduler (or that task)
+ *           THEN publishes: CAS RUNNING -> IDLE. If the CAS fails a wake
+ *           came while the task ran (RUNNING|NOTIFIED): the permit is
+ *           consumed and the task is queued again instead of sleeping.
  *   yield:  no change: queued at the back of the ring with a yield
  *           entry, still RUNNING (a wake meanwhile leaves the permit)
  *   exit:   exchange -> DONE; the result is then published through the
@@ -512,7 +513,9 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 	run_begin(w);
 	w->current = t;
 	t->yield = TY_NONE;
-	coev__switch_to_task(w, t);
+	/* The task that comes back is t's last hand-off when t parked by
+	 * switching to a peer (see the hand-off below). */
+	t = coev__switch_to_task(w, t);
 	w->current = NULL;
 	run_end(w, t);
 
@@ -535,11 +538,68 @@ bool coev__task_run(struct coev_worker *w, coev__entry_t *e)
 
 /* --- park and wake ------------------------------------------------------------ */
 
+/* First thing in a task resumed on w by a hand-off: publish the task that
+ * handed off parked, now that its context is saved. */
+static inline void handoff_land(struct coev_worker *w)
+{
+	coev_task_t *from = w->handoff_from;
+
+	if (__builtin_expect(from != NULL, 0)) {
+		w->handoff_from = NULL;
+		COEV__POINT(SUSPEND);
+		publish_park(from);
+	}
+}
+
 static void suspend(coev_task_t *t, uint8_t why)
 {
 	COEV__POINT(SUSPEND);
 	t->yield = why;
 	coev__switch_to_sched(t);
+	handoff_land(t->worker);
+}
+
+/*
+ * The hand-off: t parks by switching straight to the task of e, which w's
+ * scheduler would have run next (coev__worker_handoff), instead of
+ * through the scheduler (a switch to it, publish_park, next_local, claim,
+ * a switch back out). That is the common end of a wake followed by a
+ * wait: a channel send to a waiting receiver and then a receive, an
+ * unlock and then a wait, a future completed and then awaited (Go's
+ * runnext with its direct switch). Everything task_run does around a run
+ * happens here in the same order: the run of t ends, the next is claimed
+ * and begins, and t is published parked only once its context is saved,
+ * by the next task right after the switch (handoff_land): a wake of t
+ * meanwhile finds it RUNNING and leaves the permit that publish_park
+ * turns into a requeue, as for any park. Only tasks that already run on a
+ * stack qualify (a wake or a joiner's resume, never a first run), so the
+ * switch needs no set-up.
+ *
+ * The bound (coev__worker_handoff): a hand-off is next_local's LIFO step
+ * without the trip through the scheduler, taken only when next_local
+ * would take it. It counts a tick and gives way to the fairness tick
+ * (loop poll, inject queue), to posts and to the inbox, and a wake counts
+ * against COEV_LIFO_MAX, past which the ring gets its turn if it holds
+ * anything. Two tasks that hand off to each other forever so let the
+ * ring run every COEV_LIFO_MAX runs and the loop every COEV_TICK_GLOBAL
+ * (Go bounds runnext by the time slice instead), thieves see the ring as
+ * before, and run_seq changes at every run for the monitor.
+ */
+static void handoff(struct coev_worker *w, coev_task_t *t, coev__entry_t *e)
+{
+	coev_task_t *next = coev__entry_task(e);
+
+	t->yield = TY_PARK;
+	run_end(w, t);
+	claim(e);
+	next->worker = w;
+	COEV_STAT_ADD(w, polls, 1);
+	run_begin(w);
+	w->current = next;
+	next->yield = TY_NONE;
+	w->handoff_from = t;
+	coev__switch_to_peer(t, next);
+	handoff_land(t->worker);
 }
 
 void coev__park(void)
@@ -548,7 +608,23 @@ void coev__park(void)
 
 	if (!t)
 		coev__panic("coev__park called outside a task");
-	suspend(t, TY_PARK);
+	coev__park_task(t);
+}
+
+void coev__park_task(coev_task_t *t)
+{
+	struct coev_worker *w;
+	coev__entry_t *e;
+
+	COEV__POINT(SUSPEND);
+	w = t->worker;
+	if ((e = coev__worker_handoff(w)) != NULL) {
+		handoff(w, t, e);
+		return;
+	}
+	t->yield = TY_PARK;
+	coev__switch_to_sched(t);
+	handoff_land(t->worker);
 }
 
 /* Set NOTIFIED; true when t was parked, and the caller must queue it

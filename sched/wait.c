@@ -8,6 +8,13 @@
  *     the signaller may wake it even if the task, woken spuriously, has
  *     already seen `done` and moved on. `done` is stored with release
  *     before the wake and read with acquire by the waiting task.
+ *   - A once waiter (sync/'s wait queues, signalled by one grant) holds
+ *     no reference: the signaller stores done 1, wakes, and stores 2 as
+ *     its last touch, and the waiter that saw 1 waits for 2 (a few
+ *     instructions) before it leaves, so the task cannot end under the
+ *     wake. Two atomic read-modify-writes of the task's count fewer per
+ *     wait; not for waits of several signals (join's gather counts
+ *     them).
  *   - A thread waiter blocks on a mutex and condition variable clocked by
  *     CLOCK_MONOTONIC, the runtime's clock. The signaller's last touch is
  *     the unlock, after which the waiter may return and its frame vanish.
@@ -54,6 +61,7 @@ void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self)
 	pthread_condattr_t ca;
 
 	wt->task = self;
+	wt->once = false;
 	atomic_init(&wt->done, 0);
 	if (self)
 		return;
@@ -72,11 +80,33 @@ void coev__waiter_fini(coev__waiter_t *wt)
 	pthread_mutex_destroy(&wt->mu);
 }
 
+static inline void wake_how(coev_task_t *t, int how)
+{
+	if (how == COEV_SIG_RESUME)
+		coev__wake_resume(t);
+	else if (how == COEV_SIG_SHARED)
+		coev__wake_shared(t);
+	else
+		coev__wake(t);
+}
+
 void coev__waiter_signal(coev__waiter_t *wt, int how)
 {
 	coev_task_t *t = wt->task;
 
 	COEV__POINT(WAKE);
+	if (t && wt->once) {
+		/* Release (both stores): pair with the acquire loads of done
+		 * in coev__waiter_wait_n, publishing what the signaller wrote
+		 * before (a message, a handed-over lock). The waiter does not
+		 * leave before it reads 2, so t stays alive through the wake,
+		 * and the store of 2 is the last touch of wt. */
+		atomic_store_explicit(&wt->done, 1, memory_order_release);
+		wake_how(t, how);
+		COEV__POINT(WAKE);
+		atomic_store_explicit(&wt->done, 2, memory_order_release);
+		return;
+	}
 	if (t) {
 		/* Release: pairs with the acquire loads of done in
 		 * coev__waiter_wait_n(), publishing what the signaller wrote
@@ -84,12 +114,7 @@ void coev__waiter_signal(coev__waiter_t *wt, int how)
 		 * touch of wt: the waiter may return and its frame vanish
 		 * right after it. */
 		atomic_fetch_add_explicit(&wt->done, 1, memory_order_release);
-		if (how == COEV_SIG_RESUME)
-			coev__wake_resume(t);
-		else if (how == COEV_SIG_SHARED)
-			coev__wake_shared(t);
-		else
-			coev__wake(t);
+		wake_how(t, how);
 		coev__task_release(t);
 		return;
 	}
@@ -127,21 +152,54 @@ static int thread_wait(coev__waiter_t *wt, int n, coev_time_t deadline)
 	return r;
 }
 
+/* Spins before each yield of the CPU, waiting for a partner's few
+ * instructions. */
+#define SPIN_TRIES 64
+
+/* A once waiter was signalled (done 1): wait for the signaller's last
+ * touch (done 2). It is a few instructions away, unless its thread was
+ * preempted: then yield the CPU to it. */
+static __attribute__((noinline)) void once_finish(coev__waiter_t *wt)
+{
+	/* Acquire: pairs with the release store of 2 in
+	 * coev__waiter_signal: the wake is done with the task. */
+	for (unsigned i = 1;
+	     atomic_load_explicit(&wt->done, memory_order_acquire) < 2; i++) {
+		if (i % SPIN_TRIES)
+			coev__cpu_pause();
+		else
+			sched_yield();
+	}
+}
+
 int coev__waiter_wait_n(coev__waiter_t *wt, int n, coev_time_t deadline)
 {
+	coev_task_t *t = wt->task; /* the calling task */
 	int r;
 
-	if (!wt->task)
+	if (!t)
 		return thread_wait(wt, n, deadline);
-	/* Acquire (both loads): pairs with the release fetch_add of done in
-	 * coev__waiter_signal, so what each signaller wrote before its
-	 * signal is visible once done reaches n. */
+	/* Acquire (both loads): pairs with the release fetch_add of
+	 * done in coev__waiter_signal, so what each signaller wrote before
+	 * its signal is visible once done reaches n. */
 	while (atomic_load_explicit(&wt->done, memory_order_acquire) < n) {
-		r = coev__park_until(deadline);
+		/* Without a deadline, the park without wait_common's
+		 * questions (coev__park_until's answer for it). */
+		if (coev__deadline_eff(t, deadline) == COEV_FOREVER &&
+		    !coev__cancel_check(t)) {
+			coev__park_task(t);
+			r = coev__cancel_check(t);
+		} else {
+			r = coev__park_until(deadline);
+		}
 		if (r < 0 &&
 		    atomic_load_explicit(&wt->done, memory_order_acquire) < n)
 			return r;
 	}
+	/* Acquire: as in once_finish. */
+	if (wt->once &&
+	    atomic_load_explicit(&wt->done, memory_order_acquire) < 2)
+		once_finish(wt);
 	return 0;
 }
 
@@ -360,9 +418,8 @@ int coev_sleep(coev_time_t ns)
 
 /* --- the spin lock (sched/internal.h) --- */
 
-/* Spins before each yield of the CPU: long enough for a critical section
- * on another core, short against a time slice. */
-#define SPIN_TRIES 64
+/* SPIN_TRIES (above): long enough for a critical section on another
+ * core, short against a time slice. */
 
 void coev__spin_lock_slow(atomic_uint *l)
 {

@@ -546,6 +546,30 @@ static inline coev__entry_t *take_lifo(struct coev_worker *w)
 	return t;
 }
 
+/* The LIFO entry a task parking on w may switch to (the hand-off, task.c
+ * tells the bound), or NULL: next_local's LIFO step, taken only when
+ * next_local would take it. */
+coev__entry_t *coev__worker_handoff(struct coev_worker *w)
+{
+	coev__entry_t *t = atomic_load_explicit(&w->lifo, memory_order_relaxed);
+	unsigned kind = coev__entry_kind(t);
+
+	if (!t || (kind != ENTRY_RUN && kind != ENTRY_RESUME) ||
+	    (w->tick + 1) % COEV_TICK_GLOBAL == 0 ||
+	    atomic_load_explicit(&w->posts, memory_order_relaxed) ||
+	    atomic_load_explicit(&w->inbox.len, memory_order_relaxed))
+		return NULL;
+	if (kind == ENTRY_RUN && w->lifo_runs >= COEV_LIFO_MAX) {
+		if (ring_size(w))
+			return NULL;
+		w->lifo_runs = 0; /* nothing waits: as next_local would */
+	}
+	w->tick++;
+	w->inbox_runs = 0;
+	/* NULL when a thief took the entry since the look above. */
+	return take_lifo(w);
+}
+
 static coev__entry_t *next_local(struct coev_worker *w)
 {
 	coev__entry_t *t;

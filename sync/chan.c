@@ -419,14 +419,16 @@ static inline void clear_mark(atomic_size_t *word, size_t bit)
 		memory_order_relaxed);
 }
 
-void coev__chan_settle(coev_chan_t *ch)
+/* coev__chan_settle, keeping the receivers' marks when keep_recv (see
+ * chan_slow). */
+static void settle(coev_chan_t *ch, bool keep_recv)
 {
 	unsigned was = atomic_load_explicit(&ch->wflags, memory_order_relaxed);
 	unsigned f = was;
 
 	/* Plain stores: while a side is marked, only the lock's holder
 	 * changes its word of the ring (and the close, under the lock). */
-	if ((f & COEV__WF_RECV) && coev__wq_empty(&ch->recvq)) {
+	if ((f & COEV__WF_RECV) && !keep_recv && coev__wq_empty(&ch->recvq)) {
 		if (ch->ring)
 			clear_mark(&ch->head, COEV__H_RWAIT);
 		f &= ~COEV__WF_RECV;
@@ -438,6 +440,11 @@ void coev__chan_settle(coev_chan_t *ch)
 	}
 	if (f != was)
 		atomic_store_explicit(&ch->wflags, f, memory_order_relaxed);
+}
+
+void coev__chan_settle(coev_chan_t *ch)
+{
+	settle(ch, false);
 }
 
 /* A waiter gave up: its queue may be empty now. */
@@ -510,7 +517,14 @@ __attribute__((noinline)) static int chan_slow(coev_chan_t *ch, void *buf,
 					     ch);
 		}
 	}
-	coev__chan_settle(ch);
+	/* A send that gave its message to a waiting receiver leaves the
+	 * receivers' marks up: that receiver most likely comes back to wait
+	 * (a ping-pong, a consumer that keeps up), and marking again costs it
+	 * two read-modify-writes. A mark nobody needs is safe (the header's
+	 * "no lost wakeup" needs marks only while receivers wait) and costs
+	 * one trip to the lock: the next operation that finds it goes there,
+	 * and its settle takes the mark down. */
+	settle(ch, send && r == 0 && wk.head);
 	coev__spin_unlock(&ch->lk);
 	coev__wq_wake(&wk);
 	return r;

@@ -84,8 +84,9 @@ typedef struct coev__wake {
 
 /*
  * coev__waiter_begin — prepare wt for the calling task or plain thread,
- * with a reference on the task that the signal (or coev__waiter_abandon)
- * drops. Returns 0 or COEV_ENOTCORO on a worker thread outside a task.
+ * to be signalled at most once (coev__waiter_init_once: the task outlives
+ * the signal without a reference). Returns 0 or COEV_ENOTCORO on a worker
+ * thread outside a task.
  * coev__waiter_abandon — undo begin for a waiter nobody will signal.
  * A signalled waiter ends with coev__waiter_fini.
  */

@@ -26,16 +26,13 @@ int coev__waiter_begin(coev__waiter_t *wt)
 
 	if (!t && coev__worker_self())
 		return COEV_ENOTCORO;
-	coev__waiter_init(wt, t);
-	if (t)
-		coev__task_ref(t); /* dropped by the signal */
+	/* Signalled once (a grant), so no reference on the task. */
+	coev__waiter_init_once(wt, t);
 	return 0;
 }
 
 void coev__waiter_abandon(coev__waiter_t *wt)
 {
-	if (wt->task)
-		coev__task_release(wt->task);
 	coev__waiter_fini(wt);
 }
 
