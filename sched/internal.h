@@ -235,8 +235,8 @@ struct coev_worker {
 	atomic_uint batch_i, batch_n; /* [owner writes, any reads] */
 	atomic_uint batch_gone; /* [monitor sets, owner clears] see worker.c */
 	coev__entry_t *batch[COEV_BATCH];
-	unsigned index;	       /* [init] */
-	coev_task_t *current;  /* [owner] task being run */
+	unsigned index;	      /* [init] */
+	coev_task_t *current; /* [owner] task being run */
 	/* [owner] a task that parked by switching straight to current (a
 	 * hand-off, task.c) and is not yet published parked: current
 	 * publishes it first thing after the switch. */

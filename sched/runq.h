@@ -147,6 +147,13 @@ static inline void ring_push(struct coev_worker *w, coev__entry_t *t)
  * search would then need a heavy fence, and message passing between two
  * workers starts a search at every hop).
  */
+/* Whether the owner's batch holds entries not yet run [owner]. */
+static inline bool batch_left(struct coev_worker *w)
+{
+	return atomic_load_explicit(&w->batch_i, memory_order_relaxed) !=
+	       atomic_load_explicit(&w->batch_n, memory_order_relaxed);
+}
+
 static inline coev__entry_t *batch_pop(struct coev_worker *w)
 {
 	/* Relaxed, here and below: the owner's own fields, atomic only so

@@ -560,7 +560,9 @@ coev__entry_t *coev__worker_handoff(struct coev_worker *w)
 	    atomic_load_explicit(&w->inbox.len, memory_order_relaxed))
 		return NULL;
 	if (kind == ENTRY_RUN && w->lifo_runs >= COEV_LIFO_MAX) {
-		if (ring_size(w))
+		/* The batch too: its entries are the ring's oldest (thieves
+		 * may have emptied the ring behind it). */
+		if (batch_left(w) || ring_size(w))
 			return NULL;
 		w->lifo_runs = 0; /* nothing waits: as next_local would */
 	}
