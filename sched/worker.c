@@ -32,8 +32,10 @@
  *
  * Who may touch what: only the owner pushes to its ring and sets its LIFO
  * slot; any worker may pop from the ring (CAS on the consumer head), and a
- * searcher may take a LIFO entry that its owner left alone for 3 us. Work pushed by a thread that is not a worker of the
- * runtime goes to the inject queue. Pinned tasks go to their worker's inbox,
+ * searcher may take a LIFO entry that its owner left alone for 3 us,
+ * unless it is a partner of the owner's running task (rule 6). Work pushed
+ * by a thread that is not a worker of the runtime goes to the inject
+ * queue. Pinned tasks go to their worker's inbox,
  * and so, under COEV_DEBUG_MIGRATE, does every other resumed task, to the
  * inbox of the worker after the one it last ran on (schedule_migrate).
  *
