@@ -23,6 +23,8 @@
  *  - tu_mkdtemp(buf), tu_rmtree(dir): a private temporary directory and
  *    its removal (one level of files).
  *  - tu_thread_wait_at_least(v, n): tu_wait_at_least for a plain thread.
+ *  - tu_wait_task_ptr(p): as a task, yield until *p names a task, which
+ *    another task publishes there (a peer's handle); returns it.
  *  - tu_wait_parked(rt, t, kind, obj): until task t is parked waiting on
  *    (kind, obj), as coev_rt_tasks() reports it (from a task or a plain
  *    thread); tu_wait_parked_unless(..., flag): or until *flag is set;
@@ -210,6 +212,17 @@ TU_UNUSED static int tu_wait_at_least(atomic_int *v, int n)
 		coev_sleep(COEV_MSEC(1));
 	}
 	return 0;
+}
+
+/* As a task: yield until *p is set, and return it (the handle of a peer
+ * spawned after this task). */
+TU_UNUSED static coev_task_t *tu_wait_task_ptr(_Atomic(coev_task_t *) *p)
+{
+	coev_task_t *t;
+
+	while ((t = atomic_load(p)) == NULL)
+		coev_yield();
+	return t;
 }
 
 /* As a plain thread: nap until *v >= n (0), or -ETIMEDOUT after the

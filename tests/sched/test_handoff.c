@@ -23,15 +23,6 @@ typedef struct pair {
 	long spawned_at;   /* turns when the stopper was spawned */
 } pair_t;
 
-static coev_task_t *wait_ptr(_Atomic(coev_task_t *) *p)
-{
-	coev_task_t *t;
-
-	while ((t = atomic_load(p)) == NULL)
-		coev_yield();
-	return t;
-}
-
 static int stopper(void *arg)
 {
 	atomic_store((atomic_bool *)arg, true);
@@ -45,7 +36,7 @@ static int stopper(void *arg)
  * hand-offs. */
 static int side(pair_t *p, _Atomic(coev_task_t *) *peer_slot, long spawn_at)
 {
-	coev_task_t *peer = wait_ptr(peer_slot), *t = NULL;
+	coev_task_t *peer = tu_wait_task_ptr(peer_slot), *t = NULL;
 	int r, ret = -1;
 
 	for (long i = 0; !atomic_load(&p->stop); i++) {
@@ -175,7 +166,7 @@ typedef struct counted {
 
 static int counted_side(counted_t *c, int me)
 {
-	coev_task_t *peer = wait_ptr(&c->t[1 - me]);
+	coev_task_t *peer = tu_wait_task_ptr(&c->t[1 - me]);
 
 	for (long i = 1; i <= c->rounds; i++) {
 		atomic_store(&c->seen[me], i);

@@ -160,18 +160,9 @@ typedef struct pingpong {
 	long cross[2]; /* turns taken on another worker than the peer's */
 } pingpong_t;
 
-static coev_task_t *wait_ptr(_Atomic(coev_task_t *) *p)
-{
-	coev_task_t *t;
-
-	while ((t = atomic_load(p)) == NULL)
-		coev_yield();
-	return t;
-}
-
 static int pp_side(pingpong_t *p, int me)
 {
-	coev_task_t *peer = wait_ptr(me == 0 ? &p->b : &p->a);
+	coev_task_t *peer = tu_wait_task_ptr(me == 0 ? &p->b : &p->a);
 	long parks = 0, count = 0, cross = 0;
 
 	for (long i = 0; i < p->rounds; i++) {
@@ -320,7 +311,7 @@ static int fan_consumer(void *arg)
 {
 	fan_arg_t *a = arg;
 	fan_t *f = a->f;
-	coev_task_t *prod = wait_ptr(&f->producer);
+	coev_task_t *prod = tu_wait_task_ptr(&f->producer);
 	long cross = 0;
 
 	for (long g = 1; g <= f->rounds; g++) {
@@ -346,7 +337,7 @@ static int fan_producer(void *arg)
 	coev_task_t *c[FAN];
 
 	for (int i = 0; i < FAN; i++)
-		c[i] = wait_ptr(&f->consumer[i]);
+		c[i] = tu_wait_task_ptr(&f->consumer[i]);
 	for (long g = 1; g <= f->rounds; g++) {
 		atomic_store_explicit(&f->producer_worker, coev_worker_id(),
 				      memory_order_relaxed);
@@ -679,7 +670,7 @@ static int late_park_sleeper(void *arg)
 static int late_park_waker(void *arg)
 {
 	late_park_t *l = arg;
-	coev_task_t *s = wait_ptr(&l->sleeper);
+	coev_task_t *s = tu_wait_task_ptr(&l->sleeper);
 
 	for (int i = 0; i < l->rounds; i++) {
 		while (!atomic_load(&l->armed))
