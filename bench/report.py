@@ -62,16 +62,18 @@ def workers_of(w, metric):
     return 1 if w in ONE_WORKER or metric == "ns_per_task_1w" else WORKERS
 
 
-# The kernel's counters per task (getrusage deltas around the measured
-# section, whole process) that the task-lifecycle workloads print.
-KCOUNT_WORKLOADS = ["spawn", "spawn-wg", "sleepers", "sleepers-cancel"]
-KCOUNT_METRICS = [("minflt_per_op", "page faults per task"),
-                  ("csw_per_op", "context switches per task"),
-                  ("sys_ns_per_op", "system time ns per task")]
+# The kernel's counters per operation (getrusage deltas around the
+# measured section, whole process) that the task-lifecycle and hand-off
+# workloads print: per task, round trip, lock/unlock pair or message.
+KCOUNT_WORKLOADS = ["spawn", "spawn-wg", "sleepers", "sleepers-cancel",
+                    "pingpong", "mutex", "pipeline"]
+KCOUNT_METRICS = [("minflt_per_op", "page faults per {}"),
+                  ("csw_per_op", "context switches per {}"),
+                  ("sys_ns_per_op", "system time ns per {}")]
 
 
-def kcount_rows(w):
-    return [(w, m, m, unit, True) for m, unit in KCOUNT_METRICS]
+def kcount_rows(w, op="task"):
+    return [(w, m, m, unit.format(op), True) for m, unit in KCOUNT_METRICS]
 
 
 # (workload, metric, source key, unit shown on the chart, lower is better)
@@ -97,9 +99,12 @@ METRICS = [
     ("switch", "ns_per_switch", "ns_per_switch", "ns per switch", True),
     ("pingpong", "ns_per_roundtrip", "ns_per_roundtrip", "ns per round trip",
      True),
+    *kcount_rows("pingpong", "round trip"),
     ("mutex", "ns_per_pair", "ns_per_pair", "ns per lock/unlock pair", True),
+    *kcount_rows("mutex", "pair"),
     ("pipeline", "msgs_per_s", "msgs_per_s", "messages/s through 3 stages",
      False),
+    *kcount_rows("pipeline", "message"),
     ("trace-off", "ns_per_task", "ns_per_task", "ns per task (spawn)", True),
     ("bridge", "completions_per_s", "completions_per_s",
      "completions/s", False),

@@ -70,14 +70,20 @@ static int run_tasks(const coev_fn *fns, int n, void *arg,
 	return err;
 }
 
-/* The diagnostic keys, appended to line at offset n. */
-static void stats_keys(int n)
+/* The kernel's counters around the measured section (common.h). */
+static struct kcount kc_begin, kc_end;
+
+/* The kernel's counters per op (round trip, pair, message) and the
+ * diagnostic keys, appended to line at offset n. */
+static void stats_keys(int n, long ops)
 {
 	coev_worker_stats_t st;
+	char kc[160];
 
 	rt_stats(&st);
+	kcount_keys(kc, sizeof kc, &kc_begin, &kc_end, ops);
 	snprintf(line + n, sizeof line - (size_t)n,
-		 " polls=%llu parks=%llu stolen=%llu",
+		 " %s polls=%llu parks=%llu stolen=%llu", kc,
 		 (unsigned long long)st.polls, (unsigned long long)st.parks,
 		 (unsigned long long)st.stolen);
 }
@@ -149,9 +155,11 @@ static int pingpong_bench(void)
 		coev_chan_free(p.ab);
 		return fail("coev_chan_new", rc);
 	}
+	kcount_read(&kc_begin);
 	int64_t t0 = now_ns();
 	rc = run_tasks(fns, 2, &p, pingpong_hang_up);
 	int64_t t1 = now_ns();
+	kcount_read(&kc_end);
 
 	coev_chan_free(p.ab);
 	coev_chan_free(p.ba);
@@ -165,9 +173,11 @@ static int pingpong_bench(void)
 			2 * (unsigned long long)PINGPONG_ROUNDS);
 		return -1;
 	}
-	stats_keys(snprintf(
-		line, sizeof line, "roundtrips=%ld ns_per_roundtrip=%.2f",
-		PINGPONG_ROUNDS, (double)(t1 - t0) / PINGPONG_ROUNDS));
+	stats_keys(snprintf(line, sizeof line,
+			    "roundtrips=%ld ns_per_roundtrip=%.2f",
+			    PINGPONG_ROUNDS,
+			    (double)(t1 - t0) / PINGPONG_ROUNDS),
+		   PINGPONG_ROUNDS);
 	return 0;
 }
 
@@ -203,9 +213,11 @@ static int mutex_bench(void)
 
 	if ((rc = coev_mutex_init(&lc.mu, 0)) < 0)
 		return fail("coev_mutex_init", rc);
+	kcount_read(&kc_begin);
 	int64_t t0 = now_ns();
 	rc = run_tasks(fns, MUTEX_TASKS, &lc, NULL);
 	int64_t t1 = now_ns();
+	kcount_read(&kc_end);
 
 	coev_mutex_destroy(&lc.mu);
 	if (rc < 0)
@@ -219,7 +231,8 @@ static int mutex_bench(void)
 	stats_keys(snprintf(line, sizeof line,
 			    "tasks=%d pairs=%llu ns_per_pair=%.2f", MUTEX_TASKS,
 			    (unsigned long long)pairs,
-			    (double)(t1 - t0) / (double)pairs));
+			    (double)(t1 - t0) / (double)pairs),
+		   (long)pairs);
 	return 0;
 }
 
@@ -352,9 +365,11 @@ static int pipeline_bench(bool batch)
 		coev_chan_free(p.a);
 		return fail("coev_chan_new", rc);
 	}
+	kcount_read(&kc_begin);
 	int64_t t0 = now_ns();
 	rc = run_tasks(fns, 3, &p, pipeline_hang_up);
 	int64_t t1 = now_ns();
+	kcount_read(&kc_end);
 
 	coev_chan_free(p.a);
 	coev_chan_free(p.b);
@@ -370,7 +385,8 @@ static int pipeline_bench(bool batch)
 
 	stats_keys(snprintf(line, sizeof line,
 			    "msgs=%llu elapsed_ms=%.3f msgs_per_s=%.0f",
-			    PIPELINE_MSGS, s * 1e3, (double)PIPELINE_MSGS / s));
+			    PIPELINE_MSGS, s * 1e3, (double)PIPELINE_MSGS / s),
+		   (long)PIPELINE_MSGS);
 	return 0;
 }
 
@@ -384,14 +400,12 @@ static int wg_done(void *arg)
 
 static int spawn_wg_bench(void)
 {
-	struct kcount k0, k1;
-	char kc[160];
 	coev_wg_t wg;
 	int rc;
 
 	if ((rc = coev_wg_init(&wg)) < 0)
 		return fail("coev_wg_init", rc);
-	kcount_read(&k0);
+	kcount_read(&kc_begin);
 	int64_t t0 = now_ns();
 	/* Added up front, as Go's wg.Add(n): a task that ends early cannot
 	 * bring the count to zero before the last spawn. */
@@ -408,12 +422,11 @@ static int spawn_wg_bench(void)
 	if ((rc = coev_wg_wait(&wg)) < 0)
 		return fail("coev_wg_wait", rc);
 	int64_t t1 = now_ns();
-	kcount_read(&k1);
+	kcount_read(&kc_end);
 	coev_wg_destroy(&wg);
-	kcount_keys(kc, sizeof kc, &k0, &k1, SPAWN_TASKS);
-	int n = snprintf(line, sizeof line, "tasks=%d ns_per_task=%.2f %s",
-			 SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS, kc);
-	stats_keys(n);
+	stats_keys(snprintf(line, sizeof line, "tasks=%d ns_per_task=%.2f",
+			    SPAWN_TASKS, (double)(t1 - t0) / SPAWN_TASKS),
+		   SPAWN_TASKS);
 	return 0;
 }
 
@@ -443,9 +456,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc != 3) {
-		fprintf(stderr,
-			"usage: coev-sync-bench "
-			"<pingpong|mutex|pipeline|pipeline-batch|spawn-wg> <workers>\n");
+		fprintf(stderr, "usage: coev-sync-bench "
+				"<pingpong|mutex|pipeline|pipeline-batch|spawn-"
+				"wg> <workers>\n");
 		return 2;
 	}
 	if ((rc = bench_config(&cfg, argv[2])) != 0)

@@ -27,6 +27,7 @@ func pingpongBench() string {
 	ba := make(chan uint64)
 	var final uint64
 	var wg sync.WaitGroup
+	k0 := kcountRead()
 	t0 := time.Now()
 	wg.Add(2)
 	go func() {
@@ -47,11 +48,13 @@ func pingpongBench() string {
 	}()
 	wg.Wait()
 	ns := float64(time.Since(t0).Nanoseconds())
+	k1 := kcountRead()
 	if final != 2*pingpongRounds {
 		die("pingpong: counter %d, expected %d", final, 2*pingpongRounds)
 	}
-	return fmt.Sprintf("roundtrips=%d ns_per_roundtrip=%.2f",
-		pingpongRounds, ns/pingpongRounds)
+	return fmt.Sprintf("roundtrips=%d ns_per_roundtrip=%.2f %s",
+		pingpongRounds, ns/pingpongRounds,
+		kcountKeys(k0, k1, pingpongRounds))
 }
 
 // mutex: 8 goroutines each take and release one sync.Mutex 100,000
@@ -60,6 +63,7 @@ func mutexBench() string {
 	var mu sync.Mutex
 	var counter uint64
 	var wg sync.WaitGroup
+	k0 := kcountRead()
 	t0 := time.Now()
 	wg.Add(mutexTasks)
 	for i := 0; i < mutexTasks; i++ {
@@ -74,12 +78,13 @@ func mutexBench() string {
 	}
 	wg.Wait()
 	ns := float64(time.Since(t0).Nanoseconds())
+	k1 := kcountRead()
 	n := mutexTasks * mutexPairs
 	if counter != uint64(n) {
 		die("mutex: counter %d, expected %d", counter, n)
 	}
-	return fmt.Sprintf("tasks=%d pairs=%d ns_per_pair=%.2f", mutexTasks, n,
-		ns/float64(n))
+	return fmt.Sprintf("tasks=%d pairs=%d ns_per_pair=%.2f %s", mutexTasks,
+		n, ns/float64(n), kcountKeys(k0, k1, n))
 }
 
 // pipeline: producer -> A -> processor (x*2+1) -> B -> consumer (sum),
@@ -90,6 +95,7 @@ func pipelineBench() string {
 	b := make(chan uint64, pipelineCap)
 	var sum uint64
 	var wg sync.WaitGroup
+	k0 := kcountRead()
 	t0 := time.Now()
 	wg.Add(3)
 	go func() {
@@ -116,9 +122,11 @@ func pipelineBench() string {
 	}()
 	wg.Wait()
 	s := time.Since(t0).Seconds()
+	k1 := kcountRead()
 	if want := uint64(pipelineMsgs) * pipelineMsgs; sum != want {
 		die("pipeline: sum %d, expected %d", sum, want)
 	}
-	return fmt.Sprintf("msgs=%d elapsed_ms=%.3f msgs_per_s=%.0f",
-		pipelineMsgs, s*1e3, pipelineMsgs/s)
+	return fmt.Sprintf("msgs=%d elapsed_ms=%.3f msgs_per_s=%.0f %s",
+		pipelineMsgs, s*1e3, pipelineMsgs/s,
+		kcountKeys(k0, k1, pipelineMsgs))
 }

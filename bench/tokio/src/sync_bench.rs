@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, Mutex};
 
-use crate::die;
+use crate::{die, Kcount};
 
 const PINGPONG_ROUNDS: u64 = 1_000_000;
 const MUTEX_TASKS: usize = 8;
@@ -31,6 +31,7 @@ async fn join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
 pub async fn pingpong_bench() -> String {
     let (ab_tx, mut ab_rx) = mpsc::channel::<u64>(1);
     let (ba_tx, mut ba_rx) = mpsc::channel::<u64>(1);
+    let k0 = Kcount::read();
     let t0 = Instant::now();
     let ping = tokio::spawn(async move {
         let mut c = 0u64;
@@ -60,6 +61,7 @@ pub async fn pingpong_bench() -> String {
     let c = ping.await.unwrap_or_else(|e| die(&format!("join: {}", e)));
     pong.await.unwrap_or_else(|e| die(&format!("join: {}", e)));
     let ns = t0.elapsed().as_nanos() as f64;
+    let k1 = Kcount::read();
     if c != 2 * PINGPONG_ROUNDS {
         die(&format!(
             "pingpong: counter {}, expected {}",
@@ -68,9 +70,10 @@ pub async fn pingpong_bench() -> String {
         ));
     }
     format!(
-        "roundtrips={} ns_per_roundtrip={:.2}",
+        "roundtrips={} ns_per_roundtrip={:.2} {}",
         PINGPONG_ROUNDS,
-        ns / PINGPONG_ROUNDS as f64
+        ns / PINGPONG_ROUNDS as f64,
+        k1.keys_since(&k0, PINGPONG_ROUNDS as usize)
     )
 }
 
@@ -78,6 +81,7 @@ pub async fn pingpong_bench() -> String {
 // incrementing the counter it guards.
 pub async fn mutex_bench() -> String {
     let counter = Arc::new(Mutex::new(0u64));
+    let k0 = Kcount::read();
     let t0 = Instant::now();
     let handles = (0..MUTEX_TASKS)
         .map(|_| {
@@ -91,16 +95,18 @@ pub async fn mutex_bench() -> String {
         .collect();
     join_all(handles).await;
     let ns = t0.elapsed().as_nanos() as f64;
+    let k1 = Kcount::read();
     let n = MUTEX_TASKS as u64 * MUTEX_PAIRS;
     let c = *counter.lock().await;
     if c != n {
         die(&format!("mutex: counter {}, expected {}", c, n));
     }
     format!(
-        "tasks={} pairs={} ns_per_pair={:.2}",
+        "tasks={} pairs={} ns_per_pair={:.2} {}",
         MUTEX_TASKS,
         n,
-        ns / n as f64
+        ns / n as f64,
+        k1.keys_since(&k0, n as usize)
     )
 }
 
@@ -111,6 +117,7 @@ pub async fn mutex_bench() -> String {
 pub async fn pipeline_bench() -> String {
     let (a_tx, mut a_rx) = mpsc::channel::<u64>(PIPELINE_CAP);
     let (b_tx, mut b_rx) = mpsc::channel::<u64>(PIPELINE_CAP);
+    let k0 = Kcount::read();
     let t0 = Instant::now();
     let producer = tokio::spawn(async move {
         for i in 0..PIPELINE_MSGS {
@@ -138,6 +145,7 @@ pub async fn pipeline_bench() -> String {
         .await
         .unwrap_or_else(|e| die(&format!("join: {}", e)));
     let s = t0.elapsed().as_secs_f64();
+    let k1 = Kcount::read();
     if sum != PIPELINE_MSGS * PIPELINE_MSGS {
         die(&format!(
             "pipeline: sum {}, expected {}",
@@ -146,9 +154,10 @@ pub async fn pipeline_bench() -> String {
         ));
     }
     format!(
-        "msgs={} elapsed_ms={:.3} msgs_per_s={:.0}",
+        "msgs={} elapsed_ms={:.3} msgs_per_s={:.0} {}",
         PIPELINE_MSGS,
         s * 1e3,
-        PIPELINE_MSGS as f64 / s
+        PIPELINE_MSGS as f64 / s,
+        k1.keys_since(&k0, PIPELINE_MSGS as usize)
     )
 }
