@@ -38,6 +38,7 @@ __AFL_FUZZ_INIT();
 
 static const struct harness *const harnesses[] = {
 	&h_sched, &h_sync, &h_chan, &h_future, &h_timer, &h_fd,
+	/* one line per harness */
 };
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
 

@@ -65,6 +65,12 @@ struct harness {
 	void (*run)(const uint8_t *data, size_t len, struct sim_opts *o);
 };
 
-extern const struct harness h_sched, h_sync, h_chan, h_future, h_timer, h_fd;
+extern const struct harness h_sched;
+extern const struct harness h_sync;
+extern const struct harness h_chan;
+extern const struct harness h_future;
+extern const struct harness h_timer;
+extern const struct harness h_fd;
+/* one line per harness */
 
 #endif

@@ -17,8 +17,14 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-# bug            harness  what it breaks
-plants="LOST_WAKEUP:sched STEAL_TWICE:sched FUTURE_TWICE:future SEM_FORGET:sync"
+# One line per planted bug: BUG:HARNESS (the flag is COEV_PLANT_BUG; what
+# it breaks is said where the flag is used).
+plants="
+LOST_WAKEUP:sched
+STEAL_TWICE:sched
+FUTURE_TWICE:future
+SEM_FORGET:sync
+"
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}
 	b=build-plant-$bug
