@@ -36,10 +36,11 @@
 __AFL_FUZZ_INIT();
 #endif
 
+/* clang-format off: one line per harness */
 static const struct harness *const harnesses[] = {
 	&h_sched, &h_sync, &h_chan, &h_future, &h_timer, &h_fd,
-	/* one line per harness */
 };
+/* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
 
 #define MAX_INPUT 4096
