@@ -36,9 +36,15 @@
 __AFL_FUZZ_INIT();
 #endif
 
-/* clang-format off: one line per harness */
+/* One line per harness. */
+/* clang-format off */
 static const struct harness *const harnesses[] = {
-	&h_sched, &h_sync, &h_chan, &h_future, &h_timer, &h_fd,
+	&h_sched,
+	&h_sync,
+	&h_chan,
+	&h_future,
+	&h_timer,
+	&h_fd,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
