@@ -24,6 +24,11 @@ LOST_WAKEUP:sched
 STEAL_TWICE:sched
 FUTURE_TWICE:future
 SEM_FORGET:sync
+COND_UNLOCK_EARLY:lock
+FAIR_TWICE:lock
+BARRIER_KEEP:lock
+RWLOCK_LATE:lock
+RWLOCK_BARGE:lock
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

@@ -67,11 +67,18 @@ int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *m, coev_time_t deadline)
 	if ((r = coev__waiter_begin(&wt)) < 0)
 		return r;
 	coev__wnode_init(&n, &wt);
+#if defined(COEV_PLANT_COND_UNLOCK_EARLY)
+	/* Planted bug: the mutex is released before the waiter is queued,
+	 * so a signal sent in between finds nobody and is lost. */
+	coev__mutex_unlock_checked(m, "coev_cond_wait");
+#endif
 	coev__spin_lock(&c->lk);
 	coev__wq_push(&c->q, &n);
 	coev__spin_unlock(&c->lk);
+#if !defined(COEV_PLANT_COND_UNLOCK_EARLY)
 	/* Queued before the unlock: a signal sent after it finds us. */
 	coev__mutex_unlock_checked(m, "coev_cond_wait");
+#endif
 	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL,
 			  COEV_WAIT_COND, c);
 	relock(m);

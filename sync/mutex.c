@@ -340,6 +340,16 @@ static __attribute__((noinline)) void unlock_slow(struct mutex *m)
 			&m->state,
 			M_LOCKED | (coev__wq_empty(&m->q) ? 0 : M_WAITERS),
 			memory_order_release);
+#if defined(COEV_PLANT_FAIR_TWICE)
+		/* Planted bug: the hand-off also frees the word, as the
+		 * unfair path does, so a running locker takes the mutex
+		 * the waiter was handed. */
+		if (m->flags & COEV_MUTEX_FAIR)
+			atomic_store_explicit(&m->state,
+					      coev__wq_empty(&m->q) ? 0
+								    : M_WAITERS,
+					      memory_order_release);
+#endif
 	} else {
 		coev__wq_grant(&m->q, n, GRANT_TRY, &wk);
 		/* Release: pairs with the acquire CAS of whoever takes m next

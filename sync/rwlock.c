@@ -70,8 +70,15 @@ static void dispatch(void *obj, coev__wake_t *wk)
 /* Under lk: take rw now if that is allowed without waiting. */
 static bool rw_take(struct rwlock *rw, int kind)
 {
+#if defined(COEV_PLANT_RWLOCK_BARGE)
+	/* Planted bug: a reader joins the readers holding the lock past a
+	 * queued writer, which may then wait as long as readers come. */
+	if (rw->q.head && kind == RW_WRITE)
+		return false;
+#else
 	if (rw->q.head)
 		return false;
+#endif
 	if (kind == RW_READ && rw->readers >= 0) {
 		rw->readers++;
 		return true;
@@ -115,6 +122,14 @@ static int rw_lock(struct rwlock *rw, int kind, coev_time_t deadline, bool wait)
 		coev__spin_unlock(&rw->lk);
 		r = coev__wq_wait(&rw->lk, &rw->q, &n, deadline, dispatch, rw,
 				  COEV_WAIT_SEM, rw);
+#if defined(COEV_PLANT_RWLOCK_LATE)
+		/* Planted bug: a grant that lands after the deadline is
+		 * reported as a timeout, and the hold it gave is never
+		 * released. */
+		if (r == 0 && deadline != COEV_FOREVER &&
+		    coev__plat_now() >= deadline)
+			return -ETIMEDOUT;
+#endif
 		if (r < 0)
 			return r;
 	}
