@@ -11,29 +11,27 @@
  * shield; the others see the cancel.
  *
  * Oracles, from coev/sync.h, on every call's answer:
- *  - an error is only one the call documents; -ETIMEDOUT only with a
- *    deadline that coev_now() has reached; -ECANCELED only in a task that
- *    was cancelled (never in a plain thread);
- *  - a call that needs no wait succeeds, deadline passed or cancelled or
- *    not (rule 2): a lock of an idle mutex or read-write lock, an acquire
- *    of an idle semaphore, a wait on an event known set, on a wait group
- *    whose count is known zero, a once known done;
- *  - a small sequential model per primitive: one holder of a mutex;
- *    readers xor one writer; at most `permits` holders and every permit
- *    back at the end; a fair mutex is handed in order (a waiter seen
- *    parked when another locker came is never overtaken by it, unless it
- *    gives up); a condition wait returns holding the mutex, whatever its
- *    answer, and 0 only after a signal or broadcast sent since it began
- *    waiting, with no more such wakes than waiters were there to wake;
- *    a wait group's wait returns 0 only once every done was called; each
- *    barrier round releases exactly its parties, none before all arrived,
- *    and exactly one gets COEV_BARRIER_SERIAL; once runs its function
- *    never twice at a time, never after it succeeded, returns its failure
- *    only to the caller that ran it and 0 only once it succeeded; an
- *    event's wait returns 0 only when a set could have been seen;
- *  - nothing is left queued by a withdrawn wait (the try forms succeed on
- *    the idle object at the end, and destroy finds no waiter), no wake is
- *    lost (the simulation's deadlock detector), nothing leaked.
+ *  - errors only as documented: -ETIMEDOUT once coev_now() reached the
+ *    deadline, -ECANCELED only in a cancelled task (never a plain thread);
+ *  - a call that needs no wait succeeds, deadline passed or cancelled
+ *    (rule 2): on an idle mutex, rwlock or semaphore, an event known set,
+ *    a wait group known zero, a once known done;
+ *  - a sequential model per primitive: one holder of a mutex; readers xor
+ *    one writer; at most `permits` holders, all permits back at the end;
+ *    order: a party seen parked on a fair mutex (or a writer parked on, or
+ *    any party parked before a writer comes to, a rwlock) is overtaken by
+ *    no later locker unless it gives up; a condition wait returns holding
+ *    the mutex whatever its answer, and 0 only after a signal sent since
+ *    it began, no more such wakes than there were waiters to wake; a wait
+ *    group's wait returns 0 only once every done began; each barrier
+ *    round releases exactly its parties, none before all arrived, one of
+ *    them serial; once's function runs never twice at a time nor after it
+ *    succeeded, its failure goes only to the caller that ran it, and 0
+ *    only once it succeeded; an event wait returns 0 only if a set could
+ *    have been seen;
+ *  - a withdrawn wait leaves nothing queued (the try forms succeed on the
+ *    idle object at the end, destroy finds no waiter), no wake is lost
+ *    (the deadlock detector), nothing leaked.
  */
 #include <errno.h>
 #include <string.h>
@@ -44,23 +42,12 @@
 #define OPS 5
 #define ROUNDS 3
 
-enum kind {
-	K_MUTEX,
-	K_FAIR,
-	K_RWLOCK,
-	K_SEM,
-	K_EVENT,
-	K_COND,
-	K_WG,
-	K_BARRIER,
-	K_ONCE,
-	K_KINDS
-};
-
-static const char *const kind_name[K_KINDS] = {
-	"mutex", "fair mutex", "rwlock",  "semaphore", "event",
-	"cond",	 "wait group", "barrier", "once",
-};
+/* clang-format off */
+enum kind { K_MUTEX, K_FAIR, K_RWLOCK, K_SEM, K_EVENT, K_COND, K_WG, K_BARRIER,
+	    K_ONCE, K_KINDS };
+static const char *const kind_name[K_KINDS] = { "mutex", "fair mutex",
+	"rwlock", "semaphore", "event", "cond", "wait group", "barrier", "once" };
+/* clang-format on */
 
 struct party {
 	unsigned id;
@@ -101,13 +88,13 @@ static struct state {
 	/* barrier */
 	unsigned released[ROUNDS], serial[ROUNDS];
 	/* once */
-	unsigned fn_runs, fn_fails;
+	unsigned fn_runs;
 	bool fn_running, fn_done, once_ok;
 	/* event: sets and clears begun and in flight; the last that ended */
 	unsigned sets, clears, ev_flight, phase1_left;
 	int ev_last;
 	bool ev_overlap; /* the last ones overlapped: the flag unknown */
-	int main_ret, end_try;
+	int main_ret;
 } st;
 
 /* --- common ------------------------------------------------------------ */
@@ -139,12 +126,9 @@ static coev_time_t op_dl(bool timed, unsigned a)
 
 static void shield(struct party *p, bool on)
 {
-	if (p->actor)
-		return;
-	if (on)
-		H_CHECK(coev_shield_begin() == 0, "shield");
-	else
-		H_CHECK(coev_shield_end() == 0, "shield end");
+	if (!p->actor)
+		H_CHECK((on ? coev_shield_begin() : coev_shield_end()) == 0,
+			"shield");
 }
 
 static void maybe_yield(unsigned a)
@@ -218,41 +202,56 @@ static void order_got(struct party *p)
 		p->id, kind_name[st.kind]);
 }
 
-static void mutex_op(struct party *p, unsigned b)
+/* The mutexes and the semaphore (op 0 wait, 1 with a deadline, 2 try,
+ * 3 sleep): at most one holder, or `permits`. */
+static int excl_call(unsigned op, coev_time_t dl)
 {
-	unsigned op = b % 4, a = b / 4;
-	bool fair = st.kind == K_FAIR;
+	if (st.kind == K_SEM)
+		return op == 2	 ? coev_sem_tryacquire(&st.sem)
+		       : op == 1 ? coev_sem_acquire_dl(&st.sem, dl)
+				 : coev_sem_acquire(&st.sem);
+	return op == 2	 ? coev_mutex_trylock(&st.mu)
+	       : op == 1 ? coev_mutex_lock_dl(&st.mu, dl)
+			 : coev_mutex_lock(&st.mu);
+}
+
+static void excl_op(struct party *p, unsigned b)
+{
+	unsigned op = b % 4, a = b / 4, tok;
+	bool sem = st.kind == K_SEM;
+	bool ordered = st.kind == K_FAIR && !p->actor && op < 2;
 	coev_time_t dl = op_dl(op == 1, a);
-	unsigned tok;
 	int r;
 
 	if (op == 3) {
 		coev_sleep((coev_time_t)(a % 3) * 200);
 		return;
 	}
-	p->doing = op == 2 ? "trylock" : "lock";
-	if (fair && !p->actor && op != 2)
+	p->doing = op == 2 ? "try" : sem ? "acquire" : "lock";
+	if (ordered)
 		order_begin(p, &st.mu, COEV_WAIT_MUTEX, true);
 	tok = call_begin();
-	r = op == 2   ? coev_mutex_trylock(&st.mu)
-	    : op == 1 ? coev_mutex_lock_dl(&st.mu, dl)
-		      : coev_mutex_lock(&st.mu);
+	r = excl_call(op, dl);
 	if (call_end(tok))
-		H_CHECK(r == 0, "party %u: lock of an idle mutex: %d", p->id,
-			r);
-	if (op == 2 && r == -EBUSY)
+		H_CHECK(r == 0, "party %u: %s of an idle %s: %d", p->id,
+			p->doing, kind_name[st.kind], r);
+	if (op == 2 && r == (sem ? -EAGAIN : -EBUSY))
 		return;
 	if (r != 0) {
-		check_err(p, r, dl, "lock");
+		check_err(p, r, dl, p->doing);
 		return;
 	}
-	if (fair && !p->actor && op != 2)
+	if (ordered)
 		order_got(p);
-	H_CHECK(++st.held == 1, "%d holders of the mutex", st.held);
+	H_CHECK(++st.held <= (sem ? (int)st.arg : 1), "%d holders of the %s",
+		st.held, kind_name[st.kind]);
 	maybe_yield(a / 4);
 	st.held--;
 	st.busy++;
-	coev_mutex_unlock(&st.mu);
+	if (sem)
+		H_CHECK(coev_sem_release(&st.sem) == 0, "release");
+	else
+		coev_mutex_unlock(&st.mu);
 	st.busy--;
 }
 
@@ -260,17 +259,13 @@ static void mutex_op(struct party *p, unsigned b)
 
 static void rw_section(unsigned a, bool wr)
 {
-	if (wr)
-		st.writers++;
-	else
-		st.held++;
+	int *in = wr ? &st.writers : &st.held;
+
+	++*in;
 	H_CHECK(st.writers <= 1 && (!st.writers || !st.held),
 		"%d writers and %d readers in the rwlock", st.writers, st.held);
 	maybe_yield(a);
-	if (wr)
-		st.writers--;
-	else
-		st.held--;
+	--*in;
 	st.busy++;
 	if (wr)
 		coev_rwlock_wrunlock(&st.rw);
@@ -312,38 +307,6 @@ static void rw_op(struct party *p, unsigned b)
 	if (!try && !p->actor)
 		order_got(p);
 	rw_section(a / 4, wr);
-}
-
-/* --- semaphore ----------------------------------------------------------- */
-
-static void sem_op(struct party *p, unsigned b)
-{
-	unsigned op = b % 3, a = b / 4;
-	coev_time_t dl = op_dl(op == 1, a);
-	unsigned tok;
-	int r;
-
-	p->doing = "acquire";
-	tok = call_begin();
-	r = op == 2   ? coev_sem_tryacquire(&st.sem)
-	    : op == 1 ? coev_sem_acquire_dl(&st.sem, dl)
-		      : coev_sem_acquire(&st.sem);
-	if (call_end(tok))
-		H_CHECK(r == 0, "party %u: acquire of an idle semaphore: %d",
-			p->id, r);
-	if (op == 2 && r == -EAGAIN)
-		return;
-	if (r != 0) {
-		check_err(p, r, dl, "acquire");
-		return;
-	}
-	H_CHECK(++st.held <= (int)st.arg, "%d holders of %u permits", st.held,
-		st.arg);
-	maybe_yield(a / 4);
-	st.held--;
-	st.busy++;
-	H_CHECK(coev_sem_release(&st.sem) == 0, "release");
-	st.busy--;
 }
 
 /* --- event --------------------------------------------------------------- */
@@ -560,7 +523,6 @@ static int once_fn(void *arg)
 		maybe_yield(st.arg);
 	st.fn_running = false;
 	if (st.fn_runs <= st.arg % 3) {
-		st.fn_fails++;
 		return p->fn_ret = -EIO;
 	}
 	st.fn_done = true;
@@ -607,8 +569,8 @@ static void once_op(struct party *p, unsigned b)
 static void party_main(struct party *p)
 {
 	static void (*const op[K_KINDS])(struct party *, unsigned) = {
-		mutex_op, mutex_op, rw_op,     sem_op,	ev_op,
-		cv_op,	  wg_op,    bar_round, once_op,
+		excl_op, excl_op, rw_op,     excl_op, ev_op,
+		cv_op,	 wg_op,	  bar_round, once_op,
 	};
 	unsigned n = st.kind == K_BARRIER ? st.arg % ROUNDS + 1 : p->nops;
 
@@ -645,11 +607,8 @@ static void main_part(void)
 	if (st.kind == K_COND)
 		for (unsigned i = st.produces; i < st.consumes; i++)
 			cv_produce(&m, i & 1);
-	if (st.kind == K_WG) {
-		st.dones_begun++;
-		coev_wg_done(&st.wg);
-		st.dones_ended++;
-	}
+	if (st.kind == K_WG)
+		wg_op(&m, 0);
 }
 
 /* After every party: the object is idle, with nobody left queued. */
@@ -688,11 +647,10 @@ static void check_idle(void)
 
 static int main_task(void *arg)
 {
-	struct party *p;
-
 	(void)arg;
 	for (unsigned i = 0; i < st.np; i++) {
-		p = &st.p[i];
+		struct party *p = &st.p[i];
+
 		if (p->actor)
 			H_CHECK(sim_actor_start(&p->a, "party", party_actor,
 						p) == 0,
@@ -815,7 +773,6 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 		st.arg = 1 + st.arg % 2;
 	st.cancel = prog_byte(&g) % (st.np + 1);
 	st.cancel_after = prog_byte(&g) % 4;
-	st.wg_total = 0;
 	st.phase1_left = st.np;
 	for (unsigned i = 0; i < st.np; i++) {
 		struct party *p = &st.p[i];
