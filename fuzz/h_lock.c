@@ -18,9 +18,9 @@
  *    a wait group known zero, a once known done;
  *  - a sequential model per primitive: one holder of a mutex; readers xor
  *    one writer; at most `permits` holders, all permits back at the end;
- *    order: a party seen parked on a fair mutex (or a writer parked on, or
- *    any party parked before a writer comes to, a rwlock) is overtaken by
- *    no later locker unless it gives up; a condition wait returns holding
+ *    order: a party seen parked on a fair mutex or a one-permit semaphore
+ *    (or a writer parked on, or any party parked before a writer comes
+ *    to, a rwlock) is overtaken by no later locker unless it gives up; a condition wait returns holding
  *    the mutex whatever its answer, and 0 only after a signal sent since
  *    it began, no more such wakes than there were waiters to wake; a wait
  *    group's wait returns 0 only once every done began; each barrier
@@ -58,8 +58,8 @@ struct party {
 	coev_task_t *task;
 	uint64_t tid; /* its id (the handle goes with main's join) */
 	sim_actor_t a;
-	/* fair mutex, rwlock: lock calls begun; per party, the call it was
-	 * in when seen parked as ours began (0: not parked) */
+	/* order: lock calls begun; per party, the call it was in when seen
+	 * parked as ours began (0: not parked) */
 	unsigned attempt, ahead[PARTIES], overtaken;
 	bool wr;	/* the read-write lock call is a write */
 	bool ran;	/* once: this call ran the function */
@@ -85,10 +85,8 @@ static struct state {
 	unsigned tokens, waiters, sig_seq, credit, woken, consumes, produces;
 	/* wait group */
 	unsigned wg_total, dones_begun, dones_ended;
-	/* barrier */
-	unsigned released[ROUNDS], serial[ROUNDS];
-	/* once */
-	unsigned fn_runs;
+	unsigned released[ROUNDS], serial[ROUNDS]; /* barrier */
+	unsigned fn_runs;			   /* once */
 	bool fn_running, fn_done, once_ok;
 	/* event: sets and clears begun and in flight; the last that ended */
 	unsigned sets, clears, ev_flight, phase1_left;
@@ -219,7 +217,9 @@ static void excl_op(struct party *p, unsigned b)
 {
 	unsigned op = b % 4, a = b / 4, tok;
 	bool sem = st.kind == K_SEM;
-	bool ordered = st.kind == K_FAIR && !p->actor && op < 2;
+	/* A semaphore of one permit is handed in order as a fair mutex. */
+	bool ordered = (st.kind == K_FAIR || (sem && st.arg == 1)) &&
+		       !p->actor && op < 2;
 	coev_time_t dl = op_dl(op == 1, a);
 	int r;
 
@@ -229,7 +229,8 @@ static void excl_op(struct party *p, unsigned b)
 	}
 	p->doing = op == 2 ? "try" : sem ? "acquire" : "lock";
 	if (ordered)
-		order_begin(p, &st.mu, COEV_WAIT_MUTEX, true);
+		order_begin(p, sem ? (void *)&st.sem : (void *)&st.mu,
+			    sem ? COEV_WAIT_SEM : COEV_WAIT_MUTEX, true);
 	tok = call_begin();
 	r = excl_call(op, dl);
 	if (call_end(tok))

@@ -29,6 +29,7 @@ FAIR_TWICE:lock
 BARRIER_KEEP:lock
 RWLOCK_LATE:lock
 RWLOCK_BARGE:lock
+SEM_LIFO:lock
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

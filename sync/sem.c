@@ -114,8 +114,15 @@ int coev_sem_release(coev_sem_t *pub)
 		return -EINVAL;
 	coev__spin_lock(&s->lk);
 	c = atomic_load_explicit(&s->count, memory_order_relaxed);
+#if defined(COEV_PLANT_SEM_LIFO)
+	/* Planted bug: the permit goes to the newest waiter, not the
+	 * longest. */
+	if (s->q.head)
+		coev__wq_grant(&s->q, s->q.tail, 0, &wk);
+#else
 	if (s->q.head)
 		coev__wq_grant(&s->q, s->q.head, 0, &wk);
+#endif
 	else if (c >= COEV_SEM_MAX)
 		r = -EOVERFLOW;
 	else
