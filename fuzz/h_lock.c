@@ -1,37 +1,30 @@
 /*
  * fuzz/h_lock.c — the sync primitives' answers, one primitive per run.
  *
- * Program: the primitive (unfair mutex, fair mutex, read-write lock,
- * semaphore, event, condition variable, wait group, barrier, once);
- * workers (1-3); 2-4 parties, of which the first may be a plain thread
- * (a foreign actor: it blocks where a task suspends); up to 5 operations
- * each (every wait form, with and without a deadline, the try forms,
- * sections held across a yield); and a party (a task) that main cancels
- * after some yields. Waits that the program needs to finish run under a
- * shield; the others see the cancel.
+ * Program: the primitive (unfair or fair mutex, rwlock, semaphore, event,
+ * condition variable, wait group, barrier, once); workers (1-3); 2-4
+ * parties, the first maybe a plain thread (an actor: it blocks where a
+ * task suspends), of up to 5 operations (every wait form, with and
+ * without deadline, the try forms, holds across a yield); a party that
+ * main cancels after some yields (waits the program needs are shielded).
  *
- * Oracles, from coev/sync.h, on every call's answer:
- *  - errors only as documented: -ETIMEDOUT once coev_now() reached the
- *    deadline, -ECANCELED only in a cancelled task (never a plain thread);
- *  - a call that needs no wait succeeds, deadline passed or cancelled
- *    (rule 2): on an idle mutex, rwlock or semaphore, an event known set,
- *    a wait group known zero, a once known done;
- *  - a sequential model per primitive: one holder of a mutex; readers xor
- *    one writer; at most `permits` holders, all permits back at the end;
- *    order: a party seen parked on a fair mutex or a one-permit semaphore
- *    (or a writer parked on, or any party parked before a writer comes
- *    to, a rwlock) is overtaken by no later locker unless it gives up; a condition wait returns holding
- *    the mutex whatever its answer, and 0 only after a signal sent since
- *    it began, no more such wakes than there were waiters to wake; a wait
- *    group's wait returns 0 only once every done began; each barrier
- *    round releases exactly its parties, none before all arrived, one of
- *    them serial; once's function runs never twice at a time nor after it
- *    succeeded, its failure goes only to the caller that ran it, and 0
- *    only once it succeeded; an event wait returns 0 only if a set could
- *    have been seen;
- *  - a withdrawn wait leaves nothing queued (the try forms succeed on the
- *    idle object at the end, destroy finds no waiter), no wake is lost
- *    (the deadlock detector), nothing leaked.
+ * Oracles, from coev/sync.h, on every answer: errors only as documented
+ * (-ETIMEDOUT once coev_now() reached the deadline, -ECANCELED only in a
+ * cancelled task); success for a call that needed no wait (rule 2: an
+ * idle mutex, rwlock or semaphore, an event known set, a wait group known
+ * zero, a once known done); and a model per primitive: one mutex holder;
+ * readers xor one writer; at most `permits` holders, all back at the end;
+ * order (a party seen parked on a fair mutex or one-permit semaphore, or
+ * on a rwlock where it or the newcomer writes, is not overtaken unless it
+ * gives up); a cond wait returns holding the mutex, 0 only after a signal
+ * sent since it began, and every wake a signal surely gave is a 0 that
+ * returns; a wait group's wait is 0 only once every done began; each
+ * barrier round releases exactly its parties, none before all arrived,
+ * one serial; once's function runs never twice at a time nor after
+ * success, its failure only to its caller, 0 only after success; an event
+ * wait is 0 only if a set could be seen. A withdrawn wait leaves nothing
+ * queued (the tries succeed on the idle object at the end; destroy finds
+ * no waiter); no wake is lost (deadlock detector); nothing leaks.
  */
 #include <errno.h>
 #include <string.h>
@@ -65,6 +58,8 @@ struct party {
 	bool ran;	/* once: this call ran the function */
 	int fn_ret;	/* once: what it returned */
 	unsigned round; /* barrier: rounds begun */
+	bool cv_in;	/* cond: in a wait, counted in st.waiters */
+	coev_time_t cv_dl;
 };
 
 static struct state {
@@ -81,12 +76,12 @@ static struct state {
 	/* holders (mutex, semaphore, readers) and writers; calls in flight */
 	int held, writers, busy;
 	unsigned begun; /* lock and acquire calls begun */
-	/* condition variable */
 	unsigned tokens, waiters, sig_seq, credit, woken, consumes, produces;
-	/* wait group */
-	unsigned wg_total, dones_begun, dones_ended;
-	unsigned released[ROUNDS], serial[ROUNDS]; /* barrier */
-	unsigned fn_runs;			   /* once */
+	unsigned owed; /* cond: wakes surely given (cv_firm) */
+	bool cancel_sent;
+	unsigned wg_total, dones_begun, dones_ended; /* wait group */
+	unsigned released[ROUNDS], serial[ROUNDS];   /* barrier */
+	unsigned fn_runs;			     /* once */
 	bool fn_running, fn_done, once_ok;
 	/* event: sets and clears begun and in flight; the last that ended */
 	unsigned sets, clears, ev_flight, phase1_left;
@@ -162,13 +157,9 @@ static struct party *party_of(uint64_t id)
 	return NULL;
 }
 
-/*
- * Order (the fair mutex; the read-write lock, where a parked writer holds
- * back those that come after it): as p's lock call begins, note which
- * parties are parked on the object, in which call. obj/wait: the object
- * and its wait note; wr: p wants to write (two readers may be admitted
- * together, so their order is not checked).
- */
+/* Order: as p's lock call begins, note which parties are parked on obj
+ * (wait: its wait note), in which call; wr: p writes (two readers may be
+ * admitted together, so their order is not checked). */
 static void order_begin(struct party *p, const void *obj, int wait, bool wr)
 {
 	coev_task_info_t info[PARTIES + 2];
@@ -356,10 +347,7 @@ static void ev_op(struct party *p, unsigned b)
 	op ? st.clears++ : st.sets++;
 	st.ev_overlap = st.ev_flight > 0;
 	st.ev_flight++;
-	if (op)
-		coev_event_clear(&st.ev);
-	else
-		coev_event_set(&st.ev);
+	(op ? coev_event_clear : coev_event_set)(&st.ev);
 	st.ev_flight--;
 	st.ev_last = !op;
 }
@@ -392,6 +380,8 @@ static void cv_consume(struct party *p, bool timed, unsigned a)
 		p->doing = "cond wait";
 		seq = st.sig_seq;
 		st.waiters++;
+		p->cv_in = true;
+		p->cv_dl = dl;
 		st.held--;
 		r = timed ? coev_cond_wait_dl(&st.cv, &st.mu, dl)
 			  : coev_cond_wait(&st.cv, &st.mu);
@@ -400,6 +390,7 @@ static void cv_consume(struct party *p, bool timed, unsigned a)
 			"%d holders",
 			p->id, r, st.held);
 		st.waiters--;
+		p->cv_in = false;
 		if (r != 0) {
 			check_err(p, r, dl, "cond wait");
 			break;
@@ -416,17 +407,39 @@ static void cv_consume(struct party *p, bool timed, unsigned a)
 	cv_unlock();
 }
 
+/* Just after a signal (all: broadcast) under the mutex: the waiters it
+ * surely found queued or granted (queued before the mutex was let go; no
+ * deadline passed, no cancel sent by its return), less those that may
+ * hold an earlier grant (pending): the wakes it surely gave. */
+static unsigned cv_firm(bool all, unsigned pending)
+{
+	unsigned firm = 0;
+
+	for (unsigned i = 0; i < st.np; i++)
+		firm += st.p[i].cv_in &&
+			(st.p[i].cv_dl == COEV_FOREVER ||
+			 coev_now() < st.p[i].cv_dl) &&
+			!(st.cancel_sent && st.cancel == i);
+	if (firm <= pending)
+		return 0;
+	return all ? firm - pending : 1;
+}
+
 static void cv_produce(struct party *p, bool all)
 {
+	unsigned pending;
+
 	p->doing = all ? "broadcast" : "signal";
 	cv_lock(p);
 	st.tokens++;
 	st.sig_seq++;
+	pending = st.credit - st.woken;
 	st.credit += all ? st.waiters : st.waiters > 0;
 	if (all)
 		coev_cond_broadcast(&st.cv);
 	else
 		coev_cond_signal(&st.cv);
+	st.owed += cv_firm(all, pending);
 	cv_unlock();
 }
 
@@ -638,6 +651,10 @@ static void check_idle(void)
 			H_CHECK(st.released[g] == st.np && st.serial[g] == 1,
 				"round %u: %u released, %u serial", g,
 				st.released[g], st.serial[g]);
+	} else if (st.kind == K_COND) {
+		H_CHECK(st.woken >= st.owed,
+			"%u cond waits got 0, %u wakes sure", st.woken,
+			st.owed);
 	} else if (st.kind == K_ONCE) {
 		H_CHECK(coev_once_done(&st.once) == st.fn_done,
 			"once_done %d, fn succeeded %d",
@@ -666,8 +683,11 @@ static int main_task(void *arg)
 	/* Only once it runs: a task cancelled before that never runs,
 	 * and the program needs its wakes. (No loop waits for that: under
 	 * PCT a loop that stays runnable starves the others.) */
-	if (st.cancel < st.np && st.p[st.cancel].task && st.p[st.cancel].doing)
+	if (st.cancel < st.np && st.p[st.cancel].task &&
+	    st.p[st.cancel].doing) {
+		st.cancel_sent = true;
 		coev_cancel(st.p[st.cancel].task);
+	}
 	main_part();
 	/* Tasks first: a worker blocked in an actor's join runs no task. */
 	for (unsigned i = 0; i < st.np; i++)
@@ -707,12 +727,9 @@ static void objects(bool make)
 static void describe(FILE *out, void *arg)
 {
 	(void)arg;
-	fprintf(out, "  %s (arg %u); held %d, writers %d, busy %d\n",
-		kind_name[st.kind], st.arg, st.held, st.writers, st.busy);
-	if (st.kind == K_COND)
-		fprintf(out,
-			"  tokens %u, waiters %u, %u consumes, %u produces\n",
-			st.tokens, st.waiters, st.consumes, st.produces);
+	fprintf(out, "  %s (arg %u): held %d, writers %d, busy %d, tokens %u\n",
+		kind_name[st.kind], st.arg, st.held, st.writers, st.busy,
+		st.tokens);
 	for (unsigned i = 0; i < st.np; i++)
 		fprintf(out, "  party %u (%s%s): %s\n", i,
 			st.p[i].actor ? "actor" : "task",

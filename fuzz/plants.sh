@@ -30,6 +30,7 @@ BARRIER_KEEP:lock
 RWLOCK_LATE:lock
 RWLOCK_BARGE:lock
 SEM_LIFO:lock
+COND_LATE:lock
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

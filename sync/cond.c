@@ -81,6 +81,12 @@ int coev_cond_wait_dl(coev_cond_t *pub, coev_mutex_t *m, coev_time_t deadline)
 #endif
 	r = coev__wq_wait(&c->lk, &c->q, &n, deadline, NULL, NULL,
 			  COEV_WAIT_COND, c);
+#if defined(COEV_PLANT_COND_LATE)
+	/* Planted bug: a wake that lands after the deadline is reported
+	 * as a timeout, and the signal it was is lost. */
+	if (r == 0 && deadline != COEV_FOREVER && coev__plat_now() >= deadline)
+		r = -ETIMEDOUT;
+#endif
 	relock(m);
 	return r;
 }
