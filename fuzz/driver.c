@@ -46,6 +46,7 @@ static const struct harness *const harnesses[] = {
 	&h_timer,
 	&h_fd,
 	&h_scope,
+	&h_life,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

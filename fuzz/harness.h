@@ -72,6 +72,7 @@ extern const struct harness h_future;
 extern const struct harness h_timer;
 extern const struct harness h_fd;
 extern const struct harness h_scope;
+extern const struct harness h_life;
 /* one line per harness */
 
 #endif
