@@ -24,6 +24,8 @@ LOST_WAKEUP:sched
 STEAL_TWICE:sched
 FUTURE_TWICE:future
 SEM_FORGET:sync
+SCOPE_CUT:scope
+POOL_IDLE_EXIT:life
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}
