@@ -46,6 +46,8 @@ static const struct harness *const harnesses[] = {
 	&h_timer,
 	&h_fd,
 	&h_lock,
+	&h_scope,
+	&h_life,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

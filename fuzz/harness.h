@@ -72,6 +72,8 @@ extern const struct harness h_future;
 extern const struct harness h_timer;
 extern const struct harness h_fd;
 extern const struct harness h_lock;
+extern const struct harness h_scope;
+extern const struct harness h_life;
 /* one line per harness */
 
 #endif

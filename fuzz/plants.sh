@@ -31,6 +31,8 @@ RWLOCK_LATE:lock
 RWLOCK_BARGE:lock
 SEM_LIFO:lock
 COND_LATE:lock
+SCOPE_CUT:scope
+POOL_IDLE_EXIT:life
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

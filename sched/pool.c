@@ -191,8 +191,17 @@ static void *pool_thread(void *arg)
 		else
 			pthread_cond_timedwait(&p->work, &p->mu, &ts);
 		p->idle--;
+#if defined(COEV_PLANT_POOL_IDLE_EXIT)
+		/* Planted bug: the idle thread ends on its timeout without
+		 * looking at the queue again, though a submit that counted
+		 * it idle queued a job and woke it instead of starting a
+		 * thread. */
+		if (!p->stop && coev__plat_now() >= until)
+			break;
+#else
 		if (!p->head && !p->stop && coev__plat_now() >= until)
 			break; /* idle for idle_ns: end */
+#endif
 	}
 	p->threads--;
 	self->next = p->ended;

@@ -430,6 +430,12 @@ int coev_rt_shutdown(coev_rt_t *rt, coev_time_t deadline)
 	if (left > 0 && COEV__DEBUG(rt))
 		coev__debug_shutdown_left(rt, left);
 	stop_workers(rt, rt->nworkers);
+	/* The count at the deadline may hold tasks that ended before their
+	 * workers stopped, and a refused spawn's brief +1 (wait_live): count
+	 * again now that the workers' counters are final, so the answer is
+	 * the tasks abandoned. */
+	if (left > 0)
+		left = rt->shutdown_left = (int)coev__live_count(rt);
 	/* No task runs again: whoever waits for the end of one that has not
 	 * ended is released (join.c). */
 	if (left > 0)

@@ -245,6 +245,12 @@ int coev_scope_close_dl(coev_scope_t *s, coev_time_t deadline)
 				s->first_err = cut;
 			cancel_locked(s);
 			pthread_mutex_unlock(&s->mu);
+#if defined(COEV_PLANT_SCOPE_CUT)
+			/* Planted bug: the give-up path takes the cancel as
+			 * done and leaves without the re-check, while the
+			 * cancelled children may still run. */
+			break;
+#endif
 		}
 	}
 	self->scope_top = s->prev_top;
