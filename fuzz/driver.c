@@ -45,6 +45,7 @@ static const struct harness *const harnesses[] = {
 	&h_future,
 	&h_timer,
 	&h_fd,
+	&h_io,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

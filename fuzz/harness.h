@@ -71,6 +71,7 @@ extern const struct harness h_chan;
 extern const struct harness h_future;
 extern const struct harness h_timer;
 extern const struct harness h_fd;
+extern const struct harness h_io;
 /* one line per harness */
 
 #endif
