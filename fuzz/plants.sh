@@ -24,6 +24,8 @@ LOST_WAKEUP:sched
 STEAL_TWICE:sched
 FUTURE_TWICE:future
 SEM_FORGET:sync
+FD_EDGE_NOWAITER:io
+IO_LATE_TIMEOUT:io
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

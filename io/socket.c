@@ -120,6 +120,19 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 		atomic_store_explicit(dr, 0, memory_order_relaxed);
 }
 
+#if defined(COEV_PLANT_IO_LATE_TIMEOUT)
+/* Planted (fuzz/plants.sh): "the deadline passed during the call: report
+ * it" — after the call took bytes, which are lost to the caller. */
+#define IO_PLANT_LATE(r, deadline)                           \
+	do {                                                 \
+		if ((r) > 0 && (deadline) != COEV_FOREVER && \
+		    (deadline) <= coev__plat_now())          \
+			return -ETIMEDOUT;                   \
+	} while (0)
+#else
+#define IO_PLANT_LATE(r, deadline) ((void)0)
+#endif
+
 /* The seq of an owned fd is read with acquire: pairs with the release
  * store in coev__fd_event (sched/fd.c), so closed is as new as seq. */
 #define IO_RETRY_N(call, fd, events, n, deadline)                          \
@@ -151,6 +164,7 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 				    errno != EWOULDBLOCK)                  \
 					return -errno;                     \
 				io_owned_done(f_, events, s_, r_, (n));    \
+				IO_PLANT_LATE(r_, deadline);               \
 				if (r_ >= 0)                               \
 					return r_;                         \
 			}                                                  \
