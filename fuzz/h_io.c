@@ -12,8 +12,8 @@
  * 1-48 bytes in chunks of sizes from the program, with deadlines from the
  * program, then shuts its side down or closes it (through coev, or behind
  * coev's back). Its reader task reads (coev_read, coev_readv, coev_recv,
- * coev_read_full) with sizes and deadlines from the program, and may
- * close its end early. Main, after a delay from the program, does one of:
+ * coev_read_full, a peek, coev_wait_fd) with sizes and deadlines from the
+ * program, and may close its end early. Main, after a delay from the program, does one of:
  * nothing, cancel the reader, close the reader's fd with coev_close under
  * its wait (and open the second connection at once, taking the number
  * while the old reader may not have run), reset the connection, or make
@@ -29,9 +29,14 @@
  * pattern continues across it, the call consumed nothing; -ECANCELED
  * only for a cancelled task; -EBADF only for the reader whose fd main
  * closed; -EPIPE/-ECONNRESET only after the reader closed or a reset;
- * EINTR never shows; after a cancelled or closed reader, the bytes left
- * in the fd continue the pattern up to what the writer sent; every fake
- * socket is closed at the end and nothing leaks.
+ * EINTR never shows; a peek takes nothing; coev_wait_fd answers
+ * COEV_READ only when there is something to read; after a cancelled or
+ * closed reader, the bytes left in the fd continue the pattern up to what
+ * the writer sent; every fake socket is closed at the end and nothing
+ * leaks. Connections made by coev may fail first: connect and accept
+ * (which may come late) have deadlines from the program, and answer
+ * -ETIMEDOUT only after them, -ECONNREFUSED only once the acceptor gave
+ * up; a connect that succeeds has an accepted peer.
  */
 #include <errno.h>
 #include <string.h>
@@ -66,8 +71,11 @@ struct conn {
 	bool closing; /* main closes the reader's fd */
 	bool rdone;   /* the reader ended */
 	bool eof;
-	struct conn *after; /* write once its reader has ended */
-	coev_event_t ended; /* set when the reader has ended */
+	unsigned adelay, adl, cdl; /* accept's delay and deadline, connect's */
+	bool afailed;		   /* accept timed out */
+	bool failed;		   /* the connection was not made */
+	struct conn *after;	   /* write once its reader has ended */
+	coev_event_t ended;	   /* set when the reader has ended */
 	bool ev_init;
 	coev_task_t *reader, *writer;
 	sim_actor_t wact;
@@ -130,6 +138,7 @@ static int reader(void *arg)
 		coev_time_t dl = deadline(c->rdl[i % CHUNKS], &timeouts);
 		struct iovec v[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
 		size_t done = 0;
+		bool counted = false;
 		ssize_t r;
 
 		if (c->closing)
@@ -141,11 +150,11 @@ static int reader(void *arg)
 			break;
 		}
 		c->rdoing = "reading";
-		switch (op % 4) {
+		switch (op % 6) {
 		case 0: r = coev_read(c->rfd, buf, n, dl); break;
 		case 1: r = coev_readv(c->rfd, v, 2, dl); break;
 		case 2: r = coev_recv(c->rfd, buf, n, 0, dl); break;
-		default:
+		case 3:
 			r = coev_read_full(c->rfd, buf, n, &done, dl);
 			H_CHECK(done <= n && (r < 0 || (size_t)r == n),
 				"read_full of %u returned %zd, done %zu", n, r,
@@ -153,12 +162,34 @@ static int reader(void *arg)
 			check_bytes(c, buf, done);
 			if (r == COEV_EEOF)
 				r = 0;
-			else if (r > 0)
-				r = -EAGAIN; /* counted */
+			counted = r > 0;
+			break;
+		case 4:
+			/* Only this task reads the fd: what the wait saw is
+			 * still there. */
+			r = coev_wait_fd(c->rfd, COEV_READ, dl);
+			H_CHECK(r <= 0 ||
+					(r == COEV_READ &&
+					 (c->closing || /* after the wake */
+					  sim_sock_level(c->rfd) & COEV_READ)),
+				"conn %u: coev_wait_fd(COEV_READ) returned "
+				"%zd, readiness %u",
+				c->id, r, sim_sock_level(c->rfd));
+			counted = r > 0;
+			break;
+		default:
+			r = coev_recv(c->rfd, buf, n, MSG_PEEK, dl);
+			if (r > 0) { /* the bytes stay */
+				H_CHECK((size_t)r <= n, "peek of %u: %zd", n,
+					r);
+				check_bytes(c, buf, (size_t)r);
+				c->got -= (unsigned)r;
+				counted = true;
+			}
 			break;
 		}
 		c->rdoing = "between reads";
-		if (r == -EAGAIN)
+		if (counted)
 			continue;
 		if (r > 0) {
 			H_CHECK((size_t)r <= n, "read of %u returned %zd", n,
@@ -311,32 +342,67 @@ static void actor_writer(void *arg)
 
 static char path[] = "/nonexistent/coev-sim-io";
 
+/* Accept c's connection after a delay, with a deadline from the program;
+ * a timed-out acceptor closes the listener (the connect is refused). */
 static int acceptor(void *arg)
 {
 	struct conn *c = arg;
-	int fd = coev_accept(c->lfd, NULL, NULL, COEV_FOREVER);
+	coev_time_t dl;
+	int fd;
 
+	if (c->adelay)
+		coev_sleep((coev_time_t)c->adelay * NS);
+	dl = c->adl ? coev_now() + (coev_time_t)c->adl * NS : COEV_FOREVER;
+	fd = coev_accept(c->lfd, NULL, NULL, dl);
+	if (fd == -ETIMEDOUT) {
+		H_CHECK(coev_now() >= dl, "accept: -ETIMEDOUT before the "
+					  "deadline");
+		c->afailed = true;
+		H_CHECK(coev_close(c->lfd) == 0, "close listener");
+		c->lfd = -1;
+		return 0;
+	}
 	H_CHECK(fd >= 0, "accept returned %d", fd);
 	c->rfd = fd;
 	return 0;
 }
 
-/* Make c's two ends. */
-static void conn_open(struct conn *c)
+/* Make c's two ends; false when the connection was not made. */
+static bool conn_open(struct conn *c)
 {
 	int fds[2];
 
 	if (c->owned) {
 		coev_task_t *a;
+		coev_time_t dl = c->cdl ? coev_now() + (coev_time_t)c->cdl * NS
+					: COEV_FOREVER;
+		int r;
 
 		c->lfd = coev_unix_listen(path, 4);
 		H_CHECK(c->lfd >= 0, "listen returned %d", c->lfd);
 		H_CHECK(coev_spawn(acceptor, c, &a) == 0, "spawn");
-		c->wfd = coev_unix_connect(path, COEV_FOREVER);
-		H_CHECK(c->wfd >= 0, "connect returned %d", c->wfd);
+		r = coev_unix_connect(path, dl);
+		H_CHECK(r >= 0 || (r == -ETIMEDOUT && coev_now() >= dl) ||
+				(r == -ECONNREFUSED && c->afailed),
+			"connect returned %d", r);
 		H_CHECK(coev_join(a, NULL) == 0, "join acceptor");
-		H_CHECK(coev_close(c->lfd) == 0, "close listener");
-		c->lfd = -1;
+		if (c->lfd >= 0) {
+			H_CHECK(coev_close(c->lfd) == 0, "close listener");
+			c->lfd = -1;
+		}
+		H_CHECK(r < 0 || c->rfd >= 0,
+			"connected, and the acceptor got nothing");
+		if (r >= 0)
+			c->wfd = r;
+		if (r >= 0 && c->rfd >= 0)
+			return true;
+		/* Not made: what one side got is closed. */
+		if (c->rfd >= 0)
+			H_CHECK(coev_close(c->rfd) == 0, "close");
+		if (r >= 0)
+			H_CHECK(coev_close(r) == 0, "close");
+		c->rfd = c->wfd = -1;
+		return false;
 	} else {
 		H_CHECK(sim_sock_pair(fds) == 0, "pair");
 		c->rfd = fds[0];
@@ -344,13 +410,18 @@ static void conn_open(struct conn *c)
 		H_CHECK(coev_fd_nonblock(c->rfd) == 0, "nonblock");
 		H_CHECK(coev_fd_nonblock(c->wfd) == 0, "nonblock");
 	}
+	return true;
 }
 
 static void conn_start(struct conn *c)
 {
 	H_CHECK(coev_event_init(&c->ended) == 0, "event");
 	c->ev_init = true;
-	conn_open(c);
+	if (!conn_open(c)) {
+		c->failed = true;
+		coev_event_set(&c->ended);
+		return;
+	}
 	H_CHECK(coev_spawn(reader, c, &c->reader) == 0, "spawn reader");
 	if (c->actor)
 		H_CHECK(sim_actor_start(&c->wact, "writer", actor_writer, c) ==
@@ -376,6 +447,8 @@ static void drain(struct conn *c)
 
 static void conn_finish(struct conn *c)
 {
+	if (c->failed)
+		return;
 	H_CHECK(coev_join(c->reader, NULL) == 0, "join reader");
 	c->rdone = true; /* also when cancelled before it began */
 	coev_event_set(&c->ended);
@@ -414,6 +487,8 @@ static int main_task(void *arg)
 
 	(void)arg;
 	conn_start(c);
+	if (c->failed)
+		st.act = ACT_NONE;
 	if (st.act != ACT_NONE)
 		coev_sleep((coev_time_t)st.delay * NS);
 	switch (st.act) {
@@ -499,6 +574,12 @@ static void conn_prog(struct prog *g, struct conn *c, unsigned id)
 	c->total = 1 + prog_byte(g) % 48;
 	b = prog_byte(g);
 	c->rclose = b % 4 == 0 ? 1 + b / 4 % c->total : 0;
+	b = prog_byte(g);
+	if (b & 1) { /* accept late, connect and accept with deadlines */
+		c->adelay = b / 2 % 4;
+		c->adl = b / 8 % 4;
+		c->cdl = b / 32 % 8;
+	}
 	for (unsigned i = 0; i < CHUNKS; i++) {
 		c->wop[i] = (uint8_t)prog_byte(g);
 		c->wn[i] = (uint8_t)prog_byte(g);

@@ -122,7 +122,8 @@ unsigned sim_failed_allocs(void);
  * fails with err (EINTR), or ECONNRESET: the connection is reset now
  * (both ends read their bytes, then get ECONNRESET once, then 0; writes
  * get EPIPE); open: fake sockets open; unread: bytes waiting for fd's
- * reads. fake: whether fd is a fake fd's number; level: a fake fd's
+ * reads; sock_level: its readiness now (COEV_READ, COEV_WRITE).
+ * fake: whether fd is a fake fd's number; fd_level: a fake fd's
  * readiness after its own call (no edge, unlike sim_fd_set). */
 #include <sys/types.h>
 void sim_sock_clear(void);
@@ -134,6 +135,7 @@ int sim_sock_close(int fd);
 void sim_sock_fail(int fd, int err);
 unsigned sim_sock_open(void);
 unsigned sim_sock_unread(int fd);
+unsigned sim_sock_level(int fd);
 bool sim_fd_fake(int fd);
 void sim_fd_level(int fd, unsigned events);
 

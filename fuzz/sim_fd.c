@@ -770,6 +770,13 @@ unsigned sim_sock_open(void)
 	return n;
 }
 
+unsigned sim_sock_level(int fd)
+{
+	struct file *f = file_of(fd);
+
+	return f ? file_level(f) & (COEV_READ | COEV_WRITE) : 0;
+}
+
 unsigned sim_sock_unread(int fd)
 {
 	struct file *f = file_of(fd);

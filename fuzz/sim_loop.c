@@ -148,6 +148,9 @@ bool sim_fd_fake(int fd)
 void sim_fd_level(int fd, unsigned events)
 {
 	fd_ready[fd - SIM_FD_BASE] = events;
+	/* epoll reports an edge with the readiness at its harvest: what
+	 * went away meanwhile is not announced. */
+	fd_et[fd - SIM_FD_BASE].edge &= events;
 }
 
 void coev__sim_fd_reset(void)
