@@ -190,10 +190,14 @@ static int poll_now(int fd, unsigned events)
 	pfd.fd = fd;
 	pfd.events = (short)((events & COEV_READ ? POLLIN : 0) |
 			     (events & COEV_WRITE ? POLLOUT : 0));
-	if ((r = poll(&pfd, 1, 0)) < 0)
+	while ((r = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
 		return -errno;
 	if (r == 0)
 		return 0;
+	if (pfd.revents & POLLNVAL)
+		return -EBADF; /* not open */
 	return (pfd.revents & (POLLIN | POLLHUP | POLLERR) ? COEV_READ : 0) |
 	       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE : 0);
 }
@@ -230,9 +234,10 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 	if ((r = io_enter()) != 0)
 		return r;
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now()) {
-		/* Only try. */
+		/* Only try: the events asked for (a hang-up or an error
+		 * readies both), or the error (-EBADF: not open). */
 		r = poll_now(fd, events);
-		return r > 0 ? r : -ETIMEDOUT;
+		return r > 0 ? r & (int)events : r < 0 ? r : -ETIMEDOUT;
 	}
 	if (fd >= COEV_FD_MAX)
 		return -EBADF;
