@@ -497,8 +497,8 @@ static int main_task(void *arg)
 		coev_cancel(c->reader);
 		break;
 	case ACT_CLOSE:
-		if (c->rdone || !c->owned)
-			break;
+		if (c->rdone || c->rclosed || !c->owned)
+			break; /* one closer */
 		c->closing = true;
 		H_CHECK(coev_close(c->rfd) == 0, "close under a wait");
 		if (st.nconns > 1) {
