@@ -131,6 +131,7 @@ static int reader(void *arg)
 	struct conn *c = arg;
 	uint8_t buf[16];
 	unsigned timeouts = 0;
+	bool must_read = false;
 
 	for (unsigned i = 0;; i++) {
 		unsigned op = c->rop[i % CHUNKS],
@@ -150,7 +151,8 @@ static int reader(void *arg)
 			break;
 		}
 		c->rdoing = "reading";
-		switch (op % 6) {
+		/* After a peek or a wait, a read: the program progresses. */
+		switch (op % (must_read ? 4 : 6)) {
 		case 0: r = coev_read(c->rfd, buf, n, dl); break;
 		case 1: r = coev_readv(c->rfd, v, 2, dl); break;
 		case 2: r = coev_recv(c->rfd, buf, n, 0, dl); break;
@@ -189,6 +191,7 @@ static int reader(void *arg)
 			break;
 		}
 		c->rdoing = "between reads";
+		must_read = counted && op % 6 >= 4;
 		if (counted)
 			continue;
 		if (r > 0) {
