@@ -360,18 +360,24 @@ ssize_t coev__sim_write(int fd, const void *buf, size_t n)
 	return fake ? -1 : write(fd, buf, n);
 }
 
+/* An iovcnt the system call takes, or false with errno EINVAL. */
+static bool iov_ok(int iovcnt)
+{
+	if (iovcnt >= 0 && iovcnt <= 64)
+		return true;
+	errno = EINVAL;
+	return false;
+}
+
 ssize_t coev__sim_readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct file *f;
 	bool fake;
 
-	if ((f = enter(fd, &fake))) {
-		if (iovcnt < 0 || iovcnt > 64) {
-			errno = EINVAL;
-			return -1;
-		}
-		return io_read(f, (struct iovec *)iov, iovcnt, false);
-	}
+	if ((f = enter(fd, &fake)))
+		return iov_ok(iovcnt)
+			       ? io_read(f, (struct iovec *)iov, iovcnt, false)
+			       : -1;
 	return fake ? -1 : readv(fd, iov, iovcnt);
 }
 
@@ -380,13 +386,8 @@ ssize_t coev__sim_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct file *f;
 	bool fake;
 
-	if ((f = enter(fd, &fake))) {
-		if (iovcnt < 0 || iovcnt > 64) {
-			errno = EINVAL;
-			return -1;
-		}
-		return io_write(f, iov, iovcnt);
-	}
+	if ((f = enter(fd, &fake)))
+		return iov_ok(iovcnt) ? io_write(f, iov, iovcnt) : -1;
 	return fake ? -1 : writev(fd, iov, iovcnt);
 }
 
