@@ -26,6 +26,7 @@ FUTURE_TWICE:future
 SEM_FORGET:sync
 FD_EDGE_NOWAITER:io
 IO_LATE_TIMEOUT:io
+IO_EOF_DRAIN:io
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}
