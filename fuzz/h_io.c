@@ -16,8 +16,9 @@
  * program, and may close its end early. Main, after a delay from the program, does one of:
  * nothing, cancel the reader, close the reader's fd with coev_close under
  * its wait (and open the second connection at once, taking the number
- * while the old reader may not have run), reset the connection, or make
- * the next system call on either end fail with EINTR.
+ * while the old reader may not have run), close the writer's fd with
+ * coev_close under its wait, reset the connection, or make the next
+ * system call on either end fail with EINTR.
  *
  * Oracles, from coev/io.h: the reader sees the writer's bytes exactly
  * once, in order (each connection's bytes are distinct, so a byte of
@@ -27,7 +28,7 @@
  * and write_all: n, or an error with done telling what moved); -ETIMEDOUT
  * only for a deadline that has passed in virtual time, and since the
  * pattern continues across it, the call consumed nothing; -ECANCELED
- * only for a cancelled task; -EBADF only for the reader whose fd main
+ * only for a cancelled task; -EBADF only for a task whose fd main
  * closed; -EPIPE/-ECONNRESET only after the reader closed or a reset;
  * EINTR never shows; a peek takes nothing; coev_wait_fd answers
  * COEV_READ only when there is something to read; after a cancelled or
@@ -51,7 +52,16 @@ int coev__sim_shutdown(int fd, int how);
 #define CHUNKS 8
 #define NS 300
 
-enum { ACT_NONE, ACT_CANCEL, ACT_CLOSE, ACT_RESET, ACT_EINTR_R, ACT_EINTR_W };
+enum {
+	ACT_NONE,
+	ACT_CANCEL,
+	ACT_CLOSE,
+	ACT_RESET,
+	ACT_EINTR_R,
+	ACT_EINTR_W,
+	ACT_CLOSE_W,
+	ACTS
+};
 
 struct conn {
 	unsigned id, total;
@@ -68,8 +78,9 @@ struct conn {
 	bool wdone;   /* the writer has shut down or closed (sent final) */
 	bool rclosed; /* the reader closed its end */
 	bool reset, cancelled, wcancelled;
-	bool closing; /* main closes the reader's fd */
-	bool rdone;   /* the reader ended */
+	bool closing;  /* main closes the reader's fd */
+	bool wclosing; /* main closes the writer's fd */
+	bool rdone;    /* the reader ended */
 	bool eof;
 	unsigned adelay, adl, cdl; /* accept's delay and deadline, connect's */
 	bool afailed;		   /* accept timed out */
@@ -205,7 +216,10 @@ static int reader(void *arg)
 			continue;
 		}
 		if (r == 0) {
-			H_CHECK(c->reset || (c->wdone && c->got == c->sent),
+			/* A writer whose fd main closed may not have
+			 * counted its last write yet: checked at the end. */
+			H_CHECK(c->reset || c->wclosing ||
+					(c->wdone && c->got == c->sent),
 				"conn %u: end of stream after %u bytes; "
 				"writer %s, sent %u",
 				c->id, c->got, c->wdone ? "done" : "writing",
@@ -233,6 +247,8 @@ static int reader(void *arg)
 static void writer_end(struct conn *c)
 {
 	c->wdone = true;
+	if (c->wclosing)
+		return; /* main closed it */
 	if (c->wend == 1)
 		H_CHECK(coev_shutdown(c->wfd, SHUT_WR) == 0, "shutdown");
 	if (c->wend == 2)
@@ -247,7 +263,8 @@ static void write_err(struct conn *c, ssize_t r)
 {
 	H_CHECK(((r == -EPIPE || r == -ECONNRESET) &&
 		 (c->rclosed || c->reset || c->closing)) ||
-			(r == -ECANCELED && c->wcancelled),
+			(r == -ECANCELED && c->wcancelled) ||
+			(r == -EBADF && c->wclosing),
 		"conn %u: write returned %zd", c->id, r);
 }
 
@@ -267,6 +284,8 @@ static int writer(void *arg)
 		size_t done = 0;
 		ssize_t r;
 
+		if (c->wclosing)
+			break; /* main closes the fd: no call after that */
 		if (n > c->total - c->sent)
 			n = c->total - c->sent;
 		for (unsigned k = 0; k < n; k++)
@@ -526,6 +545,13 @@ static int main_task(void *arg)
 		if (c->wfd >= 0)
 			sim_sock_fail(c->wfd, EINTR);
 		break;
+	case ACT_CLOSE_W:
+		if (c->wdone || c->actor || !c->owned)
+			break; /* one closer */
+		c->wclosing = true;
+		H_CHECK(coev_close(c->wfd) == 0, "close under a wait");
+		c->wfd = -1;
+		break;
 	}
 	conn_finish(c);
 	if (st.nconns > 1) {
@@ -606,8 +632,8 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	st.cap = 1 + b % 8;
 	st.nconns = 1 + (b >> 3) % 2;
 	b = prog_byte(&g);
-	st.act = b % 6;
-	st.delay = b / 6 % 8;
+	st.act = b % ACTS;
+	st.delay = b / ACTS % 8;
 	for (unsigned i = 0; i < 2; i++)
 		conn_prog(&g, &st.c[i], i);
 	sim_sock_cap(st.cap);
