@@ -99,6 +99,8 @@ static struct state {
 	int main_ret;
 } st;
 
+static void describe(FILE *out, void *arg);
+
 static uint8_t pat(const struct conn *c, unsigned pos)
 {
 	return (uint8_t)(c->id * 128 + pos);
@@ -567,6 +569,8 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
+	/* Here: sim_run clears what was registered before it. */
+	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	st.main_ret = coev_run(main_task, NULL, &cfg);
 	for (unsigned i = 0; i < 2; i++)
@@ -637,7 +641,6 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	for (unsigned i = 0; i < 2; i++)
 		conn_prog(&g, &st.c[i], i);
 	sim_sock_cap(st.cap);
-	sim_set_describe(describe, NULL);
 	h_run(&g, o, host, NULL);
 	H_CHECK(st.main_ret == 0, "coev_run returned %d", st.main_ret);
 	if (sim_sock_open())
