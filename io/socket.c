@@ -140,20 +140,57 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 #define IO_PLANT_LATE(r, deadline) ((void)0)
 #endif
 
+/* The ownership a call goes on with: an owned fd's block and the
+ * generation the call began with. */
+struct io_owner {
+	struct coev__fd *f;
+	uint32_t gen;
+};
+
+/* fd's ownership now (f NULL: not owned), or o's, the one a composite
+ * call (read_full, write_all) began with: its later steps go on with that
+ * generation and get -EBADF once coev_close ends it. Looking again would
+ * find a number that coev_close has disowned but not yet closed, take it
+ * for a foreign fd and wait on it, and the close would leave that wait
+ * unanswered (the io harness found it). */
+static struct io_owner io_owner(int fd, const struct io_owner *o)
+{
+	struct io_owner now = {NULL, 0};
+
+	if (o && o->f)
+		return *o;
+	if ((now.f = coev__fd_owned(fd)) != NULL)
+		now.gen =
+			atomic_load_explicit(&now.f->gen, memory_order_relaxed);
+	return now;
+}
+
+/* Whether o's generation has ended (coev_close): the calls on it are
+ * -EBADF, and never reach the number's next owner. */
+static bool io_owner_gone(const struct io_owner *o)
+{
+	return !atomic_load_explicit(&o->f->owned, memory_order_relaxed) ||
+	       atomic_load_explicit(&o->f->gen, memory_order_relaxed) != o->gen;
+}
+
 /* The seq of an owned fd is read with acquire: pairs with the release
- * store in coev__fd_event (sched/fd.c), so closed is as new as seq. */
-#define IO_RETRY_N(call, fd, events, n, deadline)                          \
+ * store in coev__fd_event (sched/fd.c), so closed is as new as seq.
+ * own: the ownership a composite call began with, or NULL. */
+#define IO_RETRY_O(call, fd, events, n, deadline, own)                     \
 	do {                                                               \
+		struct io_owner o_;                                        \
 		struct coev__fd *f_;                                       \
 		ssize_t r_;                                                \
 		int e_;                                                    \
 		if ((e_ = io_enter()) != 0)                                \
 			return e_;                                         \
-		if ((f_ = coev__fd_owned(fd)) != NULL) {                   \
-			uint32_t g_ = atomic_load_explicit(                \
-				&f_->gen, memory_order_relaxed);           \
+		o_ = io_owner(fd, (own));                                  \
+		if ((f_ = o_.f) != NULL) {                                 \
+			uint32_t g_ = o_.gen;                              \
 			bool tried_ = false;                               \
 			for (;;) {                                         \
+				if (io_owner_gone(&o_))                    \
+					return -EBADF;                     \
 				uint32_t s_ = atomic_load_explicit(        \
 					&f_->seq[coev__fd_dir(events)],    \
 					memory_order_acquire);             \
@@ -185,6 +222,8 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 		}                                                          \
 	} while (0)
 
+#define IO_RETRY_N(call, fd, events, n, deadline) \
+	IO_RETRY_O(call, fd, events, n, deadline, NULL)
 #define IO_RETRY(call, fd, events, deadline) \
 	IO_RETRY_N(call, fd, events, -1, deadline)
 
@@ -280,14 +319,28 @@ static ssize_t iov_len(const struct iovec *iov, int iovcnt)
 	return (ssize_t)n;
 }
 
+/* coev_read and coev_write, going on with ownership own (or NULL). */
+static ssize_t read_own(int fd, void *buf, size_t n, coev_time_t deadline,
+			const struct io_owner *own)
+{
+	IO_RETRY_O(read(fd, buf, n), fd, COEV_READ, (ssize_t)n, deadline, own);
+}
+
+static ssize_t write_own(int fd, const void *buf, size_t n,
+			 coev_time_t deadline, const struct io_owner *own)
+{
+	IO_RETRY_O(write(fd, buf, n), fd, COEV_WRITE, (ssize_t)n, deadline,
+		   own);
+}
+
 ssize_t coev_read(int fd, void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY_N(read(fd, buf, n), fd, COEV_READ, (ssize_t)n, deadline);
+	return read_own(fd, buf, n, deadline, NULL);
 }
 
 ssize_t coev_write(int fd, const void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY_N(write(fd, buf, n), fd, COEV_WRITE, (ssize_t)n, deadline);
+	return write_own(fd, buf, n, deadline, NULL);
 }
 
 ssize_t coev_readv(int fd, const struct iovec *iov, int iovcnt,
@@ -337,11 +390,12 @@ ssize_t coev_recvfrom(int fd, void *buf, size_t n, int flags,
 ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
 		       coev_time_t deadline)
 {
+	struct io_owner own = io_owner(fd, NULL);
 	size_t got = 0;
 	ssize_t r = 0;
 
 	while (got < n) {
-		r = coev_read(fd, (char *)buf + got, n - got, deadline);
+		r = read_own(fd, (char *)buf + got, n - got, deadline, &own);
 		if (r <= 0) {
 			if (r == 0)
 				r = COEV_EEOF;
@@ -357,11 +411,13 @@ ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
 ssize_t coev_write_all(int fd, const void *buf, size_t n, size_t *done,
 		       coev_time_t deadline)
 {
+	struct io_owner own = io_owner(fd, NULL);
 	size_t put = 0;
 	ssize_t r = 0;
 
 	while (put < n) {
-		r = coev_write(fd, (const char *)buf + put, n - put, deadline);
+		r = write_own(fd, (const char *)buf + put, n - put, deadline,
+			      &own);
 		if (r < 0)
 			break;
 		put += (size_t)r;
