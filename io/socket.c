@@ -130,29 +130,23 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 #if defined(COEV_PLANT_IO_LATE_TIMEOUT)
 /* Planted (fuzz/plants.sh): "the deadline passed during the call: report
  * it" — after the call took bytes, which are lost to the caller. */
-#define IO_PLANT_LATE(r, deadline)                           \
-	do {                                                 \
-		if ((r) > 0 && (deadline) != COEV_FOREVER && \
-		    (deadline) <= coev__plat_now())          \
-			return -ETIMEDOUT;                   \
-	} while (0)
+#define IO_PLANT_LATE(r, dl) \
+	((r) > 0 && (dl) != COEV_FOREVER && (dl) <= coev__plat_now())
 #else
-#define IO_PLANT_LATE(r, deadline) ((void)0)
+#define IO_PLANT_LATE(r, dl) 0
 #endif
 
-/* The ownership a call goes on with: an owned fd's block and the
- * generation the call began with. */
+/* The ownership a call goes on with: block and generation. */
 struct io_owner {
 	struct coev__fd *f;
 	uint32_t gen;
 };
 
-/* fd's ownership now (f NULL: not owned), or o's, the one a composite
- * call (read_full, write_all) began with: its later steps go on with that
- * generation and get -EBADF once coev_close ends it. Looking again would
- * find a number that coev_close has disowned but not yet closed, take it
- * for a foreign fd and wait on it, and the close would leave that wait
- * unanswered (the io harness found it). */
+/* fd's ownership now (f NULL: not owned), or o, the one a composite call
+ * (read_full, write_all) began with: its later steps get -EBADF once
+ * coev_close ends it. Looking again would find a number coev_close has
+ * disowned but not yet closed, wait on it as a foreign fd, and the close
+ * would leave that wait unanswered (found by the io harness). */
 static struct io_owner io_owner(int fd, const struct io_owner *o)
 {
 	struct io_owner now = {NULL, 0};
@@ -208,9 +202,10 @@ static bool io_owner_gone(const struct io_owner *o)
 				    errno != EWOULDBLOCK)                  \
 					return -errno;                     \
 				io_owned_done(f_, events, s_, r_, (n));    \
-				IO_PLANT_LATE(r_, deadline);               \
 				if (r_ >= 0)                               \
-					return r_;                         \
+					return IO_PLANT_LATE(r_, deadline) \
+						       ? -ETIMEDOUT        \
+						       : r_;               \
 			}                                                  \
 		}                                                          \
 		for (;;) {                                                 \
