@@ -48,6 +48,7 @@ static const struct harness *const harnesses[] = {
 	&h_lock,
 	&h_scope,
 	&h_life,
+	&h_io,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

@@ -74,6 +74,7 @@ extern const struct harness h_fd;
 extern const struct harness h_lock;
 extern const struct harness h_scope;
 extern const struct harness h_life;
+extern const struct harness h_io;
 /* one line per harness */
 
 #endif

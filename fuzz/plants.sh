@@ -33,6 +33,9 @@ SEM_LIFO:lock
 COND_LATE:lock
 SCOPE_CUT:scope
 POOL_IDLE_EXIT:life
+FD_EDGE_NOWAITER:io
+IO_LATE_TIMEOUT:io
+IO_EOF_DRAIN:io
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

@@ -66,7 +66,7 @@ static const char *const state_name[] = {
 static const char *const point_name[COEV__PT_COUNT] = {
 	"push",	   "pop",   "steal",  "park", "unpark",	  "wake",
 	"suspend", "lock",  "unlock", "spin", "complete", "await",
-	"cancel",  "timer", "chan",   "live",
+	"cancel",  "timer", "chan",   "live", "syscall",
 };
 
 struct sim coev__sim;

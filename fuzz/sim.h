@@ -111,4 +111,32 @@ long sim_leaked_map_bytes(void);
 /* Allocations failed on purpose by fail_mem in the last run. */
 unsigned sim_failed_allocs(void);
 
+/* Fake sockets that hold bytes (fuzz/sim_fd.c): the library's fd system
+ * calls reach them through fuzz/sim_io_redirect.h. Unix stream sockets
+ * (socket, bind, listen, connect, accept4) are fake; so are pairs made
+ * here. clear: forget every fake socket (at the start of a run); cap: the
+ * buffer of each direction of the connections made from now on (1-32
+ * bytes); pair: a connected pair, not owned by coev (a socketpair; 0 or
+ * -EMFILE); read, write: the system calls, non-blocking, returning
+ * -errno; close: close(2) behind coev's back; fail: the next call on fd
+ * fails with err (EINTR), or ECONNRESET: the connection is reset now
+ * (both ends read their bytes, then get ECONNRESET once, then 0; writes
+ * get EPIPE); open: fake sockets open; unread: bytes waiting for fd's
+ * reads; sock_level: its readiness now (COEV_READ, COEV_WRITE).
+ * fake: whether fd is a fake fd's number; fd_level: a fake fd's
+ * readiness after its own call (no edge, unlike sim_fd_set). */
+#include <sys/types.h>
+void sim_sock_clear(void);
+void sim_sock_cap(unsigned cap);
+int sim_sock_pair(int fds[2]);
+ssize_t sim_sock_read(int fd, void *buf, size_t n);
+ssize_t sim_sock_write(int fd, const void *buf, size_t n);
+int sim_sock_close(int fd);
+void sim_sock_fail(int fd, int err);
+unsigned sim_sock_open(void);
+unsigned sim_sock_unread(int fd);
+unsigned sim_sock_level(int fd);
+bool sim_fd_fake(int fd);
+void sim_fd_level(int fd, unsigned events);
+
 #endif

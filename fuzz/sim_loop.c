@@ -138,6 +138,21 @@ void sim_fd_close(int fd)
 	fd_et[fd - SIM_FD_BASE].w = NULL;
 }
 
+/* io helper's hook for fuzz/sim_fd.c: whether fd is a fake fd's number,
+ * and a fake fd's readiness changed by its own calls (no edge). */
+bool sim_fd_fake(int fd)
+{
+	return fd >= SIM_FD_BASE && fd < SIM_FD_BASE + SIM_FDS;
+}
+
+void sim_fd_level(int fd, unsigned events)
+{
+	fd_ready[fd - SIM_FD_BASE] = events;
+	/* epoll reports an edge with the readiness at its harvest: what
+	 * went away meanwhile is not announced. */
+	fd_et[fd - SIM_FD_BASE].edge &= events;
+}
+
 void coev__sim_fd_reset(void)
 {
 	memset(fd_open, 0, sizeof fd_open);

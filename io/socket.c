@@ -112,28 +112,79 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 	_Atomic uint32_t *dr = &f->drained[coev__fd_dir(ev)];
 
 	/* Relaxed: closed is read after the acquire load of seq. */
+#if defined(COEV_PLANT_IO_EOF_DRAIN)
+	/* Planted (fuzz/plants.sh): "a short read drains", forgetting the
+	 * peer's end: the read after the last bytes waits for an edge that
+	 * came already, instead of returning 0. */
+	if (r < 0 || (r > 0 && r < n && f->stream))
+#else
 	if (r < 0 ||
 	    (r > 0 && r < n && f->stream &&
 	     !(atomic_load_explicit(&f->closed, memory_order_relaxed) & ev)))
+#endif
 		atomic_store_explicit(dr, seq | 1, memory_order_relaxed);
 	else if (atomic_load_explicit(dr, memory_order_relaxed))
 		atomic_store_explicit(dr, 0, memory_order_relaxed);
 }
 
+#if defined(COEV_PLANT_IO_LATE_TIMEOUT)
+/* Planted (fuzz/plants.sh): "the deadline passed during the call: report
+ * it" — after the call took bytes, which are lost to the caller. */
+#define IO_PLANT_LATE(r, dl) \
+	((r) > 0 && (dl) != COEV_FOREVER && (dl) <= coev__plat_now())
+#else
+#define IO_PLANT_LATE(r, dl) 0
+#endif
+
+/* The ownership a call goes on with: block and generation. */
+struct io_owner {
+	struct coev__fd *f;
+	uint32_t gen;
+};
+
+/* fd's ownership now (f NULL: not owned), or o, the one a composite call
+ * (read_full, write_all) began with: its later steps get -EBADF once
+ * coev_close ends it. Looking again would find a number coev_close has
+ * disowned but not yet closed, wait on it as a foreign fd, and the close
+ * would leave that wait unanswered (found by the io harness). */
+static struct io_owner io_owner(int fd, const struct io_owner *o)
+{
+	struct io_owner now = {NULL, 0};
+
+	if (o && o->f)
+		return *o;
+	if ((now.f = coev__fd_owned(fd)) != NULL)
+		now.gen =
+			atomic_load_explicit(&now.f->gen, memory_order_relaxed);
+	return now;
+}
+
+/* Whether o's generation has ended (coev_close): the calls on it are
+ * -EBADF, and never reach the number's next owner. */
+static bool io_owner_gone(const struct io_owner *o)
+{
+	return !atomic_load_explicit(&o->f->owned, memory_order_relaxed) ||
+	       atomic_load_explicit(&o->f->gen, memory_order_relaxed) != o->gen;
+}
+
 /* The seq of an owned fd is read with acquire: pairs with the release
- * store in coev__fd_event (sched/fd.c), so closed is as new as seq. */
-#define IO_RETRY_N(call, fd, events, n, deadline)                          \
+ * store in coev__fd_event (sched/fd.c), so closed is as new as seq.
+ * own: the ownership a composite call began with, or NULL. */
+#define IO_RETRY_O(call, fd, events, n, deadline, own)                     \
 	do {                                                               \
+		struct io_owner o_;                                        \
 		struct coev__fd *f_;                                       \
 		ssize_t r_;                                                \
 		int e_;                                                    \
 		if ((e_ = io_enter()) != 0)                                \
 			return e_;                                         \
-		if ((f_ = coev__fd_owned(fd)) != NULL) {                   \
-			uint32_t g_ = atomic_load_explicit(                \
-				&f_->gen, memory_order_relaxed);           \
+		o_ = io_owner(fd, (own));                                  \
+		if ((f_ = o_.f) != NULL) {                                 \
+			uint32_t g_ = o_.gen;                              \
 			bool tried_ = false;                               \
 			for (;;) {                                         \
+				if (io_owner_gone(&o_))                    \
+					return -EBADF;                     \
 				uint32_t s_ = atomic_load_explicit(        \
 					&f_->seq[coev__fd_dir(events)],    \
 					memory_order_acquire);             \
@@ -152,7 +203,9 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 					return -errno;                     \
 				io_owned_done(f_, events, s_, r_, (n));    \
 				if (r_ >= 0)                               \
-					return r_;                         \
+					return IO_PLANT_LATE(r_, deadline) \
+						       ? -ETIMEDOUT        \
+						       : r_;               \
 			}                                                  \
 		}                                                          \
 		for (;;) {                                                 \
@@ -164,6 +217,8 @@ static void io_owned_done(struct coev__fd *f, unsigned ev, uint32_t seq,
 		}                                                          \
 	} while (0)
 
+#define IO_RETRY_N(call, fd, events, n, deadline) \
+	IO_RETRY_O(call, fd, events, n, deadline, NULL)
 #define IO_RETRY(call, fd, events, deadline) \
 	IO_RETRY_N(call, fd, events, -1, deadline)
 
@@ -176,10 +231,14 @@ static int poll_now(int fd, unsigned events)
 	pfd.fd = fd;
 	pfd.events = (short)((events & COEV_READ ? POLLIN : 0) |
 			     (events & COEV_WRITE ? POLLOUT : 0));
-	if ((r = poll(&pfd, 1, 0)) < 0)
+	while ((r = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
 		return -errno;
 	if (r == 0)
 		return 0;
+	if (pfd.revents & POLLNVAL)
+		return -EBADF; /* not open */
 	return (pfd.revents & (POLLIN | POLLHUP | POLLERR) ? COEV_READ : 0) |
 	       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE : 0);
 }
@@ -216,9 +275,10 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 	if ((r = io_enter()) != 0)
 		return r;
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now()) {
-		/* Only try. */
+		/* Only try: the events asked for (a hang-up or an error
+		 * readies both), or the error (-EBADF: not open). */
 		r = poll_now(fd, events);
-		return r > 0 ? r : -ETIMEDOUT;
+		return r > 0 ? r & (int)events : r < 0 ? r : -ETIMEDOUT;
 	}
 	if (fd >= COEV_FD_MAX)
 		return -EBADF;
@@ -254,14 +314,28 @@ static ssize_t iov_len(const struct iovec *iov, int iovcnt)
 	return (ssize_t)n;
 }
 
+/* coev_read and coev_write, going on with ownership own (or NULL). */
+static ssize_t read_own(int fd, void *buf, size_t n, coev_time_t deadline,
+			const struct io_owner *own)
+{
+	IO_RETRY_O(read(fd, buf, n), fd, COEV_READ, (ssize_t)n, deadline, own);
+}
+
+static ssize_t write_own(int fd, const void *buf, size_t n,
+			 coev_time_t deadline, const struct io_owner *own)
+{
+	IO_RETRY_O(write(fd, buf, n), fd, COEV_WRITE, (ssize_t)n, deadline,
+		   own);
+}
+
 ssize_t coev_read(int fd, void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY_N(read(fd, buf, n), fd, COEV_READ, (ssize_t)n, deadline);
+	return read_own(fd, buf, n, deadline, NULL);
 }
 
 ssize_t coev_write(int fd, const void *buf, size_t n, coev_time_t deadline)
 {
-	IO_RETRY_N(write(fd, buf, n), fd, COEV_WRITE, (ssize_t)n, deadline);
+	return write_own(fd, buf, n, deadline, NULL);
 }
 
 ssize_t coev_readv(int fd, const struct iovec *iov, int iovcnt,
@@ -311,11 +385,12 @@ ssize_t coev_recvfrom(int fd, void *buf, size_t n, int flags,
 ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
 		       coev_time_t deadline)
 {
+	struct io_owner own = io_owner(fd, NULL);
 	size_t got = 0;
 	ssize_t r = 0;
 
 	while (got < n) {
-		r = coev_read(fd, (char *)buf + got, n - got, deadline);
+		r = read_own(fd, (char *)buf + got, n - got, deadline, &own);
 		if (r <= 0) {
 			if (r == 0)
 				r = COEV_EEOF;
@@ -331,11 +406,13 @@ ssize_t coev_read_full(int fd, void *buf, size_t n, size_t *done,
 ssize_t coev_write_all(int fd, const void *buf, size_t n, size_t *done,
 		       coev_time_t deadline)
 {
+	struct io_owner own = io_owner(fd, NULL);
 	size_t put = 0;
 	ssize_t r = 0;
 
 	while (put < n) {
-		r = coev_write(fd, (const char *)buf + put, n - put, deadline);
+		r = write_own(fd, (const char *)buf + put, n - put, deadline,
+			      &own);
 		if (r < 0)
 			break;
 		put += (size_t)r;

@@ -319,6 +319,13 @@ static void fd_edge(struct coev__fd *f, struct coev_worker *w, unsigned events,
 
 		if (!(events & ev))
 			continue;
+#if defined(COEV_PLANT_FD_EDGE_NOWAITER)
+		/* Planted (fuzz/plants.sh): "nobody waits, nothing to
+		 * record" — an edge between a call's EAGAIN and its wait
+		 * is lost, and the call waits forever with bytes there. */
+		if (!io)
+			continue;
+#endif
 		/* Release: pairs with the acquire load of seq before a
 		 * call (io/socket.c): a caller that reads this seq sees
 		 * closed as set above, and so does not take a short read

@@ -150,6 +150,7 @@ enum coev__point {
 	COEV__PT_TIMER,	   /* a timer is armed or disarmed */
 	COEV__PT_CHAN,	   /* a step of a channel's lock-free ring */
 	COEV__PT_LIVE,	   /* between a live-count step and its check */
+	COEV__PT_SYSCALL,  /* an fd's system call (the simulation's fakes) */
 	COEV__PT_COUNT
 };
 

@@ -1233,6 +1233,38 @@ static void test_socket_read_full_eof_reports_done(void **state)
 			    "bytes");
 }
 
+/* ---- coev_wait_fd's answer when it only tries ------------------------- */
+
+/* A deadline already past: the answer is still among the events asked
+ * for (a hang-up readies both directions to poll), and an fd that is not
+ * open is -EBADF, not a timeout (the io harness found both). */
+static int wait_past_main(void *arg)
+{
+	int a, b, fds[2];
+
+	(void)arg;
+	TU_CHECK_EQ(tcp_pair(&a, &b), 0);
+	TU_CHECK_EQ(coev_close(b), 0);
+	TU_CHECK_EQ(coev_wait_fd(a, COEV_READ, 0), COEV_READ);
+	TU_CHECK_EQ(coev_wait_fd(a, COEV_READ, tu_guard()), COEV_READ);
+	TU_CHECK_EQ(coev_close(a), 0);
+	TU_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	TU_CHECK_EQ(coev_fd_nonblock(fds[0]), 0);
+	TU_CHECK_EQ(close(fds[1]), 0);
+	TU_CHECK_EQ(coev_wait_fd(fds[0], COEV_READ, 0), COEV_READ);
+	TU_CHECK_EQ(coev_wait_fd(fds[0], COEV_WRITE, 0), COEV_WRITE);
+	TU_CHECK_EQ(close(fds[0]), 0);
+	TU_CHECK_EQ(coev_wait_fd(fds[0], COEV_READ, 0), -EBADF);
+	return 0;
+}
+
+static void test_socket_wait_fd_past_deadline_answers(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(wait_past_main, NULL, 1), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- UDP ---------------------------------------------------------------- */
 
 #define DGRAMS 20
@@ -1770,6 +1802,7 @@ int main(void)
 		TU_FD_TEST(test_socket_accept_storm_accepts_every_connection),
 		TU_FD_TEST(test_socket_deadline_mid_read_leaves_fd_usable),
 		TU_FD_TEST(test_socket_read_full_eof_reports_done),
+		TU_FD_TEST(test_socket_wait_fd_past_deadline_answers),
 		TU_FD_TEST(test_socket_udp_sendto_recvfrom),
 		TU_FD_TEST(test_socket_unix_stream_sockets),
 		TU_FD_TEST(test_socket_tcp_connect_by_name),
