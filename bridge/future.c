@@ -217,6 +217,12 @@ static int wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
 	coev__spin_unlock(&f->lk);
 	r = coev__wq_wait(&f->lk, &f->q, &n, deadline, NULL, NULL,
 			  COEV_WAIT_FUTURE, f);
+#if defined(COEV_PLANT_FUTURE_DL_LATE)
+	/* Planted bug: a wait that resumes after its deadline reports the
+	 * timeout, although the completion that woke it came first. */
+	if (deadline != COEV_FOREVER && coev_now() >= deadline)
+		return -ETIMEDOUT;
+#endif
 	if (r < 0)
 		return r;
 	return coev_future_poll(f, result);

@@ -45,6 +45,8 @@ static const struct harness *const harnesses[] = {
 	&h_future,
 	&h_timer,
 	&h_fd,
+	&h_select,
+	&h_waitany,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

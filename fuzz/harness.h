@@ -71,6 +71,8 @@ extern const struct harness h_chan;
 extern const struct harness h_future;
 extern const struct harness h_timer;
 extern const struct harness h_fd;
+extern const struct harness h_select;
+extern const struct harness h_waitany;
 /* one line per harness */
 
 #endif

@@ -24,6 +24,10 @@ LOST_WAKEUP:sched
 STEAL_TWICE:sched
 FUTURE_TWICE:future
 SEM_FORGET:sync
+SELECT_CLAIM:select
+SELECT_STALE:select
+FUTURE_DL_LATE:future
+WAITANY_GAVE_UP:waitany
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}
