@@ -33,8 +33,8 @@
  * or takes is the winner's, taken by one taker at most; each on_done
  * callback runs exactly once, after completion, in registration order
  * (also one registered while the completer still runs earlier ones), and
- * at once when registered on a complete future whose earlier callbacks
- * have run; every value is freed
+ * at once when registered on a future whose completion call has
+ * returned; every value is freed
  * exactly once (by its future, unless taken, or by the refused caller),
  * and nothing leaks.
  */
@@ -367,9 +367,10 @@ static int main_task(void *arg)
 		sim_actor_join(as[i]);
 	/* A callback registered on a complete future runs at once. */
 	for (unsigned j = 0; j < st.nf; j++) {
-		/* Complete, its earlier callbacks run: nothing to wait for. */
+		/* Complete by a call that has returned (after running the
+		 * callbacks before this one): nothing to wait for. */
 		bool was = coev_future_poll(st.f[j], NULL) == 0 &&
-			   st.cb_order[j] == 2;
+			   st.done_at[j] != 0;
 
 		if (!(st.on_done_mask & (1u << j)))
 			continue;
