@@ -50,6 +50,11 @@ struct coev_future {
 	coev_free_fn value_free; /* [lk] */
 	coev__wq_t q;		 /* [lk] waiters */
 	struct fut_cb *cbs, *cbs_tail; /* [lk] callbacks, in order */
+	/* Set under lk, before state leaves F_PENDING, while the completer
+	 * still has callbacks to run; cleared under lk once it has run them
+	 * all. A callback registered meanwhile queues behind them (run in
+	 * registration order). Read by anyone. */
+	atomic_bool cbs_running;
 };
 
 int coev_future_new(coev_future_t **out)
@@ -62,6 +67,7 @@ int coev_future_new(coev_future_t **out)
 		return -ENOMEM;
 	atomic_init(&f->refs, 1);
 	atomic_init(&f->state, F_PENDING);
+	atomic_init(&f->cbs_running, false);
 	*out = f;
 	return 0;
 }
@@ -95,11 +101,38 @@ void coev_future_release(coev_future_t *f)
 	 * publishes the state before it unlocks, and whoever saw the state
 	 * may release the last reference at once (coev/future.h, rule 1).
 	 * After its unlock, finish touches f only for callbacks, each with a
-	 * reference of its own. */
+	 * reference of its own, and holds one itself while it runs them. */
 	coev__sync_check_idle(&f->lk, &f->q, "future", f);
 	if (f->value && f->value_free)
 		f->value_free(f->value);
 	free(f);
+}
+
+/* The completer runs the callbacks it took, then those registered while
+ * it ran them (coev_future_on_done queues them behind, in order), until
+ * none is left; then it drops the reference finish took. */
+static void run_callbacks(coev_future_t *f, struct fut_cb *cb)
+{
+	struct fut_cb *next;
+
+	while (cb) {
+		for (; cb; cb = next) {
+			next = cb->next;
+			cb->fn(f, cb->arg);
+			free(cb);
+			coev_future_release(f); /* the callback's reference */
+		}
+		coev__spin_lock(&f->lk);
+		cb = f->cbs;
+		f->cbs = f->cbs_tail = NULL;
+		if (!cb)
+			/* Release: pairs with on_done's acquire load: the
+			 * callbacks run happen before one run at once. */
+			atomic_store_explicit(&f->cbs_running, false,
+					      memory_order_release);
+		coev__spin_unlock(&f->lk);
+	}
+	coev_future_release(f);
 }
 
 /* Complete f (state F_DONE or F_CANCELLED) and wake everyone. */
@@ -108,7 +141,7 @@ static int finish(coev_future_t *f, int state, int result, void *value,
 {
 	coev__wake_t wk = {NULL,
 			   coev__task_self() ? COEV_SIG_SHARED : COEV_SIG_WAKE};
-	struct fut_cb *cb, *next;
+	struct fut_cb *cb;
 	int old;
 
 	COEV__POINT(COMPLETE);
@@ -129,21 +162,26 @@ static int finish(coev_future_t *f, int state, int result, void *value,
 	f->result = result;
 	f->value = value;
 	f->value_free = value_free;
-	/* Release: pairs with the acquire loads of state in
-	 * coev_future_poll, coev_future_cancelled, value_get and
-	 * coev_future_on_done (the waits read the result through poll). */
-	atomic_store_explicit(&f->state, state, memory_order_release);
-	coev__wq_grant_all(&f->q, 0, &wk);
 	cb = f->cbs;
 	f->cbs = f->cbs_tail = NULL;
+	if (cb) {
+		/* Ours while we run the callbacks: each releases its own,
+		 * and the last look below must not touch a freed f. Safe
+		 * to take: the callbacks' references keep f alive. */
+		coev_future_ref(f);
+		atomic_store_explicit(&f->cbs_running, true,
+				      memory_order_relaxed);
+	}
+	/* Release: pairs with the acquire loads of state in
+	 * coev_future_poll, coev_future_cancelled, value_get and
+	 * coev_future_on_done (the waits read the result through poll;
+	 * on_done sees cbs_running set). */
+	atomic_store_explicit(&f->state, state, memory_order_release);
+	coev__wq_grant_all(&f->q, 0, &wk);
 	coev__spin_unlock(&f->lk);
 	coev__wq_wake(&wk);
-	for (; cb; cb = next) {
-		next = cb->next;
-		cb->fn(f, cb->arg);
-		free(cb);
-		coev_future_release(f); /* the callback's reference */
-	}
+	if (cb)
+		run_callbacks(f, cb);
 	return 0;
 }
 
@@ -217,6 +255,12 @@ static int wait_dl(coev_future_t *f, coev_time_t deadline, int *result)
 	coev__spin_unlock(&f->lk);
 	r = coev__wq_wait(&f->lk, &f->q, &n, deadline, NULL, NULL,
 			  COEV_WAIT_FUTURE, f);
+#if defined(COEV_PLANT_FUTURE_DL_LATE)
+	/* Planted bug: a wait that resumes after its deadline reports the
+	 * timeout, although the completion that woke it came first. */
+	if (deadline != COEV_FOREVER && coev_now() >= deadline)
+		return -ETIMEDOUT;
+#endif
 	if (r < 0)
 		return r;
 	return coev_future_poll(f, result);
@@ -283,10 +327,13 @@ int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)
 
 	if (!f || !fn)
 		return -EINVAL;
-	/* Acquire: pairs with finish's release store of state: fn sees the
-	 * result. */
+	/* Acquire: pairs with finish's release store of state (fn sees the
+	 * result, and cbs_running as finish set it) and with
+	 * run_callbacks' release store of cbs_running (the callbacks
+	 * before fn have run). */
 	if (atomic_load_explicit(&f->state, memory_order_acquire) !=
-	    F_PENDING) {
+		    F_PENDING &&
+	    !atomic_load_explicit(&f->cbs_running, memory_order_acquire)) {
 		fn(f, arg);
 		return 0;
 	}
@@ -296,8 +343,11 @@ int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)
 	cb->fn = fn;
 	cb->arg = arg;
 	coev__spin_lock(&f->lk);
+	/* Complete and the completer done with its callbacks: at once.
+	 * Complete with callbacks still running: queue behind them. */
 	if (atomic_load_explicit(&f->state, memory_order_relaxed) !=
-	    F_PENDING) {
+		    F_PENDING &&
+	    !atomic_load_explicit(&f->cbs_running, memory_order_relaxed)) {
 		coev__spin_unlock(&f->lk);
 		free(cb);
 		fn(f, arg);

@@ -49,6 +49,8 @@ static const struct harness *const harnesses[] = {
 	&h_scope,
 	&h_life,
 	&h_io,
+	&h_select,
+	&h_waitany,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

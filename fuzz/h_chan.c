@@ -19,7 +19,9 @@
  * after the close fails; while the channel is open every message sent
  * reaches a consumer with nothing else happening (main waits for that
  * before it closes); every consumer ends with COEV_ECLOSED; len never
- * exceeds the capacity; no wait is left hanging (the deadlock detector:
+ * exceeds the capacity, cap is the capacity given and closed says 1
+ * once closed; a _dl call answers -ETIMEDOUT only once coev_now() has
+ * reached its deadline (virtual time); no wait is left hanging (the deadlock detector:
  * a lost wakeup); nothing leaked.
  */
 #include <errno.h>
@@ -60,13 +62,27 @@ static void check_len(void)
 {
 	size_t n = coev_chan_len(st.ch);
 
+	H_CHECK(coev_chan_cap(st.ch) == st.cap, "cap %zu, given %zu",
+		coev_chan_cap(st.ch), st.cap);
 	if (st.cap != COEV_CHAN_UNBOUNDED)
 		H_CHECK(n <= st.cap, "len %zu above capacity %zu", n, st.cap);
+	if (st.closed)
+		H_CHECK(coev_chan_closed(st.ch) == 1, "closed, but not said");
+}
+
+/* A _dl call's answer r, deadline dl: -ETIMEDOUT only once it passed. */
+static int timed(int r, coev_time_t dl)
+{
+	H_CHECK(r != -ETIMEDOUT || coev_now() >= dl,
+		"-ETIMEDOUT %lld ns before the deadline",
+		(long long)(dl - coev_now()));
+	return r;
 }
 
 static int send_form(unsigned form, int *msg)
 {
 	coev_sel_t c[2];
+	coev_time_t dl;
 	int r;
 
 	switch (form) {
@@ -79,7 +95,8 @@ static int send_form(unsigned form, int *msg)
 		return coev_chan_send(st.ch, msg);
 	case F_DL:
 		for (int i = 0; i < 2; i++) {
-			r = coev_chan_send_dl(st.ch, msg, coev_now() + 300);
+			dl = coev_now() + 300;
+			r = timed(coev_chan_send_dl(st.ch, msg, dl), dl);
 			if (r != -ETIMEDOUT)
 				return r;
 		}
@@ -97,6 +114,7 @@ static int send_form(unsigned form, int *msg)
 static int recv_form(unsigned form, int *msg)
 {
 	coev_sel_t c[2];
+	coev_time_t dl;
 	int r;
 
 	switch (form) {
@@ -109,7 +127,8 @@ static int recv_form(unsigned form, int *msg)
 		return coev_chan_recv(st.ch, msg);
 	case F_DL:
 		for (int i = 0; i < 2; i++) {
-			r = coev_chan_recv_dl(st.ch, msg, coev_now() + 300);
+			dl = coev_now() + 300;
+			r = timed(coev_chan_recv_dl(st.ch, msg, dl), dl);
 			if (r != -ETIMEDOUT)
 				return r;
 		}
@@ -129,6 +148,7 @@ static int recv_form(unsigned form, int *msg)
 static int recv_some(unsigned byte, int *msgs)
 {
 	size_t max = 1 + (byte / F_FORMS) % BATCH_MAX;
+	coev_time_t dl;
 	int r;
 
 	if (byte % F_FORMS != F_BATCH)
@@ -144,8 +164,9 @@ static int recv_some(unsigned byte, int *msgs)
 		break;
 	case 2:
 		for (int i = 0; i < 2; i++) {
-			r = coev_chan_recv_batch(st.ch, msgs, max,
-						 coev_now() + 300);
+			dl = coev_now() + 300;
+			r = timed(coev_chan_recv_batch(st.ch, msgs, max, dl),
+				  dl);
 			if (r != -ETIMEDOUT)
 				return r;
 		}
@@ -260,11 +281,14 @@ static int main_task(void *arg)
 	return 0;
 }
 
+static void describe(FILE *out, void *arg);
+
 static void host(void *arg)
 {
 	coev_config_t cfg;
 
 	(void)arg;
+	sim_set_describe(describe, NULL); /* here: sim_run resets it */
 	h_config(&cfg, st.workers);
 	H_CHECK(coev_chan_new(&st.ch, sizeof(int), st.cap) == 0, "chan_new");
 	H_CHECK(coev_event_init(&st.drained) == 0, "event_init");
@@ -311,7 +335,6 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	for (unsigned i = 0; i < CONSUMERS; i++)
 		for (unsigned p = 0; p < PRODUCERS; p++)
 			st.last[i][p] = -1;
-	sim_set_describe(describe, NULL);
 	h_run(&g, o, host, NULL);
 	H_CHECK(st.main_ret == 0, "coev_run returned %d", st.main_ret);
 	for (unsigned p = 0; p < st.nprod; p++)

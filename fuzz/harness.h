@@ -75,6 +75,8 @@ extern const struct harness h_lock;
 extern const struct harness h_scope;
 extern const struct harness h_life;
 extern const struct harness h_io;
+extern const struct harness h_select;
+extern const struct harness h_waitany;
 /* one line per harness */
 
 #endif

@@ -36,6 +36,10 @@ POOL_IDLE_EXIT:life
 FD_EDGE_NOWAITER:io
 IO_LATE_TIMEOUT:io
 IO_EOF_DRAIN:io
+SELECT_CLAIM:select
+SELECT_STALE:select
+FUTURE_DL_LATE:future
+WAITANY_GAVE_UP:waitany
 "
 for p in $plants; do
 	bug=${p%%:*}; h=${p##*:}

@@ -444,7 +444,13 @@ static int any_wait(coev_task_t *const *tasks, size_t n, coev_time_t deadline,
 	coev__waiter_fini(&jw.wt);
 	if (dup) /* the same handle twice: withdrawn, refused */
 		return -EINVAL;
+#if defined(COEV_PLANT_WAITANY_GAVE_UP)
+	/* Planted bug: a wait that gave up does not look again, so a task
+	 * whose end signalled it while it withdrew is not reported. */
+	found = r < 0 ? -1 : first_done(tasks, n);
+#else
 	found = first_done(tasks, n);
+#endif
 	if (found >= 0)
 		return found;
 	return atomic_load_explicit(&jw.gone, memory_order_relaxed) ? -ESHUTDOWN

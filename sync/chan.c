@@ -280,6 +280,19 @@ static coev__wnode_t *partner(coev__wq_t *q)
 
 	while ((n = q->head) != NULL) {
 		open = -1;
+#if defined(COEV_PLANT_SELECT_CLAIM)
+		/* Planted bug: the claim looks, then writes: a partner on
+		 * another channel (another lock), or the select's own
+		 * withdrawal, may claim it in between, and the select gets
+		 * two messages or loses one. */
+		if (!n->sel) {
+			return n;
+		} else if (atomic_load(&n->sel->winner) == open) {
+			COEV__POINT(CHAN);
+			atomic_store(&n->sel->winner, n->index);
+			return n;
+		}
+#else
 		/* Acq_rel: pairs with select_wait's withdrawal CAS and its
 		 * acquire load of winner (sync/select.c): the select's own
 		 * claim and ours decide once who has it. */
@@ -288,6 +301,7 @@ static coev__wnode_t *partner(coev__wq_t *q)
 			    &n->sel->winner, &open, n->index,
 			    memory_order_acq_rel, memory_order_relaxed))
 			return n;
+#endif
 		coev__wq_remove(q, n);
 	}
 	return NULL;

@@ -178,7 +178,14 @@ static int select_wait(struct select *s, coev_time_t deadline)
 	else
 		win = atomic_load_explicit(&sel.winner, memory_order_acquire);
 	for (size_t i = 0; i < s->n; i++)
+#if defined(COEV_PLANT_SELECT_STALE)
+		/* Planted bug: a select that was granted trusts its partner
+		 * to have dropped its nodes; only a give-up unlinks them, so
+		 * the losing cases stay queued after the select returns. */
+		if (r < 0 && nodes[i].queued)
+#else
 		if (nodes[i].queued)
+#endif
 			coev__wq_remove(case_queue(&s->cases[i]), &nodes[i]);
 	unlock_all(s);
 	if (win < 0) {

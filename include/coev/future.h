@@ -56,9 +56,11 @@
  *     nothing completes it, and a plain thread waiting without a deadline
  *     waits until someone completes or cancels it (coev_future_cancel,
  *     from any thread, then releases it with -ECANCELED).
- *  5. Callbacks (coev_future_on_done) run once, after completion, on the
- *     thread that completed or cancelled the future (or at once on the
- *     registering thread if it is already complete); they must not block.
+ *  5. Callbacks (coev_future_on_done) run once, after completion, in
+ *     registration order, on the thread that completed or cancelled the
+ *     future (or at once on the registering thread if it is already
+ *     complete and the completing thread is done with the callbacks
+ *     registered before); they must not block.
  *  6. Cost: completing wakes each waiting task with no system call when a
  *     worker of its runtime is awake, and at most one (a doorbell) when all
  *     of them sleep.
@@ -150,9 +152,10 @@ COEV_API void *coev_future_take(coev_future_t *f);
 /*
  * coev_future_on_done — call cb(f, arg) once f is complete: at once on the
  * calling thread if it already is, else on the completing thread after the
- * waiters are woken. Callbacks run in registration order. The callback
- * holds a reference on f until it has run. Returns 0, -EINVAL (NULL f or
- * cb), -ENOMEM. Any thread.
+ * waiters are woken. Callbacks run in registration order: one registered
+ * while the completing thread still runs earlier ones runs after them, on
+ * that thread. The callback holds a reference on f until it has run.
+ * Returns 0, -EINVAL (NULL f or cb), -ENOMEM. Any thread.
  */
 COEV_API int coev_future_on_done(coev_future_t *f, coev_future_cb cb,
 				 void *arg);

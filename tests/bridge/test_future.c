@@ -1449,6 +1449,48 @@ static void test_future_on_done_order_and_threads(void **state)
 	tu_assert_no_failures();
 }
 
+/* Callback 0 registers callback 2 while the completer runs 0 and 1. */
+static void nesting_cb(coev_future_t *f, void *arg)
+{
+	cbarg_t *a = arg;
+
+	rec_cb(f, a);
+	TU_CHECK_EQ(coev_future_on_done(f, rec_cb, a + 2), 0);
+	/* Queued behind callback 1, not run here. */
+	TU_CHECK_EQ(atomic_load(&a->rec->n), 1);
+}
+
+/* Proves: a callback registered on a complete future while the completing
+ * thread still runs the earlier ones (here: from one of them) runs after
+ * them, in registration order, on that thread, not at once (the fuzz
+ * future harness found a late registration passing a posted completion's
+ * callbacks). */
+static void test_future_on_done_while_callbacks_run(void **state)
+{
+	cbrec_t rec;
+	cbarg_t a[3];
+	coev_future_t *f;
+
+	(void)state;
+	memset(&rec, 0, sizeof rec);
+	for (int i = 0; i < 3; i++)
+		a[i] = (cbarg_t){&rec, i};
+	assert_int_equal(coev_future_new(&f), 0);
+	assert_int_equal(coev_future_on_done(f, nesting_cb, &a[0]), 0);
+	assert_int_equal(coev_future_on_done(f, rec_cb, &a[1]), 0);
+	assert_int_equal(coev_future_set(f, 5), 0);
+	assert_int_equal(atomic_load(&rec.n), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rec.order[i], i);
+		assert_int_equal(rec.res[i], 5);
+	}
+	/* Done with its callbacks: a later one runs at once. */
+	assert_int_equal(coev_future_on_done(f, rec_cb, &a[1]), 0);
+	assert_int_equal(atomic_load(&rec.n), 4);
+	coev_future_release(f);
+	tu_assert_no_failures();
+}
+
 typedef struct keep {
 	coev_future_t *drop; /* a reference the callback gives back */
 	atomic_int runs;
@@ -1643,6 +1685,7 @@ int main(void)
 		cmocka_unit_test(test_future_late_completion_abandoned_waiter),
 		cmocka_unit_test(test_future_many_waiters),
 		cmocka_unit_test(test_future_on_done_order_and_threads),
+		cmocka_unit_test(test_future_on_done_while_callbacks_run),
 		cmocka_unit_test(test_future_on_done_reference_keeps_f),
 		cmocka_unit_test(test_future_on_done_races_completion),
 		cmocka_unit_test(test_future_release_with_waiter_aborts),
