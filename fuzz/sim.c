@@ -137,10 +137,22 @@ static bool decide_switch(void)
 
 static void sim_dump(FILE *out);
 
+static bool dumped; /* by sim_fail, before its abort */
+
+void sim_abort_dump(void)
+{
+	if (dumped || !coev__sim.running)
+		return;
+	dumped = true;
+	fprintf(stderr, "\nsim: aborted (a panic or a failed assertion)\n");
+	sim_dump(stderr);
+}
+
 void sim_fail(const char *fmt, ...)
 {
 	va_list ap;
 
+	dumped = true;
 	fflush(stdout);
 	fprintf(stderr, "\nsim: ");
 	va_start(ap, fmt);
@@ -275,6 +287,8 @@ int coev__plat_thread_start(coev__thread_t *t, void *(*fn)(void *), void *arg)
 		name = "worker";
 	if (!(th = thread_new(name, fn, arg)))
 		return -EAGAIN;
+	if (fn == coev__worker_main)
+		th->worker = arg;
 	t->handle = (uintptr_t)th;
 	return 0;
 }
@@ -360,13 +374,14 @@ void coev__plat_fence_heavy(void)
 
 /* --- points ------------------------------------------------------------ */
 
-void coev__plat_point(enum coev__point p)
+void coev__plat_point(struct coev__point_site *site)
 {
 	if (!coev__sim.running || coev__sim.cur == &coev__sim.loop)
 		return;
+	site->hits++;
 	coev__sim.steps++;
 	coev__sim.clock += SIM_STEP_NS;
-	coev__sim.last_point = p;
+	coev__sim.last_site = site;
 	if (coev__sim.steps > coev__sim.budget)
 		sim_fail("step budget of %llu spent: a hang or a livelock",
 			 (unsigned long long)coev__sim.budget);
@@ -424,6 +439,64 @@ static coev_time_t next_event(void)
 	return best;
 }
 
+static const char *const wait_name[] = {
+	"nothing noted (a bare park)",
+	"fd",
+	"a timer",
+	"mutex",
+	"condition",
+	"semaphore",
+	"event",
+	"channel",
+	"a select",
+	"future",
+	"task",
+	"a blocking-pool job",
+	"the children of a scope",
+};
+
+/* Each runtime once: the runtime of the first live worker thread of it. */
+static bool first_of_rt(unsigned i)
+{
+	struct coev_rt *rt = coev__sim.threads[i]->worker->rt;
+
+	for (unsigned k = 0; k < i; k++)
+		if (coev__sim.threads[k]->worker &&
+		    coev__sim.threads[k]->worker->rt == rt)
+			return false;
+	return true;
+}
+
+static void dump_task(coev_task_t *t, void *arg)
+{
+	FILE *out = arg;
+	unsigned st = atomic_load(&t->state);
+	coev__waiter_t *j = atomic_load(&t->joiner);
+	unsigned kind;
+
+	/* As coev_rt_tasks: a joined or detached task that ended is gone. */
+	if (j == JOIN_FREED || (j == JOIN_DETACHED && (st & TS_DONE)))
+		return;
+	fprintf(out, "    task #%llu '%s':", (unsigned long long)t->id,
+		t->name[0] ? t->name : "?");
+	if (st & TS_DONE) {
+		fprintf(out, " ended, not yet joined (result %d)", t->result);
+	} else if (st & TS_RUNNING) {
+		fprintf(out, " running or yielded, on worker %d",
+			t->worker ? (int)t->worker->index : -1);
+	} else if (st & TS_NOTIFIED) {
+		fprintf(out, " queued%s", st & TS_STARTED ? "" : ", never ran");
+	} else {
+		kind = atomic_load(&t->wait_kind);
+		fprintf(out, " waits on %s %p (arg %lld)",
+			kind < sizeof wait_name / sizeof wait_name[0]
+				? wait_name[kind]
+				: "?",
+			atomic_load(&t->wait_obj), atomic_load(&t->wait_arg));
+	}
+	fprintf(out, "%s\n", atomic_load(&t->cancel) ? ", cancelled" : "");
+}
+
 static void sim_dump(FILE *out)
 {
 	fprintf(out, "sim: step %llu, virtual time %.6f s, %u threads\n",
@@ -466,8 +539,82 @@ static void sim_dump(FILE *out)
 		}
 		fprintf(out, "%s\n", t == coev__sim.cur ? "  <- running" : "");
 	}
-	if (coev__sim.describe)
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct coev_rt *rt;
+
+		if (!coev__sim.threads[i]->worker || !first_of_rt(i))
+			continue;
+		rt = coev__sim.threads[i]->worker->rt;
+		fprintf(out, "  runtime %p: %ld entries queued; its tasks:\n",
+			(void *)rt, coev__sim_queued_work(rt));
+		coev__sim_task_each(rt, dump_task, out);
+	}
+	if (coev__sim.describe) {
+		fprintf(out, "the harness says:\n");
 		coev__sim.describe(out, coev__sim.describe_arg);
+	}
+	fprintf(out, "the last switches (step, virtual time, where the "
+		     "running thread stopped, from -> to):\n");
+	for (uint64_t k = coev__sim.nswitch > SIM_RING
+				  ? coev__sim.nswitch - SIM_RING
+				  : 0;
+	     k < coev__sim.nswitch; k++) {
+		const struct sim_switch *sw = &coev__sim.ring[k % SIM_RING];
+
+		fprintf(out, "  %8llu %9.6f  %-8s %s:%d  %s -> %s\n",
+			(unsigned long long)sw->step,
+			(double)(sw->clock - SIM_EPOCH) / 1e9,
+			sw->site ? point_name[sw->site->p] : "(blocked)",
+			sw->site ? sw->site->file : "",
+			sw->site ? sw->site->line : 0, sw->from, sw->to);
+	}
+	if (coev__sim.running && coev__sim.cur != &coev__sim.loop &&
+	    coev__sim.last_site)
+		fprintf(out,
+			"  then %s ran to step %llu, last point %s %s:%d\n",
+			coev__sim.cur->name,
+			(unsigned long long)coev__sim.steps,
+			point_name[coev__sim.last_site->p],
+			coev__sim.last_site->file, coev__sim.last_site->line);
+}
+
+/*
+ * The liveness oracle: every worker of a runtime parked in its loop with
+ * nothing due (no doorbell, no ready fd, no due timer) while entries are
+ * queued in the runtime is a lost wakeup, even if a later timer or a
+ * thread's later call would repair it. Judged only when no other
+ * simulated thread can act now (none runnable or waiting for a mutex):
+ * a producer between its push and its doorbell is such a thread, and its
+ * ring is on its way. Armed timers that are not due do not excuse it: no
+ * part of the runtime leaves queued work to a timer.
+ */
+static void check_liveness(void)
+{
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct sim_thread *t = coev__sim.threads[i];
+		bool parked = t->state == S_PARK && !runnable(t);
+
+		if (!t->worker && (runnable(t) || t->state == S_MUTEX))
+			return;
+		if (t->worker && !parked)
+			return; /* of its runtime's workers, one can act */
+	}
+	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
+		struct coev_rt *rt;
+		long n;
+
+		if (!coev__sim.threads[i]->worker || !first_of_rt(i))
+			continue;
+		rt = coev__sim.threads[i]->worker->rt;
+		if (atomic_load(&rt->stop))
+			continue;
+		if ((n = coev__sim_queued_work(rt)) > 0)
+			sim_fail("liveness: every worker of runtime %p is "
+				 "parked with nothing due, and no other "
+				 "thread can act, while %ld entries are "
+				 "queued (a lost wakeup)",
+				 (void *)rt, n);
+	}
 }
 
 /*
@@ -501,6 +648,7 @@ static struct sim_thread *pick(void)
 	    t > coev__sim.clock && t - coev__sim.clock <= SIM_JUMP_MAX)
 		coev__sim.clock = t;
 	coev__sim.jump = false;
+	check_liveness();
 	for (;;) {
 		for (i = 0; i < coev__sim.nthreads; i++)
 			if (runnable(coev__sim.threads[i]))
@@ -559,6 +707,38 @@ static void *host_main(void *arg)
 	return NULL;
 }
 
+/* Keep the switch to t in the ring of the last ones. The thread that ran
+ * last stopped at last_site if it is still runnable; otherwise it
+ * blocked (or ended). */
+static void record_switch(struct sim_thread *t)
+{
+	struct sim_thread *from = coev__sim.prev;
+	struct sim_switch *sw;
+
+	if (from == t && t->state == S_RUN)
+		return; /* it keeps the CPU: no switch */
+	sw = &coev__sim.ring[coev__sim.nswitch++ % SIM_RING];
+
+	sw->step = coev__sim.steps;
+	sw->clock = coev__sim.clock;
+	sw->site = NULL;
+	sw->from[0] = 0;
+	if (from && from != &coev__sim.loop) {
+		bool alive = false;
+
+		for (unsigned i = 0; i < coev__sim.nthreads && !alive; i++)
+			alive = coev__sim.threads[i] == from;
+		if (alive) {
+			memcpy(sw->from, from->name, sizeof sw->from);
+			if (from->state == S_RUN)
+				sw->site = coev__sim.last_site;
+		} else {
+			strcpy(sw->from, "(ended)");
+		}
+	}
+	memcpy(sw->to, t->name, sizeof sw->to);
+}
+
 void sim_alloc_begin(unsigned fail_at, bool persist);
 void sim_alloc_end(void);
 
@@ -567,7 +747,15 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	struct host_start h = {fn, arg};
 	struct sim_thread *host, *t;
 
+	/* The harness's description survives: it is registered before the
+	 * run (or in it) and stays until the next sim_set_describe (the
+	 * driver clears it before each run). */
+	void (*describe)(FILE *, void *) = coev__sim.describe;
+	void *describe_arg = coev__sim.describe_arg;
+
 	memset(&coev__sim, 0, sizeof coev__sim);
+	coev__sim.describe = describe;
+	coev__sim.describe_arg = describe_arg;
 	coev__sim_fd_reset();
 	coev__sim.o = *o;
 	coev__sim.mode = o->mode;
@@ -593,6 +781,7 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	sim_alloc_begin(o->fail_mem, o->fail_mem_more);
 	while (host->state != S_DONE) {
 		t = pick();
+		record_switch(t);
 		if (t->state == S_PARK || t->state == S_COND) {
 			if (t->state == S_COND)
 				t->timedout = true;
@@ -603,8 +792,9 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 				(unsigned long long)coev__sim.steps,
 				(double)(coev__sim.clock - SIM_EPOCH) / 1e9,
 				(coev__sim.prev &&
-				 coev__sim.prev != &coev__sim.loop)
-					? point_name[coev__sim.last_point]
+				 coev__sim.prev != &coev__sim.loop &&
+				 coev__sim.last_site)
+					? point_name[coev__sim.last_site->p]
 					: "",
 				t->name);
 		switch_to(&coev__sim.loop, t);

@@ -103,6 +103,10 @@ void sim_set_describe(void (*fn)(FILE *out, void *arg), void *arg);
 __attribute__((noreturn, format(printf, 1, 2))) void sim_fail(const char *fmt,
 							      ...);
 
+/* On an abort that did not come from sim_fail (a panic of the runtime):
+ * print the dump of a run in progress (the driver's SIGABRT handler). */
+void sim_abort_dump(void);
+
 /* Allocations (malloc family) and mapped bytes still out since sim_run
  * began; both 0 after a clean run. Counted by the --wrap'ed functions of
  * fuzz/sim_alloc.c. */

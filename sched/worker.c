@@ -212,6 +212,25 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
 }
 
+#if defined(COEV_SIM)
+long coev__sim_queued_work(struct coev_rt *rt)
+{
+	long n = (long)atomic_load_explicit(&rt->inject.len,
+					    memory_order_relaxed);
+
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct coev_worker *w = rt->workers[i];
+		uint64_t ring, lifo, inbox;
+
+		coev__worker_depths(w, &ring, &lifo, &inbox);
+		n += (long)(ring + lifo + inbox);
+		n += atomic_load_explicit(&w->posts, memory_order_relaxed) !=
+		     NULL;
+	}
+	return n;
+}
+#endif
+
 /*
  * Hand-off partners: what v's running task (or the one before) woke into
  * its LIFO slot, and the one that displaced to the ring (n <= 1), run next
