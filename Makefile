@@ -156,9 +156,14 @@ examples: $(EXAMPLE_BIN)
 FUZZ_SRC := $(wildcard fuzz/driver.c fuzz/h_*.c fuzz/sim_alloc.c)
 FUZZ_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
 	-Wl,--wrap=aligned_alloc,--wrap=free,--wrap=mmap,--wrap=munmap
+# The planted bugs of the build (COEV_PLANT_X flags in SANFLAGS), which
+# coev-fuzz prints and records for fuzz/replay.
+FUZZ_PLANTS := $(strip $(foreach f,$(filter -DCOEV_PLANT_%,$(SANFLAGS)),\
+	$(firstword $(subst =, ,$(f:-DCOEV_PLANT_%=%)))))
 $(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(FUZZ_SRC) -o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
+	$(CC) $(CFLAGS_ALL) -DCOEV_FUZZ_PLANTS='"$(FUZZ_PLANTS)"' $(FUZZ_SRC) \
+		-o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
 
 check: deps lib $(TEST_BIN) examples
 	@ci/check-layout.py
