@@ -320,8 +320,15 @@ static void park_worker(struct coev_worker *w)
 	rt->sleepers[rt->nsleepers++] = w->index;
 	pthread_mutex_unlock(&rt->idle_mu);
 
+#if defined(COEV_PLANT_PARK_NO_RECHECK)
+	/* Planted bug: the last searcher gives up without re-checking the
+	 * queues: a producer that saw it still searching rang no doorbell. */
+	(void)last_searcher;
+	(void)any_work;
+#else
 	if (last_searcher && any_work(rt))
 		coev__notify_parked(rt);
+#endif
 	coev__stack_trim(w);
 	COEV__POINT(PARK);
 	/* Acquire: pairs with the release store of stop in stop_workers
