@@ -76,7 +76,7 @@ for p in $plants; do
 		[ -f "$f" ] || continue
 		args=("$f")
 		case $f in *.seed) read -r -a args <"$f" && args=(--one "${args[@]}") ;; esac
-		if $b/fuzz/coev-fuzz "$h" "${args[@]}" >/dev/null 2>&1; then
+		if ($b/fuzz/coev-fuzz "$h" "${args[@]}"; exit $?) >/dev/null 2>&1; then
 			echo "$bug ($h): $f passes on the planted build: stale, find it again"
 			failed="$failed $bug(stale)"
 		fi
