@@ -76,7 +76,7 @@ ifeq ($(SIM),1)
 B := $(B)-sim
 SANFLAGS += -DCOEV_SIM=1 -DCOEV_RUNQ_SIZE=8
 SIM_INCLUDE := -include fuzz/sim_redirect.h
-LIB_SRC := $(filter-out sched/plat_ev.c,$(LIB_SRC)) fuzz/sim.c fuzz/sim_loop.c fuzz/sim_sync.c
+LIB_SRC := $(filter-out sched/plat_ev.c,$(LIB_SRC)) fuzz/sim.c fuzz/sim_loop.c fuzz/sim_sync.c fuzz/sim_dump.c
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
 HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h io/*.h \

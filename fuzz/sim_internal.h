@@ -18,6 +18,7 @@
 #include "sched/internal.h"
 
 #define SIM_THREADS_MAX 64
+#define SIM_EPOCH 1000000000 /* the clock starts at 1 s */
 
 enum sim_state { S_RUN, S_MUTEX, S_COND, S_PARK, S_JOIN, S_DONE };
 
@@ -107,6 +108,14 @@ struct sim {
 /* The one simulation; defined, with what follows, in fuzz/sim.c. */
 extern struct sim coev__sim;
 void coev__sim_to_loop(void);
+
+extern const char *const coev__sim_point_name[COEV__PT_COUNT];
+bool coev__sim_runnable(struct sim_thread *t);
+
+/* fuzz/sim_dump.c */
+void coev__sim_dump(FILE *out);
+void coev__sim_record_switch(struct sim_thread *t);
+void coev__sim_check_liveness(void);
 
 /* fuzz/sim_loop.c */
 coev__timer_t *coev__sim_first_timer(struct sim_loop *l);
