@@ -72,12 +72,14 @@ LIB_ASM := sched/ctx_$(ARCH).S
 # its own directory; the fuzz harnesses link it.
 # Its run queues have 8 slots, so that a handful of tasks reaches the ring's
 # wrap-around, overflow and the owner's batch claims (sched/worker.c).
+# (override: a SANFLAGS given on the command line, as fuzz/plants.sh and
+# ci/fuzz.sh give it, still gets them, so every simulation build is alike.)
 ifeq ($(SIM),1)
 B := $(B)-sim
-SANFLAGS += -DCOEV_SIM=1 -DCOEV_RUNQ_SIZE=8
+override SANFLAGS += -DCOEV_SIM=1 -DCOEV_RUNQ_SIZE=8
 SIM_INCLUDE := -include fuzz/sim_redirect.h -include fuzz/sim_io_redirect.h
 LIB_SRC := $(filter-out sched/plat_ev.c,$(LIB_SRC)) fuzz/sim.c fuzz/sim_loop.c fuzz/sim_sync.c \
-	fuzz/sim_fd.c
+	fuzz/sim_dump.c fuzz/sim_fd.c
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
 HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h io/*.h \
@@ -157,9 +159,14 @@ examples: $(EXAMPLE_BIN)
 FUZZ_SRC := $(wildcard fuzz/driver.c fuzz/h_*.c fuzz/sim_alloc.c)
 FUZZ_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
 	-Wl,--wrap=aligned_alloc,--wrap=free,--wrap=mmap,--wrap=munmap
+# The planted bugs of the build (COEV_PLANT_X flags in SANFLAGS), which
+# coev-fuzz prints and records for fuzz/replay.
+FUZZ_PLANTS := $(strip $(foreach f,$(filter -DCOEV_PLANT_%,$(SANFLAGS)),\
+	$(firstword $(subst =, ,$(f:-DCOEV_PLANT_%=%)))))
 $(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(FUZZ_SRC) -o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
+	$(CC) $(CFLAGS_ALL) -DCOEV_FUZZ_PLANTS='"$(FUZZ_PLANTS)"' $(FUZZ_SRC) \
+		-o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
 
 check: deps lib $(TEST_BIN) examples
 	@ci/check-layout.py

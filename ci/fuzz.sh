@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# ci/fuzz.sh — an AFL++ campaign on the four simulation harnesses.
+# ci/fuzz.sh — an AFL++ campaign on the simulation harnesses (coev-fuzz
+# --list).
 #   ci/fuzz.sh [SECONDS]          total budget (default 300), split evenly
-#                                 between the harnesses; a nightly run gives
-#                                 more (ci/fuzz.sh 7200)
+#                                 between the harnesses
+#   --long                        the nightly campaign: 30 minutes over all
+#                                 harnesses (ci/fuzz.sh --long; as
+#                                 ci/fuzz.sh 1800)
 #   --only HARNESS                one harness with the whole budget
 #   --plant BUG                   fuzz a build with a planted bug
 #                                 (fuzz/plants.sh) and stop at the first
@@ -13,10 +16,14 @@
 # platform (build-fuzz/), runs one main and one secondary instance per
 # harness (the machine's two cores), without the UI, from fuzz/corpus/.
 # Afterwards each harness's queue is minimised with afl-cmin into
-# build-fuzz/corpus/HARNESS. Any crash or hang fails the script; the
-# inputs are saved in build-fuzz/findings/HARNESS/ for fuzz/replay and for
-# committing to fuzz/regress/HARNESS/. Prints executions per second and
-# edge coverage per harness.
+# build-fuzz/corpus/HARNESS (--update-corpus copies it to fuzz/corpus/).
+# Any crash or hang fails the script, and each is kept as a regression
+# input at once: fuzz/regress/HARNESS/afl-DATE-crash-N (or -hang-N), which
+# fuzz/check.sh replays (so make check fails until the bug is fixed) and
+# fuzz/replay shows; the input is its own seed (program and schedule).
+# Commit it with the fix. A planted campaign keeps its first crash as
+# build-fuzz-plant-BUG/plant-BUG-afl (fuzz/replay rebuilds the plant).
+# Prints executions per second and edge coverage per harness.
 set -u
 cd "$(dirname "$0")/.."
 budget=300; only=""; plant=""; update=0
@@ -25,8 +32,9 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift ;;
 	--plant) plant=$2; shift ;;
 	--update-corpus) update=1 ;;
+	--long) budget=1800 ;;
 	[0-9]*) budget=$1 ;;
-	*) echo "usage: $0 [SECONDS] [--only HARNESS] [--plant BUG] [--update-corpus]" >&2; exit 2 ;;
+	*) echo "usage: $0 [SECONDS | --long] [--only HARNESS] [--plant BUG] [--update-corpus]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -99,8 +107,10 @@ for h in $harnesses; do
 		first=$(ls "$out"/main/crashes/id:* 2>/dev/null | head -n 1)
 		if [ -n "$first" ]; then
 			e=$(echo "$first" | sed -n 's/.*execs:\([0-9]*\).*/\1/p')
-			printf 'found after %.1f s (wall, afl-fuzz start included), %s execs: %s\n' \
-				"$wall" "${e:-?}" "$first"
+			low=$(echo "$plant" | tr 'A-Z_' 'a-z-')
+			cp "$first" "$b/plant-$low-afl"
+			printf 'found after %.1f s (wall, afl-fuzz start included), %s execs: %s (fuzz/replay %s %s)\n' \
+				"$wall" "${e:-?}" "$first" "$b/plant-$low-afl" "$h"
 		else
 			echo "not found in $per s"
 		fi
@@ -108,12 +118,18 @@ for h in $harnesses; do
 	fi
 	if [ -n "$found" ]; then
 		fail=1
-		mkdir -p $b/findings/$h
+		mkdir -p $b/findings/$h fuzz/regress/$h
 		cp $found $b/findings/$h/
-		echo "ci/fuzz.sh: $h: $(echo "$found" | wc -l) crashes or hangs, saved in $b/findings/$h:" >&2
+		echo "ci/fuzz.sh: $h: $(echo "$found" | wc -l) crashes or hangs, kept in fuzz/regress/$h/ (and $b/findings/$h):" >&2
+		stamp=$(date -u +%Y%m%d-%H%M%S)
+		k=0
 		for f in $found; do
-			echo "--- $f" >&2
-			$bin "$h" "$f" 2>&1 | tail -n 25 >&2
+			k=$((k + 1))
+			case $f in */hangs/*) kind=hang ;; *) kind=crash ;; esac
+			keep=fuzz/regress/$h/afl-$stamp-$kind-$k
+			cp "$f" "$keep"
+			echo "--- $keep (from $f; fuzz/replay $keep)" >&2
+			$bin "$h" "$f" 2>&1 | tail -n 60 >&2
 		done
 	fi
 	# Minimise the corpus from what both instances found.

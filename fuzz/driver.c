@@ -11,12 +11,22 @@
  *                                        random schedule
  *   coev-fuzz HARNESS --pct N [--depth D] [--seed S]
  *                                        N random programs under PCT
+ *   coev-fuzz HARNESS --one --seed S --pct 1|--random 1 [--depth D]
+ *                                        one run of a series, by its seed
  *   coev-fuzz --list                     the harnesses
+ *   coev-fuzz --plants                   the planted bugs built in
  *
- * HARNESS is sched, sync, chan, future, timer or fd. Each mode ends with a line of
- * figures (runs, steps, runs per second) on stderr; a broken oracle aborts
- * with a dump, and the random and PCT modes first print the seed and the
- * input that reproduces it (fuzz/replay takes that file).
+ *   --points      after the runs, print every scheduling point of the
+ *                 build (fuzz/points.sh): hits, kind, file:line
+ *   --secs S      stop a --random or --pct series after S seconds
+ *   --plant BUGS  a record (.seed files): the input was found on a build
+ *                 with these planted bugs; a warning if this one differs
+ *
+ * HARNESS is one of --list. Each mode ends with a line of figures (runs,
+ * steps, runs per second) on stderr; a broken oracle aborts with a dump,
+ * and the random and PCT modes then print the .seed line that reproduces
+ * the run (with the planted bugs of the build: fuzz/replay rebuilds with
+ * them).
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +38,7 @@
 #include <unistd.h>
 
 #include "fuzz/harness.h"
+#include "sched/platform.h"
 
 #ifndef __AFL_FUZZ_TESTCASE_LEN
 #define AFL_PLAIN 1
@@ -56,6 +67,13 @@ static const struct harness *const harnesses[] = {
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
 
 #define MAX_INPUT 4096
+
+/* The planted bugs this binary was built with (the Makefile passes the
+ * COEV_PLANT_* names of the build's flags), "" for none. */
+#ifndef COEV_FUZZ_PLANTS
+#define COEV_FUZZ_PLANTS ""
+#endif
+static const char plants[] = COEV_FUZZ_PLANTS;
 
 void h_run(struct prog *g, struct sim_opts *o, void (*host)(void *), void *arg)
 {
@@ -127,6 +145,7 @@ static void seeded_run(const struct harness *h, enum sim_mode mode,
 	o.depth = depth;
 	o.expect = 4000;
 	o.trace = trace;
+	sim_set_describe(NULL, NULL);
 	h->run(prog, sizeof prog, &o);
 }
 
@@ -142,6 +161,9 @@ static struct {
 static void on_abort(int sig)
 {
 	(void)sig;
+	sim_abort_dump();
+	if (!series.harness)
+		return;
 	fprintf(stderr,
 		"coev-fuzz %s %s: failed at run %ld after %.3f s; "
 		"reproduce with: coev-fuzz %s --one --seed %llu --%s 1 "
@@ -149,10 +171,65 @@ static void on_abort(int sig)
 		series.harness, series.mode, series.run + 1,
 		now_s() - series.t0, series.harness,
 		(unsigned long long)series.seed, series.mode, series.depth);
+	/* The .seed line (fuzz/regress/README) and how to replay it. */
+	fprintf(stderr, "seed line: --%s 1 --depth %u --seed %llu%s%s\n",
+		series.mode, series.depth, (unsigned long long)series.seed,
+		plants[0] ? " --plant " : "", plants);
+	fprintf(stderr,
+		"keep it: echo that line (after 'seed line: ') > "
+		"fuzz/regress/%s/NAME.seed; fuzz/replay "
+		"fuzz/regress/%s/NAME.seed\n",
+		series.harness, series.harness);
+}
+
+/* Every scheduling point of the build, from the section coev_points
+ * (sched/platform.h), merged by file and line (a point in a static
+ * inline function has one site per translation unit). */
+extern struct coev__point_site __start_coev_points[] __attribute__((weak));
+extern struct coev__point_site __stop_coev_points[] __attribute__((weak));
+
+static const char *const pt_kind[COEV__PT_COUNT] = {
+	"push",	   "pop",   "steal",  "park", "unpark",	  "wake",
+	"suspend", "lock",  "unlock", "spin", "complete", "await",
+	"cancel",  "timer", "chan",   "live",
+};
+
+static int site_cmp(const void *a, const void *b)
+{
+	const struct coev__point_site *x =
+		*(const struct coev__point_site *const *)a;
+	const struct coev__point_site *y =
+		*(const struct coev__point_site *const *)b;
+	int c = strcmp(x->file, y->file);
+
+	return c ? c : x->line - y->line;
+}
+
+static void print_points(FILE *out)
+{
+	size_t n = (size_t)(__stop_coev_points - __start_coev_points), k, r = 0;
+	const struct coev__point_site **v = malloc((n ? n : 1) * sizeof *v);
+
+	if (!v)
+		return;
+	for (k = 0; k < n; k++)
+		v[k] = &__start_coev_points[k];
+	qsort(v, n, sizeof *v, site_cmp);
+	for (size_t i = 0; i < n; i = k) {
+		unsigned long hits = 0;
+
+		for (k = i; k < n && !site_cmp(&v[i], &v[k]); k++)
+			hits += v[k]->hits;
+		fprintf(out, "%12lu %-9s %s:%d\n", hits, pt_kind[v[i]->p],
+			v[i]->file, v[i]->line);
+		r++;
+	}
+	fprintf(stderr, "coev-fuzz: %zu scheduling points in the build\n", r);
+	free(v);
 }
 
 static int many(const struct harness *h, enum sim_mode mode, long n,
-		uint64_t seed, unsigned depth)
+		uint64_t seed, unsigned depth, double secs)
 {
 	uint64_t s = seed, steps = 0;
 	double t0 = now_s();
@@ -161,7 +238,6 @@ static int many(const struct harness *h, enum sim_mode mode, long n,
 	series.mode = mode == SIM_PCT ? "pct" : "random";
 	series.harness = h->name;
 	series.depth = depth;
-	signal(SIGABRT, on_abort);
 	for (long i = 0; i < n; i++) {
 		uint64_t run_seed = sim_splitmix(&s);
 
@@ -169,6 +245,10 @@ static int many(const struct harness *h, enum sim_mode mode, long n,
 		series.seed = run_seed;
 		seeded_run(h, mode, run_seed, depth, NULL);
 		steps += sim_steps();
+		if (secs > 0 && (i & 63) == 63 && now_s() - t0 > secs) {
+			n = i + 1;
+			break;
+		}
 	}
 	fprintf(stderr,
 		"coev-fuzz %s %s: %ld runs, %llu steps, %.0f runs/s "
@@ -197,6 +277,7 @@ static void run_input(const struct harness *h, const uint8_t *buf, size_t n,
 
 	o.mode = SIM_BYTES;
 	o.trace = trace;
+	sim_set_describe(NULL, NULL);
 	h->run(buf, n, &o);
 }
 
@@ -211,8 +292,14 @@ int main(int argc, char **argv)
 	enum sim_mode mode = SIM_BYTES;
 	const char *files[64];
 	int nfiles = 0;
-	bool single = false;
+	bool single = false, points = false;
+	double secs = 0;
+	int rc;
 
+	if (argc >= 2 && !strcmp(argv[1], "--plants")) {
+		printf("%s\n", plants);
+		return 0;
+	}
 	if (argc < 2 || !strcmp(argv[1], "--list")) {
 		for (size_t i = 0; i < NHARNESS; i++)
 			printf("%-8s %s\n", harnesses[i]->name,
@@ -231,6 +318,18 @@ int main(int argc, char **argv)
 			n = atol(argv[++i]);
 		} else if (!strcmp(argv[i], "--one")) {
 			single = true;
+		} else if (!strcmp(argv[i], "--points")) {
+			points = true;
+		} else if (!strcmp(argv[i], "--secs") && i + 1 < argc) {
+			secs = atof(argv[++i]);
+		} else if (!strcmp(argv[i], "--plant") && i + 1 < argc) {
+			if (strcmp(argv[++i], plants))
+				fprintf(stderr,
+					"coev-fuzz: warning: the input was "
+					"found with planted bug %s, this "
+					"build has '%s' (fuzz/replay rebuilds "
+					"with it)\n",
+					argv[i], plants);
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			seed = strtoull(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--depth") && i + 1 < argc) {
@@ -243,11 +342,18 @@ int main(int argc, char **argv)
 			files[nfiles++] = argv[i];
 		}
 	}
-	if (single)
-		return one(h, mode == SIM_PCT ? SIM_PCT : SIM_RANDOM, seed,
-			   depth, trace);
-	if (mode != SIM_BYTES)
-		return many(h, mode, n, seed, depth);
+	signal(SIGABRT, on_abort);
+	if (plants[0])
+		fprintf(stderr, "coev-fuzz: built with planted bugs: %s\n",
+			plants);
+	if (single || mode != SIM_BYTES) {
+		rc = single ? one(h, mode == SIM_PCT ? SIM_PCT : SIM_RANDOM,
+				  seed, depth, trace)
+			    : many(h, mode, n, seed, depth, secs);
+		if (points)
+			print_points(stdout);
+		return rc;
+	}
 	if (nfiles) {
 		for (int i = 0; i < nfiles; i++) {
 			FILE *f;
@@ -265,6 +371,8 @@ int main(int argc, char **argv)
 				h->name, files[i],
 				(unsigned long long)sim_steps());
 		}
+		if (points)
+			print_points(stdout);
 		return 0;
 	}
 #ifdef __AFL_FUZZ_TESTCASE_LEN

@@ -42,9 +42,8 @@
 #endif
 
 #define SIM_STACK (512 * 1024)
-#define SIM_STEP_NS 100	     /* virtual time per scheduling point */
-#define SIM_BUDGET 4000000   /* default step budget */
-#define SIM_EPOCH 1000000000 /* the clock starts at 1 s */
+#define SIM_STEP_NS 100	   /* virtual time per scheduling point */
+#define SIM_BUDGET 4000000 /* default step budget */
 /* PCT: threads start at priorities above this; each change point and
  * each spinner's yield takes the next one below it. */
 #define SIM_PRIO_BASE 0x40000000u
@@ -54,16 +53,7 @@
  * running work: legal, but a run that only shows tasks abandoned. */
 #define SIM_JUMP_MAX 1000000
 
-static const char *const state_name[] = {
-	"runnable",
-	"waits for a mutex",
-	"waits on a condition variable",
-	"parked in its loop",
-	"joins a thread",
-	"ended",
-};
-
-static const char *const point_name[COEV__PT_COUNT] = {
+const char *const coev__sim_point_name[COEV__PT_COUNT] = {
 	"push",	   "pop",   "steal",  "park", "unpark",	  "wake",
 	"suspend", "lock",  "unlock", "spin", "complete", "await",
 	"cancel",  "timer", "chan",   "live", "syscall",
@@ -135,19 +125,29 @@ static bool decide_switch(void)
 
 /* --- threads ----------------------------------------------------------- */
 
-static void sim_dump(FILE *out);
+static bool dumped; /* by sim_fail, before its abort */
+
+void sim_abort_dump(void)
+{
+	if (dumped || !coev__sim.running)
+		return;
+	dumped = true;
+	fprintf(stderr, "\nsim: aborted (a panic or a failed assertion)\n");
+	coev__sim_dump(stderr);
+}
 
 void sim_fail(const char *fmt, ...)
 {
 	va_list ap;
 
+	dumped = true;
 	fflush(stdout);
 	fprintf(stderr, "\nsim: ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n");
-	sim_dump(stderr);
+	coev__sim_dump(stderr);
 	abort();
 }
 
@@ -275,6 +275,8 @@ int coev__plat_thread_start(coev__thread_t *t, void *(*fn)(void *), void *arg)
 		name = "worker";
 	if (!(th = thread_new(name, fn, arg)))
 		return -EAGAIN;
+	if (fn == coev__worker_main)
+		th->worker = arg;
 	t->handle = (uintptr_t)th;
 	return 0;
 }
@@ -360,13 +362,14 @@ void coev__plat_fence_heavy(void)
 
 /* --- points ------------------------------------------------------------ */
 
-void coev__plat_point(enum coev__point p)
+void coev__plat_point(struct coev__point_site *site)
 {
 	if (!coev__sim.running || coev__sim.cur == &coev__sim.loop)
 		return;
+	site->hits++;
 	coev__sim.steps++;
 	coev__sim.clock += SIM_STEP_NS;
-	coev__sim.last_point = p;
+	coev__sim.last_site = site;
 	if (coev__sim.steps > coev__sim.budget)
 		sim_fail("step budget of %llu spent: a hang or a livelock",
 			 (unsigned long long)coev__sim.budget);
@@ -394,7 +397,7 @@ int coev__sim_sched_yield(void)
 
 /* --- the loop ---------------------------------------------------------- */
 
-static bool runnable(struct sim_thread *t)
+bool coev__sim_runnable(struct sim_thread *t)
 {
 	switch (t->state) {
 	case S_RUN: return true;
@@ -422,52 +425,6 @@ static coev_time_t next_event(void)
 			best = ((struct timer_impl *)tm->impl)->when;
 	}
 	return best;
-}
-
-static void sim_dump(FILE *out)
-{
-	fprintf(out, "sim: step %llu, virtual time %.6f s, %u threads\n",
-		(unsigned long long)coev__sim.steps,
-		(double)(coev__sim.clock - SIM_EPOCH) / 1e9,
-		coev__sim.nthreads);
-	for (unsigned i = 0; i < coev__sim.nthreads; i++) {
-		struct sim_thread *t = coev__sim.threads[i];
-		unsigned timers = 0, ios = 0;
-
-		fprintf(out, "  %-12s %s", t->name, state_name[t->state]);
-		if (t->state == S_PARK) {
-			struct sim_loop *l = loop_of(t->w);
-			struct timer_impl *p;
-			struct io_impl *q;
-
-			for (coev__timer_t *tm = l->timers; tm; tm = p->next) {
-				p = (struct timer_impl *)tm->impl;
-				timers++;
-			}
-			for (coev__io_t *io = l->ios; io; io = q->next) {
-				q = (struct io_impl *)io->impl;
-				ios++;
-			}
-			fprintf(out,
-				" (worker %u: %u timers, %u fds armed; "
-				"queued: lifo %d, ring %u, inbox %zu, "
-				"inject %zu)",
-				t->w->index, timers, ios,
-				atomic_load(&t->w->lifo) != NULL,
-				ck_ring_size(&t->w->ring),
-				(size_t)atomic_load(&t->w->inbox.len),
-				(size_t)atomic_load(&t->w->rt->inject.len));
-		} else if (t->state == S_COND && t->until != COEV_FOREVER) {
-			fprintf(out, " (until %.6f s)",
-				(double)(t->until - SIM_EPOCH) / 1e9);
-		} else if (t->state == S_JOIN) {
-			fprintf(out, " (%s)",
-				((const struct sim_thread *)t->on)->name);
-		}
-		fprintf(out, "%s\n", t == coev__sim.cur ? "  <- running" : "");
-	}
-	if (coev__sim.describe)
-		coev__sim.describe(out, coev__sim.describe_arg);
 }
 
 /*
@@ -501,9 +458,10 @@ static struct sim_thread *pick(void)
 	    t > coev__sim.clock && t - coev__sim.clock <= SIM_JUMP_MAX)
 		coev__sim.clock = t;
 	coev__sim.jump = false;
+	coev__sim_check_liveness();
 	for (;;) {
 		for (i = 0; i < coev__sim.nthreads; i++)
-			if (runnable(coev__sim.threads[i]))
+			if (coev__sim_runnable(coev__sim.threads[i]))
 				r[n++] = coev__sim.threads[i];
 		if (n)
 			break;
@@ -514,7 +472,7 @@ static struct sim_thread *pick(void)
 		if (coev__sim.o.trace && t - coev__sim.clock > 1000000) {
 			fprintf(coev__sim.o.trace, "idle until %.6f s:\n",
 				(double)(t - SIM_EPOCH) / 1e9);
-			sim_dump(coev__sim.o.trace);
+			coev__sim_dump(coev__sim.o.trace);
 		}
 		coev__sim.clock = t;
 	}
@@ -559,6 +517,17 @@ static void *host_main(void *arg)
 	return NULL;
 }
 
+/* PCT's d - 1 change points among the expected steps. */
+static void pct_init(const struct sim_opts *o)
+{
+	unsigned d = o->depth ? o->depth : 1;
+	uint64_t k = o->expect ? o->expect : 10000;
+
+	coev__sim.low = SIM_PRIO_BASE - 1;
+	for (unsigned i = 0; i + 1 < d && i < 8; i++)
+		coev__sim.change[coev__sim.nchange++] = 1 + next_rand() % k;
+}
+
 void sim_alloc_begin(unsigned fail_at, bool persist);
 void sim_alloc_end(void);
 
@@ -567,7 +536,15 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	struct host_start h = {fn, arg};
 	struct sim_thread *host, *t;
 
+	/* The harness's description survives: it is registered before the
+	 * run (or in it) and stays until the next sim_set_describe (the
+	 * driver clears it before each run). */
+	void (*describe)(FILE *, void *) = coev__sim.describe;
+	void *describe_arg = coev__sim.describe_arg;
+
 	memset(&coev__sim, 0, sizeof coev__sim);
+	coev__sim.describe = describe;
+	coev__sim.describe_arg = describe_arg;
 	coev__sim_fd_reset();
 	coev__sim.o = *o;
 	coev__sim.mode = o->mode;
@@ -576,15 +553,8 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	coev__sim.rng =
 		o->mode == SIM_BYTES ? hash_bytes(o->bytes, o->len) : o->seed;
 	strcpy(coev__sim.loop.name, "loop");
-	if (o->mode == SIM_PCT) {
-		unsigned d = o->depth ? o->depth : 1;
-		uint64_t k = o->expect ? o->expect : 10000;
-
-		coev__sim.low = SIM_PRIO_BASE - 1;
-		for (unsigned i = 0; i + 1 < d && i < 8; i++)
-			coev__sim.change[coev__sim.nchange++] =
-				1 + next_rand() % k;
-	}
+	if (o->mode == SIM_PCT)
+		pct_init(o);
 	coev__sim.running = true;
 	host = thread_new("host", host_main, &h);
 	if (!host)
@@ -593,6 +563,7 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 	sim_alloc_begin(o->fail_mem, o->fail_mem_more);
 	while (host->state != S_DONE) {
 		t = pick();
+		coev__sim_record_switch(t);
 		if (t->state == S_PARK || t->state == S_COND) {
 			if (t->state == S_COND)
 				t->timedout = true;
@@ -603,8 +574,10 @@ void sim_run(const struct sim_opts *o, void (*fn)(void *), void *arg)
 				(unsigned long long)coev__sim.steps,
 				(double)(coev__sim.clock - SIM_EPOCH) / 1e9,
 				(coev__sim.prev &&
-				 coev__sim.prev != &coev__sim.loop)
-					? point_name[coev__sim.last_point]
+				 coev__sim.prev != &coev__sim.loop &&
+				 coev__sim.last_site)
+					? coev__sim_point_name
+						  [coev__sim.last_site->p]
 					: "",
 				t->name);
 		switch_to(&coev__sim.loop, t);

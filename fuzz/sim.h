@@ -31,10 +31,14 @@
  *               spin-wait drops too, so the holder it waits for runs.
  *
  * Oracles built in: a step budget (a hang or livelock aborts), a deadlock
- * and lost-wakeup detector (no thread can run and no timer is pending:
- * abort with a dump of every thread and what it waits on, plus the
- * harness's own description), and leak counters (allocations and mappings
- * made during the run and not returned; sim_leaks()).
+ * and lost-wakeup detector (no thread can run and no timer is pending), a
+ * liveness oracle (every worker of a runtime parked with nothing due while
+ * work is queued in it, when no other thread can act: fuzz/sim.c,
+ * check_liveness), and leak counters (allocations and mappings made during
+ * the run and not returned; sim_leaked_allocs()). Every failure aborts
+ * with a dump: each simulated thread and what it waits on, each task of
+ * each runtime with its wait note (coev__wait_note), the harness's own
+ * description (sim_set_describe), and the last 32 switches.
  */
 #ifndef COEV_FUZZ_SIM_H
 #define COEV_FUZZ_SIM_H
@@ -96,12 +100,18 @@ int sim_actor_start(sim_actor_t *a, const char *name, void (*fn)(void *),
 		    void *arg);
 void sim_actor_join(sim_actor_t a);
 
-/* Called in the deadlock dump: the harness says what its tasks wait on. */
+/* Called in every failure's dump: the harness says what its tasks wait
+ * on. Registered before sim_run or during it, it stays until the next
+ * call (the driver clears it before each run). */
 void sim_set_describe(void (*fn)(FILE *out, void *arg), void *arg);
 
 /* Report a broken oracle: print the message and the dump, then abort. */
 __attribute__((noreturn, format(printf, 1, 2))) void sim_fail(const char *fmt,
 							      ...);
+
+/* On an abort that did not come from sim_fail (a panic of the runtime):
+ * print the dump of a run in progress (the driver's SIGABRT handler). */
+void sim_abort_dump(void);
 
 /* Allocations (malloc family) and mapped bytes still out since sim_run
  * began; both 0 after a clean run. Counted by the --wrap'ed functions of

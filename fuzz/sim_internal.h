@@ -18,6 +18,7 @@
 #include "sched/internal.h"
 
 #define SIM_THREADS_MAX 64
+#define SIM_EPOCH 1000000000 /* the clock starts at 1 s */
 
 enum sim_state { S_RUN, S_MUTEX, S_COND, S_PARK, S_JOIN, S_DONE };
 
@@ -31,11 +32,12 @@ struct sim_thread {
 	void *(*fn)(void *);
 	void *arg;
 	enum sim_state state;
-	const void *on;	       /* mutex, cond or thread waited for */
-	coev_time_t until;     /* COND: deadline, or COEV_FOREVER */
-	bool signalled;	       /* COND */
-	bool timedout;	       /* COND */
-	struct coev_worker *w; /* PARK */
+	const void *on;		    /* mutex, cond or thread waited for */
+	coev_time_t until;	    /* COND: deadline, or COEV_FOREVER */
+	bool signalled;		    /* COND */
+	bool timedout;		    /* COND */
+	struct coev_worker *w;	    /* PARK */
+	struct coev_worker *worker; /* the worker this thread is, or NULL */
 	unsigned id;
 	uint64_t prio; /* PCT */
 	bool spinning; /* yielded in a spin-wait; someone else runs first */
@@ -69,6 +71,15 @@ _Static_assert(sizeof(struct timer_impl) <= sizeof(((coev__timer_t *)0)->impl),
 _Static_assert(sizeof(struct io_impl) <= sizeof(((coev__io_t *)0)->impl),
 	       "io_impl too big");
 
+/* One switch of the loop, kept for the dumps: the last SIM_RING. */
+#define SIM_RING 32
+struct sim_switch {
+	uint64_t step;
+	coev_time_t clock;
+	const struct coev__point_site *site; /* where `from` stopped */
+	char from[32], to[32];
+};
+
 struct sim {
 	bool running;
 	struct sim_opts o;
@@ -89,12 +100,22 @@ struct sim {
 	unsigned nchange, low;
 	void (*describe)(FILE *, void *);
 	void *describe_arg;
-	enum coev__point last_point;
+	struct coev__point_site *last_site;
+	struct sim_switch ring[SIM_RING];
+	uint64_t nswitch;
 };
 
 /* The one simulation; defined, with what follows, in fuzz/sim.c. */
 extern struct sim coev__sim;
 void coev__sim_to_loop(void);
+
+extern const char *const coev__sim_point_name[COEV__PT_COUNT];
+bool coev__sim_runnable(struct sim_thread *t);
+
+/* fuzz/sim_dump.c */
+void coev__sim_dump(FILE *out);
+void coev__sim_record_switch(struct sim_thread *t);
+void coev__sim_check_liveness(void);
 
 /* fuzz/sim_loop.c */
 coev__timer_t *coev__sim_first_timer(struct sim_loop *l);

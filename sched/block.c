@@ -422,16 +422,9 @@ __attribute__((no_sanitize("address"))) static bool try_ref(coev_task_t *t)
  * freed then); without one only at teardown, no thread running tasks.
  * Chunks mapped after the walk began are not visited: their blocks were
  * published after it began. */
-static void walk(struct coev_rt *rt, bool ref,
-		 void (*fn)(coev_task_t *t, void *arg), void *arg)
+static void walk_from(struct coev__chunk *c, bool ref,
+		      void (*fn)(coev_task_t *t, void *arg), void *arg)
 {
-	struct coev__chunk *c;
-
-	/* The lock orders the links of every chunk listed so far before the
-	 * reads of c->next below. */
-	pthread_mutex_lock(&rt->block_mu);
-	c = rt->chunks;
-	pthread_mutex_unlock(&rt->block_mu);
 	for (; c; c = c->next) {
 		char *p = (char *)c + CHUNK_HEADER;
 		char *end = (char *)c + CHUNK_BYTES;
@@ -451,6 +444,29 @@ static void walk(struct coev_rt *rt, bool ref,
 		}
 	}
 }
+
+static void walk(struct coev_rt *rt, bool ref,
+		 void (*fn)(coev_task_t *t, void *arg), void *arg)
+{
+	struct coev__chunk *c;
+
+	/* The lock orders the links of every chunk listed so far before the
+	 * reads of c->next in walk_from. */
+	pthread_mutex_lock(&rt->block_mu);
+	c = rt->chunks;
+	pthread_mutex_unlock(&rt->block_mu);
+	walk_from(c, ref, fn, arg);
+}
+
+#if defined(COEV_SIM)
+/* The simulation's failure dumps run while every other simulated thread
+ * is stopped, perhaps one holding block_mu: no lock, no reference. */
+void coev__sim_task_each(struct coev_rt *rt,
+			 void (*fn)(coev_task_t *t, void *arg), void *arg)
+{
+	walk_from(rt->chunks, false, fn, arg);
+}
+#endif
 
 void coev__task_each(struct coev_rt *rt, void (*fn)(coev_task_t *t, void *arg),
 		     void *arg)

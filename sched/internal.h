@@ -412,6 +412,16 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 			 uint64_t *inbox);
 /* Wake a sleeping worker to search for work, unless one searches. */
 void coev__notify_parked(struct coev_rt *rt);
+#if defined(COEV_SIM)
+/* For the simulation's oracles and dumps (fuzz/sim.c): entries queued
+ * anywhere in rt (inject queue; each worker's ring, batch, LIFO slot,
+ * inbox, and 1 for a non-empty post stack), a snapshot (worker.c); and
+ * every live task block, walked with no lock and no reference (block.c),
+ * only while every other simulated thread is stopped. */
+long coev__sim_queued_work(struct coev_rt *rt);
+void coev__sim_task_each(struct coev_rt *rt,
+			 void (*fn)(coev_task_t *t, void *arg), void *arg);
+#endif
 /* Live tasks of rt (task.c): exact when nothing spawns or ends meanwhile;
  * otherwise a value the count had or will have. */
 long coev__live_count(struct coev_rt *rt);

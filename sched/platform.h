@@ -165,9 +165,28 @@ enum coev__point {
 #define COEV__PLAT_MONITOR 1
 #endif
 
+/*
+ * In the simulation each point is also a site: a record of its kind, file
+ * and line, placed in the section coev_points (so the fuzz driver lists
+ * every point of the build, __start_coev_points to __stop_coev_points, and
+ * which ones a series reached: hits). A point in a static inline function
+ * has one site per translation unit that uses it.
+ */
 #if defined(COEV_SIM)
-void coev__plat_point(enum coev__point p);
-#define COEV__POINT(p) coev__plat_point(COEV__PT_##p)
+struct coev__point_site {
+	enum coev__point p;
+	int line;
+	const char *file;
+	unsigned long hits;
+};
+void coev__plat_point(struct coev__point_site *site);
+#define COEV__POINT(pt)                                                    \
+	do {                                                               \
+		static struct coev__point_site coev__site_ __attribute__(( \
+			section("coev_points"), used, aligned(8))) = {     \
+			COEV__PT_##pt, __LINE__, __FILE__, 0};             \
+		coev__plat_point(&coev__site_);                            \
+	} while (0)
 #else
 #define COEV__POINT(p) ((void)0)
 #endif

@@ -642,6 +642,12 @@ static bool notify(coev_task_t *t)
 	 * still running, to publish_park's failed CAS (acquire). */
 	old = atomic_fetch_or_explicit(&t->state, TS_NOTIFIED,
 				       memory_order_acq_rel);
+#if defined(COEV_PLANT_WAKE_TWICE)
+	/* Planted bug: a wake of a task that still runs queues it, and the
+	 * permit it leaves makes the task's own park queue it again (two
+	 * hand-offs of one wake). */
+	return (old & (TS_NOTIFIED | TS_DONE)) == 0;
+#endif
 	return (old & (TS_NOTIFIED | TS_RUNNING | TS_DONE)) == 0;
 }
 

@@ -212,6 +212,25 @@ void coev__worker_depths(struct coev_worker *w, uint64_t *ring, uint64_t *lifo,
 	*inbox = atomic_load_explicit(&w->inbox.len, memory_order_relaxed);
 }
 
+#if defined(COEV_SIM)
+long coev__sim_queued_work(struct coev_rt *rt)
+{
+	long n = (long)atomic_load_explicit(&rt->inject.len,
+					    memory_order_relaxed);
+
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct coev_worker *w = rt->workers[i];
+		uint64_t ring, lifo, inbox;
+
+		coev__worker_depths(w, &ring, &lifo, &inbox);
+		n += (long)(ring + lifo + inbox);
+		n += atomic_load_explicit(&w->posts, memory_order_relaxed) !=
+		     NULL;
+	}
+	return n;
+}
+#endif
+
 /*
  * Hand-off partners: what v's running task (or the one before) woke into
  * its LIFO slot, and the one that displaced to the ring (n <= 1), run next
@@ -301,8 +320,15 @@ static void park_worker(struct coev_worker *w)
 	rt->sleepers[rt->nsleepers++] = w->index;
 	pthread_mutex_unlock(&rt->idle_mu);
 
+#if defined(COEV_PLANT_PARK_NO_RECHECK)
+	/* Planted bug: the last searcher gives up without re-checking the
+	 * queues: a producer that saw it still searching rang no doorbell. */
+	(void)last_searcher;
+	(void)any_work;
+#else
 	if (last_searcher && any_work(rt))
 		coev__notify_parked(rt);
+#endif
 	coev__stack_trim(w);
 	COEV__POINT(PARK);
 	/* Acquire: pairs with the release store of stop in stop_workers
