@@ -81,6 +81,9 @@ static inline int ring_push_fast(coev_chan_t *ch, const void *msg)
 			return -EAGAIN;
 		pos = t >> T_SHIFT;
 		s = ring_slot(ch, pos);
+		/* Another sender may claim pos, and fill it, between our
+		 * look at tail and this look at its slot. */
+		COEV__POINT(CHAN);
 		/* Acquire: pairs with the release in the receive that freed
 		 * the slot, which has read the old message. */
 		seq = atomic_load_explicit(slot_seq(s), memory_order_acquire);
@@ -247,6 +250,7 @@ static inline int ring_push_locked(coev_chan_t *ch, const void *msg)
 		t = atomic_load(&ch->tail);
 		pos = t >> T_SHIFT;
 		s = ring_slot(ch, pos);
+		COEV__POINT(CHAN); /* a lock-free sender may take pos */
 		seq = atomic_load_explicit(slot_seq(s), memory_order_acquire);
 		if (seq == 2 * pos) {
 			if (atomic_compare_exchange_strong(&ch->tail, &t,
@@ -279,6 +283,7 @@ static inline int ring_pop_locked(coev_chan_t *ch, void *out)
 		h = atomic_load(&ch->head);
 		pos = h >> H_SHIFT;
 		s = ring_slot(ch, pos);
+		COEV__POINT(CHAN); /* a lock-free receiver may take pos */
 		seq = atomic_load_explicit(slot_seq(s), memory_order_acquire);
 		if (seq == 2 * pos + 1) {
 			if (atomic_compare_exchange_strong(&ch->head, &h,
