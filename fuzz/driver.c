@@ -1,5 +1,5 @@
 /*
- * fuzz/driver.c — coev-fuzz, the one binary of the five harnesses.
+ * fuzz/driver.c — coev-fuzz, the one binary of every harness (--list).
  *
  *   coev-fuzz HARNESS                    AFL++ (persistent mode when built
  *                                        with afl-clang-fast; else one
