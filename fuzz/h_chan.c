@@ -288,7 +288,7 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
-	sim_set_describe(describe, NULL); /* here: sim_run resets it */
+	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	H_CHECK(coev_chan_new(&st.ch, sizeof(int), st.cap) == 0, "chan_new");
 	H_CHECK(coev_event_init(&st.drained) == 0, "event_init");

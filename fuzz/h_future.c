@@ -400,7 +400,7 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
-	sim_set_describe(describe, NULL); /* here: sim_run resets it */
+	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	for (unsigned j = 0; j < st.nf; j++)
 		H_CHECK(coev_future_new(&st.f[j]) == 0, "future_new");

@@ -569,7 +569,6 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
-	/* Here: sim_run clears what was registered before it. */
 	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	st.main_ret = coev_run(main_task, NULL, &cfg);

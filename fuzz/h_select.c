@@ -518,7 +518,7 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
-	sim_set_describe(describe, NULL); /* here: sim_run resets it */
+	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	H_CHECK(coev_event_init(&st.done) == 0, "event_init");
 	for (unsigned c = 0; c < 2; c++)

@@ -261,7 +261,7 @@ static void host(void *arg)
 	coev_config_t cfg;
 
 	(void)arg;
-	sim_set_describe(describe, NULL); /* here: sim_run resets it */
+	sim_set_describe(describe, NULL);
 	h_config(&cfg, st.workers);
 	H_CHECK(coev_event_init(&st.go) == 0 && coev_event_init(&st.fin) == 0,
 		"event_init");
