@@ -233,8 +233,12 @@ static int kid_body(struct rec *k)
 		return (int)k->id + 1;
 	case K_NEST:
 		k->doing = "nested scope";
-		if (c->desc + 1 < st.ndesc && st.nsc < SCOPES)
-			return run_scope(c->desc + 1, k->sc);
+		if (c->desc + 1 < st.ndesc) {
+			int n = run_scope(c->desc + 1, k->sc);
+
+			if (n != -ENOSPC)
+				return n;
+		} /* no nesting left, or no slot: a sleep instead */
 		if (kid_sleep(k, d) < 0)
 			return -ECANCELED;
 		return (int)k->id + 1;
@@ -333,16 +337,23 @@ static int run_scope(unsigned desc, int parent)
 	bool waits = false, fails = false;
 	int i, r;
 
-	r = coev_scope_open(d->flags, &s);
-	if (r != 0) {
-		H_CHECK(r == -ENOMEM && alloc_may_fail(), "scope_open: %d", r);
-		return r;
-	}
+	/* The slot is taken before the open, which may reach a scheduling
+	 * point: tasks on other workers open nested scopes meanwhile, and
+	 * each saw room (K_NEST) before any of them took it. */
+	if (st.nsc == SCOPES)
+		return -ENOSPC; /* the caller sleeps instead */
 	i = (int)st.nsc++;
 	c = &st.sc[i];
 	memset(c, 0, sizeof *c);
 	c->parent = parent;
 	c->desc = desc;
+	c->closed = true; /* until the open succeeded */
+	r = coev_scope_open(d->flags, &s);
+	if (r != 0) {
+		H_CHECK(r == -ENOMEM && alloc_may_fail(), "scope_open: %d", r);
+		return r;
+	}
+	c->closed = false;
 	c->s = s;
 	c->fail_fast = d->flags & COEV_SCOPE_FAIL_FAST;
 	c->owner_cancel = parent < 0 ? &st.top_cancelled : NULL;
