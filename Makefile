@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # coev — one Makefile for the library, tests, examples and benchmarks.
 #
 #   make              libcoev.a and libcoev.so.0 in build/

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adapters/ares.c — c-ares driven by a worker's loop (coev/ares.h): a
  * shape (b) adapter of coev/bridge.h.

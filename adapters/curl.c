@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adapters/curl.c — the libcurl adapter (coev/curl.h): one CURLM multi
  * handle driven by one worker's loop through a coev_sockset_t, with each

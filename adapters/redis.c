@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adapters/redis.c — hiredis' async client on a coev worker (coev/redis.h):
  * the shape (a) adapter, "watch this fd for me".

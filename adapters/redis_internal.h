@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adapters/redis_internal.h — what the two halves of the hiredis adapter
  * share: the connection (redis.c: hooks, commands, connect and close) and

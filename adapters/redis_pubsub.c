@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adapters/redis_pubsub.c — a connection's pub/sub streams (coev/redis.h):
  * coev_redis_subscribe sends SUBSCRIBE on the owner with on_sub as the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/ab.sh — coev at two revisions on its own workloads, in one run.
 #
 #   bench/ab.sh BASE_REV                  BASE_REV against this checkout as it is

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench/report.py — turn the raw lines of one bench/run.sh session into
 RESULT lines, a table, target verdicts and a gnuplot chart.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh — coev against Go and tokio on the same workloads, in one run.
 #
 #   bench/run.sh                          every workload (what `make bench` runs)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bridge/affinity.c — a worker's own loop for libraries that attach to it
  * (coev_ev_loop), and running a function on a chosen worker (coev_submit,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bridge/future.c — futures completed once from anywhere, awaited by any
  * number of tasks and threads (coev/future.h).

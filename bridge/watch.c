@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bridge/watch.c — the generic adapters for callback libraries: fd
  * watches, timers and socket sets on one worker's loop (coev/bridge.h).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fails when the shared library exports a symbol outside the coev_ namespace.
 set -eu
 bad=$(nm -D --defined-only "$1" | awk '{print $3}' | grep -v '^coev_' || true)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ci/check-layout.py — the rules of the tree's layout, checked (make check).
 
 1. Layers look down only. Each folder may include the headers of the
@@ -20,6 +21,10 @@
    (every file of the source folders, each other folder as a row).
 4. No library source file is over 800 lines and no library function over
    60 (signature to closing brace).
+5. Every source file (C, C++, assembly, shell, Python, Go, Rust, make,
+   CMake, TOML, pkg-config templates and the scripts without a suffix under
+   ci/, .ci/ and fuzz/) names its licence in its first two lines:
+   "SPDX-License-Identifier: MIT" (LICENSE holds the text).
 
 Prints each violation and exits 1 when there is any; prints a one-line
 summary otherwise. Run from anywhere: paths are taken from the script's
@@ -64,6 +69,13 @@ LISTED = LIBRARY + ["include", "fuzz", "ci", ".ci"]
 # Folders of fuzz/ holding data (inputs), listed as one row each.
 DATA_DIRS = ["fuzz/corpus/", "fuzz/regress/", "fuzz/seeds/"]
 MAX_FILE_LINES = 800
+SPDX = "SPDX-License-Identifier: MIT"
+SOURCE_RE = re.compile(r"(\.(c|h|S|cc|cpp|hpp|sh|py|go|rs|mk|toml|in|cmake)"
+                       r"|(^|/)(Makefile|CMakeLists\.txt)"
+                       r"|^(ci|\.ci|fuzz)/[^./]+)$")
+# Data that only looks like source by its path: inputs and measurements.
+NOT_SOURCE = ("bench/results/", "fuzz/corpus/", "fuzz/regress/",
+              "fuzz/seeds/")
 MAX_FUNC_LINES = 60
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -229,6 +241,14 @@ def check_sizes(files, errors):
                                   f"(at most {MAX_FUNC_LINES})")
 
 
+def check_licence(files, errors):
+    for f in files:
+        if not SOURCE_RE.search(f) or f.startswith(NOT_SOURCE):
+            continue
+        if SPDX not in "\n".join(read(f).split("\n", 2)[:2]):
+            errors.append(f"{f}: no \"{SPDX}\" in its first two lines")
+
+
 def main():
     files = tree_files()
     errors = []
@@ -236,13 +256,14 @@ def main():
     check_symbols(files, errors)
     check_table(files, errors)
     check_sizes(files, errors)
+    check_licence(files, errors)
     for e in errors:
         print("layout: " + e)
     if errors:
         print(f"layout: {len(errors)} violation(s)")
         return 1
-    print(f"layout: {len(files)} files: layers, file table and sizes as "
-          "the rules say")
+    print(f"layout: {len(files)} files: layers, file table, sizes and "
+          "licence lines as the rules say")
     return 0
 
 

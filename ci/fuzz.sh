@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # ci/fuzz.sh — an AFL++ campaign on the simulation harnesses (coev-fuzz
 # --list).
 #   ci/fuzz.sh [SECONDS]          total budget (default 300), split evenly

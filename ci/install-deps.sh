@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages coev needs to build and test.
 #   ci/install-deps.sh              install the build and test packages
 #   ci/install-deps.sh --if-missing only when a header or tool is missing

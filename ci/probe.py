@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Probes for ci/servers.sh (python3 stdlib only; exit 0 = success).
 
   ci/probe.py free tcp|udp PORT        127.0.0.1:PORT can be bound (nobody has it)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every test binary in its own process under a timeout and closes with
 # "binaries: N passed, N failed" and "tests: N passed, N failed, N skipped"
 # (the cmocka tests inside them). Usage: ci/run-tests.sh BUILD_DIR BIN...

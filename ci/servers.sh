@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The loopback servers the adapter tests (tests/adapters/) talk to, on 127.0.0.1:
 #   redis  redis-server, port $COEV_REDIS_PORT (6390), no persistence
 #   dns    dnsmasq, port $COEV_DNS_PORT (5353), UDP and TCP, serving only the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/coev-trace-svg.c — draws a coev trace (COEV_TRACE=FILE, see
  * coev/debug.h) as an SVG timeline, for a look at what the workers did

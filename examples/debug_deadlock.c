@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/debug_deadlock.c — a task dump finds a deadlock: two tasks each
  * hold one mutex and wait for the other's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/debug_slow.c — debug mode's slow-task report: a task that
  * computes for 400 ms without suspending holds up its worker, and debug

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/demo_http.sh — the last part of `make demo`: the hello web
 # server and a client fetching from it, many requests at once.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/demo_sync.sh — the middle of `make demo`: channels and a
 # semaphore, after the tour and before the web server.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/echo.c — a line echo server, the smallest coev server: one task
  * per client, each reading lines and writing every line straight back.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/fetch_many.c — fetch many URLs at once, at most K at a time: the
  * asyncio posts' news-site fetcher, with libcurl through coev's adapter,

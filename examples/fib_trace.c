@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/fib_trace.c — a trace of fork-join work: recursive fib where
  * every call with n >= 2 spawns both halves as tasks and joins them (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/http_hello.c — the "Hello, {name}!" web server of the asyncio
  * posts, as a coev program. The aiohttp original:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/limit.c — 100 jobs, at most 10 at a time: the asyncio posts'
  * semaphore example, with coev_sem_t.

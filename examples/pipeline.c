@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/pipeline.c — fetch -> process -> store: three stages of tasks
  * joined by bounded channels, shut down cleanly from the front.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/redis_counter.c — 100 tasks on every worker increment counters
  * in Redis through one shared connection (coev/redis.h), then the totals

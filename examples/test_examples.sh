@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/test_examples.sh — integration tests of the examples: every
 # program of examples/ runs here (make check).
 #

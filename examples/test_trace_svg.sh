@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # examples/test_trace_svg.sh — tests of build/examples/coev-trace-svg, the
 # trace-to-SVG tool.
 #

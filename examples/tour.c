@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/tour.c — a guided tour of coev, built and run by `make demo`.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/wrap_callback.c — wrapping a callback-based C library into a
  * call that tasks simply make: the asyncio posts' "integrate with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # fuzz/check.sh BIN — the simulation's model tests, run by make check:
 # every harness under PCT (depth 3) and under random schedules, 10,000
 # runs each by default (COEV_SIM_RUNS), then every committed input

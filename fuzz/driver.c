@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/driver.c — coev-fuzz, the one binary of every harness (--list).
  *

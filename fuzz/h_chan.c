@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_chan.c — the channel harness: the bounded channel's lock-free
  * ring (sync/chan.c) against its waiters, select and close.

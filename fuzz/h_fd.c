@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_fd.c — the owned fds harness (sched/fd.c): edge-triggered
  * registrations, readiness remembered per direction, close and reuse.

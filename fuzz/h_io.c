@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_io.c — the socket path harness: io/socket.c and sched/fd.c over
  * fake sockets that hold bytes (fuzz/sim_fd.c).

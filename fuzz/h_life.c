@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_life.c — the blocking pool, shutdown and coev_rt_free with work
  * in flight, and allocation failure decided by the input.

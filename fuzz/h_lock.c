@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_lock.c — the sync primitives' answers, one primitive per run.
  *

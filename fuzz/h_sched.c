@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_sched.c — the scheduler and tasks harness.
  *

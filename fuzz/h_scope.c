@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_scope.c — the scopes harness (coev/scope.h), with allocation
  * failure decided by the input.

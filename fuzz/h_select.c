@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_select.c — the select harness: coev_select and every channel
  * call (coev/chan.h) on two channels at once, judged on their answers,

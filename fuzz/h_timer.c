@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_timer.c — the timers and cancellation harness.
  *

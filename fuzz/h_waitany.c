@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/h_waitany.c — the wait-any harness: coev_wait_any (coev/scope.h)
  * over tasks that end while it waits, with deadlines, a duplicate handle,

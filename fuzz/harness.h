@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/harness.h — what the fuzz harnesses share: the program reader, the
  * oracle check, the runtime configuration, and the table the driver runs.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # fuzz/plants.sh — proof that the simulation finds races: build the
 # simulation once per planted bug (a test-only flag, COEV_PLANT_*, never in
 # a release build, in its own directory build-plant-BUG) and measure how

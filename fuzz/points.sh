@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # fuzz/points.sh [BIN] [RUNS] — which scheduling points (COEV__POINT
 # sites, sched/platform.h) each harness reaches in RUNS random and RUNS
 # PCT runs (default 2000), and which points of the build no harness

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim.c — the deterministic simulation platform (see fuzz/sim.h):
  * the platform seam of sched/platform.h on fibers, a virtual clock and a

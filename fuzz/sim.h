@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim.h — the deterministic simulation platform, as the harnesses
  * see it.

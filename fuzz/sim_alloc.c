@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_alloc.c — allocation accounting and failure for the simulation
  * harnesses, linked with -Wl,--wrap for each function below: every call

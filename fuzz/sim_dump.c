@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_dump.c — what the simulation says when a run fails (see
  * fuzz/sim.h): the dump of every simulated thread, every task of every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_fd.c — fake sockets that hold bytes, for the simulation build.
  *

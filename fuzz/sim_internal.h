@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_internal.h — what the files of the simulation share, private
  * to them (the harnesses see fuzz/sim.h): a simulated thread and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_io_redirect.h — forced into every library file of the
  * simulation build after fuzz/sim_redirect.h: the fd system calls the

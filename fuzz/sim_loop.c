@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_loop.c — the simulation's loops (see fuzz/sim.c): the virtual
  * clock, each worker's timers, the fake fds and the fake poller that parks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_redirect.h — forced into every library file of the simulation
  * build (-include): the runtime's pthread mutexes, condition variables and

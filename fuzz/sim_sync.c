@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz/sim_sync.c — the simulation's pthread mutexes and condition
  * variables (see fuzz/sim_redirect.h): waiting on one blocks the simulated

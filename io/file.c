@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * io/file.c — file calls for tasks (coev_file_*), run on the blocking pool.
  *

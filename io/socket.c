@@ -1,13 +1,13 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * io/socket.c — non-blocking socket and fd calls for tasks.
  *
  * Every call follows one pattern (IO_RETRY_N): check the task's
  * cancellation, try the system call, and only when the fd is not ready
  * wait for readiness, then try again. Trying first makes the common case
- * (data already there, room in the socket buffer) one system call and no
- * loop work, as in Go's netpoller. errno is read right after the system
- * call, before any switch: a task may resume on another thread, whose
- * errno is another variable.
+ * (data there, room to write) one system call and no loop work, as in Go's
+ * netpoller. errno is read right after the system call, before any switch:
+ * a task may resume on another thread, whose errno is another variable.
  *
  * Fds created here are owned (sched/fd.c): registered once, edge-triggered,
  * at their first wait, with readiness remembered per direction. A call on

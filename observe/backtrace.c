@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/backtrace.c — backtraces of parked tasks and of running ones.
  *

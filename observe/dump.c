@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/dump.c — task dumps: coev_rt_tasks() and coev_rt_dump().
  *

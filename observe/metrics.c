@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/metrics.c — runtime metrics: per-worker counters, totals, and the
  * Prometheus text format.

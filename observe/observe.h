@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/observe.h — what the files of observe/ share; private to observe/
  * (and its tests in tests/observe/).

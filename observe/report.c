@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/report.c — debug mode's reports (COEV_DEBUG=1, include/coev/debug.h),
  * and the one made by default: a failed task nobody joined.

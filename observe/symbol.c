@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/symbol.c — naming code addresses for debug output: the return
  * addresses of a task's backtrace become "function+0xoff (object)".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/symbol.h — naming code addresses for debug output (observe/symbol.c):
  * "function+0xoff (object)", static functions included, with libc alone.

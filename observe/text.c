@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/text.c — the text of reports and dumps: a growing string, how
  * durations and task names are written, and handing a report to the log.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observe/trace.c — recording what every worker runs, written as Chrome
  * trace-event JSON at shutdown (COEV_TRACE=FILE, coev_config_t.trace).

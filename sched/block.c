@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/block.c — task blocks (struct coev_task): per-worker pools carved
  * from large mappings, recycled without system calls.

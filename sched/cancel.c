@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/cancel.c — cancellation, shields and pushed deadlines.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/ctx.c — building the first frame of a new context.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/ctx_aarch64.S — context switch for aarch64 (AAPCS64).
  *

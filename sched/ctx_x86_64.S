@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/ctx_x86_64.S — context switch for x86_64 (System V ABI).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/error.c — coev_strerror, coev__panic and the runtime's log.
  *

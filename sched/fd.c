@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/fd.c — the state of the fds coev owns: one registration per fd
  * for its life, edge-triggered, and readiness remembered per direction.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/inject.c — the inject queue: an MPMC FIFO of queue entries for
  * work from outside the runtime and for overflow of the local rings, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/internal.h — what the scheduler offers the other layers: sync/,
  * bridge/, observe/, the platform backends (sched/plat_ev.c and fuzz/'s

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/join.c — waiting for tasks to end: join, detach, gather, wait-any
  * and wait_for.

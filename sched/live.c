@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/live.c — the live count: tasks spawned and not yet ended, which a shutdown waits
  * to see reach 0. Tasks spawned by a task on worker h count in h's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/monitor.c — the monitor: a thread that rescues work queued behind a
  * stuck worker (Go's sysmon, in small).

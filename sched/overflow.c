@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/overflow.c — naming a stack overflow: the SIGSEGV handler that
  * tells a fault in the guard region below the running task's stack from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/pin.c — keeping a task on one worker (coev_pin, coev_pin_to,
  * coev_unpin; declared with the bridge's calls in coev/bridge.h, since

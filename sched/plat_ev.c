@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/plat_ev.c — the real platform: pthreads, CLOCK_MONOTONIC and one
  * libev loop per worker (see platform.h for the contract).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/pool.c — the blocking pool (coev_blocking).
  *

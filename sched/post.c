@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/post.c — functions posted to run on one worker's thread, between
  * tasks, in its scheduler context (bridge/'s coev_submit).

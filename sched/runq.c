@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/runq.c — the cold paths of a worker's run queue (sched/runq.h):
  * a full ring's overflow, and the owner's batch handed to the monitor.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/runq.h — a worker's run queue: the ring (ck_ring SPMC, the owner
  * pushes, anyone pops) and the owner's batch, for sched/worker.c and

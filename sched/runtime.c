@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/runtime.c — configuration, starting and stopping a runtime, and
  * coev_run.

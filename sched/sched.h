@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/sched.h — what the files of sched/ share and no other layer uses:
  * the encoding of queue entries, tuning constants, and the cross-file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/scope.c — task scopes (structured concurrency) and the
  * cancellation of every task at shutdown.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/stack.c — coroutine stacks: arenas with guard regions, per-worker
  * pools, the fallback for kernels without guard regions.

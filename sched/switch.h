@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/switch.h — switching between a worker's scheduler and a task, with
  * the sanitizers told about every switch.

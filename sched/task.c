@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/task.c — task control blocks, the task state machine, spawn, run,
  * finish, park and wake.

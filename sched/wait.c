@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/wait.c — waiting for one event with a deadline: waiters, timed
  * parks and sleep.

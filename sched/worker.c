@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched/worker.c — the scheduler loop of one worker, run queues, stealing
  * and parking.

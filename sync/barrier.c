@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/barrier.c — the barrier: each round's parties wait until the last
  * one arrives, which wakes them all (see the family's design at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/chan.c — channels (select is in sync/select.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/chan_internal.h — what the channel (sync/chan.c) shares with select
  * (sync/select.c): the channel's layout, a waiting select's state, and one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/chan_ring.h — the bounded channel's lock-free ring (sync/chan.c
  * explains the protocol): the head and tail words' bits, the slots, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/cond.c — the condition variable: a wait queue of its own, used with
  * a mutex (sync/mutex.c) that a waiter releases while it waits and takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/event.c — the event: a flag that tasks wait to see set (see the
  * family's design at coev__wq_wait_until in sync/internal.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/internal.h — the wait queue every primitive of sync/ is built on,
  * and the private layouts behind the opaque types of coev/sync.h and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/once.c — once: the first caller runs the function while later ones
  * wait for its outcome, and one of them runs it again if it failed (see the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/select.c — select over channels (sync/chan.c).
  *

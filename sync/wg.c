@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/wg.c — the wait group: a count that tasks wait to see reach zero
  * (see the family's design at coev__wq_wait_until in sync/internal.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/wq.c — the wait queue: the one waiting primitive under every object
  * of sync/ (see the protocol in sync/internal.h).

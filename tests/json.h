@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/json.h — a small JSON parser (RFC 8259) for the test suites, so
  * that they can read back what coev writes (COEV_TRACE's trace-event JSON,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/nudge.h — for the lifetime tests (tests/sync/test_lifetime.c,
  * tests/bridge/test_future_life.c): run a waiter and its waker on one CPU,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/bench.c — coev side of the benchmarks: one binary, one
  * workload per run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/bridge_bench.c — the bridge workload: a foreign thread (a
  * callback library's own thread, not a worker) completes requests that

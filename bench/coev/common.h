@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/common.h — helpers shared by the coev benchmark programs
  * (bench.c, sync_bench.c): the clock that times a workload, error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/redis_bench.c — coev's side of the redis workload: what
  * `redis-benchmark -t set,get -c 50 -n N -d 3 -P 1` does, with tasks and

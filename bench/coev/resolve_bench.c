@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/resolve_bench.c — the resolve workload: names resolved
  * through c-ares against dnsmasq on 127.0.0.1:$COEV_DNS_PORT (5353, from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/switch.c — the raw context switch, with no scheduler around it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/coev/sync_bench.c — coev side of the synchronisation workloads:
  * channels and the mutex. One binary, one workload per run.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Go side of the coev benchmarks: one binary, one workload per run.
 //
 //	go-bench <spawn|spawn-wg|yield|fib|sleepers|sleepers-cancel|pingpong|mutex|pipeline>

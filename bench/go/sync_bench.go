@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The synchronisation workloads of the Go side: channels and a mutex.
 //
 //	go-bench <pingpong|mutex|pipeline>

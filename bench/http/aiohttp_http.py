@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The aiohttp server of the http workload (bench/http/).
 
     aiohttp_http.py PORT

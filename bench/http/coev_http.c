@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/http/coev_http.c — the coev server of the http and c10k workloads.
  *

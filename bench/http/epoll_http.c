@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/http/epoll_http.c — the raw epoll server of the http and c10k
  * workloads: the practical limit for one thread on this machine.

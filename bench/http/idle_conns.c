@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/http/idle_conns.c — the idle side of the c10k workload.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # bench/http/run-http.sh — the http and c10k workloads; sourced by
 # bench/run.sh, which provides say, die, build_fail, the avail array and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/http/uv_http.c — the libuv server of the http and c10k workloads.
  *

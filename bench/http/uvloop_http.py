@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The uvloop server of the http and c10k workloads (bench/http/).
 
     uvloop_http.py PORT

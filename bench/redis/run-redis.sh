@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/redis/run-redis.sh — the redis workload, both sides: redis-benchmark
 # and coev's hiredis client (bench/coev/redis_bench.c), in turn, against the
 # redis-server on 127.0.0.1:$COEV_REDIS_PORT (default 6390; ci/servers.sh

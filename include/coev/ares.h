@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/ares.h — asynchronous DNS for tasks through c-ares: resolve names
  * without a thread per lookup, and make c-ares coev's resolver for

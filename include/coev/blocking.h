@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/blocking.h — the blocking pool (asyncio's run_in_executor and
  * to_thread, tokio's spawn_blocking) and file I/O built on it.

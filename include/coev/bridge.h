@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/bridge.h — wrapping callback-based C libraries: loop affinity, and
  * the generic adapters for the shapes such libraries take.

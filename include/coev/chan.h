@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/chan.h — channels: typed-by-size message queues between tasks and
  * plain threads, with close and select (Go's channels, asyncio.Queue).

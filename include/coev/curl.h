@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/curl.h — libcurl for coev tasks: many HTTP (and other libcurl)
  * transfers at once on one multi handle, each awaited by the task that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/debug.h — seeing what a runtime does: debug mode, metrics, task
  * dumps and traces.

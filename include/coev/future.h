@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/future.h — futures: a result that something else produces, from any
  * thread or callback, for tasks and threads to wait on (asyncio.Future).

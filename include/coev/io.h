@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/io.h — non-blocking I/O for tasks: fd readiness, sockets (TCP, UDP,
  * Unix), reads and writes with deadlines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/redis.h — Redis for tasks: hiredis' async client on a coev worker
  * (adapters/redis.c, archive libcoev_redis.a; link -lhiredis).

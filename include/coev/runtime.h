@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/runtime.h — creating, running and stopping a runtime.
  *

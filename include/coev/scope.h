@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/scope.h — structured concurrency: task scopes (asyncio.TaskGroup,
  * Trio's nursery), wait-any and as-completed order.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/sync.h — synchronisation between tasks (and plain threads): mutex,
  * read-write lock, semaphore, event, condition variable, wait group,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coev/task.h — tasks: spawn, join, gather, yield, sleep.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The loopback HTTP/1.1 server of the adapter tests (python3 stdlib only).
 
   tests/adapters/httpd.py [PORT]     default: $COEV_HTTP_PORT or 8390

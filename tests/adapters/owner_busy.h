@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/adapters/owner_busy.h — for the adapters' _dl close and free tests:
  * call a _dl function with the adapter's owner worker (worker 0) held

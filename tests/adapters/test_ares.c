@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/adapters/test_ares.c — the c-ares adapter (include/coev/ares.h)
  * against dnsmasq on 127.0.0.1:$COEV_DNS_PORT (default 5353; started by

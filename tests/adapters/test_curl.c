@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/adapters/test_curl.c — the libcurl adapter (include/coev/curl.h,
  * adapters/curl.c) against tests/adapters/httpd.py on 127.0.0.1:$COEV_HTTP_PORT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/adapters/test_redis.c — the hiredis adapter (include/coev/redis.h)
  * against redis-server on 127.0.0.1:$COEV_REDIS_PORT (default 6390,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/bridge/test_affinity.c — loop affinity (include/coev/bridge.h):
  * coev_pin keeps a task on its worker through yields, sleeps, fd waits,

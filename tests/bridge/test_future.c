@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/bridge/test_future.c — coev_future_t (include/coev/future.h):
  * the return codes of complete, set and cancel (exactly once, -EALREADY,

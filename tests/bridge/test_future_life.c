@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/bridge/test_future_life.c — a future's last reference released
  * the moment a wait returns (include/coev/future.h, rule 1): a completer

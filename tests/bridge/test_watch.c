@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/bridge/test_watch.c — the generic adapters of include/coev/bridge.h
  * for callback libraries: fd watches (level-triggered READ and WRITE, set

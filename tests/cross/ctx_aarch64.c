@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/cross/ctx_aarch64.c — the aarch64 context switch, checked under
  * qemu-aarch64 on any host (`make check-aarch64`): callee-saved x19-x26 and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fault/fault.c — the wrappers behind fault.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fault/fault.h — failure injection for the fault suite, SQLite's
  * way: count the calls coev makes to one kind of resource and make the Nth

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The fault-injection suite (tests/fault/). Every call that coev (and the
 # test) makes to these functions goes to __wrap_NAME in tests/fault/fault.c
 # (GNU ld's --wrap), which counts the calls and can make the Nth fail.

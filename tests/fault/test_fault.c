@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fault/test_fault.c — allocation and resource failures on the real
  * platform, SQLite's way: every public operation that allocates or creates

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/io/test_owned_fd.c — the fds coev owns (sched/fd.c): registered
  * once, edge-triggered, with readiness remembered per direction.

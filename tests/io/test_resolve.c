@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/io/test_resolve.c — a name lookup on the blocking pool is bounded
  * by its caller's deadline and cancellation (coev_resolve and

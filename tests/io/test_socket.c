@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/io/test_socket.c — non-blocking I/O for tasks (include/coev/io.h):
  * ten thousand connections held open at once against an echo server,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/misuse/misuse_util.h — helpers shared by the misuse suites.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/misuse/test_misuse.c — misuse and bad input in tasks, the runtime
  * and the sync objects: the rows of docs/GUARANTEES.md that no other suite

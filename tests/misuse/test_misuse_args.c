@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/misuse/test_misuse_args.c — bad arguments: NULL objects given to
  * every public call that takes one, and sizes whose arithmetic would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/misuse/test_misuse_deadlines.c — extreme deadlines and timeouts:
  * past, zero, negative and INT64_MIN deadlines only try, from tasks and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/observe/test_dump.c — task dumps (include/coev/debug.h,
  * observe/dump.c): coev_rt_tasks() and coev_rt_dump() list every live task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/observe/test_metrics.c — a runtime's metrics (include/coev/debug.h,
  * observe/metrics.c): coev_rt_stats, coev_rt_worker_stats and the

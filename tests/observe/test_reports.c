@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/observe/test_reports.c — debug mode's reports (include/coev/debug.h,
  * observe/report.c) appear when they should, and only then: a slow task (with

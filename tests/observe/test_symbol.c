@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/observe/test_symbol.c — coev__symbolise (observe/symbol.c): names for
  * a static function, a global one, a library function linked in statically

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/observe/test_trace.c — COEV_TRACE (coev_config_t.trace; the writer
  * in observe/trace.c): the Chrome trace-event JSON a runtime writes when it

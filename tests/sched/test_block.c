@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_block.c — task blocks (sched/block.c): reuse across
  * workers and from plain threads, and every chunk unmapped when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_blocking.c — the blocking pool and the file helpers
  * (include/coev/blocking.h): results, workers kept free while jobs block,

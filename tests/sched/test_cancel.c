@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_cancel.c — cancellation (include/coev/task.h): cancel
  * in the middle of a connect, a read, a sleep, a join and a blocking-pool

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_ctx.c — the raw context switch (sched/ctx.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_error.c — coev_strerror (include/coev/error.h).
  */

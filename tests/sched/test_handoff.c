@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_handoff.c — the hand-off (sched/task.c): a task that
  * parks right after waking another switches straight to it, and the bound

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_json.c — tests/json.h, the JSON parser the suites use
  * to read back coev's traces: scalars, numbers with fractions and

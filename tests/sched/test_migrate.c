@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_migrate.c — the COEV_DEBUG_MIGRATE debug option
  * (sched/worker.c, schedule_migrate): with it on, a task resumed after a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_monitor.c — a worker stuck in one task does not stall
  * the rest (the monitor in sched/monitor.c; docs/ARCHITECTURE.md, "A stuck

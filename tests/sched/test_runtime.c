@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_runtime.c — creating, running and stopping a runtime
  * (include/coev/runtime.h): foreign threads, shutdown with pending tasks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_scope.c — task scopes, wait-any and as-completed order
  * (include/coev/scope.h): close waits for every child and returns the

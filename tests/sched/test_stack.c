@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_stack.c — coroutine stacks: reuse from the pools, the
  * guard region and its overflow report, and the configured size.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_stack_guard.c — stack guards (sched/stack.c): a frame
  * larger than the stack and deep recursion of large frames die with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_task.c — tasks: spawn, join, gather, detach, names and
  * ids, self, sleep, yield (include/coev/task.h).

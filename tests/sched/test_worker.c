@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sched/test_worker.c — workers: work stealing, wakes across workers
  * (sched/internal.h: coev__park / coev__wake), per-worker statistics, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/chan_util.h — helpers shared by the channel and select suites
  * (test_chan_*.c, test_select*.c).

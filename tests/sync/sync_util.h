@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/sync_util.h — helpers shared by the suites of sync/'s objects
  * (mutex, rwlock, semaphore, event, condition, wait group, barrier, once).

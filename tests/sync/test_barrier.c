@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_barrier.c — coev_barrier_t (include/coev/sync.h): rounds
  * reused many times by tasks on every worker and a plain thread, nobody

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_basic.c — channels (include/coev/chan.h), the
  * single operations: argument checks, exact copies of elem_size bytes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_cancel.c — cancelling channel operations
  * (include/coev/chan.h): a blocked sender or receiver cancelled by a task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_close.c — closing a channel (include/coev/chan.h):
  * the buffered messages drain, then every form reports COEV_ECLOSED; of

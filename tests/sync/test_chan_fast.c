@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_fast.c — the bounded channel's lock-free ring
  * (sync/chan.c) under contention: 4 producer and 4 consumer tasks on 2

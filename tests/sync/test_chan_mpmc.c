@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_mpmc.c — channels (include/coev/chan.h) with many
  * producers and consumers: tasks and plain threads (and plain threads

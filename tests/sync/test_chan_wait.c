@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_chan_wait.c — how long and where a channel operation
  * waits (include/coev/chan.h): deadlines (timing out at the deadline, a

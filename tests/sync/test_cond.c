@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_cond.c — coev_cond_t with coev_mutex_t (include/coev/
  * sync.h): a bounded buffer with producers and consumers (tasks on every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_event.c — coev_event_t (include/coev/sync.h): a set
  * wakes every waiter (tasks on every worker and plain threads), round

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_lifetime.c — the lifetime rule of coev/sync.h: an
  * object may be destroyed and its memory reused as soon as its last

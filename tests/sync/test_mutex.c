@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_mutex.c — coev_mutex_t (include/coev/sync.h): mutual
  * exclusion under contention from tasks on every worker (more tasks than

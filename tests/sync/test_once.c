@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_once.c — coev_once_t (include/coev/sync.h): the function
  * runs exactly once however many tasks (on every worker) and plain threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_rwlock.c — coev_rwlock_t (include/coev/sync.h): readers
  * share and writers exclude, counted under contention from tasks on every

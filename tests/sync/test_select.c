@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_select.c — what one select does (include/coev/chan.h):
  * argument checks, up to COEV_SELECT_MAX cases, only the chosen case

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_select_mpmc.c — many concurrent selects on shared
  * channels (include/coev/chan.h): producers, consumers and selects with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_select_wait.c — how a select's wait ends
  * (include/coev/chan.h): at its deadline or a pushed one, with

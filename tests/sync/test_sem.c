@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_sem.c — coev_sem_t (include/coev/sync.h): the count of
  * permits in use never exceeds the semaphore's count under contention

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/sync/test_wg.c — coev_wg_t (include/coev/sync.h): reaching zero
  * wakes every waiter (tasks on every worker and plain threads), and not

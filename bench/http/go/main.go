@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Go server of the http and c10k workloads (bench/http/).
 //
 //	go-http PORT

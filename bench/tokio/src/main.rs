@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tokio side of the coev benchmarks: one binary, one workload per run.
 //
 //   tokio-bench <spawn|spawn-wg|yield|fib|sleepers|sleepers-cancel|pingpong|mutex|pipeline> <workers>

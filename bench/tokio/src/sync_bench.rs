@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The synchronisation workloads of the tokio side: tokio::sync's bounded
 // mpsc channels and its Mutex.
 //

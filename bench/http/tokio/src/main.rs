@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tokio server of the http and c10k workloads (bench/http/).
 //
 //   tokio-http PORT
