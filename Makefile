@@ -5,8 +5,11 @@
 #   make demo         build and run examples/tour.c, wrap_callback.c,
 #                     examples/demo_sync.sh (pipeline, limit) and
 #                     examples/demo_http.sh
-#   make check        the layout check (ci/check-layout.py) and the cmocka
-#                     suites (installs missing deps first)
+#   make check        the layout check (ci/check-layout.py), the public
+#                     headers alone in C and C++ (check-headers) and the
+#                     cmocka suites (installs missing deps first)
+#   make check-headers  each public header compiled on its own as C11 and
+#                     as C++17, with gcc and clang
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
 #   make check-tsan-migrate  TSan suites with every resume on another worker
@@ -171,10 +174,32 @@ $(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
 
 check: deps lib $(TEST_BIN) examples
 	@ci/check-layout.py
+	@$(MAKE) --no-print-directory check-headers
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
 	@examples/test_examples.sh $(B)
 	@$(MAKE) --no-print-directory fuzz-check
+
+# Each public header on its own (a program may include any one first):
+# as C11 with -pedantic and as C++17, with gcc and clang, one stamp per
+# header so only changed headers are compiled again. Every header that
+# declares something must open an extern "C" block for C++ (coev.h only
+# includes the others).
+PUB_HDRS := include/coev.h $(wildcard include/coev/*.h)
+HDR_STAMPS := $(PUB_HDRS:include/%.h=$(B)/headers/%.ok)
+check-headers: $(HDR_STAMPS)
+	@echo "check-headers: $(words $(PUB_HDRS)) headers, each alone as C11 and C++17 (gcc, clang)"
+$(B)/headers/%.ok: include/%.h $(PUB_HDRS) | deps
+	@mkdir -p $(dir $@)
+	@[ $< = include/coev.h ] || grep -q '^extern "C" {$$' $< || \
+		{ echo "check-headers: $< has no extern \"C\" block" >&2; exit 1; }
+	@for cc in gcc clang; do \
+		echo '#include <$*.h>' | $$cc -x c -std=c11 -Wall -Wextra -Werror \
+			-pedantic -Iinclude -fsyntax-only - || exit 1; done
+	@for cxx in g++ clang++; do \
+		echo '#include <$*.h>' | $$cxx -x c++ -std=c++17 -Wall -Wextra \
+			-Werror -pedantic -Iinclude -fsyntax-only - || exit 1; done
+	@touch $@
 
 # The simulation's model tests (fuzz/check.sh): PCT and random schedules,
 # 10,000 runs of each per harness, and the committed inputs replayed. The
