@@ -29,7 +29,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?=
 ARCH := $(shell uname -m)
-VERSION := 0.1.0
+# The version has one source, include/coev/version.h (docs/ABI.md).
+VERSION := $(shell sed -n 's/^\#define COEV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+	include/coev/version.h | paste -sd.)
 SOVERSION := 0
 
 ifeq ($(SAN),asan)
@@ -58,8 +60,11 @@ OPT ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
 	-fvisibility=hidden -fPIC -pthread -fno-omit-frame-pointer \
 	-fstack-clash-protection \
-	-DCOEV_VERSION='"$(VERSION)"' -Iinclude -I.
+	-Iinclude -I.
 CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+# C++ programs (tests/*/test_*.cpp) see the public headers only.
+CXXFLAGS_ALL = -std=c++17 -g $(OPT) -Wall -Wextra -Werror -pthread \
+	-fno-omit-frame-pointer -Iinclude $(SANFLAGS) $(CXXFLAGS)
 LIBS := -lev -lck -lpthread -lm
 TEST_LIBS := -lcmocka $(LIBS)
 
