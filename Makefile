@@ -41,6 +41,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 else ifeq ($(SAN),tsan)
 B := build-tsan
 CC := clang
+CXX := clang++
 SANFLAGS := -fsanitize=thread -DCOEV_TSAN=1 -DCK_USE_CC_BUILTINS=1
 else ifeq ($(SAN),valgrind)
 B := build-valgrind
@@ -95,11 +96,12 @@ HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h io/*.h \
 	observe/*.h bridge/*.h adapters/*.h fuzz/*.h)
 
 TEST_SRC := $(wildcard tests/*/test_*.c)
-TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
+TEST_CXX_SRC := $(wildcard tests/*/test_*.cpp)
+TEST_BIN := $(TEST_SRC:%.c=$(B)/%) $(TEST_CXX_SRC:%.cpp=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench bench-scale \
+.PHONY: all lib deps check check-headers check-asan check-tsan check-aarch64 demo bench bench-scale \
 	check-tsan-migrate check-valgrind \
 	examples fuzz fuzz-check \
 	install uninstall clean format format-check
@@ -147,6 +149,12 @@ $(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h tests/json
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
 		$(B)/libcoev.a -Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
+
+# C++ tests: the public headers and the static library, as a C++ program
+# outside the tree would use them.
+$(B)/tests/%: tests/%.cpp $(B)/libcoev.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
 
 # A suite may add link flags or targets of its own in tests/DIR/rules.mk
 # (the fault-injection suite wraps malloc, mmap and friends there).
@@ -312,12 +320,12 @@ uninstall:
 format:
 	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
 		sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] adapters/*.[ch] \
-		fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(wildcard include/*.h include/coev/*.h \
 		sched/*.[ch] sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] \
-		adapters/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		adapters/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
 
 clean:
 	@ci/servers.sh stop >/dev/null 2>&1 || true
