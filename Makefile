@@ -5,8 +5,11 @@
 #   make demo         build and run examples/tour.c, wrap_callback.c,
 #                     examples/demo_sync.sh (pipeline, limit) and
 #                     examples/demo_http.sh
-#   make check        the layout check (ci/check-layout.py) and the cmocka
-#                     suites (installs missing deps first)
+#   make check        the layout check (ci/check-layout.py), the public
+#                     headers alone in C and C++ (check-headers) and the
+#                     cmocka suites (installs missing deps first)
+#   make check-headers  each public header compiled on its own as C11 and
+#                     as C++17, with gcc and clang
 #   make check-asan   the suites under ASan+UBSan (build-asan/)
 #   make check-tsan   the suites under TSan (build-tsan/)
 #   make check-tsan-migrate  TSan suites with every resume on another worker
@@ -26,7 +29,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?=
 ARCH := $(shell uname -m)
-VERSION := 0.1.0
+# The version has one source, include/coev/version.h (docs/ABI.md).
+VERSION := $(shell sed -n 's/^\#define COEV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+	include/coev/version.h | paste -sd.)
 SOVERSION := 0
 
 ifeq ($(SAN),asan)
@@ -36,6 +41,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 else ifeq ($(SAN),tsan)
 B := build-tsan
 CC := clang
+CXX := clang++
 SANFLAGS := -fsanitize=thread -DCOEV_TSAN=1 -DCK_USE_CC_BUILTINS=1
 else ifeq ($(SAN),valgrind)
 B := build-valgrind
@@ -55,8 +61,11 @@ OPT ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
 	-fvisibility=hidden -fPIC -pthread -fno-omit-frame-pointer \
 	-fstack-clash-protection \
-	-DCOEV_VERSION='"$(VERSION)"' -Iinclude -I.
+	-Iinclude -I.
 CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+# C++ programs (tests/*/test_*.cpp) see the public headers only.
+CXXFLAGS_ALL = -std=c++17 -g $(OPT) -Wall -Wextra -Werror -pthread \
+	-fno-omit-frame-pointer -Iinclude $(SANFLAGS) $(CXXFLAGS)
 LIBS := -lev -lck -lpthread -lm
 TEST_LIBS := -lcmocka $(LIBS)
 
@@ -87,11 +96,12 @@ HDRS := $(wildcard include/*.h include/coev/*.h sched/*.h sync/*.h io/*.h \
 	observe/*.h bridge/*.h adapters/*.h fuzz/*.h)
 
 TEST_SRC := $(wildcard tests/*/test_*.c)
-TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
+TEST_CXX_SRC := $(wildcard tests/*/test_*.cpp)
+TEST_BIN := $(TEST_SRC:%.c=$(B)/%) $(TEST_CXX_SRC:%.cpp=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps check check-asan check-tsan check-aarch64 demo bench bench-scale \
+.PHONY: all lib deps check check-headers check-asan check-tsan check-aarch64 demo bench bench-scale \
 	check-tsan-migrate check-valgrind \
 	examples fuzz fuzz-check \
 	install uninstall clean format format-check
@@ -140,6 +150,12 @@ $(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h tests/json
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
 		$(B)/libcoev.a -Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
 
+# C++ tests: the public headers and the static library, as a C++ program
+# outside the tree would use them.
+$(B)/tests/%: tests/%.cpp $(B)/libcoev.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
+
 # A suite may add link flags or targets of its own in tests/DIR/rules.mk
 # (the fault-injection suite wraps malloc, mmap and friends there).
 TEST_LDFLAGS :=
@@ -171,10 +187,32 @@ $(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
 
 check: deps lib $(TEST_BIN) examples
 	@ci/check-layout.py
+	@$(MAKE) --no-print-directory check-headers
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
 	@examples/test_examples.sh $(B)
 	@$(MAKE) --no-print-directory fuzz-check
+
+# Each public header on its own (a program may include any one first):
+# as C11 with -pedantic and as C++17, with gcc and clang, one stamp per
+# header so only changed headers are compiled again. Every header that
+# declares something must open an extern "C" block for C++ (coev.h only
+# includes the others).
+PUB_HDRS := include/coev.h $(wildcard include/coev/*.h)
+HDR_STAMPS := $(PUB_HDRS:include/%.h=$(B)/headers/%.ok)
+check-headers: $(HDR_STAMPS)
+	@echo "check-headers: $(words $(PUB_HDRS)) headers, each alone as C11 and C++17 (gcc, clang)"
+$(B)/headers/%.ok: include/%.h $(PUB_HDRS) | deps
+	@mkdir -p $(dir $@)
+	@[ $< = include/coev.h ] || grep -q '^extern "C" {$$' $< || \
+		{ echo "check-headers: $< has no extern \"C\" block" >&2; exit 1; }
+	@for cc in gcc clang; do \
+		echo '#include <$*.h>' | $$cc -x c -std=c11 -Wall -Wextra -Werror \
+			-pedantic -Iinclude -fsyntax-only - || exit 1; done
+	@for cxx in g++ clang++; do \
+		echo '#include <$*.h>' | $$cxx -x c++ -std=c++17 -Wall -Wextra \
+			-Werror -pedantic -Iinclude -fsyntax-only - || exit 1; done
+	@touch $@
 
 # The simulation's model tests (fuzz/check.sh): PCT and random schedules,
 # 10,000 runs of each per harness, and the committed inputs replayed. The
@@ -282,12 +320,12 @@ uninstall:
 format:
 	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
 		sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] adapters/*.[ch] \
-		fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(wildcard include/*.h include/coev/*.h \
 		sched/*.[ch] sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] \
-		adapters/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*.h examples/*.c)
+		adapters/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
 
 clean:
 	@ci/servers.sh stop >/dev/null 2>&1 || true

@@ -4,10 +4,14 @@
  *
  * coev is a multi-threaded, work-stealing runtime for stackful coroutines:
  * per-core event loops run tasks, idle workers steal from busy ones.
+ *
+ * It declares nothing itself, so it has no extern "C" block: each header
+ * it includes has its own, and a C++ program may include any of them.
  */
 #ifndef COEV_H
 #define COEV_H
 
+#include "coev/version.h"
 #include "coev/error.h"
 #include "coev/time.h"
 #include "coev/runtime.h"

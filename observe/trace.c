@@ -332,7 +332,7 @@ void coev__trace_flush(struct coev_rt *rt)
 	fprintf(f,
 		"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"version\":"
 		"\"coev %s\",\"workers\":%u,\"dropped\":%llu}}\n",
-		COEV_VERSION, rt->nworkers, (unsigned long long)dropped);
+		COEV_VERSION_STRING, rt->nworkers, (unsigned long long)dropped);
 	if (fclose(f) != 0)
 		coev__logf(rt, "coev: trace: writing %s failed: %s\n",
 			   rt->trace_path, strerror(errno));

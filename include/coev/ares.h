@@ -42,6 +42,10 @@
 #include "io.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_ares coev_ares_t;
 
 /* Flags of coev_ares_config_t. */
@@ -124,5 +128,9 @@ COEV_API int coev_ares_resolver(void *arg, const char *host, unsigned port,
  */
 COEV_API int coev_ares_free_dl(coev_ares_t *r, coev_time_t deadline);
 COEV_API void coev_ares_free(coev_ares_t *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

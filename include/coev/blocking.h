@@ -33,6 +33,10 @@
 #include "runtime.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * coev_blocking — run fn(arg) on the blocking pool and wait for it. Stores
  * fn's result in *ret (when ret is not NULL) and returns 0 once fn has run;
@@ -80,5 +84,9 @@ COEV_API int coev_file_read_all(const char *path, char **data, size_t *len,
 				coev_time_t deadline);
 COEV_API int coev_file_write_all(const char *path, const void *data, size_t n,
 				 coev_time_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -37,6 +37,10 @@
 #include "future.h"
 #include "runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* --- loop affinity ---------------------------------------------------- */
 
 /*
@@ -154,5 +158,9 @@ COEV_API int coev_sockset_new(coev_sockset_fn fn, void *arg,
 COEV_API int coev_sockset_watch(coev_sockset_t *ss, int fd, unsigned events);
 COEV_API int coev_sockset_timer(coev_sockset_t *ss, coev_time_t deadline);
 COEV_API void coev_sockset_free(coev_sockset_t *ss);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

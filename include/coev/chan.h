@@ -37,6 +37,10 @@
 #include "error.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_chan coev_chan_t;
 
 #define COEV_CHAN_UNBOUNDED ((size_t)-1)
@@ -146,5 +150,9 @@ typedef struct coev_sel {
 COEV_API int coev_select(coev_sel_t *cases, size_t n);
 COEV_API int coev_select_dl(coev_sel_t *cases, size_t n, coev_time_t deadline);
 COEV_API int coev_try_select(coev_sel_t *cases, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

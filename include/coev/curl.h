@@ -52,6 +52,10 @@
 
 #include "bridge.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_curl coev_curl_t;
 
 /*
@@ -170,5 +174,9 @@ COEV_API int coev_curl_get(coev_curl_t *m, const char *url,
  * Any thread; never suspends; never allocates.
  */
 COEV_API int coev_curl_errno(CURLcode code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

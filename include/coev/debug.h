@@ -53,6 +53,10 @@
 
 #include "runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* coev_config_t.debug: debug mode (see above). */
 #define COEV_DEBUG_CHECKS 2u
 
@@ -167,5 +171,9 @@ COEV_API int coev_rt_stats(const coev_rt_t *rt, coev_rt_stats_t *st);
  * above 0. Any thread; never suspends; never allocates.
  */
 COEV_API int coev_rt_metrics(const coev_rt_t *rt, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

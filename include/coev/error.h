@@ -19,6 +19,10 @@
 #define COEV_API
 #endif
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define COEV_ERR_BASE (-10000)
 
 /* X(name, value, message): coev's own codes. */
@@ -50,5 +54,9 @@ enum coev_error {
  * codes give "unknown error". Any thread; never suspends; never allocates.
  */
 COEV_API const char *coev_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -72,6 +72,10 @@
 #include "error.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_future coev_future_t;
 
 /* Frees a completed value (free(), or the library's own destructor). */
@@ -160,5 +164,9 @@ COEV_API void *coev_future_take(coev_future_t *f);
  */
 COEV_API int coev_future_on_done(coev_future_t *f, coev_future_cb cb,
 				 void *arg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

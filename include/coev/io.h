@@ -55,6 +55,10 @@
 #include "error.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Readiness events. */
 #define COEV_READ 1u
 #define COEV_WRITE 2u
@@ -236,5 +240,9 @@ COEV_API int coev_sock_port(int fd);
  */
 COEV_API int coev_shutdown(int fd, int how);
 COEV_API int coev_close(int fd);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

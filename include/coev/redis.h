@@ -60,6 +60,10 @@
 #include "error.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_redis coev_redis_t;
 
 /* Reply types: the same values as hiredis' REDIS_REPLY_*. */
@@ -202,5 +206,9 @@ COEV_API void coev_redis_msg_free(coev_redis_msg_t *msg);
  * or plain thread; never waits.
  */
 COEV_API int coev_redis_sub_close(coev_redis_sub_t *sub);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

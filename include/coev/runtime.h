@@ -50,6 +50,10 @@
 #include "error.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_rt coev_rt_t;
 typedef struct coev_task coev_task_t;
 
@@ -252,5 +256,9 @@ COEV_API int coev_rt_worker_stats(const coev_rt_t *rt, unsigned i,
 
 /* coev_rt_current — the runtime of the calling task, or NULL outside one. */
 COEV_API coev_rt_t *coev_rt_current(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -35,6 +35,10 @@
 #include "runtime.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct coev_scope coev_scope_t;
 
 /* Scope flags. */
@@ -112,5 +116,9 @@ COEV_API size_t coev_scope_live(coev_scope_t *s);
  */
 COEV_API int coev_wait_any(coev_task_t *const *tasks, size_t n,
 			   coev_time_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -83,10 +83,23 @@
 #include "error.h"
 #include "time.h"
 
-/* Opaque storage for the objects below (the layout is private). */
-#define COEV__SYNC_OBJ(name)                      \
-	typedef struct name {                     \
-		_Alignas(8) unsigned char _p[64]; \
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Opaque storage for the objects below (the layout is private): 64 bytes
+ * aligned to 8, the same in C and C++ (docs/ABI.md). C++ has no _Alignas
+ * keyword; its alignas gives the struct the same alignment.
+ */
+#ifdef __cplusplus
+#define COEV__ALIGNAS(n) alignas(n)
+#else
+#define COEV__ALIGNAS(n) _Alignas(n)
+#endif
+#define COEV__SYNC_OBJ(name)                           \
+	typedef struct name {                          \
+		COEV__ALIGNAS(8) unsigned char _p[64]; \
 	} name##_t
 
 #define COEV__ZERO        \
@@ -346,5 +359,9 @@ COEV_API int coev_once(coev_once_t *o, coev_once_cb fn, void *arg);
 COEV_API int coev_once_dl(coev_once_t *o, coev_once_cb fn, void *arg,
 			  coev_time_t deadline);
 COEV_API int coev_once_done(coev_once_t *o);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -27,6 +27,10 @@
 #include "runtime.h"
 #include "time.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * coev_spawn — start fn(arg) as a new task of the calling task's runtime.
  * coev_spawn_named — the same with a name used in messages (copied; at most
@@ -196,5 +200,9 @@ COEV_API int coev_worker_id(void);
  * coev_task_id — t's unique id within the process (0 for NULL). */
 COEV_API const char *coev_task_name(const coev_task_t *t);
 COEV_API uint64_t coev_task_id(const coev_task_t *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef int64_t coev_time_t;
 
 #define COEV_FOREVER INT64_MAX
@@ -34,5 +38,9 @@ COEV_API coev_time_t coev_now(void);
  * negative timeout gives coev_now(). Any thread; never suspends.
  */
 COEV_API coev_time_t coev_deadline(coev_time_t timeout);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
