@@ -134,7 +134,7 @@ $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 
 # Tests and examples link every adapter archive; --as-needed keeps the
 # callback libraries out of programs that use none.
-$(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h tests/json.h \
+$(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h \
 		tests/sync/chan_util.h tests/sync/sync_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
