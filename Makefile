@@ -147,6 +147,8 @@ include $(wildcard tests/*/rules.mk)
 
 # Examples may use Debian's http-parser (a callback library they wrap).
 EXAMPLE_LIBS := -lhttp_parser $(LIBS)
+# The trace-to-SVG tool reads the trace with Debian's jansson.
+$(B)/examples/coev-trace-svg: EXAMPLE_LIBS += -ljansson
 
 $(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR)
 	@mkdir -p $(dir $@)
