@@ -766,6 +766,48 @@ if grep -q -E 'Sanitizer|runtime error:' "$tmp/fetch.log"; then
 	fail "fetch_many: sanitizer report"
 	sed 's/^/    /' "$tmp/fetch.log"
 fi
+# GET /metrics after those requests: the Prometheus text, scraped over
+# HTTP and parsed by the reference parser (Debian's
+# python3-prometheus-client, hence /usr/bin/python3), with sane values.
+cat >"$tmp/scrape.py" <<'PY'
+import sys
+import urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+port, workers = sys.argv[1], int(sys.argv[2])
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+    ctype = r.headers["Content-Type"]
+    text = r.read().decode("utf-8")
+want = "text/plain; version=0.0.4; charset=utf-8"
+assert ctype == want, f"Content-Type {ctype!r}, not {want!r}"
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+for f in fams.values():
+    assert f.type in ("counter", "gauge"), f"{f.name}: type {f.type}"
+def per_worker(name):
+    f = fams.get(name)
+    assert f, f"no family {name}"
+    got = sorted(s.labels.get("worker") for s in f.samples)
+    assert got == [str(i) for i in range(workers)], f"{name}: workers {got}"
+    return sum(s.value for s in f.samples)
+# Counters lose their _total in the parser's family names.
+spawned = per_worker("coev_tasks_spawned")
+polls = per_worker("coev_polls")
+busy = per_worker("coev_busy_seconds")
+assert spawned >= 300, f"{spawned} tasks spawned after 300 requests"
+assert polls >= spawned, f"{polls} polls < {spawned} spawned"
+assert busy > 0, f"busy {busy} s"
+nw = fams["coev_workers"].samples[0].value
+assert nw == workers, f"coev_workers {nw}"
+print(f"{len(fams)} families, {spawned:.0f} tasks spawned, {polls:.0f} polls")
+PY
+if /usr/bin/python3 "$tmp/scrape.py" "$hello_port" 2 >"$tmp/scrape.log" 2>&1; then
+	pass "GET /metrics: the Prometheus text parses, one sample per" \
+		"worker, tasks spawned and polled ($(cat "$tmp/scrape.log"))"
+else
+	fail "GET /metrics:"
+	sed 's/^/    /' "$tmp/scrape.log"
+fi
+
 # Nobody listening: every request fails (connection refused), exit 1.
 closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 expect "a closed port: each request refused, exit 1" 1 \
