@@ -13,7 +13,9 @@
 # becomes an "untyped" family), a family met twice (its lines are not one
 # group, or HELP/TYPE came after its samples), a type other than counter
 # or gauge, empty help, labels other than worker, timestamps, values that
-# are not finite. Any rejection is one line on stderr and exit status 1.
+# are not finite. And what coev's text must be besides: names prefixed
+# coev_, counters and only counters named _total, no negative value. Any
+# rejection is one line on stderr and exit status 1.
 #
 #   prom_parse.py FILE
 import math
@@ -27,11 +29,22 @@ def text_name(fam):
     return fam.name + "_total" if fam.type == "counter" else fam.name
 
 
-def check(fam, seen):
+def check(fam, seen, text):
     name = text_name(fam)
     if fam.type not in ("counter", "gauge"):
         raise ValueError(f"{name}: type {fam.type} (a sample without "
                          "HELP and TYPE?)")
+    # The parser drops a counter's _total (and adds it to samples that
+    # lack it): the text must name the family exactly so.
+    if f"# TYPE {name} {fam.type}\n" not in text:
+        raise ValueError(f"no line '# TYPE {name} {fam.type}'")
+    for what in ("HELP", "TYPE"):
+        if ("\n" + text).count(f"\n# {what} {name} ") != 1:
+            raise ValueError(f"{name}: not exactly one {what} line")
+    if not name.startswith("coev_"):
+        raise ValueError(f"{name}: not prefixed coev_")
+    if name.endswith("_total") != (fam.type == "counter"):
+        raise ValueError(f"{name}: type {fam.type} and name disagree")
     if name in seen:
         raise ValueError(f"{name}: a second group of lines")
     if not fam.documentation or "\t" in fam.documentation:
@@ -44,7 +57,7 @@ def check(fam, seen):
             raise ValueError(f"{s.name}: labels {sorted(s.labels)}")
         if s.timestamp is not None:
             raise ValueError(f"{s.name}: a timestamp")
-        if not math.isfinite(s.value):
+        if not math.isfinite(s.value) or s.value < 0:
             raise ValueError(f"{s.name}: value {s.value}")
 
 
@@ -54,7 +67,7 @@ def main():
     out, seen = [], set()
     try:
         for fam in text_string_to_metric_families(text):
-            check(fam, seen)
+            check(fam, seen, text)
             out.append(f"F\t{text_name(fam)}\t{fam.type}\t"
                        f"{fam.documentation}")
             for s in fam.samples:

@@ -15,10 +15,11 @@
  *   - coev_rt_metrics' text parsed by the reference parser, Debian's
  *     python3-prometheus-client (tests/observe/prom_parse.py, run as
  *     /usr/bin/python3, which also refuses what that parser would let
- *     through: samples without HELP and TYPE, a family in two groups,
- *     labels other than worker, timestamps, values that are not finite),
- *     and its values equal to coev_rt_stats / coev_rt_worker_stats read
- *     right after;
+ *     through: samples without HELP and TYPE, a family in two groups or
+ *     with two HELP lines, labels other than worker, timestamps, values
+ *     that are not finite or negative, names not prefixed coev_, counters
+ *     not named _total), and its values equal to coev_rt_stats /
+ *     coev_rt_worker_stats read right after;
  *   - snprintf semantics (the needed length, truncation with a NUL, no
  *     byte written past len) and -EINVAL for bad arguments.
  *
@@ -532,28 +533,23 @@ static char *run_parser(const char *text)
 }
 
 /* "F name type help": a family, in the order of the text. */
-static void add_family(prom_t *pr, char *name, char *type, char *help,
+static void add_family(prom_t *pr, const char *name, const char *type,
 		       const char *line)
 {
 	prom_family_t *f;
 
-	if (!type || !help || !*help || strlen(name) >= PROM_NAME)
+	if (!type || strlen(name) >= PROM_NAME || strlen(type) >= 8)
 		fail_msg("the parser's report: a bad family line: %s", line);
-	if (family(pr, name))
-		fail_msg("a second family %s", name);
 	assert_true(pr->nfam < PROM_FAMILIES);
 	f = &pr->fam[pr->nfam++];
 	strcpy(f->name, name);
-	if (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0)
-		fail_msg("%s: type %s is neither counter nor gauge", name,
-			 type);
 	strcpy(f->type, type);
 	f->help = 1;
 }
 
 /* "S name worker value": a sample of the last family. */
-static void add_sample(prom_t *pr, char *name, char *worker, char *value,
-		       unsigned workers, const char *line)
+static void add_sample(prom_t *pr, const char *name, const char *worker,
+		       const char *value, unsigned workers, const char *line)
 {
 	prom_family_t *f = pr->nfam ? &pr->fam[pr->nfam - 1] : NULL;
 	prom_sample_t *s;
@@ -571,23 +567,21 @@ static void add_sample(prom_t *pr, char *name, char *worker, char *value,
 		    (unsigned)s->worker >= workers)
 			fail_msg("no such worker: %s", line);
 	}
-	errno = 0;
 	s->value = strtod(value, &end);
-	if (end == value || *end != '\0' || errno != 0 || !isfinite(s->value))
-		fail_msg("not a finite value: %s", line);
-	if (s->value < 0)
-		fail_msg("a negative %s: %s", f->type, line);
+	if (end == value || *end != '\0')
+		fail_msg("the parser's report: a bad value: %s", line);
 	f->samples++;
 }
 
 /*
- * Parses text with the reference parser (prom_parse.py runs
- * prometheus_client's, which also refuses samples without HELP and TYPE,
- * families in more than one group, labels other than worker, timestamps,
- * values that are not finite) and fills pr from its report; fails the
- * test with the parser's message when the text is not valid. Checked
- * here: the text ends with a newline and has no empty line (the parser
- * skips them), families and samples as coev names them.
+ * Parses text with the reference parser: prom_parse.py runs
+ * prometheus_client's and refuses what it would let through or what coev
+ * does not write (see the script: samples without HELP and TYPE, a family
+ * in two groups, labels other than worker, timestamps, values that are
+ * not finite or negative, names not prefixed coev_, counters not named
+ * _total and gauges that are), and pr is filled from its report. A text
+ * the script refuses fails the test with its message. Checked here: the
+ * text ends with a newline and has no empty line (the parser skips them).
  */
 static void prom_parse(const char *text, prom_t *pr, unsigned workers)
 {
@@ -610,36 +604,13 @@ static void prom_parse(const char *text, prom_t *pr, unsigned workers)
 		     t = strtok_r(NULL, "\t", &fs))
 			f[k++] = t;
 		if (k >= 2 && strcmp(f[0], "F") == 0)
-			add_family(pr, f[1], f[2], f[3], copy);
+			add_family(pr, f[1], f[2], copy);
 		else if (k == 4 && strcmp(f[0], "S") == 0)
 			add_sample(pr, f[1], f[2], f[3], workers, copy);
 		else
 			fail_msg("the parser's report: %s", copy);
 	}
 	free(out);
-	for (size_t i = 0; i < pr->nfam; i++) {
-		prom_family_t *f = &pr->fam[i];
-		size_t n = strlen(f->name);
-		int total = n > 6 && strcmp(f->name + n - 6, "_total") == 0;
-
-		char type_line[PROM_NAME + 24];
-
-		if (!f->samples)
-			fail_msg("%s has no samples", f->name);
-		/* The parser drops a counter's _total and the script adds it
-		 * back: the text must say exactly that name and type. */
-		snprintf(type_line, sizeof type_line, "# TYPE %s %s\n", f->name,
-			 f->type);
-		if (!strstr(text, type_line))
-			fail_msg("no line %s", type_line);
-		if (strncmp(f->name, "coev_", 5) != 0)
-			fail_msg("%s is not prefixed coev_", f->name);
-		/* The naming convention: counters and only counters end in
-		 * _total. */
-		if (total != (strcmp(f->type, "counter") == 0))
-			fail_msg("%s: type %s and name disagree", f->name,
-				 f->type);
-	}
 }
 
 /* The value of name (with worker label w, or -1 for none); fails when
