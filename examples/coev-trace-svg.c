@@ -746,11 +746,11 @@ static void draw_legend(struct view *v, struct trace *t, double y)
 
 /* What the arrows show, by --arrows mode. */
 static const char *const arrows_said[] = {
-	"An arrow goes from the worker where a task was woken (black) or "
-	"stolen (vermilion) to the other worker where it ran next; wakes "
-	"within one worker are not drawn.",
-	"An arrow goes from where a task was woken (black) or stolen "
-	"(vermilion) to where it ran next.",
+	("An arrow goes from the worker where a task was woken (black) or "
+	 "stolen (vermilion) to the other worker where it ran next; wakes "
+	 "within one worker are not drawn."),
+	("An arrow goes from where a task was woken (black) or stolen "
+	 "(vermilion) to where it ran next."),
 	"Wake and steal arrows are not drawn (--arrows none)."};
 
 /* The title and a sentence on how to read the picture. */
@@ -765,7 +765,8 @@ static void draw_caption(struct view *v, struct trace *t, const char *path)
 		": %d workers, %.3f to %.3f \u00b5s</text>\n"
 		"<text x=\"%d\" y=\"38\">Each row is one worker thread, time "
 		"runs left to right; a box is one run of a task, coloured by "
-		"the task's name; light grey is idle time.</text>\n"
+		"the task's name; light grey is idle (parked), blank is "
+		"the worker between runs.</text>\n"
 		"<text x=\"%d\" y=\"53\">%s</text>\n"
 		"<text x=\"8\" y=\"%d\" "
 		"font-style=\"italic\">time \u2192</text>\n",
