@@ -144,7 +144,7 @@ $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
 
 # Tests and examples link every adapter archive; --as-needed keeps the
 # callback libraries out of programs that use none.
-$(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h tests/json.h \
+$(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h \
 		tests/sync/chan_util.h tests/sync/sync_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
@@ -163,6 +163,8 @@ include $(wildcard tests/*/rules.mk)
 
 # Examples may use Debian's http-parser (a callback library they wrap).
 EXAMPLE_LIBS := -lhttp_parser $(LIBS)
+# The trace-to-SVG tool reads the trace with Debian's jansson.
+$(B)/examples/coev-trace-svg: EXAMPLE_LIBS += -ljansson
 
 $(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR)
 	@mkdir -p $(dir $@)

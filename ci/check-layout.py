@@ -46,7 +46,7 @@ INTERFACE = {
     "bridge": set(),
     "adapters": set(),
     "fuzz": {"fuzz/sim.h", "fuzz/harness.h"},
-    "tests": {"tests/testutil.h", "tests/json.h", "tests/nudge.h",
+    "tests": {"tests/testutil.h", "tests/nudge.h",
               "tests/sync/sync_util.h",
               "tests/sync/chan_util.h"},
 }

@@ -5,17 +5,25 @@
  * without a browser to load the trace into Perfetto.
  *
  *   coev-trace-svg TRACE.json [-o OUT.svg] [--from US] [--to US]
- *                  [--width PX]
+ *                  [--width PX] [--arrows cross|all|none]
  *
- * One lane per worker; task runs as boxes coloured by a hash of the task's
- * name (the same name, the same colour, in every picture), idle time in
- * light grey, wake-ups (blue: from the waker to the woken task's run) and
- * steals (red: from the victim to the thief) as arrows; a time axis with
- * 1, 2 or 5 x 10^k steps; a legend with the names that took the most time.
- * Every box and arrow has a <title>: a viewer shows it on hover.
- * --from/--to (microseconds, the trace's clock) draw a window; --width
- * sets the picture's width (default 1200 px). The SVG goes to stdout or
- * to -o.
+ * One lane per worker; task runs as boxes, idle time in light grey,
+ * wake-ups (black: from the waker to the woken task's run) and steals
+ * (vermilion: from the victim to the thief) as thin arrows with heads; a
+ * time axis in microseconds with 1, 2 or 5 x 10^k steps; a caption that
+ * says what the picture shows; a legend. Every box and arrow has a
+ * <title>: a viewer shows it on hover. --from/--to (microseconds, the
+ * trace's clock) draw a window; --width sets the picture's width (default
+ * 1200 px). --arrows chooses the flows drawn: cross (the default) only
+ * those that go from one worker to another, which are the ones that say
+ * something the lanes do not; all of them; or none. The SVG goes to
+ * stdout or to -o.
+ *
+ * Colours are meant to be told apart by every reader: the six task names
+ * that ran longest in the window get the six Okabe–Ito colours other than
+ * vermilion and black (kept for the arrows), which stay distinct with
+ * the common colour-vision deficiencies; every other name is mid grey,
+ * and the legend names the six with their time.
  *
  * A million-event trace stays a picture of a few MB: in each lane, runs of
  * boxes narrower than a pixel are merged into one box of about a pixel
@@ -24,21 +32,17 @@
  * most 2,000 arrows are drawn, spread evenly over the window (the legend
  * says how many were left out). Arrows are drawn only when both ends are
  * inside the window. Not drawn: "i" (spawn) events and flows of categories
- * other than wake and steal. Memory: 40 bytes per slice and 24 per flow
- * end, plus each distinct task name once (about 50 MB for a million
- * events).
+ * other than wake and steal.
  *
- * The format relied on is exactly what coev writes: the first line is
- * {"traceEvents":[ , then ONE EVENT PER LINE, a flat JSON object (keys in
- * any order, no spaces) whose only nested object is "args", followed by
+ * The format relied on is what coev writes: the first line is
+ * {"traceEvents":[ , then ONE EVENT PER LINE, a JSON object followed by
  * "," on all but the last; then a closing line starting with "]" that
- * carries otherData (workers, dropped). So the reader is line-based: each
- * line is scanned on its own, strings decoded (escapes, \uXXXX), numbers
- * read with strtod (ids are exact up to 2^53). That keeps memory to the events kept (not a tree of
- * the whole file) and lets errors name their line. Rejected: linking a
- * JSON library (none in the dependency list; tests/json.h is for the
- * tests), and a general JSON reader for a format only coev writes. Any
- * other file is refused with the reason and the line number.
+ * carries otherData (workers, dropped). Each line is parsed on its own by
+ * jansson, so memory holds only the events kept (not a tree of the whole
+ * file), errors name their line, and a trace cut short by a crash can
+ * still be drawn. Task names are interned in a ck_hs set (ck is one of
+ * coev's dependencies). Any other file is refused with the reason and the
+ * line number.
  *
  * Exit status: 0 when the SVG was written (a trace without its closing
  * line, as a crash leaves it, is drawn with a warning), 2 for bad
@@ -48,9 +52,13 @@
  * dependency list), hover titles come free, and browsers, image viewers
  * and rsvg-convert all show it.
  */
+#include <ck_hs.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,19 +66,26 @@
 
 #define MAX_LANES 1024
 #define MAX_ARROWS 2000
-#define TOP_NAMES 8
 #define LEFT 100
-#define RIGHT 20
-#define TOP 52
+#define RIGHT 40
+#define TOP 78
 #define LANE_H 26
 #define LANE_GAP 8
-#define IDLE_FILL "#dedede"
+#define IDLE_FILL "#e4e4e4"
+#define OTHER_FILL "#8c8c8c"
+
+/* Okabe–Ito: orange, sky blue, bluish green, yellow, blue, reddish purple
+ * for the tasks; vermilion and black for the arrows. */
+static const char *const palette[] = {"#e69f00", "#56b4e9", "#009e73",
+				      "#f0e442", "#0072b2", "#cc79a7"};
+#define NCOLOURS (int)(sizeof palette / sizeof palette[0])
 
 enum { END_NONE, END_PARK, END_YIELD, END_EXIT, END_OTHER };
 static const char *const end_words[] = {"", "park", "yield", "exit", "?"};
 enum { CAT_WAKE, CAT_STEAL };
 static const char *const cat_words[] = {"wake", "steal"};
-static const char *const cat_colours[] = {"#2166ac", "#d6404d"};
+static const char *const cat_colours[] = {"#000000", "#d55e00"};
+enum { ARROWS_CROSS, ARROWS_ALL, ARROWS_NONE };
 
 struct slice {
 	double ts, dur;
@@ -89,9 +104,10 @@ struct flow {
 };
 
 struct name {
-	char *s;
-	uint64_t hash;
-	double busy; /* time in the window, for the legend */
+	double busy;	/* time in the window, for the colours and legend */
+	uint32_t index; /* in trace.names */
+	int colour;	/* index in palette, or -1: OTHER_FILL */
+	char s[];	/* the name, and the key in trace.set */
 };
 
 struct trace {
@@ -99,26 +115,12 @@ struct trace {
 	size_t nsl, capsl;
 	struct flow *fl;
 	size_t nfl, capfl;
-	struct name *names;
+	struct name **names;
 	size_t nnames, capnames;
-	uint32_t *tab; /* open addressing: name index + 1, 0 when free */
-	size_t tabcap;
+	ck_hs_t set;  /* the names' strings */
 	int lanes;    /* lanes to draw: highest tid, or otherData's workers */
 	long dropped; /* from otherData, or -1 */
 	int closed;   /* the closing line was seen */
-};
-
-/* One event line; strings point into a buffer the size of the line,
- * numbers are NAN when absent. */
-struct ev {
-	const char *ph, *name, *cat, *end;
-	double ts, dur, tid, id, task;
-};
-
-struct scan {
-	const char *p;
-	char *out;
-	const char *why;
 };
 
 static const char *prog = "coev-trace-svg";
@@ -141,297 +143,235 @@ static void *grow(void *a, size_t *cap, size_t n, size_t size)
 	return check_alloc(realloc(a, *cap * size));
 }
 
-/* FNV-1a, then a final mix so that close names get far-apart hues. */
-static uint64_t hash_str(const char *s)
+/* FNV-1a of a task name, mixed with the set's seed (ck_hs's hash). */
+static unsigned long name_hash(const void *key, unsigned long seed)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
 
-	for (; *s; s++)
+	for (const char *s = key; *s; s++)
 		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	return h ^ h >> 33;
+	return (unsigned long)(h ^ h >> 32);
 }
 
-/* The index of name s in t->names, added if new. */
+static bool name_eq(const void *a, const void *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+static void *hs_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void *hs_realloc(void *p, size_t old, size_t n, bool defer)
+{
+	(void)old;
+	(void)defer;
+	return realloc(p, n);
+}
+
+static void hs_free(void *p, size_t n, bool defer)
+{
+	(void)n;
+	(void)defer;
+	free(p);
+}
+
+static struct ck_malloc hs_alloc = {hs_malloc, hs_realloc, hs_free};
+
+/* The index of name s in t->names, added if new. The set's keys are the
+ * names' own strings (struct name's s), so a hit leads back to its name. */
 static uint32_t intern(struct trace *t, const char *s)
 {
-	uint64_t h = hash_str(s);
+	unsigned long h = CK_HS_HASH(&t->set, name_hash, s);
+	const char *k = ck_hs_get(&t->set, h, s);
+	size_t len = strlen(s);
+	struct name *n;
 
-	if (2 * (t->nnames + 1) > t->tabcap) {
-		size_t cap = t->tabcap ? 2 * t->tabcap : 1024;
-		uint32_t *tab = check_alloc(calloc(cap, sizeof *tab));
-		for (size_t i = 0; i < t->nnames; i++) {
-			size_t j = t->names[i].hash & (cap - 1);
-			while (tab[j])
-				j = (j + 1) & (cap - 1);
-			tab[j] = (uint32_t)i + 1;
-		}
-		free(t->tab);
-		t->tab = tab;
-		t->tabcap = cap;
-	}
-	size_t j = h & (t->tabcap - 1);
-	for (; t->tab[j]; j = (j + 1) & (t->tabcap - 1)) {
-		struct name *n = &t->names[t->tab[j] - 1];
-		if (n->hash == h && strcmp(n->s, s) == 0)
-			return t->tab[j] - 1;
-	}
+	if (k)
+		return ((const struct name *)(k - offsetof(struct name, s)))
+			->index;
+	n = check_alloc(malloc(sizeof *n + len + 1));
+	*n = (struct name){.index = (uint32_t)t->nnames, .colour = -1};
+	memcpy(n->s, s, len + 1);
+	if (!ck_hs_put(&t->set, h, n->s))
+		check_alloc(NULL);
 	t->names = grow(t->names, &t->capnames, t->nnames, sizeof *t->names);
-	t->names[t->nnames] = (struct name){check_alloc(strdup(s)), h, 0};
-	t->tab[j] = (uint32_t)++t->nnames;
-	return (uint32_t)t->nnames - 1;
+	t->names[t->nnames++] = n;
+	return n->index;
 }
 
-/* ---- reading: one event per line ---------------------------------------- */
+/* ---- reading: one event per line, each parsed by jansson ------------------ */
 
-static int fail(struct scan *s, const char *why)
+static const char *str_of(const json_t *o, const char *key)
 {
-	s->why = why;
-	return -1;
+	return json_string_value(json_object_get(o, key));
 }
 
-static int hex4(const char *p, unsigned *cp)
+/* The number at key, or NAN when it is absent or not a number. */
+static double num_of(const json_t *o, const char *key)
 {
-	char h[5] = "";
+	const json_t *v = json_object_get(o, key);
 
-	if (strspn(p, "0123456789abcdefABCDEF") < 4)
-		return -1;
-	memcpy(h, p, 4);
-	*cp = (unsigned)strtoul(h, NULL, 16);
-	return 0;
+	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* Appends code point cp as UTF-8 (a lone surrogate becomes U+FFFD). */
-static char *put_utf8(char *o, unsigned cp)
+/* Keeps a flow end ("s" or "f") of a kind the picture draws. */
+static const char *add_flow(struct trace *t, const json_t *e, char ph,
+			    double tid, double ts)
 {
-	static const unsigned char lead[] = {0, 0, 0xc0, 0xe0, 0xf0};
-	int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+	const char *cat = str_of(e, "cat");
+	double id = num_of(e, "id");
+	int c = !cat			? -1
+		: !strcmp(cat, "wake")	? CAT_WAKE
+		: !strcmp(cat, "steal") ? CAT_STEAL
+					: -1;
 
-	if (cp >= 0xd800 && cp <= 0xdfff)
-		return put_utf8(o, 0xfffd);
-	for (int i = n - 1; i > 0; i--, cp >>= 6)
-		o[i] = (char)(0x80 | (cp & 0x3f));
-	o[0] = (char)(lead[n] | cp);
-	return o + n;
-}
-
-/* Decodes the string at s->p (its opening quote) into s->out; *val is the
- * NUL-terminated result. The decoded text is never longer than the JSON. */
-static int scan_string(struct scan *s, const char **val)
-{
-	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-	const char *p = s->p + 1, *e;
-	unsigned cp, lo;
-
-	*val = s->out;
-	for (; *p != '"'; p++) {
-		if (*p == '\0')
-			return fail(s, "unterminated string");
-		if (*p != '\\') {
-			*s->out++ = *p;
-		} else if (p[1] == 'u' && hex4(p + 2, &cp) == 0) {
-			p += 5;
-			if (cp >= 0xd800 && cp < 0xdc00 && p[1] == '\\' &&
-			    p[2] == 'u' && hex4(p + 3, &lo) == 0 &&
-			    lo >= 0xdc00 && lo <= 0xdfff) {
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				     (lo - 0xdc00);
-				p += 6;
-			}
-			s->out = put_utf8(s->out, cp);
-		} else if (p[1] && (e = strchr(from, p[1])) != NULL) {
-			*s->out++ = to[e - from];
-			p++;
-		} else {
-			return fail(s, "bad escape in a string");
-		}
-	}
-	*s->out++ = '\0';
-	s->p = p + 1;
-	return 0;
-}
-
-static int scan_object(struct scan *s, struct ev *e, int depth);
-
-/* Reads the value of key (depth 0: in the event; 1: in its args) into e
- * when the picture needs it. */
-static int scan_value(struct scan *s, struct ev *e, const char *key, int depth)
-{
-	const char *str, **sp;
-	double d, *dp;
-	char *end;
-
-	if (*s->p == '{')
-		return depth == 0 && strcmp(key, "args") == 0
-			       ? scan_object(s, e, 1)
-			       : fail(s, "unexpected nested object");
-	if (*s->p == '"') {
-		if (scan_string(s, &str) != 0)
-			return -1;
-		sp = depth ? (!strcmp(key, "end") ? &e->end : NULL)
-		     : !strcmp(key, "ph")   ? &e->ph
-		     : !strcmp(key, "name") ? &e->name
-		     : !strcmp(key, "cat")  ? &e->cat
-					    : NULL;
-		if (sp)
-			*sp = str;
-		return 0;
-	}
-	d = strtod(s->p, &end);
-	if (end == s->p || (*s->p != '-' && (*s->p < '0' || *s->p > '9')) ||
-	    !isfinite(d))
-		return fail(s, "a string, number or object expected");
-	s->p = end;
-	dp = depth		   ? (!strcmp(key, "task") ? &e->task : NULL)
-	     : !strcmp(key, "ts")  ? &e->ts
-	     : !strcmp(key, "dur") ? &e->dur
-	     : !strcmp(key, "tid") ? &e->tid
-	     : !strcmp(key, "id")  ? &e->id
-				   : NULL;
-	if (dp)
-		*dp = d;
-	return 0;
-}
-
-static int scan_object(struct scan *s, struct ev *e, int depth)
-{
-	const char *key;
-
-	if (*s->p++ != '{')
-		return fail(s, "'{' expected");
-	if (*s->p == '}') {
-		s->p++;
-		return 0;
-	}
-	for (;;) {
-		if (*s->p != '"')
-			return fail(s, "a key expected");
-		if (scan_string(s, &key) != 0)
-			return -1;
-		if (*s->p++ != ':')
-			return fail(s, "':' expected after a key");
-		if (scan_value(s, e, key, depth) != 0)
-			return -1;
-		if (*s->p == '}') {
-			s->p++;
-			return 0;
-		}
-		if (*s->p++ != ',')
-			return fail(s, "',' or '}' expected");
-	}
+	if (!(id >= 0 && id < 0x1p63))
+		return "a flow event without a valid id";
+	if (c < 0)
+		return NULL; /* a kind of flow this tool does not know */
+	t->fl = grow(t->fl, &t->capfl, t->nfl, sizeof *t->fl);
+	t->fl[t->nfl++] =
+		(struct flow){ts, (uint64_t)id, (uint16_t)tid, (uint8_t)c, ph};
+	return NULL;
 }
 
 /* Keeps what the picture needs of event e. Returns NULL or what is wrong. */
-static const char *add_event(struct trace *t, const struct ev *e)
+static const char *add_event(struct trace *t, const json_t *e)
 {
-	char ph = e->ph && e->ph[0] && !e->ph[1] ? e->ph[0] : '?';
-	int cat = !e->cat		     ? -1
-		  : !strcmp(e->cat, "wake")  ? CAT_WAKE
-		  : !strcmp(e->cat, "steal") ? CAT_STEAL
-					     : -1;
+	const char *ph = str_of(e, "ph"), *cat = str_of(e, "cat");
+	const json_t *args = json_object_get(e, "args");
+	const char *end = str_of(args, "end"), *name = str_of(e, "name");
+	double tid = num_of(e, "tid"), ts = num_of(e, "ts");
+	double dur = num_of(e, "dur"), task = num_of(args, "task");
 
-	if (!e->ph)
+	if (!ph)
 		return "no \"ph\"";
-	if (ph != 'X' && ph != 's' && ph != 'f')
+	if (strcmp(ph, "X") && strcmp(ph, "s") && strcmp(ph, "f"))
 		return NULL; /* metadata, instants (spawns), anything newer */
-	if (!(e->tid >= 1 && e->tid <= MAX_LANES))
+	if (!(tid >= 1 && tid <= MAX_LANES))
 		return "no tid, or one out of 1..1024";
-	if (isnan(e->ts))
+	if (isnan(ts))
 		return "no ts";
-	if ((int)e->tid > t->lanes)
-		t->lanes = (int)e->tid;
-	if (ph != 'X') {
-		if (!(e->id >= 0 && e->id < 0x1p63))
-			return "a flow event without a valid id";
-		if (cat < 0)
-			return NULL; /* a kind of flow this tool does not know */
-		t->fl = grow(t->fl, &t->capfl, t->nfl, sizeof *t->fl);
-		t->fl[t->nfl++] =
-			(struct flow){e->ts, (uint64_t)e->id, (uint16_t)e->tid,
-				      (uint8_t)cat, ph};
-		return NULL;
-	}
-	if (!(e->dur >= 0))
+	if ((int)tid > t->lanes)
+		t->lanes = (int)tid;
+	if (ph[0] != 'X')
+		return add_flow(t, e, ph[0], tid, ts);
+	if (!(dur >= 0))
 		return "a slice without a valid dur";
-	struct slice sl = {.ts = e->ts,
-			   .dur = e->dur,
-			   .lane = (uint16_t)e->tid,
-			   .idle = e->cat && !strcmp(e->cat, "idle")};
-	if (e->task >= 0 && e->task < 0x1p63)
-		sl.task = (uint64_t)e->task;
+	struct slice sl = {.ts = ts,
+			   .dur = dur,
+			   .lane = (uint16_t)tid,
+			   .idle = cat && !strcmp(cat, "idle")};
+	if (task >= 0 && task < 0x1p63)
+		sl.task = (uint64_t)task;
 	if (!sl.idle)
-		sl.name = intern(t, e->name ? e->name : "task");
-	for (int i = END_PARK; e->end && strcmp(e->end, "none") && !sl.end; i++)
-		if (i == END_OTHER || !strcmp(e->end, end_words[i]))
+		sl.name = intern(t, name ? name : "task");
+	for (int i = END_PARK; end && strcmp(end, "none") && !sl.end; i++)
+		if (i == END_OTHER || !strcmp(end, end_words[i]))
 			sl.end = (uint8_t)i;
 	t->sl = grow(t->sl, &t->capsl, t->nsl, sizeof *t->sl);
 	t->sl[t->nsl++] = sl;
 	return NULL;
 }
 
-/* The closing line: ],"displayTimeUnit":...,"otherData":{...}}. */
-static void read_trailer(struct trace *t, const char *line)
+/* Parses n bytes at text as one JSON object; on error, NULL and jansson's
+ * reason in why. */
+static json_t *parse_object(const char *text, size_t n, char *why, size_t cap)
 {
-	const char *w = strstr(line, "\"workers\":");
-	const char *d = strstr(line, "\"dropped\":");
+	json_error_t je;
+	json_t *v = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
 
-	t->closed = 1;
-	if (w) {
-		long n = strtol(w + 10, NULL, 10);
-		if (n > t->lanes && n <= MAX_LANES)
-			t->lanes = (int)n;
+	if (!v)
+		snprintf(why, cap, "%s (column %d)", je.text, je.column);
+	else if (!json_is_object(v))
+		snprintf(why, cap, "not a JSON object");
+	if (v && !json_is_object(v)) {
+		json_decref(v);
+		v = NULL;
 	}
-	if (d)
-		t->dropped = strtol(d + 10, NULL, 10);
+	return v;
 }
 
 /* Scans one event line (its newline and trailing comma removed). */
-static const char *read_event(struct trace *t, const char *line, char *buf)
+static const char *read_event(struct trace *t, const char *line, size_t n,
+			      char *why, size_t cap)
 {
-	struct ev e = {NULL, NULL, NULL, NULL, NAN, NAN, NAN, NAN, NAN};
-	struct scan s = {line, buf, NULL};
+	json_t *e = parse_object(line, n, why, cap);
+	const char *bad;
 
-	if (scan_object(&s, &e, 0) != 0)
-		return s.why;
-	if (*s.p != '\0')
-		return "text after the event's closing '}'";
-	return add_event(t, &e);
+	if (!e)
+		return why;
+	bad = add_event(t, e);
+	json_decref(e);
+	return bad;
+}
+
+/* The closing line, ],"displayTimeUnit":...,"otherData":{...}} : its
+ * members are read as the object {"displayTimeUnit":...}. */
+static const char *read_trailer(struct trace *t, const char *line, size_t n,
+				char *why, size_t cap)
+{
+	json_t *o, *other;
+	double w, d;
+
+	t->closed = 1;
+	if (n == 1 || (n == 2 && line[1] == '}'))
+		return NULL;
+	if (line[1] != ',')
+		return "the closing line is not ], followed by members";
+	char *text = check_alloc(malloc(n));
+	text[0] = '{';
+	memcpy(text + 1, line + 2, n - 2);
+	o = parse_object(text, n - 1, why, cap);
+	free(text);
+	if (!o)
+		return why;
+	other = json_object_get(o, "otherData");
+	w = num_of(other, "workers");
+	d = num_of(other, "dropped");
+	if (w > t->lanes && w <= MAX_LANES)
+		t->lanes = (int)w;
+	if (d >= 0)
+		t->dropped = (long)d;
+	json_decref(o);
+	return NULL;
 }
 
 static int read_trace(FILE *f, const char *path, struct trace *t)
 {
-	char *line = NULL, *buf = NULL;
-	size_t cap = 0, bufcap = 0;
+	char *line = NULL, why[200];
+	size_t cap = 0;
 	ssize_t n;
 	long lineno = 0;
-	const char *why = NULL, *what = "";
+	const char *bad = NULL, *what = "";
 
-	while (!why && (n = getline(&line, &cap, f)) >= 0) {
+	while (!bad && (n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		while (n > 0 && strchr("\r\n \t", line[n - 1]))
 			line[--n] = '\0';
 		if (lineno == 1) {
 			if (strcmp(line, "{\"traceEvents\":[") != 0)
-				why = "not a coev trace (the first line must "
+				bad = "not a coev trace (the first line must "
 				      "be {\"traceEvents\":[ )";
 		} else if (n == 0) {
 			continue;
 		} else if (t->closed) {
-			why = "text after the closing line";
+			bad = "text after the closing line";
 		} else if (line[0] == ']') {
-			read_trailer(t, line);
+			bad = read_trailer(t, line, (size_t)n, why, sizeof why);
+			what = "malformed closing line: ";
 		} else {
 			if (line[n - 1] == ',')
 				line[--n] = '\0';
-			buf = grow(buf, &bufcap, (size_t)n + 1, 1);
-			why = read_event(t, line, buf);
+			bad = read_event(t, line, (size_t)n, why, sizeof why);
 			what = "malformed event: ";
 		}
 	}
-	if (why)
+	if (bad)
 		fprintf(stderr, "%s: %s:%ld: %s%s\n", prog, path, lineno, what,
-			why);
+			bad);
 	else if (ferror(f) || lineno == 0)
 		fprintf(stderr, "%s: %s: %s\n", prog, path,
 			ferror(f) ? strerror(errno) : "empty file");
@@ -441,8 +381,7 @@ static int read_trace(FILE *f, const char *path, struct trace *t)
 			"drawing what is there\n",
 			prog, path);
 	free(line);
-	free(buf);
-	return why || ferror(f) || lineno == 0 ? -1 : 0;
+	return bad || ferror(f) || lineno == 0 ? -1 : 0;
 }
 
 /* ---- drawing ------------------------------------------------------------ */
@@ -453,6 +392,7 @@ struct view {
 	double pw;     /* the plot's width in pixels */
 	int width;
 	size_t ntask, nidle, rects, merged, arrows, flows;
+	int mode; /* which flows: ARROWS_CROSS, _ALL or _NONE */
 };
 
 static double px(const struct view *v, double t)
@@ -517,20 +457,12 @@ static void put_text(FILE *o, const char *s, size_t max)
 	}
 }
 
-/* A colour from a name's hash: any hue, mid saturation and lightness. */
-static void colour(uint64_t h, char out[8])
+/* The fill of a task name's boxes: its palette colour, or OTHER_FILL. */
+static const char *name_fill(const struct trace *t, uint32_t name)
 {
-	double hue = (double)(h % 360) / 60;
-	double s = 0.45 + (double)(h >> 20 & 31) / 100;
-	double l = 0.48 + (double)(h >> 40 & 15) / 100;
-	double c = (1 - fabs(2 * l - 1)) * s, m = l - c / 2;
-	double x = c * (1 - fabs(fmod(hue, 2) - 1));
-	const double rgb[6][3] = {{c, x, 0}, {x, c, 0}, {0, c, x},
-				  {0, x, c}, {x, 0, c}, {c, 0, x}};
-	const double *k = rgb[(int)hue % 6];
+	int c = t->names[name]->colour;
 
-	snprintf(out, 8, "#%02x%02x%02x", (int)lround((k[0] + m) * 255),
-		 (int)lround((k[1] + m) * 255), (int)lround((k[2] + m) * 255));
+	return c >= 0 ? palette[c] : OTHER_FILL;
 }
 
 static void open_rect(struct view *v, double x, int lane, double w,
@@ -546,15 +478,12 @@ static void open_rect(struct view *v, double x, int lane, double w,
 static void slice_rect(struct view *v, const struct trace *t,
 		       const struct slice *s, double x, double w)
 {
-	char fill[8] = IDLE_FILL;
-
-	if (!s->idle)
-		colour(t->names[s->name].hash, fill);
-	open_rect(v, x, s->lane, w, fill);
+	open_rect(v, x, s->lane, w,
+		  s->idle ? IDLE_FILL : name_fill(t, s->name));
 	if (s->idle) {
 		fputs("idle", v->o);
 	} else {
-		put_text(v->o, t->names[s->name].s, 0);
+		put_text(v->o, t->names[s->name]->s, 0);
 		fprintf(v->o, " (task %llu)", (unsigned long long)s->task);
 	}
 	fprintf(v->o, "\nstart %.3f \u00b5s, duration %.3f \u00b5s", s->ts,
@@ -575,10 +504,10 @@ struct run {
 static void merged_rect(struct view *v, const struct trace *t,
 			const struct run *r)
 {
-	char fill[8] = IDLE_FILL;
+	const char *fill = IDLE_FILL;
 
 	if (r->top && r->busy > r->idle)
-		colour(t->names[r->top->name].hash, fill);
+		fill = name_fill(t, r->top->name);
 	open_rect(v, r->x0, r->first->lane, fmax(r->x1 - r->x0, 1), fill);
 	fprintf(v->o,
 		"%zu runs merged (each under a pixel) from %.3f \u00b5s\n"
@@ -586,7 +515,7 @@ static void merged_rect(struct view *v, const struct trace *t,
 		r->n, r->first->ts, r->busy, r->idle);
 	if (r->top) {
 		fputs("\nlongest: ", v->o);
-		put_text(v->o, t->names[r->top->name].s, 0);
+		put_text(v->o, t->names[r->top->name]->s, 0);
 		fprintf(v->o, " (task %llu) %.3f \u00b5s",
 			(unsigned long long)r->top->task, r->top->dur);
 	}
@@ -615,12 +544,10 @@ static void draw_lane(struct view *v, struct trace *t, const struct slice *s,
 		double a = fmax(s->ts, v->t0), b = fmin(s->ts + s->dur, v->t1);
 		if (b < a)
 			continue; /* outside the window */
-		if (s->idle) {
+		if (s->idle)
 			v->nidle++;
-		} else {
+		else
 			v->ntask++;
-			t->names[s->name].busy += b - a;
-		}
 		double x0 = px(v, a), x1 = px(v, b);
 		if (x1 - x0 >= 1) {
 			flush_run(v, t, &r);
@@ -672,13 +599,15 @@ static void arrow(struct view *v, const struct flow *s, const struct flow *f)
 {
 	fprintf(v->o,
 		"<line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" "
-		"stroke=\"%s\" stroke-width=\"0.8\" marker-end=\"url(#m%d)\">"
+		"stroke=\"%s\" stroke-width=\"%s\" stroke-opacity=\"0.8\" "
+		"marker-end=\"url(#m%d)\">"
 		"<title>%s %llu: worker %d at %.3f \u00b5s \u2192 worker %d "
 		"at %.3f \u00b5s</title></line>\n",
 		px(v, s->ts), lane_y(s->lane) + LANE_H / 2.0, px(v, f->ts),
-		lane_y(f->lane) + LANE_H / 2.0, cat_colours[s->cat], s->cat,
-		cat_words[s->cat], (unsigned long long)s->id, s->lane - 1,
-		s->ts, f->lane - 1, f->ts);
+		lane_y(f->lane) + LANE_H / 2.0, cat_colours[s->cat],
+		s->cat == CAT_STEAL ? "1.2" : "0.6", s->cat, cat_words[s->cat],
+		(unsigned long long)s->id, s->lane - 1, s->ts, f->lane - 1,
+		f->ts);
 	v->arrows++;
 }
 
@@ -695,7 +624,9 @@ static void draw_flows(struct view *v, struct trace *t)
 			const struct flow *s = &t->fl[i], *f = s + 1;
 			if (s->ph != 's' || f->ph != 'f' || s->cat != f->cat ||
 			    s->id != f->id || s->ts < v->t0 || s->ts > v->t1 ||
-			    f->ts < v->t0 || f->ts > v->t1)
+			    f->ts < v->t0 || f->ts > v->t1 ||
+			    v->mode == ARROWS_NONE ||
+			    (v->mode == ARROWS_CROSS && s->lane == f->lane))
 				continue;
 			if (pass == 0) {
 				v->flows++;
@@ -740,65 +671,64 @@ static void draw_axis(struct view *v, double bottom)
 	}
 }
 
-struct rank {
-	double busy;
-	uint32_t name;
-};
-
-static int rank_cmp(const void *a, const void *b)
+/* A legend entry: a swatch (a box, or an arrow of category cat) and its
+ * text, at (x, y) of the text's baseline. */
+static void legend_box(FILE *o, double x, double y, const char *fill)
 {
-	double x = ((const struct rank *)a)->busy;
-	double y = ((const struct rank *)b)->busy;
-
-	return (x < y) - (x > y);
+	fprintf(o,
+		"<rect x=\"%.0f\" y=\"%.0f\" width=\"14\" height=\"10\" "
+		"fill=\"%s\" stroke=\"#555555\" stroke-width=\"0.5\"/>",
+		x, y - 9, fill);
 }
 
-/* The legend: what the colours mean, the names that took the most time,
- * and what was merged or left out. */
+static void legend_arrow(FILE *o, double x, double y, int cat)
+{
+	fprintf(o,
+		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+		"stroke=\"%s\" stroke-width=\"1.2\" marker-end=\"url(#m%d)\"/>",
+		x, y - 4, x + 20, y - 4, cat_colours[cat], cat);
+}
+
+/* The legend: what the colours and arrows mean, the names that took the
+ * most time, and what was merged or left out. */
 static void draw_legend(struct view *v, struct trace *t, double y)
 {
 	FILE *o = v->o;
-	struct rank *rk = check_alloc(malloc((t->nnames + 1) * sizeof *rk));
 	double colw = (v->width - LEFT - RIGHT) / 4.0;
+	int shown = 0;
 
+	legend_box(o, LEFT, y, IDLE_FILL);
+	fprintf(o, "<text x=\"%d\" y=\"%.0f\">idle</text>\n", LEFT + 18, y);
+	legend_box(o, LEFT + colw, y, OTHER_FILL);
+	fprintf(o, "<text x=\"%.0f\" y=\"%.0f\">other tasks</text>\n",
+		LEFT + colw + 18, y);
+	legend_arrow(o, LEFT + 2 * colw, y, CAT_WAKE);
 	fprintf(o,
-		"<rect x=\"%d\" y=\"%.0f\" width=\"14\" height=\"10\" "
-		"fill=\"" IDLE_FILL "\"/>"
-		"<text x=\"%d\" y=\"%.0f\">idle</text>\n",
-		LEFT, y - 9, LEFT + 18, y);
-	for (int c = CAT_WAKE; c <= CAT_STEAL; c++)
-		fprintf(o,
-			"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
-			"stroke=\"%s\" marker-end=\"url(#m%d)\"/>"
-			"<text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
-			LEFT + colw * (c + 1), y - 4,
-			LEFT + colw * (c + 1) + 20, y - 4, cat_colours[c], c,
-			LEFT + colw * (c + 1) + 26, y,
-			c == CAT_WAKE
-				? "wake: waker \u2192 the woken task's run"
-				: "steal: victim \u2192 thief");
-	for (size_t i = 0; i < t->nnames; i++)
-		rk[i] = (struct rank){t->names[i].busy, (uint32_t)i};
-	qsort(rk, t->nnames, sizeof *rk, rank_cmp);
-	for (size_t i = 0; i < t->nnames && i < TOP_NAMES; i++) {
-		const struct name *n = &t->names[rk[i].name];
-		double x = LEFT + colw * (double)(i % 4);
-		double ny = y + 20 + 18 * (double)(i / 4);
-		char fill[8];
-		if (n->busy <= 0)
-			break;
-		colour(n->hash, fill);
-		fprintf(o,
-			"<rect x=\"%.0f\" y=\"%.0f\" width=\"14\" "
-			"height=\"10\" fill=\"%s\"/>"
-			"<text x=\"%.0f\" y=\"%.0f\">",
-			x, ny - 9, fill, x + 18, ny);
-		put_text(o, n->s, colw > 120 ? (size_t)(colw - 80) / 7 : 6);
-		fprintf(o, " %.3f %s</text>\n",
-			n->busy / (n->busy >= 1e5 ? 1e3 : 1),
-			n->busy >= 1e5 ? "ms" : "\u00b5s");
+		"<text x=\"%.0f\" y=\"%.0f\">wake: waker \u2192 the woken "
+		"task's run</text>\n",
+		LEFT + 2 * colw + 26, y);
+	legend_arrow(o, LEFT + 3 * colw, y, CAT_STEAL);
+	fprintf(o,
+		"<text x=\"%.0f\" y=\"%.0f\">steal: victim \u2192 "
+		"thief</text>\n",
+		LEFT + 3 * colw + 26, y);
+	for (int c = 0; c < NCOLOURS; c++) {
+		for (size_t i = 0; i < t->nnames; i++) {
+			const struct name *n = t->names[i];
+			double x = LEFT + colw * (double)(shown % 4);
+			double ny = y + 20 + 18 * (double)(shown / 4);
+			if (n->colour != c)
+				continue;
+			legend_box(o, x, ny, palette[c]);
+			fprintf(o, "<text x=\"%.0f\" y=\"%.0f\">", x + 18, ny);
+			put_text(o, n->s,
+				 colw > 120 ? (size_t)(colw - 80) / 7 : 6);
+			fprintf(o, " %.3f %s</text>\n",
+				n->busy / (n->busy >= 1e5 ? 1e3 : 1),
+				n->busy >= 1e5 ? "ms" : "\u00b5s");
+			shown++;
+		}
 	}
-	free(rk);
 	fprintf(o,
 		"<text x=\"%d\" y=\"%.0f\">%zu task runs and %zu idle slices; "
 		"%zu boxes (%zu runs under a pixel merged)</text>\n"
@@ -814,11 +744,38 @@ static void draw_legend(struct view *v, struct trace *t, double y)
 	fputs("</text>\n", o);
 }
 
-static void draw(struct view *v, struct trace *t, const char *path)
-{
-	double bottom = t->lanes ? lane_y(t->lanes) + LANE_H : TOP;
-	int height = (int)bottom + 30 + 90;
+/* What the arrows show, by --arrows mode. */
+static const char *const arrows_said[] = {
+	("An arrow goes from the worker where a task was woken (black) or "
+	 "stolen (vermilion) to the other worker where it ran next; wakes "
+	 "within one worker are not drawn."),
+	("An arrow goes from where a task was woken (black) or stolen "
+	 "(vermilion) to where it ran next."),
+	"Wake and steal arrows are not drawn (--arrows none)."};
 
+/* The title and a sentence on how to read the picture. */
+static void draw_caption(struct view *v, struct trace *t, const char *path)
+{
+	fprintf(v->o,
+		"<text x=\"%d\" y=\"20\" font-size=\"15\" "
+		"font-weight=\"bold\">coev trace ",
+		LEFT);
+	put_text(v->o, path, 0);
+	fprintf(v->o,
+		": %d workers, %.3f to %.3f \u00b5s</text>\n"
+		"<text x=\"%d\" y=\"38\">Each row is one worker thread, time "
+		"runs left to right; a box is one run of a task, coloured by "
+		"the task's name; light grey is idle (parked), blank is "
+		"the worker between runs.</text>\n"
+		"<text x=\"%d\" y=\"53\">%s</text>\n"
+		"<text x=\"8\" y=\"%d\" "
+		"font-style=\"italic\">time \u2192</text>\n",
+		t->lanes, v->t0, v->t1, LEFT, LEFT, arrows_said[v->mode],
+		TOP - 10);
+}
+
+static void draw_head(struct view *v, int height)
+{
 	fprintf(v->o,
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -828,18 +785,22 @@ static void draw(struct view *v, struct trace *t, const char *path)
 	for (int c = CAT_WAKE; c <= CAT_STEAL; c++)
 		fprintf(v->o,
 			"<marker id=\"m%d\" viewBox=\"0 0 10 10\" refX=\"10\" "
-			"refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
+			"refY=\"5\" markerWidth=\"5\" markerHeight=\"5\" "
 			"orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" "
 			"fill=\"%s\"/></marker>\n",
 			c, cat_colours[c]);
-	fprintf(v->o,
-		"</defs>\n<rect width=\"100%%\" height=\"100%%\" "
-		"fill=\"#ffffff\"/>\n<text x=\"%d\" y=\"18\" font-size=\"13\">"
-		"coev trace ",
-		LEFT);
-	put_text(v->o, path, 0);
-	fprintf(v->o, ": %d workers, %.3f to %.3f \u00b5s</text>\n", t->lanes,
-		v->t0, v->t1);
+	fputs("</defs>\n<rect width=\"100%\" height=\"100%\" "
+	      "fill=\"#ffffff\"/>\n",
+	      v->o);
+}
+
+static void draw(struct view *v, struct trace *t, const char *path)
+{
+	double bottom = t->lanes ? lane_y(t->lanes) + LANE_H : TOP;
+	int height = (int)bottom + 30 + 90;
+
+	draw_head(v, height);
+	draw_caption(v, t, path);
 	draw_axis(v, bottom);
 	for (int l = 1; l <= t->lanes; l++) {
 		fprintf(v->o,
@@ -862,9 +823,37 @@ static void draw(struct view *v, struct trace *t, const char *path)
 	fputs("</svg>\n", v->o);
 }
 
+static int busy_cmp(const void *a, const void *b)
+{
+	double x = (*(struct name *const *)a)->busy;
+	double y = (*(struct name *const *)b)->busy;
+
+	return (x < y) - (x > y);
+}
+
+/* Each name's time in the window; the NCOLOURS longest get the palette,
+ * in order. */
+static void rank_names(const struct view *v, struct trace *t)
+{
+	struct name **rk = check_alloc(malloc((t->nnames + 1) * sizeof *rk));
+
+	for (size_t i = 0; i < t->nsl; i++) {
+		const struct slice *s = &t->sl[i];
+		double a = fmax(s->ts, v->t0), b = fmin(s->ts + s->dur, v->t1);
+		if (!s->idle && b > a)
+			t->names[s->name]->busy += b - a;
+	}
+	if (t->nnames)
+		memcpy(rk, t->names, t->nnames * sizeof *rk);
+	qsort(rk, t->nnames, sizeof *rk, busy_cmp);
+	for (size_t i = 0; i < t->nnames && i < NCOLOURS; i++)
+		if (rk[i]->busy > 0)
+			rk[i]->colour = (int)i;
+	free(rk);
+}
+
 /* The window: --from/--to where given, else the events' extent. */
-static void set_window(struct view *v, const struct trace *t, double from,
-		       double to)
+static void set_window(struct view *v, struct trace *t, double from, double to)
 {
 	double lo = INFINITY, hi = -INFINITY;
 
@@ -881,6 +870,7 @@ static void set_window(struct view *v, const struct trace *t, double from,
 	if (!(v->t1 > v->t0))
 		v->t1 = v->t0 + 1;
 	v->pw = v->width - LEFT - RIGHT;
+	rank_names(v, t);
 }
 
 static int usage(FILE *f)
@@ -888,6 +878,7 @@ static int usage(FILE *f)
 	fprintf(f,
 		"usage: %s TRACE.json [-o OUT.svg] [--from US] [--to US] "
 		"[--width PX]\n"
+		"       [--arrows cross|all|none]\n"
 		"Draws a coev trace (COEV_TRACE=FILE) as an SVG timeline.\n",
 		prog);
 	return f == stdout ? 0 : 2;
@@ -905,11 +896,24 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 		       : -1;
 }
 
+static int arrows_mode(const char *s, int *mode)
+{
+	static const char *const words[] = {"cross", "all", "none"};
+
+	for (int i = ARROWS_CROSS; i <= ARROWS_NONE; i++)
+		if (strcmp(s, words[i]) == 0) {
+			*mode = i;
+			return 0;
+		}
+	return -1;
+}
+
 static int bad_option(int c, const char *arg)
 {
 	fprintf(stderr, "%s: bad --%s value '%s'\n", prog,
 		c == 'f'   ? "from"
 		: c == 't' ? "to"
+		: c == 'a' ? "arrows (cross, all or none)"
 			   : "width (300 to 100000)",
 		arg);
 	return 2;
@@ -941,6 +945,7 @@ int main(int argc, char **argv)
 		{"from", required_argument, NULL, 'f'},
 		{"to", required_argument, NULL, 't'},
 		{"width", required_argument, NULL, 'w'},
+		{"arrows", required_argument, NULL, 'a'},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -963,7 +968,9 @@ int main(int argc, char **argv)
 		else if (c == 'w' &&
 			 parse_num(optarg, 300, 100000, &width) == 0)
 			v.width = (int)width;
-		else if (c == 'f' || c == 't' || c == 'w')
+		else if (c == 'a' && arrows_mode(optarg, &v.mode) == 0)
+			continue;
+		else if (c == 'f' || c == 't' || c == 'w' || c == 'a')
 			return bad_option(c, optarg);
 		else
 			return usage(stderr);
@@ -980,15 +987,18 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 2;
 	}
+	if (!ck_hs_init(&t.set, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, name_hash,
+			name_eq, &hs_alloc, 1024, 0x9e3779b97f4a7c15ul))
+		check_alloc(NULL);
 	if (read_trace(f, argv[optind], &t) == 0) {
 		set_window(&v, &t, from, to);
 		rc = write_svg(&t, &v, argv[optind], out);
 	}
 	fclose(f);
+	ck_hs_destroy(&t.set);
 	for (size_t i = 0; i < t.nnames; i++)
-		free(t.names[i].s);
+		free(t.names[i]);
 	free(t.names);
-	free(t.tab);
 	free(t.sl);
 	free(t.fl);
 	return rc == 0 ? 0 : 2;

@@ -17,6 +17,7 @@
  *   build/examples/http_hello 8080 &
  *   curl http://127.0.0.1:8080/          # Hello, Anonymous!
  *   curl http://127.0.0.1:8080/Ada       # Hello, Ada!
+ *   curl http://127.0.0.1:8080/metrics   # the runtime's metrics (Prometheus)
  *   kill %1                              # or Ctrl-C: it stops at once
  *
  * Usage: http_hello [-r SECS] [-i SECS] [-d MS] [PORT [WORKERS]]
@@ -50,6 +51,9 @@
  * body (413).
  * Only GET and HEAD are answered (405 for other methods); any path other
  * than / and /NAME is 404, and a malformed request gets 400 and a close.
+ * GET /metrics answers the runtime's metrics (coev_rt_metrics, in
+ * coev/debug.h) in the Prometheus text format, so that a Prometheus
+ * server can scrape the example; so no one can be greeted as "metrics".
  */
 #include <coev.h>
 
@@ -196,17 +200,23 @@ static int flush(struct conn *c)
 /* Add one answer to c->out, writing out what is there first if it does
  * not fit. Answers to pipelined requests go out together, in one write,
  * when the task has parsed everything it read. */
+/* The Connection header an answer needs, or "". */
+static const char *conn_header(const struct conn *c, bool keep_alive)
+{
+	if (!keep_alive)
+		return "Connection: close\r\n";
+	if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+		return "Connection: keep-alive\r\n"; /* HTTP/1.0 asked */
+	return "";
+}
+
 static int respond(struct conn *c, int status, const char *body, bool head,
 		   bool keep_alive)
 {
-	const char *conn_hdr = "";
+	const char *conn_hdr = conn_header(c, keep_alive);
 	size_t room;
 	int n, r;
 
-	if (!keep_alive)
-		conn_hdr = "Connection: close\r\n";
-	else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
-		conn_hdr = "Connection: keep-alive\r\n"; /* HTTP/1.0 asked */
 	for (;;) {
 		room = sizeof c->out - c->out_len;
 		n = snprintf(c->out + c->out_len, room,
@@ -245,6 +255,46 @@ static int respond_error(struct conn *c, int status, bool keep_alive)
 	snprintf(body, sizeof body, "%d: %s", status,
 		 http_status_str((enum http_status)status));
 	return respond(c, status, body, false, keep_alive);
+}
+
+/*
+ * GET /metrics: the runtime's metrics (coev_rt_metrics) in the Prometheus
+ * text format, for a Prometheus server to scrape. The text is longer than
+ * c->out, so it is rendered into a buffer sized by a first call (with room
+ * for the time figures, which may print longer a moment later) and
+ * written after the answers gathered before it.
+ */
+static int respond_metrics(struct conn *c, bool head, bool keep_alive)
+{
+	const coev_rt_t *rt = coev_rt_current();
+	int need = coev_rt_metrics(rt, NULL, 0), n, r;
+	size_t cap = need > 0 ? (size_t)need + 512 : 0;
+	char hdr[256], *body = cap ? malloc(cap) : NULL;
+	coev_time_t by = coev_deadline(srv.request_timeout);
+
+	if (!body)
+		return respond_error(c, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+				     keep_alive);
+	n = coev_rt_metrics(rt, body, cap);
+	if (n < 0 || (size_t)n >= cap) {
+		free(body);
+		return respond_error(c, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+				     keep_alive);
+	}
+	snprintf(hdr, sizeof hdr,
+		 "HTTP/1.1 200 OK\r\n"
+		 "Server: coev-http_hello\r\n"
+		 "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		 "Content-Length: %d\r\n"
+		 "%s\r\n",
+		 n, conn_header(c, keep_alive));
+	r = flush(c);
+	if (r == 0)
+		r = (int)coev_write_all(c->fd, hdr, strlen(hdr), NULL, by);
+	if (r >= 0 && !head)
+		r = (int)coev_write_all(c->fd, body, (size_t)n, NULL, by);
+	free(body);
+	return r < 0 ? r : 0;
 }
 
 /* The value of one hex digit, or -1. */
@@ -292,7 +342,10 @@ static int decode_name(const char *s, size_t n, char *name)
 	return HTTP_STATUS_OK;
 }
 
-/* The router: GET / and GET /{name}. Stores the name to greet in name
+/* route()'s answer for GET /metrics (not an HTTP status). */
+#define ROUTE_METRICS (-1)
+
+/* The router: GET /metrics, GET / and GET /{name}. Stores the name to greet in name
  * (NAME_MAX_LEN + 1 bytes) and returns the status to answer with. */
 static int route(struct conn *c, char *name)
 {
@@ -308,6 +361,8 @@ static int route(struct conn *c, char *name)
 		return HTTP_STATUS_BAD_REQUEST;
 	path = c->url + u.field_data[UF_PATH].off; /* the query is dropped */
 	len = u.field_data[UF_PATH].len;
+	if (len == 8 && memcmp(path, "/metrics", 8) == 0)
+		return ROUTE_METRICS;
 	if (len == 1) {
 		strcpy(name, "Anonymous");
 		return HTTP_STATUS_OK;
@@ -330,6 +385,9 @@ static int answer(struct conn *c, bool *keep_alive)
 	*keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	atomic_fetch_add_explicit(&srv.requests, 1, memory_order_relaxed);
 	status = route(c, name);
+	if (status == ROUTE_METRICS)
+		return respond_metrics(c, c->parser.method == HTTP_HEAD,
+				       *keep_alive);
 	if (status != HTTP_STATUS_OK) {
 		if (status == HTTP_STATUS_BAD_REQUEST)
 			*keep_alive = false;

@@ -31,8 +31,9 @@
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
 # with a small python3 socket client and with build/examples/fetch_many
 # (libcurl: every greeting right, never more than -k in flight, a closed
-# port refused), stops them with SIGTERM and checks that they stop promptly
-# and cleanly.
+# port refused), scrapes http_hello's GET /metrics and parses it with
+# prometheus_client (/usr/bin/python3), stops them with SIGTERM and checks
+# that they stop promptly and cleanly.
 # Exits non-zero on any failure; never leaves a server running.
 #
 #   examples/test_examples.sh [BUILD_DIR]     BUILD_DIR: build (default),
@@ -766,6 +767,65 @@ if grep -q -E 'Sanitizer|runtime error:' "$tmp/fetch.log"; then
 	fail "fetch_many: sanitizer report"
 	sed 's/^/    /' "$tmp/fetch.log"
 fi
+# GET /metrics after those requests: the Prometheus text, scraped over
+# HTTP and parsed by the reference parser (Debian's
+# python3-prometheus-client, hence /usr/bin/python3), with sane values.
+cat >"$tmp/scrape.py" <<'PY'
+import sys
+import urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+port, workers = sys.argv[1], int(sys.argv[2])
+base = f"http://127.0.0.1:{port}"
+
+
+def scrape():
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        ctype = r.headers["Content-Type"]
+        text = r.read().decode("utf-8")
+    want = "text/plain; version=0.0.4; charset=utf-8"
+    assert ctype == want, f"Content-Type {ctype!r}, not {want!r}"
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    for f in fams.values():
+        assert f.type in ("counter", "gauge"), f"{f.name}: type {f.type}"
+    return fams
+
+
+def per_worker(fams, name):
+    f = fams.get(name)
+    assert f, f"no family {name}"
+    got = sorted(s.labels.get("worker") for s in f.samples)
+    assert got == [str(i) for i in range(workers)], f"{name}: workers {got}"
+    return sum(s.value for s in f.samples)
+
+
+# Counters lose their _total in the parser's family names.
+before = scrape()
+spawned = per_worker(before, "coev_tasks_spawned")
+polls = per_worker(before, "coev_polls")
+assert spawned > 0, f"{spawned} tasks spawned"
+assert polls >= spawned, f"{polls} polls < {spawned} spawned"
+assert per_worker(before, "coev_busy_seconds") > 0, "no busy time"
+nw = before["coev_workers"].samples[0].value
+assert nw == workers, f"coev_workers {nw}"
+# urllib closes each connection: 10 greetings are 10 more connection
+# tasks (11 with the second scrape's).
+for _ in range(10):
+    with urllib.request.urlopen(base + "/", timeout=10) as r:
+        assert r.read() == b"Hello, Anonymous!"
+more = per_worker(scrape(), "coev_tasks_spawned") - spawned
+assert more >= 11, f"{more:.0f} tasks spawned for 11 connections"
+print(f"{len(before)} families, {spawned:.0f} tasks spawned, then {more:.0f}"
+      " more for 11 connections")
+PY
+if /usr/bin/python3 "$tmp/scrape.py" "$hello_port" 2 >"$tmp/scrape.log" 2>&1; then
+	pass "GET /metrics: the Prometheus text parses, one sample per" \
+		"worker, the tasks counted ($(cat "$tmp/scrape.log"))"
+else
+	fail "GET /metrics:"
+	sed 's/^/    /' "$tmp/scrape.log"
+fi
+
 # Nobody listening: every request fails (connection refused), exit 1.
 closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 expect "a closed port: each request refused, exit 1" 1 \

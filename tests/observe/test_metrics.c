@@ -12,11 +12,14 @@
  *   - the gauges while tasks wait: armed timers while tasks sleep, fd
  *     waits while tasks read empty pipes, live tasks, and all back to 0
  *     once the waits end;
- *   - coev_rt_metrics' text parsed line by line against the exposition
- *     format (HELP and TYPE before a family's samples, one group per
- *     family, valid names, the worker label, finite values), and its
- *     values equal to coev_rt_stats / coev_rt_worker_stats read right
- *     after;
+ *   - coev_rt_metrics' text parsed by the reference parser, Debian's
+ *     python3-prometheus-client (tests/observe/prom_parse.py, run as
+ *     /usr/bin/python3, which also refuses what that parser would let
+ *     through: samples without HELP and TYPE, a family in two groups or
+ *     with two HELP lines, labels other than worker, timestamps, values
+ *     that are not finite or negative, names not prefixed coev_, counters
+ *     not named _total), and its values equal to coev_rt_stats /
+ *     coev_rt_worker_stats read right after;
  *   - snprintf semantics (the needed length, truncation with a NUL, no
  *     byte written past len) and -EINVAL for bad arguments.
  *
@@ -41,7 +44,6 @@
  */
 #include "tests/testutil.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
 
@@ -474,28 +476,6 @@ typedef struct prom {
 	size_t nsmp;
 } prom_t;
 
-static int name_char(int c, int first)
-{
-	return isalpha(c) || c == '_' || c == ':' || (!first && isdigit(c));
-}
-
-/* Reads a metric name at *p into name; fails the test when there is
- * none or it is too long. */
-static void read_name(const char **p, char *name, const char *line)
-{
-	size_t n = 0;
-
-	if (!name_char((unsigned char)**p, 1))
-		fail_msg("no metric name in: %s", line);
-	while (name_char((unsigned char)(*p)[n], 0))
-		n++;
-	if (n >= PROM_NAME)
-		fail_msg("name too long in: %s", line);
-	memcpy(name, *p, n);
-	name[n] = '\0';
-	*p += n;
-}
-
 static prom_family_t *family(prom_t *pr, const char *name)
 {
 	for (size_t i = 0; i < pr->nfam; i++)
@@ -504,131 +484,133 @@ static prom_family_t *family(prom_t *pr, const char *name)
 	return NULL;
 }
 
-/* "# HELP name text" or "# TYPE name counter|gauge". */
-static void parse_comment(prom_t *pr, const char *line, const char **last)
+/* The parser's script, next to this file. */
+static void script_path(char *buf, size_t size)
 {
-	char name[PROM_NAME];
-	int help = strncmp(line, "# HELP ", 7) == 0;
-	const char *p = line + 7;
-	prom_family_t *f;
+	const char *slash = strrchr(__FILE__, '/');
+	int dir = slash ? (int)(slash - __FILE__) : 0;
 
-	if (!help && strncmp(line, "# TYPE ", 7) != 0)
-		fail_msg("a comment that is neither HELP nor TYPE: %s", line);
-	read_name(&p, name, line);
-	if (*p != ' ' || p[1] == '\0')
-		fail_msg("no text after the name: %s", line);
-	p++;
-	f = family(pr, name);
-	if (!f) {
-		assert_true(pr->nfam < PROM_FAMILIES);
-		f = &pr->fam[pr->nfam++];
-		strcpy(f->name, name);
-	} else if (f->samples) {
-		fail_msg("HELP or TYPE after the samples of %s", name);
-	}
-	if (help) {
-		if (f->help++)
-			fail_msg("a second HELP for %s", name);
-		/* Only \\ and \n may be escaped in HELP text. */
-		for (const char *q = p; *q; q++)
-			if (*q == '\\' && q[1] != '\\' && q[1] != 'n')
-				fail_msg("bad escape in: %s", line);
-	} else {
-		if (f->type[0])
-			fail_msg("a second TYPE for %s", name);
-		if (strcmp(p, "counter") != 0 && strcmp(p, "gauge") != 0)
-			fail_msg("type neither counter nor gauge: %s", line);
-		strcpy(f->type, p);
-	}
-	*last = f->name;
+	snprintf(buf, size, "%.*s%sprom_parse.py", dir, __FILE__,
+		 slash ? "/" : "");
+	if (access(buf, R_OK) != 0)
+		fail_msg("%s is missing (run the test from the source tree)",
+			 buf);
 }
 
-/* "name value" or "name{worker=\"N\"} value". */
-static void parse_sample(prom_t *pr, const char *line, const char **last,
-			 unsigned workers)
+/* Runs prom_parse.py on text (through a file in a private directory)
+ * and returns its output, or fails the test with the parser's message. */
+static char *run_parser(const char *text)
 {
-	prom_sample_t *s;
+	char dir[128], path[160], script[256], cmd[512], *out = NULL;
+	size_t cap = 0, len = 0, n;
+	FILE *f, *p;
+	int status;
+
+	script_path(script, sizeof script);
+	assert_int_equal(tu_mkdtemp(dir, sizeof dir), 0);
+	snprintf(path, sizeof path, "%s/metrics.txt", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0 && fclose(f) == 0, 1);
+	snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' 2>&1", script,
+		 path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	do {
+		out = realloc(out, cap += 4096);
+		assert_non_null(out);
+		n = fread(out + len, 1, cap - len - 1, p);
+		len += n;
+	} while (n > 0);
+	out[len] = '\0';
+	status = pclose(p);
+	tu_rmtree(dir);
+	if (status != 0)
+		fail_msg("the Prometheus parser rejects the text (exit %d): "
+			 "%s\n%s",
+			 status, out, text);
+	return out;
+}
+
+/* "F name type help": a family, in the order of the text. */
+static void add_family(prom_t *pr, const char *name, const char *type,
+		       const char *line)
+{
 	prom_family_t *f;
-	const char *p = line;
+
+	if (!type || strlen(name) >= PROM_NAME || strlen(type) >= 8)
+		fail_msg("the parser's report: a bad family line: %s", line);
+	assert_true(pr->nfam < PROM_FAMILIES);
+	f = &pr->fam[pr->nfam++];
+	strcpy(f->name, name);
+	strcpy(f->type, type);
+	f->help = 1;
+}
+
+/* "S name worker value": a sample of the last family. */
+static void add_sample(prom_t *pr, const char *name, const char *worker,
+		       const char *value, unsigned workers, const char *line)
+{
+	prom_family_t *f = pr->nfam ? &pr->fam[pr->nfam - 1] : NULL;
+	prom_sample_t *s;
 	char *end;
 
+	if (!f || !value || strcmp(f->name, name) != 0)
+		fail_msg("the parser's report: a stray sample: %s", line);
 	assert_true(pr->nsmp < PROM_SAMPLES);
 	s = &pr->smp[pr->nsmp++];
-	read_name(&p, s->name, line);
+	strcpy(s->name, name);
 	s->worker = -1;
-	if (*p == '{') {
-		if (strncmp(p, "{worker=\"", 9) != 0 ||
-		    !isdigit((unsigned char)p[9]))
-			fail_msg("a label other than worker=\"N\": %s", line);
-		s->worker = (int)strtol(p + 9, &end, 10);
-		if (strncmp(end, "\"}", 2) != 0)
-			fail_msg("an unterminated label: %s", line);
-		if (s->worker < 0 || (unsigned)s->worker >= workers)
+	if (strcmp(worker, "-") != 0) {
+		s->worker = (int)strtol(worker, &end, 10);
+		if (end == worker || *end || s->worker < 0 ||
+		    (unsigned)s->worker >= workers)
 			fail_msg("no such worker: %s", line);
-		p = end + 2;
 	}
-	if (*p != ' ')
-		fail_msg("no space before the value: %s", line);
-	p++;
-	errno = 0;
-	s->value = strtod(p, &end);
-	if (end == p || *end != '\0' || errno != 0 || !isfinite(s->value))
-		fail_msg("not a float value (or a timestamp follows): %s",
-			 line);
-	f = family(pr, s->name);
-	if (!f || !f->help || !f->type[0])
-		fail_msg("a sample before its HELP and TYPE: %s", line);
-	/* A family's lines form one group. */
-	if (f->samples && *last != f->name)
-		fail_msg("the samples of %s are not together", s->name);
+	s->value = strtod(value, &end);
+	if (end == value || *end != '\0')
+		fail_msg("the parser's report: a bad value: %s", line);
 	f->samples++;
-	*last = f->name;
-	if (strcmp(f->type, "counter") == 0 && s->value < 0)
-		fail_msg("a negative counter: %s", line);
-	if (strcmp(f->type, "gauge") == 0 && s->value < 0)
-		fail_msg("a negative gauge: %s", line);
 }
 
-/* Parses text strictly; fails the test at the first bad line. */
+/*
+ * Parses text with the reference parser: prom_parse.py runs
+ * prometheus_client's and refuses what it would let through or what coev
+ * does not write (see the script: samples without HELP and TYPE, a family
+ * in two groups, labels other than worker, timestamps, values that are
+ * not finite or negative, names not prefixed coev_, counters not named
+ * _total and gauges that are), and pr is filled from its report. A text
+ * the script refuses fails the test with its message. Checked here: the
+ * text ends with a newline and has no empty line (the parser skips them).
+ */
 static void prom_parse(const char *text, prom_t *pr, unsigned workers)
 {
-	const char *last = NULL;
 	size_t len = strlen(text);
-	char line[512];
+	char *out, *line, *save = NULL;
 
 	memset(pr, 0, sizeof *pr);
 	assert_true(len > 0);
 	assert_int_equal(text[len - 1], '\n');
-	for (const char *p = text; *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t n = (size_t)(nl - p);
+	if (strstr(text, "\n\n") || text[0] == '\n')
+		fail_msg("an empty line in the text");
+	out = run_parser(text);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char copy[512], *f[4] = {NULL}, *fs = NULL;
+		int k = 0;
 
-		assert_true(n < sizeof line);
-		memcpy(line, p, n);
-		line[n] = '\0';
-		p = nl + 1;
-		if (n == 0)
-			fail_msg("an empty line");
-		if (line[0] == '#')
-			parse_comment(pr, line, &last);
+		snprintf(copy, sizeof copy, "%s", line);
+		for (char *t = strtok_r(line, "\t", &fs); t && k < 4;
+		     t = strtok_r(NULL, "\t", &fs))
+			f[k++] = t;
+		if (k >= 2 && strcmp(f[0], "F") == 0)
+			add_family(pr, f[1], f[2], copy);
+		else if (k == 4 && strcmp(f[0], "S") == 0)
+			add_sample(pr, f[1], f[2], f[3], workers, copy);
 		else
-			parse_sample(pr, line, &last, workers);
+			fail_msg("the parser's report: %s", copy);
 	}
-	for (size_t i = 0; i < pr->nfam; i++) {
-		prom_family_t *f = &pr->fam[i];
-		size_t n = strlen(f->name);
-		int total = n > 6 && strcmp(f->name + n - 6, "_total") == 0;
-
-		if (!f->help || !f->type[0] || !f->samples)
-			fail_msg("%s lacks HELP, TYPE or samples", f->name);
-		if (strncmp(f->name, "coev_", 5) != 0)
-			fail_msg("%s is not prefixed coev_", f->name);
-		/* The naming convention: counters and only counters end in
-		 * _total. */
-		if (total != (strcmp(f->type, "counter") == 0))
-			fail_msg("%s: type %s and name disagree", f->name,
-				 f->type);
-	}
+	free(out);
 }
 
 /* The value of name (with worker label w, or -1 for none); fails when

@@ -2,7 +2,7 @@
 /*
  * tests/observe/test_trace.c — COEV_TRACE (coev_config_t.trace; the writer
  * in observe/trace.c): the Chrome trace-event JSON a runtime writes when it
- * shuts down, read back with tests/json.h and checked field by field.
+ * shuts down, read back with jansson and checked field by field.
  *
  * What is checked, on a workload of 2 workers (two named tasks "ping"
  * and "pong" passing messages through channels, a fan-out of short
@@ -42,12 +42,48 @@
  * tu_assert_no_failures().
  */
 #include "tests/testutil.h"
-#include "tests/json.h"
+#include <jansson.h>
 
 #include <pthread.h>
 
 #define WORKERS 2
 #define RING_SMALL 64
+
+/* ---- reading JSON (jansson) -------------------------------------------- */
+
+/*
+ * The trace is parsed by jansson with duplicate keys rejected; jansson
+ * is strict by itself (one value and nothing after it, no comments, no
+ * NaN, valid UTF-8, no lone surrogates). Its lookups take NULL and give
+ * NULL, so a chain of them fails once, at the assertion that reads it.
+ */
+#define JSON_FLAGS JSON_REJECT_DUPLICATES
+
+/* The number at v, or dflt when v is missing or not a number. */
+static double jnum(const json_t *v, double dflt)
+{
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* The first key of an object (jansson keeps the order of the text), or
+ * NULL when it has none. */
+static const char *first_key(json_t *o)
+{
+	return json_object_iter_key(json_object_iter(o));
+}
+
+/* Parses len bytes at text; on error, NULL and "line L col C: reason"
+ * in err. */
+static json_t *jparse(const char *text, size_t len, char *err, size_t cap)
+{
+	json_error_t je;
+	json_t *v = json_loadb(text, len, JSON_FLAGS, &je);
+
+	if (!v)
+		snprintf(err, cap, "line %d col %d: %s", je.line, je.column,
+			 je.text);
+	return v;
+}
 
 /* ---- files ------------------------------------------------------------- */
 
@@ -120,38 +156,40 @@ static void trace_load(const char *path, trace_t *tr, unsigned workers)
 	tr->text = slurp(path, &tr->len);
 	if (!tr->text)
 		fail_msg("no trace file at %s", path);
-	tr->root = json_parse(tr->text, tr->len, err, sizeof err);
+	tr->root = jparse(tr->text, tr->len, err, sizeof err);
 	if (!tr->root)
 		fail_msg("the trace is not JSON: %s", err);
 	assert_int_equal(tr->root->type, JSON_OBJECT);
-	tr->events = json_get(tr->root, "traceEvents");
+	tr->events = json_object_get(tr->root, "traceEvents");
 	assert_non_null(tr->events);
 	assert_int_equal(tr->events->type, JSON_ARRAY);
-	tr->n = json_len(tr->events);
-	assert_non_null(json_str(json_get(tr->root, "displayTimeUnit")));
-	other = json_get(tr->root, "otherData");
+	tr->n = json_array_size(tr->events);
+	assert_non_null(json_string_value(
+		json_object_get(tr->root, "displayTimeUnit")));
+	other = json_object_get(tr->root, "otherData");
 	assert_non_null(other);
 	assert_int_equal(other->type, JSON_OBJECT);
-	assert_true(json_num(json_get(other, "workers"), -1) == workers);
-	assert_true(json_num(json_get(other, "dropped"), -1) >= 0);
-	assert_non_null(json_str(json_get(other, "version")));
+	assert_true(jnum(json_object_get(other, "workers"), -1) == workers);
+	assert_true(jnum(json_object_get(other, "dropped"), -1) >= 0);
+	assert_non_null(json_string_value(json_object_get(other, "version")));
 }
 
 static void trace_free(trace_t *tr)
 {
-	json_free(tr->root);
+	json_decref(tr->root);
 	free(tr->text);
 }
 
 static double dropped(const trace_t *tr)
 {
-	return json_num(json_get(json_get(tr->root, "otherData"), "dropped"),
-			-1);
+	return jnum(json_object_get(json_object_get(tr->root, "otherData"),
+				    "dropped"),
+		    -1);
 }
 
 static const char *ev_str(const json_t *e, const char *key)
 {
-	return json_str(json_get(e, key));
+	return json_string_value(json_object_get(e, key));
 }
 
 static int ev_is(const json_t *e, const char *key, const char *want)
@@ -164,17 +202,17 @@ static int ev_is(const json_t *e, const char *key, const char *want)
 /* A number the event must have. */
 static double ev_num(const json_t *e, const char *key)
 {
-	const json_t *v = json_get(e, key);
+	const json_t *v = json_object_get(e, key);
 
-	if (!v || v->type != JSON_NUMBER)
+	if (!json_is_number(v))
 		fail_msg("an event (ph %s) without the number %s",
 			 ev_str(e, "ph") ? ev_str(e, "ph") : "?", key);
-	return v->number;
+	return json_number_value(v);
 }
 
 static const json_t *ev_arg(const json_t *e, const char *key)
 {
-	return json_get(json_get(e, "args"), key);
+	return json_object_get(json_object_get(e, "args"), key);
 }
 
 /*
@@ -210,22 +248,21 @@ static void check_lines(const trace_t *tr)
 						 line + 1);
 				k--;
 			}
-			e = json_parse(p, k, err, sizeof err);
+			e = jparse(p, k, err, sizeof err);
 			if (!e)
 				fail_msg("line %zu is not one event: %s",
 					 line + 1, err);
 			assert_int_equal(e->type, JSON_OBJECT);
-			if (!json_key(e, 0) ||
-			    strcmp(json_key(e, 0), "ph") != 0)
+			if (!first_key(e) || strcmp(first_key(e), "ph") != 0)
 				fail_msg("line %zu: ph is not first", line + 1);
 			assert_true(ev < tr->n);
-			const json_t *d = json_at(tr->events, ev);
+			const json_t *d = json_array_get(tr->events, ev);
 			assert_string_equal(ev_str(e, "ph"), ev_str(d, "ph"));
-			assert_true(json_num(json_get(e, "ts"), -1) ==
-				    json_num(json_get(d, "ts"), -1));
-			assert_true(json_num(json_get(e, "tid"), -1) ==
-				    json_num(json_get(d, "tid"), -1));
-			json_free(e);
+			assert_true(jnum(json_object_get(e, "ts"), -1) ==
+				    jnum(json_object_get(d, "ts"), -1));
+			assert_true(jnum(json_object_get(e, "tid"), -1) ==
+				    jnum(json_object_get(d, "tid"), -1));
+			json_decref(e);
 			ev++;
 		}
 		line++;
@@ -308,7 +345,7 @@ static void scan_events(const trace_t *tr, tally_t *t, const uint64_t ids[2],
 
 	memset(t, 0, sizeof *t);
 	for (size_t i = 0; i < tr->n; i++) {
-		const json_t *e = json_at(tr->events, i);
+		const json_t *e = json_array_get(tr->events, i);
 		const char *ph = ev_str(e, "ph");
 		double tid;
 
@@ -328,8 +365,9 @@ static void scan_events(const trace_t *tr, tally_t *t, const uint64_t ids[2],
 				assert_true(tid >= 1 && tid <= workers);
 				snprintf(want, sizeof want, "worker %u",
 					 (unsigned)tid - 1);
-				assert_string_equal(json_str(ev_arg(e, "name")),
-						    want);
+				assert_string_equal(
+					json_string_value(ev_arg(e, "name")),
+					want);
 				thread[(int)tid]++;
 			}
 			continue;
@@ -345,8 +383,8 @@ static void scan_events(const trace_t *tr, tally_t *t, const uint64_t ids[2],
 				continue;
 			}
 			assert_true(ev_is(e, "cat", "task"));
-			const char *end = json_str(ev_arg(e, "end"));
-			double task = json_num(ev_arg(e, "task"), -1);
+			const char *end = json_string_value(ev_arg(e, "end"));
+			double task = jnum(ev_arg(e, "task"), -1);
 
 			assert_non_null(end);
 			if (strcmp(end, "park") != 0 &&
@@ -364,7 +402,7 @@ static void scan_events(const trace_t *tr, tally_t *t, const uint64_t ids[2],
 			}
 		} else if (strcmp(ph, "i") == 0) {
 			assert_true(ev_is(e, "cat", "spawn"));
-			assert_true(json_num(ev_arg(e, "task"), -1) >= 1);
+			assert_true(jnum(ev_arg(e, "task"), -1) >= 1);
 			t->per_tid[(int)tid]++;
 			t->spawns++;
 		} else if (strcmp(ph, "s") == 0 || strcmp(ph, "f") == 0) {
@@ -386,8 +424,7 @@ static void scan_events(const trace_t *tr, tally_t *t, const uint64_t ids[2],
 				if (s) {
 					/* args.tasks (how many were taken)
 					 * is optional. */
-					double k = json_num(ev_arg(e, "tasks"),
-							    -1);
+					double k = jnum(ev_arg(e, "tasks"), -1);
 
 					t->steal_s++;
 					if (k == -1) {
@@ -419,7 +456,7 @@ static void check_no_overlap(const trace_t *tr)
 
 	assert_non_null(s);
 	for (size_t i = 0; i < tr->n; i++) {
-		const json_t *e = json_at(tr->events, i);
+		const json_t *e = json_array_get(tr->events, i);
 
 		if (!ev_is(e, "ph", "X"))
 			continue;
@@ -446,14 +483,14 @@ static void check_exits(const trace_t *tr, size_t *tasks)
 
 	assert_non_null(r);
 	for (size_t i = 0; i < tr->n; i++) {
-		const json_t *e = json_at(tr->events, i);
+		const json_t *e = json_array_get(tr->events, i);
 
 		if (!ev_is(e, "ph", "X") || !ev_is(e, "cat", "task"))
 			continue;
-		r[n++] = (runrec_t){
-			(uint64_t)json_num(ev_arg(e, "task"), 0),
-			ev_num(e, "ts"),
-			strcmp(json_str(ev_arg(e, "end")), "exit") == 0};
+		r[n++] = (runrec_t){(uint64_t)jnum(ev_arg(e, "task"), 0),
+				    ev_num(e, "ts"),
+				    strcmp(json_string_value(ev_arg(e, "end")),
+					   "exit") == 0};
 	}
 	qsort(r, n, sizeof *r, cmp_run);
 	*tasks = 0;
@@ -488,7 +525,7 @@ static void check_flows(const trace_t *tr, size_t *unmatched_s)
 	assert_non_null(f);
 	*unmatched_s = 0;
 	for (size_t i = 0; i < tr->n; i++) {
-		const json_t *e = json_at(tr->events, i);
+		const json_t *e = json_array_get(tr->events, i);
 		int s = ev_is(e, "ph", "s");
 
 		if (!s && !ev_is(e, "ph", "f"))
@@ -498,7 +535,7 @@ static void check_flows(const trace_t *tr, size_t *unmatched_s)
 		f[n++] = (flow_t){(uint64_t)ev_num(e, "id"), ev_num(e, "ts"),
 				  ev_num(e, "tid"), s, i};
 		if (!s && ev_is(e, "cat", "wake")) {
-			const json_t *x = json_at(tr->events, i + 1);
+			const json_t *x = json_array_get(tr->events, i + 1);
 
 			assert_non_null(x);
 			assert_true(ev_is(x, "ph", "X") &&
@@ -513,7 +550,7 @@ static void check_flows(const trace_t *tr, size_t *unmatched_s)
 
 		while (j < n && f[j].id == f[i].id)
 			j++;
-		const json_t *a = json_at(tr->events, f[i].at);
+		const json_t *a = json_array_get(tr->events, f[i].at);
 		int steal = ev_is(a, "cat", "steal");
 
 		if (j - i == 1 && f[i].start && !steal) {
@@ -525,7 +562,7 @@ static void check_flows(const trace_t *tr, size_t *unmatched_s)
 			fail_msg("flow %llu has %zu events, not one s and one "
 				 "f",
 				 (unsigned long long)f[i].id, j - i);
-		const json_t *b = json_at(tr->events, f[i + 1].at);
+		const json_t *b = json_array_get(tr->events, f[i + 1].at);
 
 		assert_string_equal(ev_str(a, "cat"), ev_str(b, "cat"));
 		if (steal) {
