@@ -105,10 +105,19 @@ c_static() {
 	cc "$here/consumer.c" -o "$work/consumer_static" \
 		$(pkg-config --cflags coev) \
 		$(pkg-config --libs --static coev | sed 's/-lcoev\b/-l:libcoev.a/') &&
-		if ldd "$work/consumer_static" | grep libcoev; then
-			echo "linked with libcoev.so"; return 1
-		fi &&
+		no_libcoev_so "$work/consumer_static" &&
 		expect "$work/consumer_static" "$C_LINE"
+}
+# no_libcoev_so PROG: ldd (shown in the log) names no libcoev.so.
+no_libcoev_so() {
+	local deps
+	deps=$(ldd "$1") || return 1
+	echo "ldd $1:"
+	echo "$deps"
+	if grep -q libcoev <<<"$deps"; then
+		echo "linked with libcoev.so"
+		return 1
+	fi
 }
 step c-static c_static
 
@@ -126,7 +135,7 @@ cmake_project() {
 		cmake --build "$work/cmake" -j 2 &&
 		expect "$work/cmake/consumer" "$C_LINE" "${RUN_ENV[@]}" &&
 		expect "$work/cmake/consumer_static" "$C_LINE" &&
-		! ldd "$work/cmake/consumer_static" | grep libcoev &&
+		no_libcoev_so "$work/cmake/consumer_static" &&
 		expect "$work/cmake/consumer_cxx" "$CXX_LINE" "${RUN_ENV[@]}" &&
 		expect "$work/cmake/redis_consumer" "$REDIS_LINE" "${RUN_ENV[@]}"
 }
