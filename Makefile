@@ -105,7 +105,8 @@ TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps probe-lib probe-examples probe-tests check check-asan check-tsan check-aarch64 demo bench bench-scale \
+.PHONY: all lib deps probe-lib probe-examples probe-tests check check-asan \
+	check-tsan check-aarch64 demo bench bench-scale \
 	check-tsan-migrate check-valgrind \
 	examples fuzz fuzz-check package-check \
 	install uninstall clean format format-check

@@ -32,7 +32,8 @@ probe_lib="ev.h:libev-dev ck_ring.h:libck-dev hiredis/hiredis.h:libhiredis-dev
 probe_examples="$probe_lib http_parser.h:libhttp-parser-dev"
 probe_tests="$probe_lib cmocka.h:libcmocka-dev"
 
-# apt_line PKG...: the command a root user runs to install them.
+# apt_line PKG...: the command a root user runs to install them. Callers
+# pass the package lists unquoted: each package is one word.
 apt_line() { echo "apt-get install --no-install-recommends $*"; }
 
 # probe PART: exits 1 with one message when a header of PART is missing.
@@ -58,7 +59,7 @@ probe() {
 	{
 		echo "coev: cannot build the $what: missing header(s)${names}."
 		echo "coev: install them as root with:"
-		echo "    $(apt_line$missing)"
+		echo "    $(apt_line $missing)"
 	} >&2
 	exit 1
 }

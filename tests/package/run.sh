@@ -23,6 +23,9 @@
 #
 #   tests/package/run.sh [BUILD_DIR]      BUILD_DIR: build (default)
 set -u
+# The makes and cmake below are the user's, not the calling make's
+# children: its flags and jobserver (make check) stay out.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$(cd "$root" && mkdir -p "${1:-build}" && cd "${1:-build}" && pwd)
