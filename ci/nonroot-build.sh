@@ -31,6 +31,7 @@ done
 
 git clone -q --no-hardlinks "$root" "$work/coev"
 build="cd '$work/coev' && make && make install DESTDIR='$stage' PREFIX=/usr/local"
+status=0
 if [ "$(id -u)" = 0 ]; then
 	id "$user" >/dev/null 2>&1 ||
 		useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
@@ -38,13 +39,13 @@ if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$work"
 	echo "building the fresh clone as $user (uid $(id -u "$user")), no sudo"
 	runuser -u "$user" -- env PATH="$work/stubs:$PATH" HOME="$work" \
-		bash -c "$build"
+		bash -c "$build" || status=$?
 else
 	echo "building the fresh clone as $(id -un) (not root), no sudo"
-	env PATH="$work/stubs:$PATH" bash -c "$build"
+	env PATH="$work/stubs:$PATH" bash -c "$build" || status=$?
 fi
 
-status=0
+[ $status = 0 ] || echo "nonroot-build: make or make install failed (exit $status)"
 if [ -s "$work/called" ]; then
 	echo "nonroot-build: the build called:"
 	sed 's/^/    /' "$work/called"
