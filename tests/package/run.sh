@@ -134,7 +134,8 @@ step redis-pkg-config redis_pkgconfig
 
 cmake_project() {
 	cmake -S "$here" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$stage$prefix" \
-		-DCMAKE_BUILD_TYPE=Release &&
+		-DCMAKE_BUILD_TYPE=Release \
+		-DCOEV_VERSION="$(pkg-config --modversion coev)" &&
 		cmake --build "$work/cmake" -j 2 &&
 		expect "$work/cmake/consumer" "$C_LINE" "${RUN_ENV[@]}" &&
 		expect "$work/cmake/consumer_static" "$C_LINE" &&
