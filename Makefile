@@ -16,16 +16,30 @@
 #   make check-valgrind  a subset of the suites under valgrind's memcheck
 #   make check-aarch64  the aarch64 context switch under qemu-user
 #   make fuzz-check   the simulation's PCT and random schedules (in check)
+#   make package-check  install into a stage, build and run C, C++, static
+#                     and CMake consumers against it, uninstall (in check)
 #   make fuzz         an AFL++ campaign on the simulation (FUZZ_SECONDS)
 #   make bench        benchmarks against Go and tokio (WORKLOADS="spawn fib")
 #   make bench-scale  the scaling curve: spawn, yield, fib on 1..nproc workers
 #                     for coev, Go and tokio (SCALE=1 bench/run.sh)
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install      headers, libraries, .pc files and the CMake package
+#                     (PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
+#                     INCLUDEDIR=$(PREFIX)/include DESTDIR=); make uninstall
+#                     removes exactly what it installed
+#
+# Only check, demo, bench and the sanitizer suites install Debian packages
+# (ci/install-deps.sh); every other target only probes for the headers it
+# compiles against and, when one is missing, stops naming it and the
+# apt-get line. CPPFLAGS, CFLAGS and LDFLAGS reach every compile and link.
 #
 # SAN=asan|tsan|valgrind selects a sanitizer build in its own directory.
 # The context switch is chosen by architecture: sched/ctx_$(ARCH).S.
 
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/coev
 DESTDIR ?=
 SAN ?=
 ARCH := $(shell uname -m)
@@ -62,10 +76,10 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
 	-fvisibility=hidden -fPIC -pthread -fno-omit-frame-pointer \
 	-fstack-clash-protection \
 	-Iinclude -I.
-CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+CFLAGS_ALL = $(CFLAGS_BASE) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS)
 # C++ programs (tests/*/test_*.cpp) see the public headers only.
 CXXFLAGS_ALL = -std=c++17 -g $(OPT) -Wall -Wextra -Werror -pthread \
-	-fno-omit-frame-pointer -Iinclude $(SANFLAGS) $(CXXFLAGS)
+	-fno-omit-frame-pointer -Iinclude $(SANFLAGS) $(CPPFLAGS) $(CXXFLAGS)
 LIBS := -lev -lck -lpthread -lm
 TEST_LIBS := -lcmocka $(LIBS)
 
@@ -101,20 +115,34 @@ TEST_BIN := $(TEST_SRC:%.c=$(B)/%) $(TEST_CXX_SRC:%.cpp=$(B)/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(B)/%)
 
-.PHONY: all lib deps check check-headers check-asan check-tsan check-aarch64 demo bench bench-scale \
+.PHONY: all lib deps probe-lib probe-examples probe-tests check check-headers \
+	check-asan \
+	check-tsan check-aarch64 demo bench bench-scale \
 	check-tsan-migrate check-valgrind \
-	examples fuzz fuzz-check \
+	examples fuzz fuzz-check package-check \
 	install uninstall clean format format-check
 
 all: lib
 
 lib: $(B)/libcoev.a $(B)/libcoev.so.$(SOVERSION) $(ADAPTERS:%=$(B)/libcoev_%.a)
 
-# Installs the Debian packages when a header or tool is missing.
+# Installs the Debian packages when a header or tool is missing: only for
+# the targets that say so (check, demo, bench, the sanitizer suites).
 deps:
 	@ci/install-deps.sh --if-missing
 
-$(B)/%.o: %.c $(HDRS) | deps
+# Each probe runs once per make, before the first compile that needs it:
+# a missing header stops the build with one message naming it and the
+# apt-get line, instead of a compiler error per file. Under a target that
+# installs, the installation comes first.
+probe-lib probe-examples probe-tests:
+	@ci/install-deps.sh --probe $(@:probe-%=%)
+INSTALL_GOALS := deps check demo bench bench-scale
+ifneq ($(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),)
+probe-lib probe-examples probe-tests: deps
+endif
+
+$(B)/%.o: %.c $(HDRS) | probe-lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(SIM_INCLUDE) -c $< -o $@
 
@@ -138,23 +166,23 @@ ADAPTER_AR = $(ADAPTERS:%=$(B)/libcoev_%.a)
 .SECONDARY: $(patsubst %.c,$(B)/%.o,$(wildcard adapters/*.c))
 
 $(B)/libcoev.so.$(SOVERSION): $(LIB_OBJ)
-	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libcoev.so.$(SOVERSION) \
-		-o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -shared \
+		-Wl,-soname,libcoev.so.$(SOVERSION) -o $@ $^ $(LIBS)
 	ln -sf libcoev.so.$(SOVERSION) $(B)/libcoev.so
 
 # Tests and examples link every adapter archive; --as-needed keeps the
 # callback libraries out of programs that use none.
 $(B)/tests/%: tests/%.c $(B)/libcoev.a $(ADAPTER_AR) tests/testutil.h \
-		tests/sync/chan_util.h tests/sync/sync_util.h
+		tests/sync/chan_util.h tests/sync/sync_util.h | probe-tests
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) $< -o $@ $(TEST_LDFLAGS) $(ADAPTER_AR) \
 		$(B)/libcoev.a -Wl,--as-needed $(ADAPTER_LIBS) $(TEST_LIBS)
 
 # C++ tests: the public headers and the static library, as a C++ program
 # outside the tree would use them.
-$(B)/tests/%: tests/%.cpp $(B)/libcoev.a
+$(B)/tests/%: tests/%.cpp $(B)/libcoev.a | probe-tests
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS_ALL) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
+	$(CXX) $(CXXFLAGS_ALL) $(LDFLAGS) $< -o $@ $(B)/libcoev.a $(TEST_LIBS)
 
 # A suite may add link flags or targets of its own in tests/DIR/rules.mk
 # (the fault-injection suite wraps malloc, mmap and friends there).
@@ -166,9 +194,9 @@ EXAMPLE_LIBS := -lhttp_parser $(LIBS)
 # The trace-to-SVG tool reads the trace with Debian's jansson.
 $(B)/examples/coev-trace-svg: EXAMPLE_LIBS += -ljansson
 
-$(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR)
+$(B)/examples/%: examples/%.c $(B)/libcoev.a $(ADAPTER_AR) | probe-examples
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(ADAPTER_AR) $(B)/libcoev.a \
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) $< -o $@ $(ADAPTER_AR) $(B)/libcoev.a \
 		-Wl,--as-needed $(ADAPTER_LIBS) $(EXAMPLE_LIBS)
 
 examples: $(EXAMPLE_BIN)
@@ -184,8 +212,8 @@ FUZZ_PLANTS := $(strip $(foreach f,$(filter -DCOEV_PLANT_%,$(SANFLAGS)),\
 	$(firstword $(subst =, ,$(f:-DCOEV_PLANT_%=%)))))
 $(B)/fuzz/coev-fuzz: $(FUZZ_SRC) $(B)/libcoev.a fuzz/harness.h fuzz/sim.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DCOEV_FUZZ_PLANTS='"$(FUZZ_PLANTS)"' $(FUZZ_SRC) \
-		-o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -DCOEV_FUZZ_PLANTS='"$(FUZZ_PLANTS)"' \
+		$(FUZZ_SRC) -o $@ $(FUZZ_WRAP) $(B)/libcoev.a $(LIBS)
 
 check: deps lib $(TEST_BIN) examples
 	@ci/check-layout.py
@@ -193,6 +221,7 @@ check: deps lib $(TEST_BIN) examples
 	@ci/check-exports.sh $(B)/libcoev.so.$(SOVERSION)
 	@ci/run-tests.sh $(B) $(TEST_BIN)
 	@examples/test_examples.sh $(B)
+	@$(MAKE) --no-print-directory package-check
 	@$(MAKE) --no-print-directory fuzz-check
 
 # Each public header on its own (a program may include any one first):
@@ -215,6 +244,16 @@ $(B)/headers/%.ok: include/%.h $(PUB_HDRS) | deps
 		echo '#include <$*.h>' | $$cxx -x c++ -std=c++17 -Wall -Wextra \
 			-Werror -pedantic -Iinclude -fsyntax-only - || exit 1; done
 	@touch $@
+# The installed-package test (tests/package/run.sh): make install into a
+# stage under $(B), then a C, a C++, a static and a CMake consumer built
+# against it and run, then make uninstall. Sanitizer builds skip it (each
+# consumer would need the sanitizer's runtime too); the skip is shown.
+package-check: lib
+ifeq ($(SAN),)
+	@tests/package/run.sh $(B)
+else
+	@echo "package: 0 passed, 0 failed, 1 skipped (SAN=$(SAN): the consumers are plain builds)"
+endif
 
 # The simulation's model tests (fuzz/check.sh): PCT and random schedules,
 # 10,000 runs of each per harness, and the committed inputs replayed. The
@@ -305,19 +344,48 @@ bench: deps lib
 bench-scale: deps lib
 	@SCALE=1 bench/run.sh
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/coev.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 include/coev/*.h $(DESTDIR)$(PREFIX)/include/coev/
-	install -m 644 $(B)/libcoev.a $(ADAPTER_AR) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libcoev.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcoev.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-		ci/coev.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coev.pc
+# The install: headers, the libraries (libcoev.so.N and its libcoev.so
+# link, libcoev.a, an archive per adapter), a .pc file for coev and each
+# adapter, and the CMake package (find_package(coev)), each generated from
+# its template in ci/. The CMake files find everything relative to their
+# own folder (the relative paths are computed here), so a DESTDIR stage or
+# a moved tree still works; the .pc files hold the absolute paths, which
+# pkg-config's PKG_CONFIG_SYSROOT_DIR moves into a stage.
+PUBLIC_HDRS := $(notdir $(wildcard include/coev/*.h))
+PC_FILES := coev $(ADAPTERS:%=coev-%)
+CMAKE_FILES := coevConfig.cmake coevConfigVersion.cmake
+INSTALL_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@SOVERSION@|$(SOVERSION)|g' \
+	-e 's|@REL_LIBDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g' \
+	-e 's|@REL_INCLUDEDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g'
 
+install: lib
+	install -d $(DESTDIR)$(INCLUDEDIR)/coev $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	install -m 644 include/coev.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(PUBLIC_HDRS:%=include/coev/%) $(DESTDIR)$(INCLUDEDIR)/coev/
+	install -m 644 $(B)/libcoev.a $(ADAPTER_AR) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/libcoev.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcoev.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libcoev.so
+	for f in $(PC_FILES); do \
+		$(INSTALL_SUBST) ci/$$f.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$$f.pc || exit 1; \
+	done
+	for f in $(CMAKE_FILES); do \
+		$(INSTALL_SUBST) ci/$$f.in > $(DESTDIR)$(CMAKEDIR)/$$f || exit 1; \
+	done
+
+# Exactly what install put, then the two folders that are coev's own; the
+# shared ones (lib, pkgconfig, include) stay.
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/include/coev $(DESTDIR)$(PREFIX)/include/coev.h
-	rm -f $(DESTDIR)$(PREFIX)/lib/libcoev.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/coev.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/coev.h \
+		$(PUBLIC_HDRS:%=$(DESTDIR)$(INCLUDEDIR)/coev/%) \
+		$(DESTDIR)$(LIBDIR)/libcoev.a $(ADAPTERS:%=$(DESTDIR)$(LIBDIR)/libcoev_%.a) \
+		$(DESTDIR)$(LIBDIR)/libcoev.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libcoev.so \
+		$(PC_FILES:%=$(DESTDIR)$(PKGCONFIGDIR)/%.pc) \
+		$(CMAKE_FILES:%=$(DESTDIR)$(CMAKEDIR)/%)
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/coev \
+		$(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 format:
 	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
