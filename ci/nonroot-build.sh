@@ -4,7 +4,9 @@
 #
 # Clones the repository afresh, then, as a user without root and without
 # sudo, runs the README's `make && make install DESTDIR=STAGE
-# PREFIX=/usr/local` in the clone. Under root (CI on Debian 12) that user
+# PREFIX=/usr/local` in the clone, then tests/package/run.sh there (a C,
+# a C++, a static and a CMake consumer built against a staged install and
+# run). Under root (CI on Debian 12) that user
 # is made with useradd when missing (COEV_BUILD_USER, default coev-build)
 # and the commands run through runuser; under any other user they run as
 # that user. Either way sudo, apt-get and apt are shadowed on PATH by
@@ -31,6 +33,9 @@ done
 
 git clone -q --no-hardlinks "$root" "$work/coev"
 build="cd '$work/coev' && make && make install DESTDIR='$stage' PREFIX=/usr/local"
+# Then, as the same user, the C, C++, static and CMake consumers against
+# a staged install of that build (the test make check runs).
+build="$build && tests/package/run.sh build"
 status=0
 if [ "$(id -u)" = 0 ]; then
 	id "$user" >/dev/null 2>&1 ||
