@@ -11,7 +11,8 @@
 #include <cstdio>
 #include <vector>
 
-namespace {
+namespace
+{
 
 int square(void *arg)
 {
@@ -31,7 +32,8 @@ int main_task(void *)
 		coev_task_t *t = nullptr;
 		int r = coev_spawn(square, &n, &t);
 		if (r != 0) {
-			std::fprintf(stderr, "consumer++: %s\n", coev_strerror(r));
+			std::fprintf(stderr, "consumer++: %s\n",
+				     coev_strerror(r));
 			return 1;
 		}
 		tasks.push_back(t);
