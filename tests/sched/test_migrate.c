@@ -268,13 +268,40 @@ static void test_migrate_foreign_wake_moves(void **state)
 
 /* ---- timed waits -------------------------------------------------------- */
 
+/* Task resumptions on worker i so far (coev_rt_worker_stats' polls). */
+static uint64_t polls_of(int i)
+{
+	coev_worker_stats_t st;
+
+	TU_CHECK_EQ(coev_rt_worker_stats(coev_rt_current(), (unsigned)i, &st),
+		    0);
+	return st.polls;
+}
+
+/*
+ * A sleep whose deadline has passed by the time it would arm its timer
+ * returns at once, without parking (a thread preempted for 20 us does
+ * that): such a round resumes nothing and has nothing to move. It is told
+ * apart by the polls of the worker the task is on after the sleep: that
+ * worker counts each resumption before it switches in (sched/task.c), so a
+ * sleep that parked and resumed here, wherever it went, shows as a higher
+ * count, while one that never parked leaves the count of a worker busy
+ * running this task unchanged. The first reading is exact for the worker
+ * the task was on, and may lag for the other one, which only makes a
+ * resumption there look certain, as it is.
+ */
 static int sleep_main(void *arg)
 {
-	int last = coev_worker_id();
+	int last = coev_worker_id(), *parked = arg;
+	uint64_t before[2];
 
-	(void)arg;
 	for (int i = 0; i < ROUNDS / 10; i++) {
+		before[0] = polls_of(0);
+		before[1] = polls_of(1);
 		TU_CHECK_EQ(coev_sleep(COEV_USEC(20)), 0);
+		if (polls_of(coev_worker_id()) == before[coev_worker_id()])
+			continue;
+		(*parked)++;
 		CHECK_MOVED(&last, 2);
 	}
 	return 0;
@@ -283,9 +310,14 @@ static int sleep_main(void *arg)
 /* The timer's own wake unpins the task, which then migrates. */
 static void test_migrate_sleep_moves(void **state)
 {
+	int parked = 0;
+
 	(void)state;
-	assert_int_equal(run_migrating(sleep_main, NULL, 2), 0);
+	assert_int_equal(run_migrating(sleep_main, &parked, 2), 0);
 	tu_assert_no_failures();
+	/* Nearly every 20 us sleep parks; a run where none did checked
+	 * nothing. */
+	assert_true(parked >= ROUNDS / 20);
 }
 
 /*
