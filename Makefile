@@ -387,15 +387,16 @@ uninstall:
 	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/coev \
 		$(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
+# The files clang-format keeps in the project's style.
+FORMAT_SRC = $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
+	sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] adapters/*.[ch] \
+	fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
+
 format:
-	clang-format -i $(wildcard include/*.h include/coev/*.h sched/*.[ch] \
-		sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] adapters/*.[ch] \
-		fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
+	clang-format -i $(FORMAT_SRC)
 
 format-check:
-	clang-format --dry-run -Werror $(wildcard include/*.h include/coev/*.h \
-		sched/*.[ch] sync/*.[ch] io/*.[ch] observe/*.[ch] bridge/*.[ch] \
-		adapters/*.[ch] fuzz/*.[ch] tests/*/*.[ch] tests/*/*.cpp tests/*.h examples/*.c)
+	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 clean:
 	@ci/servers.sh stop >/dev/null 2>&1 || true

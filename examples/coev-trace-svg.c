@@ -283,13 +283,14 @@ static json_t *parse_object(const char *text, size_t n, char *why, size_t cap)
 	json_error_t je;
 	json_t *v = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
 
-	if (!v)
+	if (!v) {
 		snprintf(why, cap, "%s (column %d)", je.text, je.column);
-	else if (!json_is_object(v))
+		return NULL;
+	}
+	if (!json_is_object(v)) {
 		snprintf(why, cap, "not a JSON object");
-	if (v && !json_is_object(v)) {
 		json_decref(v);
-		v = NULL;
+		return NULL;
 	}
 	return v;
 }

@@ -197,9 +197,6 @@ static int flush(struct conn *c)
 	return r < 0 ? (int)r : 0;
 }
 
-/* Add one answer to c->out, writing out what is there first if it does
- * not fit. Answers to pipelined requests go out together, in one write,
- * when the task has parsed everything it read. */
 /* The Connection header an answer needs, or "". */
 static const char *conn_header(const struct conn *c, bool keep_alive)
 {
@@ -210,6 +207,9 @@ static const char *conn_header(const struct conn *c, bool keep_alive)
 	return "";
 }
 
+/* Add one answer to c->out, writing out what is there first if it does
+ * not fit. Answers to pipelined requests go out together, in one write,
+ * when the task has parsed everything it read. */
 static int respond(struct conn *c, int status, const char *body, bool head,
 		   bool keep_alive)
 {
@@ -345,8 +345,9 @@ static int decode_name(const char *s, size_t n, char *name)
 /* route()'s answer for GET /metrics (not an HTTP status). */
 #define ROUTE_METRICS (-1)
 
-/* The router: GET /metrics, GET / and GET /{name}. Stores the name to greet in name
- * (NAME_MAX_LEN + 1 bytes) and returns the status to answer with. */
+/* The router: GET /metrics, GET / and GET /{name}. Stores the name to
+ * greet in name (NAME_MAX_LEN + 1 bytes) and returns the status to answer
+ * with, or ROUTE_METRICS. */
 static int route(struct conn *c, char *name)
 {
 	struct http_parser_url u;

@@ -31,9 +31,10 @@ extern "C" {
 	"." COEV__STR(COEV_VERSION_MINOR) "." COEV__STR(COEV_VERSION_PATCH)
 
 /* One integer that orders versions: 0.1.0 is 100, 1.2.3 is 10203. */
-#define COEV_VERSION_NUMBER                                      \
-	(COEV_VERSION_MAJOR * 10000 + COEV_VERSION_MINOR * 100 + \
-	 COEV_VERSION_PATCH)
+#define COEV__VERSION_ENCODE(maj, min, pat) ((maj)*10000 + (min)*100 + (pat))
+#define COEV_VERSION_NUMBER                                          \
+	COEV__VERSION_ENCODE(COEV_VERSION_MAJOR, COEV_VERSION_MINOR, \
+			     COEV_VERSION_PATCH)
 
 /*
  * COEV_VERSION_AT_LEAST(maj, min, pat) — 1 in #if when the headers are
@@ -42,7 +43,7 @@ extern "C" {
  *   #if COEV_VERSION_AT_LEAST(0, 2, 0)
  */
 #define COEV_VERSION_AT_LEAST(maj, min, pat) \
-	(COEV_VERSION_NUMBER >= ((maj)*10000 + (min)*100 + (pat)))
+	(COEV_VERSION_NUMBER >= COEV__VERSION_ENCODE(maj, min, pat))
 
 /*
  * coev_version — the version of the running library as "MAJOR.MINOR.PATCH"
