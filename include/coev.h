@@ -18,6 +18,7 @@
 #include "coev/task.h"
 #include "coev/scope.h"
 #include "coev/io.h"
+#include "coev/stream.h"
 #include "coev/blocking.h"
 #include "coev/sync.h"
 #include "coev/chan.h"

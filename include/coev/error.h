@@ -26,20 +26,27 @@ extern "C" {
 #define COEV_ERR_BASE (-10000)
 
 /* X(name, value, message): coev's own codes. */
-#define COEV_OWN_ERRORS(X)                                              \
-	X(COEV_ENOTCORO, COEV_ERR_BASE - 1,                             \
-	  "operation must be called from inside a coev task")           \
-	X(COEV_ENOTRT, COEV_ERR_BASE - 2,                               \
-	  "operation must be called from outside the runtime's worker " \
-	  "threads")                                                    \
-	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                            \
-	  "no memory mapping left for a coroutine stack")               \
-	X(COEV_EEOF, COEV_ERR_BASE - 4,                                 \
-	  "end of stream before the requested number of bytes")         \
-	X(COEV_ECLOSED, COEV_ERR_BASE - 5, "channel closed")            \
-	X(COEV_ENONAME, COEV_ERR_BASE - 6, "name not found")            \
-	X(COEV_ENOADDR, COEV_ERR_BASE - 7,                              \
-	  "name has no address of the requested family")
+#define COEV_OWN_ERRORS(X)                                                   \
+	X(COEV_ENOTCORO, COEV_ERR_BASE - 1,                                  \
+	  "operation must be called from inside a coev task")                \
+	X(COEV_ENOTRT, COEV_ERR_BASE - 2,                                    \
+	  "operation must be called from outside the runtime's worker "      \
+	  "threads")                                                         \
+	X(COEV_ESTACKMAP, COEV_ERR_BASE - 3,                                 \
+	  "no memory mapping left for a coroutine stack")                    \
+	X(COEV_EEOF, COEV_ERR_BASE - 4,                                      \
+	  "end of stream before the requested number of bytes")              \
+	X(COEV_ECLOSED, COEV_ERR_BASE - 5, "channel closed")                 \
+	X(COEV_ENONAME, COEV_ERR_BASE - 6, "name not found")                 \
+	X(COEV_ENOADDR, COEV_ERR_BASE - 7,                                   \
+	  "name has no address of the requested family")                     \
+	X(COEV_ETLS, COEV_ERR_BASE - 8, "TLS protocol error")                \
+	X(COEV_ECERT, COEV_ERR_BASE - 9, "peer certificate not trusted")     \
+	X(COEV_EHOSTNAME, COEV_ERR_BASE - 10,                                \
+	  "peer certificate does not match the host name")                   \
+	X(COEV_EWSCLOSED, COEV_ERR_BASE - 11, "WebSocket connection closed") \
+	X(COEV_ELAGGED, COEV_ERR_BASE - 12,                                  \
+	  "receiver fell behind; values were missed")
 
 enum coev_error {
 #define COEV_ERR_ENUM(name, value, msg) name = (value),
