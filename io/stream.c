@@ -41,6 +41,7 @@
  * so one reader task and one writer task may use a stream at once on
  * different workers (rule 1) without a lock.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,13 +72,19 @@ struct coev_stream {
 	/* Writer's state. */
 	unsigned char *wbuf;
 	size_t wstart, wend;
+
+	int fd; /* the fd transport's ctx (coev_stream_fd) */
 };
 
 /* ---- the fd transport ---------------------------------------------------- */
 
+/*
+ * Over an fd the transport's ctx is the stream's own fd field, so that a
+ * shutdown of a pipe can give the fd up (below) and fileno then says -1.
+ */
 static int fd_of(void *ctx)
 {
-	return (int)(intptr_t)ctx;
+	return *(int *)ctx;
 }
 
 static ssize_t fd_read(void *ctx, void *buf, size_t n, coev_time_t deadline)
@@ -91,15 +98,29 @@ static ssize_t fd_write(void *ctx, const void *buf, size_t n,
 	return coev_write(fd_of(ctx), buf, n, deadline);
 }
 
+/*
+ * A socket ends its write direction with shutdown(SHUT_WR). A pipe's
+ * write end has no half-close: closing it is the only way its reader
+ * sees end of stream (a child's stdin), and nothing else can use a
+ * write-only fd, so it is closed here and the stream keeps -1.
+ */
 static int fd_shutdown(void *ctx, coev_time_t deadline)
 {
+	int *fdp = ctx;
+	int rc = coev_shutdown(*fdp, SHUT_WR);
+
 	(void)deadline;
-	return coev_shutdown(fd_of(ctx), SHUT_WR);
+	if (rc == -ENOTSOCK && (fcntl(*fdp, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+		rc = coev_close(*fdp);
+		*fdp = -1;
+	}
+	return rc;
 }
 
 static void fd_close(void *ctx)
 {
-	coev_close(fd_of(ctx));
+	if (fd_of(ctx) >= 0)
+		coev_close(fd_of(ctx));
 }
 
 static const coev_stream_ops_t fd_ops = {
@@ -141,7 +162,13 @@ int coev_stream_fd(int fd, size_t bufsize, coev_stream_t **out)
 			*out = NULL;
 		return -EBADF;
 	}
-	return coev_stream_new(&fd_ops, (void *)(intptr_t)fd, bufsize, out);
+	int rc = coev_stream_new(&fd_ops, NULL, bufsize, out);
+
+	if (rc == 0) {
+		(*out)->fd = fd;
+		(*out)->ctx = &(*out)->fd;
+	}
+	return rc;
 }
 
 void coev_stream_close(coev_stream_t *s)
