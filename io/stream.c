@@ -9,10 +9,12 @@
  * the unread bytes to the front only when the free tail is short and the
  * move is cheap (at most half the buffer), or when there is no room left
  * at all; otherwise the next read goes into the tail, so a stream that
- * reads whole lines never copies bytes around. The buffer grows past
- * bufsize only while a call's max (read_until) or n (peek) asks for more
- * bytes than fit, doubling with an overflow check, and shrinks back to
- * bufsize once drained, so one long line does not pin a large buffer.
+ * reads whole lines seldom moves bytes. The buffer grows past bufsize
+ * only while a call's max (read_until) or n (peek) asks for more bytes
+ * than fit, doubling with an overflow check, and shrinks back to bufsize
+ * once drained, so one long line does not pin a large buffer. Rejected:
+ * a ring buffer, whose wrap every search and every peek would have to
+ * handle (or copy around).
  * Buffers are allocated at their first use: a stream only read (a
  * child's stdout) never allocates a write buffer, and ten thousand idle
  * connections cost no buffers until they read.

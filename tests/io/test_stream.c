@@ -324,6 +324,40 @@ static void test_stream_writes_coalesce(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- shutdown of a pipe's write end -------------------------------------- */
+
+static int pipe_shutdown(void *arg)
+{
+	int *p = arg;
+	coev_stream_t *w = NULL, *r = NULL;
+	char buf[16];
+
+	TU_CHECK_EQ(coev_stream_fd(p[1], 0, &w), 0);
+	TU_CHECK_EQ(coev_stream_fd(p[0], 0, &r), 0);
+	if (!w || !r)
+		return -1;
+	TU_CHECK_EQ(coev_stream_write(w, "last\n", 5, NULL, tu_guard()), 5);
+	/* A pipe has no half-close: its write end is closed, so the reader
+	 * sees the bytes and then end of stream. */
+	TU_CHECK_EQ(coev_stream_shutdown(w, tu_guard()), 0);
+	TU_CHECK_EQ(coev_stream_fileno(w), -1);
+	TU_CHECK_EQ(coev_stream_read_line(r, buf, sizeof buf, tu_guard()), 5);
+	TU_CHECK_EQ(coev_stream_read(r, buf, sizeof buf, tu_guard()), 0);
+	coev_stream_close(w);
+	coev_stream_close(r);
+	return 0;
+}
+
+static void test_stream_shutdown_of_a_pipe_ends_the_stream(void **state)
+{
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(tu_run_main(pipe_shutdown, p, 1), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- a delimiter spanning refills, over a socketpair --------------------- */
 
 static int spanning(void *arg)
@@ -971,6 +1005,7 @@ int main(void)
 		TU_FD_TEST(test_stream_cancel_blocked_read_line),
 		TU_FD_TEST(test_stream_peek_consume_and_no_needless_reads),
 		TU_FD_TEST(test_stream_flush_to_closed_peer_keeps_bytes),
+		TU_FD_TEST(test_stream_shutdown_of_a_pipe_ends_the_stream),
 		TU_FD_TEST(test_stream_huge_sizes_and_bad_arguments),
 		TU_FD_TEST(test_stream_long_line_in_one_byte_pieces),
 		TU_FD_TEST(test_stream_reader_and_writer_at_once_over_tcp),
