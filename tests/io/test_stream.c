@@ -358,6 +358,100 @@ static void test_stream_shutdown_of_a_pipe_ends_the_stream(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- a large write cut short by its deadline ----------------------------- */
+
+#define BIG_WRITE (1u << 20)
+
+/* A plain thread reading an fd to its end into sink (BIG_WRITE + 64). */
+typedef struct sink {
+	int fd;	 /* the end the sink reads */
+	int sfd; /* the end the stream writes */
+	unsigned char *buf;
+	size_t len;
+	pthread_t th;
+} sink_t;
+
+static void *sink_main(void *arg)
+{
+	sink_t *k = arg;
+
+	for (;;) {
+		size_t room = BIG_WRITE + 64 - k->len;
+		ssize_t r =
+			read(k->fd, k->buf + k->len, room < 1000 ? room : 1000);
+		if (r <= 0) {
+			TU_CHECK_MSG(r == 0, "sink read: %s", strerror(errno));
+			break;
+		}
+		k->len += (size_t)r;
+	}
+	return NULL;
+}
+
+static unsigned char big_pat(size_t i)
+{
+	return (unsigned char)((i * 131u) ^ (i >> 11));
+}
+
+static int big_write(void *arg)
+{
+	sink_t *k = arg;
+	unsigned char *big = malloc(BIG_WRITE);
+	coev_stream_t *s = NULL;
+	size_t done = 0;
+
+	TU_CHECK(big != NULL);
+	if (!big)
+		return -1;
+	for (size_t i = 0; i < BIG_WRITE; i++)
+		big[i] = big_pat(i);
+	TU_CHECK_EQ(coev_stream_fd(k->sfd, 4096, &s), 0);
+	if (!s) {
+		free(big);
+		return -1;
+	}
+	TU_CHECK_EQ(coev_stream_write(s, "head", 4, NULL, tu_guard()), 4);
+	/* Nobody reads yet: the socket fills and the deadline passes. The
+	 * buffered "head" and the caller's bytes went out in writev calls;
+	 * done says how many of the caller's were accepted. */
+	TU_CHECK_EQ(coev_stream_write(s, big, BIG_WRITE, &done,
+				      coev_deadline(COEV_MSEC(50))),
+		    -ETIMEDOUT);
+	TU_CHECK(done < BIG_WRITE);
+	TU_CHECK_EQ(pthread_create(&k->th, NULL, sink_main, k), 0);
+	TU_CHECK_EQ(coev_stream_shutdown(s, tu_guard()), 0);
+	coev_stream_close(s);
+	TU_CHECK_EQ(pthread_join(k->th, NULL), 0);
+	/* The peer got "head" and exactly the accepted bytes, in order. */
+	TU_CHECK_EQ(k->len, 4 + done);
+	TU_CHECK(memcmp(k->buf, "head", 4) == 0);
+	for (size_t i = 0; i + 4 < k->len; i++)
+		if (k->buf[4 + i] != big_pat(i)) {
+			TU_CHECK_MSG(0, "byte %zu differs", i);
+			break;
+		}
+	free(big);
+	return 0;
+}
+
+static void
+test_stream_large_write_cut_by_deadline_reports_accepted(void **state)
+{
+	int sv[2];
+	sink_t k = {0};
+
+	(void)state;
+	nb_socketpair(sv);
+	k.fd = sv[1];
+	k.buf = malloc(BIG_WRITE + 64);
+	assert_non_null(k.buf);
+	k.sfd = sv[0];
+	assert_int_equal(tu_run_main(big_write, &k, 2), 0);
+	close(sv[1]);
+	free(k.buf);
+	tu_assert_no_failures();
+}
+
 /* ---- a delimiter spanning refills, over a socketpair --------------------- */
 
 static int spanning(void *arg)
@@ -1006,6 +1100,8 @@ int main(void)
 		TU_FD_TEST(test_stream_peek_consume_and_no_needless_reads),
 		TU_FD_TEST(test_stream_flush_to_closed_peer_keeps_bytes),
 		TU_FD_TEST(test_stream_shutdown_of_a_pipe_ends_the_stream),
+		TU_FD_TEST(
+			test_stream_large_write_cut_by_deadline_reports_accepted),
 		TU_FD_TEST(test_stream_huge_sizes_and_bad_arguments),
 		TU_FD_TEST(test_stream_long_line_in_one_byte_pieces),
 		TU_FD_TEST(test_stream_reader_and_writer_at_once_over_tcp),
