@@ -39,6 +39,10 @@
  * 2): a failed flush leaves the unsent bytes buffered from wstart, and
  * every read path consumes only what it reports.
  *
+ * The transport's functions are called as (s->ops->read)(...): the
+ * simulation build (fuzz/sim_io_redirect.h) defines read, write, close
+ * and shutdown as function-like macros, which the parentheses keep out.
+ *
  * The reader's fields (r*, scan, eof) and the writer's (w*) are disjoint,
  * so one reader task and one writer task may use a stream at once on
  * different workers (rule 1) without a lock.
@@ -178,7 +182,7 @@ void coev_stream_close(coev_stream_t *s)
 	if (!s)
 		return;
 	if (s->ops->close)
-		s->ops->close(s->ctx);
+		(s->ops->close)(s->ctx);
 	free(s->rbuf);
 	free(s->wbuf);
 	free(s);
@@ -188,7 +192,7 @@ int coev_stream_fileno(const coev_stream_t *s)
 {
 	if (!s || !s->ops->fd)
 		return -1;
-	return s->ops->fd(s->ctx);
+	return (s->ops->fd)(s->ctx);
 }
 
 /* Calls that may wait must come from a task (rule 4). */
@@ -296,8 +300,8 @@ static ssize_t rfill(coev_stream_t *s, size_t limit, coev_time_t deadline)
 	int rc = rroom(s, limit);
 	if (rc < 0)
 		return rc;
-	ssize_t r = s->ops->read(s->ctx, s->rbuf + s->rend, s->rcap - s->rend,
-				 deadline);
+	ssize_t r = (s->ops->read)(s->ctx, s->rbuf + s->rend, s->rcap - s->rend,
+				   deadline);
 	if (r == 0)
 		s->eof = true;
 	else if (r > 0)
@@ -323,7 +327,7 @@ ssize_t coev_stream_read(coev_stream_t *s, void *buf, size_t n,
 			return 0;
 		/* A large read into an empty buffer skips the copy. */
 		if (n >= s->bufsize) {
-			ssize_t r = s->ops->read(s->ctx, buf, n, deadline);
+			ssize_t r = (s->ops->read)(s->ctx, buf, n, deadline);
 			if (r == 0)
 				s->eof = true;
 			return r;
@@ -359,8 +363,8 @@ ssize_t coev_stream_read_exactly(coev_stream_t *s, void *buf, size_t n,
 			continue;
 		}
 		if (want >= s->bufsize && !s->eof) {
-			r = s->ops->read(s->ctx, (char *)buf + got, want,
-					 deadline);
+			r = (s->ops->read)(s->ctx, (char *)buf + got, want,
+					   deadline);
 			if (r > 0)
 				got += (size_t)r;
 			else if (r == 0)
@@ -494,8 +498,8 @@ int coev_stream_consume(coev_stream_t *s, size_t n)
 static int wflush(coev_stream_t *s, coev_time_t deadline)
 {
 	while (s->wstart < s->wend) {
-		ssize_t r = s->ops->write(s->ctx, s->wbuf + s->wstart,
-					  s->wend - s->wstart, deadline);
+		ssize_t r = (s->ops->write)(s->ctx, s->wbuf + s->wstart,
+					    s->wend - s->wstart, deadline);
 		if (r < 0)
 			return (int)r;
 		s->wstart += (size_t)r;
@@ -530,7 +534,7 @@ static int wdirect(coev_stream_t *s, const char *buf, size_t n, size_t *put,
 	int rc = wflush(s, deadline);
 	while (rc == 0 && *put < n) {
 		ssize_t r =
-			s->ops->write(s->ctx, buf + *put, n - *put, deadline);
+			(s->ops->write)(s->ctx, buf + *put, n - *put, deadline);
 		if (r < 0)
 			return (int)r;
 		*put += (size_t)r;
@@ -584,6 +588,6 @@ int coev_stream_shutdown(coev_stream_t *s, coev_time_t deadline)
 	if (rc == 0)
 		rc = wflush(s, deadline);
 	if (rc == 0 && s->ops->shutdown)
-		rc = s->ops->shutdown(s->ctx, deadline);
+		rc = (s->ops->shutdown)(s->ctx, deadline);
 	return rc;
 }
