@@ -56,7 +56,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "coev.h"
+#include "sched/internal.h"
 
 /* Delimiters up to this length are remembered between calls, so a search
  * resumes where the last one stopped; longer ones start over each call. */
@@ -190,7 +190,9 @@ void coev_stream_close(coev_stream_t *s)
 
 int coev_stream_fileno(const coev_stream_t *s)
 {
-	if (!s || !s->ops->fd)
+	if (!s)
+		coev__panic("coev_stream_fileno: NULL stream");
+	if (!s->ops->fd)
 		return -1;
 	return (s->ops->fd)(s->ctx);
 }
@@ -207,7 +209,9 @@ static int stream_enter(const coev_stream_t *s)
 
 size_t coev_stream_buffered(const coev_stream_t *s)
 {
-	return s ? s->rend - s->rstart : 0;
+	if (!s)
+		coev__panic("coev_stream_buffered: NULL stream");
+	return s->rend - s->rstart;
 }
 
 static void rconsume(coev_stream_t *s, size_t n)
@@ -321,6 +325,8 @@ ssize_t coev_stream_read(coev_stream_t *s, void *buf, size_t n,
 		return rc;
 	if (n == 0)
 		return 0;
+	if (!buf)
+		return -EINVAL;
 	have = s->rend - s->rstart;
 	if (have == 0) {
 		if (s->eof)
@@ -354,6 +360,8 @@ ssize_t coev_stream_read_exactly(coev_stream_t *s, void *buf, size_t n,
 		*done = 0;
 	if (rc < 0)
 		return rc;
+	if (!buf && n)
+		return -EINVAL;
 	while (got < n) {
 		size_t have = s->rend - s->rstart, want = n - got;
 		if (have > 0) {
