@@ -273,6 +273,12 @@ static int rroom(coev_stream_t *s, size_t limit)
 	if (tail > 0 && (tail >= s->rcap / 4 || tail >= limit - have))
 		return 0;
 	if (s->rstart > 0 && have <= s->rcap / 2) {
+		/* A buffer grown for a long line goes back to bufsize here
+		 * as well, for a stream that never quite drains; the copy
+		 * replaces the move (and a failed malloc keeps the move). */
+		if (s->rcap > s->bufsize && have <= s->bufsize / 2 &&
+		    rrealloc(s, s->bufsize) == 0)
+			return 0;
 		memmove(s->rbuf, s->rbuf + s->rstart, have);
 		s->rstart = 0;
 		s->rend = have;

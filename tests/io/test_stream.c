@@ -675,6 +675,72 @@ static void test_stream_random_operations_match_a_model(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- a buffer grown for a long line is given back ------------------------ */
+
+#if !defined(COEV_ASAN) && !defined(COEV_TSAN) && !defined(COEV_VALGRIND)
+#include <malloc.h>
+
+/* Bytes the process has from malloc (the heap and malloc's own maps). */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+#define GROW_LINE (4u << 20)
+
+static int grow_and_shrink(void *arg)
+{
+	size_t *grown = arg;
+	char *in = malloc(GROW_LINE + 1), *buf = malloc(GROW_LINE + 1);
+	mem_t m = {.in = in, .in_len = GROW_LINE + 1};
+	coev_stream_t *s = NULL;
+
+	TU_CHECK(in && buf);
+	if (!in || !buf)
+		goto out;
+	memset(in, 'G', GROW_LINE);
+	in[GROW_LINE] = '\n';
+	TU_CHECK_EQ(coev_stream_new(&mem_ops, &m, 0, &s), 0);
+	if (!s)
+		goto out;
+	size_t before = heap_in_use();
+	TU_CHECK_EQ(coev_stream_peek(s, GROW_LINE / 2, NULL, NULL, tu_guard()),
+		    0);
+	grown[0] = heap_in_use() - before;
+	TU_CHECK_EQ(coev_stream_read_line(s, buf, GROW_LINE + 1, tu_guard()),
+		    GROW_LINE + 1);
+	/* Drained: the buffer is back to its 16 KiB. */
+	grown[1] = heap_in_use() - before;
+	coev_stream_close(s);
+out:
+	free(in);
+	free(buf);
+	return 0;
+}
+
+static void test_stream_buffer_grown_for_a_line_is_given_back(void **state)
+{
+	size_t grown[2] = {0, 0};
+
+	(void)state;
+	assert_int_equal(tu_run_main(grow_and_shrink, grown, 1), 0);
+	tu_assert_no_failures();
+	/* The peek grew the buffer past half the line; once drained, what
+	 * is left is the default buffer and malloc's noise. */
+	assert_true(grown[0] >= GROW_LINE / 2);
+	assert_true(grown[1] < 256u * 1024);
+}
+#else
+/* Sanitizers and valgrind replace malloc: mallinfo2 says nothing. */
+static void test_stream_buffer_grown_for_a_line_is_given_back(void **state)
+{
+	(void)state;
+	skip();
+}
+#endif
+
 /* ---- a delimiter spanning refills, over a socketpair --------------------- */
 
 static int spanning(void *arg)
@@ -1326,6 +1392,7 @@ int main(void)
 		TU_FD_TEST(test_stream_random_operations_match_a_model),
 		TU_FD_TEST(test_stream_huge_sizes_and_bad_arguments),
 		TU_FD_TEST(test_stream_long_line_in_one_byte_pieces),
+		TU_FD_TEST(test_stream_buffer_grown_for_a_line_is_given_back),
 		TU_FD_TEST(test_stream_reader_and_writer_at_once_over_tcp),
 		TU_FD_TEST(test_stream_python_peer_over_tcp),
 	};
