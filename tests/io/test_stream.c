@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -678,7 +679,6 @@ static void test_stream_random_operations_match_a_model(void **state)
 /* ---- a buffer grown for a long line is given back ------------------------ */
 
 #if !defined(COEV_ASAN) && !defined(COEV_TSAN) && !defined(COEV_VALGRIND)
-#include <malloc.h>
 
 /* Bytes the process has from malloc (the heap and malloc's own maps). */
 static size_t heap_in_use(void)
