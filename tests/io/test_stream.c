@@ -6,7 +6,11 @@
  * delimiters, over-long lines, a peer closing mid-line, deadlines and
  * cancellation mid-line, exact reads, peek and consume, write coalescing
  * and direct writes counted through a counting transport, flushes to a
- * closed peer, absurd sizes, and a transport giving one byte per read.
+ * closed peer, a large write cut by its deadline, a pipe ended by
+ * shutdown, absurd sizes, a transport giving one byte per read, a 4 MiB
+ * line searched in linear time, a grown buffer given back, one reader
+ * and one writer per stream at once, and random calls over a failing
+ * transport checked against a model of the byte stream.
  *
  * Rule 2 (nothing lost) is what most tests check: after each failure the
  * bytes a call did not report are read back and compared. Peers are
