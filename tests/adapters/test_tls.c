@@ -19,14 +19,17 @@
  * (COEV_EHOSTNAME); a peer silent after accepting, and one that stops
  * mid-record (-ETIMEDOUT at the deadline); cancellation in the handshake
  * (-ECANCELED); truncation (COEV_ETLS); a reader task and a writer task at
- * once on one connection moving 8 MB each way. Every test checks that it
- * leaves no fd open.
+ * once on one connection moving 8 MB each way; as streams, coev_tls_connect
+ * with 4 MB through coev_stream_read_exactly while a writer task writes,
+ * and coev_tls_accept with lines; the config's bad input. Every test
+ * checks that it leaves no fd open.
  */
 #include "tests/testutil.h"
 
 #include <fcntl.h>
 #include <spawn.h>
 
+#include "coev/stream.h"
 #include "coev/tls.h"
 
 extern char **environ;
@@ -702,6 +705,110 @@ static void test_tls_reader_and_writer_at_once(void **state)
 	assert_int_equal(peer_wait(&p), 0);
 }
 
+/* ---- as a stream ------------------------------------------------------------ */
+
+#define STREAM_BIG (4u << 20)
+
+static int stream_writer(void *arg)
+{
+	coev_stream_t *s = arg;
+	unsigned char chunk[1000];
+
+	/* Odd-sized writes: some buffered, the buffer written out when full. */
+	for (size_t at = 0; at < STREAM_BIG;) {
+		size_t n = STREAM_BIG - at < sizeof chunk ? STREAM_BIG - at
+							  : sizeof chunk;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = pat(at + i);
+		TU_CHECK_EQ(coev_stream_write(s, chunk, n, NULL, tu_guard()),
+			    (ssize_t)n);
+		at += n;
+	}
+	/* Flushes, then close_notify. */
+	TU_CHECK_EQ(coev_stream_shutdown(s, tu_guard()), 0);
+	return 0;
+}
+
+static int stream_client_main(void *arg)
+{
+	struct peer *p = arg;
+	coev_tls_config_t *cfg = client_cfg();
+	coev_stream_t *s = NULL;
+	coev_task_t *w = NULL;
+	unsigned char *buf = malloc(STREAM_BIG), one;
+	size_t done = 0, bad = 0;
+
+	/* By name: SNI and the certificate's DNS entry. */
+	TU_CHECK_EQ(coev_tls_connect("localhost", (unsigned)p->port, cfg,
+				     tu_guard(), &s),
+		    0);
+	TU_CHECK(coev_stream_fileno(s) >= 0);
+	TU_CHECK_EQ(coev_spawn(stream_writer, s, &w), 0);
+	TU_CHECK_EQ(
+		coev_stream_read_exactly(s, buf, STREAM_BIG, &done, tu_guard()),
+		(ssize_t)STREAM_BIG);
+	for (size_t i = 0; i < STREAM_BIG; i++)
+		bad += buf[i] != pat(i);
+	TU_CHECK_EQ(bad, 0);
+	/* The server's close_notify after ours: end of stream. */
+	TU_CHECK_EQ(coev_stream_read(s, &one, 1, tu_guard()), 0);
+	TU_CHECK_EQ(coev_join(w, NULL), 0);
+	coev_stream_close(s);
+	free(buf);
+	/* A refused connection: nothing is left open (the fd check). */
+	TU_CHECK_EQ(coev_tls_connect("127.0.0.1", 1, cfg, tu_guard(), &s),
+		    -ECONNREFUSED);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_stream_client_read_exactly(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_server(&p, "echo", "srv.pem", "srv.key", NULL);
+	assert_int_equal(tu_run_main(stream_client_main, &p, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&p), 0);
+}
+
+static int stream_server_main(void *arg)
+{
+	struct serve_arg *a = arg;
+	coev_tls_config_t *cfg = server_cfg();
+	int lfd = coev_tcp_listen("127.0.0.1", 0, 0, 0), fd;
+	coev_stream_t *s = NULL;
+	char line[128];
+
+	start_client(a, coev_sock_port(lfd));
+	fd = coev_accept(lfd, NULL, NULL, tu_guard());
+	TU_CHECK_EQ(coev_tls_accept(fd, cfg, tu_guard(), &s), 0);
+	TU_CHECK_EQ(coev_stream_read_line(s, line, sizeof line, tu_guard()),
+		    18);
+	TU_CHECK_EQ(memcmp(line, "hello from python\n", 18), 0);
+	TU_CHECK_EQ(coev_stream_write(s, line, 18, NULL, tu_guard()), 18);
+	TU_CHECK_EQ(coev_stream_flush(s, tu_guard()), 0);
+	/* The client's close_notify, then ours. */
+	TU_CHECK_EQ(coev_stream_read_line(s, line, sizeof line, tu_guard()),
+		    COEV_EEOF);
+	TU_CHECK_EQ(coev_stream_shutdown(s, tu_guard()), 0);
+	coev_stream_close(s);
+	coev_close(lfd);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_stream_server_lines(void **state)
+{
+	struct serve_arg a = {.client = "python", .name = "localhost"};
+
+	(void)state;
+	assert_int_equal(tu_run_main(stream_server_main, &a, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&a.p), 0);
+}
+
 /* ---- the config's bad input ---------------------------------------------- */
 
 static void test_tls_config_errors(void **state)
@@ -769,6 +876,8 @@ int main(void)
 		TU_FD_TEST(test_tls_cancel_during_handshake),
 		TU_FD_TEST(test_tls_truncation_is_an_error),
 		TU_FD_TEST(test_tls_reader_and_writer_at_once),
+		TU_FD_TEST(test_tls_stream_client_read_exactly),
+		TU_FD_TEST(test_tls_stream_server_lines),
 		TU_FD_TEST(test_tls_config_errors),
 	};
 
