@@ -561,13 +561,22 @@ static void test_tls_stalled_handshake_times_out(void **state)
 	tu_assert_no_failures();
 }
 
+static atomic_int handshaking;
+
+/* Connects, then handshakes with no deadline against a server that never
+ * answers; says when the handshake starts, so that the fd wait the test
+ * waits for is the handshake's, not the connect's. */
 static int cancelled_handshake(void *arg)
 {
 	int port = *(int *)arg;
 	coev_tls_config_t *cfg = client_cfg();
-	coev_tls_t *t;
-	int rc = client_handshake(cfg, port, "localhost", COEV_FOREVER, &t);
+	coev_tls_t *t = NULL;
+	int fd = coev_tcp_connect("127.0.0.1", (unsigned)port, tu_guard()), rc;
 
+	TU_CHECK(fd >= 0);
+	TU_CHECK_EQ(coev_tls_new(cfg, fd, "localhost", &t), 0);
+	atomic_store(&handshaking, 1);
+	rc = coev_tls_handshake(t, COEV_FOREVER);
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return rc;
@@ -581,7 +590,9 @@ static int cancel_main(void *arg)
 	int res = 0;
 
 	(void)arg;
+	atomic_store(&handshaking, 0);
 	TU_CHECK_EQ(coev_spawn(cancelled_handshake, &port, &c), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&handshaking, 1), 0);
 	TU_CHECK_EQ(tu_wait_parked(NULL, c, COEV_WAIT_FD, NULL), 0);
 	TU_CHECK_EQ(coev_cancel(c), 0);
 	TU_CHECK_EQ(coev_join(c, &res), 0);
