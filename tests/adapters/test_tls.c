@@ -9,14 +9,15 @@
  * what it expected (an echo, a close_notify).
  *
  * The certificates are made at start by the openssl CLI in a private
- * folder under $TMPDIR: a CA; "localhost" (with IP 127.0.0.1) and
- * "other.test" signed by it; a self-signed "localhost".
+ * folder under $TMPDIR: a CA; "localhost" (with IP 127.0.0.1),
+ * "other.test" and an expired "localhost" signed by it; a self-signed
+ * "localhost".
  *
  * Cases: a client's echo with SNI and ALPN seen by the server, its clean
  * shutdown both ways; s_server's reversed echo; a server's echo to a
  * Python client, and to s_client; per-name certificates (SNI) on the
- * server; an untrusted certificate (COEV_ECERT) and a wrong name
- * (COEV_EHOSTNAME); a peer silent after accepting, and one that stops
+ * server; an untrusted and an expired certificate (COEV_ECERT) and a
+ * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent after accepting, and one that stops
  * mid-record (-ETIMEDOUT at the deadline); cancellation in the handshake
  * (-ECANCELED); truncation (COEV_ETLS); a reader task and a writer task at
  * once on one connection moving 8 MB each way; as streams, coev_tls_connect
@@ -72,9 +73,12 @@ static int make_certs(void)
 		 "%s -in srv.csr -out srv.pem -extfile srv.ext; "
 		 "%s -keyout other.key -out other.csr -subj /CN=other.test; "
 		 "%s -in other.csr -out other.pem -extfile other.ext; "
+		 "%s -keyout expired.key -out expired.csr -subj /CN=localhost; "
+		 "%s -in expired.csr -out expired.pem -extfile srv.ext "
+		 "-days -1; "
 		 "%s -x509 -days 2 -keyout self.key -out self.pem "
 		 "-subj /CN=localhost -addext subjectAltName=DNS:localhost",
-		 dir, req, req, sign, req, sign, req);
+		 dir, req, req, sign, req, sign, req, sign, req);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -465,6 +469,7 @@ struct refuse_arg {
 	struct peer p;
 	const char *host;
 	int want;
+	const char *why; /* in the error text */
 };
 
 static int refuse_main(void *arg)
@@ -476,7 +481,8 @@ static int refuse_main(void *arg)
 	TU_CHECK_EQ(client_handshake(cfg, a->p.port, a->host, tu_guard(), &t),
 		    a->want);
 	/* The reason is there for the log. */
-	TU_CHECK(t && strstr(coev_tls_error_text(t), "certificate") != NULL);
+	TU_CHECK_MSG(t && strstr(coev_tls_error_text(t), a->why) != NULL,
+		     "error text: %s", t ? coev_tls_error_text(t) : "");
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return 0;
@@ -484,7 +490,8 @@ static int refuse_main(void *arg)
 
 static void test_tls_untrusted_certificate(void **state)
 {
-	struct refuse_arg a = {.host = "localhost", .want = COEV_ECERT};
+	struct refuse_arg a = {
+		.host = "localhost", .want = COEV_ECERT, .why = "self-signed"};
 
 	(void)state;
 	peer_server(&a.p, "refused", "self.pem", "self.key", NULL);
@@ -495,10 +502,24 @@ static void test_tls_untrusted_certificate(void **state)
 
 static void test_tls_wrong_host_name(void **state)
 {
-	struct refuse_arg a = {.host = "other.test", .want = COEV_EHOSTNAME};
+	struct refuse_arg a = {.host = "other.test",
+			       .want = COEV_EHOSTNAME,
+			       .why = "mismatch"};
 
 	(void)state;
 	peer_server(&a.p, "refused", "srv.pem", "srv.key", NULL);
+	assert_int_equal(tu_run_main(refuse_main, &a, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&a.p), 0);
+}
+
+static void test_tls_expired_certificate(void **state)
+{
+	struct refuse_arg a = {
+		.host = "localhost", .want = COEV_ECERT, .why = "expired"};
+
+	(void)state;
+	peer_server(&a.p, "refused", "expired.pem", "expired.key", NULL);
 	assert_int_equal(tu_run_main(refuse_main, &a, 2), 0);
 	tu_assert_no_failures();
 	assert_int_equal(peer_wait(&a.p), 0);
@@ -883,6 +904,7 @@ int main(void)
 		TU_FD_TEST(test_tls_server_openssl_s_client),
 		TU_FD_TEST(test_tls_untrusted_certificate),
 		TU_FD_TEST(test_tls_wrong_host_name),
+		TU_FD_TEST(test_tls_expired_certificate),
 		TU_FD_TEST(test_tls_stalled_handshake_times_out),
 		TU_FD_TEST(test_tls_cancel_during_handshake),
 		TU_FD_TEST(test_tls_truncation_is_an_error),
