@@ -17,13 +17,16 @@
  * shutdown both ways; s_server's reversed echo; a server's echo to a
  * Python client, and to s_client; per-name certificates (SNI) on the
  * server; an untrusted and an expired certificate (COEV_ECERT) and a
- * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent after accepting, and one that stops
- * mid-record (-ETIMEDOUT at the deadline); cancellation in the handshake
- * (-ECANCELED); truncation (COEV_ETLS); a reader task and a writer task at
- * once on one connection moving 8 MB each way; as streams, coev_tls_connect
- * with 4 MB through coev_stream_read_exactly while a writer task writes,
- * and coev_tls_accept with lines; the config's bad input. Every test
- * checks that it leaves no fd open.
+ * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent
+ * after accepting, and one that stops mid-record (-ETIMEDOUT at the
+ * deadline); cancellation in the handshake (-ECANCELED); a read's
+ * deadline and cancellation, after which the connection still works; a
+ * write's deadline against a peer that stops reading; truncation
+ * (COEV_ETLS); a reader task and a writer task at once on one connection
+ * moving 8 MB each way; as streams, coev_tls_connect with 4 MB through
+ * coev_stream_read_exactly while a writer task writes, and
+ * coev_tls_accept with lines; the config's bad input. Every test checks
+ * that it leaves no fd open.
  */
 #include "tests/testutil.h"
 
@@ -663,6 +666,128 @@ static void test_tls_truncation_is_an_error(void **state)
 	assert_int_equal(peer_wait(&p), 0);
 }
 
+/* ---- deadlines and cancellation after the handshake ----------------------- */
+
+static atomic_int reading;
+
+/* Reads with no deadline until cancelled; says when it starts. */
+static int cancelled_read(void *arg)
+{
+	char c;
+
+	atomic_store(&reading, 1);
+	return (int)coev_tls_read(arg, &c, 1, COEV_FOREVER);
+}
+
+static int read_deadline_main(void *arg)
+{
+	struct peer *p = arg;
+	coev_tls_config_t *cfg = client_cfg();
+	coev_task_t *r = NULL;
+	coev_tls_t *t;
+	char line[64];
+	int res = 0;
+
+	TU_CHECK_EQ(client_handshake(cfg, p->port, "localhost", tu_guard(), &t),
+		    0);
+	/* Nothing sent yet, so nothing comes: the deadline ends the read. */
+	coev_time_t t0 = coev_now();
+	TU_CHECK_EQ(coev_tls_read(t, line, sizeof line, t0 + COEV_MSEC(100)),
+		    -ETIMEDOUT);
+	TU_CHECK(coev_now() - t0 >= COEV_MSEC(100));
+	/* A reader parked in coev_wait_fd is cancelled. */
+	atomic_store(&reading, 0);
+	TU_CHECK_EQ(coev_spawn(cancelled_read, t, &r), 0);
+	TU_CHECK_EQ(tu_wait_at_least(&reading, 1), 0);
+	TU_CHECK_EQ(tu_wait_parked(NULL, r, COEV_WAIT_FD, NULL), 0);
+	TU_CHECK_EQ(coev_cancel(r), 0);
+	TU_CHECK_EQ(coev_join(r, &res), 0);
+	TU_CHECK_EQ(res, -ECANCELED);
+	/* The connection goes on: nothing was lost or broken. */
+	TU_CHECK_EQ(write_all_tls(t, "still here\n", 11), 0);
+	TU_CHECK_EQ(read_line_tls(t, line, sizeof line), 11);
+	TU_CHECK_EQ(strcmp(line, "still here\n"), 0);
+	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), 0);
+	TU_CHECK_EQ(coev_tls_read(t, line, sizeof line, tu_guard()), 0);
+	coev_tls_free(t);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_read_deadline_and_cancel(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_server(&p, "echo", "srv.pem", "srv.key", NULL);
+	assert_int_equal(tu_run_main(read_deadline_main, &p, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&p), 0);
+}
+
+/* A coev server that completes the handshake and then reads nothing
+ * until the client has given up writing (ev set). */
+struct deaf {
+	int lfd;
+	coev_event_t gave_up;
+};
+
+static int deaf_server(void *arg)
+{
+	struct deaf *d = arg;
+	coev_tls_config_t *cfg = server_cfg();
+	int fd = coev_accept(d->lfd, NULL, NULL, tu_guard());
+	coev_tls_t *t = NULL;
+
+	TU_CHECK(fd >= 0);
+	TU_CHECK_EQ(coev_tls_new(cfg, fd, NULL, &t), 0);
+	TU_CHECK_EQ(coev_tls_handshake(t, tu_guard()), 0);
+	TU_CHECK_EQ(coev_event_wait_dl(&d->gave_up, tu_guard()), 0);
+	coev_tls_free(t);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static int write_deadline_main(void *arg)
+{
+	struct deaf d;
+	coev_tls_config_t *cfg = client_cfg();
+	coev_task_t *srv = NULL;
+	static char chunk[65536];
+	coev_tls_t *t;
+	ssize_t w;
+	size_t sent = 0;
+
+	(void)arg;
+	d.lfd = coev_tcp_listen("127.0.0.1", 0, 0, 0);
+	TU_CHECK_EQ(coev_event_init(&d.gave_up), 0);
+	TU_CHECK_EQ(coev_spawn(deaf_server, &d, &srv), 0);
+	TU_CHECK_EQ(client_handshake(cfg, coev_sock_port(d.lfd), "localhost",
+				     tu_guard(), &t),
+		    0);
+	/* The socket buffers fill; then a write waits until its deadline. */
+	coev_time_t dl = coev_now() + COEV_MSEC(300);
+	while ((w = coev_tls_write(t, chunk, sizeof chunk, dl)) > 0)
+		sent += (size_t)w;
+	TU_CHECK_EQ(w, -ETIMEDOUT);
+	TU_CHECK(coev_now() >= dl);
+	TU_CHECK(sent > 0);
+	coev_event_set(&d.gave_up);
+	TU_CHECK_EQ(coev_join(srv, NULL), 0);
+	coev_tls_free(t);
+	coev_close(d.lfd);
+	coev_event_destroy(&d.gave_up);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_write_deadline(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(write_deadline_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- a reader and a writer at once --------------------------------------- */
 
 #define BIG (8u << 20)
@@ -908,6 +1033,8 @@ int main(void)
 		TU_FD_TEST(test_tls_stalled_handshake_times_out),
 		TU_FD_TEST(test_tls_cancel_during_handshake),
 		TU_FD_TEST(test_tls_truncation_is_an_error),
+		TU_FD_TEST(test_tls_read_deadline_and_cancel),
+		TU_FD_TEST(test_tls_write_deadline),
 		TU_FD_TEST(test_tls_reader_and_writer_at_once),
 		TU_FD_TEST(test_tls_stream_client_read_exactly),
 		TU_FD_TEST(test_tls_stream_server_lines),
