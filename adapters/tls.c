@@ -60,7 +60,8 @@ struct sni_entry {
 struct coev_tls_config {
 	SSL_CTX *ctx;	     /* immutable after configuring */
 	int role;	     /* immutable */
-	bool verify;	     /* client: verification on */
+	bool verify;	     /* the peer's certificate is verified */
+	bool ca_set;	     /* coev_tls_config_ca was called */
 	atomic_uint refs;    /* the creator's, and one per connection */
 	unsigned char *alpn; /* wire format: length-prefixed names */
 	unsigned alpn_len;
@@ -157,6 +158,10 @@ static SSL_CTX *make_ctx(coev_tls_config_t *cfg)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (cfg->role == COEV_TLS_SERVER) {
+		/* Resumed sessions of verified clients need a context id
+		 * (OpenSSL refuses them otherwise). */
+		SSL_CTX_set_session_id_context(
+			ctx, (const unsigned char *)"coev", 4);
 		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, cfg);
 		SSL_CTX_set_tlsext_servername_callback(ctx, servername);
 		SSL_CTX_set_tlsext_servername_arg(ctx, cfg);
@@ -237,6 +242,11 @@ int coev_tls_config_ca(coev_tls_config_t *cfg, const char *cafile,
 	SSL_CTX_set_cert_store(cfg->ctx, st); /* frees the old store */
 	if (SSL_CTX_load_verify_locations(cfg->ctx, cafile, cadir) != 1)
 		return config_fail(cfg, "loading the CA certificates");
+	cfg->ca_set = true;
+	/* A connection switched to a per-name context verifies its client
+	 * against the same store. */
+	for (unsigned i = 0; i < cfg->n_sni; i++)
+		SSL_CTX_set1_cert_store(cfg->sni[i].ctx, st);
 	return 0;
 }
 
@@ -280,6 +290,7 @@ int coev_tls_config_sni_cert(coev_tls_config_t *cfg, const char *name,
 		free(e.name);
 		return -ENOMEM;
 	}
+	SSL_CTX_set1_cert_store(e.ctx, SSL_CTX_get_cert_store(cfg->ctx));
 	rc = load_cert(cfg, e.ctx, certfile, keyfile);
 	if (rc < 0) {
 		SSL_CTX_free(e.ctx);
@@ -321,6 +332,21 @@ int coev_tls_config_alpn(coev_tls_config_t *cfg, const char *protos)
 	free(cfg->alpn);
 	cfg->alpn = wire;
 	cfg->alpn_len = (unsigned)len + 1;
+	return 0;
+}
+
+int coev_tls_config_verify_clients(coev_tls_config_t *cfg)
+{
+	if (!cfg || cfg->role != COEV_TLS_SERVER)
+		return -EINVAL;
+	if (!cfg->ca_set) {
+		SSL_CTX_set_default_verify_paths(cfg->ctx);
+		ERR_clear_error();
+	}
+	cfg->verify = true;
+	SSL_CTX_set_verify(cfg->ctx,
+			   SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			   NULL);
 	return 0;
 }
 
@@ -429,9 +455,14 @@ void coev_tls_free(coev_tls_t *t)
 static int handshake_failure(coev_tls_t *t)
 {
 	long v = SSL_get_verify_result(t->ssl);
+	unsigned long e = ERR_peek_last_error();
 
-	if (t->cfg->role == COEV_TLS_CLIENT && t->cfg->verify &&
-	    v != X509_V_OK) {
+	if (t->cfg->verify &&
+	    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+		queue_text(t->err, sizeof t->err, "no client certificate");
+		return COEV_ECERT;
+	}
+	if (t->cfg->verify && v != X509_V_OK) {
 		snprintf(t->err, sizeof t->err, "certificate verify failed: %s",
 			 X509_verify_cert_error_string(v));
 		return v == X509_V_ERR_HOSTNAME_MISMATCH ||

@@ -78,7 +78,8 @@ typedef struct coev_tls coev_tls_t;
  * verifies servers against the system's trusted store (OpenSSL's default
  * paths) until coev_tls_config_ca names other CAs; a server config asks
  * clients for no certificate and needs coev_tls_config_cert before it can
- * accept. Returns 0 or -EINVAL (unknown role), -ENOMEM, COEV_ETLS
+ * accept (and trusts no client certificate unless
+ * coev_tls_config_verify_clients asks for them). Returns 0 or -EINVAL (unknown role), -ENOMEM, COEV_ETLS
  * (OpenSSL could not make the context). Any thread; allocates. The config
  * is reference counted: each connection holds it, so
  * coev_tls_config_free may be called while connections still use it.
@@ -137,6 +138,15 @@ COEV_API int coev_tls_config_alpn(coev_tls_config_t *cfg, const char *protos);
  * 0. Before the first connection.
  */
 COEV_API int coev_tls_config_insecure_no_verify(coev_tls_config_t *cfg);
+
+/*
+ * coev_tls_config_verify_clients — for a server: ask every client for a
+ * certificate and refuse the handshake (COEV_ECERT on the server) when it
+ * sends none or one that is not trusted: signed by the CAs of
+ * coev_tls_config_ca, or else the system store's. Returns 0, -EINVAL (a
+ * client config). Before the first connection.
+ */
+COEV_API int coev_tls_config_verify_clients(coev_tls_config_t *cfg);
 
 /* coev_tls_config_error_text — OpenSSL's words for the config call that
  * last failed ("" if none). Valid until the next config call. */

@@ -16,7 +16,8 @@
  * Cases: a client's echo with SNI and ALPN seen by the server, its clean
  * shutdown both ways; s_server's reversed echo; a server's echo to a
  * Python client, and to s_client; per-name certificates (SNI) on the
- * server; an untrusted and an expired certificate (COEV_ECERT) and a
+ * server; client certificates a server asks for (signed, none,
+ * self-signed); an untrusted and an expired certificate (COEV_ECERT) and a
  * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent
  * after accepting, and one that stops mid-record (-ETIMEDOUT at the
  * deadline); cancellation in the handshake (-ECANCELED); a read's
@@ -464,6 +465,88 @@ static void test_tls_server_openssl_s_client(void **state)
 	assert_non_null(fgets(out, sizeof out, f));
 	fclose(f);
 	assert_string_equal(out, "hello from s_client\n");
+}
+
+/* ---- client certificates (a coev server and coev clients) ---------------- */
+
+/* The server: three clients in turn; the first proves itself with a
+ * certificate the CA signed, the second sends none, the third a
+ * self-signed one. */
+static int mtls_server(void *arg)
+{
+	int lfd = *(int *)arg;
+	coev_tls_config_t *cfg = server_cfg();
+	static const int want[3] = {0, COEV_ECERT, COEV_ECERT};
+	static const char *const why[3] = {"", "certificate", "self-signed"};
+	char buf[8];
+
+	TU_CHECK_EQ(coev_tls_config_ca(cfg, path_of("ca.pem"), NULL), 0);
+	TU_CHECK_EQ(coev_tls_config_verify_clients(cfg), 0);
+	for (int i = 0; i < 3; i++) {
+		coev_tls_t *t = NULL;
+		int fd = coev_accept(lfd, NULL, NULL, tu_guard());
+		TU_CHECK(fd >= 0);
+		TU_CHECK_EQ(coev_tls_new(cfg, fd, NULL, &t), 0);
+		TU_CHECK_EQ(coev_tls_handshake(t, tu_guard()), want[i]);
+		TU_CHECK_MSG(strstr(coev_tls_error_text(t), why[i]) != NULL,
+			     "client %d: %s", i, coev_tls_error_text(t));
+		if (i == 0) {
+			TU_CHECK_EQ(
+				coev_tls_read(t, buf, sizeof buf, tu_guard()),
+				3);
+			TU_CHECK_EQ(coev_tls_write(t, "ok\n", 3, tu_guard()),
+				    3);
+		}
+		coev_tls_free(t);
+	}
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+/* One client with cert/key (NULL: none): 0 when the server answered. */
+static int mtls_client(int port, const char *cert, const char *key)
+{
+	coev_tls_config_t *cfg = client_cfg();
+	coev_tls_t *t = NULL;
+	char buf[8];
+	int rc;
+
+	if (cert)
+		TU_CHECK_EQ(
+			coev_tls_config_cert(cfg, path_of(cert), path_of(key)),
+			0);
+	rc = client_handshake(cfg, port, "localhost", tu_guard(), &t);
+	/* TLS 1.3: the client's part ends before the server judges it;
+	 * the server's refusal comes as an alert at the first read. */
+	if (rc == 0 &&
+	    (rc = (int)coev_tls_write(t, "hi\n", 3, tu_guard())) == 3)
+		rc = (int)coev_tls_read(t, buf, sizeof buf, tu_guard());
+	coev_tls_free(t);
+	coev_tls_config_free(cfg);
+	return rc == 3 ? 0 : rc;
+}
+
+static int mtls_main(void *arg)
+{
+	int lfd = coev_tcp_listen("127.0.0.1", 0, 0, 0);
+	int port = coev_sock_port(lfd);
+	coev_task_t *srv = NULL;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_spawn(mtls_server, &lfd, &srv), 0);
+	TU_CHECK_EQ(mtls_client(port, "srv.pem", "srv.key"), 0);
+	TU_CHECK_EQ(mtls_client(port, NULL, NULL), COEV_ETLS);
+	TU_CHECK_EQ(mtls_client(port, "self.pem", "self.key"), COEV_ETLS);
+	TU_CHECK_EQ(coev_join(srv, NULL), 0);
+	coev_close(lfd);
+	return 0;
+}
+
+static void test_tls_client_certificates(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(mtls_main, NULL, 2), 0);
+	tu_assert_no_failures();
 }
 
 /* ---- refused certificates ----------------------------------------------- */
@@ -1027,6 +1110,7 @@ int main(void)
 		TU_FD_TEST(test_tls_server_python_client),
 		TU_FD_TEST(test_tls_server_sni_certificate),
 		TU_FD_TEST(test_tls_server_openssl_s_client),
+		TU_FD_TEST(test_tls_client_certificates),
 		TU_FD_TEST(test_tls_untrusted_certificate),
 		TU_FD_TEST(test_tls_wrong_host_name),
 		TU_FD_TEST(test_tls_expired_certificate),
