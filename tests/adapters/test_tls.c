@@ -535,8 +535,16 @@ static int mtls_main(void *arg)
 	(void)arg;
 	TU_CHECK_EQ(coev_spawn(mtls_server, &lfd, &srv), 0);
 	TU_CHECK_EQ(mtls_client(port, "srv.pem", "srv.key"), 0);
-	TU_CHECK_EQ(mtls_client(port, NULL, NULL), COEV_ETLS);
-	TU_CHECK_EQ(mtls_client(port, "self.pem", "self.key"), COEV_ETLS);
+	/* Refused: the server's alert (COEV_ETLS), or, when the client's
+	 * write reached the socket the server had closed, a reset that
+	 * drops the alert (TCP's race, not the adapter's). */
+	for (int i = 0; i < 2; i++) {
+		int rc = i == 0 ? mtls_client(port, NULL, NULL)
+				: mtls_client(port, "self.pem", "self.key");
+		TU_CHECK_MSG(rc == COEV_ETLS || rc == -ECONNRESET ||
+				     rc == -EPIPE,
+			     "client %d: %s", i + 1, coev_strerror(rc));
+	}
 	TU_CHECK_EQ(coev_join(srv, NULL), 0);
 	coev_close(lfd);
 	return 0;
