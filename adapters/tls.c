@@ -489,7 +489,8 @@ static int classify(coev_tls_t *t, enum op op, int err, int sys)
 		return COEV_ETLS;
 	case SSL_ERROR_SYSCALL:
 		if (sys != 0 && sys != EAGAIN) {
-			snprintf(t->err, sizeof t->err, "%s", strerror(sys));
+			snprintf(t->err, sizeof t->err, "%s",
+				 coev_strerror(-sys));
 			return -sys;
 		}
 		snprintf(t->err, sizeof t->err,
