@@ -16,6 +16,7 @@
 #include "coev/time.h"
 #include "coev/runtime.h"
 #include "coev/task.h"
+#include "coev/local.h"
 #include "coev/scope.h"
 #include "coev/io.h"
 #include "coev/stream.h"

@@ -317,9 +317,15 @@ int coev_rt_spawn(coev_rt_t *rt, const char *name, coev_fn fn, void *arg,
 static void task_entry(void *arg)
 {
 	coev_task_t *t = arg;
+	struct coev__locals locals; /* local.c: the task's own values */
 
 	coev__switch_task_started(t);
+	locals.n = 0;
+	locals.cap = COEV__LOCAL_INLINE;
+	locals.slots = locals.inl;
+	t->locals = &locals;
 	t->result = t->fn(t->arg);
+	coev__locals_end(t);
 	if (t->scope_top)
 		coev__panic("task %llu '%s' returned with a scope still open "
 			    "(close every scope it opens before it returns)",
