@@ -20,6 +20,7 @@
 #include "coev/scope.h"
 #include "coev/io.h"
 #include "coev/stream.h"
+#include "coev/signal.h"
 #include "coev/blocking.h"
 #include "coev/sync.h"
 #include "coev/chan.h"
