@@ -21,6 +21,7 @@
 #include "coev/io.h"
 #include "coev/stream.h"
 #include "coev/signal.h"
+#include "coev/process.h"
 #include "coev/blocking.h"
 #include "coev/sync.h"
 #include "coev/chan.h"
