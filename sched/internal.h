@@ -139,9 +139,7 @@ struct coev_task {
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
-	/* [runner] task-local values (local.c): a table in the task's
-	 * own frame while it runs its function, else NULL. */
-	struct coev__locals *locals;
+	struct coev__locals *locals;	 /* [runner] local.c: in its frame */
 	_Atomic(const void *) wait_obj;
 	atomic_llong wait_arg;
 #if defined(COEV_TSAN)
