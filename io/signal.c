@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -264,37 +265,37 @@ static void uninstall(const sigset_t *set)
 			sigaction(s, &old_action[s], NULL);
 }
 
-/* Check the set: not empty, only watchable signals. */
-static int check_set(const sigset_t *set)
+/* The set of the n signals: at least one, each watchable. */
+static int make_set(const int *signals, size_t n, sigset_t *set)
 {
-	bool any = false;
-
-	for (int s = 1; s < NSIG; s++) {
-		if (sigismember(set, s) != 1)
-			continue;
-		if (!watchable(s))
+	sigemptyset(set);
+	if (!signals || n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (signals[i] < 1 || signals[i] >= NSIG ||
+		    !watchable(signals[i]) || sigaddset(set, signals[i]) != 0)
 			return -EINVAL;
-		any = true;
 	}
-	return any ? 0 : -EINVAL;
+	return 0;
 }
 
-int coev_signal_new(const sigset_t *set, coev_signal_t **out)
+int coev_signal_new(const int *signals, size_t n, coev_signal_t **out)
 {
 	struct coev_signal *w;
+	sigset_t set;
 	int r;
 
-	if (!set || !out || check_set(set) != 0)
+	if (!out || make_set(signals, n, &set) != 0)
 		return -EINVAL;
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
-	w->set = *set;
+	w->set = set;
 	coev_event_init(&w->ev);
 	pthread_mutex_lock(&mu);
 	if (!running && (r = dispatch_start()) != 0)
 		goto fail;
-	if ((r = install(set)) != 0)
+	if ((r = install(&set)) != 0)
 		goto fail;
 	/* Counting starts now (rule 1): earlier deliveries are not ours. */
 	for (int s = 1; s < NSIG; s++)
@@ -305,7 +306,7 @@ int coev_signal_new(const sigset_t *set, coev_signal_t **out)
 		watches->prev = w;
 	watches = w;
 	pthread_mutex_unlock(&mu);
-	pthread_sigmask(SIG_UNBLOCK, set, NULL); /* rule 4 */
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* rule 4 */
 	*out = w;
 	return 0;
 fail:

@@ -20,7 +20,8 @@
  *     it had before the first watch is put back.
  *  4. Whatever thread the kernel picks to take the signal (a worker, the
  *     host thread, a library's thread), the watches see it. coev_signal_new
- *     also unblocks the set in the calling thread, so that a set blocked
+ *     also unblocks its signals in the calling thread, so that signals
+ *     blocked
  *     in every thread (a mask inherited from the host thread) still has a
  *     thread to be delivered to.
  *  5. One task (or plain thread) waits on a watch at a time; different
@@ -36,7 +37,7 @@
 #ifndef COEV_SIGNAL_H
 #define COEV_SIGNAL_H
 
-#include <signal.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -59,15 +60,17 @@ typedef struct coev_siginfo {
 } coev_siginfo_t;
 
 /*
- * coev_signal_new — start counting deliveries of the signals in set and
- * return the watch in *out. Returns 0, or -EINVAL (NULL arguments, an
- * empty set, a signal rule 6 excludes), -ENOMEM, or the errno of a failed
+ * coev_signal_new — start counting deliveries of the n signals numbered in
+ * signals (SIGINT, SIGTERM, ...; a number given twice counts once) and
+ * return the watch in *out. Returns 0, or -EINVAL (NULL arguments, n of
+ * 0, a number that is no signal, a signal rule 6 excludes), -ENOMEM, or
+ * the errno of a failed
  * eventfd, sigaction or thread start (nothing changed then). Any thread;
  * never suspends (may take a process-wide lock briefly); allocates the
  * watch, and with the first watch of the process an eventfd and a thread
  * that passes deliveries on to the waiting tasks.
  */
-COEV_API int coev_signal_new(const sigset_t *set, coev_signal_t **out);
+COEV_API int coev_signal_new(const int *signals, size_t n, coev_signal_t **out);
 
 /*
  * coev_signal_wait — the next delivery the watch has not returned yet:

@@ -15,13 +15,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-static sigset_t one_set(int s)
+/* A watch of one signal. */
+static int watch1(int s, coev_signal_t **w)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, s);
-	return set;
+	return coev_signal_new(&s, 1, w);
 }
 
 static int run(coev_fn fn, void *arg)
@@ -33,12 +30,11 @@ static int run(coev_fn fn, void *arg)
 
 static int self_main(void *arg)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 	coev_siginfo_t info;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(watch1(SIGUSR1, &w), 0);
 	TU_CHECK_EQ(kill(getpid(), SIGUSR1), 0);
 	memset(&info, 0, sizeof info);
 	TU_CHECK_EQ(coev_signal_wait(w, &info, tu_guard()), SIGUSR1);
@@ -64,14 +60,11 @@ static void test_signal_kill_self(void **state)
  * two deliveries (two kill()s could merge while pending). */
 static int count_main(void *arg)
 {
-	sigset_t set;
+	static const int sigs[] = {SIGUSR1, SIGUSR2, SIGUSR1};
 	coev_signal_t *w;
 
 	(void)arg;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(coev_signal_new(sigs, 3, &w), 0);
 	TU_CHECK_EQ(raise(SIGUSR1), 0);
 	TU_CHECK_EQ(raise(SIGUSR2), 0);
 	TU_CHECK_EQ(raise(SIGUSR1), 0);
@@ -126,14 +119,13 @@ static int waiter_task(void *arg)
 static int threads_main(void *arg)
 {
 	targets_t *tg = arg;
-	sigset_t set = one_set(SIGUSR2);
 	coev_signal_t *w;
 	coev_task_t *t;
 	pthread_t self = pthread_self(); /* this worker's thread */
 	pthread_t to[3] = {tg->host, tg->plain, self};
 	int res;
 
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(watch1(SIGUSR2, &w), 0);
 	for (int i = 0; i < 3; i++) {
 		TU_CHECK_EQ(coev_spawn(waiter_task, w, &t), 0);
 		/* Let it park (not needed for correctness: a delivery
@@ -166,14 +158,13 @@ static void test_signal_any_thread_takes_it(void **state)
 
 static int child_main(void *arg)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 	coev_siginfo_t info;
 	pid_t pid, parent = getpid();
 	int st;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(watch1(SIGUSR1, &w), 0);
 	pid = fork();
 	if (pid == 0) {
 		kill(parent, SIGUSR1);
@@ -198,12 +189,11 @@ static void test_signal_from_child(void **state)
 
 static int deadline_main(void *arg)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 	coev_time_t t0;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(watch1(SIGUSR1, &w), 0);
 	t0 = coev_now();
 	TU_CHECK_EQ(coev_signal_wait(w, NULL, coev_deadline(COEV_MSEC(50))),
 		    -ETIMEDOUT);
@@ -224,13 +214,12 @@ static void test_signal_deadline(void **state)
 
 static int cancel_main(void *arg)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 	coev_task_t *t;
 	int res;
 
 	(void)arg;
-	TU_CHECK_EQ(coev_signal_new(&set, &w), 0);
+	TU_CHECK_EQ(watch1(SIGUSR1, &w), 0);
 	TU_CHECK_EQ(coev_spawn(waiter_task, w, &t), 0);
 	coev_sleep(COEV_MSEC(5));
 	TU_CHECK_EQ(coev_cancel(t), 0);
@@ -251,14 +240,13 @@ static void test_signal_cancel(void **state)
 
 static int two_main(void *arg)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w[2];
 	coev_task_t *t[2];
 	int res[2];
 
 	(void)arg;
 	for (int i = 0; i < 2; i++) {
-		TU_CHECK_EQ(coev_signal_new(&set, &w[i]), 0);
+		TU_CHECK_EQ(watch1(SIGUSR1, &w[i]), 0);
 		TU_CHECK_EQ(coev_spawn(waiter_task, w[i], &t[i]), 0);
 	}
 	coev_sleep(COEV_MSEC(5));
@@ -294,7 +282,6 @@ static void old_handler(int s)
 static void test_signal_old_disposition_back(void **state)
 {
 	struct sigaction sa, now;
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 
 	(void)state;
@@ -304,7 +291,7 @@ static void test_signal_old_disposition_back(void **state)
 	assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
 	atomic_store(&old_handler_ran, 0);
 	/* A plain thread may make and free watches (and wait: it blocks). */
-	assert_int_equal(coev_signal_new(&set, &w), 0);
+	assert_int_equal(watch1(SIGUSR1, &w), 0);
 	assert_int_equal(raise(SIGUSR1), 0);
 	assert_int_equal(atomic_load(&old_handler_ran), 0);
 	assert_int_equal(coev_signal_wait(w, NULL, tu_guard()), SIGUSR1);
@@ -319,22 +306,20 @@ static void test_signal_old_disposition_back(void **state)
 
 static void test_signal_bad_sets(void **state)
 {
-	static const int bad[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE};
-	sigset_t set;
+	static const int bad[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
+				  SIGFPE,  0,	    -1,	     NSIG};
+	int sigs[2] = {SIGUSR1, 0};
 	coev_signal_t *w = NULL;
 
 	(void)state;
-	sigemptyset(&set);
-	assert_int_equal(coev_signal_new(&set, &w), -EINVAL);
+	assert_int_equal(coev_signal_new(sigs, 0, &w), -EINVAL);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		set = one_set(bad[i]);
-		sigaddset(&set, SIGUSR1);
-		assert_int_equal(coev_signal_new(&set, &w), -EINVAL);
+		sigs[1] = bad[i];
+		assert_int_equal(coev_signal_new(sigs, 2, &w), -EINVAL);
 	}
 	assert_null(w);
-	assert_int_equal(coev_signal_new(NULL, &w), -EINVAL);
-	set = one_set(SIGUSR1);
-	assert_int_equal(coev_signal_new(&set, NULL), -EINVAL);
+	assert_int_equal(coev_signal_new(NULL, 1, &w), -EINVAL);
+	assert_int_equal(coev_signal_new(sigs, 1, NULL), -EINVAL);
 	assert_int_equal(coev_signal_wait(NULL, NULL, 0), -EINVAL);
 	coev_signal_free(NULL);
 }
@@ -342,12 +327,11 @@ static void test_signal_bad_sets(void **state)
 /* The dispatcher thread ends with the last watch. */
 static void test_signal_no_thread_left(void **state)
 {
-	sigset_t set = one_set(SIGUSR1);
 	coev_signal_t *w;
 	int before = tu_thread_count();
 
 	(void)state;
-	assert_int_equal(coev_signal_new(&set, &w), 0);
+	assert_int_equal(watch1(SIGUSR1, &w), 0);
 	assert_int_equal(tu_thread_count(), before + 1);
 	coev_signal_free(w);
 	assert_int_equal(tu_thread_count(), before);
