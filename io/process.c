@@ -244,6 +244,19 @@ int coev_process_take_fd(coev_process_t *p, int which)
 	return fd;
 }
 
+int coev_process_stream(coev_process_t *p, int which, size_t bufsize,
+			coev_stream_t **out)
+{
+	int fd = coev_process_fd(p, which), r;
+
+	if (fd < 0)
+		return fd;
+	if ((r = coev_stream_fd(fd, bufsize, out)) != 0)
+		return r;
+	p->fd[which] = -1;
+	return 0;
+}
+
 /* One look: reap the child if it has ended. 1 when reaped, 0 when it
  * runs, or a negative errno. */
 static int try_reap(struct coev_process *p)

@@ -35,9 +35,11 @@
 #ifndef COEV_PROCESS_H
 #define COEV_PROCESS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "error.h"
+#include "stream.h"
 #include "time.h"
 
 #ifdef __cplusplus
@@ -89,6 +91,19 @@ COEV_API pid_t coev_process_pid(const coev_process_t *p);
  */
 COEV_API int coev_process_fd(const coev_process_t *p, int which);
 COEV_API int coev_process_take_fd(coev_process_t *p, int which);
+
+/*
+ * coev_process_stream — the parent's end of the pipe on the child's fd
+ * which, taken into a new stream (coev/stream.h) with buffers of bufsize
+ * bytes (0: the default): read the child's output line by line, write its
+ * input. The stream owns the end from then on: coev_stream_close closes
+ * it, and coev_stream_shutdown on fd 0's stream sends the child end of
+ * input. Returns 0, -EBADF as coev_process_fd, or an error of
+ * coev_stream_fd (the end then stays p's). Any thread; never waits;
+ * allocates the stream.
+ */
+COEV_API int coev_process_stream(coev_process_t *p, int which, size_t bufsize,
+				 coev_stream_t **out);
 
 /*
  * coev_process_wait — wait until the child ends, reap it, and return 0

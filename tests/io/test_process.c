@@ -209,6 +209,61 @@ static void test_process_killed_and_deadline(void **state)
 	assert_no_child();
 }
 
+/* Lines in through one stream, out through another: sh reads each line
+ * of its input and answers it, and the end of input comes from the
+ * input stream's shutdown. */
+static int streams_main(void *arg)
+{
+	char *argv[] = {"sh", "-c",
+			"while read -r l; do echo \"got $l\"; done; echo end",
+			NULL};
+	coev_process_opts_t o = {.stdio = {COEV_STDIO_PIPE, COEV_STDIO_PIPE,
+					   COEV_STDIO_INHERIT}};
+	coev_process_t *p;
+	coev_stream_t *in, *out;
+	char line[64], want[64];
+	int st;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_process_spawn(argv, &o, &p), 0);
+	TU_CHECK_EQ(coev_process_stream(p, 0, 0, &in), 0);
+	TU_CHECK_EQ(coev_process_stream(p, 1, 0, &out), 0);
+	TU_CHECK_EQ(coev_process_stream(p, 1, 0, &out), -EBADF);
+	TU_CHECK_EQ(coev_process_stream(p, 2, 0, &out), -EBADF);
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(line, sizeof line, "line %d\n", i);
+		TU_CHECK_EQ(coev_stream_write(in, line, (size_t)n, NULL,
+					      tu_guard()),
+			    n);
+		TU_CHECK_EQ(coev_stream_flush(in, tu_guard()), 0);
+		n = snprintf(want, sizeof want, "got line %d\n", i);
+		TU_CHECK_EQ(coev_stream_read_line(out, line, sizeof line,
+						  tu_guard()),
+			    n);
+		TU_CHECK(memcmp(line, want, (size_t)n) == 0);
+	}
+	TU_CHECK_EQ(coev_stream_shutdown(in, tu_guard()), 0);
+	TU_CHECK_EQ(coev_stream_read_line(out, line, sizeof line, tu_guard()),
+		    4);
+	TU_CHECK(memcmp(line, "end\n", 4) == 0);
+	TU_CHECK_EQ(coev_stream_read_line(out, line, sizeof line, tu_guard()),
+		    COEV_EEOF);
+	TU_CHECK_EQ(coev_process_wait(p, &st, tu_guard()), 0);
+	TU_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	coev_stream_close(in);
+	coev_stream_close(out);
+	coev_process_free(p);
+	return 0;
+}
+
+static void test_process_streams(void **state)
+{
+	(void)state;
+	assert_int_equal(run(streams_main), 0);
+	tu_assert_no_failures();
+	assert_no_child();
+}
+
 /* ---- programs that cannot start ---------------------------------------- */
 
 static int missing_main(void *arg)
@@ -403,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		TU_FD_TEST(test_process_echo),
 		TU_FD_TEST(test_process_cat_round_trip),
+		TU_FD_TEST(test_process_streams),
 		TU_FD_TEST(test_process_exit_status),
 		TU_FD_TEST(test_process_killed_and_deadline),
 		TU_FD_TEST(test_process_cannot_start_is_an_error),
