@@ -7,7 +7,7 @@
  * worker, and a value read through the thread would be another task's.
  * Not wholly in the task block either: the block has 16 spare bytes (a
  * whole cache line more per task would cost every spawn). The table is a
- * struct coev__locals in task_entry's frame (task.c), on the task's own
+ * struct coev__locals in task_body's frame (task.c), on the task's own
  * stack, and the block holds only a pointer to it (t->locals). The frame
  * lives exactly as long as the task runs its function, travels with the
  * stack from worker to worker, and costs no allocation: COEV__LOCAL_INLINE
@@ -20,7 +20,7 @@
  * them, and the table stays as small as its contents.
  *
  * The end. After the task's function returns (whatever made it return:
- * a result, an error, -ECANCELED after a cancellation), task_entry calls
+ * a result, an error, -ECANCELED after a cancellation), task_body calls
  * coev__locals_end in the task, before it switches away for the last
  * time, so a destructor runs with the task's stack and may use any coev
  * call (a cancelled task's waits then fail with -ECANCELED, as its

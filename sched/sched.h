@@ -228,7 +228,7 @@ void coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
 
-/* local.c: task-local values. The table lives in task_entry's frame
+/* local.c: task-local values. The table lives in task_body's frame
  * (task.c) and t->locals points at it while the task runs its function. */
 #define COEV__LOCAL_INLINE 4
 struct coev__local_slot {
