@@ -39,6 +39,10 @@
  * 2): a failed flush leaves the unsent bytes buffered from wstart, and
  * every read path consumes only what it reports.
  *
+ * The transport's functions are called as (s->ops->read)(...): the
+ * simulation build (fuzz/sim_io_redirect.h) defines read, write, close
+ * and shutdown as function-like macros, which the parentheses keep out.
+ *
  * The reader's fields (r*, scan, eof) and the writer's (w*) are disjoint,
  * so one reader task and one writer task may use a stream at once on
  * different workers (rule 1) without a lock.
@@ -52,7 +56,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "coev.h"
+#include "sched/internal.h"
 
 /* Delimiters up to this length are remembered between calls, so a search
  * resumes where the last one stopped; longer ones start over each call. */
@@ -178,7 +182,7 @@ void coev_stream_close(coev_stream_t *s)
 	if (!s)
 		return;
 	if (s->ops->close)
-		s->ops->close(s->ctx);
+		(s->ops->close)(s->ctx);
 	free(s->rbuf);
 	free(s->wbuf);
 	free(s);
@@ -186,9 +190,11 @@ void coev_stream_close(coev_stream_t *s)
 
 int coev_stream_fileno(const coev_stream_t *s)
 {
-	if (!s || !s->ops->fd)
+	if (!s)
+		coev__panic("coev_stream_fileno: NULL stream");
+	if (!s->ops->fd)
 		return -1;
-	return s->ops->fd(s->ctx);
+	return (s->ops->fd)(s->ctx);
 }
 
 /* Calls that may wait must come from a task (rule 4). */
@@ -203,7 +209,9 @@ static int stream_enter(const coev_stream_t *s)
 
 size_t coev_stream_buffered(const coev_stream_t *s)
 {
-	return s ? s->rend - s->rstart : 0;
+	if (!s)
+		coev__panic("coev_stream_buffered: NULL stream");
+	return s->rend - s->rstart;
 }
 
 static void rconsume(coev_stream_t *s, size_t n)
@@ -265,6 +273,12 @@ static int rroom(coev_stream_t *s, size_t limit)
 	if (tail > 0 && (tail >= s->rcap / 4 || tail >= limit - have))
 		return 0;
 	if (s->rstart > 0 && have <= s->rcap / 2) {
+		/* A buffer grown for a long line goes back to bufsize here
+		 * as well, for a stream that never quite drains; the copy
+		 * replaces the move (and a failed malloc keeps the move). */
+		if (s->rcap > s->bufsize && have <= s->bufsize / 2 &&
+		    rrealloc(s, s->bufsize) == 0)
+			return 0;
 		memmove(s->rbuf, s->rbuf + s->rstart, have);
 		s->rstart = 0;
 		s->rend = have;
@@ -296,8 +310,8 @@ static ssize_t rfill(coev_stream_t *s, size_t limit, coev_time_t deadline)
 	int rc = rroom(s, limit);
 	if (rc < 0)
 		return rc;
-	ssize_t r = s->ops->read(s->ctx, s->rbuf + s->rend, s->rcap - s->rend,
-				 deadline);
+	ssize_t r = (s->ops->read)(s->ctx, s->rbuf + s->rend, s->rcap - s->rend,
+				   deadline);
 	if (r == 0)
 		s->eof = true;
 	else if (r > 0)
@@ -317,13 +331,15 @@ ssize_t coev_stream_read(coev_stream_t *s, void *buf, size_t n,
 		return rc;
 	if (n == 0)
 		return 0;
+	if (!buf)
+		return -EINVAL;
 	have = s->rend - s->rstart;
 	if (have == 0) {
 		if (s->eof)
 			return 0;
 		/* A large read into an empty buffer skips the copy. */
 		if (n >= s->bufsize) {
-			ssize_t r = s->ops->read(s->ctx, buf, n, deadline);
+			ssize_t r = (s->ops->read)(s->ctx, buf, n, deadline);
 			if (r == 0)
 				s->eof = true;
 			return r;
@@ -350,6 +366,8 @@ ssize_t coev_stream_read_exactly(coev_stream_t *s, void *buf, size_t n,
 		*done = 0;
 	if (rc < 0)
 		return rc;
+	if (!buf && n)
+		return -EINVAL;
 	while (got < n) {
 		size_t have = s->rend - s->rstart, want = n - got;
 		if (have > 0) {
@@ -359,8 +377,8 @@ ssize_t coev_stream_read_exactly(coev_stream_t *s, void *buf, size_t n,
 			continue;
 		}
 		if (want >= s->bufsize && !s->eof) {
-			r = s->ops->read(s->ctx, (char *)buf + got, want,
-					 deadline);
+			r = (s->ops->read)(s->ctx, (char *)buf + got, want,
+					   deadline);
 			if (r > 0)
 				got += (size_t)r;
 			else if (r == 0)
@@ -494,8 +512,8 @@ int coev_stream_consume(coev_stream_t *s, size_t n)
 static int wflush(coev_stream_t *s, coev_time_t deadline)
 {
 	while (s->wstart < s->wend) {
-		ssize_t r = s->ops->write(s->ctx, s->wbuf + s->wstart,
-					  s->wend - s->wstart, deadline);
+		ssize_t r = (s->ops->write)(s->ctx, s->wbuf + s->wstart,
+					    s->wend - s->wstart, deadline);
 		if (r < 0)
 			return (int)r;
 		s->wstart += (size_t)r;
@@ -530,7 +548,7 @@ static int wdirect(coev_stream_t *s, const char *buf, size_t n, size_t *put,
 	int rc = wflush(s, deadline);
 	while (rc == 0 && *put < n) {
 		ssize_t r =
-			s->ops->write(s->ctx, buf + *put, n - *put, deadline);
+			(s->ops->write)(s->ctx, buf + *put, n - *put, deadline);
 		if (r < 0)
 			return (int)r;
 		*put += (size_t)r;
@@ -584,6 +602,6 @@ int coev_stream_shutdown(coev_stream_t *s, coev_time_t deadline)
 	if (rc == 0)
 		rc = wflush(s, deadline);
 	if (rc == 0 && s->ops->shutdown)
-		rc = s->ops->shutdown(s->ctx, deadline);
+		rc = (s->ops->shutdown)(s->ctx, deadline);
 	return rc;
 }
