@@ -28,9 +28,10 @@
  * readable when the child ends; a wait is coev_wait_fd on it with the
  * caller's deadline, then waitpid(WNOHANG). Signals go through
  * pidfd_send_signal, which can never hit a process that reused the pid.
- * Without pidfds (ENOSYS: Linux before 5.3) a wait looks with
- * waitpid(WNOHANG) at growing intervals (1 to 50 ms) and signals use
- * kill while the child is unreaped.
+ * Without pidfds (ENOSYS: Linux before 5.3; or COEV_PIDFD=0 in the
+ * environment, for the tests) a wait looks with waitpid(WNOHANG) at
+ * growing intervals (1 to 50 ms) and signals use kill while the child is
+ * unreaped.
  *
  * The end. A process freed before its child was reaped kills it and
  * reaps it at once (rule 4 of the header). Rejected: reaping in the
@@ -163,6 +164,16 @@ static int check_args(char *const argv[], const coev_process_opts_t *opts,
 	return 0;
 }
 
+/* Whether to open pidfds: COEV_PIDFD=0 forces the path of kernels
+ * without them (as COEV_STACK_GUARD=mprotect forces the stacks'
+ * fallback), so that the tests run it on any kernel. */
+static bool use_pidfd(void)
+{
+	const char *v = getenv("COEV_PIDFD");
+
+	return !v || strcmp(v, "0") != 0;
+}
+
 /* Kill and reap a child (rule 4; also a spawn whose pidfd failed). */
 static int kill_reap(pid_t pid, int pidfd)
 {
@@ -206,8 +217,8 @@ int coev_process_spawn(char *const argv[], const coev_process_opts_t *opts,
 	pipes_close(&pp, r != 0);
 	if (r != 0)
 		goto fail;
-	p->pidfd = pidfd_open(p->pid, 0);
-	if (p->pidfd < 0 && errno != ENOSYS) {
+	p->pidfd = use_pidfd() ? pidfd_open(p->pid, 0) : -1;
+	if (p->pidfd < 0 && use_pidfd() && errno != ENOSYS) {
 		r = -errno;
 		kill_reap(p->pid, -1);
 		for (int i = 0; i < 3; i++)

@@ -26,8 +26,9 @@
  *     stream (coev/stream.h). Ends not taken are closed by
  *     coev_process_free.
  *  6. Waiting uses a pidfd (Linux 5.3 and later): the wait sleeps until
- *     the kernel says the child ended. On an older kernel the wait
- *     looks every few milliseconds instead (and signals go by pid).
+ *     the kernel says the child ended. On an older kernel (or with
+ *     COEV_PIDFD=0 in the environment) the wait looks every few
+ *     milliseconds instead, and signals go by pid.
  *  7. Nothing here touches SIGCHLD: a program that sets SIGCHLD to
  *     SIG_IGN has its children reaped by the kernel, and then waits
  *     fail with -ECHILD.

@@ -8,8 +8,9 @@
  * cancellation, the working directory and environment, /dev/null, the
  * child's signal state, no fd of the parent in the child (it lists
  * /proc/self/fd), and no zombie left (waitpid(-1, WNOHANG) finds no
- * child) even when the object is freed before its child ends. Every test
- * checks that it left no fd open in the parent.
+ * child) even when the object is freed before its child ends; the same
+ * without pidfds (COEV_PIDFD=0). Every test checks that it left no fd
+ * open in the parent.
  */
 #include "tests/testutil.h"
 
@@ -453,6 +454,22 @@ static void test_process_wait_needs_a_task(void **state)
 	assert_no_child();
 }
 
+/* Without pidfds (COEV_PIDFD=0, the path of kernels before 5.3): the
+ * same statuses, deadline and signals, with waits that look at
+ * intervals. */
+static void test_process_without_pidfd(void **state)
+{
+	(void)state;
+	setenv("COEV_PIDFD", "0", 1);
+	assert_int_equal(run(status_main), 0);
+	assert_int_equal(run(killed_main), 0);
+	assert_int_equal(run(cat_main), 0);
+	assert_int_equal(run(zombie_main), 0);
+	unsetenv("COEV_PIDFD");
+	tu_assert_no_failures();
+	assert_no_child();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +483,7 @@ int main(void)
 		TU_FD_TEST(test_process_no_fd_or_signal_state_leaks),
 		TU_FD_TEST(test_process_no_zombie_after_free),
 		TU_FD_TEST(test_process_wait_needs_a_task),
+		TU_FD_TEST(test_process_without_pidfd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
