@@ -100,8 +100,8 @@ typedef struct coev__waiter {
 	pthread_cond_t cv;
 } coev__waiter_t;
 
-/* 240 bytes in plain builds, carved as blocks of 256 (four cache lines,
- * block.c): 16 bytes are left, and small fields fill the holes after
+/* 248 bytes in plain builds, carved as blocks of 256 (four cache lines,
+ * block.c): 8 bytes are left, and small fields fill the holes after
  * yield, boosted and pin_depth; check with a layout print before adding
  * one. */
 struct coev_task {
@@ -139,6 +139,7 @@ struct coev_task {
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
+	struct coev__locals *locals;	 /* [runner] local.c: in its frame */
 	_Atomic(const void *) wait_obj;
 	atomic_llong wait_arg;
 #if defined(COEV_TSAN)
