@@ -280,6 +280,15 @@ static int bcast_recv(coev_bcast_rx_t *rx, void *out, coev_time_t deadline,
 	b = rx->b;
 	coev__spin_lock(&b->lk);
 	r = recv_locked(rx, out);
+#if defined(COEV_PLANT_BCAST_RECHECK)
+	/* Planted bug: the look and the queueing under two holds of the
+	 * lock: a send in between is skipped (its value never reaches this
+	 * receiver, with no COEV_ELAGGED to say so). */
+	if (r == -EAGAIN && wait) {
+		coev__spin_unlock(&b->lk);
+		coev__spin_lock(&b->lk);
+	}
+#endif
 	if (r != -EAGAIN || !wait || (r = coev__waiter_begin(&wt)) < 0) {
 		coev__spin_unlock(&b->lk);
 		return r;

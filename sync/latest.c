@@ -227,6 +227,15 @@ static int latest_recv(coev_latest_rx_t *rx, void *out, coev_time_t deadline,
 		return 0;
 	}
 	r = w->closed ? COEV_ECLOSED : -EAGAIN;
+#if defined(COEV_PLANT_LATEST_RECHECK)
+	/* Planted bug: the look and the queueing under two holds of the
+	 * lock: a send in between is not news to this waiter, which waits
+	 * for a later one (and ends on a stale version at the close). */
+	if (r == -EAGAIN && wait) {
+		coev__spin_unlock(&w->lk);
+		coev__spin_lock(&w->lk);
+	}
+#endif
 	if (r != -EAGAIN || !wait || (r = coev__waiter_begin(&wt)) < 0) {
 		coev__spin_unlock(&w->lk);
 		return r;
