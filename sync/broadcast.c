@@ -25,6 +25,12 @@
  * workers may take them (COEV_SIG_SHARED): a send wakes many, and the
  * sender goes on running.
  *
+ * Scheduling points (the simulation's, sched/platform.h) are the spin
+ * lock's and the wake's: every step that another thread could see
+ * happens under the lock, and only the signals come after it, so the
+ * races worth exploring (a deadline or a cancel against a grant, a
+ * receive against a send or a close) all turn at those points.
+ *
  * Lifetime: a reference count under the lock, one for the creator and one
  * per receiver, so receivers may drain a channel whose sender has freed it
  * (coev_bcast_free closes it first).

@@ -19,6 +19,12 @@
  * receivers go where idle workers may take them (COEV_SIG_SHARED), since a
  * send wakes many and goes on running.
  *
+ * Scheduling points (the simulation's, sched/platform.h) are the spin
+ * lock's and the wake's: every step that another thread could see
+ * happens under the lock, and only the signals come after it, so the
+ * races worth exploring (a deadline or a cancel against a grant, a
+ * receive against a send or a close) all turn at those points.
+ *
  * Lifetime: a reference count under the lock, one for the creator and one
  * per receiver (coev_latest_free closes first), as sync/broadcast.c.
  *
