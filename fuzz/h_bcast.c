@@ -11,7 +11,9 @@
  * subscriber, handed its receiver through an event), each receiving in
  * forms the program picks (blocking, try with yields, a short deadline
  * retried); who closes: main once the sender is done, or the sender
- * after one of its sends (the later sends fail); a task receiver may be
+ * after one of its sends (the later sends fail), or main frees the
+ * channel instead of closing it (which closes it) and each receiver
+ * unsubscribes itself, the last one freeing it; a task receiver may be
  * cancelled by main.
  *
  * Oracles: since value p is the p-th send, a receiver knows where it
@@ -26,7 +28,8 @@
  * value that was sent (seen or missed): close delivers all kept values;
  * -ETIMEDOUT only once coev_now() has reached the deadline (virtual
  * time); -ECANCELED only in a cancelled receiver; no wait left hanging
- * (the deadlock detector); nothing leaked.
+ * (the deadlock detector); nothing leaked (the channel freed by its last
+ * user, whichever it is).
  */
 #include <errno.h>
 #include <string.h>
@@ -53,12 +56,15 @@ struct rcv {
 	unsigned expect;     /* the next value it must see */
 	unsigned seen, missed;
 	const char *doing;
-	int end; /* its last result */
+	bool gone;   /* it unsubscribed itself */
+	bool has_rx; /* it was handed its receiver */
+	int end;     /* its last result */
 };
 
 static struct state {
 	unsigned workers, cap, n, nrcv;
 	bool sender_thread;
+	bool free_early;       /* main frees instead of closing */
 	unsigned closer_after; /* the sender closes after this send; n: main */
 	struct rcv r[RECEIVERS];
 	coev_bcast_t *b;
@@ -161,6 +167,7 @@ static void receive_all(struct rcv *c)
 		}
 		H_CHECK(r == 0, "receiver %u: handed: %d", c->id, r);
 	}
+	c->has_rx = true;
 	c->expect = c->start;
 	for (;;) {
 		c->doing = "recv";
@@ -174,15 +181,29 @@ static void receive_all(struct rcv *c)
 	c->doing = "done";
 }
 
+/* With free_early the channel's last user frees it: each receiver
+ * unsubscribes itself once done (main those that never ran). */
+static void leave(struct rcv *c)
+{
+	/* A late receiver cancelled before it was handed its receiver
+	 * leaves that to main. */
+	if (st.free_early && c->has_rx) {
+		coev_bcast_unsubscribe(c->rx);
+		c->gone = true;
+	}
+}
+
 static int rcv_task(void *arg)
 {
 	receive_all(arg);
+	leave(arg);
 	return 0;
 }
 
 static void rcv_thread(void *arg)
 {
 	receive_all(arg);
+	leave(arg);
 }
 
 static void subscribe(struct rcv *c)
@@ -280,15 +301,23 @@ static int main_task(void *arg)
 	else
 		H_CHECK(coev_join(sender, NULL) == 0, "join sender");
 	st.closing = true;
-	r = coev_bcast_close(st.b);
-	H_CHECK(r == (st.closed ? COEV_ECLOSED : 0), "main's close: %d", r);
+	if (st.free_early) {
+		/* Closes too; the receivers still hold it. */
+		coev_bcast_free(st.b);
+		st.b = NULL;
+	} else {
+		r = coev_bcast_close(st.b);
+		H_CHECK(r == (st.closed ? COEV_ECLOSED : 0), "main's close: %d",
+			r);
+	}
 	st.closed = true;
 	for (unsigned j = 0; j < st.nrcv; j++) {
 		if (st.r[j].thread)
 			sim_actor_join(as[j]);
 		else
 			H_CHECK(coev_join(ts[j], NULL) == 0, "join receiver");
-		coev_bcast_unsubscribe(st.r[j].rx);
+		if (!st.r[j].gone)
+			coev_bcast_unsubscribe(st.r[j].rx);
 	}
 	return 0;
 }
@@ -306,7 +335,7 @@ static void host(void *arg)
 	for (unsigned j = 0; j < st.nrcv; j++)
 		H_CHECK(coev_event_init(&st.r[j].handed) == 0, "event");
 	st.main_ret = coev_run(main_task, NULL, &cfg);
-	/* The receivers unsubscribed: this frees it. */
+	/* The receivers unsubscribed: this frees it (NULL: main did). */
 	coev_bcast_free(st.b);
 	for (unsigned j = 0; j < st.nrcv; j++)
 		coev_event_destroy(&st.r[j].handed);
@@ -343,7 +372,9 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	st.workers = 1 + prog_byte(&g) % 3;
 	st.cap = 1 + prog_byte(&g) % 4;
 	st.n = 1 + prog_byte(&g) % VALUES;
-	st.sender_thread = prog_byte(&g) % 3 == 2;
+	b = prog_byte(&g);
+	st.sender_thread = b % 3 == 2;
+	st.free_early = b / 3 % 2;
 	b = prog_byte(&g) % (st.n + 2);
 	st.closer_after = b < st.n ? b : st.n;
 	st.nrcv = 1 + prog_byte(&g) % RECEIVERS;

@@ -11,8 +11,9 @@
  * sender just before its k-th send (handed over through an event), each
  * call in a form the program picks (blocking, try with yields, a short
  * deadline retried, a borrow); who closes: main once the sender is done,
- * or the sender after one of its sends; a task receiver may be cancelled
- * by main.
+ * or the sender after one of its sends; or main frees the channel instead
+ * of closing it (which closes it), and each receiver unsubscribes itself,
+ * the last one freeing it; a task receiver may be cancelled by main.
  *
  * Oracles: a receiver never sees a version older than one it saw, nor
  * the same one twice from a receive, and coev_latest_seen agrees with the
@@ -48,12 +49,15 @@ struct rcv {
 	unsigned last; /* the version it saw last */
 	unsigned borrows;
 	const char *doing;
+	bool gone;   /* it unsubscribed itself */
+	bool has_rx; /* it was handed its receiver */
 	int end;
 };
 
 static struct state {
 	unsigned workers, n, nrcv;
 	bool sender_thread;
+	bool free_early;       /* main frees instead of closing */
 	unsigned closer_after; /* the sender closes after this send; n: main */
 	struct rcv r[RECEIVERS];
 	coev_latest_t *w;
@@ -148,6 +152,7 @@ static void receive_all(struct rcv *c)
 		}
 		H_CHECK(r == 0, "receiver %u: handed: %d", c->id, r);
 	}
+	c->has_rx = true;
 	c->last = (unsigned)coev_latest_seen(c->rx);
 	for (;;) {
 		form = c->form[k++ % FORMS_N] % F_FORMS;
@@ -167,15 +172,29 @@ static void receive_all(struct rcv *c)
 	c->doing = "done";
 }
 
+/* With free_early the channel's last user frees it: each receiver
+ * unsubscribes itself once done (main those that never ran). */
+static void leave(struct rcv *c)
+{
+	/* A late receiver cancelled before it was handed its receiver
+	 * leaves that to main. */
+	if (st.free_early && c->has_rx) {
+		coev_latest_unsubscribe(c->rx);
+		c->gone = true;
+	}
+}
+
 static int rcv_task(void *arg)
 {
 	receive_all(arg);
+	leave(arg);
 	return 0;
 }
 
 static void rcv_thread(void *arg)
 {
 	receive_all(arg);
+	leave(arg);
 }
 
 static void subscribe(struct rcv *c)
@@ -272,18 +291,26 @@ static int main_task(void *arg)
 		sim_actor_join(sa);
 	else
 		H_CHECK(coev_join(sender, NULL) == 0, "join sender");
-	st.closing = true;
-	r = coev_latest_close(st.w);
-	H_CHECK(r == (st.closed ? COEV_ECLOSED : 0), "main's close: %d", r);
-	st.closed = true;
 	H_CHECK(coev_latest_get(st.w, &v) == 0 && v == st.ok,
 		"get: %u, the final is %u", v, st.ok);
+	st.closing = true;
+	if (st.free_early) {
+		/* Closes too; the receivers still hold it. */
+		coev_latest_free(st.w);
+		st.w = NULL;
+	} else {
+		r = coev_latest_close(st.w);
+		H_CHECK(r == (st.closed ? COEV_ECLOSED : 0), "main's close: %d",
+			r);
+	}
+	st.closed = true;
 	for (unsigned j = 0; j < st.nrcv; j++) {
 		if (st.r[j].thread)
 			sim_actor_join(as[j]);
 		else
 			H_CHECK(coev_join(ts[j], NULL) == 0, "join receiver");
-		coev_latest_unsubscribe(st.r[j].rx);
+		if (!st.r[j].gone)
+			coev_latest_unsubscribe(st.r[j].rx);
 	}
 	return 0;
 }
@@ -302,6 +329,7 @@ static void host(void *arg)
 	for (unsigned j = 0; j < st.nrcv; j++)
 		H_CHECK(coev_event_init(&st.r[j].handed) == 0, "event");
 	st.main_ret = coev_run(main_task, NULL, &cfg);
+	/* The receivers unsubscribed: this frees it (NULL: main did). */
 	coev_latest_free(st.w);
 	for (unsigned j = 0; j < st.nrcv; j++)
 		coev_event_destroy(&st.r[j].handed);
@@ -334,7 +362,9 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	memset(&st, 0, sizeof st);
 	st.workers = 1 + prog_byte(&g) % 3;
 	st.n = prog_byte(&g) % (VALUES + 1);
-	st.sender_thread = prog_byte(&g) % 3 == 2;
+	b = prog_byte(&g);
+	st.sender_thread = b % 3 == 2;
+	st.free_early = b / 3 % 2;
 	b = prog_byte(&g) % (st.n + 2);
 	st.closer_after = b >= 1 && b <= st.n ? b : st.n + 1;
 	st.nrcv = 1 + prog_byte(&g) % RECEIVERS;
