@@ -63,6 +63,8 @@ static const struct harness *const harnesses[] = {
 	&h_io,
 	&h_select,
 	&h_waitany,
+	&h_bcast,
+	&h_latest,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

@@ -47,6 +47,8 @@ FUTURE_DL_LATE:future
 WAITANY_GAVE_UP:waitany
 PARK_NO_RECHECK:sched
 WAKE_TWICE:sched
+BCAST_RECHECK:bcast
+LATEST_RECHECK:latest
 "
 failed=""
 for p in $plants; do
