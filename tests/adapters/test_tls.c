@@ -26,7 +26,8 @@
  * (COEV_ETLS); a reader task and a writer task at once on one connection
  * moving 8 MB each way; as streams, coev_tls_connect with 4 MB through
  * coev_stream_read_exactly while a writer task writes, and
- * coev_tls_accept with lines; a stream's large write cut by its deadline
+ * coev_tls_accept with lines; a stream shut down before its handshake
+ * (close_notify still sent); a stream's large write cut by its deadline
  * and followed by other bytes (the peer reads exactly the accepted head,
  * then them); the config's bad input. Every test checks
  * that it leaves no fd open.
@@ -35,6 +36,8 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+
+#include <openssl/err.h>
 
 #include "coev/stream.h"
 #include "coev/tls.h"
@@ -1059,6 +1062,48 @@ static void test_tls_stream_server_lines(void **state)
 	assert_int_equal(peer_wait(&a.p), 0);
 }
 
+/* ---- shutdown before the handshake ------------------------------------------ */
+
+/*
+ * A stream runs the handshake at its first read or write; a program that
+ * ends one before either (a client with nothing to say, a server turning
+ * a client away) still owes the peer a close_notify, which needs a
+ * handshake first. The echo peer exits 0 only after our close_notify.
+ */
+static int early_shutdown_main(void *arg)
+{
+	struct peer *p = arg;
+	coev_tls_config_t *cfg = client_cfg();
+	int fd = coev_tcp_connect("127.0.0.1", (unsigned)p->port, tu_guard());
+	coev_stream_t *s = NULL;
+	coev_tls_t *t = NULL;
+	char c;
+
+	TU_CHECK(fd >= 0);
+	TU_CHECK_EQ(coev_tls_new(cfg, fd, "localhost", &t), 0);
+	TU_CHECK_EQ(coev_tls_stream(t, 0, &s), 0);
+	TU_CHECK_EQ(coev_stream_shutdown(s, tu_guard()), 0);
+	TU_CHECK_MSG(ERR_peek_error() == 0, "OpenSSL error left queued: %lu",
+		     ERR_peek_error());
+	/* The peer's close_notify answers ours. */
+	TU_CHECK_EQ(coev_stream_read(s, &c, 1, tu_guard()), 0);
+	TU_CHECK_EQ(strcmp(coev_tls_version(t), "TLSv1.3"), 0);
+	coev_stream_close(s);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_stream_shutdown_before_handshake(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_server(&p, "echo", "srv.pem", "srv.key", NULL);
+	assert_int_equal(tu_run_main(early_shutdown_main, &p, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&p), 0);
+}
+
 /* ---- a stream's large write cut by its deadline ----------------------------- */
 
 /*
@@ -1248,6 +1293,7 @@ int main(void)
 		TU_FD_TEST(test_tls_stream_client_read_exactly),
 		TU_FD_TEST(test_tls_stream_server_lines),
 		TU_FD_TEST(test_tls_stream_write_cut_by_deadline_keeps_bytes),
+		TU_FD_TEST(test_tls_stream_shutdown_before_handshake),
 		TU_FD_TEST(test_tls_config_errors),
 	};
 
