@@ -537,11 +537,15 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 	case OP_READ: r = SSL_read_ex(t->ssl, buf, n, &got); break;
 	case OP_WRITE: r = SSL_write_ex(t->ssl, buf, n, &got); break;
 	default:
-		/* 0: close_notify sent, the peer's not yet seen; enough
-		 * to end the write direction. */
-		r = SSL_shutdown(t->ssl);
-		if (r == 0)
-			r = 1;
+		/* OpenSSL refuses to shut down a connection in its
+		 * handshake, so one not yet run (a stream runs it at its
+		 * first read or write) runs first: the peer is owed a
+		 * close_notify. SSL_shutdown's 0 (close_notify sent, the
+		 * peer's not yet seen) is enough to end the write
+		 * direction. */
+		r = SSL_is_init_finished(t->ssl) ? 1 : SSL_do_handshake(t->ssl);
+		if (r == 1 && SSL_shutdown(t->ssl) < 0)
+			r = -1;
 		break;
 	}
 	*want = 0;

@@ -191,8 +191,9 @@ COEV_API ssize_t coev_tls_write(coev_tls_t *t, const void *buf, size_t n,
 
 /*
  * coev_tls_shutdown — send close_notify: the peer reads end of stream.
- * Reading stays possible until the peer's own close_notify. Returns 0 or
- * a negative code. From a task; suspends while the socket is full.
+ * Reading stays possible until the peer's own close_notify. A shutdown
+ * before the handshake runs it first (and fails as it would). Returns 0
+ * or a negative code. From a task; suspends while the socket is full.
  */
 COEV_API int coev_tls_shutdown(coev_tls_t *t, coev_time_t deadline);
 
