@@ -18,7 +18,8 @@
  * Python client, and to s_client; per-name certificates (SNI) on the
  * server; client certificates a server asks for (signed, none,
  * self-signed); an untrusted and an expired certificate (COEV_ECERT) and a
- * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent
+ * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason, which every
+ * later call repeats (as truncation's does); a peer silent
  * after accepting, and one that stops mid-record (-ETIMEDOUT at the
  * deadline); cancellation in the handshake (-ECANCELED); a read's
  * deadline and cancellation, after which the connection still works; a
@@ -582,6 +583,16 @@ static int refuse_main(void *arg)
 	/* The reason is there for the log. */
 	TU_CHECK_MSG(t && strstr(coev_tls_error_text(t), a->why) != NULL,
 		     "error text: %s", t ? coev_tls_error_text(t) : "");
+	/* OpenSSL must not be called again: every later call gives the
+	 * same failure, and its reason stays. */
+	char c;
+	TU_CHECK_EQ(coev_tls_read(t, &c, 1, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_write(t, "x", 1, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_handshake(t, tu_guard()), a->want);
+	TU_CHECK_MSG(t && strstr(coev_tls_error_text(t), a->why) != NULL,
+		     "error text after more calls: %s",
+		     t ? coev_tls_error_text(t) : "");
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return 0;
@@ -746,6 +757,12 @@ static int truncate_main(void *arg)
 	TU_CHECK(memcmp(buf, "partial", 7) == 0);
 	/* Never 0: the peer closed TCP without close_notify. */
 	TU_CHECK_EQ(r, COEV_ETLS);
+	/* The failure stays, with its reason, and OpenSSL is not asked
+	 * again (not even to shut down, which its rules forbid). */
+	TU_CHECK_EQ(coev_tls_read(t, buf, sizeof buf, tu_guard()), COEV_ETLS);
+	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), COEV_ETLS);
+	TU_CHECK_MSG(strstr(coev_tls_error_text(t), "unexpected eof") != NULL,
+		     "error text: %s", coev_tls_error_text(t));
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return 0;
