@@ -36,6 +36,9 @@
  * (SSL_OP_IGNORE_UNEXPECTED_EOF is not set): an EOF without close_notify
  * is an SSL_ERROR_SSL, so COEV_ETLS. The text of the last failure is kept
  * in the connection (or config), since the error queue is per thread.
+ * After SSL_ERROR_SSL or SSL_ERROR_SYSCALL OpenSSL allows no further call
+ * on the SSL, so the connection keeps that failure and answers every later
+ * call with it.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -76,8 +79,9 @@ struct coev_tls {
 	coev_mutex_t mu;
 	int fd;
 	char *host;
-	bool ready;		      /* under mu: handshake over, alpn set */
-	char alpn[256];		      /* the agreed protocol, or "" */
+	bool ready;	/* under mu: handshake over, alpn set */
+	int failed;	/* under mu: a fatal failure's code, or 0 */
+	char alpn[256]; /* the agreed protocol, or "" */
 	char err[COEV_TLS_ERROR_MAX]; /* written under mu */
 };
 
@@ -530,6 +534,9 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 	size_t got = 0;
 	int r;
 
+	*want = 0;
+	if (t->failed)
+		return t->failed;
 	ERR_clear_error();
 	errno = 0;
 	switch (op) {
@@ -548,13 +555,18 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 			r = -1;
 		break;
 	}
-	*want = 0;
 	if (r == 1) {
 		note_ready(t);
 		return (ssize_t)got;
 	}
-	int sys = errno;
-	int rc = classify(t, op, SSL_get_error(t->ssl, r), sys);
+	int sys = errno, err = SSL_get_error(t->ssl, r);
+	int rc = classify(t, op, err, sys);
+	/* OpenSSL's rule: after these no call may follow on the SSL, not
+	 * even SSL_shutdown (it answers from its broken state, with a
+	 * false reason: SSL_ERROR_SYSCALL). Every later call gives this
+	 * failure, and t->err keeps its reason. */
+	if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL)
+		t->failed = rc;
 	/* Nothing of this call may stay queued for the next task here. */
 	ERR_clear_error();
 	if (rc > 0) {

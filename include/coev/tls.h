@@ -172,6 +172,9 @@ COEV_API int coev_tls_new(coev_tls_config_t *cfg, int fd, const char *host,
  * deadline. Returns 0, or COEV_ECERT, COEV_EHOSTNAME, COEV_ETLS (rule 2),
  * -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, a socket error. After a failure
  * the connection is only good for coev_tls_error_text and coev_tls_free.
+ * (After any TLS or socket failure, of the handshake or later, every
+ * call on the connection returns that failure again, and
+ * coev_tls_error_text keeps its reason.)
  * From a task; suspends.
  */
 COEV_API int coev_tls_handshake(coev_tls_t *t, coev_time_t deadline);
