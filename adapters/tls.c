@@ -36,6 +36,9 @@
  * (SSL_OP_IGNORE_UNEXPECTED_EOF is not set): an EOF without close_notify
  * is an SSL_ERROR_SSL, so COEV_ETLS. The text of the last failure is kept
  * in the connection (or config), since the error queue is per thread.
+ * After SSL_ERROR_SSL or SSL_ERROR_SYSCALL OpenSSL allows no further call
+ * on the SSL, so the connection keeps that failure and answers every later
+ * call with it.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -76,8 +79,9 @@ struct coev_tls {
 	coev_mutex_t mu;
 	int fd;
 	char *host;
-	bool ready;		      /* under mu: handshake over, alpn set */
-	char alpn[256];		      /* the agreed protocol, or "" */
+	bool ready;	/* under mu: handshake over, alpn set */
+	int failed;	/* under mu: a fatal failure's code, or 0 */
+	char alpn[256]; /* the agreed protocol, or "" */
 	char err[COEV_TLS_ERROR_MAX]; /* written under mu */
 };
 
@@ -530,6 +534,9 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 	size_t got = 0;
 	int r;
 
+	*want = 0;
+	if (t->failed)
+		return t->failed;
 	ERR_clear_error();
 	errno = 0;
 	switch (op) {
@@ -537,20 +544,29 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 	case OP_READ: r = SSL_read_ex(t->ssl, buf, n, &got); break;
 	case OP_WRITE: r = SSL_write_ex(t->ssl, buf, n, &got); break;
 	default:
-		/* 0: close_notify sent, the peer's not yet seen; enough
-		 * to end the write direction. */
-		r = SSL_shutdown(t->ssl);
-		if (r == 0)
-			r = 1;
+		/* OpenSSL refuses to shut down a connection in its
+		 * handshake, so one not yet run (a stream runs it at its
+		 * first read or write) runs first: the peer is owed a
+		 * close_notify. SSL_shutdown's 0 (close_notify sent, the
+		 * peer's not yet seen) is enough to end the write
+		 * direction. */
+		r = SSL_is_init_finished(t->ssl) ? 1 : SSL_do_handshake(t->ssl);
+		if (r == 1 && SSL_shutdown(t->ssl) < 0)
+			r = -1;
 		break;
 	}
-	*want = 0;
 	if (r == 1) {
 		note_ready(t);
 		return (ssize_t)got;
 	}
-	int sys = errno;
-	int rc = classify(t, op, SSL_get_error(t->ssl, r), sys);
+	int sys = errno, err = SSL_get_error(t->ssl, r);
+	int rc = classify(t, op, err, sys);
+	/* OpenSSL's rule: after these no call may follow on the SSL, not
+	 * even SSL_shutdown (it answers from its broken state, with a
+	 * false reason: SSL_ERROR_SYSCALL). Every later call gives this
+	 * failure, and t->err keeps its reason. */
+	if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL)
+		t->failed = rc;
 	/* Nothing of this call may stay queued for the next task here. */
 	ERR_clear_error();
 	if (rc > 0) {

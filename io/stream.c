@@ -34,10 +34,16 @@
  *
  * Writes copy into the write buffer while they fit. A write that does not
  * fit first sends what is buffered; over an fd a write of at least a
- * buffer's worth sends the buffered bytes and the caller's in one writev,
- * over other transports one write after the other. Nothing is lost (rule
- * 2): a failed flush leaves the unsent bytes buffered from wstart, and
- * every read path consumes only what it reports.
+ * buffer's worth sends the buffered bytes and the caller's in one writev.
+ * Over other transports such a write passes through the buffer, a
+ * buffer's worth at a time: a transport may keep bytes it took but could
+ * not send yet and need the same bytes offered again (OpenSSL's pending
+ * record, coev/tls.h rule 4), which only bytes the stream still holds can
+ * be; written straight from the caller's memory, the bytes a failed write
+ * reports as not accepted would go out with the next write anyway, in
+ * place of that write's own. Nothing is lost (rule 2): a failed flush
+ * leaves the unsent bytes buffered from wstart, and every read path
+ * consumes only what it reports.
  *
  * The transport's functions are called as (s->ops->read)(...): the
  * simulation build (fuzz/sim_io_redirect.h) defines read, write, close
@@ -530,7 +536,7 @@ static int wflush(coev_stream_t *s, coev_time_t deadline)
 static int wdirect(coev_stream_t *s, const char *buf, size_t n, size_t *put,
 		   coev_time_t deadline)
 {
-	int fd = s->ops == &fd_ops ? fd_of(s->ctx) : -1;
+	int fd = fd_of(s->ctx);
 
 	while (fd >= 0 && s->wstart < s->wend) {
 		struct iovec iov[2] = {
@@ -556,6 +562,31 @@ static int wdirect(coev_stream_t *s, const char *buf, size_t n, size_t *put,
 	return rc;
 }
 
+/*
+ * Over other transports: the caller's n bytes through the buffer, written
+ * out each time it fills; the last piece stays buffered (rule 5). *put
+ * counts the bytes copied in (accepted: sent, or buffered for the next
+ * flush). Returns 0 or a negative code.
+ */
+static int wthrough(coev_stream_t *s, const char *buf, size_t n, size_t *put,
+		    coev_time_t deadline)
+{
+	while (*put < n) {
+		if (s->wend == s->bufsize) {
+			int rc = wflush(s, deadline);
+			if (rc < 0)
+				return rc;
+		}
+		size_t k = s->bufsize - s->wend;
+		if (k > n - *put)
+			k = n - *put;
+		memcpy(s->wbuf + s->wend, buf + *put, k);
+		s->wend += k;
+		*put += k;
+	}
+	return 0;
+}
+
 ssize_t coev_stream_write(coev_stream_t *s, const void *buf, size_t n,
 			  size_t *done, coev_time_t deadline)
 {
@@ -570,17 +601,21 @@ ssize_t coev_stream_write(coev_stream_t *s, const void *buf, size_t n,
 		return 0;
 	if (!buf)
 		return -EINVAL;
-	if (n >= s->bufsize) {
+	if (n >= s->bufsize && s->ops == &fd_ops) {
 		rc = wdirect(s, buf, n, &put, deadline);
 	} else {
 		if (!s->wbuf && !(s->wbuf = malloc(s->bufsize)))
 			return -ENOMEM;
-		if (n > s->bufsize - s->wend)
-			rc = wflush(s, deadline);
-		if (rc == 0) {
-			memcpy(s->wbuf + s->wend, buf, n);
-			s->wend += n;
-			put = n;
+		if (n >= s->bufsize) {
+			rc = wthrough(s, buf, n, &put, deadline);
+		} else {
+			if (n > s->bufsize - s->wend)
+				rc = wflush(s, deadline);
+			if (rc == 0) {
+				memcpy(s->wbuf + s->wend, buf, n);
+				s->wend += n;
+				put = n;
+			}
 		}
 	}
 	if (done)

@@ -167,9 +167,12 @@ COEV_API size_t coev_stream_buffered(const coev_stream_t *s);
 
 /*
  * coev_stream_write — buffer n bytes for the peer, writing the buffer out
- * when it fills (writes larger than the buffer go out directly, after
- * what was buffered). Returns n or a negative code (rule 2); done (may be
- * NULL) receives the bytes accepted, also on error.
+ * when it fills. Over an fd, writes larger than the buffer go out
+ * directly, after what was buffered; over other transports they pass
+ * through the buffer, so that bytes a transport must be offered again
+ * after a failure (coev/tls.h rule 4) are still the stream's. Returns n or
+ * a negative code (rule 2); done (may be NULL) receives the bytes
+ * accepted, also on error.
  */
 COEV_API ssize_t coev_stream_write(coev_stream_t *s, const void *buf, size_t n,
 				   size_t *done, coev_time_t deadline);

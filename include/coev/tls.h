@@ -172,6 +172,9 @@ COEV_API int coev_tls_new(coev_tls_config_t *cfg, int fd, const char *host,
  * deadline. Returns 0, or COEV_ECERT, COEV_EHOSTNAME, COEV_ETLS (rule 2),
  * -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, a socket error. After a failure
  * the connection is only good for coev_tls_error_text and coev_tls_free.
+ * (After any TLS or socket failure, of the handshake or later, every
+ * call on the connection returns that failure again, and
+ * coev_tls_error_text keeps its reason.)
  * From a task; suspends.
  */
 COEV_API int coev_tls_handshake(coev_tls_t *t, coev_time_t deadline);
@@ -191,8 +194,9 @@ COEV_API ssize_t coev_tls_write(coev_tls_t *t, const void *buf, size_t n,
 
 /*
  * coev_tls_shutdown — send close_notify: the peer reads end of stream.
- * Reading stays possible until the peer's own close_notify. Returns 0 or
- * a negative code. From a task; suspends while the socket is full.
+ * Reading stays possible until the peer's own close_notify. A shutdown
+ * before the handshake runs it first (and fails as it would). Returns 0
+ * or a negative code. From a task; suspends while the socket is full.
  */
 COEV_API int coev_tls_shutdown(coev_tls_t *t, coev_time_t deadline);
 

@@ -18,7 +18,8 @@
  * Python client, and to s_client; per-name certificates (SNI) on the
  * server; client certificates a server asks for (signed, none,
  * self-signed); an untrusted and an expired certificate (COEV_ECERT) and a
- * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason; a peer silent
+ * wrong name (COEV_EHOSTNAME), each with OpenSSL's reason, which every
+ * later call repeats (as truncation's does); a peer silent
  * after accepting, and one that stops mid-record (-ETIMEDOUT at the
  * deadline); cancellation in the handshake (-ECANCELED); a read's
  * deadline and cancellation, after which the connection still works; a
@@ -26,13 +27,18 @@
  * (COEV_ETLS); a reader task and a writer task at once on one connection
  * moving 8 MB each way; as streams, coev_tls_connect with 4 MB through
  * coev_stream_read_exactly while a writer task writes, and
- * coev_tls_accept with lines; the config's bad input. Every test checks
+ * coev_tls_accept with lines; a stream shut down before its handshake
+ * (close_notify still sent); a stream's large write cut by its deadline
+ * and followed by other bytes (the peer reads exactly the accepted head,
+ * then them); the config's bad input. Every test checks
  * that it leaves no fd open.
  */
 #include "tests/testutil.h"
 
 #include <fcntl.h>
 #include <spawn.h>
+
+#include <openssl/err.h>
 
 #include "coev/stream.h"
 #include "coev/tls.h"
@@ -577,6 +583,16 @@ static int refuse_main(void *arg)
 	/* The reason is there for the log. */
 	TU_CHECK_MSG(t && strstr(coev_tls_error_text(t), a->why) != NULL,
 		     "error text: %s", t ? coev_tls_error_text(t) : "");
+	/* OpenSSL must not be called again: every later call gives the
+	 * same failure, and its reason stays. */
+	char c;
+	TU_CHECK_EQ(coev_tls_read(t, &c, 1, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_write(t, "x", 1, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), a->want);
+	TU_CHECK_EQ(coev_tls_handshake(t, tu_guard()), a->want);
+	TU_CHECK_MSG(t && strstr(coev_tls_error_text(t), a->why) != NULL,
+		     "error text after more calls: %s",
+		     t ? coev_tls_error_text(t) : "");
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return 0;
@@ -741,6 +757,12 @@ static int truncate_main(void *arg)
 	TU_CHECK(memcmp(buf, "partial", 7) == 0);
 	/* Never 0: the peer closed TCP without close_notify. */
 	TU_CHECK_EQ(r, COEV_ETLS);
+	/* The failure stays, with its reason, and OpenSSL is not asked
+	 * again (not even to shut down, which its rules forbid). */
+	TU_CHECK_EQ(coev_tls_read(t, buf, sizeof buf, tu_guard()), COEV_ETLS);
+	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), COEV_ETLS);
+	TU_CHECK_MSG(strstr(coev_tls_error_text(t), "unexpected eof") != NULL,
+		     "error text: %s", coev_tls_error_text(t));
 	coev_tls_free(t);
 	coev_tls_config_free(cfg);
 	return 0;
@@ -1057,6 +1079,163 @@ static void test_tls_stream_server_lines(void **state)
 	assert_int_equal(peer_wait(&a.p), 0);
 }
 
+/* ---- shutdown before the handshake ------------------------------------------ */
+
+/*
+ * A stream runs the handshake at its first read or write; a program that
+ * ends one before either (a client with nothing to say, a server turning
+ * a client away) still owes the peer a close_notify, which needs a
+ * handshake first. The echo peer exits 0 only after our close_notify.
+ */
+static int early_shutdown_main(void *arg)
+{
+	struct peer *p = arg;
+	coev_tls_config_t *cfg = client_cfg();
+	int fd = coev_tcp_connect("127.0.0.1", (unsigned)p->port, tu_guard());
+	coev_stream_t *s = NULL;
+	coev_tls_t *t = NULL;
+	char c;
+
+	TU_CHECK(fd >= 0);
+	TU_CHECK_EQ(coev_tls_new(cfg, fd, "localhost", &t), 0);
+	TU_CHECK_EQ(coev_tls_stream(t, 0, &s), 0);
+	TU_CHECK_EQ(coev_stream_shutdown(s, tu_guard()), 0);
+	TU_CHECK_MSG(ERR_peek_error() == 0, "OpenSSL error left queued: %lu",
+		     ERR_peek_error());
+	/* The peer's close_notify answers ours. */
+	TU_CHECK_EQ(coev_stream_read(s, &c, 1, tu_guard()), 0);
+	TU_CHECK_EQ(strcmp(coev_tls_version(t), "TLSv1.3"), 0);
+	coev_stream_close(s);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static void test_tls_stream_shutdown_before_handshake(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_server(&p, "echo", "srv.pem", "srv.key", NULL);
+	assert_int_equal(tu_run_main(early_shutdown_main, &p, 2), 0);
+	tu_assert_no_failures();
+	assert_int_equal(peer_wait(&p), 0);
+}
+
+/* ---- a stream's large write cut by its deadline ----------------------------- */
+
+/*
+ * OpenSSL encrypts a record before it knows whether the socket takes it;
+ * a write that then times out leaves that record pending, and the next
+ * SSL_write must offer the same bytes again (coev/tls.h rule 4). A
+ * stream's write larger than its buffer must therefore keep the bytes it
+ * reports as not accepted out of OpenSSL's hands, or the next write sends
+ * them anyway (or fails): the peer must read exactly the accepted head,
+ * then what was written after the timeout.
+ */
+#define CUT_BIG (2u << 20)
+
+struct cut {
+	int lfd;
+	coev_event_t go; /* the writer gave up: start reading */
+	unsigned char *got;
+	size_t got_len;
+};
+
+/* Small socket buffers, so that a couple of MiB fill them. */
+static void small_buffers(int fd)
+{
+	int small = 32768;
+
+	TU_CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small),
+		    0);
+	TU_CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small),
+		    0);
+}
+
+static int cut_server(void *arg)
+{
+	struct cut *c = arg;
+	coev_tls_config_t *cfg = server_cfg();
+	int fd = coev_accept(c->lfd, NULL, NULL, tu_guard());
+	coev_stream_t *s = NULL;
+	ssize_t r = -1;
+
+	TU_CHECK(fd >= 0);
+	TU_CHECK_EQ(coev_tls_accept(fd, cfg, tu_guard(), &s), 0);
+	TU_CHECK_EQ(coev_event_wait_dl(&c->go, tu_guard()), 0);
+	while (s && (r = coev_stream_read(s, c->got + c->got_len,
+					  CUT_BIG + 64 - c->got_len,
+					  tu_guard())) > 0)
+		c->got_len += (size_t)r;
+	/* The client's close_notify ends the bytes. */
+	TU_CHECK_EQ(r, 0);
+	coev_stream_close(s);
+	coev_tls_config_free(cfg);
+	return 0;
+}
+
+static int cut_main(void *arg)
+{
+	struct cut c = {0};
+	coev_tls_config_t *cfg = client_cfg();
+	unsigned char *big = malloc(CUT_BIG);
+	coev_stream_t *s = NULL;
+	coev_task_t *srv = NULL;
+	coev_tls_t *t = NULL;
+	size_t done = 0;
+
+	(void)arg;
+	c.got = malloc(CUT_BIG + 64);
+	TU_CHECK(big && c.got);
+	for (size_t i = 0; i < CUT_BIG; i++)
+		big[i] = pat(i);
+	c.lfd = coev_tcp_listen("127.0.0.1", 0, 0, 0);
+	small_buffers(c.lfd);
+	TU_CHECK_EQ(coev_event_init(&c.go), 0);
+	TU_CHECK_EQ(coev_spawn(cut_server, &c, &srv), 0);
+	int fd = coev_tcp_connect("127.0.0.1", (unsigned)coev_sock_port(c.lfd),
+				  tu_guard());
+	TU_CHECK(fd >= 0);
+	small_buffers(fd);
+	TU_CHECK_EQ(coev_tls_new(cfg, fd, "localhost", &t), 0);
+	TU_CHECK_EQ(coev_tls_handshake(t, tu_guard()), 0);
+	TU_CHECK_EQ(coev_tls_stream(t, 0, &s), 0);
+	/* The server reads nothing yet: the write ends at its deadline. */
+	TU_CHECK_EQ(coev_stream_write(s, big, CUT_BIG, &done,
+				      coev_deadline(COEV_MSEC(200))),
+		    -ETIMEDOUT);
+	TU_CHECK(done > 0 && done < CUT_BIG);
+	/* Other bytes follow the accepted ones; then close_notify. */
+	coev_event_set(&c.go);
+	TU_CHECK_EQ(coev_stream_write(s, "END\n", 4, NULL, tu_guard()), 4);
+	int rc = coev_stream_shutdown(s, tu_guard());
+	TU_CHECK_EQ(rc, 0);
+	if (rc < 0) {
+		/* The server is not left waiting for a close_notify. */
+		coev_stream_close(s);
+		s = NULL;
+	}
+	TU_CHECK_EQ(coev_join(srv, NULL), 0);
+	TU_CHECK_MSG(c.got_len == done + 4, "peer read %zu, accepted %zu + 4",
+		     c.got_len, done);
+	TU_CHECK(c.got_len < done || memcmp(c.got, big, done) == 0);
+	TU_CHECK(c.got_len < done + 4 || memcmp(c.got + done, "END\n", 4) == 0);
+	coev_stream_close(s);
+	coev_close(c.lfd);
+	coev_event_destroy(&c.go);
+	coev_tls_config_free(cfg);
+	free(c.got);
+	free(big);
+	return 0;
+}
+
+static void test_tls_stream_write_cut_by_deadline_keeps_bytes(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(cut_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- the config's bad input ---------------------------------------------- */
 
 static void test_tls_config_errors(void **state)
@@ -1130,6 +1309,8 @@ int main(void)
 		TU_FD_TEST(test_tls_reader_and_writer_at_once),
 		TU_FD_TEST(test_tls_stream_client_read_exactly),
 		TU_FD_TEST(test_tls_stream_server_lines),
+		TU_FD_TEST(test_tls_stream_write_cut_by_deadline_keeps_bytes),
+		TU_FD_TEST(test_tls_stream_shutdown_before_handshake),
 		TU_FD_TEST(test_tls_config_errors),
 	};
 
