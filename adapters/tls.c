@@ -156,6 +156,10 @@ static SSL_CTX *make_ctx(coev_tls_config_t *cfg)
 	if (!ctx)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* No TLS 1.2 renegotiation: it is the main way a read comes to need
+	 * the write direction (and the reverse) that a writer task may be
+	 * waiting on, and it has a history of attacks; TLS 1.3 has none. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	/* Partial writes: a write returns what fit, as send(2) does;
 	 * moving buffer: a repeated write may come from another address
 	 * (a stream's buffer compacts). */
