@@ -23,6 +23,7 @@
 #include "coev/sync.h"
 #include "coev/chan.h"
 #include "coev/future.h"
+#include "coev/select.h"
 #include "coev/bridge.h"
 #include "coev/debug.h"
 

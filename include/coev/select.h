@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coev/select.h — wait on anything at once: one select over channel sends
+ * and receives, futures, tasks' ends, fds' readiness and deadlines
+ * (tokio's select!, Go's select with time.After and ctx.Done(),
+ * asyncio.wait(return_when=FIRST_COMPLETED) over mixed awaitables).
+ *
+ *     int v;
+ *     coev_any_t cs[] = {
+ *             coev_any_recv(jobs, &v),
+ *             coev_any_future(reply),
+ *             coev_any_task(worker),
+ *             coev_any_fd(sock, COEV_READ),
+ *             coev_any_until(coev_deadline(COEV_SEC)),
+ *     };
+ *     switch (coev_select_any(cs, 5, COEV_FOREVER)) {
+ *     case 0: ... v received ...
+ *     case 1: ... cs[1].result is the future's result ...
+ *     ...
+ *     }
+ *
+ * Rules:
+ *  1. Exactly one case is chosen, the first that is ready; when several
+ *     are, one is picked at random, so none starves (Go's rule).
+ *  2. The cases that lose have no effect: a channel case that was not
+ *     chosen sent or received nothing; a future stays awaitable, a task's
+ *     handle stays joinable (select never consumes it), an fd's data stays
+ *     unread. Only the chosen channel case moves a message.
+ *  3. What a case waits for, and its result when chosen (case.result):
+ *       COEV_ANY_SEND / _RECV  the message at buf sent to, or received
+ *                              from, chan: 0, COEV_ECLOSED or -ENOMEM as
+ *                              for coev_select (coev/chan.h);
+ *       COEV_ANY_FUTURE        future complete: its result
+ *                              (coev_future_poll's);
+ *       COEV_ANY_TASK          task ended: its result (join it to consume
+ *                              the handle; the join does not wait), or
+ *                              -ESHUTDOWN when a shutdown gave up on it;
+ *       COEV_ANY_FD            fd ready for events (COEV_READ and/or
+ *                              COEV_WRITE; a hang-up or an error readies
+ *                              both): the events ready, or a negative
+ *                              errno (-EBADF: not open);
+ *       COEV_ANY_DEADLINE      coev_now() has reached at: 0.
+ *     A case of kind COEV_ANY_NONE, or whose object is NULL (fd < 0), is
+ *     never chosen, which switches it off without rebuilding the array.
+ *  4. Waits follow coev/sync.h's rules: an absolute deadline for the whole
+ *     call, -ETIMEDOUT and -ECANCELED; a channel case a partner completed
+ *     before the give-up is returned rather than the error.
+ *  5. Tasks suspend; plain threads block (without fd cases: those need a
+ *     worker's loop); a worker thread outside a task gets COEV_ENOTCORO.
+ *     Never allocates; the cases live in the caller's frame.
+ */
+#ifndef COEV_SELECT_H
+#define COEV_SELECT_H
+
+#include "chan.h"
+#include "error.h"
+#include "future.h"
+#include "io.h"
+#include "task.h"
+#include "time.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+	COEV_ANY_NONE = 0,
+	COEV_ANY_SEND = 1,
+	COEV_ANY_RECV = 2,
+	COEV_ANY_FUTURE = 3,
+	COEV_ANY_TASK = 4,
+	COEV_ANY_FD = 5,
+	COEV_ANY_DEADLINE = 6,
+};
+
+/* One case of coev_select_any: kind says which fields it reads. */
+typedef struct coev_any {
+	int kind;	       /* COEV_ANY_* */
+	coev_chan_t *chan;     /* SEND, RECV */
+	void *buf;	       /* SEND: the message; RECV: where it goes */
+	coev_future_t *future; /* FUTURE (the caller holds a reference) */
+	coev_task_t *task;     /* TASK (a handle not joined nor detached) */
+	int fd;		       /* FD */
+	unsigned events;       /* FD: COEV_READ, COEV_WRITE or both */
+	coev_time_t at;	       /* DEADLINE: absolute, from coev_now() */
+	int result;	       /* out: the chosen case's result (rule 3) */
+} coev_any_t;
+
+/* Case builders, for arrays written as lists. */
+static inline coev_any_t coev_any_send(coev_chan_t *ch, const void *msg)
+{
+	coev_any_t c = {
+		COEV_ANY_SEND, ch, (void *)msg, NULL, NULL, -1, 0, 0, 0};
+	return c;
+}
+
+static inline coev_any_t coev_any_recv(coev_chan_t *ch, void *out)
+{
+	coev_any_t c = {COEV_ANY_RECV, ch, out, NULL, NULL, -1, 0, 0, 0};
+	return c;
+}
+
+static inline coev_any_t coev_any_future(coev_future_t *f)
+{
+	coev_any_t c = {COEV_ANY_FUTURE, NULL, NULL, f, NULL, -1, 0, 0, 0};
+	return c;
+}
+
+static inline coev_any_t coev_any_task(coev_task_t *t)
+{
+	coev_any_t c = {COEV_ANY_TASK, NULL, NULL, NULL, t, -1, 0, 0, 0};
+	return c;
+}
+
+static inline coev_any_t coev_any_fd(int fd, unsigned events)
+{
+	coev_any_t c = {COEV_ANY_FD, NULL, NULL, NULL, NULL, fd, events, 0, 0};
+	return c;
+}
+
+static inline coev_any_t coev_any_until(coev_time_t at)
+{
+	coev_any_t c = {
+		COEV_ANY_DEADLINE, NULL, NULL, NULL, NULL, -1, 0, at, 0};
+	return c;
+}
+
+/*
+ * coev_select_any — wait until one of the n cases is ready, perform it
+ * (a channel case) or report it (the others), and return its index; the
+ * others have no effect (rules 1-3). deadline bounds the whole call
+ * (COEV_FOREVER: none; a DEADLINE case is a case, returned by index).
+ * Returns the index, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, or -EINVAL
+ * (NULL cases with n > 0, n > COEV_SELECT_MAX, an unknown kind, a channel
+ * case with a NULL buf, an fd case with bad events or from a plain
+ * thread), -EDEADLK (a task case names the caller). A task handle another
+ * caller is joining aborts, as a second join does. With no usable case it
+ * waits until the deadline. May suspend; never allocates.
+ * coev_try_select_any — the same without waiting: -EAGAIN when no case is
+ * ready. Any thread (a worker thread outside a task too).
+ */
+COEV_API int coev_select_any(coev_any_t *cases, size_t n, coev_time_t deadline);
+COEV_API int coev_try_select_any(coev_any_t *cases, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
