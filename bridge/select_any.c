@@ -232,9 +232,14 @@ static int poll_case(struct any *a, size_t i)
 			return 0;
 		c->result = r;
 		return 1;
-	default: /* COEV_ANY_DEADLINE */
-		c->result = 0;
+	default: /* COEV_ANY_DEADLINE */ c->result = 0;
+#if defined(COEV_PLANT_ANY_DL_EARLY)
+		/* Planted bug: a deadline case counts as reached a little
+		 * before it is. */
+		return coev__plat_now() + 300 >= c->at;
+#else
 		return coev__plat_now() >= c->at;
+#endif
 	}
 }
 
@@ -436,8 +441,13 @@ static int disarm_all(struct any *a)
 		a->ch_armed = false;
 		if ((k = coev__chsel_disarm(&a->chs)) >= 0) {
 			pending++;
+#if !defined(COEV_PLANT_ANY_CLAIM_IGNORED)
 			win = a->chcase[k];
-			a->cases[win].result = a->sels[k].result;
+#endif
+			/* (Planted bug ANY_CLAIM_IGNORED: a partner's claim
+			 * does not decide the call, so the poll may choose
+			 * another case and the message moved is lost.) */
+			a->cases[a->chcase[k]].result = a->sels[k].result;
 		} else {
 			unref_self(a);
 		}

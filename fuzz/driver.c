@@ -63,6 +63,7 @@ static const struct harness *const harnesses[] = {
 	&h_io,
 	&h_select,
 	&h_waitany,
+	&h_any,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
