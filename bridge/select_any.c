@@ -52,7 +52,9 @@
  * claim word for the sources that consume nothing (nothing to protect,
  * and a completed future would have to reach every select watching it).
  */
+#include <limits.h>
 #include <poll.h>
+#include <string.h>
 
 #include "internal.h"
 #include "sched/platform.h"
@@ -112,14 +114,23 @@ static bool usable(const coev_any_t *c)
 	case COEV_ANY_TASK: return c->task != NULL;
 	case COEV_ANY_FD: return c->fd >= 0;
 	case COEV_ANY_DEADLINE: return true;
+	case COEV_ANY_STREAM_BYTES:
+	case COEV_ANY_STREAM_LINE: return c->stream != NULL;
 	default: return false;
 	}
+}
+
+/* Whether case c waits on an fd of the caller's worker. */
+static bool fd_kind(const coev_any_t *c)
+{
+	return c->kind == COEV_ANY_FD || c->kind == COEV_ANY_STREAM_BYTES ||
+	       c->kind == COEV_ANY_STREAM_LINE;
 }
 
 /* Check one case (coev_select_any's -EINVAL and -EDEADLK rules). */
 static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 {
-	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_DEADLINE)
+	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_STREAM_LINE)
 		return -EINVAL;
 	if (!usable(c))
 		return 0;
@@ -130,6 +141,10 @@ static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 	if (c->kind == COEV_ANY_FD &&
 	    (!(c->events & (COEV_READ | COEV_WRITE)) ||
 	     (c->events & ~(COEV_READ | COEV_WRITE)) || (wait && !self)))
+		return -EINVAL;
+	/* A stream is read ahead (a task's call) and waited on by its fd. */
+	if (c->kind >= COEV_ANY_STREAM_BYTES &&
+	    (!self || coev_stream_fileno(c->stream) < 0))
 		return -EINVAL;
 	return 0;
 }
@@ -153,7 +168,7 @@ static int prepare(struct any *a, coev_any_t *cases, size_t n, bool wait)
 		a->slots[i].fd.fired = 0;
 		if ((r = check_case(c, a->self, wait)) < 0)
 			return r;
-		a->fds |= c->kind == COEV_ANY_FD && usable(c);
+		a->fds |= fd_kind(c) && usable(c);
 		if ((c->kind != COEV_ANY_SEND && c->kind != COEV_ANY_RECV) ||
 		    !c->chan)
 			continue;
@@ -208,6 +223,61 @@ static int task_poll(coev_any_t *c)
 	return 1;
 }
 
+/*
+ * A stream case's readiness: 1 (result set) when its bytes or its line
+ * are buffered, or when a read would return at once with the end or an
+ * error; else 0. It reads ahead what the transport has, without waiting
+ * (a peek with a past deadline only tries), into the stream's buffer:
+ * the bytes stay there for the stream's reader (coev/stream.h rule 2).
+ * Each peek asks for one byte more than is buffered, so it reads the
+ * transport only when the buffer holds no answer yet.
+ */
+static int stream_poll(coev_any_t *c)
+{
+	size_t have = 0, avail, max = c->max ? c->max : COEV_ANY_LINE_MAX;
+	const void *data = NULL, *nl;
+	int r;
+
+	for (;;) {
+		avail = 0;
+		r = coev_stream_peek(c->stream, have + 1, &data, &avail, 0);
+		if (r == -ETIMEDOUT)
+			return 0; /* nothing more now */
+		if (r != 0) {
+			c->result = r; /* the end, or an error */
+			return 1;
+		}
+		have = avail;
+		if (c->kind == COEV_ANY_STREAM_BYTES) {
+			c->result = have > INT_MAX ? INT_MAX : (int)have;
+			return 1;
+		}
+		if ((nl = memchr(data, '\n', have < max ? have : max))) {
+			c->result =
+				(int)((const char *)nl - (const char *)data) +
+				1;
+			return 1;
+		}
+		if (have >= max) {
+			c->result = -EMSGSIZE;
+			return 1;
+		}
+	}
+}
+
+/* A deadline case's readiness: 1 once coev_now() has reached it. */
+static int deadline_poll(coev_any_t *c)
+{
+	c->result = 0;
+#if defined(COEV_PLANT_ANY_DL_EARLY)
+	/* Planted bug: a deadline case counts as reached a little before
+	 * it is. */
+	return coev__plat_now() + 300 >= c->at;
+#else
+	return coev__plat_now() >= c->at;
+#endif
+}
+
 /* Case i's readiness now; a channel case is performed if it can be.
  * 1 when ready (its result set), else 0. */
 static int poll_case(struct any *a, size_t i)
@@ -227,19 +297,14 @@ static int poll_case(struct any *a, size_t i)
 	case COEV_ANY_FUTURE:
 		return coev_future_poll(c->future, &c->result) == 0;
 	case COEV_ANY_TASK: return task_poll(c);
+	case COEV_ANY_STREAM_BYTES:
+	case COEV_ANY_STREAM_LINE: return stream_poll(c);
 	case COEV_ANY_FD:
 		if ((r = fd_poll(c->fd, c->events)) == 0)
 			return 0;
 		c->result = r;
 		return 1;
-	default: /* COEV_ANY_DEADLINE */ c->result = 0;
-#if defined(COEV_PLANT_ANY_DL_EARLY)
-		/* Planted bug: a deadline case counts as reached a little
-		 * before it is. */
-		return coev__plat_now() + 300 >= c->at;
-#else
-		return coev__plat_now() >= c->at;
-#endif
+	default: return deadline_poll(c);
 	}
 }
 
@@ -316,13 +381,15 @@ static int fd_arm(struct any *a, coev_any_t *c, struct any_fd *s, bool *armed)
 {
 	struct coev_worker *w = a->self->worker;
 	struct coev__fd_snap snap;
-	int r;
+	bool st = c->kind != COEV_ANY_FD;
+	int fd = st ? coev_stream_fileno(c->stream) : c->fd, r;
+	unsigned events = st ? COEV_READ : c->events;
 
 	s->io.fire = fd_fire;
 	s->io.data = s;
 	s->task = a->self;
 	s->fired = 0;
-	s->owned = c->fd < COEV_FD_MAX ? coev__fd_owned(c->fd) : NULL;
+	s->owned = fd >= 0 && fd < COEV_FD_MAX ? coev__fd_owned(fd) : NULL;
 	if (s->owned) {
 		/* As coev_wait_fd on an owned fd: the seqs before the look,
 		 * so an edge after the look is not lost. */
@@ -332,11 +399,11 @@ static int fd_arm(struct any *a, coev_any_t *c, struct any_fd *s, bool *armed)
 			snap.seq[d] = atomic_load_explicit(
 				&s->owned->seq[d], memory_order_relaxed);
 	}
-	if (fd_poll(c->fd, c->events) != 0)
+	if (fd_poll(fd, events) != 0)
 		return 1;
-	r = s->owned ? coev__fd_arm(s->owned, c->fd, &s->io, w, a->self,
-				    c->events, &snap)
-		     : coev__plat_io_arm(w, &s->io, c->fd, c->events);
+	r = s->owned ? coev__fd_arm(s->owned, fd, &s->io, w, a->self, events,
+				    &snap)
+		     : coev__plat_io_arm(w, &s->io, fd, events);
 	if (r == 0) {
 		s->live = true;
 		*armed = true;
@@ -367,7 +434,9 @@ static int arm_case(struct any *a, size_t i)
 		unref_self(a);
 		return 1;
 	case COEV_ANY_TASK: return task_arm(a, c->task, &a->armed[i]);
-	case COEV_ANY_FD: return fd_arm(a, c, &s->fd, &a->armed[i]);
+	case COEV_ANY_FD:
+	case COEV_ANY_STREAM_BYTES:
+	case COEV_ANY_STREAM_LINE: return fd_arm(a, c, &s->fd, &a->armed[i]);
 	default: /* channels are armed together; deadlines bound the park */
 		return 0;
 	}
@@ -418,7 +487,7 @@ static int disarm_case(struct any *a, size_t i)
 			    memory_order_acq_rel, memory_order_acquire))
 			return 1;
 		break;
-	default: /* COEV_ANY_FD: we run on the watcher's worker (pinned) */
+	default: /* fds and streams: we run on the watcher's worker (pinned) */
 		if (s->owned && (r = coev__fd_disarm(&s->io)) != 0)
 			s->fired = r;
 		else if (!s->owned && s->live)
@@ -468,7 +537,7 @@ static int fd_error(struct any *a)
 	for (size_t k = 0; k < a->n; k++) {
 		coev_any_t *c = &a->cases[a->order[k]];
 
-		if (c->kind == COEV_ANY_FD && usable(c) &&
+		if (fd_kind(c) && usable(c) &&
 		    a->slots[a->order[k]].fd.fired < 0)
 			return a->order[k];
 	}

@@ -25,7 +25,7 @@
  *  2. The cases that lose have no effect: a channel case that was not
  *     chosen sent or received nothing; a future stays awaitable, a task's
  *     handle stays joinable (select never consumes it), an fd's data stays
- *     unread. Only the chosen channel case moves a message.
+ *     unread, a stream's bytes stay buffered for its next read. Only the chosen channel case moves a message.
  *  3. What a case waits for, and its result when chosen (case.result):
  *       COEV_ANY_SEND / _RECV  the message at buf sent to, or received
  *                              from, chan: 0, COEV_ECLOSED or -ENOMEM as
@@ -39,15 +39,30 @@
  *                              COEV_WRITE; a hang-up or an error readies
  *                              both): the events ready, or a negative
  *                              errno (-EBADF: not open);
- *       COEV_ANY_DEADLINE      coev_now() has reached at: 0.
+ *       COEV_ANY_DEADLINE      coev_now() has reached at: 0;
+ *       COEV_ANY_STREAM_BYTES  stream has bytes to read: how many are
+ *                              buffered (> 0), COEV_EEOF at its end, or
+ *                              the transport's error;
+ *       COEV_ANY_STREAM_LINE   stream has a whole line ("\n"): its length
+ *                              with the "\n" (coev_stream_read_line then
+ *                              returns it without waiting), COEV_EEOF when
+ *                              the stream ends first, -EMSGSIZE when max
+ *                              bytes hold no "\n", or the transport's
+ *                              error.
+ *     A stream case reads ahead what its transport has without waiting
+ *     (it stays buffered: nothing is consumed) and waits on the stream's
+ *     fd (coev_stream_fileno), so it needs a stream with an fd and a
+ *     task.
  *     A case of kind COEV_ANY_NONE, or whose object is NULL (fd < 0), is
  *     never chosen, which switches it off without rebuilding the array.
  *  4. Waits follow coev/sync.h's rules: an absolute deadline for the whole
  *     call, -ETIMEDOUT and -ECANCELED; a channel case a partner completed
  *     before the give-up is returned rather than the error.
- *  5. Tasks suspend; plain threads block (without fd cases: those need a
- *     worker's loop); a worker thread outside a task gets COEV_ENOTCORO.
- *     Never allocates; the cases live in the caller's frame.
+ *  5. Tasks suspend; plain threads block (without fd or stream cases:
+ *     those need a worker's loop); a worker thread outside a task gets
+ *     COEV_ENOTCORO. The cases live in the caller's frame; nothing is
+ *     allocated, except that a stream case may grow the stream's read
+ *     buffer, as a read would.
  */
 #ifndef COEV_SELECT_H
 #define COEV_SELECT_H
@@ -56,6 +71,7 @@
 #include "error.h"
 #include "future.h"
 #include "io.h"
+#include "stream.h"
 #include "task.h"
 #include "time.h"
 
@@ -71,7 +87,12 @@ enum {
 	COEV_ANY_TASK = 4,
 	COEV_ANY_FD = 5,
 	COEV_ANY_DEADLINE = 6,
+	COEV_ANY_STREAM_BYTES = 7,
+	COEV_ANY_STREAM_LINE = 8,
 };
+
+/* A STREAM_LINE case's longest line when its max is 0. */
+#define COEV_ANY_LINE_MAX ((size_t)64 * 1024)
 
 /* One case of coev_select_any: kind says which fields it reads. */
 typedef struct coev_any {
@@ -80,6 +101,8 @@ typedef struct coev_any {
 	void *buf;	       /* SEND: the message; RECV: where it goes */
 	coev_future_t *future; /* FUTURE (the caller holds a reference) */
 	coev_task_t *task;     /* TASK (a handle not joined nor detached) */
+	coev_stream_t *stream; /* STREAM_* (the caller is its reader) */
+	size_t max;	       /* STREAM_LINE: longest line (0: LINE_MAX) */
 	int fd;		       /* FD */
 	unsigned events;       /* FD: COEV_READ, COEV_WRITE or both */
 	coev_time_t at;	       /* DEADLINE: absolute, from coev_now() */
@@ -87,41 +110,69 @@ typedef struct coev_any {
 } coev_any_t;
 
 /* Case builders, for arrays written as lists. */
+static inline coev_any_t coev__any_case(int kind)
+{
+	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
+	return c;
+}
+
 static inline coev_any_t coev_any_send(coev_chan_t *ch, const void *msg)
 {
-	coev_any_t c = {
-		COEV_ANY_SEND, ch, (void *)msg, NULL, NULL, -1, 0, 0, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_SEND);
+	c.chan = ch;
+	c.buf = (void *)msg;
 	return c;
 }
 
 static inline coev_any_t coev_any_recv(coev_chan_t *ch, void *out)
 {
-	coev_any_t c = {COEV_ANY_RECV, ch, out, NULL, NULL, -1, 0, 0, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_RECV);
+	c.chan = ch;
+	c.buf = out;
 	return c;
 }
 
 static inline coev_any_t coev_any_future(coev_future_t *f)
 {
-	coev_any_t c = {COEV_ANY_FUTURE, NULL, NULL, f, NULL, -1, 0, 0, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_FUTURE);
+	c.future = f;
 	return c;
 }
 
 static inline coev_any_t coev_any_task(coev_task_t *t)
 {
-	coev_any_t c = {COEV_ANY_TASK, NULL, NULL, NULL, t, -1, 0, 0, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_TASK);
+	c.task = t;
 	return c;
 }
 
 static inline coev_any_t coev_any_fd(int fd, unsigned events)
 {
-	coev_any_t c = {COEV_ANY_FD, NULL, NULL, NULL, NULL, fd, events, 0, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_FD);
+	c.fd = fd;
+	c.events = events;
 	return c;
 }
 
 static inline coev_any_t coev_any_until(coev_time_t at)
 {
-	coev_any_t c = {
-		COEV_ANY_DEADLINE, NULL, NULL, NULL, NULL, -1, 0, at, 0};
+	coev_any_t c = coev__any_case(COEV_ANY_DEADLINE);
+	c.at = at;
+	return c;
+}
+
+static inline coev_any_t coev_any_bytes(coev_stream_t *s)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_STREAM_BYTES);
+	c.stream = s;
+	return c;
+}
+
+static inline coev_any_t coev_any_line(coev_stream_t *s, size_t max)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_STREAM_LINE);
+	c.stream = s;
+	c.max = max;
 	return c;
 }
 
@@ -133,9 +184,10 @@ static inline coev_any_t coev_any_until(coev_time_t at)
  * Returns the index, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, or -EINVAL
  * (NULL cases with n > 0, n > COEV_SELECT_MAX, an unknown kind, a channel
  * case with a NULL buf, an fd case with bad events or from a plain
- * thread), -EDEADLK (a task case names the caller). A task handle another
+ * thread, a stream case outside a task or on a stream without an fd),
+ * -EDEADLK (a task case names the caller). A task handle another
  * caller is joining aborts, as a second join does. With no usable case it
- * waits until the deadline. May suspend; never allocates.
+ * waits until the deadline. May suspend.
  * coev_try_select_any — the same without waiting: -EAGAIN when no case is
  * ready. Any thread (a worker thread outside a task too).
  */

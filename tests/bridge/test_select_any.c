@@ -5,11 +5,13 @@
  * while the others wait, the losers untouched (a message not taken, a
  * future still pending and awaitable, a task still joinable), a random
  * choice among ready cases, everything losing to the deadline, a
- * cancelled select, a plain thread's select, and a stress run on two
+ * cancelled select, a plain thread's select, a stream's line and bytes
+ * read ahead but left for the reader, and a stress run on two
  * workers with forced migration in which no message is lost or taken
  * twice.
  */
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/testutil.h"
@@ -371,6 +373,70 @@ static void test_select_any_from_a_plain_thread(void **state)
 	coev_rt_free(rt);
 }
 
+/* ---- streams ------------------------------------------------------------------ */
+
+static int write_later(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	coev_sleep(COEV_MSEC(2));
+	return write(fd, "lo\nwor", 6) == 6 ? 0 : -1;
+}
+
+/* One select over a stream's line (or bytes) and a deadline. */
+static int select_stream(coev_any_t c, coev_time_t at)
+{
+	coev_any_t cs[2] = {c, coev_any_until(at)};
+	int r = coev_select_any(cs, 2, tu_guard());
+
+	return r == 0 ? cs[0].result : r == 1 ? -ETIMEDOUT : r;
+}
+
+static int stream_main(void *arg)
+{
+	coev_time_t far = tu_guard();
+	coev_stream_t *s = NULL;
+	coev_task_t *w;
+	char line[16];
+	int sv[2];
+
+	(void)arg;
+	TU_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	TU_CHECK_EQ(coev_stream_fd(sv[0], 0, &s), 0);
+	/* Half a line: the line case loses to the deadline, yet what it
+	 * read ahead stays buffered, and the bytes case wins with it. */
+	TU_CHECK_EQ(write(sv[1], "hel", 3), 3);
+	TU_CHECK_EQ(
+		select_stream(coev_any_line(s, 0), coev_now() + COEV_MSEC(2)),
+		-ETIMEDOUT);
+	TU_CHECK_EQ(coev_stream_buffered(s), 3);
+	TU_CHECK_EQ(select_stream(coev_any_bytes(s), far), 3);
+	/* The rest of the line comes while the select waits. */
+	TU_CHECK_EQ(coev_spawn(write_later, (void *)(intptr_t)sv[1], &w), 0);
+	TU_CHECK_EQ(select_stream(coev_any_line(s, 0), far), 6);
+	TU_CHECK_EQ(coev_stream_read_line(s, line, sizeof line, 0), 6);
+	TU_CHECK(memcmp(line, "hello\n", 6) == 0);
+	TU_CHECK_EQ(coev_join(w, NULL), 0);
+	/* No newline within max bytes. */
+	TU_CHECK_EQ(write(sv[1], "ldxyz", 5), 5);
+	TU_CHECK_EQ(select_stream(coev_any_line(s, 4), far), -EMSGSIZE);
+	/* The end of the stream comes before a newline. */
+	TU_CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+	TU_CHECK_EQ(select_stream(coev_any_line(s, 0), far), COEV_EEOF);
+	TU_CHECK_EQ(coev_stream_buffered(s), 8);
+	TU_CHECK_EQ(select_stream(coev_any_bytes(s), far), 8);
+	coev_stream_close(s);
+	close(sv[1]);
+	return 0;
+}
+
+static void test_select_any_stream_line_and_bytes(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(stream_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- stress: two workers, forced migration ----------------------------------- */
 
 #define PRODUCERS 3
@@ -461,6 +527,7 @@ int main(void)
 		TU_FD_TEST(test_select_any_all_lose_to_the_deadline),
 		TU_FD_TEST(test_select_any_cancelled_while_waiting),
 		TU_FD_TEST(test_select_any_from_a_plain_thread),
+		TU_FD_TEST(test_select_any_stream_line_and_bytes),
 		TU_FD_TEST(test_select_any_migrating_loses_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
