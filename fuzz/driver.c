@@ -64,6 +64,8 @@ static const struct harness *const harnesses[] = {
 	&h_select,
 	&h_waitany,
 	&h_any,
+	&h_bcast,
+	&h_latest,
 };
 /* clang-format on */
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])

@@ -79,6 +79,8 @@ extern const struct harness h_io;
 extern const struct harness h_select;
 extern const struct harness h_waitany;
 extern const struct harness h_any;
+extern const struct harness h_bcast;
+extern const struct harness h_latest;
 /* one line per harness */
 
 #endif

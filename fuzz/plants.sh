@@ -49,6 +49,8 @@ ANY_CLAIM_IGNORED:any
 ANY_DL_EARLY:any
 PARK_NO_RECHECK:sched
 WAKE_TWICE:sched
+BCAST_RECHECK:bcast
+LATEST_RECHECK:latest
 "
 failed=""
 for p in $plants; do

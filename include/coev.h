@@ -22,6 +22,8 @@
 #include "coev/blocking.h"
 #include "coev/sync.h"
 #include "coev/chan.h"
+#include "coev/broadcast.h"
+#include "coev/latest.h"
 #include "coev/future.h"
 #include "coev/select.h"
 #include "coev/bridge.h"

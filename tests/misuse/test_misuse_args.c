@@ -34,6 +34,8 @@ static size_t a_len;
 static coev_task_t *a_task;
 static coev_scope_t *a_scope;
 static coev_future_t *a_future;
+static coev_bcast_rx_t *a_bcast_rx;
+static coev_latest_rx_t *a_latest_rx;
 static coev_watch_t *a_watch;
 static coev_timer_t *a_timer;
 static coev_sockset_t *a_sockset;
@@ -135,6 +137,22 @@ static void on_sock(coev_sockset_t *ss, int fd, unsigned ev, void *arg)
 	X(select, coev_select(NULL, 1))                                      \
 	X(select_dl, coev_select_dl(NULL, 1, DL))                            \
 	X(try_select, coev_try_select(NULL, 1))                              \
+	X(bcast_new, coev_bcast_new(NULL, 1, 1))                             \
+	X(bcast_send, coev_bcast_send(NULL, a_buf))                          \
+	X(bcast_close, coev_bcast_close(NULL))                               \
+	X(bcast_subscribe, coev_bcast_subscribe(NULL, &a_bcast_rx))          \
+	X(bcast_recv, coev_bcast_recv(NULL, a_buf))                          \
+	X(bcast_recv_dl, coev_bcast_recv_dl(NULL, a_buf, DL))                \
+	X(bcast_try_recv, coev_bcast_try_recv(NULL, a_buf))                  \
+	X(latest_new, coev_latest_new(NULL, 1, NULL))                        \
+	X(latest_send, coev_latest_send(NULL, a_buf))                        \
+	X(latest_get, coev_latest_get(NULL, a_buf))                          \
+	X(latest_close, coev_latest_close(NULL))                             \
+	X(latest_subscribe, coev_latest_subscribe(NULL, &a_latest_rx))       \
+	X(latest_recv, coev_latest_recv(NULL, a_buf))                        \
+	X(latest_recv_dl, coev_latest_recv_dl(NULL, a_buf, DL))              \
+	X(latest_try_recv, coev_latest_try_recv(NULL, a_buf))                \
+	X(latest_borrow, coev_latest_borrow(NULL, a_buf))                    \
 	X(future_new, coev_future_new(NULL))                                 \
 	X(future_complete, coev_future_complete(NULL, 0, NULL, NULL))        \
 	X(future_set, coev_future_set(NULL, 0))                              \
@@ -245,6 +263,10 @@ static void on_sock(coev_sockset_t *ss, int fd, unsigned ev, void *arg)
 	X(coev_chan_closed, coev_chan_closed(NULL))         \
 	X(coev_stream_buffered, coev_stream_buffered(NULL)) \
 	X(coev_stream_fileno, coev_stream_fileno(NULL))     \
+	X(coev_bcast_receivers, coev_bcast_receivers(NULL)) \
+	X(coev_bcast_missed, coev_bcast_missed(NULL))       \
+	X(coev_bcast_pending, coev_bcast_pending(NULL))     \
+	X(coev_latest_seen, coev_latest_seen(NULL))         \
 	X(coev_curl_worker, coev_curl_worker(NULL))
 
 typedef struct null_call {
