@@ -116,6 +116,8 @@ static bool usable(const coev_any_t *c)
 	case COEV_ANY_DEADLINE: return true;
 	case COEV_ANY_STREAM_BYTES:
 	case COEV_ANY_STREAM_LINE: return c->stream != NULL;
+	case COEV_ANY_BCAST: return c->bcast != NULL;
+	case COEV_ANY_LATEST: return c->latest != NULL;
 	default: return false;
 	}
 }
@@ -130,11 +132,13 @@ static bool fd_kind(const coev_any_t *c)
 /* Check one case (coev_select_any's -EINVAL and -EDEADLK rules). */
 static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 {
-	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_STREAM_LINE)
+	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_LATEST)
 		return -EINVAL;
 	if (!usable(c))
 		return 0;
-	if ((c->kind == COEV_ANY_SEND || c->kind == COEV_ANY_RECV) && !c->buf)
+	if ((c->kind == COEV_ANY_SEND || c->kind == COEV_ANY_RECV ||
+	     c->kind == COEV_ANY_BCAST || c->kind == COEV_ANY_LATEST) &&
+	    !c->buf)
 		return -EINVAL;
 	if (c->kind == COEV_ANY_TASK && c->task == self && self)
 		return -EDEADLK;
@@ -143,7 +147,8 @@ static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 	     (c->events & ~(COEV_READ | COEV_WRITE)) || (wait && !self)))
 		return -EINVAL;
 	/* A stream is read ahead (a task's call) and waited on by its fd. */
-	if (c->kind >= COEV_ANY_STREAM_BYTES &&
+	if ((c->kind == COEV_ANY_STREAM_BYTES ||
+	     c->kind == COEV_ANY_STREAM_LINE) &&
 	    (!self || coev_stream_fileno(c->stream) < 0))
 		return -EINVAL;
 	return 0;
@@ -265,6 +270,21 @@ static int stream_poll(coev_any_t *c)
 	}
 }
 
+/* A broadcast or latest-value case: receive now if a receive would not
+ * wait (the poll that finds a case ready chooses it, so only the chosen
+ * case receives). 1 (result set) or 0. */
+static int receiver_poll(coev_any_t *c)
+{
+	int r = c->kind == COEV_ANY_BCAST
+			? coev_bcast_try_recv(c->bcast, c->buf)
+			: coev_latest_try_recv(c->latest, c->buf);
+
+	if (r == -EAGAIN)
+		return 0;
+	c->result = r;
+	return 1;
+}
+
 /* A deadline case's readiness: 1 once coev_now() has reached it. */
 static int deadline_poll(coev_any_t *c)
 {
@@ -299,6 +319,8 @@ static int poll_case(struct any *a, size_t i)
 	case COEV_ANY_TASK: return task_poll(c);
 	case COEV_ANY_STREAM_BYTES:
 	case COEV_ANY_STREAM_LINE: return stream_poll(c);
+	case COEV_ANY_BCAST:
+	case COEV_ANY_LATEST: return receiver_poll(c);
 	case COEV_ANY_FD:
 		if ((r = fd_poll(c->fd, c->events)) == 0)
 			return 0;
@@ -417,6 +439,30 @@ static int fd_arm(struct any *a, coev_any_t *c, struct any_fd *s, bool *armed)
 	return 1;
 }
 
+/* Queue case i's wait node on its future or receiver; 1 when it was
+ * found ready instead. */
+static int node_arm(struct any *a, size_t i)
+{
+	coev_any_t *c = &a->cases[i];
+	coev__wnode_t *n = &a->slots[i].node;
+	int r;
+
+	ref_self(a);
+	coev__wnode_init(n, &a->jw);
+	if (c->kind == COEV_ANY_FUTURE)
+		r = coev__future_arm(c->future, n);
+	else if (c->kind == COEV_ANY_BCAST)
+		r = coev__bcast_arm(c->bcast, n);
+	else
+		r = coev__latest_arm(c->latest, n);
+	if (r == 0) {
+		a->armed[i] = true;
+		return 0;
+	}
+	unref_self(a);
+	return 1;
+}
+
 /* Register case i; 1 when it was found ready instead. */
 static int arm_case(struct any *a, size_t i)
 {
@@ -425,14 +471,8 @@ static int arm_case(struct any *a, size_t i)
 
 	switch (usable(c) ? c->kind : COEV_ANY_NONE) {
 	case COEV_ANY_FUTURE:
-		ref_self(a);
-		coev__wnode_init(&s->node, &a->jw);
-		if (coev__future_arm(c->future, &s->node) == 0) {
-			a->armed[i] = true;
-			return 0;
-		}
-		unref_self(a);
-		return 1;
+	case COEV_ANY_BCAST:
+	case COEV_ANY_LATEST: return node_arm(a, i);
 	case COEV_ANY_TASK: return task_arm(a, c->task, &a->armed[i]);
 	case COEV_ANY_FD:
 	case COEV_ANY_STREAM_BYTES:
@@ -477,6 +517,14 @@ static int disarm_case(struct any *a, size_t i)
 	switch (c->kind) {
 	case COEV_ANY_FUTURE:
 		if (coev__future_disarm(c->future, &a->slots[i].node))
+			return 1;
+		break;
+	case COEV_ANY_BCAST:
+		if (coev__bcast_disarm(c->bcast, &a->slots[i].node))
+			return 1;
+		break;
+	case COEV_ANY_LATEST:
+		if (coev__latest_disarm(c->latest, &a->slots[i].node))
 			return 1;
 		break;
 	case COEV_ANY_TASK:

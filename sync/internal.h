@@ -250,6 +250,21 @@ int coev__chsel_try_one(struct coev__chsel *s, size_t i);
 int coev__chsel_arm(struct coev__chsel *s, coev__waiter_t *wt);
 int coev__chsel_disarm(struct coev__chsel *s);
 
+/*
+ * Broadcast and latest-value receivers as sources of the select over
+ * mixed sources (sync/broadcast.c, sync/latest.c). arm queues n (its
+ * waiter set) as a notification: the next send or the close grants it
+ * without handing it a value or moving the receiver on, so the value
+ * stays for the receiver's next receive; returns 1 instead (nothing
+ * queued) when a receive would not wait now. disarm takes n back: 0 when
+ * it was still queued, 1 when it was granted (its signal has come or is
+ * on its way).
+ */
+int coev__bcast_arm(coev_bcast_rx_t *rx, coev__wnode_t *n);
+int coev__bcast_disarm(coev_bcast_rx_t *rx, coev__wnode_t *n);
+int coev__latest_arm(coev_latest_rx_t *rx, coev__wnode_t *n);
+int coev__latest_disarm(coev_latest_rx_t *rx, coev__wnode_t *n);
+
 /* A small per-thread random number (select's fair choice). */
 uint32_t coev__sync_rand(void);
 

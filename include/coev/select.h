@@ -22,10 +22,12 @@
  * Rules:
  *  1. Exactly one case is chosen, the first that is ready; when several
  *     are, one is picked at random, so none starves (Go's rule).
- *  2. The cases that lose have no effect: a channel case that was not
- *     chosen sent or received nothing; a future stays awaitable, a task's
- *     handle stays joinable (select never consumes it), an fd's data stays
- *     unread, a stream's bytes stay buffered for its next read. Only the chosen channel case moves a message.
+ *  2. The cases that lose have no effect: a channel, broadcast or
+ *     latest-value case that was not chosen sent or received nothing; a
+ *     future stays awaitable, a task's handle stays joinable (select
+ *     never consumes it), an fd's data stays unread, a stream's bytes
+ *     stay buffered for its next read. Only the chosen case moves a
+ *     message.
  *  3. What a case waits for, and its result when chosen (case.result):
  *       COEV_ANY_SEND / _RECV  the message at buf sent to, or received
  *                              from, chan: 0, COEV_ECLOSED or -ENOMEM as
@@ -49,6 +51,13 @@
  *                              the stream ends first, -EMSGSIZE when max
  *                              bytes hold no "\n", or the transport's
  *                              error.
+ *       COEV_ANY_BCAST         a broadcast receiver has something: a
+ *                              value (received into buf: 0),
+ *                              COEV_ELAGGED or COEV_ECLOSED, as
+ *                              coev_bcast_try_recv answers;
+ *       COEV_ANY_LATEST        a latest-value receiver has a version it
+ *                              has not seen (received into buf: 0), or
+ *                              COEV_ECLOSED, as coev_latest_try_recv.
  *     A stream case reads ahead what its transport has without waiting
  *     (it stays buffered: nothing is consumed) and waits on the stream's
  *     fd (coev_stream_fileno), so it needs a stream with an fd and a
@@ -70,7 +79,9 @@
 #include "chan.h"
 #include "error.h"
 #include "future.h"
+#include "broadcast.h"
 #include "io.h"
+#include "latest.h"
 #include "stream.h"
 #include "task.h"
 #include "time.h"
@@ -89,6 +100,8 @@ enum {
 	COEV_ANY_DEADLINE = 6,
 	COEV_ANY_STREAM_BYTES = 7,
 	COEV_ANY_STREAM_LINE = 8,
+	COEV_ANY_BCAST = 9,
+	COEV_ANY_LATEST = 10,
 };
 
 /* A STREAM_LINE case's longest line when its max is 0. */
@@ -96,23 +109,26 @@ enum {
 
 /* One case of coev_select_any: kind says which fields it reads. */
 typedef struct coev_any {
-	int kind;	       /* COEV_ANY_* */
-	coev_chan_t *chan;     /* SEND, RECV */
-	void *buf;	       /* SEND: the message; RECV: where it goes */
-	coev_future_t *future; /* FUTURE (the caller holds a reference) */
-	coev_task_t *task;     /* TASK (a handle not joined nor detached) */
-	coev_stream_t *stream; /* STREAM_* (the caller is its reader) */
-	size_t max;	       /* STREAM_LINE: longest line (0: LINE_MAX) */
-	int fd;		       /* FD */
-	unsigned events;       /* FD: COEV_READ, COEV_WRITE or both */
-	coev_time_t at;	       /* DEADLINE: absolute, from coev_now() */
-	int result;	       /* out: the chosen case's result (rule 3) */
+	int kind;		  /* COEV_ANY_* */
+	coev_chan_t *chan;	  /* SEND, RECV */
+	void *buf;		  /* SEND: the message; RECV: where it goes */
+	coev_future_t *future;	  /* FUTURE (the caller holds a reference) */
+	coev_task_t *task;	  /* TASK (a handle not joined nor detached) */
+	coev_stream_t *stream;	  /* STREAM_* (the caller is its reader) */
+	coev_bcast_rx_t *bcast;	  /* BCAST: receive into buf */
+	coev_latest_rx_t *latest; /* LATEST: receive into buf */
+	size_t max;		  /* STREAM_LINE: longest line (0: LINE_MAX) */
+	int fd;			  /* FD */
+	unsigned events;	  /* FD: COEV_READ, COEV_WRITE or both */
+	coev_time_t at;		  /* DEADLINE: absolute, from coev_now() */
+	int result;		  /* out: the chosen case's result (rule 3) */
 } coev_any_t;
 
 /* Case builders, for arrays written as lists. */
 static inline coev_any_t coev__any_case(int kind)
 {
-	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, 0, -1, 0, 0, 0};
+	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, NULL,
+			NULL, 0,    -1,	  0,	0,    0};
 	return c;
 }
 
@@ -161,6 +177,22 @@ static inline coev_any_t coev_any_until(coev_time_t at)
 	return c;
 }
 
+static inline coev_any_t coev_any_bcast(coev_bcast_rx_t *rx, void *out)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_BCAST);
+	c.bcast = rx;
+	c.buf = out;
+	return c;
+}
+
+static inline coev_any_t coev_any_latest(coev_latest_rx_t *rx, void *out)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_LATEST);
+	c.latest = rx;
+	c.buf = out;
+	return c;
+}
+
 static inline coev_any_t coev_any_bytes(coev_stream_t *s)
 {
 	coev_any_t c = coev__any_case(COEV_ANY_STREAM_BYTES);
@@ -182,8 +214,8 @@ static inline coev_any_t coev_any_line(coev_stream_t *s, size_t max)
  * others have no effect (rules 1-3). deadline bounds the whole call
  * (COEV_FOREVER: none; a DEADLINE case is a case, returned by index).
  * Returns the index, -ETIMEDOUT, -ECANCELED, COEV_ENOTCORO, or -EINVAL
- * (NULL cases with n > 0, n > COEV_SELECT_MAX, an unknown kind, a channel
- * case with a NULL buf, an fd case with bad events or from a plain
+ * (NULL cases with n > 0, n > COEV_SELECT_MAX, an unknown kind, a channel,
+ * broadcast or latest-value case with a NULL buf, an fd case with bad events or from a plain
  * thread, a stream case outside a task or on a stream without an fd),
  * -EDEADLK (a task case names the caller). A task handle another
  * caller is joining aborts, as a second join does. With no usable case it

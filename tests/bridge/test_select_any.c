@@ -6,7 +6,8 @@
  * future still pending and awaitable, a task still joinable), a random
  * choice among ready cases, everything losing to the deadline, a
  * cancelled select, a plain thread's select, a stream's line and bytes
- * read ahead but left for the reader, and a stress run on two
+ * read ahead but left for the reader, broadcast and latest-value
+ * receivers (a losing one receives nothing), and a stress run on two
  * workers with forced migration in which no message is lost or taken
  * twice.
  */
@@ -437,6 +438,104 @@ static void test_select_any_stream_line_and_bytes(void **state)
 	tu_assert_no_failures();
 }
 
+/* ---- broadcast and latest-value receivers ----------------------------------------- */
+
+static int bcast_later(void *arg)
+{
+	int v = 5;
+
+	coev_sleep(COEV_MSEC(2));
+	return coev_bcast_send(arg, &v) == 1 ? 0 : -1;
+}
+
+static int latest_later(void *arg)
+{
+	int v = 7;
+
+	coev_sleep(COEV_MSEC(2));
+	return coev_latest_send(arg, &v);
+}
+
+/* One select over a receiver case and a deadline: the case's result, or
+ * -ETIMEDOUT when the deadline case won. */
+static int select_rx(coev_any_t c, coev_time_t at)
+{
+	coev_any_t cs[2] = {c, coev_any_until(at)};
+	int r = coev_select_any(cs, 2, tu_guard());
+
+	return r == 0 ? cs[0].result : r == 1 ? -ETIMEDOUT : r;
+}
+
+static int receivers_main(void *arg)
+{
+	coev_time_t far = tu_guard();
+	coev_bcast_t *b;
+	coev_bcast_rx_t *rx;
+	coev_latest_t *w;
+	coev_latest_rx_t *lx;
+	coev_task_t *t;
+	int v = -1, zero = 0, six = 6, lost = 0, won = 0;
+
+	(void)arg;
+	TU_CHECK_EQ(coev_bcast_new(&b, sizeof(int), 4), 0);
+	TU_CHECK_EQ(coev_bcast_subscribe(b, &rx), 0);
+	TU_CHECK_EQ(coev_latest_new(&w, sizeof(int), &zero), 0);
+	TU_CHECK_EQ(coev_latest_subscribe(w, &lx), 0);
+	/* Nothing yet: the deadline wins, nothing is received. */
+	TU_CHECK_EQ(
+		select_rx(coev_any_bcast(rx, &v), coev_now() + COEV_MSEC(1)),
+		-ETIMEDOUT);
+	TU_CHECK_EQ(
+		select_rx(coev_any_latest(lx, &v), coev_now() + COEV_MSEC(1)),
+		-ETIMEDOUT);
+	TU_CHECK_EQ(v, -1);
+	/* A send while the select waits. */
+	TU_CHECK_EQ(coev_spawn(bcast_later, b, &t), 0);
+	TU_CHECK_EQ(select_rx(coev_any_bcast(rx, &v), far), 0);
+	TU_CHECK_EQ(v, 5);
+	TU_CHECK_EQ(coev_join(t, NULL), 0);
+	TU_CHECK_EQ(coev_spawn(latest_later, w, &t), 0);
+	TU_CHECK_EQ(select_rx(coev_any_latest(lx, &v), far), 0);
+	TU_CHECK_EQ(v, 7);
+	TU_CHECK_EQ(coev_latest_seen(lx), 1);
+	TU_CHECK_EQ(coev_join(t, NULL), 0);
+	/* Both ready: a receiver case that loses receives nothing. */
+	TU_CHECK_EQ(coev_bcast_send(b, &six), 1);
+	for (int i = 0; i < 64; i++) {
+		v = -1;
+		if (select_rx(coev_any_bcast(rx, &v), coev_now() - 1) ==
+		    -ETIMEDOUT) {
+			TU_CHECK_EQ(v, -1);
+			TU_CHECK_EQ(coev_bcast_pending(rx), 1);
+			lost++;
+			continue;
+		}
+		TU_CHECK_EQ(v, 6);
+		TU_CHECK_EQ(coev_bcast_pending(rx), 0);
+		TU_CHECK_EQ(coev_bcast_send(b, &six), 1);
+		won++;
+	}
+	TU_CHECK(lost > 0 && won > 0);
+	/* Closing answers the cases. */
+	TU_CHECK_EQ(coev_bcast_try_recv(rx, &v), 0);
+	TU_CHECK_EQ(coev_bcast_close(b), 0);
+	TU_CHECK_EQ(coev_latest_close(w), 0);
+	TU_CHECK_EQ(select_rx(coev_any_bcast(rx, &v), far), COEV_ECLOSED);
+	TU_CHECK_EQ(select_rx(coev_any_latest(lx, &v), far), COEV_ECLOSED);
+	coev_bcast_unsubscribe(rx);
+	coev_bcast_free(b);
+	coev_latest_unsubscribe(lx);
+	coev_latest_free(w);
+	return 0;
+}
+
+static void test_select_any_broadcast_and_latest(void **state)
+{
+	(void)state;
+	assert_int_equal(tu_run_main(receivers_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- stress: two workers, forced migration ----------------------------------- */
 
 #define PRODUCERS 3
@@ -528,6 +627,7 @@ int main(void)
 		TU_FD_TEST(test_select_any_cancelled_while_waiting),
 		TU_FD_TEST(test_select_any_from_a_plain_thread),
 		TU_FD_TEST(test_select_any_stream_line_and_bytes),
+		TU_FD_TEST(test_select_any_broadcast_and_latest),
 		TU_FD_TEST(test_select_any_migrating_loses_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
