@@ -2,9 +2,9 @@
 /*
  * fuzz/h_any.c — the select-over-anything harness: coev_select_any
  * (coev/select.h) over a channel receive (maybe twice on one channel), a
- * channel send, a future, a task's end and a deadline, while producers
- * send, a consumer receives, a completer completes the future and a
- * target task ends; with call deadlines, the cancellation of the selector
+ * channel send, a future, a task's end, a broadcast receiver and a
+ * deadline, while producers send, a consumer receives, a broadcaster
+ * broadcasts, a completer completes the future and a target task ends; with call deadlines, the cancellation of the selector
  * and a selector that is a plain thread.
  *
  * Program: workers (1-3); the inbound channel's capacity (rendezvous, 1
@@ -25,7 +25,9 @@
  *     send case's value reaches the consumer, once and in order;
  *   - no value is lost when a losing receive raced a sender: after the
  *     rounds the selector receives exactly the values not yet taken, and
- *     the consumer receives exactly the values the send case sent;
+ *     the consumer receives exactly the values the send case sent; the
+ *     broadcast values come in order, none skipped nor twice, whether by
+ *     the select's case or by the receives after it;
  *   - a future case fires only once the future is complete, with its
  *     result, and the future stays awaitable (a wait that only tries
  *     returns that result);
@@ -50,7 +52,7 @@
 #define STEPS 3
 #define NOTHING 0xDEADu
 
-enum { C_RECV, C_SEND, C_FUT, C_TASK, C_DL, C_RECV2, NCASES };
+enum { C_RECV, C_SEND, C_FUT, C_TASK, C_DL, C_BCAST, C_RECV2, NCASES };
 
 struct producer {
 	unsigned id, n, pace;
@@ -71,8 +73,11 @@ static struct state {
 	bool fut_set, fut_off;
 	coev_task_t *target;
 	bool target_ended, target_taken;
-	unsigned sent, consumed; /* send case's values, and the consumer's */
-	coev_task_t *sel, *cons, *comp, *prods[PRODUCERS];
+	unsigned sent, consumed;  /* send case's values, and the consumer's */
+	coev_bcast_t *b;	  /* a broadcaster sends 0 .. nb-1 on it */
+	coev_bcast_rx_t *rx;	  /* the selector's receiver */
+	unsigned nb, bpace, bgot; /* values, pace; received in order */
+	coev_task_t *sel, *cons, *comp, *caster, *prods[PRODUCERS];
 	sim_actor_t sa;
 	coev_event_t fin;
 	const char *doing;
@@ -99,6 +104,25 @@ static int producer(void *arg)
 		H_CHECK(coev_chan_send(st.in, &v) == 0, "producer's send");
 	}
 	return 0;
+}
+
+static int broadcaster(void *arg)
+{
+	(void)arg;
+	for (unsigned v = 0; v < st.nb; v++) {
+		pace(st.bpace >> v);
+		H_CHECK(coev_bcast_send(st.b, &v) == 1, "broadcast");
+	}
+	return 0;
+}
+
+/* A broadcast value came in: the next one, none missed (the ring holds
+ * them all). */
+static void bgot(unsigned v, const char *how)
+{
+	H_CHECK(v == st.bgot && v < st.nb, "%s got broadcast %u, expected %u",
+		how, v, st.bgot);
+	st.bgot++;
 }
 
 static int consumer(void *arg)
@@ -145,12 +169,12 @@ static void got(unsigned v, const char *how)
 }
 
 /* Build the round's cases; returns how many. */
-static size_t cases(coev_any_t *cs, unsigned *b1, unsigned *b2, unsigned k,
-		    coev_time_t *at)
+static size_t cases(coev_any_t *cs, unsigned *bufs, unsigned k, coev_time_t *at)
 {
-	unsigned d = st.dlcase[k];
+	unsigned d = st.dlcase[k], *b1 = &bufs[0], *b2 = &bufs[1];
 
-	*b1 = *b2 = NOTHING;
+	bufs[0] = bufs[1] = bufs[2] = NOTHING;
+	cs[C_BCAST] = coev_any_bcast(st.rx, &bufs[2]);
 	cs[C_RECV] = coev_any_recv(st.in, b1);
 	cs[C_SEND] = coev_any_send(st.out, &st.sent);
 	cs[C_FUT] = coev_any_future(st.fut_off ? NULL : st.f);
@@ -164,14 +188,20 @@ static size_t cases(coev_any_t *cs, unsigned *b1, unsigned *b2, unsigned k,
 }
 
 /* The chosen case's effects, checked. */
-static void chosen(coev_any_t *cs, int r, unsigned b1, unsigned b2,
-		   coev_time_t t)
+static void chosen(coev_any_t *cs, int r, const unsigned *bufs, coev_time_t t)
 {
+	unsigned b1 = bufs[0], b2 = bufs[1];
 	int res = 0;
 
 	H_CHECK(r == C_RECV || b1 == NOTHING, "receive case lost %u", b1);
 	H_CHECK(r == C_RECV2 || b2 == NOTHING, "second receive lost %u", b2);
+	H_CHECK(r == C_BCAST || bufs[2] == NOTHING, "broadcast case lost %u",
+		bufs[2]);
 	switch (r) {
+	case C_BCAST:
+		H_CHECK(cs[r].result == 0, "broadcast result %d", cs[r].result);
+		bgot(bufs[2], "select");
+		break;
 	case C_RECV:
 	case C_RECV2:
 		H_CHECK(cs[r].result == 0, "receive result %d", cs[r].result);
@@ -206,9 +236,9 @@ static void chosen(coev_any_t *cs, int r, unsigned b1, unsigned b2,
 static void round_once(unsigned k)
 {
 	coev_any_t cs[NCASES];
-	unsigned b1, b2, c = st.call[k];
+	unsigned bufs[3], c = st.call[k];
 	coev_time_t at, dl, t;
-	size_t n = cases(cs, &b1, &b2, k, &at);
+	size_t n = cases(cs, bufs, k, &at);
 	int r;
 
 	dl = c % 3 == 0	  ? COEV_FOREVER
@@ -219,10 +249,11 @@ static void round_once(unsigned k)
 	t = coev_now();
 	if (r >= 0) {
 		H_CHECK((size_t)r < n, "select_any returned %d of %zu", r, n);
-		chosen(cs, r, b1, b2, t);
+		chosen(cs, r, bufs, t);
 		return;
 	}
-	H_CHECK(b1 == NOTHING && b2 == NOTHING, "error %d, but received", r);
+	H_CHECK(bufs[0] == NOTHING && bufs[1] == NOTHING && bufs[2] == NOTHING,
+		"error %d, but received", r);
 	switch (r) {
 	case -ETIMEDOUT:
 		H_CHECK(dl != COEV_FOREVER && t >= dl && at > dl,
@@ -260,6 +291,12 @@ static void selector(void)
 	}
 	H_CHECK(coev_chan_try_recv(st.in, &v) == -EAGAIN,
 		"a value nobody sent: %u", v);
+	while (st.bgot < st.nb) {
+		H_CHECK(coev_bcast_recv(st.rx, &v) == 0, "broadcast drain");
+		bgot(v, "the drain");
+	}
+	H_CHECK(coev_bcast_try_recv(st.rx, &v) == -EAGAIN,
+		"a broadcast nobody sent: %u", v);
 	coev_chan_close(st.out);
 	if (coev_self())
 		H_CHECK(coev_shield_end() == 0, "shield end");
@@ -290,6 +327,7 @@ static void start(void)
 	H_CHECK(coev_spawn(consumer, NULL, &st.cons) == 0, "spawn");
 	H_CHECK(coev_spawn(completer, NULL, &st.comp) == 0, "spawn");
 	H_CHECK(coev_spawn(target, NULL, &st.target) == 0, "spawn");
+	H_CHECK(coev_spawn(broadcaster, NULL, &st.caster) == 0, "spawn");
 	if (st.thread)
 		H_CHECK(sim_actor_start(&st.sa, "selector", selector_thread,
 					NULL) == 0,
@@ -325,6 +363,7 @@ static int main_task(void *arg)
 		H_CHECK(coev_join(st.prods[i], NULL) == 0, "join");
 	H_CHECK(coev_join(st.cons, NULL) == 0, "join");
 	H_CHECK(coev_join(st.comp, NULL) == 0, "join");
+	H_CHECK(coev_join(st.caster, NULL) == 0, "join");
 	if (!st.target_taken)
 		H_CHECK(coev_join(st.target, NULL) == 0, "join");
 	H_CHECK(st.consumed == st.sent, "sent %u, the consumer got %u", st.sent,
@@ -345,10 +384,14 @@ static void host(void *arg)
 	H_CHECK(coev_chan_new(&st.in, sizeof(unsigned), st.in_cap) == 0 &&
 			coev_chan_new(&st.out, sizeof(unsigned), st.out_cap) ==
 				0 &&
-			coev_future_new(&st.f) == 0,
+			coev_future_new(&st.f) == 0 &&
+			coev_bcast_new(&st.b, sizeof(unsigned), PER + 1) == 0 &&
+			coev_bcast_subscribe(st.b, &st.rx) == 0,
 		"new");
 	st.main_ret = coev_run(main_task, NULL, &cfg);
 	coev_future_release(st.f);
+	coev_bcast_unsubscribe(st.rx);
+	coev_bcast_free(st.b);
 	coev_chan_free(st.in);
 	coev_chan_free(st.out);
 	coev_event_destroy(&st.fin);
@@ -392,6 +435,9 @@ static void run(const uint8_t *data, size_t len, struct sim_opts *o)
 	}
 	st.fut_delay = prog_byte(&g);
 	st.task_delay = prog_byte(&g);
+	b = prog_byte(&g);
+	st.nb = b % (PER + 1);
+	st.bpace = b / (PER + 1);
 	for (unsigned k = 0; k < ROUNDS; k++) {
 		st.call[k] = (uint8_t)prog_byte(&g);
 		st.dlcase[k] = (uint8_t)prog_byte(&g);
