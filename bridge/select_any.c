@@ -118,6 +118,7 @@ static bool usable(const coev_any_t *c)
 	case COEV_ANY_STREAM_LINE: return c->stream != NULL;
 	case COEV_ANY_BCAST: return c->bcast != NULL;
 	case COEV_ANY_LATEST: return c->latest != NULL;
+	case COEV_ANY_EVENT: return c->event != NULL;
 	default: return false;
 	}
 }
@@ -132,7 +133,7 @@ static bool fd_kind(const coev_any_t *c)
 /* Check one case (coev_select_any's -EINVAL and -EDEADLK rules). */
 static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 {
-	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_LATEST)
+	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_EVENT)
 		return -EINVAL;
 	if (!usable(c))
 		return 0;
@@ -321,6 +322,9 @@ static int poll_case(struct any *a, size_t i)
 	case COEV_ANY_STREAM_LINE: return stream_poll(c);
 	case COEV_ANY_BCAST:
 	case COEV_ANY_LATEST: return receiver_poll(c);
+	case COEV_ANY_EVENT:
+		c->result = 0;
+		return coev_event_is_set(c->event) != 0;
 	case COEV_ANY_FD:
 		if ((r = fd_poll(c->fd, c->events)) == 0)
 			return 0;
@@ -453,6 +457,8 @@ static int node_arm(struct any *a, size_t i)
 		r = coev__future_arm(c->future, n);
 	else if (c->kind == COEV_ANY_BCAST)
 		r = coev__bcast_arm(c->bcast, n);
+	else if (c->kind == COEV_ANY_EVENT)
+		r = coev__event_arm(c->event, n);
 	else
 		r = coev__latest_arm(c->latest, n);
 	if (r == 0) {
@@ -472,7 +478,8 @@ static int arm_case(struct any *a, size_t i)
 	switch (usable(c) ? c->kind : COEV_ANY_NONE) {
 	case COEV_ANY_FUTURE:
 	case COEV_ANY_BCAST:
-	case COEV_ANY_LATEST: return node_arm(a, i);
+	case COEV_ANY_LATEST:
+	case COEV_ANY_EVENT: return node_arm(a, i);
 	case COEV_ANY_TASK: return task_arm(a, c->task, &a->armed[i]);
 	case COEV_ANY_FD:
 	case COEV_ANY_STREAM_BYTES:
@@ -525,6 +532,10 @@ static int disarm_case(struct any *a, size_t i)
 		break;
 	case COEV_ANY_LATEST:
 		if (coev__latest_disarm(c->latest, &a->slots[i].node))
+			return 1;
+		break;
+	case COEV_ANY_EVENT:
+		if (coev__event_disarm(c->event, &a->slots[i].node))
 			return 1;
 		break;
 	case COEV_ANY_TASK:

@@ -264,6 +264,10 @@ int coev__bcast_arm(coev_bcast_rx_t *rx, coev__wnode_t *n);
 int coev__bcast_disarm(coev_bcast_rx_t *rx, coev__wnode_t *n);
 int coev__latest_arm(coev_latest_rx_t *rx, coev__wnode_t *n);
 int coev__latest_disarm(coev_latest_rx_t *rx, coev__wnode_t *n);
+/* The same for an event (sync/event.c): arm queues n to be granted by
+ * the next set, or returns 1 when the event is set. */
+int coev__event_arm(coev_event_t *e, coev__wnode_t *n);
+int coev__event_disarm(coev_event_t *e, coev__wnode_t *n);
 
 /* A small per-thread random number (select's fair choice). */
 uint32_t coev__sync_rand(void);

@@ -58,6 +58,8 @@
  *       COEV_ANY_LATEST        a latest-value receiver has a version it
  *                              has not seen (received into buf: 0), or
  *                              COEV_ECLOSED, as coev_latest_try_recv.
+ *       COEV_ANY_EVENT         event is set (Go's ctx.Done(): an event a
+ *                              canceller sets): 0; the event stays set.
  *     A stream case reads ahead what its transport has without waiting
  *     (it stays buffered: nothing is consumed) and waits on the stream's
  *     fd (coev_stream_fileno), so it needs a stream with an fd and a
@@ -83,6 +85,7 @@
 #include "io.h"
 #include "latest.h"
 #include "stream.h"
+#include "sync.h"
 #include "task.h"
 #include "time.h"
 
@@ -102,6 +105,7 @@ enum {
 	COEV_ANY_STREAM_LINE = 8,
 	COEV_ANY_BCAST = 9,
 	COEV_ANY_LATEST = 10,
+	COEV_ANY_EVENT = 11,
 };
 
 /* A STREAM_LINE case's longest line when its max is 0. */
@@ -117,6 +121,7 @@ typedef struct coev_any {
 	coev_stream_t *stream;	  /* STREAM_* (the caller is its reader) */
 	coev_bcast_rx_t *bcast;	  /* BCAST: receive into buf */
 	coev_latest_rx_t *latest; /* LATEST: receive into buf */
+	coev_event_t *event;	  /* EVENT */
 	size_t max;		  /* STREAM_LINE: longest line (0: LINE_MAX) */
 	int fd;			  /* FD */
 	unsigned events;	  /* FD: COEV_READ, COEV_WRITE or both */
@@ -128,7 +133,7 @@ typedef struct coev_any {
 static inline coev_any_t coev__any_case(int kind)
 {
 	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, NULL,
-			NULL, 0,    -1,	  0,	0,    0};
+			NULL, NULL, 0,	  -1,	0,    0,    0};
 	return c;
 }
 
@@ -190,6 +195,13 @@ static inline coev_any_t coev_any_latest(coev_latest_rx_t *rx, void *out)
 	coev_any_t c = coev__any_case(COEV_ANY_LATEST);
 	c.latest = rx;
 	c.buf = out;
+	return c;
+}
+
+static inline coev_any_t coev_any_event(coev_event_t *e)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_EVENT);
+	c.event = e;
 	return c;
 }
 

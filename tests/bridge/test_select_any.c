@@ -7,7 +7,7 @@
  * choice among ready cases, everything losing to the deadline, a
  * cancelled select, a plain thread's select, a stream's line and bytes
  * read ahead but left for the reader, broadcast and latest-value
- * receivers (a losing one receives nothing), and a stress run on two
+ * receivers (a losing one receives nothing), an event, and a stress run on two
  * workers with forced migration in which no message is lost or taken
  * twice.
  */
@@ -466,6 +466,13 @@ static int select_rx(coev_any_t c, coev_time_t at)
 	return r == 0 ? cs[0].result : r == 1 ? -ETIMEDOUT : r;
 }
 
+static int set_later(void *arg)
+{
+	coev_sleep(COEV_MSEC(2));
+	coev_event_set(arg);
+	return 0;
+}
+
 static int receivers_main(void *arg)
 {
 	coev_time_t far = tu_guard();
@@ -524,12 +531,23 @@ static int receivers_main(void *arg)
 	TU_CHECK_EQ(select_rx(coev_any_latest(lx, &v), far), COEV_ECLOSED);
 	coev_bcast_unsubscribe(rx);
 	coev_bcast_free(b);
+	/* An event (Go's ctx.Done()): set while the select waits, and still
+	 * set after it. */
+	coev_event_t e;
+	TU_CHECK_EQ(coev_event_init(&e), 0);
+	TU_CHECK_EQ(select_rx(coev_any_event(&e), coev_now() + COEV_MSEC(1)),
+		    -ETIMEDOUT);
+	TU_CHECK_EQ(coev_spawn(set_later, &e, &t), 0);
+	TU_CHECK_EQ(select_rx(coev_any_event(&e), far), 0);
+	TU_CHECK_EQ(coev_event_is_set(&e), 1);
+	TU_CHECK_EQ(coev_join(t, NULL), 0);
+	coev_event_destroy(&e);
 	coev_latest_unsubscribe(lx);
 	coev_latest_free(w);
 	return 0;
 }
 
-static void test_select_any_broadcast_and_latest(void **state)
+static void test_select_any_receivers_and_event(void **state)
 {
 	(void)state;
 	assert_int_equal(tu_run_main(receivers_main, NULL, 2), 0);
@@ -627,7 +645,7 @@ int main(void)
 		TU_FD_TEST(test_select_any_cancelled_while_waiting),
 		TU_FD_TEST(test_select_any_from_a_plain_thread),
 		TU_FD_TEST(test_select_any_stream_line_and_bytes),
-		TU_FD_TEST(test_select_any_broadcast_and_latest),
+		TU_FD_TEST(test_select_any_receivers_and_event),
 		TU_FD_TEST(test_select_any_migrating_loses_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
