@@ -90,6 +90,8 @@ struct any {
 	union any_slot slots[COEV_SELECT_MAX];
 	coev__waiter_t jw;
 };
+/* coev/select.h promises about 16 KiB of the caller's stack. */
+_Static_assert(sizeof(struct any) <= 15 * 1024, "struct any fits its promise");
 
 static void shuffle(struct any *a)
 {

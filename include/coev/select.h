@@ -71,9 +71,10 @@
  *     before the give-up is returned rather than the error.
  *  5. Tasks suspend; plain threads block (without fd or stream cases:
  *     those need a worker's loop); a worker thread outside a task gets
- *     COEV_ENOTCORO. The cases live in the caller's frame; nothing is
- *     allocated, except that a stream case may grow the stream's read
- *     buffer, as a read would.
+ *     COEV_ENOTCORO. The cases live in the caller's frame, and the call
+ *     takes about 16 KiB of its stack (room for COEV_SELECT_MAX cases);
+ *     nothing is allocated, except that a stream case may grow the
+ *     stream's read buffer, as a read would.
  */
 #ifndef COEV_SELECT_H
 #define COEV_SELECT_H
