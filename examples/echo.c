@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define LINE_BUF 1024 /* a longer line is echoed in pieces */
@@ -134,20 +133,19 @@ static int accept_loop(void *arg)
 	}
 }
 
-/* Wait for SIGINT or SIGTERM, queued on the signalfd (arg) because every
- * thread blocks them. */
+/* Wait for SIGINT or SIGTERM on the watch main made (arg): asyncio's
+ * loop.add_signal_handler, as a task that waits. */
 static int wait_for_signal(void *arg)
 {
-	struct signalfd_siginfo si;
-	ssize_t n = coev_read((int)(intptr_t)arg, &si, sizeof si, COEV_FOREVER);
+	int s = coev_signal_wait(arg, NULL, COEV_FOREVER);
 
-	if (n == -ECANCELED)
+	if (s == -ECANCELED)
 		return 0; /* the accept loop ended first */
-	if (n < 0) {
-		fprintf(stderr, "echo: signalfd: %s\n", coev_strerror((int)n));
-		return (int)n;
+	if (s < 0) {
+		fprintf(stderr, "echo: signal wait: %s\n", coev_strerror(s));
+		return s;
 	}
-	printf("echo: %s, stopping\n", strsignal((int)si.ssi_signo));
+	printf("echo: %s, stopping\n", strsignal(s));
 	return 0;
 }
 
@@ -177,7 +175,13 @@ static int echo_main(void *arg)
 	coev_cancel(tasks[1]);
 	if ((r = coev_gather(tasks, 2, rets)) < 0)
 		return r;
-	return rets[0] < 0 ? rets[0] : rets[1];
+	/* A task cancelled before it first ran ends with -ECANCELED without
+	 * running (a signal that came before the accept loop started): that
+	 * is the stop asked for, not an error. */
+	for (int i = 0; i < 2; i++)
+		if (rets[i] < 0 && rets[i] != -ECANCELED)
+			return rets[i];
+	return 0;
 }
 
 static void usage(void)
@@ -202,9 +206,10 @@ static double number_arg(const char *s, double lo, double hi)
 int main(int argc, char **argv)
 {
 	unsigned port = 8007;
+	static const int stop_signals[] = {SIGINT, SIGTERM};
+	coev_signal_t *stop;
 	coev_config_t cfg;
-	sigset_t signals;
-	int opt, sfd, r;
+	int opt, r;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if ((r = coev_config_init(&cfg)) < 0)
@@ -224,30 +229,27 @@ int main(int argc, char **argv)
 		cfg.workers = (unsigned)number_arg(argv[optind + 1], 1,
 						   COEV_WORKERS_MAX);
 
-	/* SIGINT and SIGTERM are blocked in every thread (the workers inherit
-	 * this mask) and read from a signalfd by echo_main. */
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	sfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		fprintf(stderr, "echo: signalfd: %s\n", coev_strerror(-errno));
+	/* Watched from here on, before the runtime starts: a Ctrl-C from
+	 * now on is counted and stops the server, whichever thread the
+	 * kernel gives it to. */
+	r = coev_signal_new(stop_signals, 2, &stop);
+	if (r < 0) {
+		fprintf(stderr, "echo: signals: %s\n", coev_strerror(r));
 		return EXIT_FAILURE;
 	}
 	listen_fd = coev_tcp_listen("127.0.0.1", port, 0, 0);
 	if (listen_fd < 0) {
 		fprintf(stderr, "echo: listen on 127.0.0.1:%u: %s\n", port,
 			coev_strerror(listen_fd));
-		close(sfd);
+		coev_signal_free(stop);
 		return EXIT_FAILURE;
 	}
 	printf("echo: listening on 127.0.0.1:%d with %u workers\n",
 	       coev_sock_port(listen_fd), cfg.workers);
-	r = coev_run(echo_main, (void *)(intptr_t)sfd, &cfg);
+	r = coev_run(echo_main, stop, &cfg);
 	if (r < 0)
 		fprintf(stderr, "echo: %s\n", coev_strerror(r));
 	coev_close(listen_fd);
-	close(sfd);
+	coev_signal_free(stop);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

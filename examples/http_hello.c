@@ -40,8 +40,8 @@
  *   - Deadlines instead of timers: every read and write names the time by
  *     which it must be done (a whole request must arrive within -r of its
  *     first byte, an idle connection is dropped after -i).
- *   - A prompt, clean stop: SIGINT and SIGTERM are blocked and read from a
- *     signalfd by a task; it cancels the scope, every connection task's
+ *   - A prompt, clean stop: a task waits for SIGINT or SIGTERM
+ *     (coev_signal_wait); it cancels the scope, every connection task's
  *     wait returns -ECANCELED, each closes its socket, and main returns.
  *
  * Limits, so that no client can make the server hold much: 4 KiB read
@@ -66,7 +66,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define READ_BUF 4096
@@ -82,7 +81,7 @@
  * afterwards, except for the counters. */
 struct server {
 	int lfd;	     /* the listening socket */
-	int sfd;	     /* signalfd for SIGINT and SIGTERM */
+	coev_signal_t *stop; /* the watch of SIGINT and SIGTERM */
 	coev_scope_t *scope; /* the accept loop, the signal watcher and
 				every connection */
 	coev_time_t request_timeout, idle_timeout, delay;
@@ -91,7 +90,6 @@ struct server {
 
 static struct server srv = {
 	.lfd = -1,
-	.sfd = -1,
 	.request_timeout = COEV_SEC(10),
 	.idle_timeout = COEV_SEC(60),
 };
@@ -578,24 +576,23 @@ static int accept_loop(void *arg)
 	}
 }
 
-/* Wait for SIGINT or SIGTERM (blocked in every thread, so they queue on
- * the signalfd), then cancel the scope: the accept loop and every
+/* Wait for SIGINT or SIGTERM (counted by the watch main made before the
+ * runtime started), then cancel the scope: the accept loop and every
  * connection end at their next wait, which is at once. */
 static int watch_signals(void *arg)
 {
-	struct signalfd_siginfo si;
-	ssize_t n;
+	int s;
 
 	(void)arg;
-	n = coev_read(srv.sfd, &si, sizeof si, COEV_FOREVER);
-	if (n == -ECANCELED)
+	s = coev_signal_wait(srv.stop, NULL, COEV_FOREVER);
+	if (s == -ECANCELED)
 		return 0; /* the server is stopping for another reason */
-	if (n < 0) {
-		fprintf(stderr, "http_hello: signalfd: %s\n",
-			coev_strerror((int)n));
-		return (int)n;
+	if (s < 0) {
+		fprintf(stderr, "http_hello: signal wait: %s\n",
+			coev_strerror(s));
+		return s;
 	}
-	printf("http_hello: %s, stopping\n", strsignal((int)si.ssi_signo));
+	printf("http_hello: %s, stopping\n", strsignal(s));
 	coev_scope_cancel(srv.scope);
 	return 0;
 }
@@ -662,8 +659,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	unsigned long port = 8080;
+	static const int stop_signals[] = {SIGINT, SIGTERM};
 	coev_config_t cfg;
-	sigset_t signals;
 	int opt, r;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -696,28 +693,18 @@ int main(int argc, char **argv)
 		cfg.workers = (unsigned)number_arg(argv[optind + 1], 1,
 						   COEV_WORKERS_MAX, "workers");
 
-	/* Block the stop signals before the runtime starts its threads, which
-	 * inherit the mask: they then wait on the signalfd for a task to read
-	 * instead of killing the process. */
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGTERM);
-	if ((r = pthread_sigmask(SIG_BLOCK, &signals, NULL)) != 0) {
-		fprintf(stderr, "http_hello: pthread_sigmask: %s\n",
-			coev_strerror(-r));
-		return EXIT_FAILURE;
-	}
-	srv.sfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (srv.sfd < 0) {
-		fprintf(stderr, "http_hello: signalfd: %s\n",
-			coev_strerror(-errno));
+	/* Watch the stop signals before the runtime starts: from here on a
+	 * SIGINT or SIGTERM is counted (not fatal), whichever thread the
+	 * kernel gives it to, and the watcher task sees it. */
+	if ((r = coev_signal_new(stop_signals, 2, &srv.stop)) < 0) {
+		fprintf(stderr, "http_hello: signals: %s\n", coev_strerror(r));
 		return EXIT_FAILURE;
 	}
 	srv.lfd = coev_tcp_listen("127.0.0.1", (unsigned)port, 0, 0);
 	if (srv.lfd < 0) {
 		fprintf(stderr, "http_hello: listen on 127.0.0.1:%lu: %s\n",
 			port, coev_strerror(srv.lfd));
-		close(srv.sfd);
+		coev_signal_free(srv.stop);
 		return EXIT_FAILURE;
 	}
 	http_parser_set_max_header_size(HEADERS_MAX);
@@ -729,7 +716,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		fprintf(stderr, "http_hello: %s\n", coev_strerror(r));
 	coev_close(srv.lfd);
-	close(srv.sfd);
+	coev_signal_free(srv.stop);
 	printf("http_hello: stopped after %lu connections and %lu requests\n",
 	       atomic_load(&srv.connections), atomic_load(&srv.requests));
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

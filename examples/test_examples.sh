@@ -27,13 +27,19 @@
 # runs or COEV_SERVERS=external, as ci/run-tests.sh does): every total
 # right; without a server, exit 2.
 #
+# Then build/examples/subprocess: a command's lines numbered as they come,
+# a line longer than its buffer in pieces, the command's exit status and
+# killing signal passed on, a program that cannot start (127), and -t
+# stopping a command that runs too long.
+#
 # Then starts build/examples/http_hello and build/examples/echo on free ports of
 # 127.0.0.1 (short timeouts, so the timeout tests are quick), talks to them
 # with a small python3 socket client and with build/examples/fetch_many
 # (libcurl: every greeting right, never more than -k in flight, a closed
 # port refused), scrapes http_hello's GET /metrics and parses it with
 # prometheus_client (/usr/bin/python3), stops them with SIGTERM and checks
-# that they stop promptly and cleanly.
+# that they stop promptly and cleanly; and echo once more, stopped by
+# SIGINT (Ctrl-C).
 # Exits non-zero on any failure; never leaves a server running.
 #
 #   examples/test_examples.sh [BUILD_DIR]     BUILD_DIR: build (default),
@@ -44,7 +50,8 @@ set -u
 
 B=${1:-build}
 for bin in tour pipeline limit wrap_callback debug_slow debug_deadlock \
-	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many; do
+	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many \
+	subprocess; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -834,11 +841,54 @@ expect "a closed port: each request refused, exit 1" 1 \
 also "none answered" '^  0 answered with the right greeting, 5 failed'
 expect "no requests at all is refused" 2 'out of range' fetch_many -n 0 "$hello_port"
 
+# A command's output line by line, and its status.
+expect "each line numbered as it comes" 0 '^ +2 \| b$' \
+	subprocess sh -c 'echo a; echo b'
+also "the first line too" '^ +1 \| a$'
+expect "the command's exit status is passed on" 3 '^ +1 \| x$' \
+	subprocess sh -c 'echo x; exit 3'
+expect "a line longer than the buffer comes in pieces" 0 '^ +2 \| x{904}$' \
+	subprocess sh -c 'head -c 5000 /dev/zero | tr "\0" x; echo'
+expect "a program that cannot start: 127" 127 'no such file or directory' \
+	subprocess coev-no-such-program
+expect "-t stops a command that runs too long (SIGTERM: 143)" 143 \
+	'time is up' subprocess -t 0.3 sleep 30
+also "and says what ended it" 'ended by Terminated'
+
 # Stop both with connections open: the client sends SIGTERM and checks that
 # every connection is closed promptly; then the servers' exit statuses.
 client stop
 stop_check http_hello "$hello_pid"
 stop_check echo "$echo_pid"
+
+# Ctrl-C: echo stops as cleanly on SIGINT.
+if start echo -i 2 0 2; then
+	kill -INT "$pid"
+	echo_pid=$pid
+	for _ in $(seq 50); do
+		kill -0 "$echo_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$echo_pid" 2>/dev/null; then
+		fail "echo still running 5 s after SIGINT"
+		kill -KILL "$echo_pid" 2>/dev/null
+	fi
+	wait "$echo_pid"
+	status=$?
+	rest=()
+	for q in "${pids[@]}"; do
+		[ "$q" = "$echo_pid" ] || rest+=("$q")
+	done
+	pids=("${rest[@]}") # reaped: its pid may be reused, never kill it
+	if [ "$status" = 0 ] && grep -q 'Interrupt, stopping' "$tmp/echo.log"; then
+		pass "echo exited with status 0 after SIGINT"
+	else
+		fail "echo after SIGINT: status $status"
+		sed 's/^/    /' "$tmp/echo.log"
+	fi
+else
+	fail "echo did not start again"
+fi
 
 if [ "$failures" = 0 ]; then
 	echo "test_examples: all passed"

@@ -101,8 +101,8 @@ typedef struct coev__waiter {
 	pthread_cond_t cv;
 } coev__waiter_t;
 
-/* 240 bytes in plain builds, carved as blocks of 256 (four cache lines,
- * block.c): 16 bytes are left, and small fields fill the holes after
+/* 248 bytes in plain builds, carved as blocks of 256 (four cache lines,
+ * block.c): 8 bytes are left, and small fields fill the holes after
  * yield, boosted and pin_depth; check with a layout print before adding
  * one. */
 struct coev_task {
@@ -140,6 +140,7 @@ struct coev_task {
 	struct coev_scope *scope_top;	 /* [runner] innermost scope it owns */
 	struct coev_task *sprev, *snext; /* scope's children [scope mu] */
 	uint64_t id;			 /* [init] */
+	struct coev__locals *locals;	 /* [runner] local.c: in its frame */
 	_Atomic(const void *) wait_obj;
 	atomic_llong wait_arg;
 #if defined(COEV_TSAN)
@@ -353,9 +354,7 @@ struct coev_rt {
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
-	/* Plain threads waiting for the end of a task of this runtime
-	 * (coev__join_plain): coev_rt_free waits for them. [live_mu] */
-	long plain_waits;
+	long plain_waits;	 /* [live_mu] plain threads joining: join.c */
 	/* Held by coev_rt_shutdown: one shutdown at a time. */
 	pthread_mutex_t shutdown_mu;
 	/* Shared pool of idle stacks, fed by workers with too many. */

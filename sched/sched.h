@@ -228,6 +228,21 @@ void coev__stack_thread_init(struct coev_worker *w);
 void coev__stack_thread_fini(struct coev_worker *w);
 void coev__stack_check(coev_task_t *t);
 
+/* local.c: task-local values. The table lives in task_body's frame
+ * (task.c) and t->locals points at it while the task runs its function. */
+#define COEV__LOCAL_INLINE 4
+struct coev__local_slot {
+	const coev_local_t *key;
+	void *value;
+};
+struct coev__locals {
+	unsigned n, cap;		/* slots used, slots there are */
+	struct coev__local_slot *slots; /* inl, or a heap array */
+	struct coev__local_slot inl[COEV__LOCAL_INLINE];
+};
+/* Destroy the task's values (its end, in the task) and free the table. */
+void coev__locals_end(coev_task_t *t);
+
 /* monitor.c: the thread that rescues work queued behind a stuck worker. */
 int coev__monitor_start(struct coev_rt *rt);
 void coev__monitor_stop(struct coev_rt *rt);
