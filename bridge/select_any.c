@@ -121,6 +121,7 @@ static bool usable(const coev_any_t *c)
 	case COEV_ANY_BCAST: return c->bcast != NULL;
 	case COEV_ANY_LATEST: return c->latest != NULL;
 	case COEV_ANY_EVENT: return c->event != NULL;
+	case COEV_ANY_SIGNAL: return c->signal != NULL;
 	default: return false;
 	}
 }
@@ -135,7 +136,7 @@ static bool fd_kind(const coev_any_t *c)
 /* Check one case (coev_select_any's -EINVAL and -EDEADLK rules). */
 static int check_case(const coev_any_t *c, coev_task_t *self, bool wait)
 {
-	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_EVENT)
+	if (c->kind < COEV_ANY_NONE || c->kind > COEV_ANY_SIGNAL)
 		return -EINVAL;
 	if (!usable(c))
 		return 0;
@@ -288,6 +289,20 @@ static int receiver_poll(coev_any_t *c)
 	return 1;
 }
 
+/* A signal case: take a delivery the watch has not returned, if there
+ * is one (a wait with a past deadline only looks; it clears the watch's
+ * event, which the dispatcher sets again at the next delivery). A
+ * cancellation is the select's own answer, not the case's. */
+static int signal_poll(coev_any_t *c)
+{
+	int r = coev_signal_wait(c->signal, c->buf, 0);
+
+	if (r == -ETIMEDOUT || r == -ECANCELED)
+		return 0;
+	c->result = r;
+	return 1;
+}
+
 /* A deadline case's readiness: 1 once coev_now() has reached it. */
 static int deadline_poll(coev_any_t *c)
 {
@@ -327,6 +342,7 @@ static int poll_case(struct any *a, size_t i)
 	case COEV_ANY_EVENT:
 		c->result = 0;
 		return coev_event_is_set(c->event) != 0;
+	case COEV_ANY_SIGNAL: return signal_poll(c);
 	case COEV_ANY_FD:
 		if ((r = fd_poll(c->fd, c->events)) == 0)
 			return 0;
@@ -461,6 +477,8 @@ static int node_arm(struct any *a, size_t i)
 		r = coev__bcast_arm(c->bcast, n);
 	else if (c->kind == COEV_ANY_EVENT)
 		r = coev__event_arm(c->event, n);
+	else if (c->kind == COEV_ANY_SIGNAL)
+		r = coev__event_arm(coev_signal_event(c->signal), n);
 	else
 		r = coev__latest_arm(c->latest, n);
 	if (r == 0) {
@@ -481,7 +499,8 @@ static int arm_case(struct any *a, size_t i)
 	case COEV_ANY_FUTURE:
 	case COEV_ANY_BCAST:
 	case COEV_ANY_LATEST:
-	case COEV_ANY_EVENT: return node_arm(a, i);
+	case COEV_ANY_EVENT:
+	case COEV_ANY_SIGNAL: return node_arm(a, i);
 	case COEV_ANY_TASK: return task_arm(a, c->task, &a->armed[i]);
 	case COEV_ANY_FD:
 	case COEV_ANY_STREAM_BYTES:
@@ -538,6 +557,11 @@ static int disarm_case(struct any *a, size_t i)
 		break;
 	case COEV_ANY_EVENT:
 		if (coev__event_disarm(c->event, &a->slots[i].node))
+			return 1;
+		break;
+	case COEV_ANY_SIGNAL:
+		if (coev__event_disarm(coev_signal_event(c->signal),
+				       &a->slots[i].node))
 			return 1;
 		break;
 	case COEV_ANY_TASK:

@@ -60,6 +60,10 @@
  *                              COEV_ECLOSED, as coev_latest_try_recv.
  *       COEV_ANY_EVENT         event is set (Go's ctx.Done(): an event a
  *                              canceller sets): 0; the event stays set.
+ *       COEV_ANY_SIGNAL        a delivery the signal watch has not
+ *                              returned: its signal number (> 0), with
+ *                              the coev_siginfo_t in buf when buf is not
+ *                              NULL (coev_signal_wait's answer).
  *     A stream case reads ahead what its transport has without waiting
  *     (it stays buffered: nothing is consumed) and waits on the stream's
  *     fd (coev_stream_fileno), so it needs a stream with an fd and a
@@ -85,6 +89,7 @@
 #include "broadcast.h"
 #include "io.h"
 #include "latest.h"
+#include "signal.h"
 #include "stream.h"
 #include "sync.h"
 #include "task.h"
@@ -107,6 +112,7 @@ enum {
 	COEV_ANY_BCAST = 9,
 	COEV_ANY_LATEST = 10,
 	COEV_ANY_EVENT = 11,
+	COEV_ANY_SIGNAL = 12,
 };
 
 /* A STREAM_LINE case's longest line when its max is 0. */
@@ -123,6 +129,7 @@ typedef struct coev_any {
 	coev_bcast_rx_t *bcast;	  /* BCAST: receive into buf */
 	coev_latest_rx_t *latest; /* LATEST: receive into buf */
 	coev_event_t *event;	  /* EVENT */
+	coev_signal_t *signal;	  /* SIGNAL: info into buf (may be NULL) */
 	size_t max;		  /* STREAM_LINE: longest line (0: LINE_MAX) */
 	int fd;			  /* FD */
 	unsigned events;	  /* FD: COEV_READ, COEV_WRITE or both */
@@ -133,7 +140,7 @@ typedef struct coev_any {
 /* Case builders, for arrays written as lists. */
 static inline coev_any_t coev__any_case(int kind)
 {
-	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, NULL,
+	coev_any_t c = {kind, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 			NULL, NULL, 0,	  -1,	0,    0,    0};
 	return c;
 }
@@ -203,6 +210,14 @@ static inline coev_any_t coev_any_event(coev_event_t *e)
 {
 	coev_any_t c = coev__any_case(COEV_ANY_EVENT);
 	c.event = e;
+	return c;
+}
+
+static inline coev_any_t coev_any_signal(coev_signal_t *w, coev_siginfo_t *info)
+{
+	coev_any_t c = coev__any_case(COEV_ANY_SIGNAL);
+	c.signal = w;
+	c.buf = info;
 	return c;
 }
 
