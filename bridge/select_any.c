@@ -1,19 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bridge/select_any.c — one select over different sources (coev/select.h):
- * channel sends and receives, futures, tasks' ends, fds' readiness and
- * deadlines.
+ * channel sends and receives, futures, tasks' ends, fds' readiness, a
+ * stream's bytes or line, broadcast and latest-value receivers, events,
+ * signal watches and deadlines.
  *
  * The model. Every kind of case is a source with three steps:
- *   poll    is it ready now? (a channel case: try the send or receive
- *           under its lock; the others only look);
+ *   poll    is it ready now? A case that takes something (a channel
+ *           send or receive, a broadcast or latest-value receive, a
+ *           signal delivery) performs it here, and the poll that finds a
+ *           case ready chooses it, so only the chosen case takes; the
+ *           others only look (a stream's look reads ahead into the
+ *           stream's buffer, which consumes nothing);
  *   arm     register the select where the source's completer will find
- *           it: channel nodes (sync/select.c, coev__chsel_arm), a wait
- *           node in a future's queue (bridge/future.c), the waiter in a
- *           task's joiner slot (sched/join.c's compare-and-swap), an io
- *           watcher on the worker's loop for an fd (sched/fd.c for an fd
- *           coev owns, sched/platform.h's one-shot watcher otherwise); a
- *           deadline needs no registration, it bounds the park;
+ *           it: channel nodes (sync/select.c, coev__chsel_arm); a wait
+ *           node in the queue of a future (bridge/future.c), an event
+ *           (sync/event.c, also a signal watch's, coev_signal_event) or a
+ *           broadcast or latest-value channel (sync/broadcast.c,
+ *           sync/latest.c: a node without a buffer, told of a send but
+ *           handed nothing); the waiter in a task's joiner slot
+ *           (sched/join.c's compare-and-swap); an io watcher on the
+ *           worker's loop for an fd or a stream's fd (sched/fd.c for an
+ *           fd coev owns, sched/platform.h's one-shot watcher otherwise);
+ *           a deadline needs no registration, it bounds the park;
  *   disarm  take the registration back, saying whether the completer's
  *           signal is on its way (grant-or-withdraw, sync/internal.h).
  * A call polls every case in a random order (the first ready one wins, so
@@ -21,17 +30,20 @@
  * case found ready while arming ends the arming), park once, disarm every
  * case, and poll again in a new random order.
  *
- * Only channel cases consume anything, so only they must never fire
- * twice: they keep coev_select's protocol, in which a partner claims the
- * whole select by a compare-and-swap of one winner word before it moves a
- * message, and the select withdraws by claiming it itself. A partner's
- * claim decides the call: disarm reports that case whatever else became
- * ready. The other sources only say "look again": a future completed, a
- * task ended, an fd readied or a deadline passed stays so (an fd's data
- * can be read by someone else, which the next round sees), so any number
- * of them may signal, and the poll after the round decides which case
- * wins, again at random among the ready ones. A future is never awaited
- * nor cancelled, a task's handle never taken: the losers are untouched.
+ * Only channel cases take something at grant time (a partner moves the
+ * message into or out of the select's buffer), so only they must never
+ * fire twice: they keep coev_select's protocol, in which a partner claims
+ * the whole select by a compare-and-swap of one winner word before it
+ * moves a message, and the select withdraws by claiming it itself. A
+ * partner's claim decides the call: disarm reports that case whatever
+ * else became ready. The other sources' grants only say "look again": a
+ * future completed, a task ended, an event set or a deadline passed stays
+ * so, and a value sent, a delivery or an fd's data waits for the poll
+ * (someone else may take an fd's data first, which the next round sees),
+ * so any number of them may signal, and the poll after the round decides
+ * which case wins, again at random among the ready ones. A future is
+ * never awaited nor cancelled, a task's handle never taken: the losers
+ * are untouched.
  *
  * Signals. The round's waiter counts its signals
  * rather than taking one: every registration that may signal holds a
@@ -44,7 +56,8 @@
  * the task, which the disarm reads. A task parks once per round with
  * coev__park_until, so every kind of wake (a signal, an fd, a timer, a
  * cancel, a spurious one) leads to a disarm and a poll; a plain thread
- * waits on the waiter's condition variable, and so cannot take fd cases.
+ * waits on the waiter's condition variable, and so cannot take fd or
+ * stream cases.
  *
  * Rejected: a helper task per source feeding one channel (an allocation
  * and a spawn per case per call, and the helper consumes what it waited
