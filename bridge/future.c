@@ -30,8 +30,7 @@
  */
 #include <stdlib.h>
 
-#include "coev/future.h"
-#include "sync/internal.h"
+#include "internal.h"
 
 enum { F_PENDING, F_DONE, F_CANCELLED };
 
@@ -362,4 +361,30 @@ int coev_future_on_done(coev_future_t *f, coev_future_cb fn, void *arg)
 	f->cbs_tail = cb;
 	coev__spin_unlock(&f->lk);
 	return 0;
+}
+
+/* --- a source of select_any (bridge/internal.h) ----------------------- */
+
+int coev__future_arm(coev_future_t *f, coev__wnode_t *n)
+{
+	coev__spin_lock(&f->lk);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) !=
+	    F_PENDING) {
+		coev__spin_unlock(&f->lk);
+		return 1;
+	}
+	coev__wq_push(&f->q, n);
+	coev__spin_unlock(&f->lk);
+	return 0;
+}
+
+int coev__future_disarm(coev_future_t *f, coev__wnode_t *n)
+{
+	bool queued;
+
+	coev__spin_lock(&f->lk);
+	if ((queued = n->queued))
+		coev__wq_remove(&f->q, n);
+	coev__spin_unlock(&f->lk);
+	return !queued;
 }

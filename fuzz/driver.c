@@ -63,6 +63,7 @@ static const struct harness *const harnesses[] = {
 	&h_io,
 	&h_select,
 	&h_waitany,
+	&h_any,
 	&h_bcast,
 	&h_latest,
 };

@@ -78,6 +78,7 @@ extern const struct harness h_life;
 extern const struct harness h_io;
 extern const struct harness h_select;
 extern const struct harness h_waitany;
+extern const struct harness h_any;
 extern const struct harness h_bcast;
 extern const struct harness h_latest;
 /* one line per harness */

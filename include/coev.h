@@ -28,6 +28,7 @@
 #include "coev/broadcast.h"
 #include "coev/latest.h"
 #include "coev/future.h"
+#include "coev/select.h"
 #include "coev/bridge.h"
 #include "coev/debug.h"
 

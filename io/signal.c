@@ -365,6 +365,11 @@ int coev_signal_wait(coev_signal_t *w, coev_siginfo_t *info,
 	}
 }
 
+coev_event_t *coev_signal_event(coev_signal_t *w)
+{
+	return w ? &w->ev : NULL;
+}
+
 void coev_signal_free(coev_signal_t *w)
 {
 	struct dispatch *d = NULL;

@@ -96,6 +96,7 @@ typedef struct coev__waiter {
 	/* [init] a task waiter signalled once that holds no reference on
 	 * its task (coev__waiter_init_once): done goes 0, 1, 2. */
 	bool once;
+	atomic_bool gone; /* [any] join.c: a shutdown gave up on its task */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 } coev__waiter_t;
@@ -353,9 +354,7 @@ struct coev_rt {
 	pthread_mutex_t live_mu; /* with live_cv: shutdown waits */
 	pthread_cond_t live_cv;
 	atomic_int live_waiters; /* [any] threads waiting on live_cv */
-	/* Plain threads waiting for the end of a task of this runtime
-	 * (join.c): coev_rt_free waits for them to leave. [live_mu] */
-	long plain_waits;
+	long plain_waits;	 /* [live_mu] plain threads joining: join.c */
 	/* Held by coev_rt_shutdown: one shutdown at a time. */
 	pthread_mutex_t shutdown_mu;
 	/* Shared pool of idle stacks, fed by workers with too many. */
@@ -388,6 +387,7 @@ struct coev_rt {
 	char *trace_path;		  /* [init] or NULL */
 	size_t trace_events;		  /* [init] per worker */
 };
+void coev__join_plain(struct coev_rt *rt, int delta); /* join.c: +1, -1 */
 
 /* Debug mode is on (COEV_DEBUG=1 or cfg.debug & COEV_DEBUG_CHECKS). */
 #define COEV__DEBUG(rt) (((rt)->debug & COEV_DEBUG_CHECKS) != 0)

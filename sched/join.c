@@ -44,16 +44,6 @@
 
 #include "sched.h"
 
-/* A waiter in joiner slots (join_wait, coev_wait_any). gone: a shutdown
- * gave up on a task whose slot held it; set before that signal (whose
- * ordering publishes it), read once the waiter has all its signals.
- * Atomic only because wait-any may set it too, on finding a slot already
- * abandoned, while the shutdown sets it for another slot. */
-struct join_waiter {
-	coev__waiter_t wt; /* first: slots hold &jw->wt */
-	atomic_bool gone;
-};
-
 /* A plain thread starts or stops waiting for a task of rt (see the top of
  * this file). The unlock is leave's last touch of rt. */
 static void plain_enter(struct coev_rt *rt)
@@ -69,6 +59,15 @@ static void plain_leave(struct coev_rt *rt)
 	if (--rt->plain_waits == 0)
 		pthread_cond_broadcast(&rt->live_cv);
 	pthread_mutex_unlock(&rt->live_mu);
+}
+
+/* The same for bridge/select_any.c's task cases: delta +1 or -1. */
+void coev__join_plain(struct coev_rt *rt, int delta)
+{
+	if (delta > 0)
+		plain_enter(rt);
+	else
+		plain_leave(rt);
 }
 
 /* coev_rt_free (runtime.c), after the shutdown: until every plain thread
@@ -118,24 +117,23 @@ _Noreturn static void handle_misuse(const char *call, coev_task_t *t)
 static int join_wait(coev_task_t *t, coev_task_t *self, coev_time_t deadline,
 		     int *ret)
 {
-	struct join_waiter jw;
+	coev__waiter_t jw;
 	coev__waiter_t *expect = NULL;
 	int r;
 
-	coev__waiter_init(&jw.wt, self);
-	atomic_init(&jw.gone, false);
+	coev__waiter_init(&jw, self);
 	if (self)
 		coev__task_ref(self); /* held for the completer's wake */
 	/* acq_rel: releases the waiter's initialisation to the ending task's
 	 * acq_rel exchange of the slot (task.c, task_finish) or to
 	 * abandon's; acquire on failure pairs with that exchange when it
 	 * stored JOIN_DONE first, making the result visible. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &t->joiner, &expect, &jw.wt, memory_order_acq_rel,
-		    memory_order_acquire)) {
+	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &expect, &jw,
+						     memory_order_acq_rel,
+						     memory_order_acquire)) {
 		if (self)
 			coev__task_release(self);
-		coev__waiter_fini(&jw.wt);
+		coev__waiter_fini(&jw);
 		if (expect == JOIN_ABANDONED)
 			return -ESHUTDOWN;
 		if (expect != JOIN_DONE)
@@ -143,10 +141,10 @@ static int join_wait(coev_task_t *t, coev_task_t *self, coev_time_t deadline,
 		take_result(t, ret);
 		return 0;
 	}
-	r = coev__waiter_wait_on(&jw.wt, deadline, COEV_WAIT_JOIN, t,
+	r = coev__waiter_wait_on(&jw, deadline, COEV_WAIT_JOIN, t,
 				 (long long)t->id);
 	if (r < 0) { /* timed out or cancelled */
-		expect = &jw.wt;
+		expect = &jw;
 		/* acq_rel/acquire: pairs with task_finish's exchange, as
 		 * above; a failure means the task ended (or was abandoned)
 		 * and took our waiter: its signal is coming. */
@@ -155,12 +153,12 @@ static int join_wait(coev_task_t *t, coev_task_t *self, coev_time_t deadline,
 			    memory_order_acquire)) {
 			if (self)
 				coev__task_release(self);
-			coev__waiter_fini(&jw.wt);
+			coev__waiter_fini(&jw);
 			return r;
 		}
-		coev__waiter_settle(&jw.wt, 1);
+		coev__waiter_settle(&jw, 1);
 	}
-	coev__waiter_fini(&jw.wt);
+	coev__waiter_fini(&jw);
 	if (atomic_load_explicit(&jw.gone, memory_order_relaxed))
 		return -ESHUTDOWN;
 	take_result(t, ret);
@@ -354,7 +352,7 @@ _Noreturn static void any_misuse(coev_task_t *t)
  * is set). Returns how many slots were passed (n when jw is in every one).
  */
 static size_t any_install(coev_task_t *const *tasks, size_t n,
-			  struct join_waiter *jw, coev_task_t *self, bool *dup)
+			  coev__waiter_t *jw, coev_task_t *self, bool *dup)
 {
 	coev__waiter_t *expect;
 	size_t stop;
@@ -368,12 +366,12 @@ static size_t any_install(coev_task_t *const *tasks, size_t n,
 		/* acq_rel/acquire: pairs with task_finish's exchange of the
 		 * slot (task.c), as in join_wait. */
 		if (atomic_compare_exchange_strong_explicit(
-			    &tasks[stop]->joiner, &expect, &jw->wt,
+			    &tasks[stop]->joiner, &expect, jw,
 			    memory_order_acq_rel, memory_order_acquire))
 			continue;
 		if (self)
 			coev__task_release(self);
-		*dup = expect == &jw->wt;
+		*dup = expect == jw;
 		if (expect == JOIN_ABANDONED)
 			atomic_store_explicit(&jw->gone, true,
 					      memory_order_relaxed);
@@ -430,19 +428,18 @@ static void any_plain(coev_task_t *const *tasks, size_t n, int delta)
 static int any_wait(coev_task_t *const *tasks, size_t n, coev_time_t deadline,
 		    coev_task_t *self)
 {
-	struct join_waiter jw;
+	coev__waiter_t jw;
 	size_t stop;
 	int r = 0, found;
 	bool dup = false;
 
-	coev__waiter_init(&jw.wt, self);
-	atomic_init(&jw.gone, false);
+	coev__waiter_init(&jw, self);
 	stop = any_install(tasks, n, &jw, self, &dup);
 	if (stop == n)
-		r = coev__waiter_wait_on(&jw.wt, deadline, COEV_WAIT_JOIN, NULL,
+		r = coev__waiter_wait_on(&jw, deadline, COEV_WAIT_JOIN, NULL,
 					 0);
-	any_withdraw(tasks, stop, &jw.wt, self);
-	coev__waiter_fini(&jw.wt);
+	any_withdraw(tasks, stop, &jw, self);
+	coev__waiter_fini(&jw);
 	if (dup) /* the same handle twice: withdrawn, refused */
 		return -EINVAL;
 #if defined(COEV_PLANT_WAITANY_GAVE_UP)
@@ -506,7 +503,6 @@ void coev__join_abandon(coev_task_t *t)
 	 * (join_wait, any_install): we signal an initialised waiter. */
 	coev__waiter_t *j =
 		atomic_load_explicit(&t->joiner, memory_order_acquire);
-	struct join_waiter *jw;
 
 	do {
 		if (j != NULL && (uintptr_t)j <= (uintptr_t)JOIN_ABANDONED)
@@ -518,10 +514,9 @@ void coev__join_abandon(coev_task_t *t)
 		memory_order_acquire));
 	if (j == NULL || (j->task && j->task->rt == t->rt))
 		return; /* nobody waits, or a task given up as well */
-	jw = (struct join_waiter *)j;
 	/* Relaxed: the signal's release (or the waiter's mutex) publishes
 	 * it to the waiter, which reads it after the signal. */
-	atomic_store_explicit(&jw->gone, true, memory_order_relaxed);
+	atomic_store_explicit(&j->gone, true, memory_order_relaxed);
 	coev__waiter_signal(j, COEV_SIG_WAKE);
 }
 

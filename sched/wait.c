@@ -64,6 +64,7 @@ void coev__waiter_init(coev__waiter_t *wt, coev_task_t *self)
 	wt->task = self;
 	wt->once = false;
 	atomic_init(&wt->done, 0);
+	atomic_init(&wt->gone, false);
 	if (self)
 		return;
 	pthread_mutex_init(&wt->mu, NULL);

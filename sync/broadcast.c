@@ -35,6 +35,12 @@
  * per receiver, so receivers may drain a channel whose sender has freed it
  * (coev_bcast_free closes it first).
  *
+ * A select over mixed sources (bridge/select_any.c) waits with a node
+ * that has no buffer (coev__bcast_arm): a send or a close grants it
+ * without moving the receiver's next, so the value stays for the
+ * receive the select then makes if it chooses that case, and is not
+ * taken if it does not.
+ *
  * Rejected: tokio's design, a lock per slot and a lock-free tail so that
  * receivers read in parallel. Receivers here copy small values under one
  * lock; a broadcast's traffic is one send fanned out, where the sender's
@@ -191,8 +197,10 @@ int coev_bcast_send(coev_bcast_t *b, const void *msg)
 	 * has it). */
 	while ((n = b->q.head) != NULL) {
 		rx = (coev_bcast_rx_t *)n->arg;
-		memcpy(n->buf, s, b->esize);
-		rx->next = b->tail;
+		if (n->buf) { /* a select's node (buf NULL) is only told */
+			memcpy(n->buf, s, b->esize);
+			rx->next = b->tail;
+		}
 		rx->waiting = false;
 		coev__wq_grant(&b->q, n, 0, &wk);
 	}
@@ -345,4 +353,38 @@ size_t coev_bcast_pending(coev_bcast_rx_t *rx)
 	n = (size_t)(b->tail - from);
 	coev__spin_unlock(&b->lk);
 	return n;
+}
+
+/* --- a source of select_any (sync/internal.h) ------------------------ */
+
+int coev__bcast_arm(coev_bcast_rx_t *rx, coev__wnode_t *n)
+{
+	coev_bcast_t *b = rx->b;
+	int ready = 1;
+
+	coev__spin_lock(&b->lk);
+	/* A lagging receiver has next < tail too: a receive answers now. */
+	if (rx->next >= b->tail && !b->closed) {
+		n->buf = NULL;
+		n->arg = (uintptr_t)rx;
+		rx->waiting = true;
+		coev__wq_push(&b->q, n);
+		ready = 0;
+	}
+	coev__spin_unlock(&b->lk);
+	return ready;
+}
+
+int coev__bcast_disarm(coev_bcast_rx_t *rx, coev__wnode_t *n)
+{
+	coev_bcast_t *b = rx->b;
+	bool queued;
+
+	coev__spin_lock(&b->lk);
+	if ((queued = n->queued)) {
+		coev__wq_remove(&b->q, n);
+		rx->waiting = false;
+	}
+	coev__spin_unlock(&b->lk);
+	return !queued;
 }

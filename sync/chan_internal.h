@@ -11,11 +11,6 @@
 
 #include "internal.h"
 
-/* A waiting select's state, shared by its wait nodes (wnode.sel). */
-struct coev__sel {
-	atomic_int winner; /* -1 open, -2 withdrawn, else the case index */
-};
-
 #define COEV__CHAN_LINE 64
 
 /*

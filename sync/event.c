@@ -104,3 +104,31 @@ int coev_event_wait(coev_event_t *e)
 {
 	return coev_event_wait_dl(e, COEV_FOREVER);
 }
+
+/* --- a source of select_any (sync/internal.h) ------------------------ */
+
+int coev__event_arm(coev_event_t *pub, coev__wnode_t *n)
+{
+	struct event *e = E(pub);
+	int ready = 1;
+
+	coev__spin_lock(&e->lk);
+	if (!atomic_load_explicit(&e->set, memory_order_relaxed)) {
+		coev__wq_push(&e->q, n);
+		ready = 0;
+	}
+	coev__spin_unlock(&e->lk);
+	return ready;
+}
+
+int coev__event_disarm(coev_event_t *pub, coev__wnode_t *n)
+{
+	struct event *e = E(pub);
+	bool queued;
+
+	coev__spin_lock(&e->lk);
+	if ((queued = n->queued))
+		coev__wq_remove(&e->q, n);
+	coev__spin_unlock(&e->lk);
+	return !queued;
+}

@@ -201,6 +201,74 @@ static inline const void *coev__sync_self(void)
 bool coev__mutex_held(coev_mutex_t *m);
 void coev__mutex_unlock_checked(coev_mutex_t *m, const char *fn);
 
+/* --- select's channel cases (sync/select.c) ---------------------------- */
+
+/* A waiting select's state, shared by its wait nodes (wnode.sel). */
+struct coev__sel {
+	atomic_int winner; /* -1 open, -2 withdrawn, else the case index */
+};
+
+/*
+ * The channel cases of a select, for coev_select (sync/select.c) and for
+ * the select over mixed sources (bridge/select_any.c), which waits on them
+ * beside futures, tasks, fds and deadlines. In the caller's frame.
+ */
+struct coev__chsel {
+	coev_sel_t *cases;
+	size_t n;
+	coev_chan_t *locks[COEV_SELECT_MAX]; /* distinct, address order */
+	size_t nlocks;
+	unsigned char order[COEV_SELECT_MAX]; /* cases, shuffled */
+	coev__wnode_t nodes[COEV_SELECT_MAX]; /* one per case, while armed */
+	struct coev__sel sel;
+};
+
+/*
+ * coev__chsel_prepare — check cases[0..n) (coev_select's -EINVAL rules)
+ * and sort their channels for locking; shuffle the order the attempts
+ * take. 0 or -EINVAL.
+ * coev__chsel_try — under every lock, perform the first case that can
+ * proceed (in the shuffled order): its index (its result in the case), or
+ * -EAGAIN. Never waits; any thread.
+ * coev__chsel_try_one — the same for case i alone, under its channel's
+ * lock: i or -EAGAIN.
+ * coev__chsel_arm — the attempt of a select about to wait: under every
+ * lock, mark each case's side as waited on and try the cases; when none
+ * can proceed, queue one node per case, every node signalling wt and
+ * sharing s->sel, and return -EAGAIN; else the index performed (nothing
+ * queued). A partner that serves one node claims s->sel for its case and
+ * signals wt once: at most one signal per arm.
+ * coev__chsel_disarm — after an arm that queued: claim s->sel for the
+ * select itself (withdraw) and unlink every node still queued. Returns
+ * -1 when withdrawn (no case performed, no signal coming), else the
+ * index of the case a partner performed (its result in the case), whose
+ * signal to wt has come or is on its way.
+ */
+int coev__chsel_prepare(struct coev__chsel *s, coev_sel_t *cases, size_t n);
+int coev__chsel_try(struct coev__chsel *s);
+int coev__chsel_try_one(struct coev__chsel *s, size_t i);
+int coev__chsel_arm(struct coev__chsel *s, coev__waiter_t *wt);
+int coev__chsel_disarm(struct coev__chsel *s);
+
+/*
+ * Broadcast and latest-value receivers as sources of the select over
+ * mixed sources (sync/broadcast.c, sync/latest.c). arm queues n (its
+ * waiter set) as a notification: the next send or the close grants it
+ * without handing it a value or moving the receiver on, so the value
+ * stays for the receiver's next receive; returns 1 instead (nothing
+ * queued) when a receive would not wait now. disarm takes n back: 0 when
+ * it was still queued, 1 when it was granted (its signal has come or is
+ * on its way).
+ */
+int coev__bcast_arm(coev_bcast_rx_t *rx, coev__wnode_t *n);
+int coev__bcast_disarm(coev_bcast_rx_t *rx, coev__wnode_t *n);
+int coev__latest_arm(coev_latest_rx_t *rx, coev__wnode_t *n);
+int coev__latest_disarm(coev_latest_rx_t *rx, coev__wnode_t *n);
+/* The same for an event (sync/event.c): arm queues n to be granted by
+ * the next set, or returns 1 when the event is set. */
+int coev__event_arm(coev_event_t *e, coev__wnode_t *n);
+int coev__event_disarm(coev_event_t *e, coev__wnode_t *n);
+
 /* A small per-thread random number (select's fair choice). */
 uint32_t coev__sync_rand(void);
 

@@ -151,8 +151,10 @@ int coev_latest_send(coev_latest_t *w, const void *msg)
 	/* Every waiter has seen the previous version: this one is news. */
 	while ((n = w->q.head) != NULL) {
 		rx = (coev_latest_rx_t *)n->arg;
-		memcpy(n->buf, w->val, w->esize);
-		rx->seen = w->version;
+		if (n->buf) { /* a select's node (buf NULL) is only told */
+			memcpy(n->buf, w->val, w->esize);
+			rx->seen = w->version;
+		}
 		rx->waiting = false;
 		coev__wq_grant(&w->q, n, 0, &wk);
 	}
@@ -290,4 +292,40 @@ uint64_t coev_latest_seen(coev_latest_rx_t *rx)
 	if (!rx)
 		coev__panic("coev_latest_seen: NULL receiver");
 	return rx->seen;
+}
+
+/* --- a source of select_any (sync/internal.h) ------------------------ */
+
+/* As broadcast.c's: a node without a buffer is told of a send or the
+ * close, and the receiver's version does not move, so the value stays
+ * for the receive the select makes if it chooses that case. */
+int coev__latest_arm(coev_latest_rx_t *rx, coev__wnode_t *n)
+{
+	coev_latest_t *w = rx->w;
+	int ready = 1;
+
+	coev__spin_lock(&w->lk);
+	if (rx->seen >= w->version && !w->closed) {
+		n->buf = NULL;
+		n->arg = (uintptr_t)rx;
+		rx->waiting = true;
+		coev__wq_push(&w->q, n);
+		ready = 0;
+	}
+	coev__spin_unlock(&w->lk);
+	return ready;
+}
+
+int coev__latest_disarm(coev_latest_rx_t *rx, coev__wnode_t *n)
+{
+	coev_latest_t *w = rx->w;
+	bool queued;
+
+	coev__spin_lock(&w->lk);
+	if ((queued = n->queued)) {
+		coev__wq_remove(&w->q, n);
+		rx->waiting = false;
+	}
+	coev__spin_unlock(&w->lk);
+	return !queued;
 }

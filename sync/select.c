@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sync/select.c — select over channels (sync/chan.c).
+ * sync/select.c — select over channels (sync/chan.c), and the channel
+ * cases of the select over mixed sources (bridge/select_any.c), which
+ * arms and disarms them through coev__chsel_* (sync/internal.h).
  *
  * Select follows Go's design. It locks every channel of its cases in
  * address order (one lock per channel, however many cases use it), looks
@@ -26,15 +28,7 @@
 
 #include "chan_internal.h"
 
-struct select {
-	coev_sel_t *cases;
-	size_t n;
-	coev_chan_t *locks[COEV_SELECT_MAX]; /* distinct, address order */
-	size_t nlocks;
-	unsigned char order[COEV_SELECT_MAX]; /* cases, shuffled */
-};
-
-static int select_prepare(struct select *s, coev_sel_t *cases, size_t n)
+int coev__chsel_prepare(struct coev__chsel *s, coev_sel_t *cases, size_t n)
 {
 	size_t i, j;
 	coev_chan_t *ch;
@@ -71,13 +65,13 @@ static int select_prepare(struct select *s, coev_sel_t *cases, size_t n)
 	return 0;
 }
 
-static void lock_all(struct select *s)
+static void lock_all(struct coev__chsel *s)
 {
 	for (size_t i = 0; i < s->nlocks; i++)
 		coev__spin_lock(&s->locks[i]->lk);
 }
 
-static void unlock_all(struct select *s)
+static void unlock_all(struct coev__chsel *s)
 {
 	for (size_t i = s->nlocks; i > 0; i--) {
 		coev__chan_settle(s->locks[i - 1]);
@@ -88,7 +82,7 @@ static void unlock_all(struct select *s)
 /* Under all locks, before the last attempt of a select that may wait:
  * mark each case's side of its channel as maybe waited on (sync/chan.c,
  * "waiters"), so that lock-free operations come to serve it. */
-static void want_all(struct select *s)
+static void want_all(struct coev__chsel *s)
 {
 	coev_sel_t *c;
 
@@ -99,26 +93,59 @@ static void want_all(struct select *s)
 	}
 }
 
+/* Under c's channel's lock: one attempt at case c; 0 or -EAGAIN. */
+static int case_try(coev_sel_t *c, coev__wake_t *wk)
+{
+	int r = c->op == COEV_SEL_SEND
+			? coev__chan_send_locked(c->ch, c->buf, wk)
+			: coev__chan_recv_locked(c->ch, c->buf, wk);
+
+	if (r == -EAGAIN)
+		return r;
+	c->result = r;
+	return 0;
+}
+
 /* Under all locks: perform the first case that can proceed, in the
  * shuffled order. Returns its index, or -EAGAIN. */
-static int select_try(struct select *s, coev__wake_t *wk)
+static int select_try(struct coev__chsel *s, coev__wake_t *wk)
 {
 	coev_sel_t *c;
-	int r;
 
 	for (size_t k = 0; k < s->n; k++) {
 		c = &s->cases[s->order[k]];
-		if (!c->ch)
-			continue;
-		r = c->op == COEV_SEL_SEND
-			    ? coev__chan_send_locked(c->ch, c->buf, wk)
-			    : coev__chan_recv_locked(c->ch, c->buf, wk);
-		if (r != -EAGAIN) {
-			c->result = r;
+		if (c->ch && case_try(c, wk) == 0)
 			return s->order[k];
-		}
 	}
 	return -EAGAIN;
+}
+
+int coev__chsel_try(struct coev__chsel *s)
+{
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
+	int r;
+
+	lock_all(s);
+	r = select_try(s, &wk);
+	unlock_all(s);
+	coev__wq_wake(&wk);
+	return r;
+}
+
+int coev__chsel_try_one(struct coev__chsel *s, size_t i)
+{
+	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
+	coev_sel_t *c = &s->cases[i];
+	int r;
+
+	if (!c->ch)
+		return -EAGAIN;
+	coev__spin_lock(&c->ch->lk);
+	r = case_try(c, &wk);
+	coev__chan_settle(c->ch);
+	coev__spin_unlock(&c->ch->lk);
+	coev__wq_wake(&wk);
+	return r == 0 ? (int)i : r;
 }
 
 /* The queue a case waits in on its channel. */
@@ -127,95 +154,103 @@ static coev__wq_t *case_queue(coev_sel_t *c)
 	return c->op == COEV_SEL_SEND ? &c->ch->sendq : &c->ch->recvq;
 }
 
-/* Under all locks: queue one node per case, all sharing wt and sel. */
-static void select_queue(struct select *s, coev__wnode_t *nodes,
-			 struct coev__sel *sel, coev__waiter_t *wt)
+/* Under all locks: queue one node per case, all sharing wt and s->sel. */
+static void select_queue(struct coev__chsel *s, coev__waiter_t *wt)
 {
 	coev_sel_t *c;
+	coev__wnode_t *n;
 
 	for (size_t i = 0; i < s->n; i++) {
 		c = &s->cases[i];
-		coev__wnode_init(&nodes[i], wt);
+		n = &s->nodes[i];
+		coev__wnode_init(n, wt);
 		if (!c->ch)
 			continue;
-		nodes[i].sel = sel;
-		nodes[i].index = (int)i;
-		nodes[i].buf = c->buf;
-		coev__wq_push(case_queue(c), &nodes[i]);
+		n->sel = &s->sel;
+		n->index = (int)i;
+		n->buf = c->buf;
+		coev__wq_push(case_queue(c), n);
 	}
 }
 
-static int select_wait(struct select *s, coev_time_t deadline)
+int coev__chsel_arm(struct coev__chsel *s, coev__waiter_t *wt)
 {
-	coev__wnode_t nodes[COEV_SELECT_MAX];
-	struct coev__sel sel;
-	coev__waiter_t wt;
 	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
-	int r, open = -1, win;
+	int win;
 
-	if ((r = coev__waiter_begin(&wt)) < 0)
-		return r;
-	atomic_init(&sel.winner, -1);
+	atomic_init(&s->sel.winner, -1);
 	lock_all(s);
 	want_all(s);
-	if ((win = select_try(s, &wk)) >= 0) {
-		unlock_all(s);
-		coev__wq_wake(&wk);
-		coev__waiter_abandon(&wt);
-		return win;
-	}
-	select_queue(s, nodes, &sel, &wt);
+	if ((win = select_try(s, &wk)) < 0)
+		select_queue(s, wt);
 	unlock_all(s);
 	/* The attempts may have served other waiters on the way. */
 	coev__wq_wake(&wk);
-	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SELECT, s, 0);
+	return win;
+}
+
+int coev__chsel_disarm(struct coev__chsel *s)
+{
+	int open = -1, win;
+
 	lock_all(s);
 	/* Acq_rel, and acquire in the load: pair with a partner's claiming
 	 * CAS in partner() (sync/chan.c). */
-	if (r < 0 && atomic_compare_exchange_strong_explicit(
-			     &sel.winner, &open, -2, memory_order_acq_rel,
-			     memory_order_acquire))
+	if (atomic_compare_exchange_strong_explicit(&s->sel.winner, &open, -2,
+						    memory_order_acq_rel,
+						    memory_order_acquire))
 		win = -1;
 	else
-		win = atomic_load_explicit(&sel.winner, memory_order_acquire);
+		win = open;
 	for (size_t i = 0; i < s->n; i++)
 #if defined(COEV_PLANT_SELECT_STALE)
 		/* Planted bug: a select that was granted trusts its partner
 		 * to have dropped its nodes; only a give-up unlinks them, so
 		 * the losing cases stay queued after the select returns. */
-		if (r < 0 && nodes[i].queued)
+		if (win < 0 && s->nodes[i].queued)
 #else
-		if (nodes[i].queued)
+		if (s->nodes[i].queued)
 #endif
-			coev__wq_remove(case_queue(&s->cases[i]), &nodes[i]);
+			coev__wq_remove(case_queue(&s->cases[i]), &s->nodes[i]);
 	unlock_all(s);
-	if (win < 0) {
+	if (win >= 0)
+		s->cases[win].result = s->nodes[win].status;
+	return win;
+}
+
+static int select_wait(struct coev__chsel *s, coev_time_t deadline)
+{
+	coev__waiter_t wt;
+	int r, win;
+
+	if ((r = coev__waiter_begin(&wt)) < 0)
+		return r;
+	if ((win = coev__chsel_arm(s, &wt)) >= 0) {
+		coev__waiter_abandon(&wt);
+		return win;
+	}
+	r = coev__waiter_wait_on(&wt, deadline, COEV_WAIT_SELECT, s, 0);
+	if ((win = coev__chsel_disarm(s)) < 0) {
 		coev__waiter_abandon(&wt);
 		return r;
 	}
 	if (r < 0)
 		coev__waiter_settle(&wt, 1);
 	coev__waiter_fini(&wt);
-	s->cases[win].result = nodes[win].status;
 	return win;
 }
 
 static int select_common(coev_sel_t *cases, size_t n, coev_time_t deadline,
 			 bool wait)
 {
-	struct select s;
-	coev__wake_t wk = {NULL, COEV_SIG_WAKE};
+	struct coev__chsel s;
 	int r;
 
-	if ((r = select_prepare(&s, cases, n)) < 0)
+	if ((r = coev__chsel_prepare(&s, cases, n)) < 0)
 		return r;
 	if (wait)
 		return select_wait(&s, deadline);
-	lock_all(&s);
-	r = select_try(&s, &wk);
-	unlock_all(&s);
-	coev__wq_wake(&wk);
-	return r;
+	return coev__chsel_try(&s);
 }
 
 int coev_select_dl(coev_sel_t *cases, size_t n, coev_time_t deadline)

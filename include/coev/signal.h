@@ -41,6 +41,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "sync.h"
 #include "time.h"
 
 #ifdef __cplusplus
@@ -83,6 +84,15 @@ COEV_API int coev_signal_new(const int *signals, size_t n, coev_signal_t **out);
  */
 COEV_API int coev_signal_wait(coev_signal_t *w, coev_siginfo_t *info,
 			      coev_time_t deadline);
+
+/*
+ * coev_signal_event — the event the watch's dispatcher sets when a
+ * delivery comes, for waiting on a watch among other things
+ * (coev_select_any's signal case): a set event means "call
+ * coev_signal_wait with a past deadline"; that call clears it. NULL for
+ * a NULL w. Any thread.
+ */
+COEV_API coev_event_t *coev_signal_event(coev_signal_t *w);
 
 /*
  * coev_signal_free — stop the watch and free it; the last watch of a

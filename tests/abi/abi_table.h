@@ -30,6 +30,7 @@
 	X(coev_barrier_t, 64, 8)       \
 	X(coev_once_t, 64, 8)          \
 	X(coev_sel_t, 32, 8)           \
+	X(coev_any_t, 112, 8)          \
 	X(coev_local_t, 8, 8)          \
 	X(coev_siginfo_t, 16, 4)       \
 	X(coev_process_opts_t, 32, 8)  \
