@@ -3,8 +3,8 @@
 #
 #   make              libcoev.a and libcoev.so.0 in build/
 #   make demo         build and run examples/tour.c, wrap_callback.c,
-#                     examples/demo_sync.sh (pipeline, limit) and
-#                     examples/demo_http.sh
+#                     examples/demo_sync.sh (pipeline, limit),
+#                     examples/demo_http.sh and examples/demo_ws.sh
 #   make check        the layout check (ci/check-layout.py), the public
 #                     headers alone in C and C++ (check-headers) and the
 #                     cmocka suites (installs missing deps first)
@@ -330,14 +330,16 @@ check-valgrind:
 
 # The tour; a callback library wrapped with futures (wrap_callback);
 # channels (pipeline) and a semaphore (limit); then the hello web server with
-# fetch_many (libcurl adapter) as its client.
+# fetch_many (libcurl adapter) as its client; then the WebSocket server with
+# its many clients (ws_echo).
 demo: deps $(B)/examples/tour $(B)/examples/pipeline $(B)/examples/limit \
 	$(B)/examples/http_hello $(B)/examples/fetch_many \
-	$(B)/examples/wrap_callback
+	$(B)/examples/wrap_callback $(B)/examples/ws_echo
 	$(B)/examples/tour
 	$(B)/examples/wrap_callback
 	examples/demo_sync.sh $(B)
 	examples/demo_http.sh $(B)
+	examples/demo_ws.sh $(B)
 
 bench: deps lib
 	@bench/run.sh

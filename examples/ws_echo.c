@@ -13,7 +13,8 @@
  * Usage:
  *   ws_echo server [PORT]        serve on 127.0.0.1:PORT (default 8765; 0
  *                                picks a free one); prints "listening on
- *                                PORT"; stops cleanly on SIGINT or SIGTERM
+ *                                127.0.0.1:PORT"; stops cleanly on SIGINT
+ *                                or SIGTERM
  *   ws_echo client PORT N M      N connections at once, M messages each,
  *                                each awaiting its answer; prints the
  *                                elapsed time: about M x 0.1 s, not
@@ -198,7 +199,7 @@ static int run_server(unsigned p)
 		fprintf(stderr, "ws_echo: cannot listen on port %u\n", p);
 		return 1;
 	}
-	printf("listening on %d\n", coev_sock_port(listen_fd));
+	printf("listening on 127.0.0.1:%d\n", coev_sock_port(listen_fd));
 	r = coev_run(server_main, NULL, NULL);
 	coev_close(listen_fd);
 	return r == 0 ? 0 : 1;
