@@ -657,6 +657,11 @@ int coev_ws_close(coev_ws_t *ws, int code, const char *reason,
 		if (r == 0) {
 			r = coev_stream_shutdown(ws->s, deadline);
 			coev_mutex_unlock(&ws->wmu);
+			/* The handshake is done; a peer that has already
+			 * closed its socket (-EPIPE, -ENOTCONN) is no
+			 * failure of it. */
+			if (r != -ETIMEDOUT && r != -ECANCELED)
+				r = 0;
 		}
 	}
 	if (r == 0) {
