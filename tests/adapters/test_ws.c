@@ -20,6 +20,7 @@
 #include <spawn.h>
 
 #include "../testutil.h"
+#include "coev/tls.h"
 #include "coev/ws.h"
 
 extern char **environ;
@@ -209,8 +210,27 @@ typedef struct {
 	int end_rc;	  /* the recv that ended the loop */
 	int close_code;
 	char reason[64];
-	int echo; /* echo each message back */
+	int echo;		/* echo each message back */
+	coev_tls_config_t *tls; /* serve wss:// with it (NULL: ws://) */
+	const char *cafile;	/* the CA of tls's certificate */
 } rec_t;
+
+/* Accept one connection, the TLS handshake, then the WebSocket one. */
+static int accept_wss(rec_t *r, coev_ws_t **ws)
+{
+	coev_stream_t *s;
+	int fd = coev_accept(r->lfd, NULL, NULL, tu_guard()), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = coev_tls_accept(fd, r->tls, tu_guard(), &s);
+	if (rc < 0)
+		return rc;
+	rc = coev_ws_accept(s, &r->opts, ws, tu_guard());
+	if (rc < 0)
+		coev_stream_close(s);
+	return rc;
+}
 
 static int rec_server(void *arg)
 {
@@ -218,7 +238,8 @@ static int rec_server(void *arg)
 	coev_ws_t *ws;
 	coev_ws_msg_t m;
 
-	r->accept_rc = accept_ws(r->lfd, &r->opts, &ws);
+	r->accept_rc =
+		r->tls ? accept_wss(r, &ws) : accept_ws(r->lfd, &r->opts, &ws);
 	if (r->accept_rc < 0)
 		return 0;
 	while ((r->end_rc = coev_ws_recv(ws, &m, tu_guard())) == 0) {
@@ -267,7 +288,8 @@ static void rec_run(rec_t *r, void (*fn)(rec_t *r))
 static void py_client(rec_t *r)
 {
 	char port[16], line[256];
-	char *argv[] = {"python3", PEER, "client", port, NULL};
+	char *argv[] = {"python3",	   PEER, "client", port,
+			(char *)r->cafile, NULL};
 	coev_stream_t *out;
 	pid_t pid;
 
@@ -367,6 +389,93 @@ static void test_ws_python_server(void **state)
 	assert_string_equal(ps.closed, "closed 4000 done\n");
 	/* The pong was read while the close waited for the peer's close. */
 	assert_int_equal(ps.pongs, 1);
+}
+
+/* ---- over TLS (wss://) ------------------------------------------------------ */
+
+static coev_tls_config_t *wss_client_cfg;
+
+/* A CA and a certificate for localhost, made with the openssl CLI. */
+static int make_certs(const char *dir)
+{
+	char cmd[2048];
+	const char *req = "openssl req -newkey ec -pkeyopt "
+			  "ec_paramgen_curve:P-256 -nodes";
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cd '%s'; exec 2>openssl.log; "
+		 "%s -x509 -days 2 -keyout ca.key -out ca.pem -subj /CN=ws-CA "
+		 "-addext basicConstraints=critical,CA:TRUE; "
+		 "printf 'subjectAltName=DNS:localhost\\n' >srv.ext; "
+		 "%s -keyout srv.key -out srv.csr -subj /CN=localhost; "
+		 "openssl x509 -req -days 2 -CA ca.pem -CAkey ca.key "
+		 "-CAcreateserial -in srv.csr -out srv.pem -extfile srv.ext",
+		 dir, req, req);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void wss_client(rec_t *r)
+{
+	coev_stream_t *s;
+	coev_ws_t *ws;
+	coev_ws_msg_t m;
+
+	TU_CHECK(coev_tls_connect("localhost", (unsigned)r->port,
+				  wss_client_cfg, tu_guard(), &s) == 0);
+	TU_CHECK(coev_ws_connect(s, "localhost", "/secure", NULL, &ws,
+				 tu_guard()) == 0);
+	TU_CHECK(coev_ws_send(ws, COEV_WS_TEXT, "sealed", 6, tu_guard()) == 0);
+	TU_CHECK(coev_ws_recv(ws, &m, tu_guard()) == 0);
+	TU_CHECK(m.len == 6 && memcmp(m.data, "sealed", 6) == 0);
+	coev_ws_msg_release(&m);
+	TU_CHECK(coev_ws_close(ws, 1000, "tls bye", tu_guard()) == 0);
+	coev_ws_free(ws);
+}
+
+/* WebSockets over coev's TLS streams: Python's websockets as a wss://
+ * client of a coev server, then a coev client of the same server. */
+static void test_ws_over_tls(void **state)
+{
+	static const char *const protos[] = {"v1.coev", NULL};
+	char dir[128], ca[192], cert[192], key[192];
+	coev_tls_config_t *srv;
+	rec_t r = {0};
+
+	(void)state;
+	assert_int_equal(tu_mkdtemp(dir, sizeof(dir)), 0);
+	assert_int_equal(make_certs(dir), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/srv.pem", dir);
+	snprintf(key, sizeof(key), "%s/srv.key", dir);
+	assert_int_equal(coev_tls_config_new(COEV_TLS_SERVER, &srv), 0);
+	assert_int_equal(coev_tls_config_cert(srv, cert, key), 0);
+	assert_int_equal(coev_tls_config_new(COEV_TLS_CLIENT, &wss_client_cfg),
+			 0);
+	assert_int_equal(coev_tls_config_ca(wss_client_cfg, ca, NULL), 0);
+
+	r.tls = srv;
+	r.cafile = ca;
+	r.echo = 1;
+	r.opts.protocols = protos;
+	rec_run(&r, py_client);
+	assert_int_equal(r.accept_rc, 0);
+	assert_int_equal(r.nmsg, 3);
+	assert_string_equal(r.text[2], "fragmented");
+	assert_int_equal(r.close_code, 1000);
+
+	memset(&r, 0, sizeof(r));
+	r.tls = srv;
+	r.echo = 1;
+	rec_run(&r, wss_client);
+	assert_int_equal(r.accept_rc, 0);
+	assert_int_equal(r.nmsg, 1);
+	assert_int_equal(r.end_rc, COEV_EWSCLOSED);
+	assert_int_equal(r.close_code, 1000);
+	assert_string_equal(r.reason, "tls bye");
+
+	coev_tls_config_free(wss_client_cfg);
+	coev_tls_config_free(srv);
+	tu_rmtree(dir);
 }
 
 /* ---- bad input, by hand --------------------------------------------------- */
@@ -782,6 +891,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		TU_FD_TEST(test_ws_python_client),
 		TU_FD_TEST(test_ws_python_server),
+		TU_FD_TEST(test_ws_over_tls),
 		TU_FD_TEST(test_ws_unmasked_client_frame),
 		TU_FD_TEST(test_ws_oversize_message),
 		TU_FD_TEST(test_ws_invalid_utf8_across_fragments),

@@ -4,7 +4,10 @@
 tests/adapters/test_ws.c: Python's websockets (Debian's python3-websockets,
 the asyncio library of the program coev's WebSocket example comes from).
 
-  ws_peer.py client PORT   connect to ws://127.0.0.1:PORT/chat?x=1 offering
+  ws_peer.py client PORT [CAFILE]
+                           connect to ws://127.0.0.1:PORT/chat?x=1 (with
+                           CAFILE: wss://localhost:PORT/chat?x=1, trusting
+                           the certificates CAFILE signed) offering
                            the subprotocols "v2.coev" and "v1.coev"; send a
                            text, a binary and a fragmented message and check
                            each echo; ping and await the pong; close with
@@ -19,15 +22,20 @@ the asyncio library of the program coev's WebSocket example comes from).
 Run with /usr/bin/python3 (Debian's Python, which has Debian's modules).
 """
 import asyncio
+import ssl
 import sys
 
 import websockets
 
 
-async def client(port):
+async def client(port, cafile):
     uri = "ws://127.0.0.1:%d/chat?x=1" % port
+    ctx = None
+    if cafile:
+        uri = "wss://localhost:%d/chat?x=1" % port
+        ctx = ssl.create_default_context(cafile=cafile)
     async with websockets.connect(uri, subprotocols=["v2.coev", "v1.coev"],
-                                  max_size=None) as ws:
+                                  max_size=None, ssl=ctx) as ws:
         if ws.subprotocol != "v1.coev":
             print("subprotocol", ws.subprotocol)
             return 1
@@ -70,8 +78,9 @@ async def server():
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "client":
-        return asyncio.run(client(int(sys.argv[2])))
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "client":
+        cafile = sys.argv[3] if len(sys.argv) == 4 else None
+        return asyncio.run(client(int(sys.argv[2]), cafile))
     if len(sys.argv) == 2 and sys.argv[1] == "server":
         return asyncio.run(server())
     print(__doc__, file=sys.stderr)
