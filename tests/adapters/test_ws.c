@@ -43,7 +43,7 @@ static int listen_any(int *port)
 /* Accept one connection and do the server handshake. */
 static int accept_ws(int lfd, const coev_ws_opts_t *o, coev_ws_t **ws)
 {
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	int r, fd = coev_accept(lfd, NULL, NULL, tu_guard());
 
 	if (fd < 0)
@@ -62,7 +62,7 @@ static int accept_ws(int lfd, const coev_ws_opts_t *o, coev_ws_t **ws)
 /* Connect to port and do the client handshake (bufsize for the stream). */
 static int connect_ws(int port, size_t bufsize, coev_ws_t **ws)
 {
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	int r, fd = coev_tcp_connect("127.0.0.1", (unsigned)port, tu_guard());
 
 	if (fd < 0)
@@ -144,7 +144,7 @@ static coev_stream_t *raw_client(int port)
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 		"Sec-WebSocket-Version: 13\r\n\r\n";
 	char buf[1024];
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	int fd = coev_tcp_connect("127.0.0.1", (unsigned)port, tu_guard());
 
 	TU_CHECK(fd >= 0);
@@ -218,7 +218,7 @@ typedef struct {
 /* Accept one connection, the TLS handshake, then the WebSocket one. */
 static int accept_wss(rec_t *r, coev_ws_t **ws)
 {
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	int fd = coev_accept(r->lfd, NULL, NULL, tu_guard()), rc;
 
 	if (fd < 0)
@@ -416,7 +416,7 @@ static int make_certs(const char *dir)
 
 static void wss_client(rec_t *r)
 {
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	coev_ws_t *ws;
 	coev_ws_msg_t m;
 
@@ -618,10 +618,12 @@ static void test_ws_peer_closes_mid_frame(void **state)
 static void bad_request(rec_t *r, const char *req, const char *want)
 {
 	char buf[1024];
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	int fd = coev_tcp_connect("127.0.0.1", (unsigned)r->port, tu_guard());
 
 	TU_CHECK(fd >= 0 && coev_stream_fd(fd, 0, &s) == 0);
+	if (!s)
+		return;
 	raw_send(s, req, strlen(req));
 	ssize_t n = coev_stream_read_until(s, "\r\n\r\n", 4, buf,
 					   sizeof(buf) - 1, tu_guard());
@@ -770,7 +772,7 @@ static many_t *many; /* the test's state, for the handlers */
 static int many_conn(void *arg)
 {
 	coev_ws_t *ws;
-	coev_stream_t *s;
+	coev_stream_t *s = NULL;
 	coev_ws_msg_t m;
 	int fd = (int)(intptr_t)arg;
 
