@@ -35,10 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 
 static int listen_fd = -1;
-static int signal_fd = -1;
 
 /* handle_client: "Processed: <message>" after 0.1 s, for each message. */
 static int handle_client(void *arg)
@@ -95,16 +93,16 @@ static int accept_loop(void *arg)
 
 static int server_main(void *arg)
 {
-	struct signalfd_siginfo si;
 	coev_task_t *acc;
-	ssize_t n;
+	int sig;
 
-	(void)arg;
 	if (coev_spawn(accept_loop, NULL, &acc) < 0)
 		return 1;
-	n = coev_read(signal_fd, &si, sizeof(si), COEV_FOREVER);
-	if (n == (ssize_t)sizeof(si))
-		printf("ws_echo: %s, stopping\n", strsignal((int)si.ssi_signo));
+	/* asyncio's loop.add_signal_handler: this task waits for SIGINT or
+	 * SIGTERM while the accept loop and the clients run. */
+	sig = coev_signal_wait(arg, NULL, COEV_FOREVER);
+	if (sig > 0)
+		printf("ws_echo: %s, stopping\n", strsignal(sig));
 	coev_cancel(acc);
 	return coev_join(acc, NULL);
 }
@@ -184,24 +182,27 @@ static void usage(void)
 
 static int run_server(unsigned p)
 {
-	sigset_t sig;
+	static const int stop_signals[] = {SIGINT, SIGTERM};
+	coev_signal_t *stop;
 	int r;
 
-	/* SIGINT and SIGTERM are blocked in every thread (the workers inherit
-	 * the mask) and read from a signalfd by server_main. */
-	sigemptyset(&sig);
-	sigaddset(&sig, SIGINT);
-	sigaddset(&sig, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sig, NULL);
-	signal_fd = signalfd(-1, &sig, SFD_NONBLOCK | SFD_CLOEXEC);
+	/* The watch exists before the runtime, so a signal that comes while
+	 * it starts is counted, not lost. */
+	r = coev_signal_new(stop_signals, 2, &stop);
+	if (r < 0) {
+		fprintf(stderr, "ws_echo: signals: %s\n", coev_strerror(r));
+		return 1;
+	}
 	listen_fd = coev_tcp_listen("127.0.0.1", p, 0, 0);
-	if (signal_fd < 0 || listen_fd < 0) {
+	if (listen_fd < 0) {
 		fprintf(stderr, "ws_echo: cannot listen on port %u\n", p);
+		coev_signal_free(stop);
 		return 1;
 	}
 	printf("listening on 127.0.0.1:%d\n", coev_sock_port(listen_fd));
-	r = coev_run(server_main, NULL, NULL);
+	r = coev_run(server_main, stop, NULL);
 	coev_close(listen_fd);
+	coev_signal_free(stop);
 	return r == 0 ? 0 : 1;
 }
 
