@@ -37,7 +37,8 @@
  * run by hand (coev_tls_new, coev_tls_handshake) so that a failed one is
  * logged with OpenSSL's reason, then the connection as a stream; lines
  * read with coev_stream_read_line and a clean TLS close (close_notify)
- * both ways. Stopping is echo.c's: SIGINT or SIGTERM on a signalfd.
+ * both ways. Stopping is echo.c's: a task waits for SIGINT or SIGTERM
+ * with coev_signal_wait.
  */
 #include <coev.h>
 #include <coev/stream.h>
@@ -48,7 +49,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define LINE_MAX_LEN 1024 /* a longer line is echoed in pieces */
@@ -139,15 +139,13 @@ static int accept_loop(void *arg)
 	}
 }
 
-/* Until SIGINT or SIGTERM arrives on the signalfd (arg). */
+/* Until SIGINT or SIGTERM reaches the watch (arg). */
 static int wait_for_signal(void *arg)
 {
-	struct signalfd_siginfo si;
-	ssize_t n = coev_read((int)(intptr_t)arg, &si, sizeof si, COEV_FOREVER);
+	int sig = coev_signal_wait(arg, NULL, COEV_FOREVER);
 
-	if (n == (ssize_t)sizeof si)
-		printf("tls_echo: %s, stopping\n",
-		       strsignal((int)si.ssi_signo));
+	if (sig > 0)
+		printf("tls_echo: %s, stopping\n", strsignal(sig));
 	return 0;
 }
 
@@ -174,9 +172,10 @@ static int server_main(void *arg)
 static int server(int argc, char **argv)
 {
 	unsigned port = argc > 2 ? (unsigned)atoi(argv[2]) : 8443;
+	static const int stop_signals[] = {SIGINT, SIGTERM};
+	coev_signal_t *stop = NULL;
 	coev_config_t cfg;
-	sigset_t signals;
-	int sfd, r;
+	int r;
 
 	coev_config_init(&cfg);
 	if (argc > 3)
@@ -189,22 +188,20 @@ static int server(int argc, char **argv)
 		coev_tls_config_free(tls_cfg);
 		return EXIT_FAILURE;
 	}
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	sfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-	listen_fd = coev_tcp_listen("127.0.0.1", port, 0, 0);
-	if (sfd < 0 || listen_fd < 0) {
+	r = coev_signal_new(stop_signals, 2, &stop);
+	listen_fd = r < 0 ? r : coev_tcp_listen("127.0.0.1", port, 0, 0);
+	if (listen_fd < 0) {
 		fprintf(stderr, "tls_echo: listen on 127.0.0.1:%u: %s\n", port,
 			coev_strerror(listen_fd));
+		coev_signal_free(stop);
+		coev_tls_config_free(tls_cfg);
 		return EXIT_FAILURE;
 	}
 	printf("tls_echo: listening on 127.0.0.1:%d\n",
 	       coev_sock_port(listen_fd));
-	r = coev_run(server_main, (void *)(intptr_t)sfd, &cfg);
+	r = coev_run(server_main, stop, &cfg);
 	coev_close(listen_fd);
-	close(sfd);
+	coev_signal_free(stop);
 	coev_tls_config_free(tls_cfg);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
