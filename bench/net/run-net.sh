@@ -104,7 +104,7 @@ net_coev_build() {
 		say "$name: build/$ar was not built; not built"
 	else
 		# shellcheck disable=SC2086
-		net_build_one "$name" "$log" cc -O2 -std=c11 -D_GNU_SOURCE -Wall \
+		net_build_one "$name" "$log" cc -O2 -std=c11 -Wall \
 			-Wextra -Werror -I"$ROOT/include" -I"$ROOT" "$src" \
 			-o "$NET_BUILD/$name" ${ar:+"$ROOT/build/$ar"} \
 			"$ROOT/build/libcoev.a" $libs -lev -lck -lpthread -lm
