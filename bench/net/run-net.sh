@@ -141,7 +141,7 @@ net_build() {
 	esac
 	case $ws in *" coev "*)
 		net_coev_build coev-ws "$HERE/coev/ws_echo.c" ws.h \
-			libcoev_ws.a "-lwslay -lssl -lcrypto"
+			libcoev_ws.a "-lwslay -lhttp_parser -lcrypto"
 		;;
 	esac
 	case $tls in *" coev "* | *" coev-tls "*)
