@@ -22,7 +22,9 @@
  *     buffered for the next flush.
  *  3. Reads return a count of bytes; coev_stream_read returns 0 at end of
  *     stream. The calls that need a given amount or a delimiter return
- *     COEV_EEOF when the stream ends first.
+ *     COEV_EEOF when the stream ends first. End of stream is remembered:
+ *     once the transport has reported it, the stream answers from its
+ *     buffer and never reads the transport again.
  *  4. Calls that can wait must be made from a task (COEV_ENOTCORO
  *     otherwise). Cancellation ends any wait with -ECANCELED, as it does
  *     for fds (coev/io.h).
@@ -159,7 +161,8 @@ COEV_API int coev_stream_peek(coev_stream_t *s, size_t n, const void **data,
  */
 COEV_API int coev_stream_consume(coev_stream_t *s, size_t n);
 
-/* coev_stream_buffered — bytes readable now without waiting. */
+/* coev_stream_buffered — bytes readable now without waiting (the
+ * reader's view, rule 1). Never waits. s NULL aborts, naming the call. */
 COEV_API size_t coev_stream_buffered(const coev_stream_t *s);
 
 /*
@@ -181,11 +184,14 @@ COEV_API int coev_stream_flush(coev_stream_t *s, coev_time_t deadline);
 /*
  * coev_stream_shutdown — flush, then end the write direction (the peer
  * reads end of stream; TLS sends close_notify). Reads stay possible.
- * Returns 0 or a negative code.
+ * Returns 0 or a negative code. Over an fd that is a pipe's write end,
+ * which has no half-close, the fd is closed (the reader sees end of
+ * stream) and coev_stream_fileno returns -1 from then on.
  */
 COEV_API int coev_stream_shutdown(coev_stream_t *s, coev_time_t deadline);
 
-/* coev_stream_fileno — the fd under the stream's transport, or -1. */
+/* coev_stream_fileno — the fd under the stream's transport, or -1. s
+ * NULL aborts, naming the call. */
 COEV_API int coev_stream_fileno(const coev_stream_t *s);
 
 #ifdef __cplusplus
