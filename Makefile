@@ -86,9 +86,9 @@ TEST_LIBS := -lcmocka $(LIBS)
 # Adapters for callback libraries (adapters/NAME.c and adapters/NAME_*.c,
 # include/coev/NAME.h), written against the public API only: each is its own
 # archive, libcoev_NAME.a, so that only programs using one link its library
-# (hiredis, c-ares, libcurl).
-ADAPTERS := $(filter redis ares curl,$(basename $(notdir $(wildcard adapters/*.c))))
-ADAPTER_LIBS := -lhiredis -lcares -lcurl
+# (hiredis, c-ares, libcurl, OpenSSL).
+ADAPTERS := $(filter redis ares curl tls,$(basename $(notdir $(wildcard adapters/*.c))))
+ADAPTER_LIBS := -lhiredis -lcares -lcurl -lssl -lcrypto
 LIB_SRC := $(wildcard sched/*.c sync/*.c io/*.c observe/*.c bridge/*.c)
 LIB_ASM := sched/ctx_$(ARCH).S
 # SIM=1: the deterministic simulation build (fuzz/sim.c in place of
@@ -159,6 +159,7 @@ $(B)/libcoev_%.a: $(B)/adapters/%.o
 	ar rcs $@ $^
 # An adapter in more than one file: its other objects.
 $(B)/libcoev_redis.a: $(B)/adapters/redis_pubsub.o
+$(B)/libcoev_tls.a: $(B)/adapters/tls_stream.o
 
 ADAPTER_AR = $(ADAPTERS:%=$(B)/libcoev_%.a)
 # Kept: make would delete them as intermediates and rebuild every archive

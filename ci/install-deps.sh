@@ -27,6 +27,9 @@ pkgs="$pkgs libjansson-dev"
 # The metrics tests parse the Prometheus text with the reference parser,
 # run as /usr/bin/python3 (Debian's Python, which has Debian's modules).
 pkgs="$pkgs python3-prometheus-client"
+# The TLS adapter links OpenSSL; its tests make certificates and talk to
+# a peer with the openssl CLI.
+pkgs="$pkgs libssl-dev openssl"
 # The installed-package test (tests/package/): a C++ consumer and a CMake
 # consumer built against a staged make install.
 pkgs="$pkgs cmake g++"
@@ -35,7 +38,8 @@ pkgs="$pkgs cmake g++"
 # holds each ("header package"): the probe's table. lib is the library and
 # its adapter archives, examples and tests add their own.
 probe_lib="ev.h:libev-dev ck_ring.h:libck-dev hiredis/hiredis.h:libhiredis-dev
-	ares.h:libc-ares-dev */curl/curl.h:libcurl4-openssl-dev"
+	ares.h:libc-ares-dev */curl/curl.h:libcurl4-openssl-dev
+	openssl/ssl.h:libssl-dev"
 probe_examples="$probe_lib http_parser.h:libhttp-parser-dev jansson.h:libjansson-dev"
 probe_tests="$probe_lib cmocka.h:libcmocka-dev jansson.h:libjansson-dev"
 
@@ -79,7 +83,8 @@ case "${1:-}" in
 	for f in /usr/include/ev.h /usr/include/ck_ring.h /usr/include/cmocka.h \
 		/usr/include/http_parser.h /usr/include/hiredis/hiredis.h \
 		/usr/include/ares.h /usr/include/*/curl/curl.h /usr/sbin/dnsmasq \
-		/usr/include/valgrind/valgrind.h /usr/include/jansson.h; do
+		/usr/include/valgrind/valgrind.h /usr/include/jansson.h \
+		/usr/include/openssl/ssl.h; do
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1
@@ -87,6 +92,7 @@ case "${1:-}" in
 	command -v redis-server >/dev/null || need=1
 	command -v redis-benchmark >/dev/null || need=1
 	/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need=1
+	command -v openssl >/dev/null || need=1
 	command -v cmake >/dev/null || need=1
 	command -v g++ >/dev/null || need=1
 	[ $need = 1 ] || exit 0

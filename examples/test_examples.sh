@@ -34,6 +34,12 @@
 # port refused), scrapes http_hello's GET /metrics and parses it with
 # prometheus_client (/usr/bin/python3), stops them with SIGTERM and checks
 # that they stop promptly and cleanly.
+#
+# Last build/examples/tls_echo, with certificates made here by the openssl
+# CLI: Python's ssl module (/usr/bin/python3) as its client (lines echoed,
+# SNI logged, close_notify both ways), a client that does not trust the CA
+# refused and the reason logged, the example's own client mode, and a
+# clean stop on SIGTERM.
 # Exits non-zero on any failure; never leaves a server running.
 #
 #   examples/test_examples.sh [BUILD_DIR]     BUILD_DIR: build (default),
@@ -44,7 +50,8 @@ set -u
 
 B=${1:-build}
 for bin in tour pipeline limit wrap_callback debug_slow debug_deadlock \
-	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many; do
+	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many \
+	tls_echo; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -840,12 +847,83 @@ client stop
 stop_check http_hello "$hello_pid"
 stop_check echo "$echo_pid"
 
+# --- tls_echo ----------------------------------------------------------------
+mkdir "$tmp/tls"
+if (cd "$tmp/tls" && exec 2>openssl.log &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout ca.key -out ca.pem -days 1 -subj /CN=coev-example-CA \
+		-addext basicConstraints=critical,CA:TRUE &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout key.pem -out req.pem -subj /CN=localhost &&
+	printf 'subjectAltName=DNS:localhost\n' >ext &&
+	openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key \
+		-CAcreateserial -days 1 -extfile ext -out cert.pem); then
+	start tls_echo server "$tmp/tls/cert.pem" "$tmp/tls/key.pem" 0 2 || exit 1
+	tls_pid=$pid tls_port=$port
+	cat >"$tmp/tls_client.py" <<'PY'
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+with socket.create_connection(("127.0.0.1", port), 10) as raw:
+    s = ctx.wrap_socket(raw, server_hostname="localhost",
+                        suppress_ragged_eofs=False)
+    s.sendall(b"first line\nsecond ")
+    s.sendall(b"line\n")
+    got = b""
+    while got.count(b"\n") < 2:
+        d = s.recv(4096)
+        assert d, "end of stream before the echo"
+        got += d
+    assert got == b"first line\nsecond line\n", got
+    s.unwrap()  # our close_notify, then the server's
+print("ok")
+PY
+	if /usr/bin/python3 "$tmp/tls_client.py" "$tls_port" "$tmp/tls/ca.pem" \
+		>"$tmp/tls_py.log" 2>&1; then
+		pass "tls_echo: Python's ssl client gets its lines back, close_notify both ways"
+	else
+		fail "tls_echo with a Python ssl client:"
+		sed 's/^/    /' "$tmp/tls_py.log"
+	fi
+	if /usr/bin/python3 "$tmp/tls_client.py" "$tls_port" "$tmp/tls/cert.pem" \
+		>"$tmp/tls_py.log" 2>&1; then
+		fail "tls_echo: a client that does not trust the CA got through"
+	else
+		pass "tls_echo: a client that does not trust the CA is refused"
+	fi
+	out=$("$B/examples/tls_echo" client -a "$tmp/tls/ca.pem" localhost \
+		"$tls_port" hello "over tls" 2>&1)
+	if [ "$out" = "$(printf 'hello\nover tls')" ]; then
+		pass "tls_echo client: both lines echoed"
+	else
+		fail "tls_echo client: got '$out'"
+	fi
+	out=$("$B/examples/tls_echo" client localhost "$tls_port" hello 2>&1)
+	case $out in
+	*"peer certificate not trusted"*)
+		pass "tls_echo client: without the CA, the certificate is not trusted" ;;
+	*) fail "tls_echo client without the CA: got '$out'" ;;
+	esac
+	kill -TERM "$tls_pid"
+	stop_check tls_echo "$tls_pid"
+	if grep -q "TLSv1.3 client, SNI localhost" "$tmp/tls_echo.log" &&
+		grep -q "handshake: .*unknown ca" "$tmp/tls_echo.log"; then
+		pass "tls_echo: logs SNI, and the reason of a refused handshake"
+	else
+		fail "tls_echo: log lacks the SNI line or the handshake's reason:"
+		sed 's/^/    /' "$tmp/tls_echo.log"
+	fi
+else
+	fail "openssl could not make the example's certificates:"
+	sed 's/^/    /' "$tmp/tls/openssl.log"
+fi
+
 if [ "$failures" = 0 ]; then
 	echo "test_examples: all passed"
 	exit 0
 fi
 echo "test_examples: $failures failure(s); server logs:"
-for f in "$tmp"/http_hello.log "$tmp"/echo.log; do
+for f in "$tmp"/http_hello.log "$tmp"/echo.log "$tmp"/tls_echo.log; do
 	echo "--- $f"
 	cat "$f"
 done
