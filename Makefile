@@ -3,8 +3,8 @@
 #
 #   make              libcoev.a and libcoev.so.0 in build/
 #   make demo         build and run examples/tour.c, wrap_callback.c,
-#                     examples/demo_sync.sh (pipeline, limit) and
-#                     examples/demo_http.sh
+#                     examples/demo_sync.sh (pipeline, limit),
+#                     examples/demo_http.sh and examples/demo_ws.sh
 #   make check        the layout check (ci/check-layout.py), the public
 #                     headers alone in C and C++ (check-headers) and the
 #                     cmocka suites (installs missing deps first)
@@ -86,9 +86,9 @@ TEST_LIBS := -lcmocka $(LIBS)
 # Adapters for callback libraries (adapters/NAME.c and adapters/NAME_*.c,
 # include/coev/NAME.h), written against the public API only: each is its own
 # archive, libcoev_NAME.a, so that only programs using one link its library
-# (hiredis, c-ares, libcurl, OpenSSL).
-ADAPTERS := $(filter redis ares curl tls,$(basename $(notdir $(wildcard adapters/*.c))))
-ADAPTER_LIBS := -lhiredis -lcares -lcurl -lssl -lcrypto
+# (hiredis, c-ares, libcurl, OpenSSL, wslay).
+ADAPTERS := $(filter redis ares curl tls ws,$(basename $(notdir $(wildcard adapters/*.c))))
+ADAPTER_LIBS := -lhiredis -lcares -lcurl -lssl -lwslay -lhttp_parser -lcrypto
 LIB_SRC := $(wildcard sched/*.c sync/*.c io/*.c observe/*.c bridge/*.c)
 LIB_ASM := sched/ctx_$(ARCH).S
 # SIM=1: the deterministic simulation build (fuzz/sim.c in place of
@@ -159,6 +159,7 @@ $(B)/libcoev_%.a: $(B)/adapters/%.o
 	ar rcs $@ $^
 # An adapter in more than one file: its other objects.
 $(B)/libcoev_redis.a: $(B)/adapters/redis_pubsub.o
+$(B)/libcoev_ws.a: $(B)/adapters/ws_handshake.o
 $(B)/libcoev_tls.a: $(B)/adapters/tls_stream.o
 
 ADAPTER_AR = $(ADAPTERS:%=$(B)/libcoev_%.a)
@@ -330,14 +331,16 @@ check-valgrind:
 
 # The tour; a callback library wrapped with futures (wrap_callback);
 # channels (pipeline) and a semaphore (limit); then the hello web server with
-# fetch_many (libcurl adapter) as its client.
+# fetch_many (libcurl adapter) as its client; then the WebSocket server with
+# its many clients (ws_echo).
 demo: deps $(B)/examples/tour $(B)/examples/pipeline $(B)/examples/limit \
 	$(B)/examples/http_hello $(B)/examples/fetch_many \
-	$(B)/examples/wrap_callback
+	$(B)/examples/wrap_callback $(B)/examples/ws_echo
 	$(B)/examples/tour
 	$(B)/examples/wrap_callback
 	examples/demo_sync.sh $(B)
 	examples/demo_http.sh $(B)
+	examples/demo_ws.sh $(B)
 
 bench: deps lib
 	@bench/run.sh

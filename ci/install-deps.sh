@@ -30,6 +30,10 @@ pkgs="$pkgs python3-prometheus-client"
 # The TLS adapter links OpenSSL; its tests make certificates and talk to
 # a peer with the openssl CLI.
 pkgs="$pkgs libssl-dev openssl"
+# The WebSocket adapter: wslay frames, http-parser reads the upgrade,
+# libcrypto (OpenSSL, above) computes the accept value; its tests talk to
+# Python's websockets, run as /usr/bin/python3.
+pkgs="$pkgs libwslay-dev python3-websockets"
 # The installed-package test (tests/package/): a C++ consumer and a CMake
 # consumer built against a staged make install.
 pkgs="$pkgs cmake g++"
@@ -39,7 +43,8 @@ pkgs="$pkgs cmake g++"
 # its adapter archives, examples and tests add their own.
 probe_lib="ev.h:libev-dev ck_ring.h:libck-dev hiredis/hiredis.h:libhiredis-dev
 	ares.h:libc-ares-dev */curl/curl.h:libcurl4-openssl-dev
-	openssl/ssl.h:libssl-dev"
+	openssl/ssl.h:libssl-dev wslay/wslay.h:libwslay-dev
+	http_parser.h:libhttp-parser-dev"
 probe_examples="$probe_lib http_parser.h:libhttp-parser-dev jansson.h:libjansson-dev"
 probe_tests="$probe_lib cmocka.h:libcmocka-dev jansson.h:libjansson-dev"
 
@@ -84,7 +89,7 @@ case "${1:-}" in
 		/usr/include/http_parser.h /usr/include/hiredis/hiredis.h \
 		/usr/include/ares.h /usr/include/*/curl/curl.h /usr/sbin/dnsmasq \
 		/usr/include/valgrind/valgrind.h /usr/include/jansson.h \
-		/usr/include/openssl/ssl.h; do
+		/usr/include/openssl/ssl.h /usr/include/wslay/wslay.h; do
 		[ -f "$f" ] || need=1
 	done
 	command -v clang >/dev/null || need=1
@@ -93,6 +98,7 @@ case "${1:-}" in
 	command -v redis-benchmark >/dev/null || need=1
 	/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need=1
 	command -v openssl >/dev/null || need=1
+	/usr/bin/python3 -c 'import websockets' 2>/dev/null || need=1
 	command -v cmake >/dev/null || need=1
 	command -v g++ >/dev/null || need=1
 	[ $need = 1 ] || exit 0

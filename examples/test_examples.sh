@@ -35,6 +35,10 @@
 # prometheus_client (/usr/bin/python3), stops them with SIGTERM and checks
 # that they stop promptly and cleanly.
 #
+# Then build/examples/ws_echo, the WebSocket server: its own client mode (50
+# connections x 5 messages in about 5 x 0.1 s), Python's websockets
+# (/usr/bin/python3) as a client, and a clean stop on SIGINT.
+#
 # Last build/examples/tls_echo, with certificates made here by the openssl
 # CLI: Python's ssl module (/usr/bin/python3) as its client (lines echoed,
 # SNI logged, close_notify both ways), a client that does not trust the CA
@@ -51,7 +55,7 @@ set -u
 B=${1:-build}
 for bin in tour pipeline limit wrap_callback debug_slow debug_deadlock \
 	fib_trace coev-trace-svg redis_counter http_hello echo fetch_many \
-	tls_echo; do
+	tls_echo ws_echo; do
 	if [ ! -x "$B/examples/$bin" ]; then
 		echo "test_examples: $B/examples/$bin is missing (make examples)" >&2
 		exit 2
@@ -847,6 +851,43 @@ client stop
 stop_check http_hello "$hello_pid"
 stop_check echo "$echo_pid"
 
+# ws_echo: the seed's WebSocket server. Its own client (50 connections x 5
+# messages, each answered after 0.1 s: about 0.5 s, not 25 s), then Python's
+# websockets (/usr/bin/python3) as a client that is not coev; then SIGINT.
+if start ws_echo server 0; then
+	ws_pid=$pid
+	out=$("$B/examples/ws_echo" client "$port" 50 5 2>&1)
+	took=$(echo "$out" | sed -n 's/^50 clients x 5 messages in \([0-9.]*\) s.*/\1/p')
+	if [ -n "$took" ] && awk -v t="$took" 'BEGIN { exit !(t >= 0.45 && t < 3) }'; then
+		pass "ws_echo: 50 clients x 5 messages in $took s (about 5 x 0.1 s)"
+	else
+		fail "ws_echo client: $out"
+	fi
+	out=$(/usr/bin/python3 - "$port" 2>&1 <<'PY'
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/" % sys.argv[1]) as ws:
+        for m in ("hello", "w\u00f6rld"):
+            await ws.send(m)
+            got = await ws.recv()
+            if got != "Processed: " + m:
+                print("got", repr(got))
+                return
+    print("python ok")
+asyncio.run(main())
+PY
+	)
+	if [ "$out" = "python ok" ]; then
+		pass "ws_echo answers Python's websockets client"
+	else
+		fail "ws_echo with Python's websockets: $out"
+	fi
+	kill -INT "$ws_pid"
+	stop_check ws_echo "$ws_pid"
+else
+	fail "ws_echo did not start"
+fi
+
 # --- tls_echo ----------------------------------------------------------------
 mkdir "$tmp/tls"
 if (cd "$tmp/tls" && exec 2>openssl.log &&
@@ -923,7 +964,8 @@ if [ "$failures" = 0 ]; then
 	exit 0
 fi
 echo "test_examples: $failures failure(s); server logs:"
-for f in "$tmp"/http_hello.log "$tmp"/echo.log "$tmp"/tls_echo.log; do
+for f in "$tmp"/http_hello.log "$tmp"/echo.log "$tmp"/tls_echo.log \
+	"$tmp"/ws_echo.log; do
 	echo "--- $f"
 	cat "$f"
 done
