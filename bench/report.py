@@ -42,15 +42,21 @@ BRIDGE_RUNTIMES = {"bridge": ["coev", "eventfd"],
 # built with -DCOEV_NO_TRACE (notrace), with the usual one and COEV_TRACE
 # unset (off), and with COEV_TRACE set (on).
 TRACE_RUNTIMES = {"trace-off": ["notrace", "off", "on"]}
+# ws-echo and https (bench/net/): WebSocket echo servers of coev, Go
+# (gorilla/websocket) and Python (websockets); hello servers of coev and Go
+# over plain TCP and over TLS ("-tls"), each plain run followed by its TLS
+# twin's.
+NET_RUNTIMES = {"ws-echo": ["coev", "go", "python"],
+                "https": ["coev", "coev-tls", "go", "go-tls"]}
 # Workloads with runtimes of their own, each its own table.
-OWN_RUNTIMES = {**BRIDGE_RUNTIMES, **TRACE_RUNTIMES}
+OWN_RUNTIMES = {**BRIDGE_RUNTIMES, **TRACE_RUNTIMES, **NET_RUNTIMES}
 WORKLOADS = ["spawn", "spawn-wg", "yield", "fib", "sleepers",
              "sleepers-cancel", "switch", "pingpong",
              "mutex", "pipeline", "trace-off", "bridge", "redis", "resolve",
-             "http", "c10k"]
+             "http", "c10k", "ws-echo", "https"]
 WORKERS = 2
 # Workloads run with one worker thread (the rest use WORKERS).
-ONE_WORKER = {"switch", "http", "c10k"}
+ONE_WORKER = {"switch", "http", "c10k", "ws-echo", "https"}
 
 
 def runtimes_of(w):
@@ -124,8 +130,34 @@ METRICS = [
     ("c10k", "kib_per_conn", "kib_per_conn", "KiB RSS per idle connection",
      True),
     ("c10k", "req_per_s", "req_per_s", "requests/s, 10k idle held", False),
+    ("ws-echo", "msgs_per_s", "msgs_per_s", "messages/s echoed", False),
+    ("ws-echo", "cpu_us_per_msg", "cpu_us_per_msg",
+     "server CPU us per message", True),
+    ("ws-echo", "user_us_per_msg", "user_us_per_msg",
+     "server user CPU us per message", True),
+    ("ws-echo", "syscalls_per_msg", "syscalls_per_msg",
+     "server system calls per message", True),
+    ("ws-echo", "p99_us", "p99_us", "p99 round trip us", True),
+    ("ws-echo", "client_cpu_pct", "client_cpu_pct",
+     "load client CPU, % of one CPU", True),
+    ("https", "req_per_s", "req_per_s", "requests/s", False),
+    ("https", "user_us_per_req", "user_us_per_req",
+     "server user CPU us per request", True),
+    ("https", "cpu_us_per_req", "cpu_us_per_req",
+     "server CPU us per request", True),
+    # What TLS adds: the -tls twin's value minus the plain server's, run
+    # by run (computed by collect; shown in the plain server's column).
+    ("https", "tls_user_us_per_req", None,
+     "user CPU us per request that TLS adds", True),
+    ("https", "tls_cpu_us_per_req", None,
+     "CPU us per request that TLS adds", True),
 ]
-CHART_SKIP = {("fib", "ns_per_task_1w")} | {
+# The derived TLS metrics of https: metric -> the key they difference.
+TLS_EXTRA = {"tls_user_us_per_req": "user_us_per_req",
+             "tls_cpu_us_per_req": "cpu_us_per_req"}
+CHART_SKIP = {("fib", "ns_per_task_1w"), ("ws-echo", "client_cpu_pct"),
+              ("ws-echo", "p99_us"), ("https", "cpu_us_per_req"),
+              ("https", "tls_cpu_us_per_req")} | {
     (w, m) for w in KCOUNT_WORKLOADS for m, _ in KCOUNT_METRICS}
 LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 
@@ -133,7 +165,8 @@ COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
           "coev-hello": 0xF4A261, "epoll": 0x666666, "libuv": 0x999999,
           "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3, "eventfd": 0x666666,
           "redis-benchmark": 0xE7298A, "coev-shared": 0xF4A261, "ares-blocking": 0x999999,
-          "notrace": 0x999999, "off": 0xD95F02, "on": 0xF4A261}
+          "notrace": 0x999999, "off": 0xD95F02, "on": 0xF4A261,
+          "python": 0x377EB8, "coev-tls": 0xF4A261, "go-tls": 0x66C2A5}
 
 
 def parse(raw_path):
@@ -206,6 +239,25 @@ def collect(ok, failed):
                 f2 = failed.get((w, rt, WORKERS), [])
                 f1 = failed.get((w, rt, 1), [])
                 reasons = f2 if len(f2) >= len(f1) else f1
+                if vals or reasons:
+                    stats[(w, metric, rt)] = Stat(vals, reasons)
+                continue
+            if metric in TLS_EXTRA:
+                # TLS's share: each run of the -tls twin against the plain
+                # run right before it (run.sh runs them back to back).
+                twin = rt + "-tls"
+                if twin not in runtimes_of(w):
+                    continue
+                src2 = TLS_EXTRA[metric]
+                vals = []
+                for a, b in zip(ok.get((w, rt, workers), []),
+                                ok.get((w, twin, workers), [])):
+                    p, t = num(a, src2), num(b, src2)
+                    if p is not None and t is not None:
+                        vals.append(t - p)
+                fp = failed.get((w, rt, workers), [])
+                ft = failed.get((w, twin, workers), [])
+                reasons = ft if len(ft) >= len(fp) else fp
                 if vals or reasons:
                     stats[(w, metric, rt)] = Stat(vals, reasons)
                 continue
@@ -326,7 +378,9 @@ def tables(stats, workloads):
     lines.append("cells: median [min..max] over the runs; workers=2 "
                  "unless the metric says otherwise; http and c10k: one "
                  "server thread; redis-benchmark and ares-blocking: one "
-                 "thread")
+                 "thread; ws-echo and https: one server thread; "
+                 "https's tls_* rows: the -tls server's value minus the "
+                 "plain one's, run by run")
     return lines
 
 
@@ -366,6 +420,10 @@ TARGETS = [
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["go"]),
     ("http", "user_us_per_req", "ratio", 1.0, "<", ["tokio"]),
     ("c10k", "kib_per_conn", "abs", 8.0, "<=", ["epoll", "go", "tokio"]),
+    # Issue 19: WebSocket echo at least as fast as Go's gorilla/websocket,
+    # and TLS costing coev no more user time per request than it costs Go.
+    ("ws-echo", "msgs_per_s", "ratio", 1.0, ">=", ["go"]),
+    ("https", "tls_user_us_per_req", "ratio", 1.0, "<=", ["go"]),
     # Tracing compiled in but off costs nothing measurable: see noise().
     ("trace-off", "ns_per_task", "noise", None, None, ["notrace"]),
 ]
@@ -569,7 +627,8 @@ def chart(stats, marks, workloads, chart_dir, png):
             pw * ncols, 380 * nrows),
         "set output '%s'" % png,
         "set multiplot layout %d,%d title 'coev and its peers "
-        "(task workloads: 2 workers; http, c10k: one server thread; "
+        "(task workloads: 2 workers; http, c10k, ws-echo, https: one "
+        "server thread; "
         "bar = median, whisker = min..max; dashed = target)' "
         "font 'Sans,13'" % (nrows, ncols),
         "set style fill solid 0.85 border lc rgb '#333333'",
@@ -661,7 +720,10 @@ def chart(stats, marks, workloads, chart_dir, png):
 # the bridge workload's threads, or the trace-off workload's workers).
 OTHER_CPU_FLAG = 10
 # The workloads whose lines carry other_cpu_pct and the keys below.
-NOTED = ("http", "c10k", "bridge", "trace-off")
+NOTED = ("http", "c10k", "bridge", "trace-off", "ws-echo", "https")
+# A ws-echo load client that used this share of its CPU or more may have
+# been the limit instead of the server.
+CLIENT_CPU_FLAG = 90
 
 
 # The scaling curve (BENCH_SCALE=1): workload -> the metric of its runs.
@@ -779,15 +841,22 @@ def http_notes(ok):
             continue
         for i, kv in enumerate(runs, 1):
             bad = []
-            for key in ("socket_errors", "non2xx", "idle_closed"):
+            for key in ("socket_errors", "non2xx", "idle_closed",
+                        "unclean_close"):
                 v = num(kv, key)
                 if v:
                     bad.append("%s=%d" % (key, v))
             v = num(kv, "other_cpu_pct")
             if v is not None and v >= OTHER_CPU_FLAG:
                 bad.append("other processes used %d%% of the CPUs" % v)
+            v = num(kv, "client_cpu_pct")
+            if v is not None and v >= CLIENT_CPU_FLAG:
+                bad.append("the load client used %d%% of its CPU: it may "
+                           "have been the limit" % v)
             if bad:
-                if "requests" in kv:
+                if "msgs" in kv:
+                    what = "%s messages" % kv["msgs"]
+                elif "requests" in kv:
                     what = "%s requests" % kv["requests"]
                 elif "tasks" in kv:
                     what = "%s tasks" % kv["tasks"]

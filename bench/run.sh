@@ -7,12 +7,13 @@
 #   WORKLOADS="http c10k" RUNS=3 bench/run.sh   the HTTP servers only
 #   WORKLOADS=bridge RUNS=3 bench/run.sh    coev's futures against eventfd
 #   WORKLOADS=trace-off RUNS=5 bench/run.sh the cost of tracing, off and on
+#   WORKLOADS="ws-echo https" RUNS=3 bench/run.sh  WebSockets and TLS
 #   SCALE=1 RUNS=3 bench/run.sh           the scaling curve (make bench-scale)
 #
 # Environment:
 #   WORKLOADS      any of: spawn spawn-wg yield fib sleepers sleepers-cancel
 #                  switch pingpong mutex pipeline trace-off bridge redis
-#                  resolve http c10k (default: all)
+#                  resolve http c10k ws-echo https (default: all)
 #   RUNTIMES       any of: coev go tokio (default: all three); the runtimes
 #                  of spawn, yield, fib, sleepers, pingpong, mutex, pipeline
 #                  (bridge, redis and resolve always run coev and their own
@@ -33,7 +34,8 @@
 #   HTTP_SERVERS   servers of the http workload (default: coev coev-hello
 #                  epoll libuv go tokio uvloop aiohttp)
 #   C10K_SERVERS   servers of the c10k workload (default: coev epoll go tokio)
-#   HTTP_RUNS      rounds of http and c10k (default: RUNS if set, else 3)
+#   HTTP_RUNS      rounds of http, c10k, ws-echo and https (default: RUNS
+#                  if set, else 3)
 #   HTTP_DURATION  seconds of each wrk run (default 10)
 #   HTTP_BUSY_MAX  an http or c10k run during which other processes used
 #                  this percentage of the CPUs or more is repeated (20),
@@ -41,13 +43,21 @@
 #   TRACE_BUSY_MAX a trace-off run during which other processes used this
 #                  percentage of the CPUs or more is repeated (10),
 #   TRACE_RETRIES  at most this many times (2)
+#   WS_SERVERS     servers of ws-echo (default: coev go python)
+#   HTTPS_SERVERS  servers of https (default: coev coev-tls go go-tls)
+#   NET_DURATION   seconds of each ws-echo and https load run (default 10)
+#   NET_CONNS      their connections (default 100)
+#   WS_SIZE        bytes of each ws-echo message (default 32, at most 125)
+#   NET_PIN        1: server on CPU 0, load client on CPU 1 (default on
+#                  two or more CPUs)
 #
 # Builds into bench/build/ and bench/tokio/target/, runs the runtimes
 # alternately (coev, go, tokio, coev, go, tokio, ...), and hands the raw
 # lines to bench/report.py, which prints the RESULT lines, the table and the
 # target verdicts and draws bench/results/latest.png. The report is saved
 # as bench/results/latest.txt and bench/results/<UTC timestamp>.txt. The
-# http and c10k workloads are driven by bench/http/run-http.sh.
+# http and c10k workloads are driven by bench/http/run-http.sh, ws-echo and
+# https by bench/net/run-net.sh.
 #
 # trace-off is coev against itself: the spawn workload of bench/coev/bench.c
 # linked with build/libcoev.a (tracing compiled in, COEV_TRACE unset: "off")
@@ -65,7 +75,7 @@ LOGS=$BUILD/logs
 TOKIO_DIR=$HERE/tokio
 TOKIO_BIN=$TOKIO_DIR/target/release/tokio-bench
 
-ALL_WORKLOADS="spawn spawn-wg yield fib sleepers sleepers-cancel switch pingpong mutex pipeline trace-off bridge redis resolve http c10k"
+ALL_WORKLOADS="spawn spawn-wg yield fib sleepers sleepers-cancel switch pingpong mutex pipeline trace-off bridge redis resolve http c10k ws-echo https"
 # The workloads of the scaling curve (SCALE=1), and what it runs by default.
 SCALE_WORKLOADS="spawn spawn-wg yield fib"
 SCALE=${SCALE:-0}
@@ -127,18 +137,28 @@ for w in $SYNC_WORKLOADS; do has_w "$w" && sync_wanted=1; done
 # equivalent. http and c10k have their own servers (HTTP_SERVERS), the
 # bridge workloads their own peers; trace-off compares coev with itself.
 peer_workloads=$(for w in $WORKLOADS; do
-	case $w in switch | http | c10k | bridge | redis | resolve | trace-off) ;; *) echo "$w" ;; esac
+	case $w in switch | http | c10k | bridge | redis | resolve | trace-off | ws-echo | https) ;;
+	*) echo "$w" ;;
+	esac
 done)
 bridge_workloads=$(for w in $WORKLOADS; do is_bridge "$w" && echo "$w"; done)
 http_workloads=""
 has_w http && http_workloads="$http_workloads http"
 has_w c10k && http_workloads="$http_workloads c10k"
-if [ -n "$http_workloads" ]; then
+net_workloads=""
+has_w ws-echo && net_workloads="$net_workloads ws-echo"
+has_w https && net_workloads="$net_workloads https"
+if [ -n "$http_workloads$net_workloads" ]; then
 	# shellcheck source=bench/http/run-http.sh
 	. "$HERE/http/run-http.sh"
 	http_validate
 	[ "${HTTP_DURATION:-}" -ge 1 ] 2>/dev/null ||
 		die "HTTP_DURATION must be a whole number of seconds"
+fi
+if [ -n "$net_workloads" ]; then
+	# shellcheck source=bench/net/run-net.sh
+	. "$HERE/net/run-net.sh"
+	net_validate
 fi
 
 # ---- the loopback servers of redis and resolve ---------------------------
@@ -187,7 +207,7 @@ servers_down() {
 # No HTTP server, idle client or wrk, and no loopback server this script
 # started, outlives the session, even an interrupted one.
 cleanup() {
-	[ -n "$http_workloads" ] && http_cleanup
+	[ -n "$http_workloads$net_workloads" ] && http_cleanup
 	servers_down
 }
 trap cleanup EXIT
@@ -200,6 +220,9 @@ has_rt coev && [ -n "$peer_workloads$(has_w switch && echo x)" ] && coev_needed=
 has_w trace-off && coev_needed=1
 case " ${HTTP_SERVERS:-} ${C10K_SERVERS:-} " in
 *" coev "* | *" coev-hello "*) [ -n "$http_workloads" ] && coev_needed=1 ;;
+esac
+case " $(has_w ws-echo && echo "${WS_SERVERS:-}") $(has_w https && echo "${HTTPS_SERVERS:-}") " in
+*" coev "* | *" coev-tls "*) coev_needed=1 ;;
 esac
 
 start=$SECONDS
@@ -247,6 +270,9 @@ if [ -n "$http_workloads" ]; then
 			missing="$missing tokio-sources"
 		;;
 	esac
+fi
+if [ -n "$net_workloads" ]; then
+	for m in $(net_missing); do missing="$missing $m"; done
 fi
 if [ -n "$missing" ]; then
 	say "missing:$missing; installing the Debian packages"
@@ -401,6 +427,7 @@ if [ -n "$http_workloads" ]; then
 	http_setup
 	http_build
 fi
+[ -n "$net_workloads" ] && net_build
 
 # ---- runs --------------------------------------------------------------
 
@@ -677,7 +704,7 @@ trace_round() {
 for w in $WORKLOADS; do
 	runs=$RUNS
 	case $w in sleepers | sleepers-cancel) runs=$SLEEPER_RUNS ;; esac
-	case $w in http | c10k) runs=$HTTP_RUNS ;; esac
+	case $w in http | c10k | ws-echo | https) runs=$HTTP_RUNS ;; esac
 	# A bridge workload whose program is missing, or whose servers do not
 	# start, gets one FAIL line per runtime saying why, and is skipped.
 	if is_bridge "$w"; then
@@ -714,6 +741,17 @@ for w in $WORKLOADS; do
 		fi
 		if [ "$w" = c10k ]; then
 			for srv in $C10K_SERVERS; do http_round c10k "$srv"; done
+			continue
+		fi
+		# ws-echo and https (bench/net/run-net.sh): the same rounds, each
+		# server once in turn; https runs each plain server right before
+		# its TLS twin, so that report.py can pair them.
+		if [ "$w" = ws-echo ]; then
+			for srv in $WS_SERVERS; do http_round ws_echo "$srv"; done
+			continue
+		fi
+		if [ "$w" = https ]; then
+			for srv in $HTTPS_SERVERS; do http_round https "$srv"; done
 			continue
 		fi
 		# The scaling curve: every runtime on 1, 2, ... SCALE_MAX workers.
@@ -796,6 +834,10 @@ mem_note() {
 	if [ -n "$http_workloads" ]; then
 		echo "http/c10k: servers: $HTTP_SERVERS (c10k: $C10K_SERVERS); rounds: $HTTP_RUNS; one server thread; wrk -t1 -c$HTTP_CONNS -d${HTTP_DURATION}s; c10k idle connections: $C10K_IDLE; descriptor limit: $HTTP_NOFILE"
 		echo "http peers: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-3); libuv $(dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null); $($HTTP_PY -c 'import sys, uvloop, aiohttp; print("python %s, uvloop %s, aiohttp %s" % (sys.version.split()[0], uvloop.__version__, aiohttp.__version__))' 2>/dev/null)"
+	fi
+	if [ -n "$net_workloads" ]; then
+		echo "ws-echo/https: ws-echo servers: $WS_SERVERS; https servers: $HTTPS_SERVERS; rounds: $HTTP_RUNS; one server thread; ${NET_DURATION}s per run, $NET_CONNS connections; ws-echo: bench/net/ws_load.c, $WS_SIZE-byte messages, one outstanding per connection; https: wrk -t1; pinned (server CPU 0, client CPU 1): $NET_PIN; system calls: $([ "${NET_PERF:-0}" = 1 ] && echo "perf stat" || echo "not counted")"
+		echo "ws-echo/https peers: $(go version 2>/dev/null | cut -d' ' -f3-4); gorilla/websocket $(dpkg-query -W -f='${Version}' golang-github-gorilla-websocket-dev 2>/dev/null); python3-websockets $(dpkg-query -W -f='${Version}' python3-websockets 2>/dev/null); $(openssl version 2>/dev/null)"
 	fi
 	mem_note
 	echo "total time: ${elapsed}s (builds included)"

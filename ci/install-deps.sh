@@ -10,7 +10,8 @@
 #                                   names it and the apt-get line, exits 1
 #                                   (every plain make, make lib, make install)
 #   ci/install-deps.sh --bench      also the benchmark peers (Go, tokio, gnuplot,
-#                                   wrk, libuv, uvloop, aiohttp)
+#                                   wrk, libuv, uvloop, aiohttp, gorilla/websocket,
+#                                   websockets, perf)
 #   ci/install-deps.sh --cross [--if-missing]  the aarch64 cross compiler and
 #                                   qemu-user, for make check-aarch64
 # Installing needs root or a working sudo; without either the exact
@@ -102,7 +103,14 @@ case "${1:-}" in
 	command -v g++ >/dev/null || need=1
 	[ $need = 1 ] || exit 0
 	;;
---bench) pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox wrk libuv1-dev python3-uvloop python3-aiohttp" ;;
+--bench)
+	# The benchmark peers; ws-echo and https (bench/net/) add the Go
+	# WebSocket library (built GOPATH-style from /usr/share/gocode), the
+	# Python one, libcrypto's headers for the load client, the openssl tool
+	# for the test certificate, and perf for the system call counts.
+	pkgs="$pkgs golang-go librust-tokio-dev cargo gnuplot-nox wrk libuv1-dev python3-uvloop python3-aiohttp"
+	pkgs="$pkgs golang-github-gorilla-websocket-dev python3-websockets libssl-dev openssl linux-perf"
+	;;
 --cross)
 	pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 	if [ "${2:-}" = --if-missing ] && command -v aarch64-linux-gnu-gcc \
