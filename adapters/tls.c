@@ -160,6 +160,17 @@ static SSL_CTX *make_ctx(coev_tls_config_t *cfg)
 	 * the write direction (and the reverse) that a writer task may be
 	 * waiting on, and it has a history of attacks; TLS 1.3 has none. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	/* Read ahead: one read(2) brings a record's header and body (and
+	 * whatever follows) instead of two reads per record. Safe with the
+	 * waits here: OpenSSL asks for readability only when no whole
+	 * record is buffered. AES-128-GCM first among the TLS 1.3 suites,
+	 * as Go and browsers order them: as strong in practice, cheaper per
+	 * record. Measured with bench/ `https`: 11.6 to 9.5 user us per
+	 * request of TLS's own. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+				      "TLS_AES_256_GCM_SHA384:"
+				      "TLS_CHACHA20_POLY1305_SHA256");
 	/* Partial writes: a write returns what fit, as send(2) does;
 	 * moving buffer: a repeated write may come from another address
 	 * (a stream's buffer compacts). */
