@@ -35,8 +35,9 @@ typedef struct coev__fanout_ops {
 	const void *(*store)(coev__fanout_t *f, const void *msg);
 	/* rx, a waiter, was just handed the newest value: move it past. */
 	void (*caught_up)(coev__fanout_rx_t *rx);
-	/* One receive attempt: 0 or a channel's own result with out
-	 * filled (COEV_ELAGGED), -EAGAIN when there is nothing new. */
+	/* One receive attempt: 0 with out filled, a channel's own answer
+	 * (the broadcast's COEV_ELAGGED), or -EAGAIN when there is nothing
+	 * new (which the receive turns into COEV_ECLOSED once closed). */
 	int (*take)(coev__fanout_rx_t *rx, void *out);
 	/* Whether a receive by rx would find nothing new. */
 	bool (*idle)(coev__fanout_rx_t *rx);
