@@ -10,23 +10,12 @@
  * closed, else it waits. So a receiver's versions only grow, and it never
  * sees one twice.
  *
- * Waiting follows sync/internal.h's grant-or-withdraw protocol. A send,
- * under the lock, copies the new value into each waiter's buffer, sets its
- * seen to the new version and grants it 0: the grant is the receive, so a
- * waiter whose deadline or cancel comes late succeeds with the value, and
- * one withdrawn was given nothing and keeps its seen. A close grants
- * COEV_ECLOSED: a waiter has seen the current version by then. Woken
- * receivers go where idle workers may take them (COEV_SIG_SHARED), since a
- * send wakes many and goes on running.
- *
- * Scheduling points (the simulation's, sched/platform.h) are the spin
- * lock's and the wake's: every step that another thread could see
- * happens under the lock, and only the signals come after it, so the
- * races worth exploring (a deadline or a cancel against a grant, a
- * receive against a send or a close) all turn at those points.
- *
- * Lifetime: a reference count under the lock, one for the creator and one
- * per receiver (coev_latest_free closes first), as sync/broadcast.c.
+ * The lock, the close, the free, the send that hands each new value to
+ * the waiting receivers (setting their seen to the new version),
+ * subscribing and the receive's wait are the skeleton this channel
+ * shares with the broadcast one (sync/fanout.c); this file keeps the
+ * value and the version. A close grants COEV_ECLOSED: a waiter has seen
+ * the current version by then.
  *
  * Rejected: a seqlock for lock-free reads of the value. Receivers copy the
  * value under the lock once per change they see, and a seqlock's reader
@@ -37,24 +26,83 @@
 #include <string.h>
 
 #include "coev/latest.h"
-#include "internal.h"
+#include "fanout.h"
 
 #define ELEM_MAX 65536
 
 struct coev_latest {
-	atomic_uint lk;
-	bool closed;	    /* [lk] */
-	size_t esize;	    /* [init] */
-	uint64_t version;   /* [lk] sends so far */
-	size_t refs;	    /* [lk] the creator's (until free) + receivers */
-	coev__wq_t q;	    /* [lk] waiting receivers; wnode.arg: the rx */
-	unsigned char *val; /* [init] esize bytes, contents [lk] */
+	coev__fanout_t f;   /* first: the shared skeleton, its lock lk */
+	uint64_t version;   /* [f.lk] sends so far */
+	unsigned char *val; /* [init] esize bytes, contents [f.lk] */
 };
 
 struct coev_latest_rx {
-	coev_latest_t *w; /* [init] */
-	uint64_t seen;	  /* [w->lk] the version it saw last */
-	bool waiting;	  /* [w->lk] queued on w->q */
+	coev__fanout_rx_t rx; /* first: rx.f is the channel */
+	uint64_t seen;	      /* [f.lk] the version it saw last */
+};
+
+static inline coev_latest_t *chan_of(coev__fanout_t *f)
+{
+	return (coev_latest_t *)f;
+}
+
+static inline coev_latest_rx_t *rx_of(coev__fanout_rx_t *rx)
+{
+	return (coev_latest_rx_t *)rx;
+}
+
+static const void *latest_store(coev__fanout_t *f, const void *msg)
+{
+	coev_latest_t *w = chan_of(f);
+
+	memcpy(w->val, msg, f->esize);
+	w->version++;
+	return w->val;
+}
+
+/* Every waiter had seen the previous version: it has just seen this. */
+static void latest_caught_up(coev__fanout_rx_t *rx)
+{
+	rx_of(rx)->seen = chan_of(rx->f)->version;
+}
+
+/* One receive attempt: 0 with the value if it is news, else -EAGAIN. */
+static int latest_take(coev__fanout_rx_t *frx, void *out)
+{
+	coev_latest_rx_t *rx = rx_of(frx);
+	coev_latest_t *w = chan_of(frx->f);
+
+	if (rx->seen >= w->version)
+		return -EAGAIN;
+	memcpy(out, w->val, w->f.esize);
+	rx->seen = w->version;
+	return 0;
+}
+
+static bool latest_idle(coev__fanout_rx_t *rx)
+{
+	return rx_of(rx)->seen >= chan_of(rx->f)->version;
+}
+
+static void latest_destroy(coev__fanout_t *f)
+{
+	free(chan_of(f)->val);
+	free(chan_of(f));
+}
+
+static const coev__fanout_ops_t latest_ops = {
+	.store = latest_store,
+	.caught_up = latest_caught_up,
+	.take = latest_take,
+	.idle = latest_idle,
+	.join = latest_caught_up, /* a new receiver has seen the value */
+	.destroy = latest_destroy,
+#if defined(COEV_PLANT_LATEST_RECHECK)
+	/* Planted bug: a send between the look and the queueing is not news
+	 * to this waiter, which waits for a later one (and ends on a stale
+	 * version at the close). */
+	.plant_recheck = true,
+#endif
 };
 
 int coev_latest_new(coev_latest_t **out, size_t esize, const void *init)
@@ -71,105 +119,38 @@ int coev_latest_new(coev_latest_t **out, size_t esize, const void *init)
 	}
 	if (init)
 		memcpy(w->val, init, esize);
-	atomic_init(&w->lk, 0);
-	w->esize = esize;
-	w->refs = 1;
+	coev__fanout_init(&w->f, esize, &latest_ops);
 	*out = w;
-	return 0;
-}
-
-/* Drop one reference under w->lk, which this releases. */
-static void release_unlock(coev_latest_t *w)
-{
-	bool last = --w->refs == 0;
-
-	coev__spin_unlock(&w->lk);
-	if (last) {
-		/* Nobody can be queued: a waiter holds a reference. */
-		free(w->val);
-		free(w);
-	}
-}
-
-/* Close under w->lk: every waiter is granted COEV_ECLOSED onto wk. */
-static int close_locked(coev_latest_t *w, coev__wake_t *wk)
-{
-	coev__wnode_t *n;
-
-	if (w->closed)
-		return COEV_ECLOSED;
-	w->closed = true;
-	while ((n = w->q.head) != NULL) {
-		((coev_latest_rx_t *)n->arg)->waiting = false;
-		coev__wq_grant(&w->q, n, COEV_ECLOSED, wk);
-	}
 	return 0;
 }
 
 int coev_latest_close(coev_latest_t *w)
 {
-	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-	int r;
-
-	if (!w)
-		return -EINVAL;
-	coev__spin_lock(&w->lk);
-	r = close_locked(w, &wk);
-	coev__spin_unlock(&w->lk);
-	coev__wq_wake(&wk);
-	return r;
+	return w ? coev__fanout_close(&w->f) : -EINVAL;
 }
 
 void coev_latest_free(coev_latest_t *w)
 {
-	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-
-	if (!w)
-		return;
-	coev__spin_lock(&w->lk);
-	(void)close_locked(w, &wk);
-	/* Woken waiters hold references of their own: w outlives them. */
-	release_unlock(w);
-	coev__wq_wake(&wk);
+	if (w)
+		coev__fanout_free(&w->f);
 }
 
 int coev_latest_send(coev_latest_t *w, const void *msg)
 {
-	coev__wake_t wk = {NULL, COEV_SIG_SHARED};
-	coev__wnode_t *n;
-	coev_latest_rx_t *rx;
+	size_t count;
 
 	if (!w || !msg)
 		return -EINVAL;
-	coev__spin_lock(&w->lk);
-	if (w->closed) {
-		coev__spin_unlock(&w->lk);
-		return COEV_ECLOSED;
-	}
-	memcpy(w->val, msg, w->esize);
-	w->version++;
-	/* Every waiter has seen the previous version: this one is news. */
-	while ((n = w->q.head) != NULL) {
-		rx = (coev_latest_rx_t *)n->arg;
-		if (n->buf) { /* a select's node (buf NULL) is only told */
-			memcpy(n->buf, w->val, w->esize);
-			rx->seen = w->version;
-		}
-		rx->waiting = false;
-		coev__wq_grant(&w->q, n, 0, &wk);
-	}
-	coev__spin_unlock(&w->lk);
-	coev__wq_wake(&wk);
-	return 0;
+	return coev__fanout_send(&w->f, msg, &count);
 }
 
 int coev_latest_get(coev_latest_t *w, void *out)
 {
 	if (!w || !out)
 		return -EINVAL;
-	coev__spin_lock(&w->lk);
-	memcpy(out, w->val, w->esize);
-	coev__spin_unlock(&w->lk);
+	coev__spin_lock(&w->f.lk);
+	memcpy(out, w->val, w->f.esize);
+	coev__spin_unlock(&w->f.lk);
 	return 0;
 }
 
@@ -181,96 +162,38 @@ int coev_latest_subscribe(coev_latest_t *w, coev_latest_rx_t **out)
 		return -EINVAL;
 	if (!(rx = calloc(1, sizeof *rx)))
 		return -ENOMEM;
-	rx->w = w;
-	coev__spin_lock(&w->lk);
-	rx->seen = w->version;
-	w->refs++;
-	coev__spin_unlock(&w->lk);
+	coev__fanout_subscribe(&w->f, &rx->rx);
 	*out = rx;
 	return 0;
 }
 
 void coev_latest_unsubscribe(coev_latest_rx_t *rx)
 {
-	coev_latest_t *w;
-
 	if (!rx)
 		return;
-	w = rx->w;
-	coev__spin_lock(&w->lk);
-	if (rx->waiting) {
-		coev__spin_unlock(&w->lk);
-		coev__panic("coev_latest_unsubscribe: receiver %p is waiting",
-			    (void *)rx);
-	}
-	release_unlock(w);
+	coev__fanout_unsubscribe(&rx->rx, "coev_latest_unsubscribe");
 	free(rx);
-}
-
-/* A waiter gave up before any grant: it is no longer queued. */
-static void withdrawn(void *obj, coev__wake_t *wk)
-{
-	(void)wk;
-	((coev_latest_rx_t *)obj)->waiting = false;
-}
-
-static int latest_recv(coev_latest_rx_t *rx, void *out, coev_time_t deadline,
-		       bool wait)
-{
-	coev_latest_t *w;
-	coev__waiter_t wt;
-	coev__wnode_t n;
-	int r;
-
-	if (!rx || !out)
-		return -EINVAL;
-	if (wait && (r = coev__sync_may_block()) < 0)
-		return r;
-	w = rx->w;
-	coev__spin_lock(&w->lk);
-	if (rx->seen < w->version) {
-		memcpy(out, w->val, w->esize);
-		rx->seen = w->version;
-		coev__spin_unlock(&w->lk);
-		return 0;
-	}
-	r = w->closed ? COEV_ECLOSED : -EAGAIN;
-#if defined(COEV_PLANT_LATEST_RECHECK)
-	/* Planted bug: the look and the queueing under two holds of the
-	 * lock: a send in between is not news to this waiter, which waits
-	 * for a later one (and ends on a stale version at the close). */
-	if (r == -EAGAIN && wait) {
-		coev__spin_unlock(&w->lk);
-		coev__spin_lock(&w->lk);
-	}
-#endif
-	if (r != -EAGAIN || !wait || (r = coev__waiter_begin(&wt)) < 0) {
-		coev__spin_unlock(&w->lk);
-		return r;
-	}
-	coev__wnode_init(&n, &wt);
-	n.buf = out;
-	n.arg = (uintptr_t)rx;
-	rx->waiting = true;
-	coev__wq_push(&w->q, &n);
-	coev__spin_unlock(&w->lk);
-	return coev__wq_wait(&w->lk, &w->q, &n, deadline, withdrawn, rx,
-			     COEV_WAIT_CHANNEL, w);
 }
 
 int coev_latest_recv(coev_latest_rx_t *rx, void *out)
 {
-	return latest_recv(rx, out, COEV_FOREVER, true);
+	if (!rx || !out)
+		return -EINVAL;
+	return coev__fanout_recv(&rx->rx, out, COEV_FOREVER, true);
 }
 
 int coev_latest_recv_dl(coev_latest_rx_t *rx, void *out, coev_time_t deadline)
 {
-	return latest_recv(rx, out, deadline, true);
+	if (!rx || !out)
+		return -EINVAL;
+	return coev__fanout_recv(&rx->rx, out, deadline, true);
 }
 
 int coev_latest_try_recv(coev_latest_rx_t *rx, void *out)
 {
-	return latest_recv(rx, out, 0, false);
+	if (!rx || !out)
+		return -EINVAL;
+	return coev__fanout_recv(&rx->rx, out, 0, false);
 }
 
 int coev_latest_borrow(coev_latest_rx_t *rx, void *out)
@@ -279,11 +202,11 @@ int coev_latest_borrow(coev_latest_rx_t *rx, void *out)
 
 	if (!rx || !out)
 		return -EINVAL;
-	w = rx->w;
-	coev__spin_lock(&w->lk);
-	memcpy(out, w->val, w->esize);
+	w = chan_of(rx->rx.f);
+	coev__spin_lock(&w->f.lk);
+	memcpy(out, w->val, w->f.esize);
 	rx->seen = w->version;
-	coev__spin_unlock(&w->lk);
+	coev__spin_unlock(&w->f.lk);
 	return 0;
 }
 
@@ -296,36 +219,14 @@ uint64_t coev_latest_seen(coev_latest_rx_t *rx)
 
 /* --- a source of select_any (sync/internal.h) ------------------------ */
 
-/* As broadcast.c's: a node without a buffer is told of a send or the
- * close, and the receiver's version does not move, so the value stays
- * for the receive the select makes if it chooses that case. */
+/* As broadcast.c's (sync/fanout.c): a node without a buffer is told of a
+ * send or the close, and the receiver's version does not move. */
 int coev__latest_arm(coev_latest_rx_t *rx, coev__wnode_t *n)
 {
-	coev_latest_t *w = rx->w;
-	int ready = 1;
-
-	coev__spin_lock(&w->lk);
-	if (rx->seen >= w->version && !w->closed) {
-		n->buf = NULL;
-		n->arg = (uintptr_t)rx;
-		rx->waiting = true;
-		coev__wq_push(&w->q, n);
-		ready = 0;
-	}
-	coev__spin_unlock(&w->lk);
-	return ready;
+	return coev__fanout_arm(&rx->rx, n);
 }
 
 int coev__latest_disarm(coev_latest_rx_t *rx, coev__wnode_t *n)
 {
-	coev_latest_t *w = rx->w;
-	bool queued;
-
-	coev__spin_lock(&w->lk);
-	if ((queued = n->queued)) {
-		coev__wq_remove(&w->q, n);
-		rx->waiting = false;
-	}
-	coev__spin_unlock(&w->lk);
-	return !queued;
+	return coev__fanout_disarm(&rx->rx, n);
 }
