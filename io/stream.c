@@ -63,6 +63,7 @@
 #include <sys/uio.h>
 
 #include "sched/internal.h"
+#include "io/internal.h"
 
 /* Delimiters up to this length are remembered between calls, so a search
  * resumes where the last one stopped; longer ones start over each call. */
@@ -87,6 +88,11 @@ struct coev_stream {
 
 	int fd; /* the fd transport's ctx (coev_stream_fd) */
 };
+
+size_t coev__stream_read_capacity(const coev_stream_t *s)
+{
+	return s->rcap;
+}
 
 /* ---- the fd transport ---------------------------------------------------- */
 
