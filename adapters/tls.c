@@ -3,16 +3,25 @@
  * adapters/tls.c — the TLS adapter (coev/tls.h): OpenSSL's SSL objects
  * over non-blocking sockets, driven from tasks.
  *
- * The model. Each connection is an SSL over its fd with OpenSSL's own
- * socket BIO. Every operation (handshake, read, write, shutdown) is one
- * loop: take the connection's mutex, clear the thread's OpenSSL error
- * queue, make the OpenSSL call, read SSL_get_error (and errno) at once,
- * release the mutex; then either return, or wait with coev_wait_fd for
- * what OpenSSL asked for (WANT_READ, WANT_WRITE) until the deadline and
- * go round again. The error queue and errno belong to the thread, and a
- * task may resume on another worker after any wait, so both are read
- * before the task can wait or move (the mutex is released without
- * waiting).
+ * The model. Each connection is an SSL over its fd through a BIO of ours
+ * whose reads and writes are coev_try_read and coev_try_write (one system
+ * call, never waiting). Every operation (handshake, read, write,
+ * shutdown) is one loop: take the connection's mutex, clear the thread's
+ * OpenSSL error queue, make the OpenSSL call, read SSL_get_error (and the
+ * errno the BIO kept) at once, release the mutex; then either return, or
+ * wait with coev_wait_fd for what OpenSSL asked for (WANT_READ,
+ * WANT_WRITE) until the deadline and go round again. The error queue
+ * belongs to the thread, and a task may resume on another worker after
+ * any wait, so it is read before the task can wait or move (the mutex is
+ * released without waiting).
+ *
+ * Why our BIO: coev then knows what OpenSSL's reads found. After a short
+ * read (a whole request) or an EAGAIN, a read with nothing buffered in the
+ * SSL (SSL_has_pending) waits for the next edge at once: no SSL_read to
+ * say WANT_READ, no read(2) to say EAGAIN, no poll. A request costs one
+ * read(2) and one write(2) (bench/ `https`). The BIO keeps the socket
+ * BIO's end of stream (BIO_eof): a close without close_notify is still
+ * truncation.
  *
  * Why a mutex. OpenSSL 3 lets an SSL be used from any thread, but by one
  * thread at a time, and a stream has a reader task and a writer task that
@@ -62,6 +71,7 @@ struct sni_entry {
 
 struct coev_tls_config {
 	SSL_CTX *ctx;	     /* immutable after configuring */
+	BIO_METHOD *bio;     /* immutable: the connections' transport */
 	int role;	     /* immutable */
 	bool verify;	     /* the peer's certificate is verified */
 	bool ca_set;	     /* coev_tls_config_ca was called */
@@ -80,6 +90,10 @@ struct coev_tls {
 	int fd;
 	char *host;
 	bool ready;	/* under mu: handshake over, alpn set */
+	bool eof;	/* under mu: a read found the end of the stream */
+	bool drained;	/* under mu: the BIO's last read found the fd empty
+			 * (EAGAIN, or fewer bytes than asked) */
+	int sys;	/* under mu: the errno of the BIO's last failure */
 	int failed;	/* under mu: a fatal failure's code, or 0 */
 	char alpn[256]; /* the agreed protocol, or "" */
 	char err[COEV_TLS_ERROR_MAX]; /* written under mu */
@@ -104,6 +118,73 @@ static void queue_text(char *buf, size_t size, const char *fallback)
 		ERR_error_string_n(e, buf, size);
 	else
 		snprintf(buf, size, "%s", fallback);
+}
+
+/* --- the transport --------------------------------------------------------- */
+
+/* The BIO of each connection, over t->fd (BIO_get_data). OpenSSL calls
+ * these inside SSL_read and SSL_write, under t->mu. */
+static int bio_read(BIO *b, char *buf, size_t n, size_t *got)
+{
+	coev_tls_t *t = BIO_get_data(b);
+	ssize_t r = coev_try_read(t->fd, buf, n);
+
+	BIO_clear_retry_flags(b);
+	t->drained = r == -EAGAIN || (r > 0 && (size_t)r < n);
+	if (r > 0) {
+		*got = (size_t)r;
+		return 1;
+	}
+	if (r == -EAGAIN)
+		BIO_set_retry_read(b);
+	else if (r == 0)
+		t->eof = true;
+	else
+		t->sys = (int)-r;
+	return 0;
+}
+
+static int bio_write(BIO *b, const char *buf, size_t n, size_t *put)
+{
+	coev_tls_t *t = BIO_get_data(b);
+	ssize_t r = coev_try_write(t->fd, buf, n);
+
+	BIO_clear_retry_flags(b);
+	if (r >= 0) {
+		*put = (size_t)r;
+		return 1;
+	}
+	if (r == -EAGAIN)
+		BIO_set_retry_write(b);
+	else
+		t->sys = (int)-r;
+	return 0;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	coev_tls_t *t = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH: return 1; /* nothing is buffered here */
+	case BIO_CTRL_EOF: return t->eof;
+	default: return 0; /* no kernel TLS, no datagrams, no chains */
+	}
+}
+
+static BIO_METHOD *bio_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "coev fd");
+
+	if (m && (!BIO_meth_set_read_ex(m, bio_read) ||
+		  !BIO_meth_set_write_ex(m, bio_write) ||
+		  !BIO_meth_set_ctrl(m, bio_ctrl))) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	return m;
 }
 
 /* --- the config ----------------------------------------------------------- */
@@ -204,8 +285,12 @@ int coev_tls_config_new(int role, coev_tls_config_t **out)
 	cfg->verify = role == COEV_TLS_CLIENT;
 	atomic_init(&cfg->refs, 1);
 	cfg->ctx = make_ctx(cfg);
-	if (!cfg->ctx) {
+	cfg->bio = bio_method();
+	if (!cfg->ctx || !cfg->bio) {
+		SSL_CTX_free(cfg->ctx);
+		BIO_meth_free(cfg->bio);
 		free(cfg);
+		ERR_clear_error();
 		return COEV_ETLS;
 	}
 	if (role == COEV_TLS_CLIENT) {
@@ -229,6 +314,7 @@ static void config_release(coev_tls_config_t *cfg)
 		SSL_CTX_free(cfg->sni[i].ctx);
 	}
 	SSL_CTX_free(cfg->ctx);
+	BIO_meth_free(cfg->bio);
 	free(cfg->alpn);
 	free(cfg);
 }
@@ -413,6 +499,7 @@ int coev_tls_new(coev_tls_config_t *cfg, int fd, const char *host,
 		 coev_tls_t **out)
 {
 	coev_tls_t *t;
+	BIO *bio;
 	int rc = COEV_ETLS;
 
 	if (!cfg || !out)
@@ -430,8 +517,11 @@ int coev_tls_new(coev_tls_config_t *cfg, int fd, const char *host,
 	t->cfg = cfg;
 	coev_mutex_init(&t->mu, 0);
 	t->ssl = SSL_new(cfg->ctx);
-	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1)
+	if (!t->ssl || !(bio = BIO_new(cfg->bio)))
 		goto fail;
+	BIO_set_data(bio, t);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: its one ref */
 	if (cfg->role == COEV_TLS_SERVER) {
 		SSL_set_accept_state(t->ssl);
 	} else {
@@ -497,7 +587,7 @@ static int handshake_failure(coev_tls_t *t)
 }
 
 /* The result of one OpenSSL call that failed with SSL_get_error's err
- * (sys: errno just after it). Under t->mu. */
+ * (sys: the errno of the BIO's failed system call, or 0). Under t->mu. */
 static int classify(coev_tls_t *t, enum op op, int err, int sys)
 {
 	switch (err) {
@@ -510,7 +600,7 @@ static int classify(coev_tls_t *t, enum op op, int err, int sys)
 		snprintf(t->err, sizeof t->err, "peer closed the connection");
 		return COEV_ETLS;
 	case SSL_ERROR_SYSCALL:
-		if (sys != 0 && sys != EAGAIN) {
+		if (sys != 0) {
 			snprintf(t->err, sizeof t->err, "%s",
 				 coev_strerror(-sys));
 			return -sys;
@@ -555,8 +645,12 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 	*want = 0;
 	if (t->failed)
 		return t->failed;
-	ERR_clear_error();
-	errno = 0;
+	/* SSL_get_error needs an empty queue. It is empty but for another
+	 * library's leftovers (every failure here clears it), and a peek
+	 * costs less than a clear, which wipes all its slots. */
+	if (ERR_peek_error())
+		ERR_clear_error();
+	t->sys = 0;
 	switch (op) {
 	case OP_HANDSHAKE: r = SSL_do_handshake(t->ssl); break;
 	case OP_READ: r = SSL_read_ex(t->ssl, buf, n, &got); break;
@@ -577,8 +671,8 @@ static ssize_t step(coev_tls_t *t, enum op op, void *buf, size_t n, int *want)
 		note_ready(t);
 		return (ssize_t)got;
 	}
-	int sys = errno, err = SSL_get_error(t->ssl, r);
-	int rc = classify(t, op, err, sys);
+	int err = SSL_get_error(t->ssl, r);
+	int rc = classify(t, op, err, t->sys);
 	/* OpenSSL's rule: after these no call may follow on the SSL, not
 	 * even SSL_shutdown (it answers from its broken state, with a
 	 * false reason: SSL_ERROR_SYSCALL). Every later call gives this
@@ -615,12 +709,17 @@ static ssize_t run(coev_tls_t *t, enum op op, void *buf, size_t n,
 {
 	if (!coev_self())
 		return COEV_ENOTCORO;
-	for (;;) {
+	for (bool first = true;; first = false) {
 		int rc = coev_mutex_lock_dl(&t->mu, deadline);
 		if (rc < 0)
 			return rc;
-		int want;
-		ssize_t r = step(t, op, buf, n, &want);
+		int want = STEP_WANT_READ;
+		ssize_t r = 0;
+		/* A first read with nothing buffered in the SSL and the fd
+		 * drained would only say WANT_READ: wait at once. */
+		if (!first || op != OP_READ || !t->drained || t->failed ||
+		    SSL_has_pending(t->ssl))
+			r = step(t, op, buf, n, &want);
 		coev_mutex_unlock(&t->mu);
 		if (want) {
 			rc = wait_ready(t,

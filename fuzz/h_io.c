@@ -13,8 +13,9 @@
  * 1-48 bytes in chunks of sizes from the program, with deadlines from the
  * program, then shuts its side down or closes it (through coev, or behind
  * coev's back). Its reader task reads (coev_read, coev_readv, coev_recv,
- * coev_read_full, a peek, coev_wait_fd) with sizes and deadlines from the
- * program, and may close its end early. Main, after a delay from the program, does one of:
+ * coev_read_full, coev_try_read and a wait after its -EAGAIN, a peek,
+ * coev_wait_fd) with sizes and deadlines from the program, and may close
+ * its end early. Main, after a delay from the program, does one of:
  * nothing, cancel the reader, close the reader's fd with coev_close under
  * its wait (and open the second connection at once, taking the number
  * while the old reader may not have run), close the writer's fd with
@@ -165,8 +166,9 @@ static int reader(void *arg)
 			break;
 		}
 		c->rdoing = "reading";
-		/* After a peek or a wait, a read: the program progresses. */
-		switch (op % (must_read ? 4 : 6)) {
+		/* After a peek, a wait or a whole read_full, a read (or a
+		 * try): the program progresses. */
+		switch (op % (must_read ? 5 : 7)) {
 		case 0: r = coev_read(c->rfd, buf, n, dl); break;
 		case 1: r = coev_readv(c->rfd, v, 2, dl); break;
 		case 2: r = coev_recv(c->rfd, buf, n, 0, dl); break;
@@ -181,6 +183,16 @@ static int reader(void *arg)
 			counted = r > 0;
 			break;
 		case 4:
+			/* One try, never waiting; after -EAGAIN the wait must
+			 * learn of bytes that came since (a try skips the
+			 * system call on a direction known drained). */
+			r = coev_try_read(c->rfd, buf, n);
+			if (r != -EAGAIN)
+				break;
+			if (c->closing)
+				goto out; /* no call after main's close */
+					  /* fall through */
+		case 5:
 			/* Only this task reads the fd: what the wait saw is
 			 * still there. */
 			r = coev_wait_fd(c->rfd, COEV_READ, dl);
@@ -205,7 +217,7 @@ static int reader(void *arg)
 			break;
 		}
 		c->rdoing = "between reads";
-		must_read = counted && op % 6 >= 4;
+		must_read = counted;
 		if (counted)
 			continue;
 		if (r > 0) {
@@ -240,6 +252,7 @@ static int reader(void *arg)
 			"conn %u: read returned %zd", c->id, r);
 		break;
 	}
+out:
 	c->rdoing = "done";
 	c->rdone = true;
 	coev_event_set(&c->ended);

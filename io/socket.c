@@ -24,22 +24,9 @@
  * close. Rejected: owning any fd at its first coev call (a foreign fd
  * closed by its library, hiredis or curl, and its number reused, would
  * keep a stale registration and wait forever).
- *
- * Names (coev_resolve, coev_tcp_connect) are looked up with getaddrinfo on
- * the blocking pool, unless coev_set_resolver chose another resolver.
- * getaddrinfo cannot be interrupted and may take seconds (a DNS server that
- * does not answer), yet the caller's deadline must bound the call: the
- * lookup is an abandonable job (coev__blocking_abandonable, sched/pool.c)
- * whose record, name and answer are on the heap, so a caller that gives
- * up returns at once and the lookup frees its answer when it ends.
- * Rejected: coev_blocking with the record in the caller's frame (the
- * caller must wait for a running lookup: a 100 ms connect took 2 s), and
- * a thread per lookup detached from the pool (unbounded threads, and
- * nothing for coev_rt_free to wait for).
  */
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -51,10 +38,10 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "io/internal.h"
 #include "sched/internal.h"
 
-/* The calling task's cancellation, or COEV_ENOTCORO outside a task. */
-static int io_enter(void)
+int coev__io_enter(void)
 {
 	coev_task_t *t = coev__task_self();
 
@@ -176,7 +163,7 @@ static bool io_owner_gone(const struct io_owner *o)
 		struct coev__fd *f_;                                       \
 		ssize_t r_;                                                \
 		int e_;                                                    \
-		if ((e_ = io_enter()) != 0)                                \
+		if ((e_ = coev__io_enter()) != 0)                          \
 			return e_;                                         \
 		o_ = io_owner(fd, (own));                                  \
 		if ((f_ = o_.f) != NULL) {                                 \
@@ -243,9 +230,29 @@ static int poll_now(int fd, unsigned events)
 	       (pfd.revents & (POLLOUT | POLLHUP | POLLERR) ? COEV_WRITE : 0);
 }
 
+/* Whether every direction of events was found drained (by a call that
+ * found it empty or full) at the seq of snap: then no edge has come since
+ * and it is not ready. */
+static bool owned_drained(struct coev__fd *f, unsigned events,
+			  const struct coev__fd_snap *snap)
+{
+	for (unsigned ev = COEV_READ; ev <= COEV_WRITE; ev <<= 1) {
+		unsigned d = coev__fd_dir(ev);
+
+		/* Relaxed: drained is the direction's user's own note. */
+		if ((events & ev) &&
+		    atomic_load_explicit(&f->drained[d],
+					 memory_order_relaxed) !=
+			    (snap->seq[d] | 1))
+			return false;
+	}
+	return true;
+}
+
 /* coev_wait_fd on an owned fd: its remembered readiness says nothing of a
- * direction not drained, so poll once after reading the seqs, and wait
- * for an edge after them when nothing is ready. */
+ * direction not drained, so poll once after reading the seqs (unless
+ * every direction asked for is drained at them: coev_try_read saw it
+ * empty), and wait for an edge after them when nothing is ready. */
 static int wait_owned(struct coev__fd *f, int fd, unsigned events,
 		      coev_time_t deadline)
 {
@@ -254,10 +261,12 @@ static int wait_owned(struct coev__fd *f, int fd, unsigned events,
 
 	snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
 	for (;;) {
+		/* Acquire: pairs with coev__fd_event's release of seq. */
 		for (int d = 0; d < 2; d++)
 			snap.seq[d] = atomic_load_explicit(
-				&f->seq[d], memory_order_relaxed);
-		if ((r = poll_now(fd, events)) != 0)
+				&f->seq[d], memory_order_acquire);
+		if (!owned_drained(f, events, &snap) &&
+		    (r = poll_now(fd, events)) != 0)
 			return r & (int)events ? r & (int)events : r;
 		if ((r = coev__fd_wait(f, fd, events, &snap, deadline)) != 0)
 			return r;
@@ -272,7 +281,7 @@ int coev_wait_fd(int fd, unsigned events, coev_time_t deadline)
 	if (fd < 0 || !(events & (COEV_READ | COEV_WRITE)) ||
 	    (events & ~(COEV_READ | COEV_WRITE)))
 		return -EINVAL;
-	if ((r = io_enter()) != 0)
+	if ((r = coev__io_enter()) != 0)
 		return r;
 	if (deadline != COEV_FOREVER && deadline <= coev__plat_now()) {
 		/* Only try: the events asked for (a hang-up or an error
@@ -312,6 +321,56 @@ static ssize_t iov_len(const struct iovec *iov, int iovcnt)
 	for (int i = 0; i < iovcnt; i++)
 		n += iov[i].iov_len;
 	return (ssize_t)n;
+}
+
+#if defined(COEV_PLANT_IO_TRY_DRAIN)
+/* Planted (fuzz/plants.sh): "a try that moved bytes leaves the fd
+ * drained" — the next try skips the read of bytes still there, and the
+ * wait after it waits for an edge that came already. */
+#define IO_PLANT_TRY(r) (-1)
+#else
+#define IO_PLANT_TRY(r) (r)
+#endif
+
+/* coev_try_read and coev_try_write: call (read or write of n bytes on fd)
+ * once, never waiting; on an owned fd skipped when the direction of ev
+ * is drained, and its outcome noted as IO_RETRY_O notes it. */
+#define IO_TRY(call, fd, ev, n)                                        \
+	do {                                                           \
+		struct io_owner o_ = io_owner(fd, NULL);               \
+		uint32_t s_ = 0;                                       \
+		ssize_t r_;                                            \
+		if (o_.f) {                                            \
+			s_ = atomic_load_explicit(                     \
+				&o_.f->seq[coev__fd_dir(ev)],          \
+				memory_order_acquire);                 \
+			if (atomic_load_explicit(                      \
+				    &o_.f->drained[coev__fd_dir(ev)],  \
+				    memory_order_relaxed) == (s_ | 1)) \
+				return -EAGAIN;                        \
+		}                                                      \
+		while ((r_ = (call)) < 0 && errno == EINTR)            \
+			;                                              \
+		if (r_ < 0 && errno != EAGAIN && errno != EWOULDBLOCK) \
+			return -errno;                                 \
+		if (o_.f)                                              \
+			io_owned_done(o_.f, ev, s_, IO_PLANT_TRY(r_),  \
+				      (ssize_t)(n));                   \
+		return r_ < 0 ? -EAGAIN : r_;                          \
+	} while (0)
+
+ssize_t coev_try_read(int fd, void *buf, size_t n)
+{
+	if (fd < 0)
+		return -EBADF;
+	IO_TRY(read(fd, buf, n), fd, COEV_READ, n);
+}
+
+ssize_t coev_try_write(int fd, const void *buf, size_t n)
+{
+	if (fd < 0)
+		return -EBADF;
+	IO_TRY(write(fd, buf, n), fd, COEV_WRITE, n);
 }
 
 /* coev_read and coev_write, going on with ownership own (or NULL). */
@@ -469,7 +528,7 @@ int coev_connect(int fd, const struct sockaddr *addr, socklen_t alen,
 	struct coev__fd *f;
 	struct coev__fd_snap snap;
 
-	if ((r = io_enter()) != 0)
+	if ((r = coev__io_enter()) != 0)
 		return r;
 	if ((f = coev__fd_owned(fd)) != NULL) {
 		snap.gen = atomic_load_explicit(&f->gen, memory_order_relaxed);
@@ -494,9 +553,8 @@ int coev_connect(int fd, const struct sockaddr *addr, socklen_t alen,
 	}
 }
 
-/* A numeric host (NULL: any IPv4 address) and port as a socket address. */
-static int numeric_addr(const char *host, unsigned port,
-			struct sockaddr_storage *ss, socklen_t *len)
+int coev__numeric_addr(const char *host, unsigned port,
+		       struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
@@ -542,7 +600,7 @@ int coev_tcp_listen(const char *host, unsigned port, int backlog,
 
 	if (flags & ~(COEV_LISTEN_REUSEPORT | COEV_LISTEN_V6ONLY))
 		return -EINVAL;
-	if ((r = numeric_addr(host, port, &ss, &len)) < 0)
+	if ((r = coev__numeric_addr(host, port, &ss, &len)) < 0)
 		return r;
 	if ((fd = coev_socket(ss.ss_family, SOCK_STREAM, 0)) < 0)
 		return fd;
@@ -574,126 +632,10 @@ static int connect_addr(const struct sockaddr *sa, socklen_t len,
 	return fd;
 }
 
-/* A lookup on the blocking pool: on the heap with its own copy of the
- * name, since a caller that gives up (deadline, cancel) leaves it running
- * (coev__blocking_abandonable); resolve_free frees it and its answer. */
-struct resolve {
-	const char *host; /* name[] */
-	char port[8];
-	struct addrinfo *res;
-	int r;
-	char name[];
-};
-
-/* getaddrinfo's answer as a coev code: lookups have codes of their own
- * (COEV_ENONAME, COEV_ENOADDR), as the c-ares adapter's; a server that
- * failed or refused (EAI_AGAIN, EAI_FAIL) is -EAGAIN there too. */
-static int eai_err(int r)
-{
-	switch (r) {
-	case 0: return 0;
-	case EAI_NONAME: return COEV_ENONAME;
-	case EAI_NODATA:
-	case EAI_ADDRFAMILY: return COEV_ENOADDR;
-	case EAI_AGAIN:
-	case EAI_FAIL: return -EAGAIN;
-	case EAI_MEMORY: return -ENOMEM;
-	case EAI_SYSTEM: return errno ? -errno : -EIO;
-	case EAI_SERVICE:
-	case EAI_FAMILY:
-	case EAI_SOCKTYPE:
-	case EAI_BADFLAGS: return -EINVAL;
-	default: return -EIO;
-	}
-}
-
-static int do_resolve(void *arg)
-{
-	struct resolve *q = arg;
-	struct addrinfo hints;
-	int r;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	r = getaddrinfo(q->host, q->port, &hints, &q->res);
-	q->r = eai_err(r);
-	return 0;
-}
-
-static void resolve_free(void *arg)
-{
-	struct resolve *q = arg;
-
-	if (q->res)
-		freeaddrinfo(q->res);
-	free(q);
-}
-
-/* The resolver set by coev_set_resolver, or NULL for getaddrinfo(). */
-static _Atomic(coev_resolver_fn) resolver_fn;
-static void *_Atomic resolver_arg;
-
-void coev_set_resolver(coev_resolver_fn fn, void *arg)
-{
-	atomic_store_explicit(&resolver_arg, arg, memory_order_relaxed);
-	/* Release: pairs with the acquire load of resolver_fn in
-	 * coev_resolve: a lookup that sees fn sees the arg stored with it
-	 * (or a later one, when another call races with the lookup). */
-	atomic_store_explicit(&resolver_fn, fn, memory_order_release);
-}
-
 static socklen_t addr_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 					 : sizeof(struct sockaddr_in);
-}
-
-int coev_resolve(const char *host, unsigned port,
-		 struct sockaddr_storage *addrs, int max, coev_time_t deadline)
-{
-	coev_resolver_fn fn;
-	struct resolve *q;
-	size_t hlen;
-	socklen_t len;
-	int n = 0, r;
-
-	if (!host || !addrs || max <= 0 || port > 65535)
-		return -EINVAL;
-	if ((r = io_enter()) != 0)
-		return r;
-	if (numeric_addr(host, port, &addrs[0], &len) == 0)
-		return 1;
-	/* Acquire: pairs with the release store in coev_set_resolver. */
-	fn = atomic_load_explicit(&resolver_fn, memory_order_acquire);
-	if (fn)
-		return fn(atomic_load_explicit(&resolver_arg,
-					       memory_order_relaxed),
-			  host, port, addrs, max, deadline);
-	hlen = strlen(host) + 1;
-	if (!(q = malloc(sizeof *q + hlen)))
-		return -ENOMEM;
-	memcpy(q->name, host, hlen);
-	q->host = q->name;
-	q->res = NULL;
-	snprintf(q->port, sizeof q->port, "%u", port);
-	/* The deadline bounds the call, not the lookup: a caller that gives
-	 * up leaves a running getaddrinfo to end on its own. */
-	if ((r = coev__blocking_abandonable(do_resolve, q, resolve_free,
-					    deadline, NULL)) < 0)
-		return r;
-	for (struct addrinfo *ai = q->res; ai && n < max && q->r == 0;
-	     ai = ai->ai_next) {
-		if (ai->ai_addrlen > sizeof addrs[n])
-			continue;
-		memset(&addrs[n], 0, sizeof addrs[n]);
-		memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
-		n++;
-	}
-	r = q->r;
-	resolve_free(q);
-	return r < 0 ? r : n ? n : COEV_ENOADDR;
 }
 
 int coev_tcp_connect(const char *host, unsigned port, coev_time_t deadline)
@@ -718,7 +660,7 @@ int coev_udp_bind(const char *host, unsigned port)
 	socklen_t len;
 	int fd, r;
 
-	if ((r = numeric_addr(host, port, &ss, &len)) < 0)
+	if ((r = coev__numeric_addr(host, port, &ss, &len)) < 0)
 		return r;
 	if ((fd = coev_socket(ss.ss_family, SOCK_DGRAM, 0)) < 0)
 		return fd;
@@ -765,7 +707,7 @@ int coev_unix_connect(const char *path, coev_time_t deadline)
 
 	if ((r = unix_addr(path, &un)) < 0)
 		return r;
-	if ((r = io_enter()) != 0)
+	if ((r = coev__io_enter()) != 0)
 		return r;
 	return connect_addr((struct sockaddr *)&un, sizeof un, deadline);
 }

@@ -69,7 +69,9 @@ extern "C" {
  * -ETIMEDOUT, -ECANCELED, -EINVAL (negative fd, or no events), -EBADF (fd
  * not open, or >= 2^24; an owned fd closed by coev_close meanwhile),
  * COEV_ENOTCORO, -ENOMEM (see below). Suspends. On an owned fd (rule 6)
- * it polls once before waiting. Allocates only a page of the runtime's
+ * it polls once before waiting, unless each direction asked for is known
+ * not ready (the last call on it found it drained: EAGAIN, or a short
+ * transfer, and no edge came since). Allocates only a page of the runtime's
  * fd tables (1,024 entries) at the first wait on an fd in a range of
  * 1,024 numbers not used before; if that fails, the call returns -ENOMEM
  * and nothing was waited for.
@@ -100,6 +102,21 @@ COEV_API ssize_t coev_recv(int fd, void *buf, size_t n, int flags,
 			   coev_time_t deadline);
 COEV_API ssize_t coev_send(int fd, const void *buf, size_t n, int flags,
 			   coev_time_t deadline);
+
+/*
+ * coev_try_read, coev_try_write — read(2) or write(2) once, never waiting:
+ * the count (0 for end of stream on a read), -EAGAIN when fd is not
+ * ready, or the system's code. On an owned fd (rule 6) a direction known
+ * not ready (the last call found it drained and no edge came since)
+ * returns -EAGAIN without a system call, so after -EAGAIN wait with
+ * coev_wait_fd before trying again: only the wait learns of new
+ * readiness. For wrapping libraries that make their own I/O calls (an
+ * OpenSSL BIO, a protocol engine's callbacks): the same rules as the
+ * calls above (rule 3), and a short transfer counts as drained, as
+ * theirs does. Any thread; no cancellation check.
+ */
+COEV_API ssize_t coev_try_read(int fd, void *buf, size_t n);
+COEV_API ssize_t coev_try_write(int fd, const void *buf, size_t n);
 
 /*
  * coev_read_full — read exactly n bytes. coev_write_all — write all n

@@ -13,8 +13,9 @@
  * "other.test" and an expired "localhost" signed by it; a self-signed
  * "localhost".
  *
- * Cases: a client's echo with SNI and ALPN seen by the server, its clean
- * shutdown both ways; s_server's reversed echo; a server's echo to a
+ * Cases: a client's echo with SNI and ALPN seen by the server, a line
+ * read back a byte at a time (from what the SSL holds while the socket is
+ * drained), its clean shutdown both ways; s_server's reversed echo; a server's echo to a
  * Python client, and to s_client; per-name certificates (SNI) on the
  * server; client certificates a server asks for (signed, none,
  * self-signed); an untrusted and an expired certificate (COEV_ECERT) and a
@@ -277,6 +278,19 @@ static int client_echo_main(void *arg)
 	TU_CHECK_EQ(write_all_tls(t, "ping\n", 5), 0);
 	TU_CHECK_EQ(read_line_tls(t, line, sizeof line), 5);
 	TU_CHECK_EQ(strcmp(line, "ping\n"), 0);
+	/* A line read back a byte at a time: after the first byte the rest
+	 * waits decrypted in the SSL while the socket is drained, and each
+	 * read must take it from there instead of waiting for the fd. */
+	for (size_t i = 0; i < 99; i++)
+		line[i] = (char)('a' + i % 26);
+	line[99] = '\n';
+	TU_CHECK_EQ(write_all_tls(t, line, 100), 0);
+	for (size_t i = 0; i < 100; i++) {
+		char c = 0;
+
+		TU_CHECK_EQ(coev_tls_read(t, &c, 1, tu_guard()), 1);
+		TU_CHECK_EQ(c, i < 99 ? (char)('a' + i % 26) : '\n');
+	}
 	/* Our close_notify; the server answers with its own: end of stream. */
 	TU_CHECK_EQ(coev_tls_shutdown(t, tu_guard()), 0);
 	TU_CHECK_EQ(coev_tls_read(t, line, sizeof line, tu_guard()), 0);

@@ -8,7 +8,9 @@
  * huge and negative fd numbers (an error, and no memory growth); a read
  * after a full read goes straight to the system call; a short read and
  * data that arrives after it, before the next read waits and while it
- * waits; many connections echoing while their tasks move between workers
+ * waits; coev_try_read and coev_try_write, which skip the system call on
+ * a direction known drained, and coev_wait_fd after them; many
+ * connections echoing while their tasks move between workers
  * (COEV_DEBUG_MIGRATE in make check-tsan-migrate).
  *
  * White-box: the tests look at the state block (coev__fd_owned) to tell
@@ -18,10 +20,12 @@
 #include "tests/testutil.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "coev/bridge.h"
 #include "sched/internal.h"
@@ -304,6 +308,103 @@ static void test_owned_full_and_short_reads(void **st)
 	tu_assert_no_failures();
 }
 
+/* ---- coev_try_read, coev_try_write, and the wait after them ------------- */
+
+static int try_main(void *arg)
+{
+	int lfd, c, s, p[2];
+	char buf[256], big[65536];
+	struct coev__fd *f;
+	coev_task_t *w;
+	later_t l;
+	ssize_t r, put = 0;
+
+	(void)arg;
+	memset(big, 'x', sizeof big);
+	lfd = coev_tcp_listen("127.0.0.1", 0, 8, 0);
+	TU_CHECK(lfd >= 0);
+	TU_CHECK_EQ(pair_on(lfd, &c, &s), 0);
+	f = coev__fd_owned(s);
+	TU_CHECK(f != NULL);
+	if (!f)
+		return -1;
+	TU_CHECK_EQ(coev_try_read(-1, buf, sizeof buf), -EBADF);
+
+	/* Nothing there: -EAGAIN, and the direction is noted drained. */
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), -EAGAIN);
+	TU_CHECK_EQ(atomic_load(&f->drained[0]), atomic_load(&f->seq[0]) | 1);
+
+	/* Data that comes now, while no wait has registered the fd, is not
+	 * seen by a try: no edge moved the seq, so no read(2) is made. The
+	 * wait registers the fd, learns of the data and returns at once. */
+	TU_CHECK_EQ(coev_write(c, "abc", 3, tu_guard()), 3);
+	plain_poll_in(s);
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), -EAGAIN);
+	TU_CHECK_EQ(coev_wait_fd(s, COEV_READ, tu_guard()), (int)COEV_READ);
+	TU_CHECK_EQ(coev_try_read(s, buf, 2), 2);
+	TU_CHECK_EQ(memcmp(buf, "ab", 2), 0);
+	/* A full read leaves it undrained: the next try reads. */
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), 1);
+	TU_CHECK_EQ(buf[0], 'c');
+	/* That was short: drained, so a wait parks without polling until
+	 * data comes, and then returns. */
+	TU_CHECK_EQ(atomic_load(&f->drained[0]), atomic_load(&f->seq[0]) | 1);
+	l = (later_t){.fd = c, .what = "later", .n = 5};
+	TU_CHECK_EQ(coev_spawn(later_writer, &l, &w), 0);
+	TU_CHECK_EQ(coev_wait_fd(s, COEV_READ, tu_guard()), (int)COEV_READ);
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), 5);
+	TU_CHECK_EQ(memcmp(buf, "later", 5), 0);
+	TU_CHECK_EQ(coev_join(w, NULL), 0);
+	/* Drained, and nothing comes: the wait times out. */
+	TU_CHECK_EQ(coev_wait_fd(s, COEV_READ, coev_now() + COEV_MSEC(20)),
+		    -ETIMEDOUT);
+
+	/* Writes: fill the socket until -EAGAIN, then wait for room. */
+	while ((r = coev_try_write(c, big, sizeof big)) > 0)
+		put += r;
+	TU_CHECK_EQ(r, -EAGAIN);
+	TU_CHECK(put > 0);
+	for (ssize_t got = 0; got < put;) {
+		TU_CHECK_EQ(coev_wait_fd(s, COEV_READ, tu_guard()),
+			    (int)COEV_READ);
+		while ((r = coev_try_read(s, big, sizeof big)) > 0)
+			got += r;
+		TU_CHECK_EQ(r, -EAGAIN);
+	}
+	TU_CHECK_EQ(coev_wait_fd(c, COEV_WRITE, tu_guard()), (int)COEV_WRITE);
+	TU_CHECK_EQ(coev_try_write(c, "z", 1), 1);
+
+	/* The peer's end: 0, and 0 again (an end is not "drained"). */
+	TU_CHECK_EQ(coev_shutdown(c, SHUT_WR), 0);
+	TU_CHECK_EQ(coev_wait_fd(s, COEV_READ, tu_guard()), (int)COEV_READ);
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), 1);
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), 0);
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), 0);
+
+	/* An fd coev does not own: the plain system calls. */
+	TU_CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	TU_CHECK_EQ(coev_try_read(p[0], buf, sizeof buf), -EAGAIN);
+	TU_CHECK_EQ(coev_try_write(p[1], "pq", 2), 2);
+	TU_CHECK_EQ(coev_try_read(p[0], buf, sizeof buf), 2);
+	TU_CHECK_EQ(memcmp(buf, "pq", 2), 0);
+	close(p[0]);
+	close(p[1]);
+
+	TU_CHECK_EQ(coev_close(c), 0);
+	TU_CHECK_EQ(coev_close(s), 0);
+	TU_CHECK_EQ(coev_close(lfd), 0);
+	/* Closed through coev: the number is no longer ours. */
+	TU_CHECK_EQ(coev_try_read(s, buf, sizeof buf), -EBADF);
+	return 0;
+}
+
+static void test_try_read_write_and_the_wait_after(void **st)
+{
+	(void)st;
+	assert_int_equal(tu_run_main(try_main, NULL, 2), 0);
+	tu_assert_no_failures();
+}
+
 /* ---- many connections, tasks moving between workers --------------------- */
 
 #define CONNS TU_SCALE(64, 32, 16)
@@ -393,6 +494,7 @@ int main(void)
 			test_owned_close_and_reuse_while_another_worker_waits),
 		TU_FD_TEST(test_owned_huge_and_negative_fds_are_refused),
 		TU_FD_TEST(test_owned_full_and_short_reads),
+		TU_FD_TEST(test_try_read_write_and_the_wait_after),
 		TU_FD_TEST(test_owned_many_connections_across_workers),
 	};
 
