@@ -43,11 +43,13 @@ BRIDGE_RUNTIMES = {"bridge": ["coev", "eventfd"],
 # unset (off), and with COEV_TRACE set (on).
 TRACE_RUNTIMES = {"trace-off": ["notrace", "off", "on"]}
 # ws-echo and https (bench/net/): WebSocket echo servers of coev, Go
-# (gorilla/websocket) and Python (websockets); hello servers of coev and Go
-# over plain TCP and over TLS ("-tls"), each plain run followed by its TLS
-# twin's.
+# (gorilla/websocket) and Python (websockets); hello servers of coev, Go
+# and a bare epoll loop calling OpenSSL directly (the floor: OpenSSL's own
+# cost) over plain TCP and over TLS ("-tls"), each plain run followed by
+# its TLS twin's.
 NET_RUNTIMES = {"ws-echo": ["coev", "go", "python"],
-                "https": ["coev", "coev-tls", "go", "go-tls"]}
+                "https": ["coev", "coev-tls", "go", "go-tls", "epoll",
+                          "epoll-tls"]}
 # Workloads with runtimes of their own, each its own table.
 OWN_RUNTIMES = {**BRIDGE_RUNTIMES, **TRACE_RUNTIMES, **NET_RUNTIMES}
 WORKLOADS = ["spawn", "spawn-wg", "yield", "fib", "sleepers",
@@ -166,7 +168,8 @@ COLORS = {"coev": 0xD95F02, "go": 0x1B9E77, "tokio": 0x7570B3,
           "uvloop": 0x377EB8, "aiohttp": 0xA6CEE3, "eventfd": 0x666666,
           "redis-benchmark": 0xE7298A, "coev-shared": 0xF4A261, "ares-blocking": 0x999999,
           "notrace": 0x999999, "off": 0xD95F02, "on": 0xF4A261,
-          "python": 0x377EB8, "coev-tls": 0xF4A261, "go-tls": 0x66C2A5}
+          "python": 0x377EB8, "coev-tls": 0xF4A261, "go-tls": 0x66C2A5,
+          "epoll-tls": 0xBBBBBB}
 
 
 def parse(raw_path):

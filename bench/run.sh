@@ -44,7 +44,8 @@
 #                  percentage of the CPUs or more is repeated (10),
 #   TRACE_RETRIES  at most this many times (2)
 #   WS_SERVERS     servers of ws-echo (default: coev go python)
-#   HTTPS_SERVERS  servers of https (default: coev coev-tls go go-tls)
+#   HTTPS_SERVERS  servers of https (default: coev coev-tls go go-tls epoll
+#                  epoll-tls)
 #   NET_DURATION   seconds of each ws-echo and https load run (default 10)
 #   NET_CONNS      their connections (default 100)
 #   WS_SIZE        bytes of each ws-echo message (default 32, at most 125)

@@ -21,7 +21,9 @@
 #   (SERVER) and over TLS (SERVER-tls), each a fresh process, loaded by
 #   wrk -t1 -c$NET_CONNS -d${NET_DURATION}s. Metrics: requests per second,
 #   the server's user and CPU time per request; report.py derives what
-#   TLS adds per request from consecutive plain/TLS runs.
+#   TLS adds per request from consecutive plain/TLS runs. epoll and
+#   epoll-tls (bench/net/epoll_https.c) are the floor: a bare epoll loop
+#   calling OpenSSL directly, with adapters/tls.c's settings.
 #
 # With NET_PIN=1 (the default on two or more CPUs) the server runs on CPU
 # 0 and the load client on CPU 1 (taskset), so that neither takes the
@@ -29,7 +31,7 @@
 # near 100, the client was the limit, not the server).
 
 WS_ALL_SERVERS="coev go python"
-HTTPS_ALL_SERVERS="coev coev-tls go go-tls"
+HTTPS_ALL_SERVERS="coev coev-tls go go-tls epoll epoll-tls"
 WS_SERVERS=${WS_SERVERS:-$WS_ALL_SERVERS}
 HTTPS_SERVERS=${HTTPS_SERVERS:-$HTTPS_ALL_SERVERS}
 NET_DURATION=${NET_DURATION:-10}
@@ -149,6 +151,12 @@ net_build() {
 			libcoev_tls.a "-lssl -lcrypto"
 		;;
 	esac
+	case $tls in *" epoll "* | *" epoll-tls "*)
+		net_build_one epoll-https "$log" cc -O2 -std=c11 -Wall -Wextra \
+			-Werror "$HERE/net/epoll_https.c" \
+			-o "$NET_BUILD/epoll-https" -lssl -lcrypto
+		;;
+	esac
 	if [ -n "${tls// /}" ]; then
 		# A throw-away P-256 certificate for 127.0.0.1 (wrk does not
 		# verify it; the servers only need one to present).
@@ -192,6 +200,8 @@ net_cmd() {
 	https:coev-tls) need=coev-https CMD=("$NET_BUILD/coev-https" "$3" "$c" "$k") ;;
 	https:go) need=go CMD=(env GOMAXPROCS=1 "$NET_BUILD/go-net" http "$3") ;;
 	https:go-tls) need=go CMD=(env GOMAXPROCS=1 "$NET_BUILD/go-net" https "$3" "$c" "$k") ;;
+	https:epoll) need=epoll-https CMD=("$NET_BUILD/epoll-https" "$3") ;;
+	https:epoll-tls) need=epoll-https CMD=("$NET_BUILD/epoll-https" "$3" "$c" "$k") ;;
 	esac
 	if [ "${net_avail[$need]:-0}" != 1 ]; then
 		CMD=()
