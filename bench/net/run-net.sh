@@ -154,7 +154,7 @@ net_build() {
 	case $tls in *" epoll "* | *" epoll-tls "*)
 		net_build_one epoll-https "$log" cc -O2 -std=c11 -Wall -Wextra \
 			-Werror "$HERE/net/epoll_https.c" \
-			-o "$NET_BUILD/epoll-https" -lssl -lcrypto
+			-o "$NET_BUILD/epoll_https" -lssl -lcrypto
 		;;
 	esac
 	if [ -n "${tls// /}" ]; then
@@ -200,8 +200,8 @@ net_cmd() {
 	https:coev-tls) need=coev-https CMD=("$NET_BUILD/coev-https" "$3" "$c" "$k") ;;
 	https:go) need=go CMD=(env GOMAXPROCS=1 "$NET_BUILD/go-net" http "$3") ;;
 	https:go-tls) need=go CMD=(env GOMAXPROCS=1 "$NET_BUILD/go-net" https "$3" "$c" "$k") ;;
-	https:epoll) need=epoll-https CMD=("$NET_BUILD/epoll-https" "$3") ;;
-	https:epoll-tls) need=epoll-https CMD=("$NET_BUILD/epoll-https" "$3" "$c" "$k") ;;
+	https:epoll) need=epoll-https CMD=("$NET_BUILD/epoll_https" "$3") ;;
+	https:epoll-tls) need=epoll-https CMD=("$NET_BUILD/epoll_https" "$3" "$c" "$k") ;;
 	esac
 	if [ "${net_avail[$need]:-0}" != 1 ]; then
 		CMD=()
