@@ -23,11 +23,10 @@
  * used; the handshake, reads and writes are retried when epoll reports
  * the direction that SSL_get_error asked for.
  *
- * The plain and the TLS mode run the same loop, reading until the
- * transport has nothing more (read(2) until EAGAIN, SSL_read until
- * WANT_READ: with read ahead, OpenSSL may hold whole records that epoll
- * cannot see), so that a plain/TLS pair of runs differs only by the
- * transport and their difference is what TLS adds.
+ * The plain and the TLS mode run the same loop: one read per readiness
+ * (read(2), or SSL_read) unless the read filled the buffer or OpenSSL
+ * holds more (SSL_has_pending), so a request costs one read and one write
+ * in both, and a plain/TLS pair of runs differs only by what TLS adds.
  */
 #define _GNU_SOURCE /* accept4, memmem */
 #include <errno.h>
@@ -186,18 +185,21 @@ static int flush(struct conn *c)
  * the transport has nothing more or cannot take the responses yet
  * (c->want says what to wait for), -1 when the connection is over. A
  * connection whose responses are not out reads nothing more, as a task
- * blocked in its write would not. */
+ * blocked in its write would not. One read per readiness: the set is
+ * level-triggered, so bytes left in the socket are reported again, and a
+ * read after a short one would only say EAGAIN (WANT_READ); only bytes
+ * OpenSSL already holds (SSL_has_pending), which epoll cannot see, or a
+ * read that filled the buffer, make it read again at once. */
 static int serve(struct conn *c)
 {
 	for (;;) {
-		size_t used, n;
+		size_t used, n, room = sizeof c->buf - c->have;
 		ssize_t got;
 		int r = flush(c);
 
 		if (r <= 0)
 			return r;
-		got = transport_read(c, c->buf + c->have,
-				     sizeof c->buf - c->have);
+		got = transport_read(c, c->buf + c->have, room);
 		if (got <= 0)
 			return (int)got;
 		c->have += (size_t)got;
@@ -207,6 +209,13 @@ static int serve(struct conn *c)
 		memmove(c->buf, c->buf + used, c->have - used);
 		c->have -= used;
 		c->out_left = n * RESP_LEN;
+		if ((size_t)got < room &&
+		    !(c->ssl && SSL_has_pending(c->ssl))) {
+			r = flush(c);
+			if (r > 0)
+				c->want = EPOLLIN;
+			return r > 0 ? 0 : r;
+		}
 	}
 }
 
