@@ -139,6 +139,10 @@ METRICS = [
      "server user CPU us per message", True),
     ("ws-echo", "syscalls_per_msg", "syscalls_per_msg",
      "server system calls per message", True),
+    ("ws-echo", "csw_per_msg", "csw_per_msg",
+     "server context switches per message", True),
+    ("ws-echo", "minflt_per_msg", "minflt_per_msg",
+     "server page faults per message", True),
     ("ws-echo", "p99_us", "p99_us", "p99 round trip us", True),
     ("ws-echo", "client_cpu_pct", "client_cpu_pct",
      "load client CPU, % of one CPU", True),
@@ -147,6 +151,12 @@ METRICS = [
      "server user CPU us per request", True),
     ("https", "cpu_us_per_req", "cpu_us_per_req",
      "server CPU us per request", True),
+    ("https", "syscalls_per_req", "syscalls_per_req",
+     "server system calls per request", True),
+    ("https", "csw_per_req", "csw_per_req",
+     "server context switches per request", True),
+    ("https", "minflt_per_req", "minflt_per_req",
+     "server page faults per request", True),
     # What TLS adds: the -tls twin's value minus the plain server's, run
     # by run (computed by collect; shown in the plain server's column).
     ("https", "tls_user_us_per_req", None,
@@ -159,7 +169,9 @@ TLS_EXTRA = {"tls_user_us_per_req": "user_us_per_req",
              "tls_cpu_us_per_req": "cpu_us_per_req"}
 CHART_SKIP = {("fib", "ns_per_task_1w"), ("ws-echo", "client_cpu_pct"),
               ("ws-echo", "p99_us"), ("https", "cpu_us_per_req"),
-              ("https", "tls_cpu_us_per_req")} | {
+              ("https", "tls_cpu_us_per_req"), ("ws-echo", "csw_per_msg"),
+              ("ws-echo", "minflt_per_msg"), ("https", "syscalls_per_req"),
+              ("https", "csw_per_req"), ("https", "minflt_per_req")} | {
     (w, m) for w in KCOUNT_WORKLOADS for m, _ in KCOUNT_METRICS}
 LOWER_IS_BETTER = {(w, m): lower for w, m, _, _, lower in METRICS}
 

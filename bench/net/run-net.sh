@@ -261,11 +261,43 @@ other_pct_of() {
 		printf "%.0f", (o > 0 ? o : 0) }'
 }
 
+# net_perf_start PID LOG: count the server's system calls, context
+# switches and page faults (perf stat on every thread) until
+# net_perf_stop; nothing when perf cannot count system calls here.
+net_perf_start() {
+	PERF_PID="" PERF_OUT=$2.perf
+	[ "$NET_PERF" = 1 ] || return 0
+	perf stat -x, -e raw_syscalls:sys_enter,context-switches,page-faults \
+		-p "$1" -o "$PERF_OUT" >>"$2" 2>&1 &
+	PERF_PID=$!
+	HTTP_PIDS="$HTTP_PIDS $PERF_PID"
+	# perf needs a moment to attach to every thread; the server does
+	# nothing until the client starts, so nothing is missed.
+	sleep 0.3
+}
+
+# net_perf_stop N UNIT: stop the count; KERN gets the counts per
+# operation (N of them, named UNIT: msg, req) as BENCH fields, or "".
+net_perf_stop() {
+	KERN=""
+	[ -n "$PERF_PID" ] || return 0
+	kill -INT "$PERF_PID" 2>/dev/null
+	wait "$PERF_PID" 2>/dev/null
+	HTTP_PIDS=$(echo "$HTTP_PIDS" | tr ' ' '\n' | grep -vx "$PERF_PID" | tr '\n' ' ')
+	KERN=$(awk -F, -v n="$1" -v u="$2" '
+		$3 ~ /raw_syscalls:sys_enter/ { k["syscalls"] = $1 }
+		$3 ~ /context-switches/ { k["csw"] = $1 }
+		$3 ~ /page-faults/ { k["minflt"] = $1 }
+		END { if (n <= 0) exit
+			for (m in k) if (k[m] ~ /^[0-9]+$/)
+				printf " %s_per_%s=%.4f", m, u, k[m] / n }' \
+		"$PERF_OUT")
+}
+
 # ws_echo_run_one SERVER: one ws-echo run; one BENCH or FAIL line.
 ws_echo_run_one() {
 	local srv=$1 log=$LOGS/ws-echo-$1.log out=$LOGS/ws-echo-$1.out
-	local perf_out=$LOGS/ws-echo-$1.perf perf_pid="" tf=$BUILD/times.txt
-	local s0 s1 t0 t1 c0 c1 rc line sc=""
+	local tf=$BUILD/times.txt s0 s1 t0 t1 c0 c1 rc line
 	if [ "${net_avail[ws_load]:-0}" != 1 ]; then
 		echo "FAIL ws-echo $srv workers=1 rc=none why=not built: bench/net/ws_load.c, see bench/build/logs/build-net.log" >>"$RAW"
 		return 0
@@ -278,15 +310,7 @@ ws_echo_run_one() {
 		esac
 		return 0
 	fi
-	if [ "$NET_PERF" = 1 ]; then
-		perf stat -x, -e raw_syscalls:sys_enter -p "$SRV_PID" \
-			-o "$perf_out" >>"$log" 2>&1 &
-		perf_pid=$!
-		HTTP_PIDS="$HTTP_PIDS $perf_pid"
-		# perf needs a moment to attach to every thread; the server
-		# does nothing until the client starts, so nothing is missed.
-		sleep 0.3
-	fi
+	net_perf_start "$SRV_PID" "$log"
 	times >"$tf"
 	c0=$(child_ticks "$tf")
 	s0=$(cpu_stat)
@@ -299,12 +323,6 @@ ws_echo_run_one() {
 	s1=$(cpu_stat)
 	times >"$tf"
 	c1=$(child_ticks "$tf")
-	if [ -n "$perf_pid" ]; then
-		kill -INT "$perf_pid" 2>/dev/null
-		wait "$perf_pid" 2>/dev/null
-		HTTP_PIDS=$(echo "$HTTP_PIDS" | tr ' ' '\n' | grep -vx "$perf_pid" | tr '\n' ' ')
-		sc=$(awk -F, '$3 ~ /raw_syscalls:sys_enter/ { print $1 }' "$perf_out")
-	fi
 	cat "$out" >>"$log"
 	if [ -z "$t1" ] || ! kill -0 "$SRV_PID" 2>/dev/null; then
 		stop "$SRV_PID"
@@ -324,11 +342,11 @@ ws_echo_run_one() {
 	OTHER_PCT=$(other_pct_of "$s0" "$s1" "$t0" "$t1" "$c0" "$c1")
 	local per
 	per=$(awk -v u=$((u1 - u0)) -v s=$((st1 - st0)) -v n="$total" \
-		-v hz="$CLK_TCK" -v sc="${sc:-}" 'BEGIN {
+		-v hz="$CLK_TCK" 'BEGIN {
 		printf "cpu_us_per_msg=%.3f user_us_per_msg=%.3f sys_us_per_msg=%.3f",
-			(u + s) / hz * 1e6 / n, u / hz * 1e6 / n, s / hz * 1e6 / n
-		if (sc ~ /^[0-9]+$/) printf " syscalls_per_msg=%.3f", sc / n }')
-	emit "BENCH ws-echo $srv workers=1 ${line#WSLOAD } $per other_cpu_pct=$OTHER_PCT pinned=$NET_PIN"
+			(u + s) / hz * 1e6 / n, u / hz * 1e6 / n, s / hz * 1e6 / n }')
+	net_perf_stop "$total" msg
+	emit "BENCH ws-echo $srv workers=1 ${line#WSLOAD } $per$KERN other_cpu_pct=$OTHER_PCT pinned=$NET_PIN"
 }
 
 # https_run_one SERVER: one https run (plain or -tls); one BENCH or FAIL
@@ -352,6 +370,7 @@ https_run_one() {
 			</dev/null 2>&1 | sed -n 's/^Ciphersuite: *//p' | head -n 1)
 		cipher=" cipher=${cipher:-unknown}"
 	fi
+	net_perf_start "$SRV_PID" "$log"
 	times >"$tf"
 	c0=$(child_ticks "$tf")
 	s0=$(cpu_stat)
@@ -369,13 +388,14 @@ https_run_one() {
 	times >"$tf"
 	c1=$(child_ticks "$tf")
 	cat "$out" >>"$log"
+	wrk_metrics "$out" "$t0" "$t1"
+	net_perf_stop "${REQS:-0}" req
 	if [ -z "$t1" ] || ! kill -0 "$SRV_PID" 2>/dev/null; then
 		stop "$SRV_PID"
 		net_fail https "$srv" "server died during the wrk run (see $log)"
 		return 0
 	fi
 	stop "$SRV_PID"
-	wrk_metrics "$out" "$t0" "$t1"
 	if [ $rc != 0 ] || [ "$REQ_PER_S" = NA ] || [ "${REQS:-0}" = 0 ]; then
 		net_fail https "$srv" "wrk status $rc, $REQS requests (see $log)"
 		return 0
@@ -388,5 +408,5 @@ https_run_one() {
 		return 0
 	fi
 	OTHER_PCT=$(other_pct_of "$s0" "$s1" "$t0" "$t1" "$c0" "$c1")
-	emit "BENCH https $srv workers=1 req_per_s=$REQ_PER_S p99_ms=$P99 cpu_us_per_req=$CPU_US user_us_per_req=$USER_US requests=$REQS socket_errors=$ERRS non2xx=$NON2XX$cipher other_cpu_pct=$OTHER_PCT pinned=$NET_PIN"
+	emit "BENCH https $srv workers=1 req_per_s=$REQ_PER_S p99_ms=$P99 cpu_us_per_req=$CPU_US user_us_per_req=$USER_US$KERN requests=$REQS socket_errors=$ERRS non2xx=$NON2XX$cipher other_cpu_pct=$OTHER_PCT pinned=$NET_PIN"
 }
