@@ -43,6 +43,20 @@ static int pair_on(int lfd, int *c, int *s)
 	return *s < 0 ? *s : 0;
 }
 
+/* A listener *lfd and a connected pair over it (pair_on); the accepted
+ * end's state block, or NULL (a check failed). */
+static struct coev__fd *owned_pair(int *lfd, int *c, int *s)
+{
+	struct coev__fd *f;
+
+	*lfd = coev_tcp_listen("127.0.0.1", 0, 8, 0);
+	TU_CHECK(*lfd >= 0);
+	TU_CHECK_EQ(pair_on(*lfd, c, s), 0);
+	f = coev__fd_owned(*s);
+	TU_CHECK(f != NULL);
+	return f;
+}
+
 /* Block the thread (not the task) until fd is readable: the data is in
  * the socket without any wait of the runtime. */
 static void plain_poll_in(int fd)
@@ -233,12 +247,7 @@ static int reads_main(void *arg)
 	(void)arg;
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (char)(i * 7);
-	lfd = coev_tcp_listen("127.0.0.1", 0, 8, 0);
-	TU_CHECK(lfd >= 0);
-	TU_CHECK_EQ(pair_on(lfd, &c, &s), 0);
-	f = coev__fd_owned(s);
-	TU_CHECK(f != NULL);
-	if (!f)
+	if (!(f = owned_pair(&lfd, &c, &s)))
 		return -1;
 
 	/* Two full reads of what is there: neither waits, so the fd is
@@ -321,12 +330,7 @@ static int try_main(void *arg)
 
 	(void)arg;
 	memset(big, 'x', sizeof big);
-	lfd = coev_tcp_listen("127.0.0.1", 0, 8, 0);
-	TU_CHECK(lfd >= 0);
-	TU_CHECK_EQ(pair_on(lfd, &c, &s), 0);
-	f = coev__fd_owned(s);
-	TU_CHECK(f != NULL);
-	if (!f)
+	if (!(f = owned_pair(&lfd, &c, &s)))
 		return -1;
 	TU_CHECK_EQ(coev_try_read(-1, buf, sizeof buf), -EBADF);
 
