@@ -475,11 +475,15 @@ static int op_rt_spawn(trial_t *tr)
 	arm(tr);
 	r = coev_rt_spawn(rt, "outside", child, &ran, &t);
 	disarm();
+	/* Faults count calls of every thread: a worker that runs the child
+	 * at once maps its stack inside the window, and the child then ends
+	 * with COEV_ESTACKMAP without running (join_child checks that), as
+	 * documented; seen under TSan. */
 	rj = join_child(r, t, &ran);
-	TU_CHECK_EQ(rj, 0);
+	TU_CHECK(rj == 0 || rj == COEV_ESTACKMAP);
 	TU_CHECK_EQ(coev_rt_shutdown(rt, coev_deadline(COEV_SEC(5))), 0);
 	coev_rt_free(rt);
-	TU_CHECK_EQ(atomic_load(&ran), r == 0 ? 1 : 0);
+	TU_CHECK_EQ(atomic_load(&ran), r == 0 && rj == 0 ? 1 : 0);
 	return r;
 }
 
